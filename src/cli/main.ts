@@ -1,0 +1,166 @@
+/**
+ * The `cilium` command line. Talks to the daemon's agent API only (src/api/client.ts).
+ * Output: tables by default, `-o json` for machines.
+ */
+import { Command, Option } from 'commander';
+import { ApiClient, DEFAULT_API_HOST } from '../api/client.js';
+import type { EndpointModel, IdentityModel } from '../api/models.js';
+import { CiliumDockerError } from '../util/errors.js';
+import { renderTable } from './table.js';
+
+type Output = 'table' | 'json';
+
+function client(cmd: Command): ApiClient {
+  const opts = cmd.optsWithGlobals<{ host?: string }>();
+  return new ApiClient(opts.host ?? process.env.CILIUM_HOST ?? DEFAULT_API_HOST);
+}
+
+function output(cmd: Command): Output {
+  return cmd.optsWithGlobals<{ output?: Output }>().output ?? 'table';
+}
+
+function print(text: string): void {
+  process.stdout.write(text);
+}
+
+function printJson(value: unknown): void {
+  print(JSON.stringify(value, null, 2) + '\n');
+}
+
+function endpointRows(eps: EndpointModel[]): string[][] {
+  return eps.map((e) => [
+    String(e.id),
+    e.containerName ?? '',
+    String(e.identity),
+    e.labels.join('\n') || 'reserved:init',
+    e.ipv4,
+    e.state,
+  ]);
+}
+
+function identityRows(ids: IdentityModel[]): string[][] {
+  return ids.map((i) => [String(i.id), i.labels.join('\n'), i.reserved ? 'reserved' : String(i.localReferences)]);
+}
+
+const outputOption = () => new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table');
+
+/** Builds the command tree. */
+export function buildProgram(): Command {
+  const program = new Command('cilium')
+    .description('CLI of the cilium-docker daemon')
+    .option('-H, --host <url>', `agent API (env CILIUM_HOST, default ${DEFAULT_API_HOST})`)
+    .showHelpAfterError();
+
+  program
+    .command('status')
+    .description('daemon, store, Docker and datapath health')
+    .addOption(outputOption())
+    .action(async (_opts, cmd: Command) => {
+      const s = await client(cmd).status();
+      if (output(cmd) === 'json') return printJson(s);
+      const eps = Object.entries(s.endpoints).map(([k, v]) => `${v} ${k}`).join(', ') || 'none';
+      print(
+        [
+          `Node:        ${s.node}`,
+          `Version:     ${s.version}`,
+          `Uptime:      ${s.uptimeSeconds}s`,
+          `Driver:      ${s.driver}`,
+          `KVStore:     ${s.kvstore.healthy ? 'Ok' : 'Failure'}   ${s.kvstore.backend}: ${s.kvstore.detail}`,
+          `Docker:      ${s.docker.connected ? 'Ok' : 'Failure'}   ${s.docker.detail}`,
+          `Datapath:    ${s.datapath}`,
+          `Networks:    ${s.networks}`,
+          `Endpoints:   ${eps}`,
+          `Identities:  ${s.identities}`,
+        ].join('\n') + '\n',
+      );
+    });
+
+  const endpoint = program.command('endpoint').description('endpoints of this node');
+  endpoint
+    .command('list')
+    .description('list endpoints')
+    .addOption(outputOption())
+    .action(async (_opts, cmd: Command) => {
+      const eps = await client(cmd).listEndpoints();
+      if (output(cmd) === 'json') return printJson(eps);
+      print(renderTable(['ENDPOINT', 'CONTAINER', 'IDENTITY', 'LABELS (source:key[=value])', 'IPv4', 'STATUS'], endpointRows(eps)));
+    });
+  endpoint
+    .command('get <endpoint>')
+    .description('one endpoint, by id, Docker endpoint id, container name or container id')
+    .addOption(outputOption())
+    .action(async (ref: string, _opts, cmd: Command) => {
+      const ep = await client(cmd).getEndpoint(ref);
+      if (output(cmd) === 'json') return printJson(ep);
+      print(
+        [
+          `ID:               ${ep.id}`,
+          `Docker endpoint:  ${ep.endpointId}`,
+          `Container:        ${ep.containerName ?? ''} ${ep.containerId ?? ''}`.trimEnd(),
+          `Network:          ${ep.networkName ?? ''} ${ep.networkId}`.trimEnd(),
+          `IPv4:             ${ep.ipv4}`,
+          `MAC:              ${ep.mac}`,
+          `Interface:        ${ep.hostInterface}`,
+          `State:            ${ep.state}`,
+          `Identity:         ${ep.identity}`,
+          `Labels:           ${ep.labels.join(', ') || 'reserved:init'}`,
+          `Policy revision:  ${ep.policyRevision}`,
+        ].join('\n') + '\n',
+      );
+    });
+
+  const identity = program.command('identity').description('security identities');
+  identity
+    .command('list')
+    .description('list identities')
+    .addOption(outputOption())
+    .action(async (_opts, cmd: Command) => {
+      const ids = await client(cmd).listIdentities();
+      if (output(cmd) === 'json') return printJson(ids);
+      print(renderTable(['ID', 'LABELS', 'REFS'], identityRows(ids)));
+    });
+  identity
+    .command('get <id>')
+    .description('one identity')
+    .addOption(outputOption())
+    .action(async (id: string, _opts, cmd: Command) => {
+      const i = await client(cmd).getIdentity(id);
+      if (output(cmd) === 'json') return printJson(i);
+      print(renderTable(['ID', 'LABELS', 'REFS'], identityRows([i])));
+    });
+
+  const ip = program.command('ip').description('IP -> identity mappings');
+  ip.command('list')
+    .description('list IP -> identity')
+    .addOption(outputOption())
+    .action(async (_opts, cmd: Command) => {
+      const ips = await client(cmd).listIps();
+      if (output(cmd) === 'json') return printJson(ips);
+      print(renderTable(['IP', 'IDENTITY', 'SOURCE', 'NODE'], ips.map((i) => [`${i.ip}/32`, String(i.identity), i.source, i.node])));
+    });
+
+  program
+    .command('cleanup')
+    .description('remove every veth, route and device this daemon made on this host')
+    .addOption(outputOption())
+    .action(async (_opts, cmd: Command) => {
+      const r = await client(cmd).cleanup();
+      if (output(cmd) === 'json') return printJson(r);
+      print(r.removed.length ? `removed: ${r.removed.join(', ')}\n` : 'nothing to remove\n');
+    });
+
+  return program;
+}
+
+/** Runs the CLI; exit code 1 with a one-line message on any error. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    const message = err instanceof CiliumDockerError ? `Error: ${err.message} (${err.code})` : `Error: ${err instanceof Error ? err.message : String(err)}`;
+    process.stderr.write(message + '\n');
+    process.exitCode = 1;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,199 @@
+/**
+ * Daemon configuration: flags, environment (`CILIUM_DOCKER_<NAME>`) and an optional config file
+ * (YAML or JSON, keys named like the flags) -> one validated, immutable Config.
+ * Precedence: flag > environment > config file > default.
+ *
+ * The option table below is the single source: parsing, env lookup, file keys and `--help` all
+ * derive from it.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError } from '../util/errors.js';
+
+/** Which store backend the daemon uses. */
+export type KvStoreBackend = 'local' | 'etcd' | 'consul';
+/** Cilium's policy enforcement modes. */
+export type EnforcementMode = 'default' | 'always' | 'never';
+
+/** The validated configuration of one daemon. */
+export interface Config {
+  stateDir: string;
+  pluginSocket: string;
+  apiSocket: string;
+  dockerHost: string;
+  nodeName: string;
+  kvstore: KvStoreBackend;
+  kvstoreOpts: Readonly<Record<string, string>>;
+  defaultPool: string;
+  defaultPoolPrefixLength: number;
+  blockPrefixLength: number;
+  bpfRoot: string;
+  /** `host:port`, or '' when metrics are off. */
+  metricsAddress: string;
+  resyncIntervalMs: number;
+  logLevel: string;
+  enforcement: EnforcementMode;
+  /** How long a container start waits for a new identity while the store is unreachable. */
+  identityTimeoutMs: number;
+}
+
+interface OptionSpec {
+  name: string;
+  help: string;
+  default: string;
+  multiple?: boolean;
+}
+
+/** Every daemon option, with its default and help text. */
+export const OPTIONS: readonly OptionSpec[] = [
+  { name: 'config', help: 'config file (YAML or JSON) whose keys are these option names', default: '' },
+  { name: 'state-dir', help: 'directory for the embedded store and daemon state', default: '/var/lib/cilium-docker' },
+  { name: 'plugin-socket', help: 'Docker plugin socket; its file name (minus .sock) is the driver name', default: '/run/docker/plugins/cilium.sock' },
+  { name: 'api-socket', help: 'agent API socket used by the cilium CLI (mode 0660)', default: '/run/cilium/cilium.sock' },
+  { name: 'docker-host', help: "dockerd's API (events and inspect)", default: 'unix:///var/run/docker.sock' },
+  { name: 'node-name', help: 'this node\'s name in the cluster (default: hostname)', default: '' },
+  { name: 'kvstore', help: 'store backend: local | etcd | consul', default: 'local' },
+  { name: 'kvstore-opt', help: 'backend option key=value (repeatable), e.g. etcd.address=http://h:2379', default: '', multiple: true },
+  { name: 'default-pool', help: 'pool carved into per-network subnets when `docker network create` has no --subnet', default: '10.200.0.0/16' },
+  { name: 'default-pool-prefix-length', help: 'prefix length of the subnets carved from --default-pool', default: '24' },
+  { name: 'block-prefix-length', help: 'prefix length of the per-node address blocks claimed in each pool', default: '26' },
+  { name: 'bpf-root', help: 'bpffs directory where programs and maps are pinned', default: '/sys/fs/bpf/cilium' },
+  { name: 'metrics-address', help: 'Prometheus metrics listen address host:port; empty turns metrics off', default: '127.0.0.1:9962' },
+  { name: 'resync-interval', help: 'interval of the full store resync (e.g. 5m, 30s)', default: '5m' },
+  { name: 'log-level', help: 'trace | debug | info | warn | error', default: 'info' },
+  { name: 'enable-policy', help: 'policy enforcement mode: default | always | never', default: 'default' },
+  { name: 'identity-timeout', help: 'how long a container start waits for a new identity when the store is unreachable', default: '30s' },
+];
+
+/** Env variable name of an option: `state-dir` -> `CILIUM_DOCKER_STATE_DIR`. */
+export function envName(option: string): string {
+  return `CILIUM_DOCKER_${option.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/** `--help` text, generated from OPTIONS. */
+export function helpText(): string {
+  const rows = OPTIONS.map((o) => {
+    const def = o.default === '' ? '' : ` (default ${JSON.stringify(o.default)})`;
+    return `  --${o.name.padEnd(28)} ${o.help}${def}\n  ${' '.repeat(30)} env ${envName(o.name)}`;
+  });
+  return `Usage: cilium-docker [options]\n\nDocker network + IPAM driver with identity-aware eBPF policy.\n\nOptions:\n${rows.join('\n')}\n  --help                         this text\n`;
+}
+
+/** Parses a duration like `5m`, `30s`, `1500ms`, `1h` into milliseconds. */
+export function parseDuration(text: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
+  if (!m) throw new ConfigError(`${what}: "${text}" is not a duration; use e.g. 500ms, 30s, 5m or 1h`);
+  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(Number(m[1]) * factor);
+}
+
+function parseIntIn(text: string, what: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${what}: "${text}" must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+function parseCidr(text: string, what: string): string {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
+  if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32) {
+    throw new ConfigError(`${what}: "${text}" is not an IPv4 CIDR such as 10.200.0.0/16`);
+  }
+  return text;
+}
+
+/** Reads argv, env and the config file into a validated Config. Throws ConfigError. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config | 'help' {
+  const parsed = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: Object.fromEntries([
+      ...OPTIONS.map((o) => [o.name, { type: 'string' as const, multiple: o.multiple ?? false }]),
+      ['help', { type: 'boolean' as const }],
+    ]),
+  });
+  if (parsed.values.help) return 'help';
+  const flags = parsed.values as Record<string, string | string[] | boolean | undefined>;
+
+  const configPath = (flags.config as string | undefined) ?? env[envName('config')] ?? '';
+  let file: Record<string, unknown> = {};
+  if (configPath !== '') {
+    try {
+      const loaded: unknown = parseYaml(readFileSync(configPath, 'utf8'));
+      if (loaded !== null && typeof loaded === 'object' && !Array.isArray(loaded)) file = loaded as Record<string, unknown>;
+      else throw new Error('top level is not a mapping');
+    } catch (err) {
+      throw new ConfigError(`config file ${configPath}: ${(err as Error).message}`);
+    }
+    for (const key of Object.keys(file)) {
+      if (!OPTIONS.some((o) => o.name === key)) throw new ConfigError(`config file ${configPath}: unknown option "${key}"`);
+    }
+  }
+
+  const value = (name: string): string => {
+    const flag = flags[name];
+    if (typeof flag === 'string') return flag;
+    const fromEnv = env[envName(name)];
+    if (fromEnv !== undefined) return fromEnv;
+    if (file[name] !== undefined) return String(file[name]);
+    return OPTIONS.find((o) => o.name === name)!.default;
+  };
+  const list = (name: string): string[] => {
+    const flag = flags[name];
+    if (Array.isArray(flag) && flag.length > 0) return flag;
+    const fromEnv = env[envName(name)];
+    if (fromEnv !== undefined) return fromEnv.split(',').filter((s) => s !== '');
+    const fromFile = file[name];
+    if (Array.isArray(fromFile)) return fromFile.map(String);
+    if (typeof fromFile === 'string') return [fromFile];
+    return [];
+  };
+
+  const kvstore = value('kvstore');
+  if (kvstore !== 'local' && kvstore !== 'etcd' && kvstore !== 'consul') {
+    throw new ConfigError(`--kvstore: "${kvstore}" is not a backend; use local, etcd or consul`);
+  }
+  const kvstoreOpts: Record<string, string> = {};
+  for (const item of list('kvstore-opt')) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`--kvstore-opt: "${item}" must be key=value, e.g. etcd.address=http://127.0.0.1:2379`);
+    kvstoreOpts[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  const enforcement = value('enable-policy');
+  if (enforcement !== 'default' && enforcement !== 'always' && enforcement !== 'never') {
+    throw new ConfigError(`--enable-policy: "${enforcement}" is not a mode; use default, always or never`);
+  }
+  const metricsAddress = value('metrics-address');
+  if (metricsAddress !== '' && !/^[^:\s]+:\d+$/.test(metricsAddress)) {
+    throw new ConfigError(`--metrics-address: "${metricsAddress}" must be host:port (or empty to turn metrics off)`);
+  }
+  const logLevel = value('log-level');
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel)) {
+    throw new ConfigError(`--log-level: "${logLevel}" is not a level; use trace, debug, info, warn or error`);
+  }
+  const defaultPool = parseCidr(value('default-pool'), '--default-pool');
+  const defaultPoolPrefixLength = parseIntIn(value('default-pool-prefix-length'), '--default-pool-prefix-length', 8, 30);
+  if (defaultPoolPrefixLength < Number(defaultPool.split('/')[1])) {
+    throw new ConfigError(`--default-pool-prefix-length ${defaultPoolPrefixLength} is shorter than --default-pool ${defaultPool}`);
+  }
+  return Object.freeze({
+    stateDir: value('state-dir'),
+    pluginSocket: value('plugin-socket'),
+    apiSocket: value('api-socket'),
+    dockerHost: value('docker-host'),
+    nodeName: value('node-name') || hostname(),
+    kvstore,
+    kvstoreOpts: Object.freeze(kvstoreOpts),
+    defaultPool,
+    defaultPoolPrefixLength,
+    blockPrefixLength: parseIntIn(value('block-prefix-length'), '--block-prefix-length', 8, 32),
+    bpfRoot: value('bpf-root'),
+    metricsAddress,
+    resyncIntervalMs: parseDuration(value('resync-interval'), '--resync-interval'),
+    logLevel,
+    enforcement,
+    identityTimeoutMs: parseDuration(value('identity-timeout'), '--identity-timeout'),
+  });
+}

@@ -1,0 +1,44 @@
+/**
+ * Runs iproute2 (`ip`) asynchronously with execFile and turns failures into DatapathError with
+ * the command and stderr. The daemon runs in the host's network namespace, so every `ip`
+ * command acts there (no setns() inside Node).
+ */
+import { execFile } from 'node:child_process';
+import { DatapathError } from '../../util/errors.js';
+
+const IP_BINARY = process.env.CILIUM_DOCKER_IP_BINARY ?? 'ip';
+
+/** Runs `ip <args>`; resolves with stdout, rejects with DatapathError (stderr in the message). */
+export function runIp(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(IP_BINARY, args, { timeout: 15_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) {
+        const detail = (stderr || err.message).trim();
+        const e = new DatapathError(`ip ${args.join(' ')}: ${detail}`, { cause: err });
+        (e as DatapathError & { stderr?: string }).stderr = stderr;
+        reject(e);
+        return;
+      }
+      resolve(stdout);
+    });
+  });
+}
+
+/** Runs `ip -json <args>` and parses the JSON array it prints (empty output -> []). */
+export async function runIpJson<T>(args: string[]): Promise<T[]> {
+  const out = await runIp(['-json', ...args]);
+  if (out.trim() === '') return [];
+  return JSON.parse(out) as T[];
+}
+
+/** True if the error is iproute2 saying the object does not exist. */
+export function isNotFound(err: unknown): boolean {
+  const text = err instanceof Error ? err.message : String(err);
+  return /Cannot find device|does not exist|No such device|No such process|not found/i.test(text);
+}
+
+/** True if the error is iproute2 saying the object already exists. */
+export function isExists(err: unknown): boolean {
+  const text = err instanceof Error ? err.message : String(err);
+  return /File exists/i.test(text);
+}

@@ -1,0 +1,390 @@
+/**
+ * Owns networks and endpoints on this node: their records (persisted in the store under
+ * `docker/v1/<node>/…`), their lifecycle, their identities and the datapath calls.
+ *
+ * Every operation is idempotent, because dockerd retries calls (with empty bodies) and replays
+ * teardown of endpoints the daemon may already have forgotten after a crash.
+ * Operations on one endpoint are serialised so CreateEndpoint/Join/label updates never interleave.
+ */
+import type { KvStore } from '../kvstore/kvstore.js';
+import type { Datapath, DatapathEndpoint, DatapathNetwork } from '../datapath/datapath.js';
+import { vethNames } from '../datapath/link/veth.js';
+import { IdentityAllocator } from '../identity/allocator.js';
+import { LabelSet, SOURCE_CONTAINER, SOURCE_DOCKER, type Label } from '../identity/labels.js';
+import { IDENTITY_INIT } from '../identity/reserved.js';
+import { BadRequestError, EndpointNotFoundError, NetworkNotFoundError, CiliumDockerError } from '../util/errors.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
+import type { Logger } from '../util/log.js';
+import type { ContainerInfo, EndpointRecord, NetworkRecord } from './endpoint.js';
+
+const MAX_ENDPOINT_ID = 4095;
+
+/** Input of createNetwork. */
+export interface CreateNetworkInput {
+  networkId: string;
+  poolId?: string;
+  subnet: string;
+  gateway: string;
+  internal: boolean;
+  mtu: number;
+  options: Record<string, string>;
+}
+
+/** Input of createEndpoint. */
+export interface CreateEndpointInput {
+  networkId: string;
+  endpointId: string;
+  ipv4: string;
+  prefixLength: number;
+  /** MAC requested by Docker (`--mac-address`), or '' to let the kernel pick. */
+  mac: string;
+}
+
+/** What Join answers. */
+export interface JoinResult {
+  srcName: string;
+  gateway?: string;
+  disableGatewayService: boolean;
+}
+
+/** Observers of endpoint changes (API metrics, policy regeneration). */
+export type EndpointListener = (event: 'created' | 'updated' | 'deleted', endpoint: EndpointRecord) => void;
+
+/** Node-local endpoint/network state and lifecycle. */
+export class EndpointManager {
+  private readonly networks = new Map<string, NetworkRecord>();
+  private readonly endpoints = new Map<string, EndpointRecord>();
+  private readonly mutex = new KeyedMutex();
+  private readonly listeners: EndpointListener[] = [];
+  private readonly prefix: string;
+
+  constructor(
+    private readonly deps: {
+      store: KvStore;
+      nodeName: string;
+      datapath: Datapath;
+      identities: IdentityAllocator;
+      log: Logger;
+    },
+  ) {
+    this.prefix = `docker/v1/${deps.nodeName}/`;
+  }
+
+  /** Subscribes to endpoint changes. */
+  onChange(listener: EndpointListener): void {
+    this.listeners.push(listener);
+  }
+
+  private emit(event: 'created' | 'updated' | 'deleted', ep: EndpointRecord): void {
+    for (const l of this.listeners) {
+      try {
+        l(event, ep);
+      } catch (err) {
+        this.deps.log.error({ err }, 'endpoint listener failed');
+      }
+    }
+  }
+
+  private networkKey(id: string): string {
+    return `${this.prefix}networks/${id}`;
+  }
+
+  private endpointKey(id: string): string {
+    return `${this.prefix}endpoints/${id}`;
+  }
+
+  private async saveEndpoint(ep: EndpointRecord): Promise<void> {
+    ep.updatedAt = new Date().toISOString();
+    await this.deps.store.put(this.endpointKey(ep.endpointId), JSON.stringify(ep));
+  }
+
+  private toDatapathNetwork(n: NetworkRecord): DatapathNetwork {
+    return { networkId: n.networkId, subnet: n.subnet, gateway: n.gateway, internal: n.internal };
+  }
+
+  private toDatapathEndpoint(ep: EndpointRecord): DatapathEndpoint {
+    return {
+      id: ep.id,
+      endpointId: ep.endpointId,
+      networkId: ep.networkId,
+      ipv4: ep.ipv4,
+      hostIfName: ep.hostIfName,
+      containerIfName: ep.containerIfName,
+      mac: ep.mac,
+      mtu: ep.mtu,
+      identity: ep.identity,
+    };
+  }
+
+  /**
+   * Loads networks and endpoints from the store after a restart, re-adopts identities, and
+   * re-programs the datapath. Endpoints whose veth vanished while the daemon was down (their
+   * container's namespace is gone) are removed; the returned list names them so the caller can
+   * release their addresses.
+   */
+  async restore(): Promise<{ restored: number; stale: EndpointRecord[] }> {
+    const nets = await this.deps.store.list(`${this.prefix}networks/`);
+    for (const p of nets.pairs) {
+      const n = JSON.parse(p.value) as NetworkRecord;
+      this.networks.set(n.networkId, n);
+    }
+    for (const n of this.networks.values()) await this.deps.datapath.addNetwork(this.toDatapathNetwork(n), [...this.networks.values()].map((x) => this.toDatapathNetwork(x)));
+    const eps = await this.deps.store.list(`${this.prefix}endpoints/`);
+    const stale: EndpointRecord[] = [];
+    let restored = 0;
+    for (const p of eps.pairs) {
+      const ep = JSON.parse(p.value) as EndpointRecord;
+      const exists = await this.deps.datapath.endpointLinkExists(this.toDatapathEndpoint(ep));
+      if (!exists) {
+        stale.push(ep);
+        await this.deps.store.delete(p.key);
+        this.deps.log.info({ endpoint: ep.endpointId, ip: ep.ipv4 }, 'removed endpoint whose veth vanished while the daemon was down');
+        continue;
+      }
+      this.endpoints.set(ep.endpointId, ep);
+      if (ep.identity !== IDENTITY_INIT && ep.labels.length > 0) this.deps.identities.adopt(LabelSet.parse(ep.labels), ep.identity);
+      if (ep.state === 'waiting-for-identity' || ep.state === 'ready') {
+        await this.deps.datapath.activateEndpoint(this.toDatapathEndpoint(ep));
+        await this.deps.datapath.updateEndpoint(this.toDatapathEndpoint(ep));
+      }
+      restored++;
+    }
+    return { restored, stale };
+  }
+
+  /** Records a network (CreateNetwork). Idempotent for the same id. */
+  async createNetwork(input: CreateNetworkInput): Promise<NetworkRecord> {
+    return this.mutex.run(`net:${input.networkId}`, async () => {
+      const existing = this.networks.get(input.networkId);
+      if (existing) return existing;
+      const record: NetworkRecord = { ...input, createdAt: new Date().toISOString() };
+      await this.deps.datapath.addNetwork(this.toDatapathNetwork(record), [...this.networks.values()].map((n) => this.toDatapathNetwork(n)));
+      await this.deps.store.put(this.networkKey(record.networkId), JSON.stringify(record));
+      this.networks.set(record.networkId, record);
+      this.deps.log.info({ network: record.networkId, subnet: record.subnet, gateway: record.gateway }, 'network created');
+      return record;
+    });
+  }
+
+  /** Forgets a network (DeleteNetwork). Unknown ids succeed; a network with endpoints is refused. */
+  async deleteNetwork(networkId: string): Promise<void> {
+    await this.mutex.run(`net:${networkId}`, async () => {
+      const record = this.networks.get(networkId);
+      if (!record) return;
+      const users = [...this.endpoints.values()].filter((e) => e.networkId === networkId);
+      if (users.length > 0) {
+        throw new CiliumDockerError('Conflict', 'ERR_NETWORK_IN_USE', `network ${short(networkId)} still has ${users.length} endpoint(s) (${users.map((e) => short(e.endpointId)).join(', ')}); stop or disconnect its containers first`);
+      }
+      this.networks.delete(networkId);
+      await this.deps.datapath.removeNetwork(this.toDatapathNetwork(record), [...this.networks.values()].map((n) => this.toDatapathNetwork(n)));
+      await this.deps.store.delete(this.networkKey(networkId));
+      this.deps.log.info({ network: networkId }, 'network deleted');
+    });
+  }
+
+  /** Sets a network's Docker name once learnt from the Docker API. */
+  async setNetworkName(networkId: string, name: string): Promise<void> {
+    const record = this.networks.get(networkId);
+    if (!record || record.name === name) return;
+    record.name = name;
+    await this.deps.store.put(this.networkKey(networkId), JSON.stringify(record));
+  }
+
+  /** The network record, or undefined. */
+  getNetwork(networkId: string): NetworkRecord | undefined {
+    return this.networks.get(networkId);
+  }
+
+  /** Every network on this node. */
+  listNetworks(): NetworkRecord[] {
+    return [...this.networks.values()];
+  }
+
+  private allocateLocalId(): number {
+    const used = new Set([...this.endpoints.values()].map((e) => e.id));
+    for (let id = 1; id <= MAX_ENDPOINT_ID; id++) if (!used.has(id)) return id;
+    throw new CiliumDockerError('Conflict', 'ERR_TOO_MANY_ENDPOINTS', `this node already has ${MAX_ENDPOINT_ID} endpoints; remove containers first`);
+  }
+
+  /** CreateEndpoint: makes the veth pair and the record. Idempotent for the same endpoint id. */
+  async createEndpoint(input: CreateEndpointInput): Promise<EndpointRecord> {
+    return this.mutex.run(`ep:${input.endpointId}`, async () => {
+      const network = this.networks.get(input.networkId);
+      if (!network) {
+        throw new NetworkNotFoundError(`network ${short(input.networkId)} is not known to this cilium-docker daemon (was its state lost?); remove the network with "docker network rm" and create it again`);
+      }
+      const existing = this.endpoints.get(input.endpointId);
+      if (existing) {
+        if (existing.ipv4 !== input.ipv4) throw new BadRequestError(`endpoint ${short(input.endpointId)} already exists with address ${existing.ipv4}, not ${input.ipv4}`);
+        return existing;
+      }
+      const names = vethNames(input.endpointId);
+      const now = new Date().toISOString();
+      const draft = {
+        id: this.allocateLocalId(),
+        endpointId: input.endpointId,
+        networkId: input.networkId,
+        ipv4: input.ipv4,
+        hostIfName: names.host,
+        containerIfName: names.container,
+        mtu: network.mtu,
+        identity: IDENTITY_INIT,
+      };
+      const link = await this.deps.datapath.createEndpointLink({ ...draft, mac: input.mac || undefined });
+      const record: EndpointRecord = {
+        ...draft,
+        prefixLength: input.prefixLength,
+        mac: link.mac,
+        hostIfIndex: link.hostIfIndex,
+        state: 'created',
+        labels: [],
+        policyRevision: 0,
+        createdAt: now,
+        updatedAt: now,
+      };
+      this.endpoints.set(record.endpointId, record);
+      try {
+        await this.saveEndpoint(record);
+      } catch (err) {
+        this.endpoints.delete(record.endpointId);
+        await this.deps.datapath.removeEndpoint(this.toDatapathEndpoint(record)).catch(() => undefined);
+        throw err;
+      }
+      this.deps.log.info({ endpoint: record.endpointId, id: record.id, ip: record.ipv4, veth: record.hostIfName }, 'endpoint created');
+      this.emit('created', record);
+      return record;
+    });
+  }
+
+  /** Join: routes the address to the veth and answers the interface and gateway. */
+  async join(networkId: string, endpointId: string, sandboxKey: string): Promise<JoinResult> {
+    return this.mutex.run(`ep:${endpointId}`, async () => {
+      const ep = this.endpoints.get(endpointId);
+      if (!ep || ep.networkId !== networkId) {
+        throw new EndpointNotFoundError(`endpoint ${short(endpointId)} on network ${short(networkId)} is not known to this daemon; start the container again`);
+      }
+      const network = this.networks.get(networkId);
+      if (!network) throw new NetworkNotFoundError(`network ${short(networkId)} is not known to this daemon; re-create the network`);
+      await this.deps.datapath.activateEndpoint(this.toDatapathEndpoint(ep));
+      if (ep.state === 'created' || ep.state === 'disconnected') ep.state = ep.identity === IDENTITY_INIT ? 'waiting-for-identity' : 'ready';
+      ep.sandboxKey = sandboxKey;
+      await this.saveEndpoint(ep);
+      this.emit('updated', ep);
+      if (network.internal) return { srcName: ep.containerIfName, disableGatewayService: true };
+      return { srcName: ep.containerIfName, gateway: network.gateway, disableGatewayService: false };
+    });
+  }
+
+  /** Leave: the container is detached; the veth stays until DeleteEndpoint. Unknown ids succeed. */
+  async leave(networkId: string, endpointId: string): Promise<void> {
+    await this.mutex.run(`ep:${endpointId}`, async () => {
+      const ep = this.endpoints.get(endpointId);
+      if (!ep || ep.networkId !== networkId) return;
+      ep.state = 'disconnected';
+      await this.saveEndpoint(ep);
+      this.emit('updated', ep);
+    });
+  }
+
+  /** DeleteEndpoint: removes the veth, the record and the identity reference. Unknown ids succeed. */
+  async deleteEndpoint(networkId: string, endpointId: string): Promise<void> {
+    await this.mutex.run(`ep:${endpointId}`, async () => {
+      const ep = this.endpoints.get(endpointId);
+      if (!ep || ep.networkId !== networkId) return;
+      await this.deps.datapath.removeEndpoint(this.toDatapathEndpoint(ep));
+      await this.deps.store.delete(this.endpointKey(endpointId));
+      this.endpoints.delete(endpointId);
+      if (ep.identity !== IDENTITY_INIT && ep.labels.length > 0) {
+        await this.deps.identities.release(LabelSet.parse(ep.labels)).catch((err: unknown) => {
+          this.deps.log.warn({ err, endpoint: endpointId }, 'identity release failed; the resync will retry');
+        });
+      }
+      this.deps.log.info({ endpoint: endpointId, ip: ep.ipv4 }, 'endpoint deleted');
+      this.emit('deleted', ep);
+    });
+  }
+
+  /**
+   * Labels the endpoint with its container's labels (`container:k=v`, plus
+   * `docker:network=<name>`), allocates its identity and programs the datapath. Called by the
+   * Docker watcher, asynchronously to the plugin calls. Idempotent.
+   */
+  async attachContainer(endpointId: string, info: ContainerInfo): Promise<EndpointRecord | undefined> {
+    return this.mutex.run(`ep:${endpointId}`, async () => {
+      const ep = this.endpoints.get(endpointId);
+      if (!ep) return undefined;
+      await this.setNetworkName(ep.networkId, info.networkName);
+      const labels = endpointLabels(info);
+      const newSet = LabelSet.parse(labels);
+      const oldSet = ep.labels.length > 0 ? LabelSet.parse(ep.labels) : undefined;
+      if (oldSet?.equals(newSet) && ep.identity !== IDENTITY_INIT && ep.containerId === info.containerId) return ep;
+      const identity = await this.deps.identities.acquire(newSet);
+      const previousIdentity = ep.identity;
+      ep.labels = newSet.toStrings();
+      ep.identity = identity;
+      ep.containerId = info.containerId;
+      ep.containerName = info.containerName;
+      if (ep.state === 'waiting-for-identity') ep.state = 'ready';
+      try {
+        await this.deps.datapath.updateEndpoint(this.toDatapathEndpoint(ep));
+        await this.saveEndpoint(ep);
+      } finally {
+        if (oldSet && previousIdentity !== IDENTITY_INIT) await this.deps.identities.release(oldSet).catch(() => undefined);
+      }
+      this.deps.log.info({ endpoint: endpointId, container: info.containerName, identity, labels: ep.labels }, 'endpoint ready');
+      this.emit('updated', ep);
+      return ep;
+    });
+  }
+
+  /** Marks the endpoint's applied policy revision (called by the policy layer). */
+  async setPolicyRevision(endpointId: string, revision: number): Promise<void> {
+    const ep = this.endpoints.get(endpointId);
+    if (!ep || ep.policyRevision === revision) return;
+    ep.policyRevision = revision;
+    await this.saveEndpoint(ep);
+  }
+
+  /** The endpoint by Docker endpoint id, or undefined. */
+  getEndpoint(endpointId: string): EndpointRecord | undefined {
+    return this.endpoints.get(endpointId);
+  }
+
+  /** Finds an endpoint by local numeric id, Docker endpoint id (prefix), container id (prefix) or container name. */
+  findEndpoint(ref: string): EndpointRecord | undefined {
+    const all = [...this.endpoints.values()];
+    if (/^\d+$/.test(ref)) {
+      const byId = all.find((e) => e.id === Number(ref));
+      if (byId) return byId;
+    }
+    return (
+      all.find((e) => e.endpointId === ref) ??
+      all.find((e) => e.containerName === ref || e.containerName === `/${ref}`) ??
+      (ref.length >= 4 ? all.find((e) => e.endpointId.startsWith(ref) || e.containerId?.startsWith(ref)) : undefined)
+    );
+  }
+
+  /** Every endpoint on this node, by local id. */
+  listEndpoints(): EndpointRecord[] {
+    return [...this.endpoints.values()].sort((a, b) => a.id - b.id);
+  }
+
+  /** Removes every link and route this node made (for `cilium cleanup`). */
+  async cleanupDatapath(): Promise<void> {
+    await this.deps.datapath.cleanup(
+      this.listEndpoints().map((e) => this.toDatapathEndpoint(e)),
+      this.listNetworks().map((n) => this.toDatapathNetwork(n)),
+    );
+  }
+}
+
+/** The endpoint's labels: container labels under source `container`, plus `docker:network=<name>`. */
+export function endpointLabels(info: ContainerInfo): string[] {
+  const labels: Label[] = Object.entries(info.labels).map(([key, value]) => ({ source: SOURCE_CONTAINER, key, value }));
+  labels.push({ source: SOURCE_DOCKER, key: 'network', value: info.networkName });
+  return new LabelSet(labels).toStrings();
+}
+
+function short(id: string): string {
+  return id.slice(0, 12);
+}

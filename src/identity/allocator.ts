@@ -1,0 +1,196 @@
+/**
+ * Label set -> numeric security identity, allocated through the store.
+ *
+ * Layout (DESIGN.md): `identities/v1/id/<n>` -> canonical label set (create-only: winning that
+ * key IS the allocation) and `identities/v1/value/<encoded label set>/<node>` -> `<n>` (this node's
+ * reference, leased, so a dead node's references vanish). Numbers are drawn at random in the
+ * allocation range: in a sparse range concurrent allocators rarely collide (measured 0.4 %
+ * conflicts vs 60 % for sequential scans, shared/reference/baselines.md).
+ *
+ * Local reference counts: an identity already held by this node costs zero store round trips.
+ * Work on one label set is serialised in-process so acquire/release never interleave.
+ */
+import type { KvStore } from '../kvstore/kvstore.js';
+import { IdentityAllocationError } from '../util/errors.js';
+import { LabelSet } from './labels.js';
+import { MAX_ALLOCATED_IDENTITY, MIN_ALLOCATED_IDENTITY, RESERVED_IDENTITIES } from './reserved.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
+import type { Logger } from '../util/log.js';
+
+const ID_PREFIX = 'identities/v1/id/';
+const VALUE_PREFIX = 'identities/v1/value/';
+
+/** An identity as listed by the API. */
+export interface Identity {
+  id: number;
+  labels: LabelSet;
+  reserved: boolean;
+  /** References held by endpoints on this node. */
+  localReferences: number;
+}
+
+/** Options of the allocator. */
+export interface IdentityAllocatorOptions {
+  store: KvStore;
+  nodeName: string;
+  log: Logger;
+  minId?: number;
+  maxId?: number;
+  maxAttempts?: number;
+}
+
+interface LocalEntry {
+  id: number;
+  labels: LabelSet;
+  refs: number;
+}
+
+/** Allocates, references and releases identities for this node. */
+export class IdentityAllocator {
+  private readonly store: KvStore;
+  private readonly nodeName: string;
+  private readonly log: Logger;
+  private readonly minId: number;
+  private readonly maxId: number;
+  private readonly maxAttempts: number;
+  private readonly local = new Map<string, LocalEntry>();
+  private readonly mutex = new KeyedMutex();
+
+  constructor(options: IdentityAllocatorOptions) {
+    this.store = options.store;
+    this.nodeName = options.nodeName;
+    this.log = options.log;
+    this.minId = options.minId ?? MIN_ALLOCATED_IDENTITY;
+    this.maxId = options.maxId ?? MAX_ALLOCATED_IDENTITY;
+    this.maxAttempts = options.maxAttempts ?? 32;
+  }
+
+  private valueKey(labels: LabelSet, node = this.nodeName): string {
+    return `${VALUE_PREFIX}${encodeURIComponent(labels.toCanonical())}/${node}`;
+  }
+
+  /** The identity this node already holds for `labels`, without any store access. */
+  lookupLocal(labels: LabelSet): number | undefined {
+    return this.local.get(labels.toCanonical())?.id;
+  }
+
+  /**
+   * Takes one reference on the identity of `labels`, allocating it in the store if no node has
+   * it yet. Zero store round trips when this node already references it.
+   */
+  async acquire(labels: LabelSet): Promise<number> {
+    const canonical = labels.toCanonical();
+    const held = this.local.get(canonical);
+    if (held && held.refs > 0) {
+      held.refs++;
+      return held.id;
+    }
+    return this.mutex.run(canonical, async () => {
+      const again = this.local.get(canonical);
+      if (again && again.refs > 0) {
+        again.refs++;
+        return again.id;
+      }
+      const id = await this.resolveOrAllocate(labels);
+      await this.store.put(this.valueKey(labels), String(id), { leased: true });
+      this.local.set(canonical, { id, labels, refs: 1 });
+      return id;
+    });
+  }
+
+  private async resolveOrAllocate(labels: LabelSet): Promise<number> {
+    const canonical = labels.toCanonical();
+    // Someone (maybe this node before a restart) already references this label set.
+    const refs = await this.store.list(`${VALUE_PREFIX}${encodeURIComponent(canonical)}/`);
+    for (const ref of refs.pairs) {
+      const id = Number(ref.value);
+      const master = await this.store.get(`${ID_PREFIX}${id}`);
+      if (master?.value !== canonical) continue;
+      // Touch the id key before our reference exists: a concurrent garbage collection on another
+      // node deletes it only at the revision it read, so either our touch makes its delete fail,
+      // or its delete makes our touch fail and we allocate afresh.
+      const touched = await this.store.atomicPut(master.key, canonical, master.modRevision);
+      if (touched.ok) return id;
+    }
+    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+      const candidate = this.minId + Math.floor(Math.random() * (this.maxId - this.minId + 1));
+      const created = await this.store.create(`${ID_PREFIX}${candidate}`, canonical);
+      if (created.ok) {
+        this.log.info({ identity: candidate, labels: canonical }, 'allocated identity');
+        return candidate;
+      }
+      if (created.current?.value === canonical) return candidate;
+    }
+    throw new IdentityAllocationError(
+      `could not allocate an identity for ${labels.toStrings().join(',') || '(no labels)'} after ${this.maxAttempts} attempts in range ${this.minId}-${this.maxId}; the range may be nearly full: remove unused containers`,
+    );
+  }
+
+  /**
+   * Re-takes a reference on a known identity number (restore after a daemon restart) without
+   * allocating: the number is kept even if the store is unreachable right now.
+   */
+  adopt(labels: LabelSet, id: number): void {
+    const canonical = labels.toCanonical();
+    const held = this.local.get(canonical);
+    if (held) held.refs++;
+    else this.local.set(canonical, { id, labels, refs: 1 });
+  }
+
+  /** Drops one reference; the last one removes this node's reference key and collects the identity if unused. */
+  async release(labels: LabelSet): Promise<void> {
+    const canonical = labels.toCanonical();
+    await this.mutex.run(canonical, async () => {
+      const held = this.local.get(canonical);
+      if (!held) return;
+      held.refs--;
+      if (held.refs > 0) return;
+      this.local.delete(canonical);
+      await this.store.delete(this.valueKey(labels));
+      await this.collect(labels, held.id);
+    });
+  }
+
+  /**
+   * Deletes `identities/v1/id/<n>` when no node references the label set any more. The delete is
+   * conditional on the id key's revision, read before the reference check.
+   */
+  private async collect(labels: LabelSet, id: number): Promise<void> {
+    const master = await this.store.get(`${ID_PREFIX}${id}`);
+    if (!master) return;
+    const refs = await this.store.list(`${VALUE_PREFIX}${encodeURIComponent(labels.toCanonical())}/`);
+    if (refs.pairs.length > 0) return;
+    if (await this.store.atomicDelete(master.key, master.modRevision)) {
+      this.log.info({ identity: id }, 'released identity');
+    }
+  }
+
+  /** Re-writes this node's reference keys (after a store reconnect or a resync). */
+  async reassertReferences(): Promise<void> {
+    for (const entry of this.local.values()) {
+      if (entry.refs > 0) await this.store.put(this.valueKey(entry.labels), String(entry.id), { leased: true });
+    }
+  }
+
+  /** Every identity: reserved ones plus those in the store. */
+  async list(): Promise<Identity[]> {
+    const out: Identity[] = RESERVED_IDENTITIES.map((r) => ({ id: r.id, labels: r.labels, reserved: true, localReferences: 0 }));
+    const { pairs } = await this.store.list(ID_PREFIX);
+    const localById = new Map([...this.local.values()].map((e) => [e.id, e.refs]));
+    for (const p of pairs) {
+      const id = Number(p.key.slice(ID_PREFIX.length));
+      out.push({ id, labels: LabelSet.fromCanonical(p.value), reserved: false, localReferences: localById.get(id) ?? 0 });
+    }
+    return out.sort((a, b) => a.id - b.id);
+  }
+
+  /** One identity by number, or undefined. */
+  async get(id: number): Promise<Identity | undefined> {
+    const r = RESERVED_IDENTITIES.find((x) => x.id === id);
+    if (r) return { id, labels: r.labels, reserved: true, localReferences: 0 };
+    const p = await this.store.get(`${ID_PREFIX}${id}`);
+    if (!p) return undefined;
+    const local = [...this.local.values()].find((e) => e.id === id);
+    return { id, labels: LabelSet.fromCanonical(p.value), reserved: false, localReferences: local?.refs ?? 0 };
+  }
+}

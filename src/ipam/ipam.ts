@@ -1,0 +1,412 @@
+/**
+ * The IPAM: Docker's IpamDriver semantics (pools from --subnet / --ip-range or carved from a
+ * default pool, gateway, static and dynamic addresses) on top of the shared key-value store, so
+ * that the same network created on several hosts shares one pool and hosts never hand out the
+ * same address.
+ *
+ * State lives only in the store (layout in `pool-store.ts`); a new instance over the same store
+ * sees exactly what the previous one left. Inside the process, pool creation/release is
+ * serialised globally and address operations per pool (dockerd sends many RequestAddress calls
+ * at once when containers start together); between hosts, create-only keys and CAS decide.
+ *
+ * IPv4 only for now: IPv6 pool requests get a BadRequestError that says so.
+ */
+import {
+  BadRequestError,
+  ConfigError,
+  KvConflictError,
+  PoolExhaustedError,
+  PoolNotFoundError,
+  PoolOverlapError,
+} from '../util/errors.js';
+import { log as rootLog, type Logger } from '../util/log.js';
+import { AddressAllocator } from './address-allocator.js';
+import {
+  cidrContainsCidr,
+  cidrsOverlap,
+  formatIpv4,
+  formatIpv4Cidr,
+  nthSubnet,
+  parseIpv4,
+  parseIpv4Cidr,
+  subnetCount,
+  type Ipv4Cidr,
+} from './ipv4.js';
+import { PoolStore, poolIdForSubnet, type PoolRecord, type StoredPool } from './pool-store.js';
+import { toPoolView } from './pool-view.js';
+import { KeyedMutex } from './keyed-mutex.js';
+import type {
+  AddressAllocation,
+  IpamOptions,
+  PoolInfo,
+  RequestAddressRequest,
+  RequestAddressResult,
+  RequestPoolRequest,
+  RequestPoolResult,
+} from './types.js';
+
+export type {
+  AddressAllocation,
+  AddressKind,
+  BlockInfo,
+  IpamOptions,
+  PoolInfo,
+  RequestAddressRequest,
+  RequestAddressResult,
+  RequestPoolRequest,
+  RequestPoolResult,
+} from './types.js';
+
+/** Longest subnet prefix accepted: a /30 still has two host addresses (gateway + one container). */
+const MAX_POOL_PREFIX_LENGTH = 30;
+
+/** Bound on optimistic retries of pool-record writes that lose a race with another host. */
+const MAX_POOL_ATTEMPTS = 16;
+
+/** Lock key for pool creation and release; pool ids never start with '#'. */
+const POOLS_LOCK = '#pools';
+
+/** Docker IPAM semantics over the shared store, for one node. */
+export class Ipam {
+  readonly #pools: PoolStore;
+  readonly #node: string;
+  readonly #defaultPool: Ipv4Cidr;
+  readonly #defaultPoolPrefixLength: number;
+  readonly #allocator: AddressAllocator;
+  readonly #locks = new KeyedMutex();
+  readonly #log: Logger;
+
+  /** Validates the options (ConfigError if unusable); touches nothing in the store. */
+  constructor(options: IpamOptions) {
+    const { nodeName, defaultPool, defaultPoolPrefixLength, blockPrefixLength } = options;
+    if (nodeName === '' || nodeName.includes('/')) {
+      throw new ConfigError(`invalid IPAM node name "${nodeName}": it must be non-empty and contain no '/'`);
+    }
+    const pool = parseIpv4Cidr(defaultPool);
+    if (!pool) throw new ConfigError(`invalid default pool "${defaultPool}": expected an IPv4 CIDR such as 10.200.0.0/16`);
+    if (!Number.isInteger(defaultPoolPrefixLength) || defaultPoolPrefixLength < pool.prefixLength || defaultPoolPrefixLength > MAX_POOL_PREFIX_LENGTH) {
+      throw new ConfigError(
+        `invalid default pool prefix length ${defaultPoolPrefixLength}: it must be between ${pool.prefixLength} ` +
+          `(the default pool ${formatIpv4Cidr(pool)}) and ${MAX_POOL_PREFIX_LENGTH}`,
+      );
+    }
+    if (!Number.isInteger(blockPrefixLength) || blockPrefixLength < 1 || blockPrefixLength > 32) {
+      throw new ConfigError(`invalid block prefix length ${blockPrefixLength}: it must be between 1 and 32 (26 = 64 addresses per node block)`);
+    }
+    this.#pools = new PoolStore(options.store);
+    this.#node = nodeName;
+    this.#defaultPool = pool;
+    this.#defaultPoolPrefixLength = defaultPoolPrefixLength;
+    this.#log = rootLog.child({ component: 'ipam', node: nodeName });
+    this.#allocator = new AddressAllocator(this.#pools, nodeName, blockPrefixLength, this.#log);
+  }
+
+  /**
+   * Docker RequestPool. `pool` '' carves the next free `defaultPoolPrefixLength` subnet from the
+   * default pool. A subnet another node already uses is joined (the same network created on every
+   * host); the same subnet twice on this node, an overlapping different subnet, or the same subnet
+   * with a different --ip-range is a PoolOverlapError.
+   */
+  async requestPool(req: RequestPoolRequest): Promise<RequestPoolResult> {
+    if (req.v6) {
+      throw new BadRequestError(
+        `cannot create IPv6 pool ${req.pool === '' ? '(default)' : req.pool}: the cilium IPAM driver supports IPv4 only ` +
+          'for now; create the network without --ipv6',
+      );
+    }
+    const subnet = req.pool === '' ? undefined : parsePoolCidr(req.pool, '--subnet');
+    const subPool = req.subPool === '' ? undefined : parsePoolCidr(req.subPool, '--ip-range');
+    if (subPool && !subnet) {
+      throw new BadRequestError(`--ip-range ${req.subPool} needs a --subnet that contains it; pass --subnet as well`);
+    }
+    if (subnet && subnet.prefixLength > MAX_POOL_PREFIX_LENGTH) {
+      throw new BadRequestError(
+        `subnet ${req.pool} is too small: a pool needs at least a /${MAX_POOL_PREFIX_LENGTH} (gateway plus one container); use a larger --subnet`,
+      );
+    }
+    if (subnet && subPool && !cidrContainsCidr(subnet, subPool)) {
+      throw new BadRequestError(
+        `--ip-range ${req.subPool} is not inside --subnet ${formatIpv4Cidr(subnet)}; choose a range within the subnet`,
+      );
+    }
+    const options = { ...req.options };
+    return this.#locks.run(POOLS_LOCK, async () => {
+      const poolId = subnet
+        ? await this.#createOrJoinPool(subnet, subPool, options)
+        : await this.#carveDefaultPool(options);
+      const stored = await this.#pools.getPool(poolId);
+      return { poolId, pool: stored?.record.subnet ?? poolId, data: {} };
+    });
+  }
+
+  /**
+   * Docker ReleasePool: this node stops using the pool. Removes this node's pool-user key, its
+   * blocks and any container addresses it still holds there; the last node to leave also removes
+   * the pool record, the gateway and reservations. PoolNotFoundError if the pool is unknown.
+   */
+  async releasePool(poolId: string): Promise<void> {
+    await this.#locks.run(POOLS_LOCK, () =>
+      this.#locks.run(poolId, async () => {
+        if (!(await this.#pools.getPool(poolId))) throw poolNotFound(poolId);
+        await this.#pools.removePoolUser(poolId, this.#node);
+        for (const claim of await this.#pools.listBlocks(poolId)) {
+          if (claim.node === this.#node) await this.#pools.deleteBlock(poolId, claim.block, claim.modRevision);
+        }
+        for (const entry of await this.#pools.listAddresses(poolId)) {
+          if (entry.record.kind === 'endpoint' && entry.record.node === this.#node) {
+            await this.#pools.deleteAddress(poolId, entry.address, entry.modRevision);
+          }
+        }
+        await this.#removePoolIfUnused(poolId);
+      }),
+    );
+  }
+
+  /**
+   * Docker RequestAddress. `gateway` selects the gateway rules; an `address` is a static request;
+   * '' is the next free address of this node's blocks. Returns the plain IP and the pool's prefix
+   * length. PoolNotFoundError for an unknown pool.
+   */
+  async requestAddress(req: RequestAddressRequest): Promise<RequestAddressResult> {
+    return this.#locks.run(req.poolId, async () => {
+      const stored = await this.#pools.getPool(req.poolId);
+      if (!stored) throw poolNotFound(req.poolId);
+      const pool = toPoolView(stored);
+      let address: number;
+      if (req.gateway) {
+        address = await this.#allocator.allocateGateway(pool, req.address);
+      } else if (req.address !== '') {
+        address = await this.#allocator.allocateStatic(pool, req.address, req.reserved ? 'reserved' : 'endpoint', req.owner);
+      } else {
+        address = await this.#allocator.allocateNext(pool, req.owner);
+      }
+      return { address: formatIpv4(address), prefixLength: pool.subnet.prefixLength };
+    });
+  }
+
+  /**
+   * Docker ReleaseAddress. Idempotent: an unknown pool or address (or one that is not an IPv4
+   * address at all) succeeds. Deletes a container address only if this node allocated it; the
+   * gateway and reservations stay while other nodes use the pool.
+   */
+  async releaseAddress(poolId: string, address: string): Promise<void> {
+    const ip = parseIpv4(address);
+    if (ip === undefined) {
+      this.#log.warn({ poolId, address }, 'release of a malformed address ignored');
+      return;
+    }
+    await this.#locks.run(poolId, () => this.#allocator.release(poolId, ip));
+  }
+
+  /** One pool with its users and blocks, or undefined. */
+  async getPool(poolId: string): Promise<PoolInfo | undefined> {
+    const stored = await this.#pools.getPool(poolId);
+    if (!stored) return undefined;
+    const [nodes, blocks] = await Promise.all([this.#pools.listPoolUsers(poolId), this.#pools.listBlocks(poolId)]);
+    return toPoolInfo(stored, nodes, blocks.map((b) => ({ cidr: formatIpv4Cidr(b.block), node: b.node })));
+  }
+
+  /** Every pool, in subnet order. */
+  async listPools(): Promise<PoolInfo[]> {
+    const [pools, users, blocks] = await Promise.all([
+      this.#pools.listPools(),
+      this.#pools.listAllPoolUsers(),
+      this.#pools.listBlocks(),
+    ]);
+    return pools
+      .map((stored) =>
+        toPoolInfo(
+          stored,
+          users.get(stored.poolId) ?? [],
+          blocks.filter((b) => b.poolId === stored.poolId).map((b) => ({ cidr: formatIpv4Cidr(b.block), node: b.node })),
+        ),
+      )
+      .sort((a, b) => comparePoolInfo(a, b));
+  }
+
+  /** Allocated addresses of one pool, or of all pools, in pool then address order (`cilium ip list`). */
+  async listAddresses(poolId?: string): Promise<AddressAllocation[]> {
+    const entries = await this.#pools.listAddresses(poolId);
+    return entries.map((entry) => {
+      const allocation: AddressAllocation = {
+        poolId: entry.poolId,
+        address: formatIpv4(entry.address),
+        node: entry.record.node,
+        kind: entry.record.kind,
+      };
+      if (entry.record.owner !== undefined) allocation.owner = entry.record.owner;
+      return allocation;
+    });
+  }
+
+  /** Creates the pool record for `subnet`, or joins the existing one; returns the pool id. */
+  async #createOrJoinPool(subnet: Ipv4Cidr, subPool: Ipv4Cidr | undefined, options: Record<string, string>): Promise<string> {
+    const poolId = poolIdForSubnet(subnet);
+    const subnetText = formatIpv4Cidr(subnet);
+    const subPoolText = subPool ? formatIpv4Cidr(subPool) : undefined;
+    for (let attempt = 0; attempt < MAX_POOL_ATTEMPTS; attempt++) {
+      const pools = await this.#pools.listPools();
+      const overlapping = pools.find((p) => p.poolId !== poolId && cidrsOverlap(subnetOf(p), subnet));
+      if (overlapping) throw overlapError(subnetText, overlapping);
+
+      const existing = pools.find((p) => p.poolId === poolId);
+      if (existing) {
+        const users = await this.#pools.listPoolUsers(poolId);
+        if (users.includes(this.#node)) {
+          throw new PoolOverlapError(
+            `cannot create another network with subnet ${subnetText} on node ${this.#node}: pool ${subnetText} is ` +
+              'already used by a network on this host; remove that network (docker network rm) or choose a different --subnet',
+          );
+        }
+        if (existing.record.subPool !== subPoolText) {
+          throw new PoolOverlapError(
+            `pool ${subnetText} already exists ${existing.record.subPool ? `with --ip-range ${existing.record.subPool}` : 'without --ip-range'} ` +
+              `(created by node ${existing.record.createdBy}), and this request ${subPoolText ? `has --ip-range ${subPoolText}` : 'has none'}; ` +
+              `the same network on every host must use the same options: ${existing.record.subPool ? `pass --ip-range ${existing.record.subPool}` : 'leave --ip-range out'}`,
+          );
+        }
+        // Register first, then touch the record: a last user removing the pool concurrently either
+        // sees this key or fails its CAS on the record (see #removePoolIfUnused).
+        await this.#pools.addPoolUser(poolId, this.#node);
+        const touched = { ...existing.record, updatedAt: new Date().toISOString() };
+        if (await this.#pools.updatePool(poolId, touched, existing.modRevision)) {
+          this.#log.info({ poolId, subnet: subnetText }, 'joined existing pool');
+          return poolId;
+        }
+        await this.#pools.removePoolUser(poolId, this.#node);
+        continue;
+      }
+
+      const record: PoolRecord = { subnet: subnetText, createdAt: new Date().toISOString(), createdBy: this.#node };
+      if (subPoolText) record.subPool = subPoolText;
+      if (Object.keys(options).length > 0) record.options = options;
+      const created = await this.#pools.createPool(poolId, record);
+      if (!created.ok) continue; // another host created it a moment ago: join it on the next pass
+      const loser = await this.#loseOverlapRace(poolId, subnet, created.revision);
+      if (loser) throw overlapError(subnetText, loser);
+      await this.#pools.addPoolUser(poolId, this.#node);
+      this.#log.info({ poolId, subnet: subnetText, subPool: subPoolText }, 'pool created');
+      return poolId;
+    }
+    throw new KvConflictError(`could not create or join pool ${subnetText}: other hosts kept changing it; retry the command`);
+  }
+
+  /** Creates a pool for the next free default-sized subnet of the default pool; returns its id. */
+  async #carveDefaultPool(options: Record<string, string>): Promise<string> {
+    const count = subnetCount(this.#defaultPool, this.#defaultPoolPrefixLength);
+    let pools = await this.#pools.listPools();
+    let lostRaces = 0;
+    for (let index = 0; index < count; index++) {
+      const candidate = nthSubnet(this.#defaultPool, this.#defaultPoolPrefixLength, index);
+      if (pools.some((p) => cidrsOverlap(subnetOf(p), candidate))) continue;
+      const poolId = poolIdForSubnet(candidate);
+      const record: PoolRecord = { subnet: formatIpv4Cidr(candidate), createdAt: new Date().toISOString(), createdBy: this.#node };
+      if (Object.keys(options).length > 0) record.options = options;
+      const created = await this.#pools.createPool(poolId, record);
+      const lost = created.ok ? await this.#loseOverlapRace(poolId, candidate, created.revision) : true;
+      if (lost) {
+        if (++lostRaces > MAX_POOL_ATTEMPTS) break;
+        pools = await this.#pools.listPools();
+        continue;
+      }
+      await this.#pools.addPoolUser(poolId, this.#node);
+      this.#log.info({ poolId, subnet: record.subnet }, 'pool carved from the default pool');
+      return poolId;
+    }
+    if (lostRaces > MAX_POOL_ATTEMPTS) {
+      throw new KvConflictError(`could not carve a subnet from the default pool ${formatIpv4Cidr(this.#defaultPool)}: other hosts kept taking the candidates; retry the command`);
+    }
+    throw new PoolExhaustedError(
+      `no free /${this.#defaultPoolPrefixLength} left in the default pool ${formatIpv4Cidr(this.#defaultPool)}: all ${count} are ` +
+        'used by or overlap other networks; pass --subnet, or remove unused networks',
+    );
+  }
+
+  /**
+   * After creating a pool record: if another host created an overlapping pool at the same time,
+   * the one created later (higher create revision) loses and deletes its record. Returns the
+   * winning pool when this one lost.
+   */
+  async #loseOverlapRace(poolId: string, subnet: Ipv4Cidr, createRevision: bigint): Promise<StoredPool | undefined> {
+    const pools = await this.#pools.listPools();
+    const winner = pools.find((p) => p.poolId !== poolId && p.createRevision < createRevision && cidrsOverlap(subnetOf(p), subnet));
+    if (winner) await this.#pools.deletePool(poolId, createRevision);
+    return winner;
+  }
+
+  /**
+   * Removes the pool record and what is left under it once no node uses the pool. The record is
+   * deleted by CAS on the revision read before listing users, so a node that joins meanwhile
+   * (which touches the record after adding its user key) keeps the pool alive.
+   */
+  async #removePoolIfUnused(poolId: string): Promise<void> {
+    for (let attempt = 0; attempt < MAX_POOL_ATTEMPTS; attempt++) {
+      const stored = await this.#pools.getPool(poolId);
+      if (!stored) return;
+      const users = await this.#pools.listPoolUsers(poolId);
+      if (users.length > 0) {
+        this.#log.info({ poolId, users }, 'pool released by this node; still used by others');
+        return;
+      }
+      if (await this.#pools.deletePool(poolId, stored.modRevision)) {
+        const removed = await this.#pools.deletePoolContents(poolId);
+        this.#log.info({ poolId, subnet: stored.record.subnet, removedKeys: removed }, 'pool removed');
+        return;
+      }
+    }
+    throw new KvConflictError(`could not remove pool ${poolId}: its record kept changing; retry the command`);
+  }
+}
+
+/** Parses a pool or range CIDR from a request (BadRequestError naming the flag if unusable). */
+function parsePoolCidr(text: string, flag: string): Ipv4Cidr {
+  if (text.includes(':')) {
+    throw new BadRequestError(`${flag} ${text} is an IPv6 prefix: the cilium IPAM driver supports IPv4 only for now`);
+  }
+  const cidr = parseIpv4Cidr(text);
+  if (!cidr) throw new BadRequestError(`invalid ${flag} "${text}": expected an IPv4 CIDR such as 10.200.1.0/24`);
+  return cidr;
+}
+
+function subnetOf(pool: StoredPool): Ipv4Cidr {
+  return toPoolView(pool).subnet;
+}
+
+function overlapError(requested: string, existing: StoredPool): PoolOverlapError {
+  const existingSubnet = existing.record.subnet;
+  return new PoolOverlapError(
+    `cannot create pool ${requested}: it overlaps existing pool ${existingSubnet} (created by node ${existing.record.createdBy}); ` +
+      `choose a --subnet that does not overlap ${existingSubnet}, or remove the networks that use it on every host`,
+  );
+}
+
+function poolNotFound(poolId: string): PoolNotFoundError {
+  return new PoolNotFoundError(
+    `unknown pool ${poolId}: it was released or never created in this cluster's store; ` +
+      'remove and re-create the network (docker network rm, docker network create)',
+  );
+}
+
+function toPoolInfo(stored: StoredPool, nodes: string[], blocks: PoolInfo['blocks']): PoolInfo {
+  const { record } = stored;
+  const info: PoolInfo = {
+    poolId: stored.poolId,
+    pool: record.subnet,
+    prefixLength: subnetOf(stored).prefixLength,
+    options: { ...(record.options ?? {}) },
+    createdAt: record.createdAt,
+    createdBy: record.createdBy,
+    nodes,
+    blocks,
+  };
+  if (record.subPool !== undefined) info.subPool = record.subPool;
+  if (record.gateway !== undefined) info.gateway = record.gateway;
+  return info;
+}
+
+function comparePoolInfo(a: PoolInfo, b: PoolInfo): number {
+  const x = parseIpv4Cidr(a.pool);
+  const y = parseIpv4Cidr(b.pool);
+  if (!x || !y) return a.pool < b.pool ? -1 : 1;
+  return x.network - y.network || x.prefixLength - y.prefixLength;
+}

@@ -1,0 +1,35 @@
+/**
+ * An in-process async mutex per key: tasks with the same key run one after another, in call order;
+ * tasks with different keys run concurrently.
+ *
+ * The IPAM uses it so that concurrent RequestAddress calls for one pool do not all pick the same
+ * "lowest free" candidate and then fight over it through the store. The store's create-only keys
+ * still decide between hosts; the mutex only removes needless conflicts inside one process.
+ */
+export class KeyedMutex {
+  readonly #tails = new Map<string, Promise<void>>();
+
+  /** Runs `task` once every earlier task for `key` has settled; resolves or rejects as `task` does. */
+  async run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.#tails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const done = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // `previous` only ever resolves (it is built from `done` promises), so the chain never rejects.
+    const tail = previous.then(() => done);
+    this.#tails.set(key, tail);
+    await previous;
+    try {
+      return await task();
+    } finally {
+      release();
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    }
+  }
+
+  /** Number of keys with a running or queued task (for tests and diagnostics). */
+  get activeKeys(): number {
+    return this.#tails.size;
+  }
+}

@@ -1,0 +1,519 @@
+/**
+ * The embedded KvStore backend: one SQLite file (node:sqlite), for single-host use without etcd.
+ *
+ * Durability: WAL journal with `synchronous=FULL`, and every write runs in its own transaction
+ * that commits (and so fsyncs the WAL) synchronously inside the call, before the returned promise
+ * exists. A `kill -9` at any point therefore loses no write whose promise resolved.
+ *
+ * Revisions: one store-wide counter in the `meta` row, bumped once per write transaction that
+ * changes something (etcd semantics: a deletePrefix or a lease expiry is one revision shared by
+ * all its events; a delete of a missing key consumes none). It lives in the file, so it survives
+ * reopen and never goes backwards, even when the newest keys were deleted.
+ *
+ * Watch: SQLite has no change feed, so the store keeps an in-memory log of its own recent events.
+ * A watch may start from any revision the log still covers (like etcd watching from a past
+ * revision before compaction); older starts get `onResyncNeeded`. Only writes made through this
+ * instance are seen, which is why the file is opened with an exclusive lock: a second process
+ * opening the same file would change keys behind the watchers' backs.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { CiliumDockerError, KvUnavailableError } from '../../util/errors.js';
+import { log, type Logger } from '../../util/log.js';
+import type {
+  CasResult,
+  KvPair,
+  KvStatus,
+  KvStore,
+  ListResult,
+  PutOptions,
+  WatchEvent,
+  WatchHandlers,
+  Watcher,
+} from '../kvstore.js';
+
+/** Options of {@link LocalKvStore.open}. */
+export interface LocalKvStoreOptions {
+  /** The database file; its parent directory is created if missing. */
+  path: string;
+  /** TTL of this instance's lease; keys written with `{ leased: true }` vanish this long after the last renewal. Default 15 minutes. */
+  leaseTtlMs?: number;
+  /** How often expired leases are looked for. Default: the smaller of 1 s and the lease TTL. */
+  sweepIntervalMs?: number;
+  /** How many recent events are kept for watches that start in the past. Default 10 000. */
+  historyLimit?: number;
+}
+
+const DEFAULT_LEASE_TTL_MS = 15 * 60 * 1000;
+const DEFAULT_HISTORY_LIMIT = 10_000;
+/** How long a statement waits for the file lock before failing (another process holds it). */
+const BUSY_TIMEOUT_MS = 2_000;
+const SQLITE_BUSY = 5;
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS meta (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    revision INTEGER NOT NULL
+  );
+  INSERT OR IGNORE INTO meta (id, revision) VALUES (1, 0);
+  CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    create_revision INTEGER NOT NULL,
+    mod_revision INTEGER NOT NULL,
+    lease TEXT
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS kv_by_lease ON kv (lease) WHERE lease IS NOT NULL;
+  CREATE TABLE IF NOT EXISTS leases (
+    id TEXT PRIMARY KEY,
+    ttl_ms INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS leases_by_expiry ON leases (expires_at);
+`;
+
+interface KvRow {
+  key: string;
+  value: string;
+  create_revision: bigint;
+  mod_revision: bigint;
+  lease: string | null;
+}
+
+/** State of one write transaction: the revision it claimed (if it changed anything) and its events. */
+interface WriteTx {
+  /** Claims the transaction's revision on first call; later calls return the same one. */
+  revision(): bigint;
+  events: WatchEvent[];
+}
+
+/** The embedded, single-file KvStore. Create with {@link LocalKvStore.open}. */
+export class LocalKvStore implements KvStore {
+  private readonly db: DatabaseSync;
+  private readonly path: string;
+  private readonly leaseTtlMs: number;
+  private readonly historyLimit: number;
+  private readonly logger: Logger;
+  private readonly stmt: ReturnType<typeof prepareStatements>;
+  private readonly watchers = new Set<LocalWatcher>();
+  /** Recent events, oldest first; every event with a revision above `compactedThrough` is here. */
+  private readonly history: WatchEvent[] = [];
+  private compactedThrough: bigint;
+  private lease: string | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private readonly sweepTimer: NodeJS.Timeout;
+  private closed = false;
+
+  private constructor(db: DatabaseSync, options: LocalKvStoreOptions) {
+    this.db = db;
+    this.path = options.path;
+    this.leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+    this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+    this.logger = log.child({ component: 'kvstore', backend: 'local', path: this.path });
+    this.stmt = prepareStatements(db);
+    // Nothing before the open is in memory, so a watch can only start from here on.
+    this.compactedThrough = this.currentRevision();
+    // Leases of a previous process that stopped renewing them expire now, not a sweep later.
+    const swept = this.sweepExpiredLeases();
+    const sweepIntervalMs = options.sweepIntervalMs ?? Math.min(1_000, this.leaseTtlMs);
+    this.sweepTimer = setInterval(() => this.sweepInBackground(), sweepIntervalMs).unref();
+    this.logger.info({ revision: String(this.currentRevision()), expiredKeys: swept }, 'local kvstore opened');
+  }
+
+  /**
+   * Opens (creating if needed) the store file at `options.path`. Throws KvUnavailableError if the
+   * file cannot be opened or another process holds it.
+   */
+  static open(options: LocalKvStoreOptions): LocalKvStore {
+    let db: DatabaseSync | undefined;
+    try {
+      mkdirSync(dirname(options.path), { recursive: true });
+      db = new DatabaseSync(options.path, { readBigInts: true, timeout: BUSY_TIMEOUT_MS });
+      // Exclusive locking: the lock taken by the schema transaction below is held until close,
+      // so a second daemon on the same file fails here instead of silently starving watchers.
+      db.exec('PRAGMA locking_mode = EXCLUSIVE');
+      const mode = db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode: string };
+      if (mode.journal_mode !== 'wal') {
+        throw new Error(`the filesystem does not support WAL (journal mode stayed ${mode.journal_mode})`);
+      }
+      // FULL: fsync the WAL at every commit; NORMAL would lose the last commits on power loss.
+      db.exec('PRAGMA synchronous = FULL');
+      db.exec(`BEGIN IMMEDIATE; ${SCHEMA} COMMIT;`);
+      return new LocalKvStore(db, options);
+    } catch (err) {
+      if (db?.isOpen) db.close();
+      if (err instanceof CiliumDockerError) throw err;
+      const busy = (err as { errcode?: number }).errcode === SQLITE_BUSY;
+      throw new KvUnavailableError(
+        busy
+          ? `local kvstore ${options.path} is locked by another process; stop the other cilium-docker daemon or use another --kvstore path`
+          : `local kvstore ${options.path} could not be opened: ${(err as Error).message}; check the path, its permissions and free disk space`,
+        { cause: err },
+      );
+    }
+  }
+
+  /** The value of one key, or undefined. */
+  async get(key: string): Promise<KvPair | undefined> {
+    return this.read('get', () => toPair(this.stmt.get.get(key) as KvRow | undefined));
+  }
+
+  /** Every key under `prefix`, sorted by key (UTF-8 byte order, as etcd), with the current revision. */
+  async list(prefix: string): Promise<ListResult> {
+    return this.read('list', () => {
+      const [from, to] = prefixRange(prefix);
+      const pairs = (this.stmt.listRange.all(from, to) as unknown as KvRow[]).map((row) => toPair(row)!);
+      return { pairs, revision: this.currentRevision() };
+    });
+  }
+
+  /** Unconditional write; returns the new mod revision. */
+  async put(key: string, value: string, options?: PutOptions): Promise<bigint> {
+    const lease = this.leaseFor(options);
+    return this.write('put', (tx) => this.writeKey(tx, key, value, lease));
+  }
+
+  /** Create-only write: succeeds only if the key does not exist. */
+  async create(key: string, value: string, options?: PutOptions): Promise<CasResult> {
+    return this.atomicPut(key, value, 'absent', options);
+  }
+
+  /** Writes only if the key's mod revision is `prevRevision` (or the key is absent, for `'absent'`). */
+  async atomicPut(key: string, value: string, prevRevision: bigint | 'absent', options?: PutOptions): Promise<CasResult> {
+    const lease = this.leaseFor(options);
+    return this.write('atomicPut', (tx): CasResult => {
+      const current = toPair(this.stmt.get.get(key) as KvRow | undefined);
+      const matches = prevRevision === 'absent' ? current === undefined : current?.modRevision === prevRevision;
+      if (!matches) return { ok: false, current };
+      return { ok: true, revision: this.writeKey(tx, key, value, lease) };
+    });
+  }
+
+  /** Unconditional delete; true if a key was removed. */
+  async delete(key: string): Promise<boolean> {
+    return this.write('delete', (tx) => this.deleteKey(tx, key));
+  }
+
+  /** Deletes only if the key's mod revision is `prevRevision`; true if removed. */
+  async atomicDelete(key: string, prevRevision: bigint): Promise<boolean> {
+    return this.write('atomicDelete', (tx) => {
+      const current = this.stmt.get.get(key) as KvRow | undefined;
+      return current?.mod_revision === prevRevision && this.deleteKey(tx, key);
+    });
+  }
+
+  /** Deletes every key under `prefix` in one revision; returns how many were removed. */
+  async deletePrefix(prefix: string): Promise<number> {
+    return this.write('deletePrefix', (tx) => {
+      const [from, to] = prefixRange(prefix);
+      const keys = (this.stmt.listKeys.all(from, to) as unknown as { key: string }[]).map((row) => row.key);
+      if (keys.length === 0) return 0;
+      const revision = tx.revision();
+      this.stmt.deleteRange.run(from, to);
+      for (const key of keys) tx.events.push({ type: 'delete', key, modRevision: revision });
+      return keys.length;
+    });
+  }
+
+  /**
+   * Watches changes under `prefix` strictly after `fromRevision`. Events still in the in-memory
+   * history are replayed first; if `fromRevision` is older than the history, `onResyncNeeded`
+   * is called (asynchronously) and the watch ends.
+   */
+  watch(prefix: string, fromRevision: bigint, handlers: WatchHandlers): Watcher {
+    this.assertOpen('watch');
+    const watcher = new LocalWatcher(prefix, handlers, this.logger, (w) => this.watchers.delete(w));
+    if (fromRevision < this.compactedThrough) {
+      watcher.resync(
+        `revision ${fromRevision} is older than the local kvstore's event history (kept after revision ${this.compactedThrough}); re-list ${prefix}`,
+      );
+      return watcher;
+    }
+    watcher.enqueue(this.history.filter((event) => event.modRevision > fromRevision));
+    this.watchers.add(watcher);
+    return watcher;
+  }
+
+  /** Backend `local`, the file path, and this instance's lease once one exists. */
+  async status(): Promise<KvStatus> {
+    return {
+      backend: 'local',
+      healthy: !this.closed,
+      detail: this.closed ? `${this.path} (closed)` : this.path,
+      ...(this.lease !== undefined && { lease: { id: this.lease, ttlSeconds: this.leaseTtlMs / 1000 } }),
+    };
+  }
+
+  /** Stops timers and watchers and closes the file. The lease is not revoked: leased keys live out their TTL. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.sweepTimer);
+    clearInterval(this.renewTimer);
+    for (const watcher of [...this.watchers]) watcher.close();
+    this.db.close();
+    this.logger.info('local kvstore closed');
+  }
+
+  /** Upserts a key within `tx`, keeping its create revision if it exists; returns the new mod revision. */
+  private writeKey(tx: WriteTx, key: string, value: string, lease: string | null): bigint {
+    const revision = tx.revision();
+    const { create_revision: createRevision } = this.stmt.upsert.get(key, value, revision, revision, lease) as {
+      create_revision: bigint;
+    };
+    tx.events.push({ type: 'put', key, value, modRevision: revision, createRevision });
+    return revision;
+  }
+
+  private deleteKey(tx: WriteTx, key: string): boolean {
+    // Check first so that deleting a missing key does not consume a revision.
+    if (this.stmt.get.get(key) === undefined) return false;
+    const revision = tx.revision();
+    this.stmt.deleteKey.run(key);
+    tx.events.push({ type: 'delete', key, modRevision: revision });
+    return true;
+  }
+
+  /** The lease id a write binds its key to: this instance's lease (created on first use) or none. */
+  private leaseFor(options: PutOptions | undefined): string | null {
+    if (!options?.leased) return null;
+    if (this.lease !== undefined) return this.lease;
+    const id = randomBytes(8).toString('hex');
+    // Its own transaction: if the write that wanted it fails, an unused lease just expires.
+    this.write('create lease', () => this.stmt.insertLease.run(id, this.leaseTtlMs, Date.now() + this.leaseTtlMs));
+    this.lease = id;
+    clearInterval(this.renewTimer);
+    this.renewTimer = setInterval(() => this.renewLease(), Math.max(1, Math.floor(this.leaseTtlMs / 3))).unref();
+    this.logger.info({ lease: id, ttlMs: this.leaseTtlMs }, 'lease created');
+    return id;
+  }
+
+  private renewLease(): void {
+    if (this.closed || this.lease === undefined) return;
+    try {
+      const { changes } = this.stmt.renewLease.run(Date.now() + this.leaseTtlMs, this.lease);
+      if (changes === 0) {
+        // The sweeper expired it (the event loop stalled longer than the TTL): its keys are gone,
+        // as they would be with etcd. The next leased write creates a new lease.
+        this.logger.warn({ lease: this.lease }, 'lease expired before renewal; leased keys were deleted');
+        this.forgetLease();
+      }
+    } catch (err) {
+      this.logger.error({ err, lease: this.lease }, 'lease renewal failed');
+    }
+  }
+
+  private forgetLease(): void {
+    clearInterval(this.renewTimer);
+    this.renewTimer = undefined;
+    this.lease = undefined;
+  }
+
+  private sweepInBackground(): void {
+    if (this.closed) return;
+    try {
+      this.sweepExpiredLeases();
+    } catch (err) {
+      this.logger.error({ err }, 'expired lease sweep failed');
+    }
+  }
+
+  /** Deletes expired leases and their keys in one revision; returns how many keys were deleted. */
+  private sweepExpiredLeases(): number {
+    return this.write('expire leases', (tx) => {
+      let deleted = 0;
+      for (const { id } of this.stmt.expiredLeases.all(Date.now()) as unknown as { id: string }[]) {
+        const keys = (this.stmt.keysOfLease.all(id) as unknown as { key: string }[]).map((row) => row.key);
+        if (keys.length > 0) {
+          const revision = tx.revision();
+          this.stmt.deleteKeysOfLease.run(id);
+          for (const key of keys) tx.events.push({ type: 'delete', key, modRevision: revision });
+        }
+        this.stmt.deleteLease.run(id);
+        if (id === this.lease) this.forgetLease();
+        this.logger.info({ lease: id, keys: keys.length }, 'lease expired; its keys were deleted');
+        deleted += keys.length;
+      }
+      return deleted;
+    });
+  }
+
+  private currentRevision(): bigint {
+    return (this.stmt.revision.get() as { revision: bigint }).revision;
+  }
+
+  private read<T>(what: string, body: () => T): T {
+    this.assertOpen(what);
+    try {
+      return body();
+    } catch (err) {
+      throw this.unavailable(what, err);
+    }
+  }
+
+  /**
+   * Runs `body` in one IMMEDIATE transaction and commits before returning, then hands the
+   * transaction's events to the history and the watchers (who get them in a later microtask).
+   */
+  private write<T>(what: string, body: (tx: WriteTx) => T): T {
+    this.assertOpen(what);
+    let revision: bigint | undefined;
+    const tx: WriteTx = {
+      revision: () => (revision ??= (this.stmt.bumpRevision.get() as { revision: bigint }).revision),
+      events: [],
+    };
+    let result: T;
+    try {
+      this.stmt.begin.run();
+      result = body(tx);
+      this.stmt.commit.run();
+    } catch (err) {
+      if (this.db.isTransaction) this.stmt.rollback.run();
+      throw this.unavailable(what, err);
+    }
+    this.publish(tx.events);
+    return result;
+  }
+
+  private publish(events: WatchEvent[]): void {
+    if (events.length === 0) return;
+    this.history.push(...events);
+    if (this.history.length > this.historyLimit) {
+      // Drop whole revisions only, so "everything after compactedThrough is kept" stays true.
+      let cut = this.history.length - this.historyLimit;
+      while (cut < this.history.length && this.history[cut]!.modRevision === this.history[cut - 1]!.modRevision) cut++;
+      this.compactedThrough = this.history[cut - 1]!.modRevision;
+      this.history.splice(0, cut);
+    }
+    for (const watcher of this.watchers) watcher.enqueue(events);
+  }
+
+  private assertOpen(what: string): void {
+    if (this.closed) {
+      throw new KvUnavailableError(`local kvstore ${this.path} is closed; cannot ${what}`);
+    }
+  }
+
+  private unavailable(what: string, err: unknown): CiliumDockerError {
+    if (err instanceof CiliumDockerError) return err;
+    return new KvUnavailableError(
+      `local kvstore ${this.path}: ${what} failed: ${(err as Error).message}; check the disk and the file's permissions`,
+      { cause: err },
+    );
+  }
+}
+
+/** The statements the store runs, prepared once per open. */
+function prepareStatements(db: DatabaseSync) {
+  const columns = 'key, value, create_revision, mod_revision, lease';
+  const statements = {
+    begin: db.prepare('BEGIN IMMEDIATE'),
+    commit: db.prepare('COMMIT'),
+    rollback: db.prepare('ROLLBACK'),
+    revision: db.prepare('SELECT revision FROM meta WHERE id = 1'),
+    bumpRevision: db.prepare('UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision'),
+    get: db.prepare(`SELECT ${columns} FROM kv WHERE key = ?`),
+    listRange: db.prepare(`SELECT ${columns} FROM kv WHERE key >= ? AND key < ? ORDER BY key`),
+    listKeys: db.prepare('SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key'),
+    upsert: db.prepare(
+      `INSERT INTO kv (${columns}) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision, lease = excluded.lease
+       RETURNING create_revision`,
+    ),
+    deleteKey: db.prepare('DELETE FROM kv WHERE key = ?'),
+    deleteRange: db.prepare('DELETE FROM kv WHERE key >= ? AND key < ?'),
+    insertLease: db.prepare('INSERT INTO leases (id, ttl_ms, expires_at) VALUES (?, ?, ?)'),
+    renewLease: db.prepare('UPDATE leases SET expires_at = ? WHERE id = ?'),
+    expiredLeases: db.prepare('SELECT id FROM leases WHERE expires_at <= ? ORDER BY id'),
+    keysOfLease: db.prepare('SELECT key FROM kv WHERE lease = ? ORDER BY key'),
+    deleteKeysOfLease: db.prepare('DELETE FROM kv WHERE lease = ?'),
+    deleteLease: db.prepare('DELETE FROM leases WHERE id = ?'),
+  } satisfies Record<string, StatementSync>;
+  return statements;
+}
+
+function toPair(row: KvRow | undefined): KvPair | undefined {
+  if (row === undefined) return undefined;
+  return {
+    key: row.key,
+    value: row.value,
+    createRevision: row.create_revision,
+    modRevision: row.mod_revision,
+    ...(row.lease !== null && { lease: row.lease }),
+  };
+}
+
+/**
+ * The half-open key range `[from, to)` holding exactly the keys that start with `prefix`.
+ *
+ * SQLite compares TEXT as UTF-8 bytes, which orders like code points, so the bound is the prefix
+ * with its last code point incremented (trailing U+10FFFF dropped first; the surrogate block
+ * skipped). With no such bound (empty prefix, or all U+10FFFF) the upper end is an empty BLOB:
+ * SQLite sorts every TEXT value before every BLOB.
+ */
+function prefixRange(prefix: string): [from: string, to: string | Uint8Array] {
+  const codePoints = [...prefix].map((ch) => ch.codePointAt(0)!);
+  while (codePoints.length > 0 && codePoints.at(-1) === 0x10ffff) codePoints.pop();
+  if (codePoints.length === 0) return [prefix, new Uint8Array(0)];
+  let last = codePoints.pop()! + 1;
+  if (last === 0xd800) last = 0xe000;
+  return [prefix, String.fromCodePoint(...codePoints, last)];
+}
+
+/**
+ * One watch: a queue drained in a microtask, so handlers never run inside the write that caused
+ * the event, and events reach each handler in revision order.
+ */
+class LocalWatcher implements Watcher {
+  private queue: WatchEvent[] = [];
+  private scheduled = false;
+  private closed = false;
+
+  constructor(
+    private readonly prefix: string,
+    private readonly handlers: WatchHandlers,
+    private readonly logger: Logger,
+    private readonly onClose: (watcher: LocalWatcher) => void,
+  ) {}
+
+  enqueue(events: readonly WatchEvent[]): void {
+    for (const event of events) if (event.key.startsWith(this.prefix)) this.queue.push(event);
+    if (!this.scheduled && this.queue.length > 0) {
+      this.scheduled = true;
+      queueMicrotask(() => this.drain());
+    }
+  }
+
+  /** Ends the watch and tells the caller to re-list, in a later microtask like any event. */
+  resync(reason: string): void {
+    queueMicrotask(() => {
+      if (this.closed) return;
+      this.close();
+      if (this.handlers.onResyncNeeded) this.handlers.onResyncNeeded(reason);
+      else this.logger.warn({ prefix: this.prefix, reason }, 'watch needs a resync but has no onResyncNeeded handler');
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.queue = [];
+    this.onClose(this);
+  }
+
+  private drain(): void {
+    this.scheduled = false;
+    // A handler may write (enqueuing to a fresh queue and scheduling another drain) or close.
+    const batch = this.queue;
+    this.queue = [];
+    for (const event of batch) {
+      if (this.closed) return;
+      try {
+        this.handlers.onEvent(event);
+      } catch (err) {
+        this.logger.error({ err, prefix: this.prefix, key: event.key }, 'watch handler threw');
+      }
+    }
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * Composition root of the cilium-docker daemon: config -> store -> IPAM, identities, datapath ->
+ * endpoint manager -> plugin server, Docker watcher, agent API. The only module that wires
+ * concrete implementations together; also owns signals and shutdown.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig, helpText, type Config } from './config/config.js';
+import { log, setLogLevel } from './util/log.js';
+import { CiliumDockerError, ConfigError, UnsupportedError } from './util/errors.js';
+import type { KvStore } from './kvstore/kvstore.js';
+import { LocalKvStore } from './kvstore/local/local-store.js';
+import { Ipam } from './ipam/ipam.js';
+import { IdentityAllocator } from './identity/allocator.js';
+import { RoutingDatapath } from './datapath/routing-datapath.js';
+import { EndpointManager } from './endpoint/endpoint-manager.js';
+import { networkDriverHandlers } from './plugin/network-driver.js';
+import { ipamDriverHandlers } from './plugin/ipam-driver.js';
+import { PluginServer } from './plugin/server.js';
+import { DockerWatcher } from './docker/docker-watcher.js';
+import { ApiServer, type AgentBackend } from './api/server.js';
+import type { EndpointModel } from './api/models.js';
+import type { EndpointRecord } from './endpoint/endpoint.js';
+
+const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+function openStore(config: Config): KvStore {
+  switch (config.kvstore) {
+    case 'local':
+      mkdirSync(config.stateDir, { recursive: true });
+      return LocalKvStore.open({ path: join(config.stateDir, 'kvstore.db') });
+    default:
+      throw new UnsupportedError(`--kvstore ${config.kvstore} is not available in this build yet; use --kvstore local`);
+  }
+}
+
+/** Starts every part of the daemon; resolves with a stop function. */
+export async function startDaemon(config: Config): Promise<{ stop: () => Promise<void> }> {
+  const started = Date.now();
+  setLogLevel(config.logLevel);
+  const store = openStore(config);
+  const ipam = new Ipam({
+    store,
+    nodeName: config.nodeName,
+    defaultPool: config.defaultPool,
+    defaultPoolPrefixLength: config.defaultPoolPrefixLength,
+    blockPrefixLength: config.blockPrefixLength,
+  });
+  const identities = new IdentityAllocator({ store, nodeName: config.nodeName, log: log.child({ component: 'identity' }) });
+  const datapath = new RoutingDatapath();
+  await datapath.init();
+  const endpoints = new EndpointManager({ store, nodeName: config.nodeName, datapath, identities, log: log.child({ component: 'endpoint' }) });
+
+  const { restored, stale } = await endpoints.restore();
+  for (const ep of stale) {
+    const network = endpoints.getNetwork(ep.networkId);
+    const pools = await ipam.listPools();
+    const pool = pools.find((p) => p.subnet === network?.subnet);
+    if (pool) await ipam.releaseAddress(pool.poolId, ep.ipv4);
+  }
+  log.info({ restored, stale: stale.length }, 'endpoints restored');
+
+  const plugin = new PluginServer({
+    socketPath: config.pluginSocket,
+    network: networkDriverHandlers(endpoints),
+    ipam: ipamDriverHandlers(ipam),
+    log: log.child({ component: 'plugin' }),
+  });
+
+  const watcher = new DockerWatcher({
+    dockerHost: config.dockerHost,
+    log: log.child({ component: 'docker' }),
+    isOurEndpoint: (id) => endpoints.getEndpoint(id) !== undefined,
+    waitingEndpoints: () => endpoints.listEndpoints().filter((e) => e.state === 'waiting-for-identity').map((e) => e.endpointId),
+    attach: async (c) => {
+      await endpoints.attachContainer(c.endpointId, { containerId: c.containerId, containerName: c.containerName, labels: c.labels, networkName: c.networkName });
+    },
+  });
+
+  const toModel = (e: EndpointRecord): EndpointModel => ({
+    id: e.id,
+    endpointId: e.endpointId,
+    networkId: e.networkId,
+    networkName: endpoints.getNetwork(e.networkId)?.name,
+    containerId: e.containerId,
+    containerName: e.containerName,
+    ipv4: e.ipv4,
+    mac: e.mac,
+    hostInterface: e.hostIfName,
+    state: e.state,
+    identity: e.identity,
+    labels: e.labels,
+    policyRevision: e.policyRevision,
+    createdAt: e.createdAt,
+  });
+
+  const backend: AgentBackend = {
+    async status() {
+      const kv = await store.status().catch((err: unknown) => ({ backend: config.kvstore, healthy: false, detail: String(err) }));
+      const byState: Record<string, number> = {};
+      for (const e of endpoints.listEndpoints()) byState[e.state] = (byState[e.state] ?? 0) + 1;
+      const ids = await identities.list().catch(() => []);
+      return {
+        node: config.nodeName,
+        version: VERSION,
+        uptimeSeconds: Math.round((Date.now() - started) / 1000),
+        driver: plugin.driverName,
+        kvstore: { backend: kv.backend, healthy: kv.healthy, detail: kv.detail },
+        docker: watcher.status(),
+        datapath: datapath.name,
+        endpoints: byState,
+        identities: ids.filter((i) => !i.reserved).length,
+        networks: endpoints.listNetworks().length,
+      };
+    },
+    listEndpoints: () => endpoints.listEndpoints().map(toModel),
+    getEndpoint: (ref) => {
+      const e = endpoints.findEndpoint(ref);
+      return e ? toModel(e) : undefined;
+    },
+    async listIdentities() {
+      return (await identities.list()).map((i) => ({ id: i.id, labels: i.labels.toStrings(), reserved: i.reserved, localReferences: i.localReferences }));
+    },
+    async getIdentity(id) {
+      const i = await identities.get(id);
+      return i ? { id: i.id, labels: i.labels.toStrings(), reserved: i.reserved, localReferences: i.localReferences } : undefined;
+    },
+    async listIps() {
+      return endpoints
+        .listEndpoints()
+        .map((e) => ({ ip: e.ipv4, identity: e.identity, node: config.nodeName, endpoint: e.id, source: 'local' as const }))
+        .sort((a, b) => (a.ip < b.ip ? -1 : 1));
+    },
+    async cleanup() {
+      const removed = endpoints.listEndpoints().map((e) => e.hostIfName);
+      await endpoints.cleanupDatapath();
+      return { removed: [...removed, 'cilium_host', 'cilium_net'] };
+    },
+  };
+  const api = new ApiServer({ socketPath: config.apiSocket, backend, log: log.child({ component: 'api' }) });
+
+  await plugin.start();
+  await api.start();
+  watcher.start();
+  log.info({ node: config.nodeName, kvstore: config.kvstore, version: VERSION }, 'cilium-docker ready');
+
+  return {
+    async stop() {
+      // A clean stop leaves the datapath in place: containers keep their connectivity.
+      watcher.stop();
+      await Promise.allSettled([plugin.stop(), api.stop()]);
+      await store.close();
+    },
+  };
+}
+
+async function run(): Promise<void> {
+  let config: Config | 'help';
+  try {
+    config = loadConfig(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`cilium-docker: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
+  if (config === 'help') {
+    process.stdout.write(helpText());
+    return;
+  }
+  let daemon: { stop: () => Promise<void> };
+  try {
+    daemon = await startDaemon(config);
+  } catch (err) {
+    const code = err instanceof CiliumDockerError ? err.code : 'ERR_INTERNAL';
+    log.fatal({ code, err: err instanceof Error ? err.message : String(err) }, 'cannot start');
+    process.stderr.write(`cilium-docker: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(err instanceof ConfigError ? 2 : 1);
+  }
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping (datapath stays in place)');
+    daemon.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+await run();
