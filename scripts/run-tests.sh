@@ -4,6 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.tools/bin:$PATH"
+export CILIUM_DOCKER_LOG_LEVEL="${CILIUM_DOCKER_LOG_LEVEL:-error}"
 out=$(mktemp /tmp/cilium-docker-tap.XXXXXX)
 node node_modules/tap/dist/esm/run.mjs "$@" 2>&1 | tee "$out"
 tap_status=${PIPESTATUS[0]}

@@ -17,6 +17,7 @@ import { EndpointManager } from './endpoint/endpoint-manager.js';
 import { networkDriverHandlers } from './plugin/network-driver.js';
 import { ipamDriverHandlers } from './plugin/ipam-driver.js';
 import { PluginServer } from './plugin/server.js';
+import { NetworkCreationTracker } from './plugin/network-creation-tracker.js';
 import { DockerWatcher } from './docker/docker-watcher.js';
 import { ApiServer, type AgentBackend } from './api/server.js';
 import type { EndpointModel } from './api/models.js';
@@ -55,15 +56,16 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   for (const ep of stale) {
     const network = endpoints.getNetwork(ep.networkId);
     const pools = await ipam.listPools();
-    const pool = pools.find((p) => p.subnet === network?.subnet);
+    const pool = pools.find((p) => p.pool === network?.subnet);
     if (pool) await ipam.releaseAddress(pool.poolId, ep.ipv4);
   }
   log.info({ restored, stale: stale.length }, 'endpoints restored');
 
+  const creations = new NetworkCreationTracker();
   const plugin = new PluginServer({
     socketPath: config.pluginSocket,
-    network: networkDriverHandlers(endpoints),
-    ipam: ipamDriverHandlers(ipam),
+    network: networkDriverHandlers(endpoints, creations),
+    ipam: ipamDriverHandlers(ipam, creations),
     log: log.child({ component: 'plugin' }),
   });
 

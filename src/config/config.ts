@@ -114,8 +114,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
       ['help', { type: 'boolean' as const }],
     ]),
   });
-  if (parsed.values.help) return 'help';
   const flags = parsed.values as Record<string, string | string[] | boolean | undefined>;
+  if (flags.help === true) return 'help';
 
   const configPath = (flags.config as string | undefined) ?? env[envName('config')] ?? '';
   let file: Record<string, unknown> = {};

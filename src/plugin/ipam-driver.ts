@@ -4,6 +4,7 @@
  */
 import type { Ipam } from '../ipam/ipam.js';
 import { BadRequestError } from '../util/errors.js';
+import type { NetworkCreationTracker } from './network-creation-tracker.js';
 import { optionalBoolean, optionalObject, optionalString, requireObject, requireString } from './request-body.js';
 import {
   GATEWAY_REQUEST_TYPE,
@@ -20,7 +21,7 @@ export const GLOBAL_ADDRESS_SPACE = 'CiliumGlobal';
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 
 /** The IpamDriver handlers, keyed by method name. */
-export function ipamDriverHandlers(ipam: Ipam): Record<string, (body: unknown) => Promise<unknown>> {
+export function ipamDriverHandlers(ipam: Ipam, creations: NetworkCreationTracker): Record<string, (body: unknown) => Promise<unknown>> {
   return {
     async GetCapabilities(): Promise<IpamCapabilitiesResponse> {
       // No replay: pools and addresses are persisted in our store and survive dockerd restarts.
@@ -34,6 +35,8 @@ export function ipamDriverHandlers(ipam: Ipam): Record<string, (body: unknown) =
     async RequestPool(raw): Promise<RequestPoolResponse> {
       const call = 'RequestPool';
       const body = requireObject(call, raw);
+      // dockerd always names the address space; a body without it is not a real request.
+      requireString(call, body, 'AddressSpace');
       const pool = optionalString(call, body, 'Pool');
       const subPool = optionalString(call, body, 'SubPool');
       const v6 = optionalBoolean(call, body, 'V6');
@@ -41,12 +44,15 @@ export function ipamDriverHandlers(ipam: Ipam): Record<string, (body: unknown) =
       for (const [k, v] of Object.entries(optionalObject(call, body, 'Options'))) options[k] = String(v);
       if (v6) throw new BadRequestError('IPv6 pools are not supported by the cilium IPAM driver yet; create the network without --ipv6');
       const result = await ipam.requestPool({ pool, subPool, options, v6 });
+      creations.poolRequested(result.poolId, result.pool);
       return { PoolID: result.poolId, Pool: result.pool, Data: result.data };
     },
 
     async ReleasePool(raw) {
       const body = requireObject('ReleasePool', raw);
-      await ipam.releasePool(requireString('ReleasePool', body, 'PoolID'));
+      const poolId = requireString('ReleasePool', body, 'PoolID');
+      await ipam.releasePool(poolId);
+      creations.poolReleased(poolId);
       return {};
     },
 
@@ -58,7 +64,8 @@ export function ipamDriverHandlers(ipam: Ipam): Record<string, (body: unknown) =
       if (address !== '' && !IPV4.test(address)) throw new BadRequestError(`${call}: Address "${address}" is not an IPv4 address`);
       const options = optionalObject(call, body, 'Options');
       const gateway = options.RequestAddressType === GATEWAY_REQUEST_TYPE;
-      const result = await ipam.requestAddress({ poolId, address, gateway });
+      const reserved = !gateway && address !== '' && creations.isCreating(poolId);
+      const result = await ipam.requestAddress({ poolId, address, gateway, reserved });
       return { Address: `${result.address}/${result.prefixLength}`, Data: {} };
     },
 

@@ -5,6 +5,7 @@
  */
 import type { EndpointManager } from '../endpoint/endpoint-manager.js';
 import { BadRequestError } from '../util/errors.js';
+import type { NetworkCreationTracker } from './network-creation-tracker.js';
 import { optionalArray, optionalObject, optionalString, requireId, requireObject, type Body } from './request-body.js';
 import {
   OPTION_GENERIC,
@@ -18,6 +19,8 @@ import {
 /** `-o com.docker.network.driver.mtu=N` sets the containers' MTU. */
 const OPTION_MTU = 'com.docker.network.driver.mtu';
 const DEFAULT_MTU = 1500;
+/** CreateEndpoint option listing `-p` port mappings. */
+const OPTION_PORT_MAP = 'com.docker.network.portmap';
 
 function parseCidr(call: string, field: string, value: string): { ip: string; prefixLength: number } {
   const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(value);
@@ -34,7 +37,7 @@ function stringMap(obj: Body): Record<string, string> {
 }
 
 /** The NetworkDriver handlers, keyed by method name. */
-export function networkDriverHandlers(endpoints: EndpointManager): Record<string, (body: unknown) => Promise<unknown>> {
+export function networkDriverHandlers(endpoints: EndpointManager, creations: NetworkCreationTracker): Record<string, (body: unknown) => Promise<unknown>> {
   return {
     async GetCapabilities(): Promise<NetworkCapabilitiesResponse> {
       return { Scope: 'local', ConnectivityScope: 'local' };
@@ -63,6 +66,7 @@ export function networkDriverHandlers(endpoints: EndpointManager): Record<string
         mtu = Number(generic[OPTION_MTU]);
         if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new BadRequestError(`option ${OPTION_MTU}="${generic[OPTION_MTU]}" must be an integer from 576 to 65535`);
       }
+      creations.networkCreated(pool);
       await endpoints.createNetwork({
         networkId,
         subnet: pool,
@@ -92,6 +96,11 @@ export function networkDriverHandlers(endpoints: EndpointManager): Record<string
       if (address === '') throw new BadRequestError(`${call}: endpoint ${endpointId.slice(0, 12)} has no IPv4 address; use --ipam-driver cilium for cilium networks`);
       if (requestedMac !== '' && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(requestedMac)) throw new BadRequestError(`${call}: MacAddress "${requestedMac}" is not a MAC address`);
       const { ip, prefixLength } = parseCidr(call, 'Interface.Address', address);
+      // Remote drivers must publish ports themselves; refusing is better than pretending.
+      const portmap = optionalObject(call, body, 'Options')[OPTION_PORT_MAP];
+      if (Array.isArray(portmap) && portmap.length > 0) {
+        throw new BadRequestError('publishing ports (-p/--publish) is not supported by the cilium driver yet; reach the container by its address, or publish through a container on the default bridge');
+      }
       const ep = await endpoints.createEndpoint({ networkId, endpointId, ipv4: ip, prefixLength, mac: requestedMac });
       // Only empty fields may be filled in the reply ("driver modified interface address" otherwise).
       return requestedMac === '' ? { Interface: { MacAddress: ep.mac } } : {};

@@ -54,8 +54,8 @@ export class LabProcess {
           resolve(this.#exit);
         });
       });
+      // Not unref()'d: a test awaiting wait() must keep the event loop alive until the exit.
       child.on('error', () => {}); // surfaced through 'exit' and the log
-      child.unref();
     } finally {
       closeSync(log);
     }

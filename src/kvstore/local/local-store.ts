@@ -15,6 +15,10 @@
  * revision before compaction); older starts get `onResyncNeeded`. Only writes made through this
  * instance are seen, which is why the file is opened with an exclusive lock: a second process
  * opening the same file would change keys behind the watchers' backs.
+ *
+ * Leases: a row with an absolute expiry in wall-clock milliseconds (the only clock two processes
+ * sharing the file over time agree on), renewed every TTL/3 while the store is open. Expired
+ * leases are swept at open and every `sweepIntervalMs`, deleting their keys as watch events.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -236,7 +240,7 @@ export class LocalKvStore implements KvStore {
     return watcher;
   }
 
-  /** Backend `local`, the file path, and this instance's lease once one exists. */
+  /** Backend `local`, the file path, and this instance's lease once one exists; unhealthy (not a rejection) once closed. */
   async status(): Promise<KvStatus> {
     return {
       backend: 'local',

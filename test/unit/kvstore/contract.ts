@@ -261,6 +261,25 @@ export function runKvStoreContract(
       t.same(staying.events.map((event) => event.key), ['wc/1', 'wc/2', 'wc/3']);
     });
 
+    t.test('a watcher closed from inside its handler gets nothing more, even from the same burst', async (t) => {
+      const { store } = await setup(t);
+      const { revision } = await store.list('wh/');
+      const seen: string[] = [];
+      const watcher = store.watch('wh/', revision, {
+        onEvent: (event) => {
+          seen.push(event.key);
+          watcher.close();
+        },
+      });
+      t.teardown(() => watcher.close());
+      const observer = record(t, store, 'wh/', revision);
+      await Promise.all([store.put('wh/1', 'v'), store.put('wh/2', 'v'), store.put('wh/3', 'v')]);
+      await store.put('wh/last', 'v');
+      await observer.waitForKey('wh/last');
+      await settle();
+      t.equal(seen.length, 1, `one event before the handler closed the watch (got ${seen.join(', ')})`);
+    });
+
     t.test('a closed store delivers nothing more and rejects operations with ERR_KV_UNAVAILABLE', async (t) => {
       const fixture = await setup(t);
       const { store } = fixture;

@@ -127,8 +127,10 @@ t.test('status reports the local backend, the file and the lease once there is o
 
 t.test('prefixes with edge-case code points list and delete exactly their keys', async (t) => {
   const store = openStore(t, { path: storePath(t) });
-  const keys = ['u/', 'u/\u{10FFFF}', 'u/\u{10FFFF}z', 'u/\uD7FFq', 'u/\uE000', 'u0', 'v'];
-  for (const key of keys) await store.put(key, 'v');
+  // Code point (= UTF-8 byte, etcd's) order; JavaScript's default UTF-16 sort would put the
+  // astral U+10FFFF before U+E000.
+  const keys = ['u/', 'u/\uD7FFq', 'u/\uE000', 'u/\u{10FFFF}', 'u/\u{10FFFF}z', 'u0', 'v'];
+  for (const key of [...keys].reverse()) await store.put(key, 'v');
   const listed = async (prefix: string) => (await store.list(prefix)).pairs.map((pair) => pair.key);
   t.same(await listed(''), keys, 'the empty prefix lists everything, in code point order');
   t.same(await listed('u/\u{10FFFF}'), ['u/\u{10FFFF}', 'u/\u{10FFFF}z'], 'a prefix ending in U+10FFFF');
@@ -142,20 +144,24 @@ t.test('a watch from before the retained history asks for a resync', async (t) =
   const first = await store.put('h/0', 'v');
   for (let i = 1; i < 10; i++) await store.put(`h/${i}`, 'v');
 
-  const resyncs: string[] = [];
-  const stale: WatchEvent[] = [];
-  store.watch('h/', first, { onEvent: (event) => stale.push(event), onResyncNeeded: (reason) => resyncs.push(reason) });
-  const recent: WatchEvent[] = [];
-  store.watch('h/', first + 5n, { onEvent: (event) => recent.push(event), onResyncNeeded: (reason) => resyncs.push(reason) });
-  t.equal(resyncs.length, 0, 'the resync is not reported synchronously');
+  // Five events kept: revisions first+5 .. first+9, so history covers watches from first+4 on.
+  const watchFrom = (revision: bigint) => {
+    const seen = { events: [] as string[], resyncs: [] as string[] };
+    store.watch('h/', revision, {
+      onEvent: (event) => seen.events.push(event.key),
+      onResyncNeeded: (reason) => seen.resyncs.push(reason),
+    });
+    return seen;
+  };
+  const oldest = watchFrom(first);
+  const justTooOld = watchFrom(first + 3n);
+  const oldestRetained = watchFrom(first + 4n);
+  t.equal(oldest.resyncs.length, 0, 'the resync is not reported synchronously');
   await sleep(10);
-  t.equal(resyncs.length, 1, 'only the stale watch needs a resync');
-  t.same(stale, [], 'and it gets no events');
-  t.same(
-    recent.map((event) => event.key),
-    ['h/5', 'h/6', 'h/7', 'h/8', 'h/9'],
-    'a watch within the history replays it',
-  );
+  t.same([oldest.events, oldest.resyncs.length], [[], 1], 'a watch from long ago gets one resync and no events');
+  t.same([justTooOld.events, justTooOld.resyncs.length], [[], 1], 'so does one from just before the history');
+  t.match(oldest.resyncs[0], /older than/, 'the reason says why');
+  t.same(oldestRetained, { events: ['h/5', 'h/6', 'h/7', 'h/8', 'h/9'], resyncs: [] }, 'the oldest retained start replays it');
 });
 
 t.test('a watch from before this open asks for a resync', async (t) => {
@@ -168,6 +174,19 @@ t.test('a watch from before this open asks for a resync', async (t) => {
   second.watch('old/', 0n, { onEvent: () => t.fail('no events expected'), onResyncNeeded: (reason) => resyncs.push(reason) });
   await sleep(10);
   t.equal(resyncs.length, 1);
+});
+
+t.test('events not yet delivered when the store closes are dropped', async (t) => {
+  const store = openStore(t, { path: storePath(t) });
+  const seen: string[] = [];
+  store.watch('pc/', 0n, { onEvent: (event) => seen.push(event.key) });
+  // The write commits synchronously inside the call; its event waits for a microtask that runs
+  // only after close() has returned.
+  const written = store.put('pc/key', 'v');
+  await store.close();
+  await written;
+  await sleep(10);
+  t.same(seen, []);
 });
 
 t.test('a second open of a file in use fails with ERR_KV_UNAVAILABLE', async (t) => {

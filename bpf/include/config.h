@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Load-time configuration: `const volatile` globals live in .rodata, which the loader writes
+ * before load; the verifier then sees them as constants and prunes the branches they disable.
+ * The names are part of the ABI (src/datapath/bpf/abi.ts, loadTimeConstants).
+ */
+#ifndef CILIUM_DOCKER_CONFIG_H
+#define CILIUM_DOCKER_CONFIG_H
+
+#include <linux/types.h>
+
+/* Conntrack lifetimes in seconds (Cilium's defaults). */
+const volatile __u32 cfg_ct_lifetime_tcp = 21600; /* established TCP */
+const volatile __u32 cfg_ct_lifetime_syn = 60;    /* TCP before the reply is seen */
+const volatile __u32 cfg_ct_lifetime_close = 10;  /* TCP after FIN or RST */
+const volatile __u32 cfg_ct_lifetime_nontcp = 60; /* UDP, ICMP, anything else */
+
+/* Which events go to cilium_events: 1 = on. */
+const volatile __u8 cfg_drop_notify = 1;           /* every dropped packet */
+const volatile __u8 cfg_policy_verdict_notify = 1; /* first packet of each connection */
+const volatile __u8 cfg_trace_notify = 0;          /* every forwarded packet */
+
+#endif /* CILIUM_DOCKER_CONFIG_H */

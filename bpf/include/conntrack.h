@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Connection tracking over cilium_ct. One entry per connection, keyed by its original direction;
+ * a packet matches it either as is (forward) or reversed (reply). Replies skip policy, which is
+ * what makes policy stateful; forward packets are checked on every packet so that a policy
+ * change also cuts established connections (Cilium v1.4 semantics).
+ */
+#ifndef CILIUM_DOCKER_CONNTRACK_H
+#define CILIUM_DOCKER_CONNTRACK_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include "abi.h"
+#include "config.h"
+#include "maps.h"
+#include "packet.h"
+
+enum ct_state {
+	CT_NEW,         /* no live entry either way */
+	CT_ESTABLISHED, /* matches an entry in its original direction */
+	CT_REPLY,       /* matches an entry reversed */
+};
+
+static __always_inline __u32 ct_now(void)
+{
+	return bpf_ktime_get_ns() / 1000000000ULL;
+}
+
+static __always_inline void ct_forward_key(const struct flow *f, struct ct_key *key)
+{
+	key->saddr = f->saddr;
+	key->daddr = f->daddr;
+	key->sport = f->sport;
+	key->dport = f->dport;
+	key->protocol = f->protocol;
+	key->pad[0] = key->pad[1] = key->pad[2] = 0;
+}
+
+static __always_inline void ct_reverse_key(const struct flow *f, struct ct_key *key)
+{
+	key->saddr = f->daddr;
+	key->daddr = f->saddr;
+	key->sport = f->dport;
+	key->dport = f->sport;
+	key->protocol = f->protocol;
+	key->pad[0] = key->pad[1] = key->pad[2] = 0;
+}
+
+/* How long an entry lives after this packet. */
+static __always_inline __u32 ct_lifetime(const struct flow *f, const struct ct_entry *e)
+{
+	if (f->protocol != IPPROTO_TCP)
+		return cfg_ct_lifetime_nontcp;
+	if (e->flags & CT_F_CLOSING)
+		return cfg_ct_lifetime_close;
+	if (e->flags & CT_F_REPLY_SEEN)
+		return cfg_ct_lifetime_tcp;
+	return cfg_ct_lifetime_syn;
+}
+
+/* Looks the packet up; *entry is set for CT_ESTABLISHED and CT_REPLY. */
+static __always_inline enum ct_state ct_lookup(const struct flow *f, struct ct_entry **entry)
+{
+	__u32 now = ct_now();
+	struct ct_key key;
+	struct ct_entry *e;
+
+	ct_forward_key(f, &key);
+	e = bpf_map_lookup_elem(&cilium_ct, &key);
+	if (e && e->expires > now) {
+		*entry = e;
+		return CT_ESTABLISHED;
+	}
+	ct_reverse_key(f, &key);
+	e = bpf_map_lookup_elem(&cilium_ct, &key);
+	if (e && e->expires > now) {
+		*entry = e;
+		return CT_REPLY;
+	}
+	*entry = NULL;
+	return CT_NEW;
+}
+
+/* Accounts a packet to a live entry and extends its lifetime. */
+static __always_inline void ct_update(struct ct_entry *e, const struct flow *f, __u32 len,
+				      enum ct_state state)
+{
+	if (f->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
+		e->flags |= CT_F_CLOSING;
+	if (state == CT_REPLY) {
+		e->flags |= CT_F_REPLY_SEEN;
+		e->tcp_flags_rev |= f->tcp_flags;
+		__sync_fetch_and_add(&e->packets_rev, 1);
+		__sync_fetch_and_add(&e->bytes_rev, len);
+	} else {
+		e->tcp_flags_fwd |= f->tcp_flags;
+		__sync_fetch_and_add(&e->packets_fwd, 1);
+		__sync_fetch_and_add(&e->bytes_fwd, len);
+	}
+	e->expires = ct_now() + ct_lifetime(f, e);
+}
+
+/* Creates the entry for a new connection. Returns 0 or -DROP_CT_CREATE_FAILED. */
+static __always_inline int ct_create(const struct flow *f, __u32 len, __u32 src_identity)
+{
+	struct ct_key key;
+	struct ct_entry e = {
+		.packets_fwd = 1,
+		.bytes_fwd = len,
+		.src_identity = src_identity,
+		.tcp_flags_fwd = f->tcp_flags,
+	};
+
+	if (f->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
+		e.flags |= CT_F_CLOSING;
+	e.created = ct_now();
+	e.expires = e.created + ct_lifetime(f, &e);
+	ct_forward_key(f, &key);
+	if (bpf_map_update_elem(&cilium_ct, &key, &e, BPF_ANY) < 0)
+		return -DROP_CT_CREATE_FAILED;
+	return 0;
+}
+
+/* Forgets a connection whose forward direction policy no longer allows. */
+static __always_inline void ct_delete(const struct flow *f)
+{
+	struct ct_key key;
+
+	ct_forward_key(f, &key);
+	bpf_map_delete_elem(&cilium_ct, &key);
+}
+
+#endif /* CILIUM_DOCKER_CONNTRACK_H */

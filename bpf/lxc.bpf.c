@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The programs on a container's host-side veth (lxc*). One object is loaded once and shared by
+ * every endpoint: a program finds its endpoint through cilium_endpoints (the packet's container
+ * address, checked against skb->ifindex), so nothing per endpoint is compiled in.
+ *
+ *   from_container  tc ingress of lxc*: traffic the container sends. Answers ARP; validates the
+ *                   source; egress policy; conntrack; a local destination gets its ingress policy
+ *                   checked here and the packet goes straight into its netns (bpf_redirect_peer);
+ *                   anything else goes to the host stack for routing.
+ *   to_container    tc egress of lxc*: traffic the host stack delivers to the container. Ingress
+ *                   policy and conntrack.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "abi.h"
+#include "config.h"
+#include "maps.h"
+#include "packet.h"
+#include "events.h"
+#include "conntrack.h"
+#include "eps.h"
+#include "policy.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Ring-buffer records have no map type to carry them into BTF; this reference does (bpf2go's idiom). */
+const struct event *unused_event_btf_anchor __attribute__((unused));
+
+/* ARP constants (<linux/if_arp.h> pulls in libc headers, which do not build for -target bpf). */
+#define ARPHRD_ETHER 1
+#define ARPOP_REQUEST 1
+#define ARPOP_REPLY 2
+
+/* An ARP packet for IPv4 over Ethernet (RFC 826). */
+struct arp_ipv4 {
+	__be16 ar_hrd;
+	__be16 ar_pro;
+	__u8 ar_hln;
+	__u8 ar_pln;
+	__be16 ar_op;
+	__u8 sha[ETH_ALEN];
+	__be32 spa;
+	__u8 tha[ETH_ALEN];
+	__be32 tpa;
+} __attribute__((packed));
+
+static __always_inline int mac_is_zero(const __u8 *mac)
+{
+	return !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]);
+}
+
+static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] &&
+	       a[5] == b[5];
+}
+
+/*
+ * Answers an ARP request from the container for any IPv4 target with the lxc device's MAC, so
+ * the gateway and same-subnet peers resolve without proxy_arp; every packet then comes to this
+ * program. Requests that are not ours to answer go to the stack unchanged.
+ */
+static __always_inline int answer_arp(struct __sk_buff *skb)
+{
+	struct ethhdr *eth = eth_header(skb, sizeof(struct ethhdr) + sizeof(struct arp_ipv4));
+	const struct endpoint_info *ep;
+	struct arp_ipv4 *arp;
+	__be32 sip, tip;
+
+	if (!eth)
+		return TC_ACT_OK;
+	arp = (void *)(eth + 1);
+	if ((void *)(arp + 1) > (void *)(long)skb->data_end)
+		return TC_ACT_OK;
+	if (arp->ar_hrd != bpf_htons(ARPHRD_ETHER) || arp->ar_pro != bpf_htons(ETH_P_IP) ||
+	    arp->ar_hln != ETH_ALEN || arp->ar_pln != 4 ||
+	    arp->ar_op != bpf_htons(ARPOP_REQUEST))
+		return TC_ACT_OK;
+	sip = arp->spa;
+	tip = arp->tpa;
+	if (sip == tip) /* gratuitous ARP: nothing to answer */
+		return TC_ACT_OK;
+	ep = lookup_endpoint(sip);
+	if (!ep || ep->ifindex != skb->ifindex)
+		return TC_ACT_OK;
+
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, ep->node_mac, ETH_ALEN);
+	arp->ar_op = bpf_htons(ARPOP_REPLY);
+	__builtin_memcpy(arp->tha, arp->sha, ETH_ALEN);
+	__builtin_memcpy(arp->sha, ep->node_mac, ETH_ALEN);
+	arp->tpa = sip;
+	arp->spa = tip;
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/*
+ * Runs ep's policy for one direction and reports the verdict on a connection's first packet.
+ * Returns 0 to allow or a DROP_* reason.
+ */
+static __always_inline int enforce_policy(struct __sk_buff *skb, const struct flow *f,
+					  const struct endpoint_info *ep, __u8 direction,
+					  __u32 peer_identity, __u32 peer_net_id,
+					  const struct event_subject *who, enum ct_state state)
+{
+	struct policy_verdict v;
+	int enforced;
+
+	policy_check(ep, direction, peer_identity, peer_net_id, f, &v, &enforced);
+	if (enforced && (state == CT_NEW || v.drop_reason))
+		notify_policy_verdict(skb, f, who, v.match, v.drop_reason ? VERDICT_DENY : VERDICT_ALLOW,
+				      v.cookie);
+	return v.drop_reason;
+}
+
+/* Records the packet in conntrack after policy allowed it. Returns 0 or a DROP_* reason. */
+static __always_inline int ct_account(const struct flow *f, __u32 len, struct ct_entry *ct,
+				      enum ct_state state, __u32 src_identity)
+{
+	if (state == CT_NEW)
+		return -ct_create(f, len, src_identity);
+	ct_update(ct, f, len, state);
+	return 0;
+}
+
+SEC("tc")
+int from_container(struct __sk_buff *skb)
+{
+	struct event_subject who = { .direction = DIR_EGRESS };
+	struct event_subject dst_who = { .direction = DIR_INGRESS };
+	const struct endpoint_info *src;
+	struct flow f = {};
+	struct peer dst;
+	struct ct_entry *ct;
+	enum ct_state state;
+	struct ethhdr *eth;
+	int reason;
+
+	eth = eth_header(skb, sizeof(struct ethhdr));
+	if (!eth)
+		return drop_packet(skb, &f, &who, DROP_INVALID);
+	if (eth->h_proto == bpf_htons(ETH_P_ARP))
+		return answer_arp(skb);
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return drop_packet(skb, &f, &who, DROP_UNSUPPORTED_L3);
+	reason = -parse_ipv4(skb, &f);
+	if (reason)
+		return drop_packet(skb, &f, &who, reason);
+
+	src = lookup_endpoint(f.saddr);
+	if (!src || src->ifindex != skb->ifindex)
+		return drop_packet(skb, &f, &who, DROP_INVALID_SIP);
+	who.ep_id = src->ep_id;
+	who.src_identity = src->sec_identity;
+	eth = eth_header(skb, sizeof(struct ethhdr)); /* parsing may have moved the data */
+	if (!eth)
+		return drop_packet(skb, &f, &who, DROP_INVALID);
+	if (!mac_is_zero(src->mac) && !mac_equal(eth->h_source, src->mac))
+		return drop_packet(skb, &f, &who, DROP_INVALID_SMAC);
+
+	resolve_peer(f.daddr, &dst);
+	who.dst_identity = dst.identity;
+	state = ct_lookup(&f, &ct);
+	if (state != CT_REPLY) {
+		reason = enforce_policy(skb, &f, src, POLICY_EGRESS, dst.identity, dst.net_id, &who,
+					state);
+		if (reason) {
+			if (state == CT_ESTABLISHED)
+				ct_delete(&f);
+			return drop_packet(skb, &f, &who, reason);
+		}
+		if (dst.local) {
+			/* Delivery skips to_container, so the destination's ingress policy runs here. */
+			dst_who.ep_id = dst.local->ep_id;
+			dst_who.src_identity = src->sec_identity;
+			dst_who.dst_identity = dst.identity;
+			reason = enforce_policy(skb, &f, dst.local, POLICY_INGRESS, src->sec_identity,
+						src->net_id, &dst_who, state);
+			if (reason) {
+				if (state == CT_ESTABLISHED)
+					ct_delete(&f);
+				return drop_packet(skb, &f, &dst_who, reason);
+			}
+		}
+	}
+	reason = ct_account(&f, skb->len, ct, state, src->sec_identity);
+	if (reason)
+		return drop_packet(skb, &f, &who, reason);
+
+	if (dst.local && !mac_is_zero(dst.local->mac)) {
+		eth = eth_header(skb, sizeof(struct ethhdr));
+		if (!eth)
+			return drop_packet(skb, &f, &who, DROP_INVALID);
+		__builtin_memcpy(eth->h_dest, dst.local->mac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, dst.local->node_mac, ETH_ALEN);
+		metrics_count(REASON_FORWARDED, DIR_EGRESS, skb->len);
+		dst_who.ep_id = dst.local->ep_id;
+		dst_who.src_identity = src->sec_identity;
+		dst_who.dst_identity = dst.identity;
+		trace_forward(skb, &f, &dst_who, TRACE_TO_ENDPOINT);
+		/* Straight into the peer's netns, ingress to ingress, no backlog queue. */
+		return bpf_redirect_peer(dst.local->ifindex, 0);
+	}
+	trace_forward(skb, &f, &who, TRACE_TO_STACK);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int to_container(struct __sk_buff *skb)
+{
+	struct event_subject who = { .direction = DIR_INGRESS };
+	const struct endpoint_info *dst;
+	struct flow f = {};
+	struct peer src;
+	struct ct_entry *ct;
+	enum ct_state state;
+	struct ethhdr *eth;
+	int reason;
+
+	eth = eth_header(skb, sizeof(struct ethhdr));
+	if (!eth)
+		return drop_packet(skb, &f, &who, DROP_INVALID);
+	if (eth->h_proto == bpf_htons(ETH_P_ARP))
+		return TC_ACT_OK;
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return drop_packet(skb, &f, &who, DROP_UNSUPPORTED_L3);
+	reason = -parse_ipv4(skb, &f);
+	if (reason)
+		return drop_packet(skb, &f, &who, reason);
+
+	dst = lookup_endpoint(f.daddr);
+	if (!dst || dst->ifindex != skb->ifindex)
+		return drop_packet(skb, &f, &who, DROP_NO_LOCAL_ENDPOINT);
+	who.ep_id = dst->ep_id;
+	who.dst_identity = dst->sec_identity;
+	resolve_peer(f.saddr, &src);
+	who.src_identity = src.identity;
+
+	state = ct_lookup(&f, &ct);
+	if (state != CT_REPLY) {
+		reason = enforce_policy(skb, &f, dst, POLICY_INGRESS, src.identity, src.net_id, &who,
+					state);
+		if (reason) {
+			if (state == CT_ESTABLISHED)
+				ct_delete(&f);
+			return drop_packet(skb, &f, &who, reason);
+		}
+	}
+	reason = ct_account(&f, skb->len, ct, state, src.identity);
+	if (reason)
+		return drop_packet(skb, &f, &who, reason);
+	trace_forward(skb, &f, &who, TRACE_TO_ENDPOINT);
+	return TC_ACT_OK;
+}

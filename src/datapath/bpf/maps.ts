@@ -1,0 +1,198 @@
+/**
+ * Typed views over the datapath's maps: domain values in, domain values out, through the codecs
+ * of abi.ts. The write path for whole states is diff-apply: read what the kernel holds, write
+ * only what differs in one batch, then delete what is no longer wanted in another. Reading the
+ * map (not a cache) makes it correct after an agent restart, when the pinned maps hold the state
+ * of the previous run; writing before deleting means a replaced entry is never briefly missing.
+ */
+import { BpfMap } from './bpf-map.js';
+import * as abi from './abi.js';
+
+/** How a typed view turns keys and values into bytes and back. */
+export interface MapCodec<K, V> {
+  encodeKey(key: K): Buffer;
+  decodeKey(buf: Buffer): K;
+  encodeValue(value: V): Buffer;
+  decodeValue(buf: Buffer): V;
+}
+
+/** What a diff-apply changed. */
+export interface DiffResult {
+  /** Entries written: absent before or with a different value. */
+  written: number;
+  /** Entries removed. */
+  deleted: number;
+  /** Entries already as desired. */
+  unchanged: number;
+}
+
+/** A map seen through a codec. The BpfMap stays owned by whoever opened it. */
+export class TypedMap<K, V> {
+  constructor(readonly map: BpfMap, readonly codec: MapCodec<K, V>) {}
+
+  get(key: K): V | undefined {
+    const value = this.map.lookup(this.codec.encodeKey(key));
+    return value && this.codec.decodeValue(value);
+  }
+
+  set(key: K, value: V): void {
+    this.map.update(this.codec.encodeKey(key), this.codec.encodeValue(value));
+  }
+
+  /** false when the key was absent. */
+  delete(key: K): boolean {
+    return this.map.delete(this.codec.encodeKey(key));
+  }
+
+  /** Every entry, decoded (batch reads off the main thread). */
+  async *entries(): AsyncGenerator<[K, V]> {
+    for await (const [key, value] of this.map.entries()) yield [this.codec.decodeKey(key), this.codec.decodeValue(value)];
+  }
+
+  /** Every entry as an array. */
+  async list(): Promise<Array<[K, V]>> {
+    const out: Array<[K, V]> = [];
+    for await (const entry of this.entries()) out.push(entry);
+    return out;
+  }
+
+  /** Writes all entries in one batch. */
+  async setMany(entries: Iterable<readonly [K, V]>): Promise<number> {
+    const keys: Buffer[] = [];
+    const values: Buffer[] = [];
+    for (const [key, value] of entries) {
+      keys.push(this.codec.encodeKey(key));
+      values.push(this.codec.encodeValue(value));
+    }
+    return this.map.updateBatch(keys, values);
+  }
+
+  /** Deletes all keys in one batch; absent keys are skipped. */
+  async deleteMany(keys: Iterable<K>): Promise<number> {
+    return this.map.deleteBatch([...keys].map((key) => this.codec.encodeKey(key)));
+  }
+
+  /**
+   * Makes the entries within scope (all, by default) exactly `desired`: writes the differing ones
+   * in one batch, then deletes the ones not desired in another. Entries outside scope are left alone.
+   */
+  async diffApply(desired: Iterable<readonly [K, V]>, scope: (key: K) => boolean = () => true): Promise<DiffResult> {
+    const current = new Map<string, Buffer>();
+    for await (const [key, value] of this.map.entries()) {
+      if (scope(this.codec.decodeKey(key))) current.set(key.toString('latin1'), value);
+    }
+    const writeKeys: Buffer[] = [];
+    const writeValues: Buffer[] = [];
+    let unchanged = 0;
+    for (const [key, value] of desired) {
+      const keyBytes = this.codec.encodeKey(key);
+      const valueBytes = this.codec.encodeValue(value);
+      const id = keyBytes.toString('latin1');
+      const existing = current.get(id);
+      current.delete(id);
+      if (existing?.equals(valueBytes)) {
+        unchanged++;
+      } else {
+        writeKeys.push(keyBytes);
+        writeValues.push(valueBytes);
+      }
+    }
+    const written = await this.map.updateBatch(writeKeys, writeValues);
+    const deleted = await this.map.deleteBatch([...current.keys()].map((id) => Buffer.from(id, 'latin1')));
+    return { written, deleted, unchanged };
+  }
+}
+
+const endpointCodec: MapCodec<string, abi.EndpointInfo> = {
+  encodeKey: abi.encodeEndpointKey,
+  decodeKey: abi.decodeEndpointKey,
+  encodeValue: abi.encodeEndpointInfo,
+  decodeValue: abi.decodeEndpointInfo,
+};
+
+/** cilium_endpoints: local endpoints by IPv4 address. */
+export class EndpointsMap extends TypedMap<string, abi.EndpointInfo> {
+  constructor(map: BpfMap) {
+    super(map, endpointCodec);
+  }
+}
+
+const policyCodec: MapCodec<abi.PolicyKey, abi.PolicyEntry> = {
+  encodeKey: abi.encodePolicyKey,
+  decodeKey: abi.decodePolicyKey,
+  encodeValue: abi.encodePolicyEntry,
+  decodeValue: abi.decodePolicyEntry,
+};
+
+/** A policy entry of one endpoint: the key without its endpoint id. */
+export type EndpointPolicyKey = Omit<abi.PolicyKey, 'epId'>;
+
+/** cilium_policy: the policy of every endpoint, namespaced by endpoint id. */
+export class PolicyMap extends TypedMap<abi.PolicyKey, abi.PolicyEntry> {
+  constructor(map: BpfMap) {
+    super(map, policyCodec);
+  }
+
+  /** Makes endpoint epId's entries exactly `entries` (the result of a regeneration). */
+  async syncEndpoint(epId: number, entries: Iterable<readonly [EndpointPolicyKey, abi.PolicyEntry]>): Promise<DiffResult> {
+    const desired = [...entries].map(([key, entry]) => [{ ...key, epId }, entry] as const);
+    return this.diffApply(desired, (key) => key.epId === epId);
+  }
+
+  /** Removes every entry of endpoint epId. */
+  async removeEndpoint(epId: number): Promise<number> {
+    return (await this.syncEndpoint(epId, [])).deleted;
+  }
+}
+
+const ipcacheCodec: MapCodec<string, abi.IpcacheEntry> = {
+  encodeKey: abi.encodeIpcacheKey,
+  decodeKey: abi.decodeIpcacheKey,
+  encodeValue: abi.encodeIpcacheEntry,
+  decodeValue: abi.decodeIpcacheEntry,
+};
+
+/** cilium_ipcache: prefixes ('10.0.0.0/8', '10.0.1.5/32') -> identity, tunnel endpoint, network. */
+export class IpcacheMap extends TypedMap<string, abi.IpcacheEntry> {
+  constructor(map: BpfMap) {
+    super(map, ipcacheCodec);
+  }
+}
+
+const ctCodec: MapCodec<abi.CtKey, abi.CtEntry> = {
+  encodeKey: abi.encodeCtKey,
+  decodeKey: abi.decodeCtKey,
+  encodeValue: abi.encodeCtEntry,
+  decodeValue: abi.decodeCtEntry,
+};
+
+/** cilium_ct: conntrack entries (written by the datapath; read, flushed or deleted here). */
+export class ConntrackMap extends TypedMap<abi.CtKey, abi.CtEntry> {
+  constructor(map: BpfMap) {
+    super(map, ctCodec);
+  }
+
+  /** Deletes the connections of which `match` says true (e.g. those of a removed endpoint). */
+  async deleteWhere(match: (key: abi.CtKey, entry: abi.CtEntry) => boolean): Promise<number> {
+    const doomed: abi.CtKey[] = [];
+    for await (const [key, entry] of this.entries()) if (match(key, entry)) doomed.push(key);
+    return this.deleteMany(doomed);
+  }
+}
+
+/** One counter of cilium_metrics, summed over CPUs. */
+export interface MetricsSample extends abi.MetricsKey, abi.MetricsValue {}
+
+/** cilium_metrics: forward and drop counters by reason and direction (per-CPU). */
+export class MetricsMap {
+  constructor(readonly map: BpfMap) {}
+
+  /** Every counter, summed over CPUs. */
+  async read(): Promise<MetricsSample[]> {
+    const samples: MetricsSample[] = [];
+    for await (const [key, value] of this.map.entries()) {
+      samples.push({ ...abi.decodeMetricsKey(key), ...abi.decodePerCpuMetricsValue(value) });
+    }
+    return samples;
+  }
+}

@@ -1,0 +1,278 @@
+/**
+ * Compilation of the repository into one endpoint's policy: enforcement per direction and the
+ * sorted policy map entries (shape and lookup contract in `policy-entries.ts`).
+ *
+ * Semantics (Cilium `Documentation/security/policy/intro.rst`, "Policy Enforcement Modes"):
+ * - `default`: a direction is enforced (default deny) when some rule selecting the endpoint has a
+ *   section for it (`ingress`/`ingressDeny`, `egress`/`egressDeny`). Deny-only sections count:
+ *   as in Cilium, add an allow (e.g. `fromEntities: [all]`) to deny a little and allow the rest.
+ * - `always`: both directions are enforced for every endpoint.
+ * - `never`: nothing is enforced and no entries are produced (deny rules included).
+ * An unenforced direction yields no entries; the datapath must skip policy for it (Cilium sets
+ * EP_F_SKIP_POLICY_*; DESIGN.md keeps Docker's per-network isolation for such endpoints).
+ *
+ * Entries per rule item: the peers (identities from the {@link SelectorCache}; `{}`/`all`/no peer
+ * as identity 0) times the ports (no `toPorts` = every port and protocol). Deny wins: see
+ * {@link PolicyEntryBuilder}. With `allowLocalhost: 'always'` (Cilium's default) an enforced
+ * ingress also allows the local host (identity 1), unless a deny says otherwise.
+ *
+ * CIDR peers (design in `cidr.ts`): they produce entries for the CIDR identities present in the
+ * identity set, like any other peer, and are also returned in prefix form as `cidrEntries`, so
+ * the caller knows which prefixes need CIDR identities and ipcache entries
+ * ({@link requiredCidrPrefixes} lists them for all rules at once).
+ */
+import { NotFoundError } from '../util/errors.js';
+import { comparePrefixes, formatPrefix, type IpPrefix } from './cidr.js';
+import { isWildcardPeer } from './peer-match.js';
+import {
+  comparePolicyEntries,
+  MAX_EXPANDED_RANGE,
+  portRangeKeys,
+  PolicyEntryBuilder,
+  ruleCookie,
+  type PolicyEntry,
+  type PortKey,
+} from './policy-entries.js';
+import type { PolicyRepository } from './repository.js';
+import { IDENTITY_HOST, IDENTITY_WILDCARD } from './reserved.js';
+import type { Direction, PeerRule, PolicyRule, Verdict } from './rule-types.js';
+import { SelectorCache } from './selector-cache.js';
+
+/** Cilium's policy enforcement modes. */
+export type EnforcementMode = 'default' | 'always' | 'never';
+
+/** Cilium's `--allow-localhost`: `always` (its default) lets the local host reach every endpoint. */
+export type AllowLocalhost = 'always' | 'policy';
+
+/** Options of compilation; defaults are Cilium's. */
+export interface CompileOptions {
+  /** Default `default`. */
+  readonly enforcement?: EnforcementMode;
+  /** Default `always`. */
+  readonly allowLocalhost?: AllowLocalhost;
+  /** Port ranges up to this size become exact-port entries; default {@link MAX_EXPANDED_RANGE}. */
+  readonly maxExpandedPortRange?: number;
+}
+
+/** Name used in entries that come from the allow-localhost setting rather than a policy. */
+export const ALLOW_LOCALHOST_RULE = 'reserved:allow-localhost';
+
+/** A CIDR rule item in prefix form (one per prefix of `cidr` minus `except`, per port key). */
+export interface CidrPolicyEntry {
+  readonly direction: Direction;
+  /** A prefix of the peer, e.g. `10.0.0.0/10` for `10.0.0.0/8 except 10.64.0.0/10 ...`. */
+  readonly cidr: string;
+  readonly dport: number;
+  readonly portPrefixLen: number;
+  readonly protocol: number;
+  readonly verdict: Verdict;
+  readonly ruleName: string;
+  readonly cookie: number;
+}
+
+/** One endpoint's compiled policy. */
+export interface EndpointPolicy {
+  /** The endpoint's identity. */
+  readonly identity: number;
+  /** Repository revision compiled from (the endpoint's realized revision once written). */
+  readonly revision: number;
+  readonly ingressEnforced: boolean;
+  readonly egressEnforced: boolean;
+  /** Policy map entries, sorted (see `comparePolicyEntries`). Empty for unenforced directions. */
+  readonly entries: readonly PolicyEntry[];
+  /** CIDR rule items in prefix form, sorted by direction, prefix, port. */
+  readonly cidrEntries: readonly CidrPolicyEntry[];
+  /** Names of the policies with a rule that selects the endpoint, sorted. */
+  readonly selectingPolicies: readonly string[];
+}
+
+/** Whether rules selecting an endpoint enforce `direction` under `mode` (see the module comment). */
+export function directionEnforced(rules: readonly PolicyRule[], direction: Direction, mode: EnforcementMode): boolean {
+  if (mode === 'never') return false;
+  if (mode === 'always') return true;
+  return rules.some((r) => (direction === 'ingress' ? r.hasIngress : r.hasEgress));
+}
+
+const ANY_PORT: readonly PortKey[] = [{ dport: 0, portPrefixLen: 0, protocol: 0 }];
+
+/**
+ * Compiles endpoints against one repository revision and one identity set. Create one per
+ * (revision, identity set); it reuses the selector cache, so creating it again after a policy
+ * change only evaluates the selectors that are new.
+ */
+export class PolicyCompiler {
+  private readonly rules: readonly PolicyRule[];
+  private readonly revision: number;
+  private readonly mode: EnforcementMode;
+  private readonly allowLocalhost: AllowLocalhost;
+  private readonly maxExpanded: number;
+  private readonly portKeys = new Map<PeerRule, readonly PortKey[]>();
+
+  constructor(
+    repository: PolicyRepository,
+    private readonly cache: SelectorCache,
+    options: CompileOptions = {},
+  ) {
+    this.rules = repository.rules();
+    this.revision = repository.revision;
+    this.mode = options.enforcement ?? 'default';
+    this.allowLocalhost = options.allowLocalhost ?? 'always';
+    this.maxExpanded = options.maxExpandedPortRange ?? MAX_EXPANDED_RANGE;
+  }
+
+  /** Rules whose endpointSelector selects `identity`, in repository order. */
+  selectingRules(identity: number): PolicyRule[] {
+    return this.rules.filter((r) => this.cache.selectEndpoints(r.endpointSelector).has(identity));
+  }
+
+  /**
+   * For every identity of the cache, the rules selecting it (identities no rule selects are
+   * absent). Pass an identity's list to {@link compile} to skip the per-endpoint rule scan.
+   */
+  rulesByIdentity(): Map<number, PolicyRule[]> {
+    const byIdentity = new Map<number, PolicyRule[]>();
+    for (const rule of this.rules) {
+      for (const id of this.cache.selectEndpoints(rule.endpointSelector)) {
+        let list = byIdentity.get(id);
+        if (!list) byIdentity.set(id, (list = []));
+        list.push(rule);
+      }
+    }
+    return byIdentity;
+  }
+
+  private keysOf(item: PeerRule): readonly PortKey[] {
+    let keys = this.portKeys.get(item);
+    if (!keys) {
+      keys = item.ports.length === 0 ? ANY_PORT : dedupePortKeys(item.ports.flatMap((p) => portRangeKeys(p, this.maxExpanded)));
+      this.portKeys.set(item, keys);
+    }
+    return keys;
+  }
+
+  /** Compiles the policy of the endpoint with this identity (NotFoundError if the cache lacks it). */
+  compile(identity: number, selecting?: readonly PolicyRule[]): EndpointPolicy {
+    if (!this.cache.labelsOf(identity)) {
+      throw new NotFoundError(`identity ${identity} is not in the identity set given to the policy compiler; add it before compiling its endpoint`);
+    }
+    const rules = selecting ?? this.selectingRules(identity);
+    const enforced = {
+      ingress: directionEnforced(rules, 'ingress', this.mode),
+      egress: directionEnforced(rules, 'egress', this.mode),
+    };
+    const builder = new PolicyEntryBuilder();
+    const cidr = new Map<string, { entry: CidrPolicyEntry; prefix: IpPrefix }>();
+    for (const rule of rules) {
+      const cookie = ruleCookie(rule.policyName);
+      for (const item of rule.peerRules) {
+        if (!enforced[item.direction]) continue;
+        const ports = this.keysOf(item);
+        const base = { direction: item.direction, verdict: item.verdict, ruleName: rule.policyName, cookie };
+        const addPeer = (peer: number) => {
+          for (const p of ports) builder.add({ ...base, ...p, peer });
+        };
+        if (item.peers === undefined) {
+          addPeer(IDENTITY_WILDCARD);
+          continue;
+        }
+        for (const peer of item.peers) {
+          if (isWildcardPeer(peer)) {
+            addPeer(IDENTITY_WILDCARD);
+            continue;
+          }
+          const selection = this.cache.selectPeer(peer);
+          if (!selection.wildcard) for (const id of selection.identities) addPeer(id);
+          if (peer.kind === 'cidr') for (const prefix of peer.prefixes) addCidrEntries(cidr, prefix, ports, base);
+        }
+      }
+    }
+    if (enforced.ingress && this.allowLocalhost === 'always') {
+      builder.add({ direction: 'ingress', peer: IDENTITY_HOST, dport: 0, portPrefixLen: 0, protocol: 0, verdict: 'allow', ruleName: ALLOW_LOCALHOST_RULE, cookie: 0 });
+    }
+    return {
+      identity,
+      revision: this.revision,
+      ingressEnforced: enforced.ingress,
+      egressEnforced: enforced.egress,
+      entries: builder.finish(),
+      cidrEntries: [...cidr.values()].sort(compareCidrEntries).map((c) => c.entry),
+      selectingPolicies: [...new Set(rules.map((r) => r.policyName))].sort(),
+    };
+  }
+}
+
+function dedupePortKeys(keys: PortKey[]): PortKey[] {
+  const seen = new Map(keys.map((k) => [`${k.dport}/${k.portPrefixLen}/${k.protocol}`, k]));
+  return [...seen.values()];
+}
+
+function addCidrEntries(
+  into: Map<string, { entry: CidrPolicyEntry; prefix: IpPrefix }>,
+  prefix: IpPrefix,
+  ports: readonly PortKey[],
+  base: { direction: Direction; verdict: Verdict; ruleName: string; cookie: number },
+): void {
+  const cidr = formatPrefix(prefix);
+  for (const p of ports) {
+    const entry: CidrPolicyEntry = { ...base, ...p, cidr };
+    const key = `${base.direction}/${cidr}/${p.dport}/${p.portPrefixLen}/${p.protocol}`;
+    const existing = into.get(key)?.entry;
+    if (!existing || (existing.verdict === 'allow' && entry.verdict === 'deny') || (existing.verdict === entry.verdict && entry.ruleName < existing.ruleName)) {
+      into.set(key, { entry, prefix });
+    }
+  }
+}
+
+function compareCidrEntries(a: { entry: CidrPolicyEntry; prefix: IpPrefix }, b: { entry: CidrPolicyEntry; prefix: IpPrefix }): number {
+  if (a.entry.direction !== b.entry.direction) return a.entry.direction === 'ingress' ? -1 : 1;
+  return comparePrefixes(a.prefix, b.prefix) || comparePolicyEntries({ ...a.entry, peer: 0 }, { ...b.entry, peer: 0 });
+}
+
+/**
+ * Compiles one endpoint. Convenience over {@link PolicyCompiler} for a single call; use the class
+ * to compile many endpoints against the same revision.
+ */
+export function compileEndpointPolicy(
+  repository: PolicyRepository,
+  cache: SelectorCache,
+  identity: number,
+  options?: CompileOptions,
+): EndpointPolicy {
+  return new PolicyCompiler(repository, cache, options).compile(identity);
+}
+
+/**
+ * Every prefix the ipcache needs a CIDR identity for: the prefixes of all CIDR peers of all rules
+ * (`cidr` minus `except`), deduplicated and sorted. The caller allocates an identity with
+ * `cidrIdentityLabels(prefix)` for each and adds it to the selector cache.
+ */
+export function requiredCidrPrefixes(repository: PolicyRepository): string[] {
+  const prefixes = new Map<string, IpPrefix>();
+  for (const rule of repository.rules()) {
+    for (const item of rule.peerRules) {
+      for (const peer of item.peers ?? []) {
+        if (peer.kind !== 'cidr') continue;
+        for (const p of peer.prefixes) prefixes.set(formatPrefix(p), p);
+      }
+    }
+  }
+  return [...prefixes.entries()].sort(([, a], [, b]) => comparePrefixes(a, b)).map(([text]) => text);
+}
+
+/**
+ * Identities whose endpoints must be regenerated after the identity set changed: `changedKeys`
+ * are the selection keys {@link SelectorCache.addIdentity}/{@link SelectorCache.removeIdentity}
+ * returned. An endpoint's policy changes when a peer of a rule selecting it now selects more or
+ * fewer identities. (Endpoints of the added or relabelled identity itself are compiled by the
+ * caller anyway.) Sorted ascending.
+ */
+export function identitiesAffectedBySelectionChange(repository: PolicyRepository, cache: SelectorCache, changedKeys: readonly string[]): number[] {
+  const changed = new Set(changedKeys);
+  const ids = new Set<number>();
+  for (const rule of repository.rules()) {
+    const peerChanged = rule.peerRules.some((item) => (item.peers ?? []).some((peer) => changed.has(SelectorCache.peerKey(peer) ?? '')));
+    if (!peerChanged) continue;
+    for (const id of cache.selectEndpoints(rule.endpointSelector)) ids.add(id);
+  }
+  return [...ids].sort((a, b) => a - b);
+}

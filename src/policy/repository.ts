@@ -1,0 +1,197 @@
+/**
+ * The policy repository: the validated policies by name, with a revision.
+ *
+ * As in Cilium (`pkg/policy/repository.go`) the revision starts at 1 and grows by one with every
+ * change (each import, each delete), so `cilium policy wait <rev>` and every endpoint's
+ * "realized revision" can be compared with it. Unlike Cilium 1.x, policies are identified by
+ * `metadata.name` (a re-import of a name replaces it), not by rule labels.
+ *
+ * The repository is pure data. The caller persists it (`policies/v1/<name>` in the store, see
+ * {@link PolicyRepository.toJSON}) and regenerates the endpoints a change affects
+ * ({@link affectedIdentities}).
+ */
+import { NotFoundError, PolicyValidationError } from '../util/errors.js';
+import { parsePolicyText, parsePolicyValue } from './parse.js';
+import { ruleCookie } from './policy-entries.js';
+import type { CiliumNetworkPolicy, PolicyRule } from './rule-types.js';
+import type { SelectorCache } from './selector-cache.js';
+import type { EndpointSelector } from './selector.js';
+
+/** The revision of an empty, new repository (Cilium starts at 1 too). */
+export const INITIAL_POLICY_REVISION = 1;
+
+/** A policy as held by the repository. */
+export interface StoredPolicy {
+  readonly name: string;
+  /** Repository revision at which this version of the policy was imported. */
+  readonly revision: number;
+  readonly policy: CiliumNetworkPolicy;
+}
+
+/** What one import or delete changed; enough for the caller to regenerate exactly the affected endpoints. */
+export interface PolicyChange {
+  /** The repository revision after the change. */
+  readonly revision: number;
+  /** Names imported (added or replaced), sorted. */
+  readonly imported: readonly string[];
+  /** Names removed, sorted. */
+  readonly deleted: readonly string[];
+  /**
+   * Endpoint selectors of every rule removed or added (old and new versions of replaced
+   * policies): the endpoints they select are exactly those whose policy may have changed.
+   */
+  readonly endpointSelectors: readonly EndpointSelector[];
+}
+
+/** Persisted form of one policy (the value of `policies/v1/<name>`). */
+export interface PolicyRecord {
+  readonly name: string;
+  readonly revision: number;
+  /** The document as imported. */
+  readonly document: Readonly<Record<string, unknown>>;
+}
+
+/** Persisted form of the whole repository. */
+export interface RepositorySnapshot {
+  readonly revision: number;
+  readonly policies: readonly PolicyRecord[];
+}
+
+function selectorsOf(policy: CiliumNetworkPolicy | undefined): EndpointSelector[] {
+  return policy ? policy.rules.map((r) => r.endpointSelector) : [];
+}
+
+function dedupeSelectors(selectors: EndpointSelector[]): EndpointSelector[] {
+  const byKey = new Map(selectors.map((s) => [s.key, s]));
+  return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/** Named policies plus a revision; see the module comment. */
+export class PolicyRepository {
+  private policies = new Map<string, StoredPolicy>();
+  private currentRevision = INITIAL_POLICY_REVISION;
+  private ruleList: readonly PolicyRule[] | undefined;
+
+  /** The current revision (1 for a new repository). */
+  get revision(): number {
+    return this.currentRevision;
+  }
+
+  /** Number of policies held. */
+  get size(): number {
+    return this.policies.size;
+  }
+
+  private commit(imported: string[], deleted: string[], selectors: EndpointSelector[]): PolicyChange {
+    this.currentRevision += 1;
+    this.ruleList = undefined;
+    return {
+      revision: this.currentRevision,
+      imported: imported.sort(),
+      deleted: deleted.sort(),
+      endpointSelectors: dedupeSelectors(selectors),
+    };
+  }
+
+  /**
+   * Adds policies, replacing any with the same name, as one change (one revision step). Accepts
+   * YAML/JSON text or already validated policies. Nothing changes if any document is invalid.
+   */
+  import(input: string | readonly CiliumNetworkPolicy[]): PolicyChange {
+    const incoming = typeof input === 'string' ? parsePolicyText(input) : input;
+    if (incoming.length === 0) throw new PolicyValidationError('no policy documents to import');
+    const names = new Set<string>();
+    for (const p of incoming) {
+      if (names.has(p.name)) throw new PolicyValidationError(`policy ${JSON.stringify(p.name)}: defined twice in this import; names must be unique`);
+      names.add(p.name);
+    }
+    const selectors: EndpointSelector[] = [];
+    const revision = this.currentRevision + 1;
+    for (const policy of incoming) {
+      selectors.push(...selectorsOf(this.policies.get(policy.name)?.policy), ...selectorsOf(policy));
+      this.policies.set(policy.name, { name: policy.name, revision, policy });
+    }
+    return this.commit([...names], [], selectors);
+  }
+
+  /** Removes one policy by name; throws NotFoundError (and keeps the revision) if there is none. */
+  delete(name: string): PolicyChange {
+    const existing = this.policies.get(name);
+    if (!existing) throw new NotFoundError(`policy ${JSON.stringify(name)} not found; \`cilium policy get\` lists the imported policies`);
+    this.policies.delete(name);
+    return this.commit([], [name], selectorsOf(existing.policy));
+  }
+
+  /** Removes every policy. An empty repository is left as is (no revision step: nothing changed). */
+  deleteAll(): PolicyChange {
+    if (this.policies.size === 0) return { revision: this.currentRevision, imported: [], deleted: [], endpointSelectors: [] };
+    const removed = [...this.policies.values()];
+    this.policies.clear();
+    return this.commit(
+      [],
+      removed.map((p) => p.name),
+      removed.flatMap((p) => selectorsOf(p.policy)),
+    );
+  }
+
+  /**
+   * Policies sorted by name: all of them, or the one named (NotFoundError if it does not exist,
+   * so `cilium policy get <name>` can say so).
+   */
+  get(name?: string): StoredPolicy[] {
+    if (name === undefined) return [...this.policies.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+    const found = this.policies.get(name);
+    if (!found) throw new NotFoundError(`policy ${JSON.stringify(name)} not found; \`cilium policy get\` lists the imported policies`);
+    return [found];
+  }
+
+  /** Every rule of every policy, ordered by policy name then document order. Cached until the next change. */
+  rules(): readonly PolicyRule[] {
+    this.ruleList ??= this.get().flatMap((p) => p.policy.rules);
+    return this.ruleList;
+  }
+
+  /** The policy name whose {@link ruleCookie} is `cookie` (for naming rules in monitor events). */
+  policyForCookie(cookie: number): string | undefined {
+    for (const name of this.policies.keys()) if (ruleCookie(name) === cookie) return name;
+    return undefined;
+  }
+
+  /** Persisted form: revision plus every policy's document and import revision. */
+  toJSON(): RepositorySnapshot {
+    return {
+      revision: this.currentRevision,
+      policies: this.get().map((p) => ({ name: p.name, revision: p.revision, document: p.policy.document })),
+    };
+  }
+
+  /** Rebuilds a repository from {@link toJSON} output, validating every document again. */
+  static fromJSON(snapshot: unknown): PolicyRepository {
+    const bad = (why: string) => new PolicyValidationError(`policy repository snapshot: ${why}; it was not written by this version, re-import the policies`);
+    if (typeof snapshot !== 'object' || snapshot === null) throw bad('not an object');
+    const { revision, policies } = snapshot as { revision?: unknown; policies?: unknown };
+    if (typeof revision !== 'number' || !Number.isInteger(revision) || revision < INITIAL_POLICY_REVISION) throw bad('revision must be a positive integer');
+    if (!Array.isArray(policies)) throw bad('policies must be a list');
+    const repo = new PolicyRepository();
+    for (const record of policies as unknown[]) {
+      const { name, revision: policyRevision, document } = (record ?? {}) as Partial<PolicyRecord>;
+      if (typeof policyRevision !== 'number' || policyRevision > revision) throw bad(`policy ${JSON.stringify(name)} has an invalid revision`);
+      const [policy] = parsePolicyValue(document);
+      if (!policy || policy.name !== name) throw bad(`record ${JSON.stringify(name)} holds policy ${JSON.stringify(policy?.name)}`);
+      repo.policies.set(policy.name, { name: policy.name, revision: policyRevision, policy });
+    }
+    repo.currentRevision = revision;
+    return repo;
+  }
+}
+
+/**
+ * Identities whose endpoints must be regenerated after `change`: every identity selected by an
+ * endpoint selector of an added, replaced or removed rule. Peers do not matter: a rule changes
+ * the policy of the endpoints it selects, never that of its peers. Sorted ascending.
+ */
+export function affectedIdentities(change: PolicyChange, cache: SelectorCache): number[] {
+  const ids = new Set<number>();
+  for (const selector of change.endpointSelectors) for (const id of cache.selectEndpoints(selector)) ids.add(id);
+  return [...ids].sort((a, b) => a - b);
+}
