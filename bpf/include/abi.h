@@ -101,22 +101,32 @@ struct endpoint_info {
 };
 
 /*
- * cilium_policy key: one hash for all endpoints, namespaced by ep_id. Wildcards: sec_identity 0
- * = any peer, dport 0 = any port, protocol 0 = any protocol.
+ * cilium_policy key: an LPM trie holding the policy of every endpoint (Cilium v1.16+'s layout,
+ * with the endpoint id in front). The prefix always covers ep_id, direction, pad1, sec_identity and
+ * pad2 (POLICY_PREFIX_FIXED bits); then protocol (8 bits; left out = any protocol); then the
+ * leading bits of dport (left out = any port, 16 = one port, in between = an aligned port block).
+ * sec_identity 0 = any peer. Bits beyond the prefix are zero.
  */
 struct policy_key {
-	__u32 sec_identity; /* peer identity */
-	__u16 ep_id;        /* endpoint the entry belongs to */
-	__be16 dport;
-	__u8 protocol; /* IPPROTO_* */
+	__u32 prefixlen;
+	__u16 ep_id;    /* endpoint the entry belongs to */
 	__u8 direction; /* POLICY_INGRESS / POLICY_EGRESS */
-	__u16 pad;
+	__u8 pad1;
+	__u32 sec_identity; /* peer identity */
+	__u8 pad2;
+	__u8 protocol; /* IPPROTO_* */
+	__be16 dport;
 };
+
+#define POLICY_PREFIX_FIXED 72                         /* ep_id .. pad2 */
+#define POLICY_PREFIX_PROTO (POLICY_PREFIX_FIXED + 8)  /* + protocol */
+#define POLICY_PREFIX_FULL (POLICY_PREFIX_PROTO + 16)  /* + dport */
 
 /* cilium_policy value. */
 struct policy_entry {
-	__u8 deny; /* 1: deny (wins over any allow), 0: allow */
-	__u8 pad[3];
+	__u8 deny;         /* 1: deny (wins over any allow), 0: allow */
+	__u8 l4_prefixlen; /* prefixlen - POLICY_PREFIX_FIXED: which match type the entry is */
+	__u16 pad;
 	__u32 cookie; /* rule cookie, echoed in policy-verdict events */
 };
 

@@ -22,16 +22,18 @@ struct {
 } cilium_endpoints SEC(".maps");
 
 /*
- * Policy of every endpoint in one hash keyed by (endpoint id, peer, port, protocol, direction).
- * One map instead of cilium_policy_<epid>: the programs are loaded once and shared by all
+ * Policy of every endpoint in one LPM trie keyed by (endpoint id, direction, peer, protocol, port
+ * prefix). One map instead of cilium_policy_<epid>: the programs are loaded once and shared by all
  * endpoints, so per-endpoint maps would need a map-in-map indirection on every lookup; one map
- * also lets a regeneration that touches many endpoints go to the kernel in a single batch.
+ * also lets a regeneration that touches many endpoints go to the kernel in a single batch. An LPM
+ * trie (not a hash) because the policy compiler emits port ranges as aligned prefixes.
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__type(key, struct policy_key);
 	__type(value, struct policy_entry);
 	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cilium_policy SEC(".maps");
 

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Policy decisions over cilium_policy.
+ * Policy decisions over cilium_policy (an LPM trie, see struct policy_key).
  *
- * Lookup order follows Cilium v1.19's precedence: an explicit deny at any level wins; among
- * allows, the longer L4 match wins, then the L3 match. That gives six keys, most specific first:
- *   {peer, port, proto} L3-L4, {0, port, proto} L4-only, {peer, 0, proto} L3-proto,
- *   {0, 0, proto} proto-only, {peer, 0, 0} L3-only, {0, 0, 0} all.
- * (v1.4 looked up only L3-L4, L3-only and L4-only, in that order.) The first allow found gives the
- * match type and cookie that policy-verdict events report.
+ * Two longest-prefix lookups, as in Cilium v1.16+: one with the peer's identity, one with the
+ * wildcard identity 0. Each returns the most specific entry for that peer: port before port block
+ * before protocol-only before any-protocol. Then, following Cilium's precedence: a deny from
+ * either lookup wins; otherwise the peer's own entry beats the wildcard one. A miss in both is a
+ * drop (default deny). Fragments carry no ports, so they are matched on L3 only, as in Cilium.
+ *
+ * The match type reported in policy-verdict events follows from which lookup hit and the entry's
+ * l4_prefixlen (0 any protocol, 8 protocol only, more: port).
  *
  * A direction whose enforcement is off (no rule selects the endpoint) has Docker's isolation
  * instead: ingress from a container of another Docker network is dropped, everything else passes.
@@ -28,58 +30,54 @@ struct policy_verdict {
 	__u32 cookie;
 };
 
-/* Tries one key; returns 1 when the search is over (a deny matched). */
-static __always_inline int policy_try(struct policy_key *key, __u32 peer, __be16 dport, __u8 proto,
-				      __u8 match, struct policy_verdict *v)
+static __always_inline struct policy_entry *policy_match(__u16 ep_id, __u8 direction, __u32 peer,
+							 const struct flow *f)
 {
-	struct policy_entry *entry;
+	struct policy_key key = {
+		.prefixlen = f->fragment ? POLICY_PREFIX_FIXED : POLICY_PREFIX_FULL,
+		.ep_id = ep_id,
+		.direction = direction,
+		.sec_identity = peer,
+		.protocol = f->protocol,
+		.dport = policy_port(f),
+	};
 
-	key->sec_identity = peer;
-	key->dport = dport;
-	key->protocol = proto;
-	entry = bpf_map_lookup_elem(&cilium_policy, key);
-	if (!entry)
-		return 0;
-	if (entry->deny) {
-		v->drop_reason = DROP_POLICY_DENY;
-		v->match = match;
-		v->cookie = entry->cookie;
-		return 1;
-	}
-	if (v->match == POLICY_MATCH_NONE) {
-		v->drop_reason = 0;
-		v->match = match;
-		v->cookie = entry->cookie;
-	}
-	return 0;
+	return bpf_map_lookup_elem(&cilium_policy, &key);
+}
+
+static __always_inline __u8 policy_match_type(int peer_specific, __u8 l4_prefixlen)
+{
+	if (l4_prefixlen == 0)
+		return peer_specific ? POLICY_MATCH_L3_ONLY : POLICY_MATCH_ALL;
+	if (l4_prefixlen <= 8)
+		return peer_specific ? POLICY_MATCH_L3_PROTO : POLICY_MATCH_PROTO_ONLY;
+	return peer_specific ? POLICY_MATCH_L3_L4 : POLICY_MATCH_L4_ONLY;
 }
 
 /* Looks up what ep_id's policy says about peer in direction (POLICY_INGRESS/EGRESS). */
 static __always_inline void policy_lookup(__u16 ep_id, __u8 direction, __u32 peer,
 					  const struct flow *f, struct policy_verdict *v)
 {
-	struct policy_key key = { .ep_id = ep_id, .direction = direction };
-	__be16 dport = f->fragment ? 0 : policy_port(f);
-	__u8 proto = f->fragment ? 0 : f->protocol;
+	struct policy_entry *exact = policy_match(ep_id, direction, peer, f);
+	struct policy_entry *any = policy_match(ep_id, direction, IDENTITY_UNKNOWN, f);
+	struct policy_entry *hit;
+	int peer_specific;
 
-	v->drop_reason = DROP_POLICY;
-	v->match = POLICY_MATCH_NONE;
-	v->cookie = 0;
-	if (dport) {
-		if (policy_try(&key, peer, dport, proto, POLICY_MATCH_L3_L4, v))
-			return;
-		if (policy_try(&key, 0, dport, proto, POLICY_MATCH_L4_ONLY, v))
-			return;
-	}
-	if (proto) {
-		if (policy_try(&key, peer, 0, proto, POLICY_MATCH_L3_PROTO, v))
-			return;
-		if (policy_try(&key, 0, 0, proto, POLICY_MATCH_PROTO_ONLY, v))
-			return;
-	}
-	if (policy_try(&key, peer, 0, 0, POLICY_MATCH_L3_ONLY, v))
+	if (exact && (exact->deny || !any || !any->deny)) {
+		hit = exact;
+		peer_specific = 1;
+	} else if (any) {
+		hit = any;
+		peer_specific = 0;
+	} else {
+		v->drop_reason = DROP_POLICY;
+		v->match = POLICY_MATCH_NONE;
+		v->cookie = 0;
 		return;
-	policy_try(&key, 0, 0, 0, POLICY_MATCH_ALL, v);
+	}
+	v->drop_reason = hit->deny ? DROP_POLICY_DENY : 0;
+	v->match = policy_match_type(peer_specific, hit->l4_prefixlen);
+	v->cookie = hit->cookie;
 }
 
 /*

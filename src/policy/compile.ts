@@ -21,9 +21,10 @@
  * the caller knows which prefixes need CIDR identities and ipcache entries
  * ({@link requiredCidrPrefixes} lists them for all rules at once).
  */
+import type { LabelSet } from '../identity/labels.js';
 import { NotFoundError } from '../util/errors.js';
 import { comparePrefixes, formatPrefix, type IpPrefix } from './cidr.js';
-import { isWildcardPeer } from './peer-match.js';
+import { isWildcardPeer, peerSelectsLabels } from './peer-match.js';
 import {
   comparePolicyEntries,
   MAX_EXPANDED_RANGE,
@@ -36,7 +37,7 @@ import {
 import type { PolicyRepository } from './repository.js';
 import { IDENTITY_HOST, IDENTITY_WILDCARD } from './reserved.js';
 import type { Direction, PeerRule, PolicyRule, Verdict } from './rule-types.js';
-import { SelectorCache } from './selector-cache.js';
+import type { SelectorCache } from './selector-cache.js';
 
 /** Cilium's policy enforcement modes. */
 export type EnforcementMode = 'default' | 'always' | 'never';
@@ -260,17 +261,19 @@ export function requiredCidrPrefixes(repository: PolicyRepository): string[] {
 }
 
 /**
- * Identities whose endpoints must be regenerated after the identity set changed: `changedKeys`
- * are the selection keys {@link SelectorCache.addIdentity}/{@link SelectorCache.removeIdentity}
- * returned. An endpoint's policy changes when a peer of a rule selecting it now selects more or
- * fewer identities. (Endpoints of the added or relabelled identity itself are compiled by the
- * caller anyway.) Sorted ascending.
+ * Identities whose endpoints must be regenerated after identities with these labels were added,
+ * removed or relabelled (pass the labels of each, old and new): the endpoints selected by a rule
+ * that has a peer selecting one of them. Endpoints of the changed identities themselves are
+ * compiled by the caller anyway. Wildcard peers (`{}`, `all`, no peer) compile to identity 0 and
+ * do not depend on the identity set. Sorted ascending.
  */
-export function identitiesAffectedBySelectionChange(repository: PolicyRepository, cache: SelectorCache, changedKeys: readonly string[]): number[] {
-  const changed = new Set(changedKeys);
+export function identitiesAffectedByIdentityChange(repository: PolicyRepository, cache: SelectorCache, changed: Iterable<LabelSet>): number[] {
+  const labelSets = [...changed];
   const ids = new Set<number>();
   for (const rule of repository.rules()) {
-    const peerChanged = rule.peerRules.some((item) => (item.peers ?? []).some((peer) => changed.has(SelectorCache.peerKey(peer) ?? '')));
+    const peerChanged = rule.peerRules.some((item) =>
+      (item.peers ?? []).some((peer) => !isWildcardPeer(peer) && labelSets.some((labels) => peerSelectsLabels(peer, labels))),
+    );
     if (!peerChanged) continue;
     for (const id of cache.selectEndpoints(rule.endpointSelector)) ids.add(id);
   }

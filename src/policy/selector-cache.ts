@@ -4,8 +4,9 @@
  * Cilium 1.4 evaluated every identity against every rule for every endpoint (O(identities) per
  * endpoint); later versions keep a selector cache so that a selector's identities are computed
  * once and shared by all endpoints. This is that cache: build it when the identity set changes
- * (or keep it and call {@link SelectorCache.addIdentity}/{@link SelectorCache.removeIdentity}),
- * then every compilation looks selections up instead of matching labels.
+ * (or keep it and call {@link SelectorCache.addIdentity}/{@link SelectorCache.removeIdentity},
+ * which update every memoised selection), then every compilation looks selections up instead of
+ * matching labels.
  *
  * Label-selector evaluation uses an inverted index (`source:key=value` -> identities), so a
  * selector costs about the size of its smallest positive requirement's posting list, not the
@@ -80,34 +81,25 @@ export class SelectorCache {
     this.cidrIdentities.delete(id);
   }
 
-  /**
-   * Adds (or relabels) an identity and updates every memoised selection. Returns the selection
-   * keys whose result changed, so callers can find the rules (and endpoints) affected.
-   */
-  addIdentity(id: number, labels: LabelSet): string[] {
+  /** Adds (or relabels) an identity and updates every memoised selection in place. */
+  addIdentity(id: number, labels: LabelSet): void {
     const previous = this.labelsById.get(id);
     if (previous) this.unindex(id, previous);
     this.labelsById.set(id, labels);
     this.index(id, labels);
-    const changed: string[] = [];
     for (const [key, set] of this.selections) {
-      const matches = this.selectionFns.get(key)!(labels);
-      if (matches !== set.has(id)) changed.push(key);
-      if (matches) set.add(id);
+      if (this.selectionFns.get(key)!(labels)) set.add(id);
       else set.delete(id);
     }
-    return changed;
   }
 
-  /** Removes an identity from the index and every memoised selection; returns the selection keys that changed. */
-  removeIdentity(id: number): string[] {
+  /** Removes an identity from the index and every memoised selection. */
+  removeIdentity(id: number): void {
     const previous = this.labelsById.get(id);
-    if (!previous) return [];
+    if (!previous) return;
     this.unindex(id, previous);
     this.labelsById.delete(id);
-    const changed: string[] = [];
-    for (const [key, set] of this.selections) if (set.delete(id)) changed.push(key);
-    return changed;
+    for (const set of this.selections.values()) set.delete(id);
   }
 
   private memo(key: string, matches: (labels: LabelSet) => boolean, compute: () => Iterable<number>): Set<number> {
@@ -172,7 +164,7 @@ export class SelectorCache {
     }
   }
 
-  /** Cache key of a peer's selection (as returned by {@link addIdentity}); undefined for wildcards. */
+  /** Cache key of a peer's selection; undefined for wildcards. */
   static peerKey(peer: Peer): string | undefined {
     if (isWildcardPeer(peer)) return undefined;
     switch (peer.kind) {

@@ -103,10 +103,11 @@ export const structLayouts = {
     ['ifindex', 0, 4], ['ep_id', 4, 2], ['flags', 6, 2], ['sec_identity', 8, 4], ['net_id', 12, 4],
     ['mac', 16, 6], ['node_mac', 22, 6],
   ]),
-  policy_key: layout(12, [
-    ['sec_identity', 0, 4], ['ep_id', 4, 2], ['dport', 6, 2], ['protocol', 8, 1], ['direction', 9, 1], ['pad', 10, 2],
+  policy_key: layout(16, [
+    ['prefixlen', 0, 4], ['ep_id', 4, 2], ['direction', 6, 1], ['pad1', 7, 1], ['sec_identity', 8, 4], ['pad2', 12, 1],
+    ['protocol', 13, 1], ['dport', 14, 2],
   ]),
-  policy_entry: layout(8, [['deny', 0, 1], ['pad', 1, 3], ['cookie', 4, 4]]),
+  policy_entry: layout(8, [['deny', 0, 1], ['l4_prefixlen', 1, 1], ['pad', 2, 2], ['cookie', 4, 4]]),
   ipcache_key: layout(24, [['prefixlen', 0, 4], ['pad1', 4, 2], ['pad2', 6, 1], ['family', 7, 1], ['addr', 8, 16]]),
   ipcache_entry: layout(16, [['sec_identity', 0, 4], ['tunnel_endpoint', 4, 4], ['net_id', 8, 4], ['flags', 12, 4]]),
   ct_key: layout(16, [['saddr', 0, 4], ['daddr', 4, 4], ['sport', 8, 2], ['dport', 10, 2], ['protocol', 12, 1], ['pad', 13, 3]]),
@@ -283,56 +284,87 @@ export function decodeEndpointInfo(buf: Buffer): EndpointInfo {
 
 // ---- cilium_policy --------------------------------------------------------------------------
 
-/** A policy map key. 0 is the wildcard for identity, port and protocol. */
+/**
+ * A policy map key. Field names match the policy compiler's PolicyEntryKey, plus the endpoint.
+ * Wildcards: peer 0 = any identity; protocol 0 = any protocol (then dport and portPrefixLen are
+ * 0); portPrefixLen 0 = any port, 16 = exactly dport, in between = the aligned block at dport.
+ */
 export interface PolicyKey {
   /** Endpoint the entry belongs to. */
   epId: number;
+  direction: Direction;
   /** Peer identity (0 = any). */
-  identity: number;
-  /** Destination port (0 = any); ignored for ICMP. */
-  port: number;
+  peer: number;
   /** IP protocol number (0 = any): 6 TCP, 17 UDP, 1 ICMP. */
   protocol: number;
-  direction: Direction;
+  /** Destination port, host order. */
+  dport: number;
+  portPrefixLen: number;
 }
 
 /** A policy map value. */
-export interface PolicyEntry {
-  /** Deny wins over every allow, whatever their specificity. */
-  deny: boolean;
+export interface PolicyValue {
+  /** A deny wins over every allow, whatever their specificity. */
+  verdict: 'allow' | 'deny';
   /** Rule cookie, echoed in policy-verdict events. */
   cookie: number;
 }
 
+/** Prefix bits of ep_id, direction, pad1, sec_identity and pad2 (POLICY_PREFIX_FIXED). */
+const POLICY_PREFIX_FIXED = 72;
+/** ... plus the protocol byte; port prefix bits follow. */
+const POLICY_PREFIX_PROTO = POLICY_PREFIX_FIXED + 8;
+
+/** Bits of (protocol, dport) a key matches: the LPM prefix beyond the fixed part. */
+function policyL4PrefixLen(key: Pick<PolicyKey, 'protocol' | 'portPrefixLen'>): number {
+  return key.protocol === 0 ? 0 : POLICY_PREFIX_PROTO - POLICY_PREFIX_FIXED + key.portPrefixLen;
+}
+
+/** cilium_policy key; throws TypeError for a key the trie cannot represent. */
 export function encodePolicyKey(key: PolicyKey): Buffer {
+  if (!Number.isInteger(key.portPrefixLen) || key.portPrefixLen < 0 || key.portPrefixLen > 16) {
+    throw new TypeError(`policy key: port prefix length ${key.portPrefixLen} is not in 0..16`);
+  }
+  if (key.protocol === 0 && (key.dport !== 0 || key.portPrefixLen !== 0)) {
+    throw new TypeError('policy key: a port needs a protocol (protocol 0 means any protocol and any port)');
+  }
   const buf = Buffer.alloc(L.policy_key.size);
-  buf.writeUInt32LE(key.identity, off('policy_key', 'sec_identity'));
+  buf.writeUInt32LE(POLICY_PREFIX_FIXED + policyL4PrefixLen(key), off('policy_key', 'prefixlen'));
   buf.writeUInt16LE(key.epId, off('policy_key', 'ep_id'));
-  buf.writeUInt16BE(key.port, off('policy_key', 'dport'));
-  buf.writeUInt8(key.protocol, off('policy_key', 'protocol'));
   buf.writeUInt8(key.direction === 'egress' ? 1 : 0, off('policy_key', 'direction'));
+  buf.writeUInt32LE(key.peer, off('policy_key', 'sec_identity'));
+  buf.writeUInt8(key.protocol, off('policy_key', 'protocol'));
+  const portMask = key.portPrefixLen === 0 ? 0 : (0xffff << (16 - key.portPrefixLen)) & 0xffff;
+  buf.writeUInt16BE(key.dport & portMask, off('policy_key', 'dport'));
   return buf;
 }
 
 export function decodePolicyKey(buf: Buffer): PolicyKey {
+  const prefixlen = buf.readUInt32LE(off('policy_key', 'prefixlen'));
   return {
     epId: buf.readUInt16LE(off('policy_key', 'ep_id')),
-    identity: buf.readUInt32LE(off('policy_key', 'sec_identity')),
-    port: buf.readUInt16BE(off('policy_key', 'dport')),
-    protocol: buf.readUInt8(off('policy_key', 'protocol')),
     direction: buf.readUInt8(off('policy_key', 'direction')) === 1 ? 'egress' : 'ingress',
+    peer: buf.readUInt32LE(off('policy_key', 'sec_identity')),
+    protocol: buf.readUInt8(off('policy_key', 'protocol')),
+    dport: buf.readUInt16BE(off('policy_key', 'dport')),
+    portPrefixLen: Math.max(0, prefixlen - POLICY_PREFIX_PROTO),
   };
 }
 
-export function encodePolicyEntry(entry: PolicyEntry): Buffer {
+/** cilium_policy value; the key tells the datapath which match type the entry is. */
+export function encodePolicyValue(value: PolicyValue, key: PolicyKey): Buffer {
   const buf = Buffer.alloc(L.policy_entry.size);
-  buf.writeUInt8(entry.deny ? 1 : 0, off('policy_entry', 'deny'));
-  buf.writeUInt32LE(entry.cookie, off('policy_entry', 'cookie'));
+  buf.writeUInt8(value.verdict === 'deny' ? 1 : 0, off('policy_entry', 'deny'));
+  buf.writeUInt8(policyL4PrefixLen(key), off('policy_entry', 'l4_prefixlen'));
+  buf.writeUInt32LE(value.cookie, off('policy_entry', 'cookie'));
   return buf;
 }
 
-export function decodePolicyEntry(buf: Buffer): PolicyEntry {
-  return { deny: buf.readUInt8(off('policy_entry', 'deny')) !== 0, cookie: buf.readUInt32LE(off('policy_entry', 'cookie')) };
+export function decodePolicyValue(buf: Buffer): PolicyValue {
+  return {
+    verdict: buf.readUInt8(off('policy_entry', 'deny')) !== 0 ? 'deny' : 'allow',
+    cookie: buf.readUInt32LE(off('policy_entry', 'cookie')),
+  };
 }
 
 // ---- cilium_ipcache -------------------------------------------------------------------------

@@ -12,7 +12,8 @@ import * as abi from './abi.js';
 export interface MapCodec<K, V> {
   encodeKey(key: K): Buffer;
   decodeKey(buf: Buffer): K;
-  encodeValue(value: V): Buffer;
+  /** key is given for maps whose value repeats facts of the key (cilium_policy). */
+  encodeValue(value: V, key: K): Buffer;
   decodeValue(buf: Buffer): V;
 }
 
@@ -36,7 +37,7 @@ export class TypedMap<K, V> {
   }
 
   set(key: K, value: V): void {
-    this.map.update(this.codec.encodeKey(key), this.codec.encodeValue(value));
+    this.map.update(this.codec.encodeKey(key), this.codec.encodeValue(value, key));
   }
 
   /** false when the key was absent. */
@@ -62,7 +63,7 @@ export class TypedMap<K, V> {
     const values: Buffer[] = [];
     for (const [key, value] of entries) {
       keys.push(this.codec.encodeKey(key));
-      values.push(this.codec.encodeValue(value));
+      values.push(this.codec.encodeValue(value, key));
     }
     return this.map.updateBatch(keys, values);
   }
@@ -86,7 +87,7 @@ export class TypedMap<K, V> {
     let unchanged = 0;
     for (const [key, value] of desired) {
       const keyBytes = this.codec.encodeKey(key);
-      const valueBytes = this.codec.encodeValue(value);
+      const valueBytes = this.codec.encodeValue(value, key);
       const id = keyBytes.toString('latin1');
       const existing = current.get(id);
       current.delete(id);
@@ -117,25 +118,34 @@ export class EndpointsMap extends TypedMap<string, abi.EndpointInfo> {
   }
 }
 
-const policyCodec: MapCodec<abi.PolicyKey, abi.PolicyEntry> = {
+const policyCodec: MapCodec<abi.PolicyKey, abi.PolicyValue> = {
   encodeKey: abi.encodePolicyKey,
   decodeKey: abi.decodePolicyKey,
-  encodeValue: abi.encodePolicyEntry,
-  decodeValue: abi.decodePolicyEntry,
+  encodeValue: abi.encodePolicyValue,
+  decodeValue: abi.decodePolicyValue,
 };
 
-/** A policy entry of one endpoint: the key without its endpoint id. */
-export type EndpointPolicyKey = Omit<abi.PolicyKey, 'epId'>;
+/**
+ * One policy entry of an endpoint: key without the endpoint id, plus verdict and cookie. The
+ * policy compiler's PolicyEntry has this shape, so its output can be passed as it is.
+ */
+export type EndpointPolicyEntry = Omit<abi.PolicyKey, 'epId'> & abi.PolicyValue;
 
 /** cilium_policy: the policy of every endpoint, namespaced by endpoint id. */
-export class PolicyMap extends TypedMap<abi.PolicyKey, abi.PolicyEntry> {
+export class PolicyMap extends TypedMap<abi.PolicyKey, abi.PolicyValue> {
   constructor(map: BpfMap) {
     super(map, policyCodec);
   }
 
   /** Makes endpoint epId's entries exactly `entries` (the result of a regeneration). */
-  async syncEndpoint(epId: number, entries: Iterable<readonly [EndpointPolicyKey, abi.PolicyEntry]>): Promise<DiffResult> {
-    const desired = [...entries].map(([key, entry]) => [{ ...key, epId }, entry] as const);
+  async syncEndpoint(epId: number, entries: Iterable<EndpointPolicyEntry>): Promise<DiffResult> {
+    const desired: Array<[abi.PolicyKey, abi.PolicyValue]> = [];
+    for (const e of entries) {
+      desired.push([
+        { epId, direction: e.direction, peer: e.peer, protocol: e.protocol, dport: e.dport, portPrefixLen: e.portPrefixLen },
+        { verdict: e.verdict, cookie: e.cookie },
+      ]);
+    }
     return this.diffApply(desired, (key) => key.epId === epId);
   }
 

@@ -40,5 +40,5 @@ export function isNotFound(err: unknown): boolean {
 /** True if the error is iproute2 saying the object already exists. */
 export function isExists(err: unknown): boolean {
   const text = err instanceof Error ? err.message : String(err);
-  return /File exists/i.test(text);
+  return /File exists|already assigned/i.test(text);
 }

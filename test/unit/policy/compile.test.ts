@@ -4,7 +4,7 @@ import { cidrIdentityLabels } from '../../../src/policy/cidr.js';
 import {
   ALLOW_LOCALHOST_RULE,
   compileEndpointPolicy,
-  identitiesAffectedBySelectionChange,
+  identitiesAffectedByIdentityChange,
   PolicyCompiler,
   requiredCidrPrefixes,
   type CompileOptions,
@@ -320,13 +320,17 @@ ingress:
 - fromEntities: [world]`));
   const compiler = new PolicyCompiler(w.repo, w.cache);
   const before = compiler.compile(WEB).entries;
-  const changed = w.cache.addIdentity(300, LabelSet.parse(['container:app=shop', 'container:v=2']));
-  t.same(identitiesAffectedBySelectionChange(w.repo, w.cache, changed), [WEB, K8S_WEB], 'endpoints whose rules have a peer selecting the new identity');
+  const shopV2 = LabelSet.parse(['container:app=shop', 'container:v=2']);
+  w.cache.addIdentity(300, shopV2);
+  t.same(identitiesAffectedByIdentityChange(w.repo, w.cache, [shopV2]), [WEB, K8S_WEB], 'endpoints whose rules have a peer selecting the new identity');
   const after = compiler.compile(WEB).entries;
-  t.same(brief(diffPolicyEntries(before, after).upserts), ['ingress 300 0/0 p0 allow web']);
-  const cidr = w.cache.addIdentity((1 << 24) | 77, cidrIdentityLabels('198.51.100.0/24'));
-  t.same(identitiesAffectedBySelectionChange(w.repo, w.cache, cidr), [DB], 'a new CIDR identity is world: endpoints allowing world');
-  t.same(identitiesAffectedBySelectionChange(w.repo, w.cache, w.cache.addIdentity(301, LabelSet.parse(['container:app=other']))), []);
+  t.same(brief(diffPolicyEntries(before, after).upserts), ['ingress 300 0/0 p0 allow web'], 'memoised selections follow addIdentity');
+  const cidrLabels = cidrIdentityLabels('198.51.100.0/24');
+  w.cache.addIdentity((1 << 24) | 77, cidrLabels);
+  t.same(identitiesAffectedByIdentityChange(w.repo, w.cache, [cidrLabels]), [DB], 'a new CIDR identity is world: endpoints allowing world');
+  t.same(identitiesAffectedByIdentityChange(w.repo, w.cache, [LabelSet.parse(['container:app=other'])]), []);
+  w.cache.removeIdentity(300);
+  t.same(diffPolicyEntries(after, compiler.compile(WEB).entries).deletes.map(policyEntryKeyString), ['ingress/300/0/0/0'], 'and removeIdentity');
 });
 
 t.test('rulesByIdentity matches selectingRules', async (t) => {

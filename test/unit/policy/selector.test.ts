@@ -132,10 +132,14 @@ t.test('selector cache: indexed selection equals brute force, and follows identi
   }
   const web = selectors[0]!;
   const before = cache.selectEndpoints(web).size;
-  const changed = cache.addIdentity(9999, labels('container:app=web'));
-  t.ok(changed.includes(SelectorCache.endpointSelectorKey(web)), 'addIdentity reports the selections it changed');
-  t.equal(cache.selectEndpoints(web).size, before + 1);
-  t.ok(cache.removeIdentity(9999).includes(SelectorCache.endpointSelectorKey(web)));
+  cache.addIdentity(9999, labels('container:app=web'));
+  t.equal(cache.selectEndpoints(web).size, before + 1, 'addIdentity updates memoised selections');
+  cache.addIdentity(9999, labels('container:app=db'));
+  t.equal(cache.selectEndpoints(web).size, before, 'relabelling moves the identity out');
+  cache.addIdentity(9999, labels('container:app=web'));
+  cache.removeIdentity(9999);
   t.equal(cache.selectEndpoints(web).size, before);
-  t.same(cache.removeIdentity(9999), [], 'removing an unknown identity changes nothing');
+  t.equal(cache.labelsOf(9999), undefined);
+  cache.removeIdentity(9999);
+  t.pass('removing an unknown identity is a no-op');
 });
