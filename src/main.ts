@@ -10,6 +10,8 @@ import { log, setLogLevel } from './util/log.js';
 import { CiliumDockerError, ConfigError, UnsupportedError } from './util/errors.js';
 import type { KvStore } from './kvstore/kvstore.js';
 import { LocalKvStore } from './kvstore/local/local-store.js';
+import { InstrumentedKvStore } from './kvstore/instrumented-store.js';
+import { Metrics, serveMetrics } from './util/metrics.js';
 import { Ipam } from './ipam/ipam.js';
 import { IdentityAllocator } from './identity/allocator.js';
 import { RoutingDatapath } from './datapath/routing-datapath.js';
@@ -39,7 +41,10 @@ function openStore(config: Config): KvStore {
 export async function startDaemon(config: Config): Promise<{ stop: () => Promise<void> }> {
   const started = Date.now();
   setLogLevel(config.logLevel);
-  const store = openStore(config);
+  const metrics = new Metrics();
+  const store = new InstrumentedKvStore(openStore(config), (action, seconds, ok) => {
+    metrics.kvstoreSeconds.observe({ action, outcome: ok ? 'success' : 'fail' }, seconds);
+  });
   const ipam = new Ipam({
     store,
     nodeName: config.nodeName,
@@ -67,6 +72,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     network: networkDriverHandlers(endpoints, creations),
     ipam: ipamDriverHandlers(ipam, creations),
     log: log.child({ component: 'plugin' }),
+    observe: (call, _ms, error) => metrics.pluginCalls.inc({ call, outcome: error ? 'fail' : 'success' }),
   });
 
   const watcher = new DockerWatcher({
@@ -141,8 +147,16 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   };
   const api = new ApiServer({ socketPath: config.apiSocket, backend, log: log.child({ component: 'api' }) });
 
+  metrics.onCollect(async () => {
+    metrics.endpoints.reset();
+    for (const e of endpoints.listEndpoints()) metrics.endpoints.inc({ state: e.state });
+    metrics.identities.set((await identities.list().catch(() => [])).filter((i) => !i.reserved).length);
+    metrics.kvstoreHealthy.set(store.reachable ? 1 : 0);
+  });
+
   await plugin.start();
   await api.start();
+  const metricsServer = config.metricsAddress === '' ? undefined : await serveMetrics(metrics, config.metricsAddress);
   watcher.start();
   log.info({ node: config.nodeName, kvstore: config.kvstore, version: VERSION }, 'cilium-docker ready');
 
@@ -150,6 +164,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     async stop() {
       // A clean stop leaves the datapath in place: containers keep their connectivity.
       watcher.stop();
+      metricsServer?.close();
       await Promise.allSettled([plugin.stop(), api.stop()]);
       await store.close();
     },

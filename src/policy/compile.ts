@@ -81,6 +81,12 @@ export interface EndpointPolicy {
   readonly egressEnforced: boolean;
   /** Policy map entries, sorted (see `comparePolicyEntries`). Empty for unenforced directions. */
   readonly entries: readonly PolicyEntry[];
+  /**
+   * Port prefix lengths other than 0 (any) and 16 (one port) used by `entries`, ascending: the
+   * masks an exact-key datapath must also try (see `policy-entries.ts`). Empty unless a range
+   * wider than `maxExpandedPortRange` is in play.
+   */
+  readonly portPrefixLengths: readonly number[];
   /** CIDR rule items in prefix form, sorted by direction, prefix, port. */
   readonly cidrEntries: readonly CidrPolicyEntry[];
   /** Names of the policies with a rule that selects the endpoint, sorted. */
@@ -168,9 +174,14 @@ export class PolicyCompiler {
       for (const item of rule.peerRules) {
         if (!enforced[item.direction]) continue;
         const ports = this.keysOf(item);
-        const base = { direction: item.direction, verdict: item.verdict, ruleName: rule.policyName, cookie };
+        const { direction, verdict } = item;
+        const ruleName = rule.policyName;
+        const base = { direction, verdict, ruleName, cookie };
+        // Object literals, not spreads: this runs once per (peer identity x port) and dominates compile time.
         const addPeer = (peer: number) => {
-          for (const p of ports) builder.add({ ...base, ...p, peer });
+          for (const p of ports) {
+            builder.add({ direction, peer, dport: p.dport, portPrefixLen: p.portPrefixLen, protocol: p.protocol, verdict, ruleName, cookie });
+          }
         };
         if (item.peers === undefined) {
           addPeer(IDENTITY_WILDCARD);
@@ -190,12 +201,16 @@ export class PolicyCompiler {
     if (enforced.ingress && this.allowLocalhost === 'always') {
       builder.add({ direction: 'ingress', peer: IDENTITY_HOST, dport: 0, portPrefixLen: 0, protocol: 0, verdict: 'allow', ruleName: ALLOW_LOCALHOST_RULE, cookie: 0 });
     }
+    const entries = builder.finish();
+    const prefixLengths = new Set<number>();
+    for (const e of entries) if (e.portPrefixLen !== 0 && e.portPrefixLen !== 16) prefixLengths.add(e.portPrefixLen);
     return {
       identity,
       revision: this.revision,
       ingressEnforced: enforced.ingress,
       egressEnforced: enforced.egress,
-      entries: builder.finish(),
+      entries,
+      portPrefixLengths: [...prefixLengths].sort((a, b) => a - b),
       cidrEntries: [...cidr.values()].sort(compareCidrEntries).map((c) => c.entry),
       selectingPolicies: [...new Set(rules.map((r) => r.policyName))].sort(),
     };

@@ -6,6 +6,7 @@
 export * from './cidr.js';
 export * from './compile.js';
 export * from './parse.js';
+export { MAX_PORTS_PER_RULE } from './parse-ports.js';
 export * from './peer-match.js';
 export * from './policy-entries.js';
 export * from './repository.js';

@@ -16,12 +16,18 @@
  * Protocol 0 only appears with "every port": `protocol: ANY` with a port is written as a TCP and
  * a UDP entry, as Cilium expands ANY (we have no SCTP).
  *
- * Lookup contract, and why deny still wins. The datapath picks the most specific matching entry:
- * the exact peer before peer 0, then the longest port prefix, then a named protocol before 0
- * (any order that tries a key before the keys covering it works). The compiler guarantees that a
- * deny cannot be shadowed by a more specific allow: whenever a deny and an allow overlap, the allow
- * is turned into a deny if the deny covers it, and otherwise a deny entry is added for the overlap
- * (Cilium's mapstate does the same). So every most-specific match of a denied packet is a deny.
+ * Lookup contract, and why deny still wins. Two datapath strategies give the same answer:
+ * - "any deny wins": try every key that can match, drop if any is a deny, pass if any is an allow
+ *   (what `bpf/include/policy.h` does with its six exact keys);
+ * - "most specific wins": the exact peer before peer 0, then the longest port prefix, then a named
+ *   protocol before 0 (any order that tries a key before the keys covering it works; Cilium's LPM
+ *   map). For this the compiler guarantees that a deny is never shadowed by a more specific allow:
+ *   when a deny and an allow overlap, the allow becomes a deny if the deny covers it, and otherwise
+ *   a deny entry is added for the overlap (Cilium's mapstate does the same).
+ * A datapath with exact-port hash keys only must also try the prefix blocks of large ranges:
+ * `dport` masked to each prefix length the endpoint uses (`EndpointPolicy.portPrefixLengths`).
+ * Without that it would miss those entries: a large allowed range would drop, and, worse, a deny
+ * of a large range (or a deny derived from one) would not be enforced.
  */
 import type { Direction, PortRange, Verdict } from './rule-types.js';
 
@@ -199,49 +205,60 @@ function better(existing: PolicyEntry, candidate: PolicyEntry): boolean {
   return candidate.ruleName < existing.ruleName;
 }
 
+/** Protocol, port and prefix length packed into one number whose order is the entry order. */
+function packPort(e: PortKey): number {
+  return e.protocol * 0x200000 + e.dport * 32 + e.portPrefixLen;
+}
+
 /**
  * Accumulates entries for one endpoint: same key from several rules keeps one entry (deny over
  * allow, then the smallest rule name, so output is deterministic), and {@link finish} adds the
  * derived deny entries that make the lookup contract hold.
+ *
+ * Entries are held per direction, per peer, keyed by a packed number rather than a string: an
+ * endpoint allowed from thousands of identities on a few ports has tens of thousands of entries,
+ * and this is the hot loop of compilation.
  */
 export class PolicyEntryBuilder {
-  private readonly entries = new Map<string, PolicyEntry>();
+  private readonly byDirection = { ingress: new Map<number, Map<number, PolicyEntry>>(), egress: new Map<number, Map<number, PolicyEntry>>() };
 
   /** Adds one entry, merging with an entry of the same key. */
   add(entry: PolicyEntry): void {
-    const key = policyEntryKeyString(entry);
-    const existing = this.entries.get(key);
-    if (!existing || better(existing, entry)) this.entries.set(key, entry);
+    const peers = this.byDirection[entry.direction];
+    let ports = peers.get(entry.peer);
+    if (!ports) peers.set(entry.peer, (ports = new Map()));
+    const key = packPort(entry);
+    const existing = ports.get(key);
+    if (!existing || better(existing, entry)) ports.set(key, entry);
   }
 
   /** Applies deny precedence across overlapping keys and returns the sorted entries. */
   finish(): PolicyEntry[] {
-    const denies: PolicyEntry[] = [];
-    const allowsByPeer = new Map<string, PolicyEntry[]>();
-    const allAllows: PolicyEntry[] = [];
-    for (const e of this.entries.values()) {
-      if (e.verdict === 'deny') {
-        denies.push(e);
-        continue;
-      }
-      allAllows.push(e);
-      const group = `${e.direction}/${e.peer}`;
-      let list = allowsByPeer.get(group);
-      if (!list) allowsByPeer.set(group, (list = []));
-      list.push(e);
-    }
-    for (const deny of denies) {
-      // A deny for one peer can only overlap allows for that peer or for any peer (0).
-      const candidates =
-        deny.peer === 0
-          ? allAllows.filter((a) => a.direction === deny.direction)
-          : [...(allowsByPeer.get(`${deny.direction}/${deny.peer}`) ?? []), ...(allowsByPeer.get(`${deny.direction}/0`) ?? [])];
-      for (const allow of candidates) {
-        const overlap = intersectKeys(deny, allow);
-        if (!overlap) continue;
-        this.add({ ...overlap, verdict: 'deny', ruleName: deny.ruleName, cookie: deny.cookie });
+    for (const peers of Object.values(this.byDirection)) {
+      const denies: PolicyEntry[] = [];
+      for (const ports of peers.values()) for (const e of ports.values()) if (e.verdict === 'deny') denies.push(e);
+      for (const deny of denies) {
+        // A deny for one peer can only overlap allows for that peer or for any peer (0).
+        const groups = deny.peer === 0 ? [...peers.values()] : [peers.get(deny.peer), peers.get(0)];
+        for (const ports of groups) {
+          if (!ports) continue;
+          for (const allow of [...ports.values()]) {
+            if (allow.verdict !== 'allow') continue;
+            const overlap = intersectKeys(deny, allow);
+            if (overlap) this.add({ ...overlap, verdict: 'deny', ruleName: deny.ruleName, cookie: deny.cookie });
+          }
+        }
       }
     }
-    return [...this.entries.values()].sort(comparePolicyEntries);
+    const result: PolicyEntry[] = [];
+    for (const direction of ['ingress', 'egress'] as const) {
+      const peers = this.byDirection[direction];
+      // Typed-array sorts are numeric and much faster than Array#sort with a comparator.
+      for (const peer of Float64Array.from(peers.keys()).sort()) {
+        const ports = peers.get(peer)!;
+        for (const key of Float64Array.from(ports.keys()).sort()) result.push(ports.get(key)!);
+      }
+    }
+    return result;
   }
 }

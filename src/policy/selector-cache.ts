@@ -5,18 +5,18 @@
  * endpoint); later versions keep a selector cache so that a selector's identities are computed
  * once and shared by all endpoints. This is that cache: build it when the identity set changes
  * (or keep it and call {@link SelectorCache.addIdentity}/{@link SelectorCache.removeIdentity},
- * which update every memoised selection), then every compilation looks selections up instead of
- * matching labels.
+ * which update every memoised selection, and {@link SelectorCache.pruneSelections} after policy
+ * changes), then every compilation looks selections up instead of matching labels.
  *
  * Label-selector evaluation uses an inverted index (`source:key=value` -> identities), so a
  * selector costs about the size of its smallest positive requirement's posting list, not the
  * number of identities.
  */
 import { SOURCE_ANY, type LabelSet } from '../identity/labels.js';
-import { identityPrefix } from './cidr.js';
+import { identityPrefix, SOURCE_CIDR } from './cidr.js';
 import { isWildcardPeer, peerSelectsLabels } from './peer-match.js';
 import { entitySelects, withReservedIdentities, type Entity } from './reserved.js';
-import type { Peer } from './rule-types.js';
+import type { Peer, PolicyRule } from './rule-types.js';
 import { selectorMatches, type EndpointSelector, type LabelRequirement } from './selector.js';
 
 /** What a peer selects: every identity (map key 0), or a set of identity numbers. */
@@ -24,14 +24,19 @@ export type PeerSelection = { readonly wildcard: true } | { readonly wildcard: f
 
 const WILDCARD: PeerSelection = { wildcard: true };
 
-function postingKey(source: string, key: string, value?: string): string {
-  return value === undefined ? `${source}\u0000${key}` : `${source}\u0000${key}\u0000${value}`;
+/** Identities having a label `source:key`: all of them, and by value. */
+interface KeyPostings {
+  readonly all: Set<number>;
+  readonly byValue: Map<string, Set<number>>;
 }
+
+const NO_IDENTITIES: ReadonlySet<number> = new Set();
 
 /** The label-to-identities index and the memoised selections of one identity set. */
 export class SelectorCache {
   private readonly labelsById: Map<number, LabelSet>;
-  private readonly postings = new Map<string, Set<number>>();
+  /** source (and `any`) -> key -> postings: the inverted index. */
+  private readonly postings = new Map<string, Map<string, KeyPostings>>();
   private readonly cidrIdentities = new Set<number>();
   private readonly selections = new Map<string, Set<number>>();
   private readonly selectionFns = new Map<string, (labels: LabelSet) => boolean>();
@@ -55,28 +60,33 @@ export class SelectorCache {
     return this.labelsById.get(id);
   }
 
+  private postingsOf(source: string, key: string): KeyPostings | undefined {
+    return this.postings.get(source)?.get(key);
+  }
+
   private index(id: number, labels: LabelSet): void {
-    const add = (k: string) => {
-      let set = this.postings.get(k);
-      if (!set) this.postings.set(k, (set = new Set()));
-      set.add(id);
-    };
     for (const l of labels.labels) {
-      add(postingKey(l.source, l.key));
-      add(postingKey(l.source, l.key, l.value));
-      add(postingKey(SOURCE_ANY, l.key));
-      add(postingKey(SOURCE_ANY, l.key, l.value));
+      for (const source of [l.source, SOURCE_ANY]) {
+        let keys = this.postings.get(source);
+        if (!keys) this.postings.set(source, (keys = new Map()));
+        let entry = keys.get(l.key);
+        if (!entry) keys.set(l.key, (entry = { all: new Set(), byValue: new Map() }));
+        entry.all.add(id);
+        let ids = entry.byValue.get(l.value);
+        if (!ids) entry.byValue.set(l.value, (ids = new Set()));
+        ids.add(id);
+      }
     }
-    if (identityPrefix(labels)) this.cidrIdentities.add(id);
+    if (labels.labels.some((l) => l.source === SOURCE_CIDR) && identityPrefix(labels)) this.cidrIdentities.add(id);
   }
 
   private unindex(id: number, labels: LabelSet): void {
-    const remove = (k: string) => this.postings.get(k)?.delete(id);
     for (const l of labels.labels) {
-      remove(postingKey(l.source, l.key));
-      remove(postingKey(l.source, l.key, l.value));
-      remove(postingKey(SOURCE_ANY, l.key));
-      remove(postingKey(SOURCE_ANY, l.key, l.value));
+      for (const source of [l.source, SOURCE_ANY]) {
+        const entry = this.postingsOf(source, l.key);
+        entry?.all.delete(id);
+        entry?.byValue.get(l.value)?.delete(id);
+      }
     }
     this.cidrIdentities.delete(id);
   }
@@ -118,12 +128,14 @@ export class SelectorCache {
     return result.sort((a, b) => a - b);
   }
 
-  private candidatesFor(r: LabelRequirement): Set<number> | undefined {
-    if (r.operator === 'Exists') return this.postings.get(postingKey(r.source, r.key)) ?? new Set();
+  /** Identities that may satisfy a positive requirement (In, Exists); undefined for negative ones. */
+  private candidatesFor(r: LabelRequirement): ReadonlySet<number> | undefined {
+    const entry = this.postingsOf(r.source, r.key);
+    if (r.operator === 'Exists') return entry?.all ?? NO_IDENTITIES;
     if (r.operator !== 'In') return undefined;
-    if (r.values.length === 1) return this.postings.get(postingKey(r.source, r.key, r.values[0])) ?? new Set();
+    if (r.values.length === 1) return entry?.byValue.get(r.values[0]!) ?? NO_IDENTITIES;
     const union = new Set<number>();
-    for (const v of r.values) for (const id of this.postings.get(postingKey(r.source, r.key, v)) ?? []) union.add(id);
+    for (const v of r.values) for (const id of entry?.byValue.get(v) ?? []) union.add(id);
     return union;
   }
 
@@ -131,7 +143,7 @@ export class SelectorCache {
   selectEndpoints(selector: EndpointSelector): ReadonlySet<number> {
     const matches = (labels: LabelSet) => selectorMatches(selector, labels);
     return this.memo(SelectorCache.endpointSelectorKey(selector), matches, () => {
-      let best: Set<number> | undefined;
+      let best: ReadonlySet<number> | undefined;
       for (const r of selector.requirements) {
         const candidates = this.candidatesFor(r);
         if (candidates && (!best || candidates.size < best.size)) best = candidates;
@@ -162,6 +174,26 @@ export class SelectorCache {
         return { wildcard: false, identities: this.memo(SelectorCache.peerKey(peer)!, matches, () => this.scan(this.cidrIdentities, matches)) };
       }
     }
+  }
+
+  /**
+   * Forgets memoised selections that none of `rules` uses (selectors of deleted or replaced
+   * policies), so identity updates stop maintaining them. Returns how many were dropped.
+   */
+  pruneSelections(rules: readonly PolicyRule[]): number {
+    const used = new Set<string>();
+    for (const rule of rules) {
+      used.add(SelectorCache.endpointSelectorKey(rule.endpointSelector));
+      for (const item of rule.peerRules) for (const peer of item.peers ?? []) used.add(SelectorCache.peerKey(peer) ?? '');
+    }
+    let dropped = 0;
+    for (const key of [...this.selections.keys()]) {
+      if (used.has(key)) continue;
+      this.selections.delete(key);
+      this.selectionFns.delete(key);
+      dropped++;
+    }
+    return dropped;
   }
 
   /** Cache key of a peer's selection; undefined for wildcards. */

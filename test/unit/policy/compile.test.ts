@@ -182,6 +182,24 @@ ingressDeny:
   }
 });
 
+t.test('a deny of a large port range wins over allows, through prefix entries', async (t) => {
+  const w = world(doc('open', `endpointSelector: {matchLabels: {app: web}}
+egress:
+- toEntities: [all]
+- toEndpoints: [{matchLabels: {app: db}}]
+  toPorts: [{ports: [{port: "5432", protocol: TCP}]}]`) + doc('no-high-ports', `endpointSelector: {matchLabels: {app: web}}
+egressDeny:
+- toPorts: [{ports: [{port: "1024", endPort: 65535, protocol: TCP}]}]`));
+  const p = w.compile(WEB);
+  t.same(p.portPrefixLengths, [1, 2, 3, 4, 5, 6]);
+  t.equal(decide(p, 'egress', DB, 5432, 6), 'deny', 'the exact allow for 5432 is turned into a deny');
+  t.equal(decide(p, 'egress', DB, 80, 6), 'allow');
+  t.equal(decide(p, 'egress', WORLD, 40000, 6), 'deny');
+  t.equal(decide(p, 'egress', WORLD, 40000, 17), 'allow', 'UDP untouched');
+  const exact = p.entries.find((e) => e.peer === DB && e.dport === 5432);
+  t.same(exact && [exact.verdict, exact.ruleName], ['deny', 'no-high-ports']);
+});
+
 t.test('deny-only rules still turn on default deny (as in Cilium)', async (t) => {
   const w = world(doc('deny-only', `endpointSelector: {matchLabels: {app: web}}
 egressDeny:
@@ -283,6 +301,8 @@ ingress:
   ] as const) {
     t.equal(decide(p, 'ingress', WEB, port, proto), want, `${port}/${proto}`);
   }
+  t.same(p.portPrefixLengths, [1, 2, 3, 4, 5, 6], 'the masks an exact-key datapath must try');
+  t.same(w.compile(WEB).portPrefixLengths, []);
   const tight = compileEndpointPolicy(w.repo, w.cache, DB, { maxExpandedPortRange: 4, allowLocalhost: 'policy' });
   t.ok(tight.entries.some((e) => e.dport === 8000 && e.portPrefixLen === 13), 'threshold is configurable: 8000-8007 becomes 8000/13');
 });
@@ -331,6 +351,11 @@ ingress:
   t.same(identitiesAffectedByIdentityChange(w.repo, w.cache, [LabelSet.parse(['container:app=other'])]), []);
   w.cache.removeIdentity(300);
   t.same(diffPolicyEntries(after, compiler.compile(WEB).entries).deletes.map(policyEntryKeyString), ['ingress/300/0/0/0'], 'and removeIdentity');
+  compiler.compile(DB);
+  w.repo.delete('db');
+  t.equal(w.cache.pruneSelections(w.repo.rules()), 2, "the deleted policy's endpoint selector and world peer are forgotten");
+  t.equal(w.cache.pruneSelections(w.repo.rules()), 0);
+  t.same(new PolicyCompiler(w.repo, w.cache).compile(WEB).entries, compiler.compile(WEB).entries, 'selections still in use survive');
 });
 
 t.test('rulesByIdentity matches selectingRules', async (t) => {

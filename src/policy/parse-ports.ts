@@ -1,0 +1,125 @@
+/**
+ * Validation of `toPorts`: numeric ports (named ports are rejected), `endPort` ranges, and the
+ * protocols TCP, UDP and ANY. L7 `rules` and TLS fields are rejected by name.
+ */
+import { describe, isObject, joinPath, type ProblemList } from './problem-list.js';
+import type { PortProtocolName, PortRange } from './rule-types.js';
+import { L7_KINDS, UNSUPPORTED_PORT_RULE } from './unsupported-fields.js';
+
+/** Cilium's limit on `toPorts[].ports` (`maxPorts` in `pkg/policy/api/rule_validation.go`). */
+export const MAX_PORTS_PER_RULE = 40;
+
+function parsePortNumber(value: unknown, path: string, problems: ProblemList): number | undefined {
+  let n: number;
+  if (typeof value === 'number') {
+    n = value;
+  } else if (typeof value === 'string') {
+    if (value === '') {
+      problems.add(path, 'is required, e.g. port: "80"');
+      return undefined;
+    }
+    if (!/^[0-9]+$/.test(value)) {
+      problems.add(path, `named ports (${JSON.stringify(value)}) are not supported; use the port number`);
+      return undefined;
+    }
+    n = Number(value);
+  } else if (value === undefined || value === null) {
+    problems.add(path, 'is required, e.g. port: "80"');
+    return undefined;
+  } else {
+    problems.add(path, `must be a port number such as "80", not ${describe(value)}`);
+    return undefined;
+  }
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    problems.add(path, `port ${value} is out of range; use a port number from 0 to 65535 (0 means every port)`);
+    return undefined;
+  }
+  return n;
+}
+
+function parseProtocol(value: unknown, path: string, problems: ProblemList): PortProtocolName | undefined {
+  if (value === undefined || value === null) return 'ANY';
+  if (typeof value !== 'string') {
+    problems.add(path, `must be TCP, UDP or ANY, not ${describe(value)}`);
+    return undefined;
+  }
+  const upper = value.toUpperCase();
+  if (upper === 'TCP' || upper === 'UDP' || upper === 'ANY') return upper;
+  if (upper === 'SCTP') problems.add(path, 'protocol SCTP is not supported yet; use TCP, UDP or ANY');
+  else if (['ICMP', 'ICMPV6', 'VRRP', 'IGMP'].includes(upper))
+    problems.add(path, `protocol ${value} is not supported in toPorts; use TCP, UDP or ANY (a rule without toPorts allows every protocol)`);
+  else problems.add(path, `unknown protocol ${JSON.stringify(value)}; use TCP, UDP or ANY`);
+  return undefined;
+}
+
+/**
+ * Validates a `toPorts` list at `path`: an empty list when absent (every port), undefined if
+ * invalid. `deny` selects the message for L7 rules (deny rules cannot have any).
+ */
+export function parsePortRules(value: unknown, path: string, deny: boolean, problems: ProblemList): PortRange[] | undefined {
+  const items = problems.list(value, path);
+  if (!items) return value === undefined || value === null ? [] : undefined;
+  const ranges: PortRange[] = [];
+  let ok = true;
+  for (const [i, item] of items.entries()) {
+    const itemPath = joinPath(path, i);
+    const rule = problems.object(item, itemPath);
+    if (!rule) {
+      ok = false;
+      continue;
+    }
+    const unsupported: Record<string, string> = { ...UNSUPPORTED_PORT_RULE };
+    const rules = rule['rules'];
+    const kinds = isObject(rules) ? L7_KINDS.filter((k) => rules[k] !== undefined && rules[k] !== null) : [];
+    unsupported['rules'] = deny
+      ? 'L7 rules are not allowed in deny rules (Cilium has none); remove rules'
+      : `L7 rules${kinds.length > 0 ? ` (${kinds.join(', ')})` : ''} are not supported yet; remove rules to allow the whole port at L4`;
+    problems.checkFields(rule, itemPath, ['ports'], unsupported);
+    const portsPath = joinPath(itemPath, 'ports');
+    const ports = problems.list(rule['ports'], portsPath);
+    if (!ports || ports.length === 0) {
+      if (ports) problems.add(portsPath, 'at least one port is required, e.g. ports: [{port: "80", protocol: TCP}]');
+      else if (rule['ports'] === undefined || rule['ports'] === null) problems.add(portsPath, 'is required, e.g. ports: [{port: "80", protocol: TCP}]');
+      ok = false;
+      continue;
+    }
+    if (ports.length > MAX_PORTS_PER_RULE) {
+      problems.add(portsPath, `too many ports (${ports.length}); the maximum is ${MAX_PORTS_PER_RULE}, split them over several toPorts items`);
+      ok = false;
+    }
+    for (const [j, p] of ports.entries()) {
+      const portPath = joinPath(portsPath, j);
+      const port = problems.object(p, portPath);
+      if (!port) {
+        ok = false;
+        continue;
+      }
+      problems.checkFields(port, portPath, ['port', 'endPort', 'protocol']);
+      const number = parsePortNumber(port['port'], joinPath(portPath, 'port'), problems);
+      const protocol = parseProtocol(port['protocol'], joinPath(portPath, 'protocol'), problems);
+      let endPort = number ?? 0;
+      const rawEnd = port['endPort'];
+      const endPath = joinPath(portPath, 'endPort');
+      if (rawEnd !== undefined && rawEnd !== null && rawEnd !== 0) {
+        if (typeof rawEnd !== 'number' || !Number.isInteger(rawEnd) || rawEnd < 0 || rawEnd > 65535) {
+          problems.add(endPath, `endPort must be a port number from 1 to 65535, not ${describe(rawEnd)}`);
+          ok = false;
+        } else if (number === 0) {
+          problems.add(endPath, 'endPort needs a non-zero port; port "0" already means every port');
+          ok = false;
+        } else if (number !== undefined && rawEnd < number) {
+          problems.add(endPath, `endPort ${rawEnd} is below port ${number}; endPort is the last port of the range`);
+          ok = false;
+        } else {
+          endPort = rawEnd;
+        }
+      }
+      if (number === undefined || protocol === undefined) {
+        ok = false;
+        continue;
+      }
+      ranges.push({ port: number, endPort, protocol });
+    }
+  }
+  return ok ? ranges : undefined;
+}
