@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -40,13 +41,12 @@ class RingBufferReader : public Napi::ObjectWrap<RingBufferReader> {
   }
 
   // new RingBufferReader(mapFd, onRecords)
-  explicit RingBufferReader(const Napi::CallbackInfo& info)
-      : Napi::ObjectWrap<RingBufferReader>(info), closed_(Napi::Promise::Deferred::New(info.Env())) {
+  explicit RingBufferReader(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingBufferReader>(info) {
     int map_fd = ArgFd(info, 0);
     if (!info[1].IsFunction()) throw ArgError(info, 1, "a callback");
     Failure f;
     if (!Open(map_fd, f)) {
-      Release();
+      FreeResources();
       Throw(info.Env(), f);
     }
     tsfn_ = Napi::ThreadSafeFunction::New(info.Env(), info[1].As<Napi::Function>(), "bpf-napi:RingBufferReader",
@@ -55,7 +55,7 @@ class RingBufferReader : public Napi::ObjectWrap<RingBufferReader> {
     thread_ = std::thread([this] { Poll(); });
   }
 
-  ~RingBufferReader() override { Release(); }
+  ~RingBufferReader() override { FreeResources(); }
 
  private:
   bool Open(int map_fd, Failure& f) {
@@ -86,7 +86,7 @@ class RingBufferReader : public Napi::ObjectWrap<RingBufferReader> {
     return true;
   }
 
-  void Release() {
+  void FreeResources() {
     if (rb_) ring_buffer__free(rb_);
     if (stop_fd_ >= 0) close(stop_fd_);
     if (epoll_fd_ >= 0) close(epoll_fd_);
@@ -95,13 +95,21 @@ class RingBufferReader : public Napi::ObjectWrap<RingBufferReader> {
   }
 
   // close() -> Promise<void>, resolved once the thread has stopped; later calls return the same.
+  // (The promise is kept through a reference: a bare napi_value dies with the call's scope.)
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    if (!closing_) {
-      closing_ = true;
-      uint64_t one = 1;
-      if (write(stop_fd_, &one, sizeof(one)) != sizeof(one)) ThrowErrno(info.Env(), errno, "write", "eventfd");
+    Napi::Env env = info.Env();
+    if (closed_promise_.IsEmpty()) {
+      Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
+      closed_promise_ = Napi::Persistent(deferred.Promise().As<Napi::Object>());
+      if (finished_) {
+        deferred.Resolve(env.Undefined());  // the thread already ended after a poll failure
+      } else {
+        closing_.emplace(deferred);
+        uint64_t one = 1;
+        if (write(stop_fd_, &one, sizeof(one)) != sizeof(one)) ThrowErrno(env, errno, "write", "eventfd");
+      }
     }
-    return closed_.Promise();
+    return closed_promise_.Value();
   }
 
   static int OnSample(void* ctx, void* data, size_t size) {
@@ -158,19 +166,22 @@ class RingBufferReader : public Napi::ObjectWrap<RingBufferReader> {
   // Runs on the main thread once the poll thread released the thread-safe function.
   static void Finished(Napi::Env env, void*, RingBufferReader* self) {
     self->thread_.join();
-    self->Release();
-    self->closed_.Resolve(env.Undefined());
+    self->FreeResources();
+    self->finished_ = true;
+    if (self->closing_) self->closing_->Resolve(env.Undefined());
+    self->closing_.reset();
     self->Unref();
   }
 
   ring_buffer* rb_ = nullptr;
   int stop_fd_ = -1;
   int epoll_fd_ = -1;
-  bool closing_ = false;
+  bool finished_ = false;                          // the thread has ended (main thread only)
+  std::optional<Napi::Promise::Deferred> closing_;  // settles close(); set by the first close()
+  Napi::ObjectReference closed_promise_;
   std::vector<std::vector<uint8_t>> pending_;  // poll thread only
   std::thread thread_;
   Napi::ThreadSafeFunction tsfn_;
-  Napi::Promise::Deferred closed_;
 };
 
 }  // namespace

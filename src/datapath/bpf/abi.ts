@@ -48,8 +48,9 @@ export const DropReason = {
   NetworkIsolation: 240,
 } as const;
 
-/** Metrics-only reason: records the ring buffer had no room for. */
+/** Metrics reason of forwarded packets. */
 export const REASON_FORWARDED = 0;
+/** Metrics-only reason: event records the ring buffer had no room for. */
 export const REASON_EVENTS_LOST = 255;
 
 const dropReasonNames: Record<number, string> = {
@@ -255,6 +256,7 @@ export function decodeEndpointKey(buf: Buffer): string {
   return ipv4String(buf, off('endpoint_key', 'addr'));
 }
 
+/** cilium_endpoints value. */
 export function encodeEndpointInfo(ep: EndpointInfo): Buffer {
   const buf = Buffer.alloc(L.endpoint_info.size);
   buf.writeUInt32LE(ep.ifindex, off('endpoint_info', 'ifindex'));
@@ -268,6 +270,7 @@ export function encodeEndpointInfo(ep: EndpointInfo): Buffer {
   return buf;
 }
 
+/** Reads a cilium_endpoints value. */
 export function decodeEndpointInfo(buf: Buffer): EndpointInfo {
   const flags = buf.readUInt16LE(off('endpoint_info', 'flags'));
   return {
@@ -339,6 +342,7 @@ export function encodePolicyKey(key: PolicyKey): Buffer {
   return buf;
 }
 
+/** Reads a cilium_policy key. */
 export function decodePolicyKey(buf: Buffer): PolicyKey {
   const prefixlen = buf.readUInt32LE(off('policy_key', 'prefixlen'));
   return {
@@ -360,6 +364,7 @@ export function encodePolicyValue(value: PolicyValue, key: PolicyKey): Buffer {
   return buf;
 }
 
+/** Reads a cilium_policy value. */
 export function decodePolicyValue(buf: Buffer): PolicyValue {
   return {
     verdict: buf.readUInt8(off('policy_entry', 'deny')) !== 0 ? 'deny' : 'allow',
@@ -398,6 +403,7 @@ export function decodeIpcacheKey(buf: Buffer): string {
   return `${ipv4String(buf, off('ipcache_key', 'addr'))}/${length}`;
 }
 
+/** cilium_ipcache value. */
 export function encodeIpcacheEntry(entry: IpcacheEntry): Buffer {
   const buf = Buffer.alloc(L.ipcache_entry.size);
   buf.writeUInt32LE(entry.identity, off('ipcache_entry', 'sec_identity'));
@@ -406,6 +412,7 @@ export function encodeIpcacheEntry(entry: IpcacheEntry): Buffer {
   return buf;
 }
 
+/** Reads a cilium_ipcache value. */
 export function decodeIpcacheEntry(buf: Buffer): IpcacheEntry {
   const tunnelOffset = off('ipcache_entry', 'tunnel_endpoint');
   const entry: IpcacheEntry = {
@@ -449,6 +456,7 @@ export interface CtEntry {
 const CT_F_REPLY_SEEN = 1;
 const CT_F_CLOSING = 2;
 
+/** cilium_ct key. */
 export function encodeCtKey(key: CtKey): Buffer {
   const buf = Buffer.alloc(L.ct_key.size);
   ipv4Bytes(key.saddr).copy(buf, off('ct_key', 'saddr'));
@@ -459,6 +467,7 @@ export function encodeCtKey(key: CtKey): Buffer {
   return buf;
 }
 
+/** Reads a cilium_ct key. */
 export function decodeCtKey(buf: Buffer): CtKey {
   return {
     saddr: ipv4String(buf, off('ct_key', 'saddr')),
@@ -469,6 +478,7 @@ export function decodeCtKey(buf: Buffer): CtKey {
   };
 }
 
+/** cilium_ct value (for restoring or testing; the datapath writes these). */
 export function encodeCtEntry(entry: CtEntry): Buffer {
   const buf = Buffer.alloc(L.ct_entry.size);
   buf.writeBigUInt64LE(entry.packetsFwd, off('ct_entry', 'packets_fwd'));
@@ -485,6 +495,7 @@ export function encodeCtEntry(entry: CtEntry): Buffer {
   return buf;
 }
 
+/** Reads a cilium_ct value. */
 export function decodeCtEntry(buf: Buffer): CtEntry {
   const flags = buf.readUInt16LE(off('ct_entry', 'flags'));
   return {
@@ -523,6 +534,7 @@ function directionOf(code: number): Direction {
   return code === DIR_EGRESS ? 'egress' : 'ingress';
 }
 
+/** cilium_metrics key. */
 export function encodeMetricsKey(key: MetricsKey): Buffer {
   const buf = Buffer.alloc(L.metrics_key.size);
   buf.writeUInt8(key.reason, off('metrics_key', 'reason'));
@@ -530,6 +542,7 @@ export function encodeMetricsKey(key: MetricsKey): Buffer {
   return buf;
 }
 
+/** Reads a cilium_metrics key. */
 export function decodeMetricsKey(buf: Buffer): MetricsKey {
   return { reason: buf.readUInt8(off('metrics_key', 'reason')), direction: directionOf(buf.readUInt8(off('metrics_key', 'direction'))) };
 }

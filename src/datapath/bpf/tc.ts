@@ -11,10 +11,12 @@
 import type { BpfProgram } from './bpf-program.js';
 import { bpfNative, type TcAttachPoint } from './native.js';
 
+/** 'ingress' or 'egress' of the clsact qdisc. */
 export type { TcAttachPoint };
 
-/** Handle and priority of the agent's filters. */
+/** Handle of the agent's filters. */
 export const DEFAULT_TC_HANDLE = 1;
+/** Priority of the agent's filters. */
 export const DEFAULT_TC_PRIORITY = 1;
 
 /** Where to attach and how. */

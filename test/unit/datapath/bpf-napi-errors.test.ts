@@ -11,7 +11,7 @@ import { BpfError } from '../../../src/datapath/bpf/errors.js';
 import { bpfNative } from '../../../src/datapath/bpf/native.js';
 import { defaultLxcObjectPath, loadObject } from '../../../src/datapath/bpf/programs.js';
 import { attachTcProgram } from '../../../src/datapath/bpf/tc.js';
-import { bpfSkipReason, compileFixture, pinRoot } from './bpf-sandbox.js';
+import { bpfSkipReason, compileFixture, pinRoot } from './fixtures/bpf-sandbox.js';
 
 const skip = bpfSkipReason();
 

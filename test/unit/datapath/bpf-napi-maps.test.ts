@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { BpfMap, BPF_F_NO_PREALLOC, MapType } from '../../../src/datapath/bpf/bpf-map.js';
 import { bpfNative } from '../../../src/datapath/bpf/native.js';
-import { bpfSkipReason, pinRoot } from './bpf-sandbox.js';
+import { bpfSkipReason, pinRoot } from './fixtures/bpf-sandbox.js';
 
 const skip = bpfSkipReason();
 

@@ -13,7 +13,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
-import { bpfSkipReason, pinRoot, sh } from './bpf-sandbox.js';
+import { bpfSkipReason, pinRoot, sh } from './fixtures/bpf-sandbox.js';
 
 const HOST_NETNS_ENV = 'CDB_DATAPATH_HOST_NETNS';
 const hostNetns = process.env[HOST_NETNS_ENV];
@@ -107,11 +107,16 @@ async function runInsideHostNetns(host: string): Promise<void> {
     child.stdout!.on('data', (d: Buffer) => (stdout += d));
     return { child, output: () => stdout };
   };
+  /** Waits until a TCP socket listens on port in container c (state 0A in /proc/net/tcp). */
+  const listening = (c: Container, port: number) => {
+    const entry = `:${port.toString(16).toUpperCase().padStart(4, '0')} 00000000:0000 0A`;
+    return until(() => sh('ip', ['netns', 'exec', c.netns, 'cat', '/proc/net/tcp']).includes(entry), 10_000);
+  };
   const ping = (from: string | undefined, to: string) => run(from, ['busybox', 'ping', '-c', '1', '-W', '2', to]).then((r) => r.code === 0);
   /** One TCP exchange: a server in `to` answers "hello"; true when the client got it. */
   const tcp = async (from: Container, to: Container, port: number) => {
     const server = start(to.netns, ['busybox', 'nc', '-l', '-p', String(port), '-e', 'echo', 'hello']);
-    await until(() => sh('ip', ['netns', 'exec', to.netns, 'cat', '/proc/net/tcp']).includes(`:${port.toString(16).toUpperCase().padStart(4, '0')} 00000000:0000 0A`), 2000);
+    await listening(to, port);
     const client = await run(from.netns, ['busybox', 'nc', '-w', '2', to.ip, String(port)]);
     server.child.kill('SIGKILL');
     return client.stdout.includes('hello');
@@ -177,7 +182,7 @@ async function runInsideHostNetns(host: string): Promise<void> {
     t.ok(await tcp(a, b, 8080), 'TCP a -> b:8080 passes, and b answers');
     t.notOk(await tcp(a, b, 9090), 'TCP a -> b:9090 is dropped');
     t.notOk(await ping(a.netns, b.ip), 'ping a -> b is dropped');
-    const drop = await until(() => events.find((e) => e.type === 'drop' && e.protocol === 1), 3000);
+    const drop = await until(() => events.find((e) => e.type === 'drop' && e.protocol === 1), 10_000);
     t.match(drop, {
       type: 'drop', reason: abi.DropReason.Policy, epId: 2, direction: 'ingress', srcIdentity: ID_A, dstIdentity: ID_B,
       saddr: a.ip, daddr: b.ip, protocol: 1,
@@ -194,7 +199,7 @@ async function runInsideHostNetns(host: string): Promise<void> {
     await dp.endpoints.setMany([endpoint(a, 1, ID_A, { ingress: true })]);
     events.length = 0;
     t.notOk(await ping(undefined, a.ip), 'host -> a dropped');
-    t.match(await until(() => events.find((e) => e.type === 'drop'), 3000),
+    t.match(await until(() => events.find((e) => e.type === 'drop'), 10_000),
       { reason: abi.DropReason.Policy, srcIdentity: abi.Identity.Host, dstIdentity: ID_A, epId: 1 });
     await dp.policy.syncEndpoint(1, [{ direction: 'ingress', peer: abi.Identity.Host, protocol: 0, dport: 0, portPrefixLen: 0, verdict: 'allow', cookie: 1 }]);
     t.ok(await ping(undefined, a.ip), 'host -> a allowed');
@@ -202,10 +207,10 @@ async function runInsideHostNetns(host: string): Promise<void> {
 
   t.test('a datapath reload (agent restart) swaps the programs and keeps connections', async (t: Test) => {
     const server = start(b.netns, ['busybox', 'nc', '-l', '-p', '8080']);
-    await until(() => sh('ip', ['netns', 'exec', b.netns, 'cat', '/proc/net/tcp']).includes(':1F90 00000000:0000 0A'), 2000);
+    await listening(b, 8080);
     const client = start(a.netns, ['busybox', 'nc', b.ip, '8080']);
     client.child.stdin!.write('before\n');
-    await until(() => server.output().includes('before'), 3000);
+    t.ok(await until(() => server.output().includes('before'), 10_000), 'a connection is established');
 
     const oldProgram = bpfNative().tcQuery(a.lxcIfindex, 'ingress', 1, 1);
     const next = await loadLxcDatapath({ pinRoot: root });
@@ -220,7 +225,7 @@ async function runInsideHostNetns(host: string): Promise<void> {
     dp = next;
 
     client.child.stdin!.write('after\n');
-    t.ok(await until(() => server.output().includes('after'), 3000), 'the established connection still carries data');
+    t.ok(await until(() => server.output().includes('after'), 10_000), 'the established connection still carries data');
     t.notOk(await tcp(a, b, 9090), 'and the policy still holds');
   });
 }

@@ -8,8 +8,8 @@ import t, { type Test } from 'tap';
 import * as abi from '../../../src/datapath/bpf/abi.js';
 import { EventReader } from '../../../src/datapath/bpf/events.js';
 import { loadLxcDatapath, type LxcDatapath } from '../../../src/datapath/bpf/programs.js';
-import { arpRequest, ipv4Packet, TCP_ACK, TCP_SYN, type Ipv4Spec } from './packets.js';
-import { bpfSkipReason, pinRoot } from './bpf-sandbox.js';
+import { arpRequest, ipv4Packet, TCP_ACK, TCP_SYN, type Ipv4Spec } from './fixtures/packets.js';
+import { bpfSkipReason, pinRoot } from './fixtures/bpf-sandbox.js';
 
 const skip = bpfSkipReason();
 
@@ -41,7 +41,7 @@ async function setup(t: Test, endpoints: { a?: Partial<abi.EndpointInfo>; b?: Pa
   await dp.ipcache.setMany([[`${REMOTE.ip}/32`, { identity: REMOTE.identity, netId: 0 }]]);
   /** Events that arrived for this run (waits for the reader to catch up). */
   const eventsOf = async (count: number) => {
-    for (let i = 0; i < 100 && events.length < count; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 500 && events.length < count; i++) await new Promise((r) => setTimeout(r, 10));
     return events.splice(0, events.length);
   };
   const fromA = (spec: Partial<Ipv4Spec>) =>
@@ -199,6 +199,6 @@ t.test('load-time constants reach the program', { skip }, async (t) => {
   dp.fromContainer.testRun(ipv4Packet({ srcMac: A.mac, dstMac: A.nodeMac, saddr: A.ip, daddr: REMOTE.ip, protocol: 'udp' }));
   const [[, entry]] = (await dp.ct.list()) as [[abi.CtKey, abi.CtEntry]];
   t.equal(entry.expires - entry.created, 5, 'non-TCP lifetime');
-  for (let i = 0; i < 100 && events.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 500 && events.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
   t.match(events, [{ type: 'trace', observationPoint: 'to-stack', saddr: A.ip }], 'trace on, verdicts off');
 });
