@@ -205,6 +205,9 @@ int from_container(struct __sk_buff *skb)
 		/* Straight into the peer's netns, ingress to ingress, no backlog queue. */
 		return bpf_redirect_peer(dst.local->ifindex, 0);
 	}
+	/* Neither a container nor the host: the world sees the host's address (one static rule). */
+	if (!dst.local && dst.net_id == 0 && dst.identity != IDENTITY_HOST)
+		skb->mark = (skb->mark & ~MARK_MASQUERADE_MASK) | MARK_MASQUERADE;
 	trace_forward(skb, &f, &who, TRACE_TO_STACK);
 	return TC_ACT_OK;
 }

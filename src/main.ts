@@ -14,7 +14,11 @@ import { InstrumentedKvStore } from './kvstore/instrumented-store.js';
 import { Metrics, serveMetrics } from './util/metrics.js';
 import { Ipam } from './ipam/ipam.js';
 import { IdentityAllocator } from './identity/allocator.js';
-import { RoutingDatapath } from './datapath/routing-datapath.js';
+import { BpfDatapath } from './datapath/bpf-datapath.js';
+import { PolicyEngine } from './endpoint/policy-engine.js';
+import { dropReasonName } from './datapath/bpf/abi.js';
+import { NotFoundError } from './util/errors.js';
+import type { MonitorEventModel } from './api/models.js';
 import { EndpointManager } from './endpoint/endpoint-manager.js';
 import { networkDriverHandlers } from './plugin/network-driver.js';
 import { ipamDriverHandlers } from './plugin/ipam-driver.js';
@@ -53,9 +57,18 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     blockPrefixLength: config.blockPrefixLength,
   });
   const identities = new IdentityAllocator({ store, nodeName: config.nodeName, log: log.child({ component: 'identity' }) });
-  const datapath = new RoutingDatapath();
+  const datapath = new BpfDatapath({ bpfRoot: config.bpfRoot, log: log.child({ component: 'datapath' }) });
   await datapath.init();
   const endpoints = new EndpointManager({ store, nodeName: config.nodeName, datapath, identities, log: log.child({ component: 'endpoint' }) });
+  const policy = new PolicyEngine({
+    store,
+    endpoints,
+    datapath,
+    enforcement: config.enforcement,
+    log: log.child({ component: 'policy' }),
+    toDatapathEndpoint: (e) => endpoints.toDatapathEndpoint(e),
+    onRegenerated: (seconds) => metrics.regenerationSeconds.observe({ scope: 'total' }, seconds),
+  });
 
   const { restored, stale } = await endpoints.restore();
   for (const ep of stale) {
@@ -65,6 +78,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     if (pool) await ipam.releaseAddress(pool.poolId, ep.ipv4);
   }
   log.info({ restored, stale: stale.length }, 'endpoints restored');
+  await policy.start();
 
   const creations = new NetworkCreationTracker();
   const plugin = new PluginServer({
@@ -142,7 +156,110 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     async cleanup() {
       const removed = endpoints.listEndpoints().map((e) => e.hostIfName);
       await endpoints.cleanupDatapath();
-      return { removed: [...removed, 'cilium_host', 'cilium_net'] };
+      return { removed: [...removed, 'cilium_host', 'cilium_net', `pins under ${config.bpfRoot}`, 'masquerade rule'] };
+    },
+    async importPolicy(text) {
+      return { revision: await policy.importPolicy(text) };
+    },
+    async getPolicy(name) {
+      return policy.getPolicies(name);
+    },
+    async deletePolicy(name) {
+      return { revision: await policy.deletePolicy(name) };
+    },
+    async tracePolicy(req) {
+      const r = policy.trace(req.srcLabels, req.dstLabels, req.dport, req.protocol);
+      return { verdict: r.verdict, decidingRule: r.decidingRule, explanation: r.explanation };
+    },
+    waitPolicy: (revision, timeoutMs) => policy.waitForRevision(revision, timeoutMs),
+    subscribeMonitor(types, onEvent) {
+      return datapath.onEvent((e) => {
+        if (types && !types.has(e.type)) return;
+        const labels = (id: number) => policy.labelsOf(id)?.toStrings() ?? (id === 2 ? ['reserved:world'] : []);
+        const model: MonitorEventModel = {
+          type: e.type,
+          time: new Date().toISOString(),
+          endpoint: e.epId,
+          direction: e.direction,
+          srcIdentity: e.srcIdentity,
+          dstIdentity: e.dstIdentity,
+          srcLabels: labels(e.srcIdentity),
+          dstLabels: labels(e.dstIdentity),
+          saddr: e.saddr,
+          daddr: e.daddr,
+          sport: e.sport,
+          dport: e.dport,
+          protocol: e.protocol,
+          length: e.length,
+        };
+        if (e.type === 'drop') {
+          model.reason = e.reason;
+          model.reasonName = dropReasonName(e.reason);
+        } else if (e.type === 'policy-verdict') {
+          model.verdict = e.verdict;
+          model.match = e.match;
+          model.policy = policy.policyForCookie(e.cookie);
+        } else {
+          model.observationPoint = e.observationPoint;
+        }
+        onEvent(model);
+      });
+    },
+    async bpfPolicy(ref) {
+      const ep = endpoints.findEndpoint(ref);
+      if (!ep) throw new NotFoundError(`endpoint "${ref}" not found; "cilium endpoint list" shows the endpoints of this node`);
+      const flags = datapath.endpointEnforcement(ep.id);
+      const entries = await datapath.policyEntries(ep.id);
+      return {
+        endpoint: ep.id,
+        identity: ep.identity,
+        enforceIngress: flags.enforceIngress,
+        enforceEgress: flags.enforceEgress,
+        entries: entries.map(([k, v]) => ({
+          direction: k.direction,
+          identity: k.peer,
+          labels: k.peer === 0 ? ['(any)'] : (policy.labelsOf(k.peer)?.toStrings() ?? []),
+          dport: k.dport,
+          portPrefixLen: k.portPrefixLen,
+          protocol: k.protocol,
+          verdict: v.verdict,
+          policy: policy.policyForCookie(v.cookie),
+        })),
+      };
+    },
+    async bpfIpcache() {
+      return (await datapath.ipcacheEntries()).map(([prefix, e]) => ({ prefix, identity: e.identity, netId: e.netId, tunnelEndpoint: e.tunnelEndpoint }));
+    },
+    async bpfConntrack() {
+      const now = Math.floor(performance.now() / 1000);
+      return (await datapath.conntrackEntries()).map(([k, v]) => ({
+        saddr: k.saddr,
+        daddr: k.daddr,
+        sport: k.sport,
+        dport: k.dport,
+        protocol: k.protocol,
+        srcIdentity: v.srcIdentity,
+        packetsFwd: String(v.packetsFwd),
+        bytesFwd: String(v.bytesFwd),
+        packetsRev: String(v.packetsRev),
+        bytesRev: String(v.bytesRev),
+        replySeen: v.replySeen,
+        closing: v.closing,
+        expiresInSeconds: v.expires - monotonicSeconds(now),
+      }));
+    },
+    async bpfEndpoints() {
+      return (await datapath.endpointEntries()).map(([ip, e]) => ({
+        ip,
+        endpoint: e.epId,
+        ifindex: e.ifindex,
+        identity: e.identity,
+        netId: e.netId,
+        enforceIngress: e.enforceIngress,
+        enforceEgress: e.enforceEgress,
+        mac: e.mac,
+        nodeMac: e.nodeMac,
+      }));
     },
   };
   const api = new ApiServer({ socketPath: config.apiSocket, backend, log: log.child({ component: 'api' }) });
@@ -152,6 +269,14 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     for (const e of endpoints.listEndpoints()) metrics.endpoints.inc({ state: e.state });
     metrics.identities.set((await identities.list().catch(() => [])).filter((i) => !i.reserved).length);
     metrics.kvstoreHealthy.set(store.reachable ? 1 : 0);
+    metrics.policies.set(policy.policyCount);
+    metrics.policyMaxRevision.set(policy.revision);
+    metrics.drops.reset();
+    metrics.forwards.reset();
+    for (const sample of await datapath.metricsSamples()) {
+      if (sample.reason === 0) metrics.forwards.inc({ direction: sample.direction.toUpperCase() }, Number(sample.packets));
+      else metrics.drops.inc({ reason: dropReasonName(sample.reason), direction: sample.direction.toUpperCase() }, Number(sample.packets));
+    }
   });
 
   await plugin.start();
@@ -164,11 +289,18 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     async stop() {
       // A clean stop leaves the datapath in place: containers keep their connectivity.
       watcher.stop();
+      policy.stop();
       metricsServer?.close();
       await Promise.allSettled([plugin.stop(), api.stop()]);
       await store.close();
+      await datapath.close();
     },
   };
+}
+
+/** CLOCK_MONOTONIC seconds, the clock of conntrack expiry times (bpf_ktime_get_ns). */
+function monotonicSeconds(_fallback: number): number {
+  return Number(process.hrtime.bigint() / 1_000_000_000n);
 }
 
 async function run(): Promise<void> {

@@ -79,6 +79,14 @@
 #define CT_F_REPLY_SEEN (1 << 0) /* a packet went in the reply direction */
 #define CT_F_CLOSING (1 << 1)    /* FIN or RST seen: short lifetime */
 
+/*
+ * skb->mark set on container traffic leaving towards the world (no container or host behind the
+ * destination). One static iptables rule in the host's nat POSTROUTING masquerades exactly the
+ * packets carrying it, whatever pools exist (see src/datapath/masquerade.ts).
+ */
+#define MARK_MASQUERADE 0x0c00
+#define MARK_MASQUERADE_MASK 0x0f00
+
 /* Bytes of packet copied into events (Cilium's TRACE_PAYLOAD_LEN). */
 #define EVENT_PAYLOAD_LEN 128
 

@@ -55,3 +55,129 @@ export interface StatusModel {
 export interface ErrorModel {
   error: { code: string; message: string };
 }
+
+/** Reply of policy import/delete. */
+export interface PolicyRevisionModel {
+  revision: number;
+}
+
+/** `GET /v1/policy[?name=]`: the stored CiliumNetworkPolicy documents. */
+export interface PolicyListModel {
+  revision: number;
+  /** The documents as imported (apiVersion, kind, metadata, spec/specs). */
+  policies: unknown[];
+}
+
+/** `POST /v1/policy/trace` request. Labels are `key=value` or `source:key=value`. */
+export interface TraceRequestModel {
+  srcLabels: string[];
+  dstLabels: string[];
+  /** 0 = any port. */
+  dport: number;
+  protocol: 'TCP' | 'UDP' | 'ANY';
+}
+
+/** `POST /v1/policy/trace` reply. */
+export interface TraceModel {
+  verdict: 'allowed' | 'denied';
+  /** Name of the policy whose rule decided, or undefined for a default decision. */
+  decidingRule?: string;
+  /** Human-readable trace lines, ending with "Final verdict: ALLOWED|DENIED". */
+  explanation: string[];
+}
+
+/** `GET /v1/policy/wait/:revision` reply. */
+export interface PolicyWaitModel {
+  revision: number;
+  endpoints: number;
+}
+
+/** One monitor event as streamed by `GET /v1/monitor` (NDJSON, one object per line). */
+export interface MonitorEventModel {
+  type: 'drop' | 'policy-verdict' | 'trace';
+  time: string;
+  endpoint: number;
+  direction: 'ingress' | 'egress';
+  srcIdentity: number;
+  dstIdentity: number;
+  srcLabels: string[];
+  dstLabels: string[];
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+  protocol: number;
+  /** drop: the reason number and name (e.g. 133 "Policy denied"). */
+  reason?: number;
+  reasonName?: string;
+  /** policy-verdict: allow/deny, match type and the deciding policy. */
+  verdict?: 'allow' | 'deny';
+  match?: string;
+  policy?: string;
+  /** trace: observation point. */
+  observationPoint?: string;
+  length: number;
+}
+
+/** One entry of `cilium bpf policy get`. */
+export interface BpfPolicyEntryModel {
+  direction: 'ingress' | 'egress';
+  /** Peer identity; 0 = any. */
+  identity: number;
+  labels: string[];
+  /** 0 = any port. */
+  dport: number;
+  /** 16 = one port, 0 = any, between = port block. */
+  portPrefixLen: number;
+  /** 0 = any protocol. */
+  protocol: number;
+  verdict: 'allow' | 'deny';
+  policy?: string;
+}
+
+/** `cilium bpf policy get ENDPOINT`. */
+export interface BpfEndpointPolicyModel {
+  endpoint: number;
+  identity: number;
+  enforceIngress: boolean;
+  enforceEgress: boolean;
+  entries: BpfPolicyEntryModel[];
+}
+
+/** One `cilium bpf ipcache list` row. */
+export interface BpfIpcacheModel {
+  prefix: string;
+  identity: number;
+  netId: number;
+  tunnelEndpoint?: string;
+}
+
+/** One `cilium bpf ct list` row. */
+export interface BpfConntrackModel {
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+  protocol: number;
+  srcIdentity: number;
+  packetsFwd: string;
+  bytesFwd: string;
+  packetsRev: string;
+  bytesRev: string;
+  replySeen: boolean;
+  closing: boolean;
+  expiresInSeconds: number;
+}
+
+/** One `cilium bpf endpoint list` row. */
+export interface BpfEndpointModel {
+  ip: string;
+  endpoint: number;
+  ifindex: number;
+  identity: number;
+  netId: number;
+  enforceIngress: boolean;
+  enforceEgress: boolean;
+  mac: string;
+  nodeMac: string;
+}

@@ -42,7 +42,7 @@ export class RoutingDatapath implements Datapath {
     await routeToDevice(endpoint.ipv4, endpoint.hostIfName);
   }
 
-  async updateEndpoint(): Promise<void> {
+  async updateEndpoint(_endpoint: DatapathEndpoint): Promise<void> {
     // Routing has no per-identity state.
   }
 

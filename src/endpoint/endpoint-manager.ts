@@ -102,7 +102,8 @@ export class EndpointManager {
     return { networkId: n.networkId, subnet: n.subnet, gateway: n.gateway, internal: n.internal };
   }
 
-  private toDatapathEndpoint(ep: EndpointRecord): DatapathEndpoint {
+  /** The datapath's view of an endpoint. */
+  toDatapathEndpoint(ep: EndpointRecord): DatapathEndpoint {
     return {
       id: ep.id,
       endpointId: ep.endpointId,

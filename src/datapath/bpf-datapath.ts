@@ -1,0 +1,238 @@
+/**
+ * The eBPF datapath: the routing datapath's veths, routes and gateway addresses, plus the lxc
+ * programs on every container veth, the endpoint/ipcache/policy maps they read, conntrack,
+ * metrics and the event ring buffer (all pinned under --bpf-root, so they keep enforcing while
+ * the daemon is down and are adopted, not reloaded, when it comes back).
+ *
+ * Order matters: an endpoint is written to cilium_endpoints before its programs are attached
+ * (until then its packets would be dropped as unknown sources).
+ */
+import { execFile } from 'node:child_process';
+import { readdirSync, rmSync, statfsSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DatapathEndpoint, DatapathNetwork } from './datapath.js';
+import { RoutingDatapath } from './routing-datapath.js';
+import { getLink, HOST_DEVICE } from './link/veth.js';
+import { runIpJson } from './link/ip-command.js';
+import { loadLxcDatapath, type LxcDatapath } from './bpf/programs.js';
+import { EventReader } from './bpf/events.js';
+import type { DatapathEvent, EndpointInfo, IpcacheEntry, CtKey, CtEntry, PolicyKey, PolicyValue } from './bpf/abi.js';
+import type { MetricsSample } from './bpf/maps.js';
+import { ensureMasqueradeRule, removeMasqueradeRule } from './masquerade.js';
+import { UnsupportedError } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+
+const BPF_FS_MAGIC = 0xcafe4a11;
+const IDENTITY_HOST = 1;
+
+/** Per-endpoint enforcement computed by the policy layer. */
+export interface EndpointEnforcement {
+  enforceIngress: boolean;
+  enforceEgress: boolean;
+}
+
+/** One policy map entry of an endpoint, in the compiler's shape. */
+export interface DatapathPolicyEntry {
+  direction: 'ingress' | 'egress';
+  peer: number;
+  dport: number;
+  portPrefixLen: number;
+  protocol: number;
+  verdict: 'allow' | 'deny';
+  cookie: number;
+}
+
+/** Docker network number used for isolation: the subnet's network address as an integer (never 0). */
+export function networkNumber(subnet: string): number {
+  const [addr] = subnet.split('/');
+  const n = addr!.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  return n === 0 ? 1 : n;
+}
+
+function mountBpffs(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('mount', ['-t', 'bpf', 'bpf', dir], (err, _o, stderr) => (err ? reject(new UnsupportedError(`cannot mount bpffs at ${dir}: ${stderr || err.message}`)) : resolve()));
+  });
+}
+
+/** Routing + eBPF policy datapath. */
+export class BpfDatapath extends RoutingDatapath {
+  override readonly name = 'ebpf';
+  private lxc: LxcDatapath | undefined;
+  private events: EventReader | undefined;
+  private readonly subnets = new Map<string, string>();
+  private readonly enforcement = new Map<number, EndpointEnforcement>();
+  private readonly listeners = new Set<(e: DatapathEvent) => void>();
+
+  constructor(private readonly options: { bpfRoot: string; log: Logger }) {
+    super();
+  }
+
+  /** The loaded maps (after init). */
+  get maps(): LxcDatapath {
+    if (!this.lxc) throw new Error('BPF datapath not initialised');
+    return this.lxc;
+  }
+
+  override async init(): Promise<void> {
+    await super.init();
+    const fsRoot = '/sys/fs/bpf';
+    if (this.options.bpfRoot.startsWith(`${fsRoot}/`) && existsSync(fsRoot) && statfsSync(fsRoot).type !== BPF_FS_MAGIC) {
+      this.options.log.info({ dir: fsRoot }, 'mounting bpffs');
+      await mountBpffs(fsRoot);
+    }
+    this.lxc = await loadLxcDatapath({ pinRoot: this.options.bpfRoot });
+    // Adopted maps keep enforcing across a restart: start from the flags they hold, so re-writing
+    // an endpoint before its policy is recompiled never opens a window without enforcement.
+    for (const [, info] of await this.maps.endpoints.list()) {
+      this.enforcement.set(info.epId, { enforceIngress: info.enforceIngress, enforceEgress: info.enforceEgress });
+    }
+    await ensureMasqueradeRule();
+    // Every address of this host is the host identity (traffic from the host to containers).
+    const addrs = await runIpJson<{ addr_info?: Array<{ family: string; local: string }> }>(['addr', 'show']);
+    const hostIps = addrs.flatMap((l) => (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => a.local));
+    for (const ip of hostIps) this.maps.ipcache.set(`${ip}/32`, { identity: IDENTITY_HOST, netId: 0 });
+    this.events = new EventReader(
+      this.maps.events,
+      (e) => {
+        for (const l of this.listeners) l(e);
+      },
+      (err) => this.options.log.warn({ err: err.message }, 'undecodable datapath event'),
+    );
+    this.options.log.info({ pinRoot: this.options.bpfRoot }, 'eBPF datapath loaded (pinned maps adopted or created)');
+  }
+
+  /** Subscribes to datapath events (drops, verdicts, traces). */
+  onEvent(listener: (e: DatapathEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  override async addNetwork(network: DatapathNetwork): Promise<void> {
+    await super.addNetwork(network);
+    this.subnets.set(network.networkId, network.subnet);
+    if (network.gateway) this.maps.ipcache.set(`${network.gateway}/32`, { identity: IDENTITY_HOST, netId: 0 });
+  }
+
+  override async removeNetwork(network: DatapathNetwork, remaining: DatapathNetwork[]): Promise<void> {
+    await super.removeNetwork(network, remaining);
+    this.subnets.delete(network.networkId);
+    if (network.gateway && !remaining.some((n) => n.gateway === network.gateway)) this.maps.ipcache.delete(`${network.gateway}/32`);
+  }
+
+  private endpointInfo(ep: DatapathEndpoint, hostMac: string, ifindex: number): EndpointInfo {
+    const subnet = this.subnets.get(ep.networkId);
+    const e = this.enforcement.get(ep.id) ?? { enforceIngress: false, enforceEgress: false };
+    return {
+      ifindex,
+      epId: ep.id,
+      identity: ep.identity,
+      netId: subnet ? networkNumber(subnet) : 0,
+      enforceIngress: e.enforceIngress,
+      enforceEgress: e.enforceEgress,
+      mac: ep.mac,
+      nodeMac: hostMac,
+    };
+  }
+
+  private async writeEndpoint(ep: DatapathEndpoint): Promise<number> {
+    const link = await getLink(ep.hostIfName);
+    if (!link) throw new Error(`veth ${ep.hostIfName} of endpoint ${ep.id} does not exist`);
+    this.maps.endpoints.set(ep.ipv4, this.endpointInfo(ep, link.address, link.ifindex));
+    return link.ifindex;
+  }
+
+  override async activateEndpoint(ep: DatapathEndpoint): Promise<void> {
+    const ifindex = await this.writeEndpoint(ep);
+    // Replaces the filters atomically when they exist (daemon restart: no gap).
+    this.maps.attachEndpoint(ifindex);
+    await super.activateEndpoint(ep);
+  }
+
+  override async updateEndpoint(ep: DatapathEndpoint): Promise<void> {
+    if (this.maps.endpoints.get(ep.ipv4)) await this.writeEndpoint(ep);
+  }
+
+  /** Writes an endpoint's enforcement flags and policy entries (diffed, batched). */
+  async applyEndpointPolicy(ep: DatapathEndpoint, enforcement: EndpointEnforcement, entries: DatapathPolicyEntry[]): Promise<{ added: number; deleted: number }> {
+    // Entries first, then the flags: a newly enforced direction never runs on an empty map.
+    const diff = await this.maps.policy.syncEndpoint(ep.id, entries);
+    this.enforcement.set(ep.id, enforcement);
+    if (this.maps.endpoints.get(ep.ipv4)) await this.writeEndpoint(ep);
+    return { added: diff.written, deleted: diff.deleted };
+  }
+
+  override async removeEndpoint(ep: DatapathEndpoint): Promise<void> {
+    this.maps.endpoints.delete(ep.ipv4);
+    await this.maps.policy.removeEndpoint(ep.id);
+    this.enforcement.delete(ep.id);
+    await this.maps.ct.deleteWhere((k) => k.saddr === ep.ipv4 || k.daddr === ep.ipv4);
+    await super.removeEndpoint(ep);
+  }
+
+  /** Replaces the ipcache entries of CIDR identities (prefix -> identity). */
+  async syncCidrIdentities(prefixes: Map<string, number>): Promise<void> {
+    const keep = (entry: IpcacheEntry) => entry.identity >= 16_777_216;
+    await this.maps.ipcache.diffApply(
+      [...prefixes].map(([prefix, identity]) => [prefix, { identity, netId: 0 }] as const),
+      (key) => {
+        const current = this.maps.ipcache.get(key);
+        return current !== undefined && keep(current);
+      },
+    );
+  }
+
+  /** Current ipcache. */
+  async ipcacheEntries(): Promise<Array<[string, IpcacheEntry]>> {
+    return this.maps.ipcache.list();
+  }
+
+  /** Current conntrack table. */
+  async conntrackEntries(): Promise<Array<[CtKey, CtEntry]>> {
+    return this.maps.ct.list();
+  }
+
+  /** Current endpoints map. */
+  async endpointEntries(): Promise<Array<[string, EndpointInfo]>> {
+    return this.maps.endpoints.list();
+  }
+
+  /** Policy entries of one endpoint. */
+  async policyEntries(epId: number): Promise<Array<[PolicyKey, PolicyValue]>> {
+    return (await this.maps.policy.list()).filter(([k]) => k.epId === epId);
+  }
+
+  /** Enforcement flags last applied to an endpoint. */
+  endpointEnforcement(epId: number): EndpointEnforcement {
+    return this.enforcement.get(epId) ?? { enforceIngress: false, enforceEgress: false };
+  }
+
+  /** Datapath counters (per reason/direction). */
+  async metricsSamples(): Promise<MetricsSample[]> {
+    return this.maps.metrics.read();
+  }
+
+  override async cleanup(endpoints: DatapathEndpoint[], networks: DatapathNetwork[]): Promise<void> {
+    await this.events?.close();
+    this.events = undefined;
+    await super.cleanup(endpoints, networks);
+    this.lxc?.close();
+    this.lxc = undefined;
+    await removeMasqueradeRule();
+    // Unpin every map we pinned (the programs die with their last filter/fd).
+    if (existsSync(this.options.bpfRoot)) {
+      for (const name of readdirSync(this.options.bpfRoot)) rmSync(join(this.options.bpfRoot, name), { force: true, recursive: true });
+      rmSync(this.options.bpfRoot, { force: true, recursive: true });
+    }
+  }
+
+  /** Stops reading events and closes fds; pinned state and attachments stay. */
+  async close(): Promise<void> {
+    await this.events?.close();
+    this.events = undefined;
+    this.lxc?.close();
+    this.lxc = undefined;
+  }
+}
+
+export { HOST_DEVICE };

@@ -1,0 +1,361 @@
+/**
+ * Policy distribution and endpoint regeneration: the I/O side of `src/policy/` (which is pure).
+ *
+ * - The repository lives in the store as ONE key, `policies/v1/repository` (revision + every
+ *   policy document), updated by compare-and-swap. One key makes an import or delete atomic and
+ *   gives a cluster-wide, strictly increasing revision without a second counter key; every node
+ *   watches it and applies the same snapshot, so `cilium policy wait N` means the same everywhere.
+ * - Identities: every identity in the store (`identities/v1/id/`) plus reserved and CIDR
+ *   identities feed the selector cache; a new or removed identity regenerates exactly the local
+ *   endpoints whose policy selects peers like it.
+ * - Regeneration of an endpoint = compile for its identity, diff against the kernel map, write
+ *   the difference in batches, then the enforcement flags, then record the applied revision.
+ */
+import type { KvStore, Watcher } from '../kvstore/kvstore.js';
+import {
+  PolicyRepository,
+  PolicyCompiler,
+  SelectorCache,
+  affectedIdentities,
+  identitiesAffectedByIdentityChange,
+  requiredCidrPrefixes,
+  cidrIdentityLabels,
+  trace,
+  type EnforcementMode,
+  type PolicyChange,
+  type RepositorySnapshot,
+  type TraceResult,
+  type EndpointPolicy,
+} from '../policy/index.js';
+import { LabelSet } from '../identity/labels.js';
+import { RESERVED_IDENTITIES, IDENTITY_INIT } from '../identity/reserved.js';
+import { KvConflictError, CiliumDockerError } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import type { EndpointManager } from './endpoint-manager.js';
+import type { EndpointRecord } from './endpoint.js';
+import type { DatapathEndpoint } from '../datapath/datapath.js';
+import type { EndpointEnforcement, DatapathPolicyEntry } from '../datapath/bpf-datapath.js';
+
+const REPOSITORY_KEY = 'policies/v1/repository';
+const IDENTITY_PREFIX = 'identities/v1/id/';
+/** Node-local identities for CIDR prefixes (Cilium's local scope starts at 2^24). */
+const FIRST_CIDR_IDENTITY = 16_777_216;
+
+/** What the engine needs from the datapath. */
+export interface PolicyDatapath {
+  applyEndpointPolicy(ep: DatapathEndpoint, enforcement: EndpointEnforcement, entries: DatapathPolicyEntry[]): Promise<{ added: number; deleted: number }>;
+  syncCidrIdentities(prefixes: Map<string, number>): Promise<void>;
+}
+
+/** Dependencies of the engine. */
+export interface PolicyEngineDeps {
+  store: KvStore;
+  endpoints: EndpointManager;
+  datapath: PolicyDatapath;
+  enforcement: EnforcementMode;
+  log: Logger;
+  toDatapathEndpoint(ep: EndpointRecord): DatapathEndpoint;
+  /** Observes each regeneration's duration (seconds). */
+  onRegenerated?(seconds: number): void;
+}
+
+/** Loads, distributes and enforces policy on this node's endpoints. */
+export class PolicyEngine {
+  private repository = new PolicyRepository();
+  private repositoryRevision: bigint | 'absent' = 'absent';
+  private cache: SelectorCache;
+  private compiler: PolicyCompiler;
+  private readonly cidrIdentities = new Map<string, number>();
+  private watchers: Watcher[] = [];
+  private queue: Promise<void> = Promise.resolve();
+  private readonly revisionWaiters = new Set<() => void>();
+  private readonly compiled = new Map<number, EndpointPolicy>();
+
+  constructor(private readonly deps: PolicyEngineDeps) {
+    this.cache = new SelectorCache(RESERVED_IDENTITIES.map((r) => [r.id, r.labels] as const));
+    this.compiler = this.newCompiler();
+    deps.endpoints.onChange((event, ep) => {
+      if (event === 'deleted') {
+        this.compiled.delete(ep.id);
+        return;
+      }
+      if (event === 'updated' && (ep.state === 'ready' || ep.state === 'waiting-for-identity')) {
+        const known = this.compiled.get(ep.id);
+        if (!known || known.identity !== ep.identity || ep.policyRevision !== this.repository.revision) this.schedule([ep.endpointId]);
+      }
+    });
+  }
+
+  private newCompiler(): PolicyCompiler {
+    return new PolicyCompiler(this.repository, this.cache, { enforcement: this.deps.enforcement });
+  }
+
+  /** Current repository revision. */
+  get revision(): number {
+    return this.repository.revision;
+  }
+
+  /** Number of policies loaded. */
+  get policyCount(): number {
+    return this.repository.size;
+  }
+
+  /** The selector cache's identities (for labels of monitor events). */
+  labelsOf(identity: number): LabelSet | undefined {
+    return this.cache.labelsOf(identity);
+  }
+
+  /** Name of the policy behind a rule cookie. */
+  policyForCookie(cookie: number): string | undefined {
+    return this.repository.policyForCookie(cookie);
+  }
+
+  /** Loads identities and the repository, starts watching both, regenerates every endpoint. */
+  async start(): Promise<void> {
+    const ids = await this.deps.store.list(IDENTITY_PREFIX);
+    for (const p of ids.pairs) this.cache.addIdentity(Number(p.key.slice(IDENTITY_PREFIX.length)), LabelSet.fromCanonical(p.value));
+    const repo = await this.deps.store.get(REPOSITORY_KEY);
+    if (repo) {
+      this.repository = PolicyRepository.fromJSON(JSON.parse(repo.value));
+      this.repositoryRevision = repo.modRevision;
+      this.compiler = this.newCompiler();
+    }
+    await this.syncCidrIdentities();
+    this.watchers.push(
+      this.deps.store.watch(IDENTITY_PREFIX, ids.revision, {
+        onEvent: (e) => {
+          const id = Number(e.key.slice(IDENTITY_PREFIX.length));
+          if (e.type === 'put') this.identityAdded(id, LabelSet.fromCanonical(e.value));
+          else this.identityRemoved(id);
+        },
+        onResyncNeeded: () => void this.resyncIdentities(),
+      }),
+      this.deps.store.watch(REPOSITORY_KEY, repo?.modRevision ?? ids.revision, {
+        onEvent: (e) => {
+          if (e.type === 'put' && e.key === REPOSITORY_KEY) this.applySnapshot(JSON.parse(e.value) as RepositorySnapshot, e.modRevision);
+        },
+        onResyncNeeded: () => void this.reloadRepository(),
+      }),
+    );
+    this.schedule(this.deps.endpoints.listEndpoints().map((e) => e.endpointId));
+    await this.queue;
+  }
+
+  /** Stops watching. */
+  stop(): void {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+  }
+
+  private async resyncIdentities(): Promise<void> {
+    const ids = await this.deps.store.list(IDENTITY_PREFIX);
+    const seen = new Set<number>();
+    for (const p of ids.pairs) {
+      const id = Number(p.key.slice(IDENTITY_PREFIX.length));
+      seen.add(id);
+      if (!this.cache.labelsOf(id)) this.identityAdded(id, LabelSet.fromCanonical(p.value));
+    }
+    for (const id of this.cache.identities.keys()) if (id >= 256 && id < FIRST_CIDR_IDENTITY && !seen.has(id)) this.identityRemoved(id);
+  }
+
+  private async reloadRepository(): Promise<void> {
+    const repo = await this.deps.store.get(REPOSITORY_KEY);
+    if (repo) this.applySnapshot(JSON.parse(repo.value) as RepositorySnapshot, repo.modRevision);
+  }
+
+  private identityAdded(id: number, labels: LabelSet): void {
+    const existing = this.cache.labelsOf(id);
+    if (existing?.equals(labels)) return;
+    this.cache.addIdentity(id, labels);
+    this.regenerateForIdentityChange([labels]);
+  }
+
+  private identityRemoved(id: number): void {
+    const labels = this.cache.labelsOf(id);
+    if (!labels) return;
+    this.cache.removeIdentity(id);
+    this.regenerateForIdentityChange([labels]);
+  }
+
+  private regenerateForIdentityChange(labels: LabelSet[]): void {
+    const affected = new Set(identitiesAffectedByIdentityChange(this.repository, this.cache, labels));
+    this.schedule(this.deps.endpoints.listEndpoints().filter((e) => affected.has(e.identity)).map((e) => e.endpointId));
+  }
+
+  /** Applies a repository snapshot (from our own write or another node's) and regenerates what it affects. */
+  private applySnapshot(snapshot: RepositorySnapshot, modRevision: bigint): void {
+    if (this.repositoryRevision !== 'absent' && modRevision <= this.repositoryRevision) return;
+    if (snapshot.revision < this.repository.revision) return;
+    const previous = this.repository;
+    const next = PolicyRepository.fromJSON(snapshot);
+    this.repository = next;
+    this.repositoryRevision = modRevision;
+    this.compiler = this.newCompiler();
+    const change = diffRepositories(previous, next);
+    void this.syncCidrIdentities().then(() => {
+      const affected = new Set(affectedIdentities(change, this.cache));
+      const all = this.deps.endpoints.listEndpoints();
+      // Endpoints not affected are at the new revision already: record it without recompiling.
+      for (const ep of all) if (!affected.has(ep.identity)) void this.deps.endpoints.setPolicyRevision(ep.endpointId, next.revision).then(() => this.notifyWaiters());
+      this.schedule(all.filter((e) => affected.has(e.identity)).map((e) => e.endpointId));
+    });
+  }
+
+  /** CIDR prefixes used by rules get node-local identities and ipcache entries. */
+  private async syncCidrIdentities(): Promise<void> {
+    const wanted = requiredCidrPrefixes(this.repository).filter((p) => !p.includes(':'));
+    let changed = false;
+    for (const prefix of wanted) {
+      if (this.cidrIdentities.has(prefix)) continue;
+      let id = FIRST_CIDR_IDENTITY;
+      const used = new Set(this.cidrIdentities.values());
+      while (used.has(id)) id++;
+      this.cidrIdentities.set(prefix, id);
+      this.cache.addIdentity(id, cidrIdentityLabels(prefix));
+      changed = true;
+    }
+    for (const [prefix, id] of [...this.cidrIdentities]) {
+      if (wanted.includes(prefix)) continue;
+      this.cidrIdentities.delete(prefix);
+      this.cache.removeIdentity(id);
+      changed = true;
+    }
+    if (changed) this.compiler = this.newCompiler();
+    await this.deps.datapath.syncCidrIdentities(this.cidrIdentities);
+  }
+
+  private schedule(endpointIds: string[]): void {
+    if (endpointIds.length === 0) return;
+    const ids = [...new Set(endpointIds)];
+    this.queue = this.queue.then(async () => {
+      for (const id of ids) {
+        try {
+          await this.regenerate(id);
+        } catch (err) {
+          this.deps.log.error({ endpoint: id, err: err instanceof Error ? err.message : String(err) }, 'endpoint regeneration failed');
+        }
+      }
+      this.notifyWaiters();
+    });
+  }
+
+  private async regenerate(endpointId: string): Promise<void> {
+    const ep = this.deps.endpoints.getEndpoint(endpointId);
+    if (!ep || ep.state === 'created') return;
+    const started = performance.now();
+    const policy = this.compiler.compile(ep.identity === 0 ? IDENTITY_INIT : ep.identity);
+    const entries: DatapathPolicyEntry[] = policy.entries.map((e) => ({
+      direction: e.direction,
+      peer: e.peer,
+      dport: e.dport,
+      portPrefixLen: e.portPrefixLen,
+      protocol: e.protocol,
+      verdict: e.verdict,
+      cookie: e.cookie,
+    }));
+    const diff = await this.deps.datapath.applyEndpointPolicy(this.deps.toDatapathEndpoint(ep), { enforceIngress: policy.ingressEnforced, enforceEgress: policy.egressEnforced }, entries);
+    this.compiled.set(ep.id, policy);
+    await this.deps.endpoints.setPolicyRevision(endpointId, policy.revision);
+    const seconds = (performance.now() - started) / 1000;
+    this.deps.onRegenerated?.(seconds);
+    this.deps.log.debug({ endpoint: ep.id, identity: ep.identity, revision: policy.revision, entries: entries.length, ...diff, ms: Math.round(seconds * 1000) }, 'endpoint regenerated');
+  }
+
+  /** Enforcement state last applied to an endpoint (for the API). */
+  compiledPolicy(epId: number): EndpointPolicy | undefined {
+    return this.compiled.get(epId);
+  }
+
+  private async mutate(fn: (repo: PolicyRepository) => PolicyChange): Promise<number> {
+    for (let attempt = 0; attempt < 16; attempt++) {
+      const current = await this.deps.store.get(REPOSITORY_KEY);
+      const repo = current ? PolicyRepository.fromJSON(JSON.parse(current.value)) : new PolicyRepository();
+      fn(repo);
+      const written = await this.deps.store.atomicPut(REPOSITORY_KEY, JSON.stringify(repo.toJSON()), current ? current.modRevision : 'absent');
+      if (written.ok) {
+        this.applySnapshot(repo.toJSON(), written.revision);
+        return repo.revision;
+      }
+    }
+    throw new KvConflictError('policy repository: too many concurrent updates; retry the command');
+  }
+
+  /** Imports CiliumNetworkPolicy text (validated before anything is written); returns the new revision. */
+  async importPolicy(text: string): Promise<number> {
+    new PolicyRepository().import(text); // validation errors surface before any store access
+    return this.mutate((repo) => repo.import(text));
+  }
+
+  /** Deletes one policy (NotFoundError if unknown) or all; returns the new revision. */
+  async deletePolicy(name?: string): Promise<number> {
+    if (name !== undefined) this.repository.get(name);
+    return this.mutate((repo) => (name === undefined ? repo.deleteAll() : repo.delete(name)));
+  }
+
+  /** The stored documents (one by name, or all). */
+  getPolicies(name?: string): { revision: number; policies: unknown[] } {
+    return { revision: this.repository.revision, policies: this.repository.get(name).map((p) => p.policy.document) };
+  }
+
+  /** `cilium policy trace`. */
+  trace(src: string[], dst: string[], dport: number, protocol: 'TCP' | 'UDP' | 'ANY'): TraceResult {
+    const proto = dport !== 0 && protocol === 'ANY' ? 'TCP' : protocol;
+    return trace(this.repository, this.cache, src, dst, dport, proto, { enforcement: this.deps.enforcement });
+  }
+
+  private notifyWaiters(): void {
+    for (const w of [...this.revisionWaiters]) w();
+  }
+
+  /** Resolves once the repository and every local endpoint are at `revision` or later. */
+  waitForRevision(revision: number, timeoutMs: number): Promise<{ revision: number; endpoints: number }> {
+    const done = () => {
+      if (this.repository.revision < revision) return false;
+      const eps = this.deps.endpoints.listEndpoints().filter((e) => e.state === 'ready' || e.state === 'waiting-for-identity');
+      return eps.every((e) => e.policyRevision >= revision) ? { revision: this.repository.revision, endpoints: eps.length } : false;
+    };
+    const now = done();
+    if (now) return Promise.resolve(now);
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const r = done();
+        if (!r) return;
+        cleanup();
+        resolve(r);
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new CiliumDockerError('Unavailable', 'ERR_POLICY_WAIT_TIMEOUT', `policy revision ${revision} not applied to every endpoint within ${timeoutMs} ms (repository at ${this.repository.revision})`));
+      }, timeoutMs);
+      const poll = setInterval(check, 200);
+      const cleanup = () => {
+        clearTimeout(timer);
+        clearInterval(poll);
+        this.revisionWaiters.delete(check);
+      };
+      this.revisionWaiters.add(check);
+    });
+  }
+}
+
+/** What changed between two repositories, as a PolicyChange (for affectedIdentities). */
+function diffRepositories(previous: PolicyRepository, next: PolicyRepository): PolicyChange {
+  const before = new Map(previous.get().map((p) => [p.name, p]));
+  const after = new Map(next.get().map((p) => [p.name, p]));
+  const imported: string[] = [];
+  const deleted: string[] = [];
+  const selectors = [];
+  for (const [name, p] of after) {
+    const old = before.get(name);
+    if (old && old.revision === p.revision) continue;
+    imported.push(name);
+    selectors.push(...p.policy.rules.map((r) => r.endpointSelector));
+    if (old) selectors.push(...old.policy.rules.map((r) => r.endpointSelector));
+  }
+  for (const [name, p] of before) {
+    if (after.has(name)) continue;
+    deleted.push(name);
+    selectors.push(...p.policy.rules.map((r) => r.endpointSelector));
+  }
+  return { revision: next.revision, imported, deleted, endpointSelectors: selectors };
+}
