@@ -11,6 +11,8 @@ import { CiliumDockerError, ConfigError, UnsupportedError } from './util/errors.
 import type { KvStore } from './kvstore/kvstore.js';
 import { LocalKvStore } from './kvstore/local/local-store.js';
 import { InstrumentedKvStore } from './kvstore/instrumented-store.js';
+import { EtcdKvStore, etcdOptionsFromKvstoreOpts } from './kvstore/etcd/etcd-store.js';
+import { ConsulKvStore, consulOptionsFromKvstoreOpts } from './kvstore/consul/consul-store.js';
 import { Metrics, serveMetrics } from './util/metrics.js';
 import { Ipam } from './ipam/ipam.js';
 import { IdentityAllocator } from './identity/allocator.js';
@@ -31,13 +33,17 @@ import type { EndpointRecord } from './endpoint/endpoint.js';
 
 const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-function openStore(config: Config): KvStore {
+async function openStore(config: Config): Promise<KvStore> {
   switch (config.kvstore) {
     case 'local':
       mkdirSync(config.stateDir, { recursive: true });
       return LocalKvStore.open({ path: join(config.stateDir, 'kvstore.db') });
+    case 'etcd':
+      return EtcdKvStore.open(etcdOptionsFromKvstoreOpts(config.kvstoreOpts));
+    case 'consul':
+      return ConsulKvStore.open(consulOptionsFromKvstoreOpts(config.kvstoreOpts));
     default:
-      throw new UnsupportedError(`--kvstore ${config.kvstore} is not available in this build yet; use --kvstore local`);
+      throw new UnsupportedError(`--kvstore ${String(config.kvstore)} is not a backend; use local, etcd or consul`);
   }
 }
 
@@ -46,7 +52,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   const started = Date.now();
   setLogLevel(config.logLevel);
   const metrics = new Metrics();
-  const store = new InstrumentedKvStore(openStore(config), (action, seconds, ok) => {
+  const store = new InstrumentedKvStore(await openStore(config), (action, seconds, ok) => {
     metrics.kvstoreSeconds.observe({ action, outcome: ok ? 'success' : 'fail' }, seconds);
   });
   const ipam = new Ipam({

@@ -18,6 +18,14 @@ import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { Logger } from '../util/log.js';
 
 const ID_PREFIX = 'identities/v1/id/';
+
+/**
+ * A label set as one key segment: base64url of the canonical form. Label values may contain
+ * '/', '..' or anything else; every backend (etcd, consul's path checks) accepts base64url.
+ */
+function encodeLabelKey(canonical: string): string {
+  return Buffer.from(canonical, 'utf8').toString('base64url');
+}
 const VALUE_PREFIX = 'identities/v1/value/';
 
 /** An identity as listed by the API. */
@@ -66,7 +74,7 @@ export class IdentityAllocator {
   }
 
   private valueKey(labels: LabelSet, node = this.nodeName): string {
-    return `${VALUE_PREFIX}${encodeURIComponent(labels.toCanonical())}/${node}`;
+    return `${VALUE_PREFIX}${encodeLabelKey(labels.toCanonical())}/${node}`;
   }
 
   /** The identity this node already holds for `labels`, without any store access. */
@@ -101,7 +109,7 @@ export class IdentityAllocator {
   private async resolveOrAllocate(labels: LabelSet): Promise<number> {
     const canonical = labels.toCanonical();
     // Someone (maybe this node before a restart) already references this label set.
-    const refs = await this.store.list(`${VALUE_PREFIX}${encodeURIComponent(canonical)}/`);
+    const refs = await this.store.list(`${VALUE_PREFIX}${encodeLabelKey(canonical)}/`);
     for (const ref of refs.pairs) {
       const id = Number(ref.value);
       const master = await this.store.get(`${ID_PREFIX}${id}`);
@@ -158,7 +166,7 @@ export class IdentityAllocator {
   private async collect(labels: LabelSet, id: number): Promise<void> {
     const master = await this.store.get(`${ID_PREFIX}${id}`);
     if (!master) return;
-    const refs = await this.store.list(`${VALUE_PREFIX}${encodeURIComponent(labels.toCanonical())}/`);
+    const refs = await this.store.list(`${VALUE_PREFIX}${encodeLabelKey(labels.toCanonical())}/`);
     if (refs.pairs.length > 0) return;
     if (await this.store.atomicDelete(master.key, master.modRevision)) {
       this.log.info({ identity: id }, 'released identity');
