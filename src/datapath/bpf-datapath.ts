@@ -63,6 +63,8 @@ export class BpfDatapath extends RoutingDatapath {
   private readonly subnets = new Map<string, string>();
   private readonly enforcement = new Map<number, EndpointEnforcement>();
   private readonly listeners = new Set<(e: DatapathEvent) => void>();
+  private readonly hostAddresses = new Set<string>();
+  private hostAddressTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: { bpfRoot: string; log: Logger }) {
     super();
@@ -88,10 +90,10 @@ export class BpfDatapath extends RoutingDatapath {
       this.enforcement.set(info.epId, { enforceIngress: info.enforceIngress, enforceEgress: info.enforceEgress });
     }
     await ensureMasqueradeRule();
-    // Every address of this host is the host identity (traffic from the host to containers).
-    const addrs = await runIpJson<{ addr_info?: Array<{ family: string; local: string }> }>(['addr', 'show']);
-    const hostIps = addrs.flatMap((l) => (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => a.local));
-    for (const ip of hostIps) this.maps.ipcache.set(`${ip}/32`, { identity: IDENTITY_HOST, netId: 0 });
+    await this.refreshHostAddresses();
+    // Addresses come and go on a host (DHCP, new interfaces): keep the host identity current.
+    this.hostAddressTimer = setInterval(() => void this.refreshHostAddresses().catch(() => undefined), 5000);
+    this.hostAddressTimer.unref();
     this.events = new EventReader(
       this.maps.events,
       (e) => {
@@ -100,6 +102,23 @@ export class BpfDatapath extends RoutingDatapath {
       (err) => this.options.log.warn({ err: err.message }, 'undecodable datapath event'),
     );
     this.options.log.info({ pinRoot: this.options.bpfRoot }, 'eBPF datapath loaded (pinned maps adopted or created)');
+  }
+
+  /** Every address of this host is the host identity (traffic from the host to containers). */
+  private async refreshHostAddresses(): Promise<void> {
+    if (!this.lxc) return;
+    const addrs = await runIpJson<{ addr_info?: Array<{ family: string; local: string }> }>(['addr', 'show']);
+    const hostIps = new Set(addrs.flatMap((l) => (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => a.local)));
+    for (const ip of hostIps) {
+      if (this.hostAddresses.has(ip)) continue;
+      this.maps.ipcache.set(`${ip}/32`, { identity: IDENTITY_HOST, netId: 0 });
+      this.hostAddresses.add(ip);
+    }
+    for (const ip of [...this.hostAddresses]) {
+      if (hostIps.has(ip)) continue;
+      this.maps.ipcache.delete(`${ip}/32`);
+      this.hostAddresses.delete(ip);
+    }
   }
 
   /** Subscribes to datapath events (drops, verdicts, traces). */
@@ -213,6 +232,7 @@ export class BpfDatapath extends RoutingDatapath {
   }
 
   override async cleanup(endpoints: DatapathEndpoint[], networks: DatapathNetwork[]): Promise<void> {
+    clearInterval(this.hostAddressTimer);
     await this.events?.close();
     this.events = undefined;
     await super.cleanup(endpoints, networks);
@@ -228,6 +248,7 @@ export class BpfDatapath extends RoutingDatapath {
 
   /** Stops reading events and closes fds; pinned state and attachments stay. */
   async close(): Promise<void> {
+    clearInterval(this.hostAddressTimer);
     await this.events?.close();
     this.events = undefined;
     this.lxc?.close();

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DockerHost } from '../lab/docker-host.js';
 import type { LabProcess } from '../lab/lab-process.js';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { runCommand, type CommandResult } from '../lab/exec.js';
 import { ApiClient } from '../../src/api/client.js';
 
@@ -90,9 +91,14 @@ export class CiliumDaemon {
     await p.wait(15_000);
   }
 
-  /** Runs the `cilium` CLI against this daemon. */
-  cli(args: string[]): Promise<CommandResult> {
-    return runCommand(CLI_BIN, ['--host', `unix://${this.apiSocketOutside}`, ...args], { timeoutMs: 30_000 });
+  /** Runs the `cilium` CLI against this daemon (`input` goes to its stdin). */
+  cli(args: string[], input?: string): Promise<CommandResult> {
+    return runCommand(CLI_BIN, ['--host', `unix://${this.apiSocketOutside}`, ...args], { timeoutMs: 60_000, input });
+  }
+
+  /** Starts `cilium monitor -o json [--type ...]` and collects its events until stopped. */
+  monitor(types: string[] = []): MonitorCapture {
+    return new MonitorCapture(CLI_BIN, ['--host', `unix://${this.apiSocketOutside}`, 'monitor', '-o', 'json', ...types.flatMap((t) => ['--type', t])]);
   }
 
   /** `cilium <args> -o json`, parsed. */
@@ -121,5 +127,40 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, ti
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** A running `cilium monitor -o json`, collecting parsed events. */
+export class MonitorCapture {
+  readonly events: Array<Record<string, unknown>> = [];
+  private readonly child: ChildProcess;
+  private buffered = '';
+
+  constructor(bin: string, args: string[]) {
+    this.child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout!.on('data', (chunk: Buffer) => {
+      this.buffered += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = this.buffered.indexOf('\n')) >= 0) {
+        const line = this.buffered.slice(0, nl).trim();
+        this.buffered = this.buffered.slice(nl + 1);
+        if (line === '') continue;
+        try {
+          this.events.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          /* not JSON: ignore */
+        }
+      }
+    });
+  }
+
+  /** Waits until an event matching `pred` arrived. */
+  async waitFor(pred: (e: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+    return eventually(async () => this.events.find(pred), timeoutMs, 'monitor event');
+  }
+
+  /** Stops the monitor. */
+  stop(): void {
+    this.child.kill('SIGTERM');
   }
 }
