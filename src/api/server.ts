@@ -2,12 +2,33 @@
  * The agent REST API on a Unix socket (default /run/cilium/cilium.sock, mode 0660 root), used by
  * the `cilium` CLI and tests. JSON in and out; errors as `{"error": {code, message}}` with the
  * status of their kind.
+ *
+ * `GET /v1/monitor` is the one streaming route: NDJSON (one MonitorEventModel per line), written
+ * as each event arrives, with a bare newline every {@link MONITOR_HEARTBEAT_MS} so that an idle
+ * stream still carries bytes (clients and proxies drop connections that stay silent) and a client
+ * can tell a quiet daemon from a dead one.
  */
 import type { Server } from 'node:net';
 import { asCiliumDockerError, statusForKind, NotFoundError, BadRequestError } from '../util/errors.js';
 import { createJsonApp, listenOnUnixSocket, closeUnixServer, type Request, type Response } from '../util/http-server.js';
 import type { Logger } from '../util/log.js';
-import type { EndpointModel, IdentityModel, IpModel, StatusModel, ErrorModel } from './models.js';
+import type {
+  EndpointModel,
+  IdentityModel,
+  IpModel,
+  StatusModel,
+  ErrorModel,
+  PolicyRevisionModel,
+  PolicyListModel,
+  TraceRequestModel,
+  TraceModel,
+  PolicyWaitModel,
+  MonitorEventModel,
+  BpfEndpointPolicyModel,
+  BpfIpcacheModel,
+  BpfConntrackModel,
+  BpfEndpointModel,
+} from './models.js';
 
 /** What the API reads from the rest of the daemon (wired by main.ts). */
 export interface AgentBackend {
@@ -18,6 +39,21 @@ export interface AgentBackend {
   getIdentity(id: number): Promise<IdentityModel | undefined>;
   listIps(): Promise<IpModel[]>;
   cleanup(): Promise<{ removed: string[] }>;
+  /** Imports CiliumNetworkPolicy YAML/JSON text; rejects with PolicyValidationError. */
+  importPolicy(text: string): Promise<PolicyRevisionModel>;
+  /** Stored policies (one by name, or all). NotFoundError for an unknown name. */
+  getPolicy(name?: string): Promise<PolicyListModel>;
+  /** Deletes one policy by name, or all when name is undefined. */
+  deletePolicy(name?: string): Promise<PolicyRevisionModel>;
+  tracePolicy(request: TraceRequestModel): Promise<TraceModel>;
+  /** Resolves once every local endpoint applied `revision`; rejects Unavailable after timeoutMs. */
+  waitPolicy(revision: number, timeoutMs: number): Promise<PolicyWaitModel>;
+  /** Streams datapath events of the given types (all when undefined); returns an unsubscribe function. */
+  subscribeMonitor(types: ReadonlySet<string> | undefined, onEvent: (event: MonitorEventModel) => void): () => void;
+  bpfPolicy(endpointRef: string): Promise<BpfEndpointPolicyModel>;
+  bpfIpcache(): Promise<BpfIpcacheModel[]>;
+  bpfConntrack(): Promise<BpfConntrackModel[]>;
+  bpfEndpoints(): Promise<BpfEndpointModel[]>;
 }
 
 /** The one mapping from errors to the API's error replies. */
@@ -26,13 +62,118 @@ export function apiErrorReply(err: unknown): { status: number; body: ErrorModel 
   return { status: statusForKind[e.kind], body: { error: { code: e.code, message: e.message } } };
 }
 
+/** Interval of the bare-newline heartbeat on an idle `GET /v1/monitor` stream. */
+export const MONITOR_HEARTBEAT_MS = 15_000;
+
+/**
+ * A monitor client that reads slower than events arrive would make the daemon buffer without
+ * bound; past this many unsent bytes, events for that client are dropped (and counted in a log
+ * line when it disconnects), as Cilium's monitor reports lost events rather than stall.
+ */
+const MONITOR_MAX_BUFFERED_BYTES = 1 << 20;
+
+/** `GET /v1/policy/wait/:revision` without `?timeout=`. */
+const DEFAULT_POLICY_WAIT_MS = 30_000;
+/** Upper bound of `?timeout=` (a wait is one held request; longer waits are better re-issued). */
+const MAX_POLICY_WAIT_MS = 3_600_000;
+
+/** The event types `GET /v1/monitor?type=` accepts; a Record so that a new model type must be added here. */
+const monitorEventTypes: Record<MonitorEventModel['type'], true> = { drop: true, 'policy-verdict': true, trace: true };
+
+const traceRequestFields: ReadonlyArray<keyof TraceRequestModel> = ['srcLabels', 'dstLabels', 'dport', 'protocol'];
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Validates `POST /v1/policy` bodies: `{"text": "<policy YAML or JSON>"}`. */
+function parsePolicyImportBody(body: unknown): string {
+  if (!isPlainObject(body) || typeof body.text !== 'string') {
+    throw new BadRequestError('policy import body must be a JSON object {"text": "<CiliumNetworkPolicy YAML or JSON>"}');
+  }
+  if (body.text.trim() === '') throw new BadRequestError('policy import text is empty; give one or more CiliumNetworkPolicy documents');
+  return body.text;
+}
+
+function parseTraceLabels(body: Record<string, unknown>, field: 'srcLabels' | 'dstLabels'): string[] {
+  const value = body[field];
+  const expected = `${field} must be a non-empty array of labels, each "key=value" or "source:key=value"`;
+  if (!Array.isArray(value) || value.length === 0) throw new BadRequestError(`${expected}; got ${JSON.stringify(value) ?? 'nothing'}`);
+  return value.map((label, i) => {
+    if (typeof label !== 'string' || label === '' || /[\s,]/.test(label)) {
+      throw new BadRequestError(`${field}[${i}] ${JSON.stringify(label)} is not a label; ${expected}`);
+    }
+    return label;
+  });
+}
+
+/** Validates `POST /v1/policy/trace` bodies; `dport` defaults to 0 (any) and `protocol` to ANY. */
+export function parseTraceRequest(body: unknown): TraceRequestModel {
+  if (!isPlainObject(body)) {
+    throw new BadRequestError('trace request must be a JSON object {"srcLabels": [...], "dstLabels": [...], "dport": N, "protocol": "TCP|UDP|ANY"}');
+  }
+  for (const key of Object.keys(body)) {
+    if (!(traceRequestFields as readonly string[]).includes(key)) {
+      throw new BadRequestError(`unknown field "${key}" in trace request; expected ${traceRequestFields.join(', ')}`);
+    }
+  }
+  const srcLabels = parseTraceLabels(body, 'srcLabels');
+  const dstLabels = parseTraceLabels(body, 'dstLabels');
+  const dport = body.dport ?? 0;
+  if (typeof dport !== 'number' || !Number.isInteger(dport) || dport < 0 || dport > 65535) {
+    throw new BadRequestError(`dport must be a port number 0-65535 (0 = any port); got ${JSON.stringify(dport)}`);
+  }
+  const protocol = body.protocol ?? 'ANY';
+  const upper = typeof protocol === 'string' ? protocol.toUpperCase() : '';
+  if (upper !== 'TCP' && upper !== 'UDP' && upper !== 'ANY') {
+    throw new BadRequestError(`protocol must be TCP, UDP or ANY; got ${JSON.stringify(protocol)}`);
+  }
+  return { srcLabels, dstLabels, dport, protocol: upper };
+}
+
+/** A query parameter as one string (undefined when absent); repeated parameters are refused. */
+function singleQueryValue(query: Request['query'], name: string): string | undefined {
+  const value = query[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new BadRequestError(`query parameter "${name}" must be given once`);
+  return value;
+}
+
+function parseWaitTimeout(query: Request['query']): number {
+  const text = singleQueryValue(query, 'timeout');
+  if (text === undefined) return DEFAULT_POLICY_WAIT_MS;
+  if (!/^\d+$/.test(text) || Number(text) > MAX_POLICY_WAIT_MS) {
+    throw new BadRequestError(`timeout must be a number of milliseconds from 0 to ${MAX_POLICY_WAIT_MS}; got "${text}"`);
+  }
+  return Number(text);
+}
+
+/**
+ * `?type=drop,trace` (or `?type=drop&type=trace`) as a set; undefined (every type) when absent
+ * or empty.
+ */
+export function parseMonitorTypes(value: unknown): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const parts = (Array.isArray(value) ? value : [value]).flatMap((v) => String(v).split(','));
+  const types = new Set(parts.map((t) => t.trim()).filter((t) => t !== ''));
+  for (const type of types) {
+    if (!Object.hasOwn(monitorEventTypes, type)) {
+      throw new BadRequestError(`unknown monitor event type "${type}"; expected one of ${Object.keys(monitorEventTypes).join(', ')}`);
+    }
+  }
+  return types.size > 0 ? types : undefined;
+}
+
 type Handler = (req: Request) => Promise<unknown>;
 
 /** The running agent API server. */
 export class ApiServer {
   private server: Server | undefined;
+  /** Open `GET /v1/monitor` responses, ended by stop() so their clients see a clean end of stream. */
+  private readonly monitorStreams = new Set<Response>();
 
-  constructor(private readonly options: { socketPath: string; backend: AgentBackend; log: Logger }) {}
+  /** `monitorHeartbeatMs` defaults to {@link MONITOR_HEARTBEAT_MS} (tests shorten it). */
+  constructor(private readonly options: { socketPath: string; backend: AgentBackend; log: Logger; monitorHeartbeatMs?: number }) {}
 
   /** Starts listening. */
   async start(): Promise<void> {
@@ -48,9 +189,7 @@ export class ApiServer {
       try {
         res.status(200).json(await handler(req));
       } catch (err) {
-        const reply = apiErrorReply(err);
-        if (reply.status >= 500) log.warn({ path: req.path, err: reply.body.error.message }, 'API call failed');
-        res.status(reply.status).json(reply.body);
+        this.replyError(req, res, err);
       }
     };
     app.get('/v1/healthz', route(async () => ({ ok: true })));
@@ -78,6 +217,37 @@ export class ApiServer {
     );
     app.get('/v1/ip', route(() => backend.listIps()));
     app.post('/v1/cleanup', route(() => backend.cleanup()));
+
+    app.post('/v1/policy', route((req) => backend.importPolicy(parsePolicyImportBody(req.body))));
+    app.get('/v1/policy', route(() => backend.getPolicy()));
+    app.delete(
+      '/v1/policy',
+      route(async (req) => {
+        // Non-strict routing also sends `DELETE /v1/policy/` here: a client that built the path
+        // from an empty name must not delete every policy.
+        if (req.path !== '/v1/policy') throw new BadRequestError('empty policy name; to delete every policy use DELETE /v1/policy');
+        return backend.deletePolicy();
+      }),
+    );
+    app.post('/v1/policy/trace', route((req) => backend.tracePolicy(parseTraceRequest(req.body))));
+    app.get(
+      '/v1/policy/wait/:revision',
+      route(async (req) => {
+        const text = String(req.params.revision);
+        if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) throw new BadRequestError(`policy revision "${text}" is not a number`);
+        return backend.waitPolicy(Number(text), parseWaitTimeout(req.query));
+      }),
+    );
+    app.get('/v1/policy/:name', route((req) => backend.getPolicy(String(req.params.name))));
+    app.delete('/v1/policy/:name', route((req) => backend.deletePolicy(String(req.params.name))));
+
+    app.get('/v1/monitor', (req: Request, res: Response) => this.streamMonitor(req, res));
+
+    app.get('/v1/bpf/policy/:endpoint', route((req) => backend.bpfPolicy(String(req.params.endpoint))));
+    app.get('/v1/bpf/ipcache', route(() => backend.bpfIpcache()));
+    app.get('/v1/bpf/ct', route(() => backend.bpfConntrack()));
+    app.get('/v1/bpf/endpoint', route(() => backend.bpfEndpoints()));
+
     app.use((req: Request, res: Response) => {
       res.status(404).json({ error: { code: 'ERR_NOT_FOUND', message: `no API route ${req.method} ${req.path}` } });
     });
@@ -85,9 +255,96 @@ export class ApiServer {
     log.info({ socket: this.options.socketPath }, 'agent API listening');
   }
 
-  /** Stops listening and removes the socket file. */
+  /** Ends open monitor streams, stops listening and removes the socket file. */
   async stop(): Promise<void> {
+    await Promise.all([...this.monitorStreams].map((res) => endResponse(res)));
     if (this.server) await closeUnixServer(this.server, this.options.socketPath);
     this.server = undefined;
   }
+
+  private replyError(req: Request, res: Response, err: unknown): void {
+    const reply = apiErrorReply(err);
+    if (reply.status >= 500) this.options.log.warn({ path: req.path, err: reply.body.error.message }, 'API call failed');
+    res.status(reply.status).json(reply.body);
+  }
+
+  /**
+   * `GET /v1/monitor`: subscribes to the backend and writes each event as one JSON line until the
+   * client goes away (the response's 'close', which fires on disconnect as well as after stop()
+   * ends it), then unsubscribes.
+   */
+  private streamMonitor(req: Request, res: Response): void {
+    const { backend, log } = this.options;
+    let types: Set<string> | undefined;
+    try {
+      types = parseMonitorTypes(req.query.type);
+    } catch (err) {
+      this.replyError(req, res, err);
+      return;
+    }
+    let open = true;
+    let dropped = 0;
+    const onEvent = (event: MonitorEventModel) => {
+      if (!open) return;
+      if (res.writableLength > MONITOR_MAX_BUFFERED_BYTES) {
+        dropped++;
+        return;
+      }
+      let line: string;
+      try {
+        line = JSON.stringify(event) + '\n';
+      } catch (err) {
+        log.warn({ err: (err as Error).message, type: event.type }, 'monitor event is not serializable; skipped');
+        return;
+      }
+      res.write(line);
+    };
+    res.status(200);
+    res.setHeader('content-type', 'application/x-ndjson');
+    res.setHeader('cache-control', 'no-store');
+    let unsubscribe: () => void;
+    try {
+      unsubscribe = backend.subscribeMonitor(types, onEvent);
+    } catch (err) {
+      open = false;
+      if (res.headersSent) res.end();
+      else this.replyError(req, res, err);
+      return;
+    }
+    // Send the headers now: the client learns the subscription is live before the first event.
+    res.flushHeaders();
+    const heartbeat = setInterval(() => res.write('\n'), this.options.monitorHeartbeatMs ?? MONITOR_HEARTBEAT_MS);
+    this.monitorStreams.add(res);
+    const finish = () => {
+      if (!open) return;
+      open = false;
+      clearInterval(heartbeat);
+      this.monitorStreams.delete(res);
+      try {
+        unsubscribe();
+      } catch (err) {
+        // Runs in a 'close' listener: a throw here would be an uncaught exception in the daemon.
+        log.warn({ err: (err as Error).message }, 'monitor unsubscribe failed');
+      }
+      if (dropped > 0) log.warn({ dropped }, 'monitor client read too slowly; events were dropped');
+      log.debug({ types: types ? [...types] : 'all' }, 'monitor client disconnected');
+    };
+    res.on('close', finish);
+    // The client may already be gone (its 'close' then fired before the listener existed).
+    if (req.socket.destroyed) finish();
+  }
+}
+
+/** Ends a streaming response and resolves once it is flushed or closed (at most one second). */
+function endResponse(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1000);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    res.once('close', done);
+    res.once('finish', done);
+    res.end();
+  });
 }

@@ -2,30 +2,15 @@
  * The `cilium` command line. Talks to the daemon's agent API only (src/api/client.ts).
  * Output: tables by default, `-o json` for machines.
  */
-import { Command, Option } from 'commander';
-import { ApiClient, DEFAULT_API_HOST } from '../api/client.js';
+import { Command } from 'commander';
+import { DEFAULT_API_HOST } from '../api/client.js';
 import type { EndpointModel, IdentityModel } from '../api/models.js';
 import { CiliumDockerError } from '../util/errors.js';
+import { addBpfCommands } from './bpf-commands.js';
+import { apiClient, outputFormat, outputOption, print, printJson } from './command-context.js';
+import { addMonitorCommand } from './monitor-command.js';
+import { addPolicyCommands } from './policy-commands.js';
 import { renderTable } from './table.js';
-
-type Output = 'table' | 'json';
-
-function client(cmd: Command): ApiClient {
-  const opts = cmd.optsWithGlobals<{ host?: string }>();
-  return new ApiClient(opts.host ?? process.env.CILIUM_HOST ?? DEFAULT_API_HOST);
-}
-
-function output(cmd: Command): Output {
-  return cmd.optsWithGlobals<{ output?: Output }>().output ?? 'table';
-}
-
-function print(text: string): void {
-  process.stdout.write(text);
-}
-
-function printJson(value: unknown): void {
-  print(JSON.stringify(value, null, 2) + '\n');
-}
 
 function endpointRows(eps: EndpointModel[]): string[][] {
   return eps.map((e) => [
@@ -42,8 +27,6 @@ function identityRows(ids: IdentityModel[]): string[][] {
   return ids.map((i) => [String(i.id), i.labels.join('\n'), i.reserved ? 'reserved' : String(i.localReferences)]);
 }
 
-const outputOption = () => new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table');
-
 /** Builds the command tree. */
 export function buildProgram(): Command {
   const program = new Command('cilium')
@@ -56,8 +39,8 @@ export function buildProgram(): Command {
     .description('daemon, store, Docker and datapath health')
     .addOption(outputOption())
     .action(async (_opts, cmd: Command) => {
-      const s = await client(cmd).status();
-      if (output(cmd) === 'json') return printJson(s);
+      const s = await apiClient(cmd).status();
+      if (outputFormat(cmd) === 'json') return printJson(s);
       const eps = Object.entries(s.endpoints).map(([k, v]) => `${v} ${k}`).join(', ') || 'none';
       print(
         [
@@ -81,8 +64,8 @@ export function buildProgram(): Command {
     .description('list endpoints')
     .addOption(outputOption())
     .action(async (_opts, cmd: Command) => {
-      const eps = await client(cmd).listEndpoints();
-      if (output(cmd) === 'json') return printJson(eps);
+      const eps = await apiClient(cmd).listEndpoints();
+      if (outputFormat(cmd) === 'json') return printJson(eps);
       print(renderTable(['ENDPOINT', 'CONTAINER', 'IDENTITY', 'LABELS (source:key[=value])', 'IPv4', 'STATUS'], endpointRows(eps)));
     });
   endpoint
@@ -90,8 +73,8 @@ export function buildProgram(): Command {
     .description('one endpoint, by id, Docker endpoint id, container name or container id')
     .addOption(outputOption())
     .action(async (ref: string, _opts, cmd: Command) => {
-      const ep = await client(cmd).getEndpoint(ref);
-      if (output(cmd) === 'json') return printJson(ep);
+      const ep = await apiClient(cmd).getEndpoint(ref);
+      if (outputFormat(cmd) === 'json') return printJson(ep);
       print(
         [
           `ID:               ${ep.id}`,
@@ -115,8 +98,8 @@ export function buildProgram(): Command {
     .description('list identities')
     .addOption(outputOption())
     .action(async (_opts, cmd: Command) => {
-      const ids = await client(cmd).listIdentities();
-      if (output(cmd) === 'json') return printJson(ids);
+      const ids = await apiClient(cmd).listIdentities();
+      if (outputFormat(cmd) === 'json') return printJson(ids);
       print(renderTable(['ID', 'LABELS', 'REFS'], identityRows(ids)));
     });
   identity
@@ -124,8 +107,8 @@ export function buildProgram(): Command {
     .description('one identity')
     .addOption(outputOption())
     .action(async (id: string, _opts, cmd: Command) => {
-      const i = await client(cmd).getIdentity(id);
-      if (output(cmd) === 'json') return printJson(i);
+      const i = await apiClient(cmd).getIdentity(id);
+      if (outputFormat(cmd) === 'json') return printJson(i);
       print(renderTable(['ID', 'LABELS', 'REFS'], identityRows([i])));
     });
 
@@ -134,8 +117,8 @@ export function buildProgram(): Command {
     .description('list IP -> identity')
     .addOption(outputOption())
     .action(async (_opts, cmd: Command) => {
-      const ips = await client(cmd).listIps();
-      if (output(cmd) === 'json') return printJson(ips);
+      const ips = await apiClient(cmd).listIps();
+      if (outputFormat(cmd) === 'json') return printJson(ips);
       print(renderTable(['IP', 'IDENTITY', 'SOURCE', 'NODE'], ips.map((i) => [`${i.ip}/32`, String(i.identity), i.source, i.node])));
     });
 
@@ -144,11 +127,14 @@ export function buildProgram(): Command {
     .description('remove every veth, route and device this daemon made on this host')
     .addOption(outputOption())
     .action(async (_opts, cmd: Command) => {
-      const r = await client(cmd).cleanup();
-      if (output(cmd) === 'json') return printJson(r);
+      const r = await apiClient(cmd).cleanup();
+      if (outputFormat(cmd) === 'json') return printJson(r);
       print(r.removed.length ? `removed: ${r.removed.join(', ')}\n` : 'nothing to remove\n');
     });
 
+  addPolicyCommands(program);
+  addMonitorCommand(program);
+  addBpfCommands(program);
   return program;
 }
 
