@@ -269,7 +269,7 @@ spec:
 t.test('daemon kill -9 under a TCP stream: stream survives, forbidden stays forbidden', async (t) => {
   // db-deny-icmp is in force: only web may reach db.
   const stream = host.docker(['exec', 'web', 'sh', '-c', `i=0; while [ $i -lt 60 ]; do timeout 3 wget -q -O /dev/null http://${ip.db}:5432/passwd || exit 1; i=$((i+1)); sleep 0.1; done`], { timeoutMs: 90_000 });
-  await docker(['exec', '-d', 'db', 'sh', '-c', 'nc -l -p 9000 > /tmp/recv']);
+  await docker(['exec', '-d', 'db', 'sh', '-c', 'sleep 1000 | nc -l -p 9000 > /tmp/recv']);
   await new Promise((r) => setTimeout(r, 300));
   const established = host.docker(['exec', 'web', 'sh', '-c', `(i=0; while [ $i -lt 80 ]; do echo line$i; i=$((i+1)); sleep 0.1; done) | nc ${ip.db} 9000; echo rc=$?`], { timeoutMs: 90_000 });
   await new Promise((r) => setTimeout(r, 1000));
