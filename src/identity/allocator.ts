@@ -2,7 +2,9 @@
  * Label set -> numeric security identity, allocated through the store.
  *
  * Layout (DESIGN.md): `identities/v1/id/<n>` -> canonical label set (create-only: winning that
- * key IS the allocation) and `identities/v1/value/<encoded label set>/<node>` -> `<n>` (this node's
+ * key reserves the number), `identities/v1/labels/<encoded label set>` -> `<n>` (create-only:
+ * winning it binds the label set to that number, so two nodes allocating the same labels at once
+ * agree on one number) and `identities/v1/value/<encoded label set>/<node>` -> `<n>` (this node's
  * reference, leased, so a dead node's references vanish). Numbers are drawn at random in the
  * allocation range: in a sparse range concurrent allocators rarely collide (measured 0.4 %
  * conflicts vs 60 % for sequential scans, shared/reference/baselines.md).
@@ -27,6 +29,8 @@ function encodeLabelKey(canonical: string): string {
   return Buffer.from(canonical, 'utf8').toString('base64url');
 }
 const VALUE_PREFIX = 'identities/v1/value/';
+/** `identities/v1/labels/<label set>` -> number: create-only, makes a label set's number unique cluster-wide. */
+const LABELS_PREFIX = 'identities/v1/labels/';
 
 /** An identity as listed by the API. */
 export interface Identity {
@@ -100,34 +104,57 @@ export class IdentityAllocator {
         return again.id;
       }
       const id = await this.resolveOrAllocate(labels);
-      await this.store.put(this.valueKey(labels), String(id), { leased: true });
       this.local.set(canonical, { id, labels, refs: 1 });
       return id;
     });
   }
 
+  /**
+   * References an existing identity safely against a concurrent garbage collection on another
+   * node: our reference key is written FIRST, then the id key is touched (rewritten by CAS). A
+   * collector deletes the id key only at the revision it read before listing references, so
+   * either it read after our touch (and then lists our reference and keeps the key), or our touch
+   * changed the revision and its delete fails, or its delete came first and our touch fails (we
+   * drop our reference and start over). Touches by other nodes only make us read and retry.
+   */
+  private async referenceExisting(labels: LabelSet, id: number): Promise<boolean> {
+    const canonical = labels.toCanonical();
+    await this.store.put(this.valueKey(labels), String(id), { leased: true });
+    for (let i = 0; i < 1000; i++) {
+      const idPair = await this.store.get(`${ID_PREFIX}${id}`);
+      if (idPair?.value !== canonical) break;
+      const touched = await this.store.atomicPut(idPair.key, canonical, idPair.modRevision);
+      if (touched.ok) return true;
+    }
+    await this.store.delete(this.valueKey(labels));
+    return false;
+  }
+
+  /** The number of `labels`, allocated if needed; this node's reference key is written on return. */
   private async resolveOrAllocate(labels: LabelSet): Promise<number> {
     const canonical = labels.toCanonical();
-    // Someone (maybe this node before a restart) already references this label set.
-    const refs = await this.store.list(`${VALUE_PREFIX}${encodeLabelKey(canonical)}/`);
-    for (const ref of refs.pairs) {
-      const id = Number(ref.value);
-      const master = await this.store.get(`${ID_PREFIX}${id}`);
-      if (master?.value !== canonical) continue;
-      // Touch the id key before our reference exists: a concurrent garbage collection on another
-      // node deletes it only at the revision it read, so either our touch makes its delete fail,
-      // or its delete makes our touch fail and we allocate afresh.
-      const touched = await this.store.atomicPut(master.key, canonical, master.modRevision);
-      if (touched.ok) return id;
-    }
+    const masterKey = `${LABELS_PREFIX}${encodeLabelKey(canonical)}`;
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+      const master = await this.store.get(masterKey);
+      if (master) {
+        const id = Number(master.value);
+        if (await this.referenceExisting(labels, id)) return id;
+        const idPair = await this.store.get(`${ID_PREFIX}${id}`);
+        // The label key points at a number that is gone (a collector died half-way): clear it.
+        if (idPair?.value !== canonical) await this.store.atomicDelete(masterKey, master.modRevision);
+        continue;
+      }
       const candidate = this.minId + Math.floor(Math.random() * (this.maxId - this.minId + 1));
       const created = await this.store.create(`${ID_PREFIX}${candidate}`, canonical);
-      if (created.ok) {
+      if (!created.ok) continue;
+      const claimed = await this.store.create(masterKey, String(candidate));
+      if (claimed.ok) {
+        await this.store.put(this.valueKey(labels), String(candidate), { leased: true });
         this.log.info({ identity: candidate, labels: canonical }, 'allocated identity');
         return candidate;
       }
-      if (created.current?.value === canonical) return candidate;
+      // Another node allocated the same label set first: give our number back and use theirs.
+      await this.store.atomicDelete(`${ID_PREFIX}${candidate}`, created.revision);
     }
     throw new IdentityAllocationError(
       `could not allocate an identity for ${labels.toStrings().join(',') || '(no labels)'} after ${this.maxAttempts} attempts in range ${this.minId}-${this.maxId}; the range may be nearly full: remove unused containers`,
@@ -169,6 +196,8 @@ export class IdentityAllocator {
     const refs = await this.store.list(`${VALUE_PREFIX}${encodeLabelKey(labels.toCanonical())}/`);
     if (refs.pairs.length > 0) return;
     if (await this.store.atomicDelete(master.key, master.modRevision)) {
+      const labelKey = await this.store.get(`${LABELS_PREFIX}${encodeLabelKey(labels.toCanonical())}`);
+      if (labelKey?.value === String(id)) await this.store.atomicDelete(labelKey.key, labelKey.modRevision);
       this.log.info({ identity: id }, 'released identity');
     }
   }
