@@ -18,6 +18,8 @@ import { Ipam } from './ipam/ipam.js';
 import { IdentityAllocator } from './identity/allocator.js';
 import { BpfDatapath } from './datapath/bpf-datapath.js';
 import { PolicyEngine } from './endpoint/policy-engine.js';
+import { NodeSync } from './cluster/node-sync.js';
+import { cronExpressionFor } from './cluster/resync-schedule.js';
 import { dropReasonName } from './datapath/bpf/abi.js';
 import { NotFoundError } from './util/errors.js';
 import type { MonitorEventModel } from './api/models.js';
@@ -52,7 +54,9 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   const started = Date.now();
   setLogLevel(config.logLevel);
   const metrics = new Metrics();
-  const store = new InstrumentedKvStore(await openStore(config), (action, seconds, ok) => {
+  cronExpressionFor(config.resyncIntervalMs); // validate before anything starts
+  const rawStore = await openStore(config);
+  const store = new InstrumentedKvStore(rawStore, (action, seconds, ok) => {
     metrics.kvstoreSeconds.observe({ action, outcome: ok ? 'success' : 'fail' }, seconds);
   });
   const ipam = new Ipam({
@@ -85,6 +89,41 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   }
   log.info({ restored, stale: stale.length }, 'endpoints restored');
   await policy.start();
+  const nodeSync = new NodeSync({
+    store,
+    nodeName: config.nodeName,
+    log: log.child({ component: 'cluster' }),
+    intervalMs: config.resyncIntervalMs,
+    localIps: () => endpoints.listEndpoints().filter((e) => e.state !== 'created').map((e) => ({ ip: e.ipv4, identity: e.identity, endpoint: e.id })),
+    reassertIdentities: () => identities.reassertReferences(),
+    relist: () => policy.relist(),
+  });
+  let publishing = false;
+  let publishAgain = false;
+  const publishIps = (): void => {
+    if (publishing) {
+      publishAgain = true;
+      return;
+    }
+    publishing = true;
+    void nodeSync
+      .publishIps()
+      .catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'publishing ip entries failed; the resync retries'))
+      .finally(() => {
+        publishing = false;
+        if (publishAgain) {
+          publishAgain = false;
+          publishIps();
+        }
+      });
+  };
+  endpoints.onChange(() => publishIps());
+  await nodeSync.start();
+  const reconnectable = rawStore as { onReconnect?: (cb: (reason: unknown) => void) => unknown };
+  reconnectable.onReconnect?.((reason) => {
+    log.info({ reason }, 'store reconnected: resyncing now');
+    void nodeSync.resync('reconnect').catch(() => undefined);
+  });
 
   const creations = new NetworkCreationTracker();
   const plugin = new PluginServer({
@@ -136,6 +175,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
         kvstore: { backend: kv.backend, healthy: kv.healthy, detail: kv.detail },
         docker: watcher.status(),
         datapath: datapath.name,
+        resync: nodeSync.getStatus(),
         endpoints: byState,
         identities: ids.filter((i) => !i.reserved).length,
         networks: endpoints.listNetworks().length,
@@ -154,10 +194,14 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
       return i ? { id: i.id, labels: i.labels.toStrings(), reserved: i.reserved, localReferences: i.localReferences } : undefined;
     },
     async listIps() {
-      return endpoints
-        .listEndpoints()
-        .map((e) => ({ ip: e.ipv4, identity: e.identity, node: config.nodeName, endpoint: e.id, source: 'local' as const }))
-        .sort((a, b) => (a.ip < b.ip ? -1 : 1));
+      const local = endpoints.listEndpoints().map((e) => ({ ip: e.ipv4, identity: e.identity, node: config.nodeName, endpoint: e.id, source: 'local' as const }));
+      const seen = new Set(local.map((e) => e.ip));
+      // Other nodes' endpoints, from their leased ip/v1/<ip> keys (unreachable store: local only).
+      const remote = (await store.list('ip/v1/').catch(() => ({ pairs: [] }))).pairs
+        .map((p) => ({ ip: p.key.slice('ip/v1/'.length), ...(JSON.parse(p.value) as { identity: number; node: string }) }))
+        .filter((e) => e.node !== config.nodeName && !seen.has(e.ip))
+        .map((e) => ({ ip: e.ip, identity: e.identity, node: e.node, source: 'remote' as const }));
+      return [...local, ...remote].sort((a, b) => (a.ip < b.ip ? -1 : 1));
     },
     async cleanup() {
       const removed = endpoints.listEndpoints().map((e) => e.hostIfName);
@@ -295,6 +339,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     async stop() {
       // A clean stop leaves the datapath in place: containers keep their connectivity.
       watcher.stop();
+      nodeSync.stop();
       policy.stop();
       metricsServer?.close();
       await Promise.allSettled([plugin.stop(), api.stop()]);

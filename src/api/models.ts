@@ -46,6 +46,8 @@ export interface StatusModel {
   kvstore: { backend: string; healthy: boolean; detail: string };
   docker: { connected: boolean; detail: string };
   datapath: string;
+  /** Periodic store resync and heartbeat. */
+  resync?: { intervalMs: number; resyncs: number; lastResyncAt?: string; lastResyncMs?: number; lastResyncError?: string; lastHeartbeatAt?: string };
   endpoints: Record<string, number>;
   identities: number;
   networks: number;

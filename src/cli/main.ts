@@ -51,6 +51,7 @@ export function buildProgram(): Command {
           `KVStore:     ${s.kvstore.healthy ? 'Ok' : 'Failure'}   ${s.kvstore.backend}: ${s.kvstore.detail}`,
           `Docker:      ${s.docker.connected ? 'Ok' : 'Failure'}   ${s.docker.detail}`,
           `Datapath:    ${s.datapath}`,
+          `Resync:      ${s.resync ? `every ${Math.round(s.resync.intervalMs / 1000)}s, ${s.resync.resyncs} done, last ${s.resync.lastResyncAt ?? 'never'}${s.resync.lastResyncMs !== undefined ? ` (${s.resync.lastResyncMs} ms)` : ''}${s.resync.lastResyncError ? `, failing: ${s.resync.lastResyncError}` : ''}; heartbeat ${s.resync.lastHeartbeatAt ?? 'never'}` : 'n/a'}`,
           `Networks:    ${s.networks}`,
           `Endpoints:   ${eps}`,
           `Identities:  ${s.identities}`,

@@ -147,6 +147,12 @@ export class PolicyEngine {
     this.watchers = [];
   }
 
+  /** Re-lists identities and the repository (periodic resync, reconnect). */
+  async relist(): Promise<void> {
+    await this.resyncIdentities();
+    await this.reloadRepository();
+  }
+
   private async resyncIdentities(): Promise<void> {
     const ids = await this.deps.store.list(IDENTITY_PREFIX);
     const seen = new Set<number>();

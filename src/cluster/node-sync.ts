@@ -1,0 +1,163 @@
+/**
+ * This node's keys in the shared store and the periodic resync (DESIGN "Resync and outages").
+ *
+ * Owned keys: `nodes/v1/<node>` (node record, leased), `ip/v1/<ip>` -> {identity, node, endpoint}
+ * for every local endpoint (leased), `heartbeat/v1/<node>` (written every minute), and the
+ * identity references the allocator holds. A resync runs every --resync-interval (default 5 m,
+ * never overlapping) and at once after the store reconnects: it re-asserts every owned key,
+ * deletes ip keys of ours that no endpoint backs any more, and asks the watchers to re-list. Keys
+ * deleted behind the node's back are therefore repaired within one interval.
+ */
+import { hostname } from 'node:os';
+import { readFileSync } from 'node:fs';
+import type { KvStore } from '../kvstore/kvstore.js';
+import type { Logger } from '../util/log.js';
+import { scheduleEvery } from './resync-schedule.js';
+
+const IP_PREFIX = 'ip/v1/';
+const NODE_PREFIX = 'nodes/v1/';
+const HEARTBEAT_PREFIX = 'heartbeat/v1/';
+
+/** One local endpoint's address mapping. */
+export interface LocalIpEntry {
+  ip: string;
+  identity: number;
+  endpoint: number;
+}
+
+/** Callbacks into the rest of the daemon. */
+export interface NodeSyncDeps {
+  store: KvStore;
+  nodeName: string;
+  log: Logger;
+  intervalMs: number;
+  heartbeatIntervalMs?: number;
+  /** Current local endpoints' addresses. */
+  localIps(): LocalIpEntry[];
+  /** Re-writes identity references. */
+  reassertIdentities(): Promise<void>;
+  /** Re-lists watched prefixes (policies, identities). */
+  relist(): Promise<void>;
+}
+
+/** Resync status for `cilium status`. */
+export interface ResyncStatus {
+  lastResyncAt?: string;
+  lastResyncMs?: number;
+  lastResyncError?: string;
+  lastHeartbeatAt?: string;
+  resyncs: number;
+  intervalMs: number;
+}
+
+function bootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Keeps this node's keys in the store and runs the periodic resync. */
+export class NodeSync {
+  private readonly published = new Map<string, string>();
+  private readonly status: ResyncStatus;
+  private schedule: { stop(): void } | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly deps: NodeSyncDeps) {
+    this.status = { resyncs: 0, intervalMs: deps.intervalMs };
+  }
+
+  /** Status for the API. */
+  getStatus(): ResyncStatus {
+    return { ...this.status };
+  }
+
+  /** First full sync, then the schedule and the heartbeat. */
+  async start(): Promise<void> {
+    await this.resync('start').catch(() => undefined);
+    this.schedule = scheduleEvery(this.deps.intervalMs, `resync-${this.deps.nodeName}`, () => this.resync('interval'));
+    const beat = () => void this.heartbeat();
+    this.heartbeatTimer = setInterval(beat, this.deps.heartbeatIntervalMs ?? 60_000);
+    this.heartbeatTimer.unref();
+    beat();
+  }
+
+  /** Stops the schedule (keys stay; leased ones expire after the TTL if the daemon is gone). */
+  stop(): void {
+    this.schedule?.stop();
+    clearInterval(this.heartbeatTimer);
+  }
+
+  private ipValue(e: LocalIpEntry): string {
+    return JSON.stringify({ identity: e.identity, node: this.deps.nodeName, endpoint: e.endpoint });
+  }
+
+  /** Publishes the current local addresses now (after an endpoint change). Errors are logged; the resync retries. */
+  async publishIps(): Promise<void> {
+    const wanted = new Map(this.deps.localIps().map((e) => [e.ip, this.ipValue(e)]));
+    for (const [ip, value] of wanted) {
+      if (this.published.get(ip) === value) continue;
+      await this.deps.store.put(`${IP_PREFIX}${ip}`, value, { leased: true });
+      this.published.set(ip, value);
+    }
+    for (const ip of [...this.published.keys()]) {
+      if (wanted.has(ip)) continue;
+      const current = await this.deps.store.get(`${IP_PREFIX}${ip}`);
+      // Another node may own the address now; delete only our own entry.
+      if (current && (JSON.parse(current.value) as { node?: string }).node === this.deps.nodeName) await this.deps.store.atomicDelete(current.key, current.modRevision);
+      this.published.delete(ip);
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      await this.deps.store.put(`${HEARTBEAT_PREFIX}${this.deps.nodeName}`, new Date().toISOString(), { leased: true });
+      this.status.lastHeartbeatAt = new Date().toISOString();
+    } catch (err) {
+      this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'heartbeat write failed');
+    }
+  }
+
+  /** One full resync (never two at once; a call during a run waits for it). */
+  resync(reason: string): Promise<void> {
+    this.running ??= this.doResync(reason).finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async doResync(reason: string): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.deps.store.put(
+        `${NODE_PREFIX}${this.deps.nodeName}`,
+        JSON.stringify({ name: this.deps.nodeName, hostname: hostname(), bootId: bootId(), startedAt: this.status.lastResyncAt ?? new Date().toISOString() }),
+        { leased: true },
+      );
+      // Re-assert every owned ip key (repairs deletions behind our back) and drop stale ones.
+      this.published.clear();
+      const ours = await this.deps.store.list(IP_PREFIX);
+      const local = new Set(this.deps.localIps().map((e) => e.ip));
+      for (const p of ours.pairs) {
+        const ip = p.key.slice(IP_PREFIX.length);
+        const owner = (JSON.parse(p.value) as { node?: string }).node;
+        if (owner === this.deps.nodeName && !local.has(ip)) await this.deps.store.atomicDelete(p.key, p.modRevision);
+      }
+      await this.publishIps();
+      await this.deps.reassertIdentities();
+      await this.deps.relist();
+      this.status.lastResyncAt = new Date().toISOString();
+      this.status.lastResyncMs = Math.round(performance.now() - started);
+      this.status.lastResyncError = undefined;
+      this.status.resyncs++;
+      this.deps.log.debug({ reason, ms: this.status.lastResyncMs }, 'resync done');
+    } catch (err) {
+      this.status.lastResyncError = err instanceof Error ? err.message : String(err);
+      this.deps.log.warn({ reason, err: this.status.lastResyncError }, 'resync failed; the next one retries');
+      throw err;
+    }
+  }
+}
