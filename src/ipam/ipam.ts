@@ -34,7 +34,7 @@ import {
 } from './ipv4.js';
 import { PoolStore, poolIdForSubnet, type PoolRecord, type StoredPool } from './pool-store.js';
 import { toPoolView } from './pool-view.js';
-import { KeyedMutex } from './keyed-mutex.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
 import type {
   AddressAllocation,
   IpamOptions,

@@ -2,53 +2,28 @@
  * Reserved identities and the policy entities that select them, as Cilium defines them
  * (`pkg/identity/numericidentity.go`, `pkg/policy/api/entity.go`).
  *
- * The identity module owns allocation; policy only needs the fixed numbers and labels to evaluate
- * entities, so they are restated here (policy may import nothing but label types).
+ * The identity module owns the numbers (src/identity/reserved.ts); this module re-exports them and
+ * adds what policy needs on top: entities and which identities they select.
  */
 import { LabelSet, SOURCE_RESERVED } from '../identity/labels.js';
 import { SOURCE_CIDR } from './cidr.js';
 
-/** Identity 0: "any identity" in policy map keys (Cilium's wildcard; never allocated). */
-export const IDENTITY_WILDCARD = 0;
-/** `reserved:host` — the local host (its stack, and docker-proxy for published ports). */
-export const IDENTITY_HOST = 1;
-/** `reserved:world` — anything outside the cluster that has no more specific identity. */
-export const IDENTITY_WORLD = 2;
-/** `reserved:unmanaged` — a local container not managed by us. */
-export const IDENTITY_UNMANAGED = 3;
-/** `reserved:health` — health-check endpoints. */
-export const IDENTITY_HEALTH = 4;
-/** `reserved:init` — an endpoint whose labels are not known yet (cilium-docker's first packets). */
-export const IDENTITY_INIT = 5;
-/** `reserved:remote-node` — other hosts of the cluster. */
-export const IDENTITY_REMOTE_NODE = 6;
-/** `reserved:kube-apiserver` (kept for numbering parity with Cilium). */
-export const IDENTITY_KUBE_APISERVER = 7;
-/** `reserved:ingress` (kept for numbering parity with Cilium). */
-export const IDENTITY_INGRESS = 8;
-/** `reserved:world-ipv4` — world, IPv4 only (dual-stack clusters). */
-export const IDENTITY_WORLD_IPV4 = 9;
-/** `reserved:world-ipv6` — world, IPv6 only (dual-stack clusters). */
-export const IDENTITY_WORLD_IPV6 = 10;
-
-/** Reserved identity number -> the name after `reserved:` in its only label. */
-export const RESERVED_IDENTITY_NAMES: ReadonlyMap<number, string> = new Map([
-  [IDENTITY_HOST, 'host'],
-  [IDENTITY_WORLD, 'world'],
-  [IDENTITY_UNMANAGED, 'unmanaged'],
-  [IDENTITY_HEALTH, 'health'],
-  [IDENTITY_INIT, 'init'],
-  [IDENTITY_REMOTE_NODE, 'remote-node'],
-  [IDENTITY_KUBE_APISERVER, 'kube-apiserver'],
-  [IDENTITY_INGRESS, 'ingress'],
-  [IDENTITY_WORLD_IPV4, 'world-ipv4'],
-  [IDENTITY_WORLD_IPV6, 'world-ipv6'],
-]);
-
-/** Reserved identity number -> its label set (`reserved:host`, ...), for callers and the selector cache. */
-export const RESERVED_IDENTITY_LABELS: ReadonlyMap<number, LabelSet> = new Map(
-  [...RESERVED_IDENTITY_NAMES].map(([id, name]) => [id, new LabelSet([{ source: SOURCE_RESERVED, key: name, value: '' }])]),
-);
+export {
+  IDENTITY_WILDCARD,
+  IDENTITY_HOST,
+  IDENTITY_WORLD,
+  IDENTITY_UNMANAGED,
+  IDENTITY_HEALTH,
+  IDENTITY_INIT,
+  IDENTITY_REMOTE_NODE,
+  IDENTITY_KUBE_APISERVER,
+  IDENTITY_INGRESS,
+  IDENTITY_WORLD_IPV4,
+  IDENTITY_WORLD_IPV6,
+  RESERVED_IDENTITY_NAMES,
+  RESERVED_IDENTITY_LABELS,
+} from '../identity/reserved.js';
+import { RESERVED_IDENTITY_LABELS } from '../identity/reserved.js';
 
 /** Entities this implementation supports in `fromEntities`/`toEntities`. */
 export const SUPPORTED_ENTITIES = ['all', 'world', 'host', 'cluster'] as const;

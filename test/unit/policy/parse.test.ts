@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { PolicyValidationError } from '../../../src/util/errors.js';
 import { parsePolicyText, parsePolicyValue, validatePolicyDocument } from '../../../src/policy/parse.js';
 import type { CiliumNetworkPolicy, PeerRule } from '../../../src/policy/rule-types.js';
@@ -14,14 +14,8 @@ function items(policy: CiliumNetworkPolicy): PeerRule[] {
   return policy.rules.flatMap((r) => [...r.peerRules]);
 }
 
-/** The assertions `rejects` uses (the subset of tap's Test it needs). */
-interface Asserts {
-  fail(message?: string): boolean;
-  type(value: unknown, klass: unknown): boolean;
-  equal(found: unknown, wanted: unknown, message?: string): boolean;
-  ok(value: unknown, message?: string): boolean;
-  match(found: unknown, pattern: RegExp): boolean;
-}
+/** The assertions `rejects` uses: a tap Test. */
+type Asserts = Test;
 
 /** Asserts that parsing fails with ERR_POLICY_INVALID and that every expected line is in the message. */
 function rejects(t: Asserts, yaml: string, expected: Array<string | RegExp>): string {

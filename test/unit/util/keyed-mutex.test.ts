@@ -4,7 +4,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { KeyedMutex } from '../../../src/ipam/keyed-mutex.js';
+import { KeyedMutex } from '../../../src/util/keyed-mutex.js';
 
 t.test('tasks with the same key never overlap and run in call order', async (t) => {
   const mutex = new KeyedMutex();
