@@ -1,0 +1,116 @@
+/**
+ * DESIGN.md's rules on structure, checked on the source: dependency direction between modules
+ * (folders of src/), no cycles, and each third-party package imported from one module only
+ * (yaml is the one listed exception: config files, policy documents and etcd client configs are
+ * three different YAML inputs). Also type-checks the whole tree, tests included.
+ */
+import t from 'tap';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative, dirname, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+
+const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+const SRC = join(ROOT, 'src');
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+/** Module of a source file: its first folder under src/ (`kvstore/etcd` for backends), or the file for src/main.ts. */
+function moduleOf(file: string): string {
+  const rel = relative(SRC, file).split('/');
+  if (rel.length === 1) return rel[0]!.replace(/\.ts$/, '');
+  if (rel[0] === 'kvstore' && rel.length > 2) return `kvstore/${rel[1]}`;
+  if (rel[0] === 'datapath' && rel.length > 2) return `datapath/${rel[1]}`;
+  return rel[0]!;
+}
+
+const imports = new Map<string, { local: Set<string>; packages: Set<string> }>();
+for (const file of files(SRC)) {
+  const text = readFileSync(file, 'utf8');
+  const entry = imports.get(moduleOf(file)) ?? { local: new Set(), packages: new Set() };
+  imports.set(moduleOf(file), entry);
+  for (const m of text.matchAll(/^(?:import|export)[^'"]*from\s+'([^']+)'/gm)) {
+    const spec = m[1]!;
+    if (spec.startsWith('.')) {
+      const target = moduleOf(resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
+      if (target !== moduleOf(file)) entry.local.add(target);
+    } else if (!spec.startsWith('node:')) {
+      entry.packages.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
+    }
+  }
+}
+
+/** Allowed module dependencies (DESIGN.md "Dependency direction"), util and main aside. */
+const allowed: Record<string, string[]> = {
+  config: ['util'],
+  kvstore: ['util'],
+  'kvstore/local': ['kvstore', 'util'],
+  'kvstore/etcd': ['kvstore', 'util'],
+  'kvstore/consul': ['kvstore', 'util'],
+  ipam: ['kvstore', 'util'],
+  identity: ['kvstore', 'util'],
+  policy: ['identity', 'util'],
+  datapath: ['datapath/bpf', 'datapath/link', 'util'],
+  'datapath/bpf': ['util'],
+  'datapath/link': ['util'],
+  docker: ['util'],
+  endpoint: ['ipam', 'identity', 'policy', 'datapath', 'datapath/link', 'docker', 'kvstore', 'util'],
+  cluster: ['kvstore', 'datapath', 'util'],
+  plugin: ['endpoint', 'ipam', 'util'],
+  api: ['endpoint', 'identity', 'policy', 'cluster', 'util'],
+  cli: ['api', 'util'],
+  util: [],
+};
+
+t.test('modules depend only in the directions DESIGN.md allows', async (t) => {
+  for (const [mod, { local }] of imports) {
+    if (mod === 'main') continue;
+    const rules = allowed[mod];
+    t.ok(rules, `module ${mod} is known to the rules`);
+    for (const dep of local) t.ok(rules?.includes(dep), `${mod} -> ${dep}`);
+  }
+});
+
+t.test('no import cycles between modules', async (t) => {
+  const visiting = new Set<string>();
+  const done = new Set<string>();
+  const cycle: string[] = [];
+  const visit = (m: string, path: string[]): boolean => {
+    if (done.has(m)) return false;
+    if (visiting.has(m)) {
+      cycle.push(...path, m);
+      return true;
+    }
+    visiting.add(m);
+    for (const d of imports.get(m)?.local ?? []) if (visit(d, [...path, m])) return true;
+    visiting.delete(m);
+    done.add(m);
+    return false;
+  };
+  for (const m of imports.keys()) if (visit(m, [])) break;
+  t.same(cycle, [], 'no cycle');
+});
+
+t.test('each third-party package is imported from one module', async (t) => {
+  const users = new Map<string, string[]>();
+  for (const [mod, { packages }] of imports) for (const p of packages) users.set(p, [...(users.get(p) ?? []), mod]);
+  for (const [pkg, mods] of users) {
+    if (pkg === 'yaml') t.ok(mods.every((m) => ['config', 'policy', 'kvstore/etcd'].includes(m)), `yaml only where documented (${mods.join(', ')})`);
+    else t.equal(mods.length, 1, `${pkg}: ${mods.join(', ')}`);
+  }
+});
+
+t.test('the whole tree type-checks (src, tests, benches)', async (t) => {
+  const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
+  let out = '';
+  try {
+    execFileSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.check.json')], { cwd: ROOT, encoding: 'utf8', stdio: 'pipe' });
+  } catch (err) {
+    out = String((err as { stdout?: string }).stdout ?? err);
+  }
+  t.equal(out, '', 'tsc -p tsconfig.check.json reports nothing');
+});
