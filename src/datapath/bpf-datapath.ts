@@ -64,6 +64,7 @@ export class BpfDatapath extends RoutingDatapath {
   private readonly enforcement = new Map<number, EndpointEnforcement>();
   private readonly listeners = new Set<(e: DatapathEvent) => void>();
   private readonly hostAddresses = new Set<string>();
+  private readonly links = new Map<string, { ifindex: number; mac: string }>();
   private hostAddressTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: { bpfRoot: string; log: Logger }) {
@@ -155,9 +156,15 @@ export class BpfDatapath extends RoutingDatapath {
   }
 
   private async writeEndpoint(ep: DatapathEndpoint): Promise<number> {
-    const link = await getLink(ep.hostIfName);
-    if (!link) throw new Error(`veth ${ep.hostIfName} of endpoint ${ep.id} does not exist`);
-    this.maps.endpoints.set(ep.ipv4, this.endpointInfo(ep, link.address, link.ifindex));
+    // A veth's ifindex and MAC never change: look them up once (an `ip` spawn costs ~50 ms).
+    let link = this.links.get(ep.hostIfName);
+    if (!link) {
+      const found = await getLink(ep.hostIfName);
+      if (!found) throw new Error(`veth ${ep.hostIfName} of endpoint ${ep.id} does not exist`);
+      link = { ifindex: found.ifindex, mac: found.address };
+      this.links.set(ep.hostIfName, link);
+    }
+    this.maps.endpoints.set(ep.ipv4, this.endpointInfo(ep, link.mac, link.ifindex));
     return link.ifindex;
   }
 
@@ -182,6 +189,7 @@ export class BpfDatapath extends RoutingDatapath {
   }
 
   override async removeEndpoint(ep: DatapathEndpoint): Promise<void> {
+    this.links.delete(ep.hostIfName);
     this.maps.endpoints.delete(ep.ipv4);
     await this.maps.policy.removeEndpoint(ep.id);
     this.enforcement.delete(ep.id);
