@@ -93,7 +93,7 @@ export class BpfDatapath extends RoutingDatapath {
     await ensureMasqueradeRule();
     await this.refreshHostAddresses();
     // Addresses come and go on a host (DHCP, new interfaces): keep the host identity current.
-    this.hostAddressTimer = setInterval(() => void this.refreshHostAddresses().catch(() => undefined), 5000);
+    this.hostAddressTimer = setInterval(() => void this.refreshHostAddresses().catch(() => undefined), 15_000);
     this.hostAddressTimer.unref();
     this.events = new EventReader(
       this.maps.events,
