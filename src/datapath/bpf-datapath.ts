@@ -155,6 +155,10 @@ export class BpfDatapath extends RoutingDatapath {
     };
   }
 
+  protected override linkCreated(hostIfName: string, ifindex: number, mac: string): void {
+    this.links.set(hostIfName, { ifindex, mac });
+  }
+
   private async writeEndpoint(ep: DatapathEndpoint): Promise<number> {
     // A veth's ifindex and MAC never change: look them up once (an `ip` spawn costs ~50 ms).
     let link = this.links.get(ep.hostIfName);

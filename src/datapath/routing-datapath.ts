@@ -35,8 +35,12 @@ export class RoutingDatapath implements Datapath {
 
   async createEndpointLink(endpoint: Omit<DatapathEndpoint, 'mac'> & { mac?: string }): Promise<{ mac: string; hostIfIndex: number }> {
     const { host, container } = await createVethPair(endpoint.endpointId, { mac: endpoint.mac || undefined, mtu: endpoint.mtu });
+    this.linkCreated(endpoint.hostIfName, host.ifindex, host.address);
     return { mac: container.address, hostIfIndex: host.ifindex };
   }
+
+  /** Hook for subclasses that keep per-link facts (ifindex, MAC of the host side). */
+  protected linkCreated(_hostIfName: string, _ifindex: number, _mac: string): void {}
 
   async activateEndpoint(endpoint: DatapathEndpoint): Promise<void> {
     await routeToDevice(endpoint.ipv4, endpoint.hostIfName);

@@ -11,7 +11,7 @@
  * ARP for it and forwards the container's default-route traffic.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { runIp, runIpJson, isNotFound, isExists } from './ip-command.js';
+import { runIp, runIpBatch, runIpJson, isNotFound, isExists } from './ip-command.js';
 
 /** Name of the host device that carries the gateway addresses. */
 export const HOST_DEVICE = 'cilium_host';
@@ -62,22 +62,27 @@ async function setSysctl(path: string, value: string): Promise<void> {
  */
 export async function createVethPair(endpointId: string, options: { mac?: string; mtu?: number } = {}): Promise<{ host: LinkInfo; container: LinkInfo }> {
   const names = vethNames(endpointId);
-  const args = ['link', 'add', names.host];
-  if (options.mtu) args.push('mtu', String(options.mtu));
-  args.push('type', 'veth', 'peer', 'name', names.container);
-  if (options.mac) args.push('address', options.mac);
-  if (options.mtu) args.push('mtu', String(options.mtu));
+  const add = ['link', 'add', names.host];
+  if (options.mtu) add.push('mtu', String(options.mtu));
+  add.push('type', 'veth', 'peer', 'name', names.container);
+  if (options.mac) add.push('address', options.mac);
+  if (options.mtu) add.push('mtu', String(options.mtu));
+  let host: LinkInfo | undefined;
+  let container: LinkInfo | undefined;
   try {
-    await runIp(args);
+    // One process for create + up + both lookups (container start pays for every spawn).
+    const [hostShow, containerShow] = await runIpBatch([add, ['link', 'set', names.host, 'up'], ['link', 'show', 'dev', names.host], ['link', 'show', 'dev', names.container]]);
+    host = (hostShow as LinkInfo[] | undefined)?.[0];
+    container = (containerShow as LinkInfo[] | undefined)?.[0];
   } catch (err) {
     if (!isExists(err)) throw err;
+    // Idempotent re-create: the pair exists (the container side may already be in the sandbox).
+    await runIp(['link', 'set', names.host, 'up']);
+    [host, container] = await Promise.all([getLink(names.host), getLink(names.container)]);
   }
   await setSysctl(`/proc/sys/net/ipv4/conf/${names.host}/proxy_arp`, '1');
   await setSysctl(`/proc/sys/net/ipv4/conf/${names.host}/rp_filter`, '0');
-  await runIp(['link', 'set', names.host, 'up']);
-  const [host, container] = await Promise.all([getLink(names.host), getLink(names.container)]);
   if (!host) throw new Error(`veth ${names.host} vanished right after creation`);
-  // The container side may already have been moved into the sandbox (idempotent re-create).
   return { host, container: container ?? { ifindex: 0, ifname: names.container, address: options.mac ?? '', mtu: options.mtu ?? 1500, operstate: 'UNKNOWN' } };
 }
 
