@@ -76,8 +76,10 @@ export async function listenOnUnixSocket(app: Express, path: string, mode: numbe
     s.once('error', reject);
   });
   chmodSync(path, mode);
-  // Keep-alive connections from dockerd must not keep the process alive at shutdown.
-  (server as Server & { keepAliveTimeout?: number }).keepAliveTimeout = 5000;
+  // No idle timeout on keep-alive connections: with Node's default (5 s) dockerd sometimes reuses
+  // an idle connection just as we close it, gets "connection reset", and resends the call WITHOUT
+  // its body (protocol reference 1) — `docker run` then fails. Shutdown closes every connection.
+  (server as Server & { keepAliveTimeout?: number }).keepAliveTimeout = 0;
   return server;
 }
 
