@@ -20,12 +20,15 @@
  *        map of (c) holds only (c)'s entries;
  *  e     (a)'s topology with DP_IPT_RULES (50 000) non-matching iptables rules in the router's
  *        FORWARD chain (iptables-restore, default nft backend), as baselines section 2.
- * Each config: one iperf3 run (TCP, 1 stream, DP_IPERF_S s, client CPU0, server CPU1) and one
- * tcprr run (64-byte ping-pong, DP_RR_S s, both on CPU1) per round.
+ * Per round: one iperf3 run per config (TCP, 1 stream, DP_IPERF_S s, client CPU0, server CPU1),
+ * then tcprr (64-byte ping-pong, both on CPU1) for DP_RR_S s per config, in DP_RR_SLICES passes
+ * over the configs (alternating direction), combined per config.
  *
  * Then, unless turned off:
  *  - profile: per-run cost of our programs (kernel.bpf_stats_enabled switched on for the phase
  *    and restored) during one RR and one iperf3 run of (c) and (d);
+ *  - perf (opt-in, DP_PERF=1): one iperf3 and one RR run per config under a system-wide
+ *    `perf record -e cpu-clock`, folded into symbol families (bench/lib/perf-profile.ts);
  *  - install: (before the latency phase's containers exist) see below;
  *  - latency: DP_LAT_ENDPOINTS (100) containers on our networks (DP_LAT_NETWORKS, 4, of our
  *    driver: dockerd attaches to one network at a time); DP_LAT_IMPORTS times, import a
@@ -35,13 +38,13 @@
  *    src/datapath/bpf/ (bench/lib/policy-install.ts, inside the lab host's private bpffs).
  *
  * Run through bench/run.mjs (which compiles bench/bin/tcprr). Environment: DP_ROUNDS (5),
- * DP_CONFIGS ("a,b,bipt,c,d,e"), DP_IPERF_S (5), DP_RR_S (5), DP_WARMUP_S (1; 0 = no warm-up),
- * DP_FILL_ENTRIES (50000), DP_IPT_RULES (50000), DP_BPF_STATS (1), DP_LAT_ENDPOINTS (100; 0 =
+ * DP_CONFIGS ("a,b,bipt,c,d,e"), DP_IPERF_S (5), DP_RR_S (5), DP_RR_SLICES (5), DP_WARMUP_S (1; 0 = no warm-up),
+ * DP_FILL_ENTRIES (50000), DP_IPT_RULES (50000), DP_BPF_STATS (1), DP_PERF (0), DP_LAT_ENDPOINTS (100; 0 =
  * skip), DP_LAT_IMPORTS (5), DP_LAT_NETWORKS (4), DP_INSTALL_ENTRIES (1000000; 0 = skip), DP_INSTALL_REPS (3),
  * BENCH_OUT, BENCH_DAEMON_LOG.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,14 +56,16 @@ import { CiliumDaemon } from '../test/support/cilium-daemon.js';
 import type { BpfEndpointPolicyModel, EndpointModel, PolicyRevisionModel, PolicyWaitModel } from '../src/api/models.js';
 import { ContainerPair, reapStaleTopologies, RoutedTopology, type EndpointPair } from './lib/endpoint-pair.js';
 import { envInt, LabSession, machineLoad, progress, sleep } from './lib/lab-session.js';
-import { IPERF_PORT, measureRr, measureThroughput, RR_PORT, startServers, TCPRR, waitListening, type RrSample, type ThroughputSample } from './lib/netperf.js';
+import { combineRr, IPERF_PORT, measureRr, measureThroughput, RR_PORT, startServers, TCPRR, waitListening, type RrSample, type ThroughputSample } from './lib/netperf.js';
 import { fillerPolicies, ingressAllowPolicy } from './lib/policy-text.js';
 import { StraceSession, type StraceResult } from './lib/strace.js';
+import { profileDuring } from './lib/perf-profile.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ROUNDS = envInt('DP_ROUNDS', 5, 1);
 const IPERF_S = envInt('DP_IPERF_S', 5, 1);
 const RR_S = envInt('DP_RR_S', 5, 1);
+const RR_SLICES = envInt('DP_RR_SLICES', 5, 1);
 const WARMUP_S = envInt('DP_WARMUP_S', 1, 0);
 const FILL = envInt('DP_FILL_ENTRIES', 50_000, 0);
 const IPT_RULES = envInt('DP_IPT_RULES', 50_000, 0);
@@ -68,6 +73,7 @@ const BPF_STATS = envInt('DP_BPF_STATS', 1, 0) !== 0;
 const LAT_N = envInt('DP_LAT_ENDPOINTS', 100, 0);
 const LAT_IMPORTS = envInt('DP_LAT_IMPORTS', 5, 1);
 const LAT_NETWORKS = envInt('DP_LAT_NETWORKS', 4, 1);
+const PERF_ON = envInt('DP_PERF', 0, 0) !== 0;
 const INSTALL_ENTRIES = envInt('DP_INSTALL_ENTRIES', 1_000_000, 0);
 const INSTALL_REPS = envInt('DP_INSTALL_REPS', 3, 1);
 const OUT = process.env.BENCH_OUT;
@@ -274,12 +280,17 @@ async function roundsPhase(): Promise<RoundSample[]> {
   }
   const samples: RoundSample[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    for (const [position, config] of rotate(CONFIGS, r).entries()) {
-      const pair = pairs.get(config)!;
-      const tput = await measureThroughput(pair, IPERF_S);
-      const rr = await measureRr(pair, RR_S);
-      samples.push({ round: r, position, config, tput, rr });
+    const order = rotate(CONFIGS, r);
+    const tputs = new Map<ConfigKey, ThroughputSample>();
+    for (const config of order) tputs.set(config, await measureThroughput(pairs.get(config)!, IPERF_S));
+    // RR in DP_RR_SLICES passes over the configs (forward, backward, ...): this VM has slow
+    // phases lasting seconds (+7 µs RTT whatever the config, CPU0 idle), which a config measured
+    // in one 5 s block catches or misses by luck; in slices they hit every config alike.
+    const slices = new Map<ConfigKey, RrSample[]>(order.map((c) => [c, []]));
+    for (let pass = 0; pass < RR_SLICES; pass++) {
+      for (const config of pass % 2 === 0 ? order : [...order].reverse()) slices.get(config)!.push(await measureRr(pairs.get(config)!, RR_S / RR_SLICES, 100));
     }
+    for (const [position, config] of order.entries()) samples.push({ round: r, position, config, tput: tputs.get(config)!, rr: combineRr(slices.get(config)!) });
     const line = samples
       .filter((s) => s.round === r)
       .map((s) => `${s.config} ${s.tput.gbps.toFixed(2)} Gbit/s ${s.rr.p50.toFixed(1)} µs`)
@@ -288,6 +299,28 @@ async function roundsPhase(): Promise<RoundSample[]> {
   }
   for (const s of servers) s.kill('SIGTERM');
   return samples;
+}
+
+// ---- perf: where the CPUs go (opt-in) --------------------------------------------------------
+
+/** One iperf3 and one RR run per config under `perf record -e cpu-clock -a` (DP_PERF=1). */
+async function perfPhase(): Promise<Record<string, unknown> | undefined> {
+  if (!PERF_ON) return undefined;
+  const out: Record<string, unknown> = {};
+  const servers: LabProcess[] = [];
+  try {
+    for (const c of CONFIGS) {
+      const pair = pairs.get(c)!;
+      servers.push(...(await startServers(pair, `${c}-perf`)));
+      const tput = await profileDuring(() => measureThroughput(pair, IPERF_S), IPERF_S);
+      const rr = await profileDuring(() => measureRr(pair, RR_S), RR_S);
+      out[c] = { tput: { gbps: tput.value.gbps, ...tput.profile }, rr: { p50: rr.value.p50, tps: rr.value.tps, ...rr.profile } };
+      progress(`perf ${c}: iperf3 ${tput.value.gbps.toFixed(2)} Gbit/s, RR p50 ${rr.value.p50.toFixed(1)} µs profiled`);
+    }
+  } finally {
+    for (const s of servers) s.kill('SIGTERM');
+  }
+  return out;
 }
 
 // ---- profile: per-run cost of our programs --------------------------------------------------
@@ -541,6 +574,17 @@ try {
     const a = pairs.get('a') as RoutedTopology;
     info.a = { router: a.router, client: a.c1, server: a.c2, iptablesInRouter: (await a.runIn(a.router, ['iptables-save'], 30_000)).stdout.split('\n').filter((l) => l.startsWith('-A ')).length };
   }
+  // What was measured: the tree is shared and rebuilt by others, so record it (as single-host does).
+  const git = async (args: string[]): Promise<string> => (await runCommand('git', ['-C', ROOT, ...args])).stdout.trim();
+  const status = daemonC ? await daemonC.api.call<{ datapath?: string; kvstore?: { backend?: string } }>('GET', '/v1/status').catch(() => undefined) : undefined;
+  const code = {
+    head: await git(['rev-parse', '--short', 'HEAD']),
+    uncommittedSrcFiles: (await git(['status', '--porcelain', '--', 'src'])).split('\n').filter((l) => l !== '').length,
+    distBuiltAt: statSync(join(ROOT, 'dist', 'main.js')).mtime.toISOString(),
+    bpfObjectBuiltAt: statSync(join(ROOT, 'bpf', 'lxc.bpf.o')).mtime.toISOString(),
+    datapath: status?.datapath ?? '?',
+    kvstore: status?.kvstore?.backend ?? '?',
+  };
   const versions = {
     kernel: execFileSync('uname', ['-r']).toString().trim(),
     iperf3: execFileSync('iperf3', ['--version']).toString().split('\n')[0]?.trim(),
@@ -559,6 +603,7 @@ try {
   };
   const samples = CONFIGS.length > 0 ? await timed('rounds', roundsPhase) : [];
   const profile = await timed('profile', profilePhase);
+  const perf = await timed('perf', perfPhase);
   // Before the latency phase: the 100 containers are not there yet to share the CPUs.
   const install = await timed('install', installPhase);
   const latency = await timed('latency', latencyPhase);
@@ -569,11 +614,13 @@ try {
     startedAt,
     durationS: elapsedS(),
     phases,
-    settings: { configs: CONFIGS, rounds: ROUNDS, iperfS: IPERF_S, rrS: RR_S, warmupS: WARMUP_S, fill: FILL, iptRules: IPT_RULES, bpfStats: BPF_STATS, latEndpoints: LAT_N, latImports: LAT_IMPORTS, latNetworks: LAT_NETWORKS, installEntries: INSTALL_ENTRIES, installReps: INSTALL_REPS },
+    settings: { configs: CONFIGS, rounds: ROUNDS, iperfS: IPERF_S, rrS: RR_S, rrSlices: RR_SLICES, warmupS: WARMUP_S, fill: FILL, iptRules: IPT_RULES, bpfStats: BPF_STATS, latEndpoints: LAT_N, latImports: LAT_IMPORTS, latNetworks: LAT_NETWORKS, installEntries: INSTALL_ENTRIES, installReps: INSTALL_REPS },
     machine: { loadBefore, loadAfter: machineLoad(), versions },
+    code,
     configs: info,
     samples,
     profile,
+    perf,
     latency,
     install,
   };

@@ -42,9 +42,13 @@ export function renderDatapath(res) {
     `Kernel ${m.versions?.kernel}, ${m.versions?.iperf3}, Node ${m.versions?.node}. Load average ${m.loadBefore?.load1} before / ${m.loadAfter?.load1} after on ${m.loadBefore?.cpus} CPUs` +
       (m.loadBefore?.load1 > 1 || m.loadAfter?.load1 > 2 ? ' — **other work was running: read the paired ratios, not absolute numbers**.' : '.') +
       ` ${s.rounds} interleaved rounds (order rotated each round${s.warmupS > 0 ? `, after an unrecorded ${s.warmupS} s warm-up of each config` : ''}); per config and round one ` +
-      `\`iperf3 -t ${s.iperfS}\` (TCP, 1 stream, receiver Gbit/s; client \`taskset -c 0\`, server \`-c 1\`) and one \`tcprr\` run of ${s.rrS} s ` +
-      `(64-byte TCP_NODELAY ping-pong, client and server both on CPU1 = "same-CPU" RR). Cells: median [min–max]; ratios: median of per-round paired ratios.`,
+      `\`iperf3 -t ${s.iperfS}\` (TCP, 1 stream, receiver Gbit/s; client \`taskset -c 0\`, server \`-c 1\`), then \`tcprr\` for ${s.rrS} s ` +
+      `(64-byte TCP_NODELAY ping-pong, client and server both on CPU1 = "same-CPU" RR)` +
+      ((s.rrSlices ?? 1) > 1 ? ` in ${s.rrSlices} passes of ${fmt(s.rrS / s.rrSlices, 1)} s over the configs (alternating direction; per round: median of the passes' percentiles, total transactions/s)` : '') +
+      '. Cells: median [min–max] over rounds; ratios: median of per-round paired ratios.',
   );
+  const c = res.code;
+  if (c) out.push(`Code measured: HEAD ${c.head}${c.uncommittedSrcFiles ? ` + ${c.uncommittedSrcFiles} uncommitted file(s) under src/` : ''}, dist built ${c.distBuiltAt}, bpf/lxc.bpf.o built ${c.bpfObjectBuiltAt}; daemon datapath \`${c.datapath}\`, kvstore \`${c.kvstore}\`.`);
   if (res.phases) out.push(`Time per phase (s): ${Object.entries(res.phases).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')} (then the lab hosts are removed).`);
   out.push('');
 
@@ -89,14 +93,24 @@ export function renderDatapath(res) {
     );
     out.push('');
 
+    // A round is "quiet" when CPU0 (not used by the RR pair) was mostly idle during every RR run
+    // of the round: other work on the machine then did not sit on the measured CPUs.
+    const QUIET_BUSY = 50;
+    const quietRounds = new Set();
+    for (let r = 0; r < s.rounds; r++) {
+      const inRound = samples.filter((x) => x.round === r);
+      if (inRound.length > 0 && inRound.every((x) => (x.rr.machineCpuBusy?.[0] ?? 100) < QUIET_BUSY)) quietRounds.add(r);
+    }
+    const quietOnly = (arr) => arr.map((v, i) => (quietRounds.has(i) ? v : undefined));
     const rows = [];
     const check = (name, c1, c2, metric, f, target, higherIsBetter, count = true) => {
       if (!has(c1) || !has(c2)) return;
       const paired = pairedRatio(f(c1), f(c2));
+      const pairedQuiet = quietRounds.size > 0 ? `${fmt(pairedRatio(quietOnly(f(c1)), quietOnly(f(c2))), 3)}×` : '–';
       const ofMedians = median(f(c1).filter((v) => v !== undefined)) / median(f(c2).filter((v) => v !== undefined));
       const ok = target === undefined ? undefined : higherIsBetter ? paired >= target : paired <= target;
       const digits = target !== undefined && Math.abs(paired - target) < 0.001 ? 4 : 3;
-      rows.push([name, metric, `**${fmt(paired, digits)}×**`, `${fmt(ofMedians, 3)}×`, target === undefined ? 'reference' : `${higherIsBetter ? '≥' : '≤'} ${target}×`, ok === undefined ? '' : verdict(ok)]);
+      rows.push([name, metric, `**${fmt(paired, digits)}×**`, pairedQuiet, `${fmt(ofMedians, 3)}×`, target === undefined ? 'reference' : `${higherIsBetter ? '≥' : '≤'} ${target}×`, ok === undefined ? '' : verdict(ok)]);
       if (ok !== undefined && count) verdicts.push({ name: `datapath: ${name} ${metric} ${higherIsBetter ? '>=' : '<='} ${target}x`, ok, text: `${fmt(paired, digits)}x` });
     };
     check('(c) / (a)', 'c', 'a', 'Gbit/s', gbps, TARGETS.cVsATput, true);
@@ -121,7 +135,12 @@ export function renderDatapath(res) {
     if (rows.length > 0) {
       out.push('Paired ratios and targets ("(c) ≥ 1.10× (b)" and "(d) ≥ 0.97× (c)" are checked on both throughput and RR transactions/s):');
       out.push('');
-      out.push(table(['comparison', 'metric', 'paired ratio (median of rounds)', 'ratio of medians', 'target', 'verdict'], rows));
+      out.push(table(['comparison', 'metric', 'paired ratio (median of rounds)', `same, quiet rounds only (${quietRounds.size} of ${s.rounds})`, 'ratio of medians', 'target', 'verdict'], rows));
+      out.push('');
+      out.push(
+        `Verdicts use every round. "Quiet" rounds: CPU0 (which the RR pair does not use) < ${QUIET_BUSY} % busy during every RR run of the round` +
+          (quietRounds.size < s.rounds ? ` — **${s.rounds - quietRounds.size} of ${s.rounds} rounds ran while other work occupied the machine**.` : '.'),
+      );
       out.push('');
     }
 
@@ -155,6 +174,13 @@ export function renderDatapath(res) {
     const busy0 = configs.map((c) => `${c} ${fmt(median(series(c, (x) => x.rr.machineCpuBusy?.[0]).filter((v) => v !== undefined)))}`).join(', ');
     out.push(`iperf3 median retransmits: ${retrans}. iperf3 CPU % sender/receiver (median): ${cpu}.`);
     out.push(`CPU0 busy % during the RR runs (client and server are on CPU1, so this is other work on the machine; median): ${busy0}.`);
+    const slicesOf = (c) => samples.filter((x) => x.config === c).flatMap((x) => x.rr.slices ?? [x.rr]);
+    const slow = configs.map((c) => {
+      const all = slicesOf(c);
+      const typical = median(all.map((x) => x.p50));
+      return `${c} ${all.filter((x) => x.p50 > typical * 1.2).length}/${all.length}`;
+    });
+    out.push(`RR runs more than 20 % above their config's median p50 (this VM has slow phases of seconds, +~7 µs RTT on every config while CPU0 is idle): ${slow.join(', ')}.`);
     out.push('');
   }
 
@@ -179,6 +205,20 @@ export function renderDatapath(res) {
       ),
     );
     out.push('');
+  }
+
+  // perf families.
+  const perf = res.perf;
+  if (perf && Object.keys(perf).length > 0) {
+    const fams = [...new Set(Object.values(perf).flatMap((p) => [...Object.keys(p.tput.families ?? {}), ...Object.keys(p.rr.families ?? {})]))].sort();
+    for (const [kind, title] of [['tput', 'iperf3'], ['rr', 'RR']]) {
+      out.push(`### Where the CPUs go during one ${title} run (\`perf record -e cpu-clock -a\`, % of all samples on both CPUs)`);
+      out.push('');
+      out.push(table(['family', ...Object.keys(perf).map((k) => `(${k === 'bipt' ? "b'" : k})`)], fams.map((f) => [f, ...Object.values(perf).map((p) => fmt(p[kind].families?.[f] ?? 0, 1))])));
+      out.push('');
+      out.push(Object.entries(perf).map(([k, p]) => `- (${k}) top: ${(p[kind].top ?? []).slice(0, 6).map((t) => `${t.symbol} ${fmt(t.pct, 1)}`).join(', ')}`).join('\n'));
+      out.push('');
+    }
   }
 
   // Latency.
@@ -242,6 +282,7 @@ export function renderDatapath(res) {
       ['`BpfMap.deleteBatch` of all of them', msOf((r) => r.deleteMs), rate((r) => r.deleteMs), false],
     ];
     if (ins.reps[0]?.encodeMs !== undefined) rows.push(['encoding alone (abi.ts encoders + Buffer.concat, no syscall)', msOf((r) => r.encodeMs), rate((r) => r.encodeMs), false]);
+    if (ins.reps[0]?.allocMs !== undefined) rows.push([`of which: ${fmt(2 * ins.entries)} × \`Buffer.alloc\` of ${ins.keyBytes} / ${ins.valueBytes} bytes (one per key and per value, as the encoders do)`, msOf((r) => r.allocMs), rate((r) => r.allocMs), false]);
     if (ins.reps[0]?.hashRawMs !== undefined) rows.push(['reference: same batch into a `BPF_MAP_TYPE_HASH` of the same key/value', msOf((r) => r.hashRawMs), rate((r) => r.hashRawMs), false]);
     out.push(
       table(

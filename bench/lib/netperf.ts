@@ -7,7 +7,7 @@
  *  - RR "same-CPU": bench/bin/tcprr, 64-byte ping-pong over TCP_NODELAY for S seconds, client and
  *    server both pinned to CPU1; RTT p50/p90/p99 and transactions/s.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { LabProcess } from '../../test/lab/lab-process.js';
 import type { EndpointPair } from './endpoint-pair.js';
@@ -32,6 +32,29 @@ function cpuTimes(): Array<[number, number]> {
     });
 }
 
+/** PID of the softirq thread of CPU1 (ksoftirqd/1), where the RR pair runs. */
+const KSOFTIRQD1 = ((): number | undefined => {
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'ksoftirqd/1') return Number(pid);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+})();
+
+/** Context switches of ksoftirqd/1 so far: softirq work deferred to the thread instead of run inline. */
+function ksoftirqdSwitches(): number {
+  if (KSOFTIRQD1 === undefined) return NaN;
+  try {
+    const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${KSOFTIRQD1}/status`, 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Busy % of each CPU over `fn` (every process on the machine, ours included). */
 async function withCpuBusy<T>(fn: () => Promise<T>): Promise<[T, number[]]> {
   const before = cpuTimes();
@@ -52,9 +75,10 @@ export interface ThroughputSample {
   machineCpuBusy: number[];
 }
 
-/** One tcprr client run. */
+/** One tcprr client run (or several combined, see combineRr). */
 export interface RrSample {
   transactions: number;
+  seconds: number;
   tps: number;
   p50: number;
   p90: number;
@@ -63,6 +87,8 @@ export interface RrSample {
   max: number;
   /** Busy % of each CPU during the run: CPU1 runs client and server, so CPU0's is other work. */
   machineCpuBusy: number[];
+  /** Wake-ups of ksoftirqd/1 during the run (softirq work deferred to the thread: extra context switches). */
+  ksoftirqd1Switches: number;
 }
 
 /** Waits until something listens on TCP `port` in the server's namespace (ss; logs are block-buffered). */
@@ -125,6 +151,7 @@ export async function measureThroughput(pair: EndpointPair, seconds: number): Pr
 
 interface TcprrJson {
   transactions: number;
+  seconds: number;
   tps: number;
   p50_us: number;
   p90_us: number;
@@ -133,11 +160,41 @@ interface TcprrJson {
   max_us: number;
 }
 
-/** One tcprr client run of `seconds` (plus its 200 ms unrecorded warm-up), pinned to CPU1. */
-export async function measureRr(pair: EndpointPair, seconds: number): Promise<RrSample> {
-  const argv = [TASKSET, '-c', '1', TCPRR, 'client', '-H', pair.serverIp, '-p', String(RR_PORT), '-t', String(seconds), '-j'];
+/** One tcprr client run of `seconds` (after `warmupMs` unrecorded), pinned to CPU1. */
+export async function measureRr(pair: EndpointPair, seconds: number, warmupMs = 200): Promise<RrSample> {
+  const argv = [TASKSET, '-c', '1', TCPRR, 'client', '-H', pair.serverIp, '-p', String(RR_PORT), '-t', String(seconds), '-w', String(warmupMs), '-j'];
+  const softirqBefore = ksoftirqdSwitches();
   const [r, busy] = await withCpuBusy(() => pair.runInClient(argv, (seconds + 30) * 1000));
+  const ksoftirqd1Switches = ksoftirqdSwitches() - softirqBefore;
   if (r.code !== 0) throw new Error(`tcprr to ${pair.serverIp} failed (exit ${r.code}): ${r.stderr.trim()}`);
   const j = JSON.parse(r.stdout.trim()) as TcprrJson;
-  return { transactions: j.transactions, tps: j.tps, p50: j.p50_us, p90: j.p90_us, p99: j.p99_us, mean: j.mean_us, max: j.max_us, machineCpuBusy: busy };
+  return { transactions: j.transactions, seconds: j.seconds, tps: j.tps, p50: j.p50_us, p90: j.p90_us, p99: j.p99_us, mean: j.mean_us, max: j.max_us, machineCpuBusy: busy, ksoftirqd1Switches };
+}
+
+/**
+ * Several short RR runs of one config as one sample: percentiles are the median of the runs'
+ * percentiles, transactions/s the total over the total time, CPU busy the mean.
+ */
+export function combineRr(slices: readonly RrSample[]): RrSample & { slices: RrSample[] } {
+  const med = (f: (x: RrSample) => number): number => {
+    const v = slices.map(f).sort((a, b) => a - b);
+    const mid = Math.floor(v.length / 2);
+    return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  };
+  const transactions = slices.reduce((a, x) => a + x.transactions, 0);
+  const seconds = slices.reduce((a, x) => a + x.seconds, 0);
+  const cpus = slices[0]?.machineCpuBusy.length ?? 0;
+  return {
+    transactions,
+    seconds,
+    tps: transactions / seconds,
+    p50: med((x) => x.p50),
+    p90: med((x) => x.p90),
+    p99: med((x) => x.p99),
+    mean: slices.reduce((a, x) => a + x.mean * x.transactions, 0) / transactions,
+    max: Math.max(...slices.map((x) => x.max)),
+    machineCpuBusy: Array.from({ length: cpus }, (_, i) => slices.reduce((a, x) => a + x.machineCpuBusy[i]!, 0) / slices.length),
+    ksoftirqd1Switches: slices.reduce((a, x) => a + x.ksoftirqd1Switches, 0),
+    slices: [...slices],
+  };
 }

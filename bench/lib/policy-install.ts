@@ -12,6 +12,7 @@
  *  - raw:    the addon's mapUpdateBatch on pre-encoded buffers: the kernel + addon cost alone;
  *  - delete: BpfMap.deleteBatch of every key (the map is emptied between writes);
  *  - encode: the typed path's encoding alone (abi.ts encoders + Buffer.concat, no syscall);
+ *  - alloc:  only the 2 x ENTRIES small Buffer.alloc calls those encoders make;
  *  - hash:   the raw batch into a BPF_MAP_TYPE_HASH of the same key/value size (reference: what
  *            the kernel's LPM trie costs over a hash table);
  *  - sync1:  (first repetition) PolicyMap.syncEndpoint of ONE endpoint's 100 entries while the
@@ -116,15 +117,23 @@ try {
     const encodeMs = ms(t0);
     if (encoded !== N * (keyBytes + valueBytes)) throw new Error('encoding produced the wrong size');
 
+    // Only the allocations the encoders make: one Buffer.alloc per key and per value.
+    t0 = performance.now();
+    const allocated: Buffer[] = [];
+    for (let i = 0; i < N; i++) allocated.push(Buffer.alloc(keyBytes), Buffer.alloc(valueBytes));
+    const allocMs = ms(t0);
+    if (allocated.length !== 2 * N) throw new Error('allocation count');
+    allocated.length = 0;
+
     t0 = performance.now();
     const hashWritten = await bpfNative().mapUpdateBatch(hash.fd, keysBuf, valuesBuf, 0);
     const hashRawMs = ms(t0);
     if (hashWritten !== N) throw new Error(`hash batch wrote ${hashWritten} of ${N}`);
     await hash.deleteBatch(keyList);
 
-    reps.push({ typedMs, rawMs, deleteMs, encodeMs, hashRawMs, sync1Ms, sync1Written, countAfterTyped });
+    reps.push({ typedMs, rawMs, deleteMs, encodeMs, allocMs, hashRawMs, sync1Ms, sync1Written, countAfterTyped });
     progress(
-      `rep ${r + 1}/${REPS}: typed ${typedMs.toFixed(0)} ms (encoding ${encodeMs.toFixed(0)} ms), raw ${rawMs.toFixed(0)} ms (hash map ${hashRawMs.toFixed(0)} ms), ` +
+      `rep ${r + 1}/${REPS}: typed ${typedMs.toFixed(0)} ms (encoding ${encodeMs.toFixed(0)} ms, of which allocating ${allocMs.toFixed(0)} ms), raw ${rawMs.toFixed(0)} ms (hash map ${hashRawMs.toFixed(0)} ms), ` +
         `delete ${deleteMs.toFixed(0)} ms${r === 0 ? `, sync of 100 entries beside ${N}: ${sync1Ms.toFixed(0)} ms` : ''}`,
     );
   }
