@@ -2,7 +2,19 @@
  * A KvStore decorator that times every call (for `cilium_kvstore_operations_duration_seconds`)
  * and tracks reachability (for `cilium status` and outage handling), whatever the backend.
  */
-import type { CasResult, KvPair, KvStatus, KvStore, ListResult, PutOptions, WatchHandlers, Watcher } from './kvstore.js';
+import type {
+  CasResult,
+  KvPair,
+  KvStatus,
+  KvStore,
+  ListResult,
+  PutOptions,
+  TxnCondition,
+  TxnOperation,
+  TxnResult,
+  WatchHandlers,
+  Watcher,
+} from './kvstore.js';
 
 /** Receives one observation per call. */
 export type KvObserver = (action: string, seconds: number, ok: boolean) => void;
@@ -66,6 +78,9 @@ export class InstrumentedKvStore implements KvStore {
   }
   deletePrefix(prefix: string): Promise<number> {
     return this.timed('deletePrefix', () => this.inner.deletePrefix(prefix));
+  }
+  transaction(conditions: readonly TxnCondition[], operations: readonly TxnOperation[]): Promise<TxnResult> {
+    return this.timed('transaction', () => this.inner.transaction(conditions, operations));
   }
   watch(prefix: string, fromRevision: bigint, handlers: WatchHandlers): Watcher {
     return this.inner.watch(prefix, fromRevision, handlers);

@@ -62,6 +62,34 @@ export interface ListResult {
   revision: bigint;
 }
 
+/**
+ * One condition of a {@link KvStore.transaction}: the key is absent, has this mod revision, or
+ * has this value.
+ */
+export type TxnCondition =
+  | { key: string; absent: true }
+  | { key: string; modRevision: bigint }
+  | { key: string; value: string };
+
+/** One write of a {@link KvStore.transaction}. */
+export type TxnOperation =
+  | { op: 'put'; key: string; value: string; leased?: boolean }
+  | { op: 'delete'; key: string };
+
+/**
+ * Result of a transaction: committed at `revision`, or not applied because a condition did not
+ * hold, with the current pair (undefined = absent) of every key the conditions name.
+ */
+export type TxnResult =
+  | { ok: true; revision: bigint }
+  | { ok: false; current: Map<string, KvPair | undefined> };
+
+/**
+ * Most conditions plus operations in one transaction: Consul's limit (64 operations per
+ * `/v1/txn`); etcd's default `--max-txn-ops` is 128.
+ */
+export const MAX_TXN_OPERATIONS = 64;
+
 /** Health as shown by `cilium status`. */
 export interface KvStatus {
   backend: 'local' | 'etcd' | 'consul';
@@ -93,6 +121,13 @@ export interface KvStore {
   atomicDelete(key: string, prevRevision: bigint): Promise<boolean>;
   /** Delete every key under `prefix`; returns how many were removed. */
   deletePrefix(prefix: string): Promise<number>;
+  /**
+   * All `operations` at one revision if every condition holds, none otherwise (etcd's Txn, a
+   * Consul `/v1/txn`). At most {@link MAX_TXN_OPERATIONS} conditions plus operations (a
+   * BadRequestError beyond); a key may be written at most once. A failed condition is not an
+   * error: the result carries the conditions' keys as they are now.
+   */
+  transaction(conditions: readonly TxnCondition[], operations: readonly TxnOperation[]): Promise<TxnResult>;
   /** Watch changes under `prefix` strictly after `fromRevision`. */
   watch(prefix: string, fromRevision: bigint, handlers: WatchHandlers): Watcher;
   /** Backend health and lease. */

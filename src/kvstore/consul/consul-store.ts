@@ -41,7 +41,20 @@
  */
 import { ConfigError, KvUnavailableError } from '../../util/errors.js';
 import { log, type Logger } from '../../util/log.js';
-import type { CasResult, KvPair, KvStatus, KvStore, ListResult, PutOptions, WatchHandlers, Watcher } from '../kvstore.js';
+import type {
+  CasResult,
+  KvPair,
+  KvStatus,
+  KvStore,
+  ListResult,
+  PutOptions,
+  TxnCondition,
+  TxnOperation,
+  TxnResult,
+  WatchHandlers,
+  Watcher,
+} from '../kvstore.js';
+import { assertTransactionShape } from '../transaction-shape.js';
 import { ConsulHttpClient } from './consul-client.js';
 import { assertConsulKey, assertConsulPrefix, kvPath } from './consul-keys.js';
 import { CONSUL_SESSION_TTL_MAX_MS, formatGoDuration, normalizeConsulAddress, type ConsulStoreOptions } from './consul-options.js';
@@ -70,6 +83,11 @@ const WATCH_SETTLE_MS = 2_000;
 const SNAPSHOT_LIMIT = 16;
 /** Attempts of a leased write whose session is lost or whose key another session holds. */
 const LEASED_WRITE_ATTEMPTS = 4;
+/**
+ * Attempts of a transaction: besides the leased-write causes, a value condition (read, then
+ * `check-index`) whose key was rewritten with the same value between the read and the commit.
+ */
+const TRANSACTION_ATTEMPTS = 8;
 
 /** A list's key revisions, the prefix's state at every index in [validFrom, validTo]. */
 interface Snapshot {
@@ -267,6 +285,131 @@ export class ConsulKvStore implements KvStore {
     for (const entry of outcome.results) this.boundKeys.delete(entry.Key);
     await this.settleDeletes(outcome.results.map((entry) => ({ key: entry.Key, modRevision: entry.ModifyIndex })));
     return outcome.results.length;
+  }
+
+  /**
+   * One `/v1/txn`: conditions as `check-not-exists` / `check-index` (Consul cannot compare values:
+   * a value condition reads the key first and checks the ModifyIndex it read, retried when the key
+   * was rewritten meanwhile), then the operations: leased puts as `lock` with this store's session
+   * (a key another session holds is taken over by `delete-cas` + `lock`, as in a single leased
+   * write), unleased puts as `set` (`unlock` for a key this store holds), deletes as
+   * `get-or-empty` + `delete` (the read tells the revision this store's watchers must see deleted).
+   */
+  async transaction(conditions: readonly TxnCondition[], operations: readonly TxnOperation[]): Promise<TxnResult> {
+    this.assertOpen('transaction');
+    assertTransactionShape(conditions, operations);
+    for (const { key } of [...conditions, ...operations]) assertConsulKey(key);
+    const what = `transaction on ${[...conditions, ...operations].map((x) => x.key).join(', ')}`;
+    /** Keys held by another session and the ModifyIndex to take them over at. */
+    const takeOver = new Map<string, bigint>();
+    let lastError = '';
+    for (let attempt = 1; attempt <= TRANSACTION_ATTEMPTS; attempt++) {
+      const ops: TxnOp[] = [];
+      /** What each op stands for: a condition index, or an operation index. */
+      const origin: ({ condition: number } | { operation: number })[] = [];
+      for (const [i, condition] of conditions.entries()) {
+        if ('absent' in condition) ops.push({ KV: { Verb: 'check-not-exists', Key: condition.key } });
+        else if ('modRevision' in condition) ops.push({ KV: { Verb: 'check-index', Key: condition.key, Index: condition.modRevision } });
+        else {
+          const pair = await this.get(condition.key);
+          if (pair?.value !== condition.value) return this.failedTransaction(conditions);
+          ops.push({ KV: { Verb: 'check-index', Key: condition.key, Index: pair.modRevision } });
+        }
+        origin.push({ condition: i });
+      }
+      const session = operations.some((o) => o.op === 'put' && o.leased === true) ? await this.session.ensure() : this.session.current;
+      for (const [i, operation] of operations.entries()) {
+        const key = operation.key;
+        if (operation.op === 'delete') {
+          ops.push({ KV: { Verb: 'get-or-empty', Key: key } }, { KV: { Verb: 'delete', Key: key } });
+          origin.push({ operation: i }, { operation: i });
+          continue;
+        }
+        const encoded = Buffer.from(operation.value, 'utf8').toString('base64');
+        const base = takeOver.get(key);
+        if (operation.leased === true && base !== undefined) {
+          ops.push({ KV: { Verb: 'delete-cas', Key: key, Index: base } });
+          origin.push({ operation: i });
+        }
+        if (operation.leased === true) ops.push({ KV: { Verb: 'lock', Key: key, Value: encoded, Session: session! } });
+        else if (session !== undefined && this.boundKeys.get(key) === session) ops.push({ KV: { Verb: 'unlock', Key: key, Value: encoded, Session: session } });
+        else ops.push({ KV: { Verb: 'set', Key: key, Value: encoded } });
+        origin.push({ operation: i });
+      }
+
+      const outcome = await this.txn(what, ops);
+      if (outcome.ok) return this.committedTransaction(ops, outcome.results, operations, session);
+
+      let retry = false;
+      for (const error of outcome.errors) {
+        const from = origin[error.OpIndex];
+        if (from === undefined) throw this.txnFailure(what, outcome.errors);
+        if ('condition' in from) {
+          // A value condition's key changed after it was read: read it again.
+          if ('value' in conditions[from.condition]!) {
+            retry = true;
+            continue;
+          }
+          return this.failedTransaction(conditions);
+        }
+        const operation = operations[from.operation]!;
+        const verb = ops[error.OpIndex]!.KV.Verb;
+        lastError = error.What;
+        if (/invalid session/i.test(error.What) && session !== undefined) this.session.lost(session, `consul refused session ${session} in ${what}: ${error.What}`);
+        else if (verb === 'unlock') this.boundKeys.delete(operation.key); // no longer ours: a plain set next time
+        else if (verb === 'delete-cas') takeOver.delete(operation.key); // changed again: look again
+        else if (verb === 'lock' && /already held/i.test(error.What)) {
+          const current = (await this.get(operation.key))?.modRevision;
+          if (current !== undefined) takeOver.set(operation.key, current);
+        } else if (verb === 'lock' && /lock delay/i.test(error.What)) {
+          throw new KvUnavailableError(`consul ${this.address}: ${what}: ${operation.key} is in its lock-delay after the session that held it ended; retry shortly`);
+        } else throw this.txnFailure(what, outcome.errors);
+        retry = true;
+      }
+      if (!retry) throw this.txnFailure(what, outcome.errors);
+    }
+    throw new KvUnavailableError(`consul ${this.address}: ${what} failed ${TRANSACTION_ATTEMPTS} times; last error: ${lastError || 'a value condition kept changing'}`);
+  }
+
+  /** The not-applied result: every condition key as it is now. */
+  private async failedTransaction(conditions: readonly TxnCondition[]): Promise<TxnResult> {
+    const current = new Map<string, KvPair | undefined>();
+    for (const { key } of conditions) if (!current.has(key)) current.set(key, await this.get(key));
+    return { ok: false, current };
+  }
+
+  /** Records bindings of a committed transaction and waits for this store's watchers to see it. */
+  private async committedTransaction(
+    ops: readonly TxnOp[],
+    results: readonly KVPair[],
+    operations: readonly TxnOperation[],
+    session: string | undefined,
+  ): Promise<TxnResult> {
+    // Results come in op order from every verb but check-not-exists, delete and delete-cas.
+    const byOp = new Map<number, KVPair>();
+    let next = 0;
+    ops.forEach((op, i) => {
+      if (!['check-not-exists', 'delete', 'delete-cas'].includes(op.KV.Verb)) byOp.set(i, results[next++]!);
+    });
+    let revision = 0n;
+    const written: { key: string; revision: bigint }[] = [];
+    const deleted: { key: string; modRevision: bigint }[] = [];
+    ops.forEach((op, i) => {
+      const entry = byOp.get(i);
+      const { Verb: verb, Key: key } = op.KV;
+      if (entry !== undefined && ['lock', 'unlock', 'set'].includes(verb)) {
+        written.push({ key, revision: entry.ModifyIndex });
+        if (entry.ModifyIndex > revision) revision = entry.ModifyIndex;
+      }
+      if (verb === 'get-or-empty' && entry !== undefined && entry.ModifyIndex > 0n) deleted.push({ key, modRevision: entry.ModifyIndex });
+    });
+    for (const operation of operations) {
+      if (operation.op === 'put' && operation.leased === true && session !== undefined) this.boundKeys.set(operation.key, session);
+      else this.boundKeys.delete(operation.key);
+    }
+    await Promise.all([...written.map((w) => this.settleWrite(w.key, w.revision)), this.settleDeletes(deleted)]);
+    // A transaction that only deleted (or did nothing) leaves no index in its answer.
+    return { ok: true, revision: revision > 0n ? revision : this.knownIndex };
   }
 
   /**

@@ -31,12 +31,26 @@ import {
   isRecoverableError,
   type ICompare,
   type IKeyValue,
+  type IRequestOp,
   type IOptions,
   type Lease,
 } from 'etcd3';
 import { CiliumDockerError, KvUnavailableError } from '../../util/errors.js';
 import { log, type Logger } from '../../util/log.js';
-import type { CasResult, KvPair, KvStatus, KvStore, ListResult, PutOptions, WatchHandlers, Watcher } from '../kvstore.js';
+import type {
+  CasResult,
+  KvPair,
+  KvStatus,
+  KvStore,
+  ListResult,
+  PutOptions,
+  TxnCondition,
+  TxnOperation,
+  TxnResult,
+  WatchHandlers,
+  Watcher,
+} from '../kvstore.js';
+import { assertTransactionShape } from '../transaction-shape.js';
 import type { EtcdStoreOptions } from './etcd-options.js';
 import { EtcdWatcher } from './etcd-watcher.js';
 
@@ -222,6 +236,38 @@ export class EtcdKvStore implements KvStore {
       this.client.kv.deleteRange({ key, range_end: rangeEnd }, callOptions),
     );
     return Number(response.deleted);
+  }
+
+  /**
+   * One etcd Txn: the conditions as compares (create revision 0, mod revision, or value), the
+   * operations as the success branch (leased puts with this store's lease), and a range of every
+   * condition's key as the failure branch, so a failed transaction costs no second round trip.
+   */
+  async transaction(conditions: readonly TxnCondition[], operations: readonly TxnOperation[]): Promise<TxnResult> {
+    assertTransactionShape(conditions, operations);
+    const compare: ICompare[] = conditions.map((c) => {
+      const key = this.encodeKey(c.key);
+      if ('absent' in c) return this.revisionCompare(key, 'absent');
+      if ('modRevision' in c) return this.revisionCompare(key, c.modRevision);
+      return { key, target: 'Value', result: 'Equal', value: Buffer.from(c.value, 'utf8') };
+    });
+    const leased = operations.some((o) => o.op === 'put' && o.leased === true);
+    return this.leasedWrite('transaction', { leased }, async (lease) => {
+      const success: IRequestOp[] = operations.map((o) =>
+        o.op === 'put'
+          ? { request_put: { key: this.encodeKey(o.key), value: Buffer.from(o.value, 'utf8'), lease: o.leased === true ? lease : '0' } }
+          : { request_delete_range: { key: this.encodeKey(o.key) } },
+      );
+      const failure: IRequestOp[] = conditions.map((c) => ({ request_range: { key: this.encodeKey(c.key) } }));
+      const response = await this.call('transaction', (callOptions) => this.client.kv.txn({ compare, success, failure }, callOptions));
+      if (response.succeeded) return { ok: true, revision: BigInt(response.header.revision) };
+      const current = new Map<string, KvPair | undefined>();
+      conditions.forEach((c, i) => {
+        const kv = response.responses[i]?.response_range.kvs[0];
+        current.set(c.key, kv && this.toPair(kv));
+      });
+      return { ok: false, current };
+    });
   }
 
   /**

@@ -26,6 +26,7 @@ import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { CiliumDockerError, KvUnavailableError } from '../../util/errors.js';
 import { log, type Logger } from '../../util/log.js';
+import { assertTransactionShape } from '../transaction-shape.js';
 import type {
   CasResult,
   KvPair,
@@ -33,6 +34,9 @@ import type {
   KvStore,
   ListResult,
   PutOptions,
+  TxnCondition,
+  TxnOperation,
+  TxnResult,
   WatchEvent,
   WatchHandlers,
   Watcher,
@@ -218,6 +222,30 @@ export class LocalKvStore implements KvStore {
       this.stmt.deleteRange.run(from, to);
       for (const key of keys) tx.events.push({ type: 'delete', key, modRevision: revision });
       return keys.length;
+    });
+  }
+
+  /** Every operation in one SQLite transaction (one revision) if every condition holds. */
+  async transaction(conditions: readonly TxnCondition[], operations: readonly TxnOperation[]): Promise<TxnResult> {
+    assertTransactionShape(conditions, operations);
+    const leased = operations.some((o) => o.op === 'put' && o.leased === true);
+    const lease = this.leaseFor({ leased });
+    return this.write('transaction', (tx): TxnResult => {
+      const current = new Map<string, KvPair | undefined>();
+      let holds = true;
+      for (const condition of conditions) {
+        const pair = toPair(this.stmt.get.get(condition.key) as KvRow | undefined);
+        current.set(condition.key, pair);
+        if ('absent' in condition) holds &&= pair === undefined;
+        else if ('modRevision' in condition) holds &&= pair?.modRevision === condition.modRevision;
+        else holds &&= pair?.value === condition.value;
+      }
+      if (!holds) return { ok: false, current };
+      for (const operation of operations) {
+        if (operation.op === 'put') this.writeKey(tx, operation.key, operation.value, operation.leased === true ? lease : null);
+        else this.deleteKey(tx, operation.key);
+      }
+      return { ok: true, revision: tx.events.length > 0 ? tx.revision() : this.currentRevision() };
     });
   }
 

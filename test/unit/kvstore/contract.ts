@@ -10,7 +10,7 @@
  * ```
  */
 import type { Test } from 'tap';
-import type { KvStore, WatchEvent, Watcher } from '../../../src/kvstore/kvstore.js';
+import { MAX_TXN_OPERATIONS, type KvStore, type WatchEvent, type Watcher } from '../../../src/kvstore/kvstore.js';
 
 /** Options a fixture's stores are opened with. */
 export interface KvStoreOpenOptions {
@@ -321,6 +321,112 @@ export function runKvStoreContract(
         if (!result.ok) t.equal(result.current?.value, winner, 'losers see the winning value');
       }
       t.equal((await store.get('cc/key'))?.value, winner);
+    });
+
+    t.test('transaction: all operations at one revision when every condition holds, none otherwise', async (t) => {
+      const { store } = await setup(t);
+      const base = await store.put('tx/existing', 'old');
+      await store.put('tx/doomed', 'x');
+      const { revision: listed } = await store.list('tx/');
+      const recorder = record(t, store, 'tx/', listed);
+      const done = await store.transaction(
+        [{ key: 'tx/new', absent: true }, { key: 'tx/existing', modRevision: base }, { key: 'tx/doomed', value: 'x' }],
+        [
+          { op: 'put', key: 'tx/new', value: 'n' },
+          { op: 'put', key: 'tx/existing', value: 'new' },
+          { op: 'delete', key: 'tx/doomed' },
+          { op: 'delete', key: 'tx/never-existed' },
+        ],
+      );
+      if (!done.ok) throw new Error(`transaction with holding conditions failed: ${JSON.stringify([...done.current.keys()])}`);
+      t.ok(done.revision > base, 'a new revision');
+      t.match(await store.get('tx/new'), { value: 'n', modRevision: done.revision, createRevision: done.revision });
+      t.match(await store.get('tx/existing'), { value: 'new', modRevision: done.revision, createRevision: base });
+      t.equal(await store.get('tx/doomed'), undefined, 'the delete applied');
+      await recorder.waitFor((seen) => seen.length >= 3, 'three events');
+      t.same(
+        recorder.events.map((e) => [e.type, e.key]).sort(),
+        [['delete', 'tx/doomed'], ['put', 'tx/existing'], ['put', 'tx/new']],
+        'watchers see every write of the transaction (and nothing for the missing key)',
+      );
+      t.ok(recorder.events.every((e) => e.modRevision === done.revision), 'all at the transaction revision');
+
+      for (const [why, condition] of [
+        ['absent on an existing key', { key: 'tx/new', absent: true }],
+        ['a stale revision', { key: 'tx/existing', modRevision: base }],
+        ['another value', { key: 'tx/existing', value: 'old' }],
+        ['a value on a missing key', { key: 'tx/doomed', value: 'x' }],
+      ] as const) {
+        const failed = await store.transaction(
+          [{ key: 'tx/other', absent: true }, condition],
+          [
+            { op: 'put', key: 'tx/other', value: 'must not appear' },
+            { op: 'delete', key: 'tx/new' },
+          ],
+        );
+        t.equal(failed.ok, false, `${why}: not applied`);
+        if (!failed.ok) {
+          t.same([...failed.current.keys()].sort(), [...new Set(['tx/other', condition.key])].sort(), `${why}: reports every condition key`);
+          t.equal(failed.current.get('tx/other'), undefined, `${why}: an absent key reads as undefined`);
+          if (condition.key === 'tx/existing') t.match(failed.current.get('tx/existing'), { value: 'new', modRevision: done.revision });
+        }
+      }
+      t.equal(await store.get('tx/other'), undefined, 'no failed transaction wrote');
+      t.ok(await store.get('tx/new'), 'no failed transaction deleted');
+    });
+
+    t.test('transaction: leased puts are bound to the lease; limits are checked before anything is sent', async (t) => {
+      const { store } = await setup(t);
+      const done = await store.transaction([], [
+        { op: 'put', key: 'txl/leased', value: 'l', leased: true },
+        { op: 'put', key: 'txl/plain', value: 'p' },
+      ]);
+      t.ok(done.ok, 'an unconditional transaction applies');
+      const status = await store.status();
+      t.equal((await store.get('txl/leased'))?.lease, status.lease?.id, 'leased put carries the store lease');
+      t.equal((await store.get('txl/plain'))?.lease, undefined, 'unleased put has none');
+      const again = await store.transaction([], [{ op: 'put', key: 'txl/leased', value: 'l2' }]);
+      t.ok(again.ok);
+      t.equal((await store.get('txl/leased'))?.lease, undefined, 'an unleased put detaches a leased key, as put does');
+
+      const tooMany = Array.from({ length: MAX_TXN_OPERATIONS + 1 }, (_, i) => ({ op: 'put' as const, key: `txl/k${i}`, value: 'v' }));
+      await t.rejects(store.transaction([], tooMany), { code: 'ERR_BAD_REQUEST' }, 'more than MAX_TXN_OPERATIONS');
+      await t.rejects(
+        store.transaction([], [
+          { op: 'put', key: 'txl/dup', value: 'a' },
+          { op: 'delete', key: 'txl/dup' },
+        ]),
+        { code: 'ERR_BAD_REQUEST' },
+        'one key written twice',
+      );
+      await t.rejects(store.transaction([{ key: 'txl/plain', modRevision: 0n }], []), { code: 'ERR_BAD_REQUEST' }, 'revision 0');
+      t.same((await store.list('txl/k')).pairs, [], 'the refused transaction wrote nothing');
+      const max = await store.transaction([], tooMany.slice(1));
+      t.ok(max.ok, 'exactly MAX_TXN_OPERATIONS applies');
+      t.equal((await store.list('txl/k')).pairs.length, MAX_TXN_OPERATIONS);
+    });
+
+    t.test('transaction: 20 racing creates of the same two keys: one winner writes both', async (t) => {
+      const { store } = await setup(t);
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          store.transaction(
+            [
+              { key: 'txr/a', absent: true },
+              { key: 'txr/b', absent: true },
+            ],
+            [
+              { op: 'put', key: 'txr/a', value: `w${i}` },
+              { op: 'put', key: 'txr/b', value: `w${i}` },
+            ],
+          ),
+        ),
+      );
+      const winners = results.flatMap((r, i) => (r.ok ? [`w${i}`] : []));
+      t.equal(winners.length, 1, 'one winner');
+      t.equal((await store.get('txr/a'))?.value, winners[0]);
+      t.equal((await store.get('txr/b'))?.value, winners[0], 'both keys from the same writer');
+      for (const r of results) if (!r.ok) t.equal(r.current.get('txr/a')?.value, winners[0], 'losers see the winner');
     });
 
     t.test('leased keys live while the store renews its lease and vanish after it closes', async (t) => {
