@@ -13,6 +13,7 @@
  * Work on one label set is serialised in-process so acquire/release never interleave.
  */
 import type { KvStore } from '../kvstore/kvstore.js';
+import { putBatched } from '../kvstore/batched-writes.js';
 import { IdentityAllocationError } from '../util/errors.js';
 import { LabelSet } from './labels.js';
 import { MAX_ALLOCATED_IDENTITY, MIN_ALLOCATED_IDENTITY, RESERVED_IDENTITIES } from './reserved.js';
@@ -51,6 +52,18 @@ export interface IdentityAllocatorOptions {
   maxAttempts?: number;
 }
 
+/** What the allocator did since it was created. */
+export interface IdentityAllocatorStats {
+  /** Allocation transactions sent (one per candidate number tried). */
+  attempts: number;
+  /** Label sets this node allocated a new number for. */
+  allocated: number;
+  /** Label sets another node had allocated, referenced by this one. */
+  referenced: number;
+  /** Attempts whose candidate number another label set held already. */
+  candidateCollisions: number;
+}
+
 interface LocalEntry {
   id: number;
   labels: LabelSet;
@@ -67,6 +80,7 @@ export class IdentityAllocator {
   private readonly maxAttempts: number;
   private readonly local = new Map<string, LocalEntry>();
   private readonly mutex = new KeyedMutex();
+  private readonly counters: IdentityAllocatorStats = { attempts: 0, allocated: 0, referenced: 0, candidateCollisions: 0 };
 
   constructor(options: IdentityAllocatorOptions) {
     this.store = options.store;
@@ -111,50 +125,71 @@ export class IdentityAllocator {
 
   /**
    * References an existing identity safely against a concurrent garbage collection on another
-   * node: our reference key is written FIRST, then the id key is touched (rewritten by CAS). A
-   * collector deletes the id key only at the revision it read before listing references, so
-   * either it read after our touch (and then lists our reference and keeps the key), or our touch
-   * changed the revision and its delete fails, or its delete came first and our touch fails (we
-   * drop our reference and start over). Touches by other nodes only make us read and retry.
+   * node, in one transaction: if the id key still holds our label set, write our reference key
+   * and touch (rewrite) the id key at the same revision. A collector deletes the id key only at
+   * the revision it read before listing references, so either it read after our transaction (and
+   * then lists our reference and keeps the key), or our touch changed the revision and its delete
+   * fails, or its delete came first and our condition fails (nothing written; we start over).
+   * Other nodes referencing the same identity at once all succeed: the condition is on the value.
    */
   private async referenceExisting(labels: LabelSet, id: number): Promise<boolean> {
     const canonical = labels.toCanonical();
-    await this.store.put(this.valueKey(labels), String(id), { leased: true });
-    for (let i = 0; i < 1000; i++) {
-      const idPair = await this.store.get(`${ID_PREFIX}${id}`);
-      if (idPair?.value !== canonical) break;
-      const touched = await this.store.atomicPut(idPair.key, canonical, idPair.modRevision);
-      if (touched.ok) return true;
-    }
-    await this.store.delete(this.valueKey(labels));
-    return false;
+    const idKey = `${ID_PREFIX}${id}`;
+    const referenced = await this.store.transaction(
+      [{ key: idKey, value: canonical }],
+      [
+        { op: 'put', key: this.valueKey(labels), value: String(id), leased: true },
+        { op: 'put', key: idKey, value: canonical },
+      ],
+    );
+    return referenced.ok;
   }
 
-  /** The number of `labels`, allocated if needed; this node's reference key is written on return. */
+  /**
+   * The number of `labels`, allocated if needed; this node's reference key is written on return.
+   *
+   * One transaction per attempt, so a new label set costs one round trip: if neither the label
+   * key nor a random candidate's id key exists, create both and our reference at one revision.
+   * When it fails the answer carries the label key: another node allocated the label set (then
+   * reference its number: a second round trip), or only the candidate was taken (draw again).
+   */
   private async resolveOrAllocate(labels: LabelSet): Promise<number> {
     const canonical = labels.toCanonical();
-    const masterKey = `${LABELS_PREFIX}${encodeLabelKey(canonical)}`;
+    const labelKey = `${LABELS_PREFIX}${encodeLabelKey(canonical)}`;
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
-      const master = await this.store.get(masterKey);
-      if (master) {
-        const id = Number(master.value);
-        if (await this.referenceExisting(labels, id)) return id;
-        const idPair = await this.store.get(`${ID_PREFIX}${id}`);
-        // The label key points at a number that is gone (a collector died half-way): clear it.
-        if (idPair?.value !== canonical) await this.store.atomicDelete(masterKey, master.modRevision);
-        continue;
-      }
+      this.counters.attempts++;
       const candidate = this.minId + Math.floor(Math.random() * (this.maxId - this.minId + 1));
-      const created = await this.store.create(`${ID_PREFIX}${candidate}`, canonical);
-      if (!created.ok) continue;
-      const claimed = await this.store.create(masterKey, String(candidate));
-      if (claimed.ok) {
-        await this.store.put(this.valueKey(labels), String(candidate), { leased: true });
+      const idKey = `${ID_PREFIX}${candidate}`;
+      const created = await this.store.transaction(
+        [
+          { key: labelKey, absent: true },
+          { key: idKey, absent: true },
+        ],
+        [
+          { op: 'put', key: idKey, value: canonical },
+          { op: 'put', key: labelKey, value: String(candidate) },
+          { op: 'put', key: this.valueKey(labels), value: String(candidate), leased: true },
+        ],
+      );
+      if (created.ok) {
+        this.counters.allocated++;
         this.log.info({ identity: candidate, labels: canonical }, 'allocated identity');
         return candidate;
       }
-      // Another node allocated the same label set first: give our number back and use theirs.
-      await this.store.atomicDelete(`${ID_PREFIX}${candidate}`, created.revision);
+      const bound = created.current.get(labelKey);
+      if (bound === undefined) {
+        // Only the number was taken (by another label set): draw again.
+        this.counters.candidateCollisions++;
+        continue;
+      }
+      const id = Number(bound.value);
+      if (await this.referenceExisting(labels, id)) {
+        this.counters.referenced++;
+        return id;
+      }
+      // The label key points at a number that is gone (a collector died half-way, or collected
+      // it just now): clear it at the revision read, then allocate afresh.
+      await this.store.atomicDelete(labelKey, bound.modRevision);
     }
     throw new IdentityAllocationError(
       `could not allocate an identity for ${labels.toStrings().join(',') || '(no labels)'} after ${this.maxAttempts} attempts in range ${this.minId}-${this.maxId}; the range may be nearly full: remove unused containers`,
@@ -202,11 +237,18 @@ export class IdentityAllocator {
     }
   }
 
-  /** Re-writes this node's reference keys (after a store reconnect or a resync). */
+  /** Re-writes this node's reference keys (after a store reconnect or a resync), batched into transactions. */
   async reassertReferences(): Promise<void> {
-    for (const entry of this.local.values()) {
-      if (entry.refs > 0) await this.store.put(this.valueKey(entry.labels), String(entry.id), { leased: true });
-    }
+    const held = [...this.local.values()].filter((entry) => entry.refs > 0);
+    await putBatched(
+      this.store,
+      held.map((entry) => ({ key: this.valueKey(entry.labels), value: String(entry.id), leased: true })),
+    );
+  }
+
+  /** Counters since start: what allocations cost (benchmarks, debugging). */
+  getStats(): IdentityAllocatorStats {
+    return { ...this.counters };
   }
 
   /** Every identity: reserved ones plus those in the store. */

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalKvStore } from '../../../src/kvstore/local/local-store.js';
-import type { CasResult, KvStore } from '../../../src/kvstore/kvstore.js';
+import type { KvStore, TxnResult } from '../../../src/kvstore/kvstore.js';
 import { IdentityAllocator } from '../../../src/identity/allocator.js';
 import { LabelSet } from '../../../src/identity/labels.js';
 import { log } from '../../../src/util/log.js';
@@ -28,7 +28,7 @@ function setup(t: { teardown(fn: () => unknown): void }) {
 function jittered(store: KvStore): KvStore & { calls: number } {
   const wrapped = Object.create(store) as KvStore & { calls: number };
   wrapped.calls = 0;
-  for (const m of ['get', 'list', 'put', 'create', 'atomicPut', 'delete', 'atomicDelete'] as const) {
+  for (const m of ['get', 'list', 'put', 'create', 'atomicPut', 'delete', 'atomicDelete', 'transaction'] as const) {
     const original = (store[m] as (...a: unknown[]) => Promise<unknown>).bind(store);
     (wrapped as unknown as Record<string, unknown>)[m] = async (...args: unknown[]) => {
       wrapped.calls++;
@@ -55,6 +55,14 @@ t.test('same labels -> same number on every node; different labels -> different 
   t.equal(store.calls, before, 'costs zero store round trips');
   const ids = (await a.list()).filter((i) => !i.reserved);
   t.same(ids.map((i) => i.id).sort(), [ida, iddb].sort(), 'exactly two identities in the store');
+  const c = new IdentityAllocator({ store, nodeName: 'c', log });
+  const fresh = LabelSet.parse(['app=fresh']);
+  const beforeNew = store.calls;
+  const idFresh = await c.acquire(fresh);
+  t.equal(store.calls - beforeNew, 1, 'a new label set costs one round trip (one transaction)');
+  const beforeRef = store.calls;
+  t.equal(await b.acquire(fresh), idFresh, 'another node gets the same number');
+  t.equal(store.calls - beforeRef, 2, 'a label set another node allocated costs two round trips');
 });
 
 t.test('100 nodes racing for one label set get one number', async (t) => {
@@ -117,7 +125,12 @@ t.test('a label key pointing at a vanished number is repaired', async (t) => {
 t.test('allocation gives up with a clear error when every candidate is taken', async (t) => {
   const store = setup(t);
   const full: KvStore = Object.create(store) as KvStore;
-  (full as { create: KvStore['create'] }).create = async (): Promise<CasResult> => ({ ok: false, current: undefined });
+  // Every candidate number is held by another label set: the label key is absent, the id key is not.
+  (full as { transaction: KvStore['transaction'] }).transaction = async (conditions): Promise<TxnResult> => ({
+    ok: false,
+    current: new Map(conditions.map((c) => [c.key, c.key.startsWith('identities/v1/id/') ? { key: c.key, value: 'other', createRevision: 1n, modRevision: 1n } : undefined])),
+  });
   const a = new IdentityAllocator({ store: full, nodeName: 'a', log, maxAttempts: 5 });
   await t.rejects(a.acquire(web), { code: 'ERR_IDENTITY_ALLOCATION', message: /after 5 attempts/ });
+  t.same(a.getStats(), { attempts: 5, allocated: 0, referenced: 0, candidateCollisions: 5 }, 'five candidate collisions counted');
 });
