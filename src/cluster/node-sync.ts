@@ -11,6 +11,7 @@
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { KvStore } from '../kvstore/kvstore.js';
+import { putBatched } from '../kvstore/batched-writes.js';
 import type { Logger } from '../util/log.js';
 import { scheduleEvery } from './resync-schedule.js';
 
@@ -95,14 +96,20 @@ export class NodeSync {
     return JSON.stringify({ identity: e.identity, node: this.deps.nodeName, endpoint: e.endpoint });
   }
 
-  /** Publishes the current local addresses now (after an endpoint change). Errors are logged; the resync retries. */
+  /**
+   * Publishes the current local addresses now (after an endpoint change; all of them in a resync,
+   * which forgets what was published first). New or changed entries are written in batched
+   * transactions, so a resync of 10 000 addresses costs ~160 round trips, not 10 000. Errors are
+   * logged; the resync retries.
+   */
   async publishIps(): Promise<void> {
     const wanted = new Map(this.deps.localIps().map((e) => [e.ip, this.ipValue(e)]));
-    for (const [ip, value] of wanted) {
-      if (this.published.get(ip) === value) continue;
-      await this.deps.store.put(`${IP_PREFIX}${ip}`, value, { leased: true });
-      this.published.set(ip, value);
-    }
+    const changed = [...wanted].filter(([ip, value]) => this.published.get(ip) !== value);
+    await putBatched(
+      this.deps.store,
+      changed.map(([ip, value]) => ({ key: `${IP_PREFIX}${ip}`, value, leased: true })),
+    );
+    for (const [ip, value] of changed) this.published.set(ip, value);
     for (const ip of [...this.published.keys()]) {
       if (wanted.has(ip)) continue;
       const current = await this.deps.store.get(`${IP_PREFIX}${ip}`);
