@@ -43,6 +43,7 @@ export const DropReason = {
   UnsupportedL3: 139,
   WriteError: 141,
   NoLocalEndpoint: 152,
+  NoTunnelKey: 160,
   CtCreateFailed: 155,
   PolicyDeny: 181,
   NetworkIsolation: 240,
@@ -61,6 +62,7 @@ const dropReasonNames: Record<number, string> = {
   [DropReason.UnsupportedL3]: 'Unsupported L3 protocol',
   [DropReason.WriteError]: 'Error writing to packet',
   [DropReason.NoLocalEndpoint]: 'No matching local container found',
+  [DropReason.NoTunnelKey]: 'No tunnel metadata on an overlay packet',
   [DropReason.CtCreateFailed]: 'CT: Map insertion failed',
   [DropReason.PolicyDeny]: 'Policy denied by denylist',
   [DropReason.NetworkIsolation]: 'Denied by Docker network isolation',
@@ -74,7 +76,7 @@ export function dropReasonName(reason: number): string {
 }
 
 /** Where a trace event observed the packet (Cilium's observation-point numbers). */
-export const TracePoint = { 0: 'to-endpoint', 3: 'to-stack', 5: 'from-endpoint' } as const satisfies Record<number, string>;
+export const TracePoint = { 0: 'to-endpoint', 2: 'to-overlay', 3: 'to-stack', 5: 'from-endpoint' } as const satisfies Record<number, string>;
 
 /** Which key of the policy map matched (Cilium v1.19 match types). */
 export const PolicyMatch = {
@@ -152,6 +154,8 @@ export interface DatapathConfig {
   policyVerdictNotify: boolean;
   /** A trace event for every forwarded packet (default off). */
   traceNotify: boolean;
+  /** ifindex of the tunnel device; 0 = no overlay (default). */
+  tunnelIfindex: number;
 }
 
 /** The `const volatile` globals of config.h: C name and size for each setting. */
@@ -163,6 +167,7 @@ export const loadTimeConstants = {
   dropNotify: { name: 'cfg_drop_notify', size: 1 },
   policyVerdictNotify: { name: 'cfg_policy_verdict_notify', size: 1 },
   traceNotify: { name: 'cfg_trace_notify', size: 1 },
+  tunnelIfindex: { name: 'cfg_tunnel_ifindex', size: 4 },
 } as const satisfies Record<keyof DatapathConfig, { name: string; size: 1 | 4 }>;
 
 /** The .rodata bytes for the given settings (settings left out keep the compiled default). */
@@ -323,23 +328,51 @@ function policyL4PrefixLen(key: Pick<PolicyKey, 'protocol' | 'portPrefixLen'>): 
   return key.protocol === 0 ? 0 : POLICY_PREFIX_PROTO - POLICY_PREFIX_FIXED + key.portPrefixLen;
 }
 
+// Field offsets of the policy key/value, resolved once: a regeneration encodes up to millions.
+const PK_PREFIXLEN = off('policy_key', 'prefixlen');
+const PK_EP_ID = off('policy_key', 'ep_id');
+const PK_DIRECTION = off('policy_key', 'direction');
+const PK_SEC_IDENTITY = off('policy_key', 'sec_identity');
+const PK_PROTOCOL = off('policy_key', 'protocol');
+const PK_DPORT = off('policy_key', 'dport');
+const PE_DENY = off('policy_entry', 'deny');
+const PE_L4_PREFIXLEN = off('policy_entry', 'l4_prefixlen');
+const PE_COOKIE = off('policy_entry', 'cookie');
+/** Bytes of a cilium_policy key and value. */
+export const POLICY_KEY_SIZE = L.policy_key.size;
+export const POLICY_VALUE_SIZE = L.policy_entry.size;
+
 /** cilium_policy key; throws TypeError for a key the trie cannot represent. */
 export function encodePolicyKey(key: PolicyKey): Buffer {
-  if (!Number.isInteger(key.portPrefixLen) || key.portPrefixLen < 0 || key.portPrefixLen > 16) {
-    throw new TypeError(`policy key: port prefix length ${key.portPrefixLen} is not in 0..16`);
+  const buf = Buffer.alloc(POLICY_KEY_SIZE);
+  writePolicyKey(buf, 0, key, key.epId);
+  return buf;
+}
+
+/**
+ * Writes a cilium_policy key of endpoint `epId` at `offset` of `buf`, whose key bytes must be zero
+ * (padding is not written); throws TypeError for a key the trie cannot represent.
+ */
+export function writePolicyKey(buf: Buffer, offset: number, key: Omit<PolicyKey, 'epId'>, epId: number): void {
+  const plen = key.portPrefixLen;
+  if (!Number.isInteger(plen) || plen < 0 || plen > 16) {
+    throw new TypeError(`policy key: port prefix length ${plen} is not in 0..16`);
   }
-  if (key.protocol === 0 && (key.dport !== 0 || key.portPrefixLen !== 0)) {
+  if (key.protocol === 0 && (key.dport !== 0 || plen !== 0)) {
     throw new TypeError('policy key: a port needs a protocol (protocol 0 means any protocol and any port)');
   }
-  const buf = Buffer.alloc(L.policy_key.size);
-  buf.writeUInt32LE(POLICY_PREFIX_FIXED + policyL4PrefixLen(key), off('policy_key', 'prefixlen'));
-  buf.writeUInt16LE(key.epId, off('policy_key', 'ep_id'));
-  buf.writeUInt8(key.direction === 'egress' ? 1 : 0, off('policy_key', 'direction'));
-  buf.writeUInt32LE(key.peer, off('policy_key', 'sec_identity'));
-  buf.writeUInt8(key.protocol, off('policy_key', 'protocol'));
-  const portMask = key.portPrefixLen === 0 ? 0 : (0xffff << (16 - key.portPrefixLen)) & 0xffff;
-  buf.writeUInt16BE(key.dport & portMask, off('policy_key', 'dport'));
-  return buf;
+  buf.writeUInt32LE(POLICY_PREFIX_FIXED + policyL4PrefixLen(key), offset + PK_PREFIXLEN);
+  buf.writeUInt16LE(epId, offset + PK_EP_ID);
+  buf[offset + PK_DIRECTION] = key.direction === 'egress' ? 1 : 0;
+  buf.writeUInt32LE(key.peer, offset + PK_SEC_IDENTITY);
+  buf.writeUInt8(key.protocol, offset + PK_PROTOCOL);
+  const portMask = plen === 0 ? 0 : (0xffff << (16 - plen)) & 0xffff;
+  buf.writeUInt16BE(key.dport & portMask, offset + PK_DPORT);
+}
+
+/** The endpoint id of the cilium_policy key at `offset` of `buf`. */
+export function policyKeyEndpoint(buf: Buffer, offset = 0): number {
+  return buf.readUInt16LE(offset + PK_EP_ID);
 }
 
 /** Reads a cilium_policy key. */
@@ -357,11 +390,16 @@ export function decodePolicyKey(buf: Buffer): PolicyKey {
 
 /** cilium_policy value; the key tells the datapath which match type the entry is. */
 export function encodePolicyValue(value: PolicyValue, key: PolicyKey): Buffer {
-  const buf = Buffer.alloc(L.policy_entry.size);
-  buf.writeUInt8(value.verdict === 'deny' ? 1 : 0, off('policy_entry', 'deny'));
-  buf.writeUInt8(policyL4PrefixLen(key), off('policy_entry', 'l4_prefixlen'));
-  buf.writeUInt32LE(value.cookie, off('policy_entry', 'cookie'));
+  const buf = Buffer.alloc(POLICY_VALUE_SIZE);
+  writePolicyValue(buf, 0, value, key);
   return buf;
+}
+
+/** Writes a cilium_policy value at `offset` of `buf` (value bytes zero beforehand). */
+export function writePolicyValue(buf: Buffer, offset: number, value: PolicyValue, key: Pick<PolicyKey, 'protocol' | 'portPrefixLen'>): void {
+  buf[offset + PE_DENY] = value.verdict === 'deny' ? 1 : 0;
+  buf[offset + PE_L4_PREFIXLEN] = policyL4PrefixLen(key);
+  buf.writeUInt32LE(value.cookie, offset + PE_COOKIE);
 }
 
 /** Reads a cilium_policy value. */

@@ -143,6 +143,26 @@ export class BpfMap {
     return bpfNative().mapUpdateBatch(this.fd, Buffer.concat(keys), Buffer.concat(values), updateFlags[mode]);
   }
 
+  /**
+   * updateBatch on keys and values already packed back to back (keySize / valueSize bytes each):
+   * no per-entry Buffer, for writes of up to millions of entries.
+   */
+  async updateBatchPacked(keys: Buffer, values: Buffer, mode: UpdateMode = 'any'): Promise<number> {
+    const count = keys.length / this.keySize;
+    if (!Number.isInteger(count) || values.length !== count * this.valueBytes) {
+      throw new TypeError(`updateBatchPacked: ${keys.length} key bytes and ${values.length} value bytes are not whole ${this.keySize}/${this.valueBytes}-byte entries`);
+    }
+    if (count === 0) return 0;
+    return bpfNative().mapUpdateBatch(this.fd, keys, values, updateFlags[mode]);
+  }
+
+  /** deleteBatch on keys packed back to back. */
+  async deleteBatchPacked(keys: Buffer): Promise<number> {
+    if (keys.length % this.keySize !== 0) throw new TypeError(`deleteBatchPacked: ${keys.length} bytes are not whole ${this.keySize}-byte keys`);
+    if (keys.length === 0) return 0;
+    return bpfNative().mapDeleteBatch(this.fd, keys);
+  }
+
   /** Deletes many keys in one batch call; absent keys are skipped. Resolves to the number deleted. */
   async deleteBatch(keys: readonly Buffer[]): Promise<number> {
     if (keys.length === 0) return 0;

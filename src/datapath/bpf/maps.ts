@@ -131,27 +131,128 @@ const policyCodec: MapCodec<abi.PolicyKey, abi.PolicyValue> = {
  */
 export type EndpointPolicyEntry = Omit<abi.PolicyKey, 'epId'> & abi.PolicyValue;
 
-/** cilium_policy: the policy of every endpoint, namespaced by endpoint id. */
+/**
+ * cilium_policy: the policy of every endpoint, namespaced by endpoint id.
+ *
+ * Keeps a mirror of what the kernel holds, per endpoint (key bytes -> value bytes): read from the
+ * map once (so a restarted agent adopts the pinned state of the previous run), then kept in step
+ * with every write made through syncEndpoint. A regeneration then diffs against its own
+ * endpoint's entries instead of reading the whole map (which holds every endpoint's entries: a
+ * full read of 1M entries costs ~1 s). Writes through the generic TypedMap methods drop the mirror
+ * (it is re-read on the next sync), as does a failed batch.
+ */
 export class PolicyMap extends TypedMap<abi.PolicyKey, abi.PolicyValue> {
+  #mirror: Promise<Map<number, Map<string, Buffer>>> | undefined;
+
   constructor(map: BpfMap) {
     super(map, policyCodec);
   }
 
+  private mirror(): Promise<Map<number, Map<string, Buffer>>> {
+    this.#mirror ??= (async () => {
+      const byEndpoint = new Map<number, Map<string, Buffer>>();
+      for await (const [key, value] of this.map.entries(8192)) {
+        const epId = abi.policyKeyEndpoint(key);
+        let own = byEndpoint.get(epId);
+        if (!own) byEndpoint.set(epId, (own = new Map()));
+        own.set(key.toString('latin1'), Buffer.from(value));
+      }
+      return byEndpoint;
+    })();
+    const loading = this.#mirror;
+    loading.catch(() => {
+      if (this.#mirror === loading) this.#mirror = undefined;
+    });
+    return loading;
+  }
+
   /** Makes endpoint epId's entries exactly `entries` (the result of a regeneration). */
   async syncEndpoint(epId: number, entries: Iterable<EndpointPolicyEntry>): Promise<DiffResult> {
-    const desired: Array<[abi.PolicyKey, abi.PolicyValue]> = [];
-    for (const e of entries) {
-      desired.push([
-        { epId, direction: e.direction, peer: e.peer, protocol: e.protocol, dport: e.dport, portPrefixLen: e.portPrefixLen },
-        { verdict: e.verdict, cookie: e.cookie },
-      ]);
+    const byEndpoint = await this.mirror();
+    const current = byEndpoint.get(epId) ?? new Map<string, Buffer>();
+    const list = Array.isArray(entries) ? (entries as EndpointPolicyEntry[]) : [...entries];
+    const KS = abi.POLICY_KEY_SIZE;
+    const VS = abi.POLICY_VALUE_SIZE;
+    // Every desired entry encoded once, back to back (no per-entry Buffer).
+    const keys = Buffer.alloc(list.length * KS);
+    const values = Buffer.alloc(list.length * VS);
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i]!;
+      abi.writePolicyKey(keys, i * KS, e, epId);
+      abi.writePolicyValue(values, i * VS, e, e);
     }
-    return this.diffApply(desired, (key) => key.epId === epId);
+    // Desired entries by key (a repeated key: the last one wins, as in one batch update).
+    const index = new Map<string, number>();
+    for (let i = 0; i < list.length; i++) index.set(keys.toString('latin1', i * KS, (i + 1) * KS), i);
+    const next = new Map<string, Buffer>();
+    const changed: number[] = [];
+    for (const [id, i] of index) {
+      const value = values.subarray(i * VS, (i + 1) * VS);
+      if (!current.get(id)?.equals(value)) changed.push(i);
+      next.set(id, value);
+    }
+    const unchanged = next.size - changed.length;
+    let writeKeys = keys;
+    let writeValues = values;
+    if (changed.length < list.length) {
+      writeKeys = Buffer.alloc(changed.length * KS);
+      writeValues = Buffer.alloc(changed.length * VS);
+      changed.forEach((src, dst) => {
+        keys.copy(writeKeys, dst * KS, src * KS, (src + 1) * KS);
+        values.copy(writeValues, dst * VS, src * VS, (src + 1) * VS);
+      });
+    }
+    const doomed = [...current.keys()].filter((id) => !next.has(id));
+    try {
+      // Writes before deletes: a replaced entry is never briefly missing.
+      const written = await this.map.updateBatchPacked(writeKeys, writeValues);
+      const deleted = doomed.length === 0 ? 0 : await this.map.deleteBatchPacked(Buffer.from(doomed.join(''), 'latin1'));
+      if (next.size === 0) byEndpoint.delete(epId);
+      else byEndpoint.set(epId, next);
+      return { written, deleted, unchanged };
+    } catch (err) {
+      this.#mirror = undefined;
+      throw err;
+    }
   }
 
   /** Removes every entry of endpoint epId. */
   async removeEndpoint(epId: number): Promise<number> {
     return (await this.syncEndpoint(epId, [])).deleted;
+  }
+
+  override set(key: abi.PolicyKey, value: abi.PolicyValue): void {
+    this.#mirror = undefined;
+    super.set(key, value);
+  }
+
+  override delete(key: abi.PolicyKey): boolean {
+    this.#mirror = undefined;
+    return super.delete(key);
+  }
+
+  /** Writes all entries in one batch, encoded straight into one buffer. */
+  override async setMany(entries: Iterable<readonly [abi.PolicyKey, abi.PolicyValue]>): Promise<number> {
+    this.#mirror = undefined;
+    const list = Array.isArray(entries) ? (entries as Array<readonly [abi.PolicyKey, abi.PolicyValue]>) : [...entries];
+    const keys = Buffer.alloc(list.length * abi.POLICY_KEY_SIZE);
+    const values = Buffer.alloc(list.length * abi.POLICY_VALUE_SIZE);
+    for (let i = 0; i < list.length; i++) {
+      const [k, v] = list[i]!;
+      abi.writePolicyKey(keys, i * abi.POLICY_KEY_SIZE, k, k.epId);
+      abi.writePolicyValue(values, i * abi.POLICY_VALUE_SIZE, v, k);
+    }
+    return this.map.updateBatchPacked(keys, values);
+  }
+
+  override async deleteMany(keys: Iterable<abi.PolicyKey>): Promise<number> {
+    this.#mirror = undefined;
+    return super.deleteMany(keys);
+  }
+
+  override async diffApply(desired: Iterable<readonly [abi.PolicyKey, abi.PolicyValue]>, scope?: (key: abi.PolicyKey) => boolean): Promise<DiffResult> {
+    this.#mirror = undefined;
+    return super.diffApply(desired, scope);
   }
 }
 
