@@ -7,6 +7,15 @@
  * Dynamic addresses come from per-node blocks (aligned `blockPrefixLength` slices of the pool's
  * range, claimed with create-only keys) so hosts do not contend for the same candidates.
  * Callers serialise calls per pool inside the process (see `Ipam`); this class does not lock.
+ *
+ * With a node-local store of its own (`PoolStore.split`), a container address inside a block this
+ * node holds is a node-local key: allocating it needs no cluster store round trip that could fail
+ * during an outage (block claims stay create-only keys in the cluster store). Every other address
+ * key stays in the cluster store. Two rules keep addresses unique across hosts without the
+ * holder's node-local keys being visible to others: an address inside another node's block is
+ * never allocated statically here (only its holder hands it out), and a static address outside
+ * any block is written first and the claims are read after it, while a node claiming a block
+ * reads the cluster's address keys after its claim: whichever write comes second sees the other.
  */
 import {
   AddressInUseError,
@@ -28,7 +37,7 @@ import {
   cidrContainsAddress,
   type Ipv4Cidr,
 } from './ipv4.js';
-import type { AddressRecord, PoolStore, StoredBlock } from './pool-store.js';
+import type { AddressRecord, AddressScope, PoolStore, StoredBlock } from './pool-store.js';
 import { describePool, type PoolView } from './pool-view.js';
 
 /**
@@ -105,20 +114,47 @@ export class AddressAllocator {
   async allocateStatic(pool: PoolView, requested: string, kind: 'endpoint' | 'reserved', owner?: string): Promise<number> {
     const flag = kind === 'reserved' ? '--aux-address' : '--ip';
     const address = parseRequestedAddress(pool, requested, flag);
+    const record: AddressRecord = owner === undefined ? { node: this.#node, kind } : { node: this.#node, kind, owner };
+    if (this.#store.split) return this.#allocateStaticSplit(pool, requested, address, record, flag);
     const budget: ConflictBudget = { conflicts: 0 };
     for (;;) {
-      const record: AddressRecord = owner === undefined ? { node: this.#node, kind } : { node: this.#node, kind, owner };
       const result = await this.#store.createAddress(pool.poolId, address, record);
       if (result.ok) return address;
       if (result.current) {
         if (kind === 'reserved' && result.current.record.kind === 'reserved') return address;
-        throw new AddressInUseError(
-          `address ${requested} is already in use in pool ${describePool(pool)} (by ${describeHolder(result.current.record)}); ` +
-            `choose another ${flag}, or leave it out to get a free address`,
-        );
+        throw addressInUse(pool, requested, result.current.record, flag);
       }
       this.#countConflict(budget, pool);
     }
+  }
+
+  /** allocateStatic with a node-local store of its own (see the module comment for the rules). */
+  async #allocateStaticSplit(pool: PoolView, requested: string, address: number, record: AddressRecord, flag: string): Promise<number> {
+    const existing = (await this.#store.listClusterAddresses(pool.poolId)).find((a) => a.address === address);
+    if (existing) {
+      if (record.kind === 'reserved' && existing.record.kind === 'reserved') return address;
+      throw addressInUse(pool, requested, existing.record, flag);
+    }
+    const holder = blockHolding(await this.#store.listBlocks(pool.poolId), address);
+    if (holder && holder.node !== this.#node) throw heldByOtherNode(pool, requested, holder, flag);
+    if (holder && record.kind === 'endpoint') {
+      const result = await this.#store.createAddress(pool.poolId, address, record, 'node');
+      if (result.ok) return address;
+      throw addressInUse(pool, requested, result.current?.record ?? record, flag);
+    }
+    const result = await this.#store.createAddress(pool.poolId, address, record, 'cluster');
+    if (!result.ok) {
+      if (record.kind === 'reserved' && result.current?.record.kind === 'reserved') return address;
+      throw addressInUse(pool, requested, result.current?.record ?? record, flag);
+    }
+    // Fence against a node claiming the block at the same moment: our key is written, now read the claims.
+    const after = blockHolding(await this.#store.listBlocks(pool.poolId), address);
+    if (after && after.node !== this.#node) {
+      const mine = await this.#store.getAddress(pool.poolId, address);
+      if (mine?.scope === 'cluster') await this.#store.deleteAddress(pool.poolId, address, mine.modRevision, 'cluster');
+      throw heldByOtherNode(pool, requested, after, flag);
+    }
+    return address;
   }
 
   /**
@@ -132,10 +168,11 @@ export class AddressAllocator {
     ]);
     const taken = new Set(addresses.map((a) => a.address));
     const budget: ConflictBudget = { conflicts: 0 };
+    const scope: AddressScope = this.#store.split ? 'node' : 'cluster';
 
     for (const claim of blocks) {
       if (claim.node !== this.#node) continue;
-      const address = await this.#allocateInBlock(pool, claim.block, taken, budget, owner);
+      const address = await this.#allocateInBlock(pool, claim.block, taken, budget, owner, scope);
       if (address !== undefined) return address;
     }
 
@@ -153,7 +190,11 @@ export class AddressAllocator {
         continue;
       }
       this.#log.info({ poolId: pool.poolId, block: formatIpv4Cidr(block), node: this.#node }, 'address block claimed');
-      const address = await this.#allocateInBlock(pool, block, taken, budget, owner);
+      if (this.#store.split) {
+        // The other half of the fence in #allocateStaticSplit: static keys written before our claim are seen now.
+        for (const a of await this.#store.listClusterAddresses(pool.poolId)) taken.add(a.address);
+      }
+      const address = await this.#allocateInBlock(pool, block, taken, budget, owner, scope);
       if (address !== undefined) return address;
     }
 
@@ -178,7 +219,7 @@ export class AddressAllocator {
         this.#log.warn({ ...fields, owner: record.node }, 'release of an address another node allocated ignored');
         return;
       }
-      await this.#store.deleteAddress(poolId, address, current.modRevision);
+      await this.#store.deleteAddress(poolId, address, current.modRevision, current.scope);
       this.#log.debug(fields, 'address released');
       return;
     }
@@ -187,7 +228,7 @@ export class AddressAllocator {
       this.#log.info({ ...fields, kind: record.kind, otherUsers }, 'address kept: other nodes still use the pool');
       return;
     }
-    if (await this.#store.deleteAddress(poolId, address, current.modRevision)) {
+    if (await this.#store.deleteAddress(poolId, address, current.modRevision, current.scope)) {
       if (record.kind === 'gateway') await this.#clearRecordedGateway(poolId, address);
       this.#log.info({ ...fields, kind: record.kind }, 'address released');
     }
@@ -199,6 +240,7 @@ export class AddressAllocator {
     taken: Set<number>,
     budget: ConflictBudget,
     owner: string | undefined,
+    scope: AddressScope,
   ): Promise<number | undefined> {
     for (;;) {
       const candidate = lowestFree(pool.subnet, block, taken);
@@ -206,7 +248,7 @@ export class AddressAllocator {
       const record: AddressRecord = owner === undefined
         ? { node: this.#node, kind: 'endpoint' }
         : { node: this.#node, kind: 'endpoint', owner };
-      const result = await this.#store.createAddress(pool.poolId, candidate, record);
+      const result = await this.#store.createAddress(pool.poolId, candidate, record, scope);
       taken.add(candidate);
       if (result.ok) return candidate;
       this.#countConflict(budget, pool);
@@ -303,6 +345,27 @@ function parseRequestedAddress(pool: PoolView, text: string, flag: string): numb
     );
   }
   return address;
+}
+
+/** The claim of the block that contains `address`, if any. */
+function blockHolding(blocks: readonly StoredBlock[], address: number): StoredBlock | undefined {
+  return blocks.find((b) => cidrContainsAddress(b.block, address));
+}
+
+function addressInUse(pool: PoolView, requested: string, holder: AddressRecord, flag: string): AddressInUseError {
+  return new AddressInUseError(
+    `address ${requested} is already in use in pool ${describePool(pool)} (by ${describeHolder(holder)}); ` +
+      `choose another ${flag}, or leave it out to get a free address`,
+  );
+}
+
+/** A static address inside another node's block: only that node hands out its addresses (node-local keys). */
+function heldByOtherNode(pool: PoolView, requested: string, holder: StoredBlock, flag: string): AddressInUseError {
+  return new AddressInUseError(
+    `address ${requested} (${flag}) is inside block ${formatIpv4Cidr(holder.block)} of pool ${describePool(pool)}, which node ` +
+      `${holder.node} holds: only that node hands out its addresses; choose an address outside other nodes' blocks ` +
+      '(create the network with --ip-range and pick static addresses outside it), or start the container on that node',
+  );
 }
 
 /** Who holds an address, for messages. */

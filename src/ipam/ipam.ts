@@ -4,8 +4,9 @@
  * that the same network created on several hosts shares one pool and hosts never hand out the
  * same address.
  *
- * State lives only in the store (layout in `pool-store.ts`); a new instance over the same store
- * sees exactly what the previous one left. Inside the process, pool creation/release is
+ * State lives only in the stores (layout in `pool-store.ts`; container addresses inside this
+ * node's blocks in the node-local store, see `kvstore/store-scopes.ts`); a new instance over the
+ * same stores sees exactly what the previous one left. Inside the process, pool creation/release is
  * serialised globally and address operations per pool (dockerd sends many RequestAddress calls
  * at once when containers start together); between hosts, create-only keys and CAS decide.
  *
@@ -93,7 +94,7 @@ export class Ipam {
     if (!Number.isInteger(blockPrefixLength) || blockPrefixLength < 1 || blockPrefixLength > 32) {
       throw new ConfigError(`invalid block prefix length ${blockPrefixLength}: it must be between 1 and 32 (26 = 64 addresses per node block)`);
     }
-    this.#pools = new PoolStore(options.store);
+    this.#pools = new PoolStore(options.store, options.nodeStore);
     this.#node = nodeName;
     this.#defaultPool = pool;
     this.#defaultPoolPrefixLength = defaultPoolPrefixLength;
@@ -154,7 +155,7 @@ export class Ipam {
         }
         for (const entry of await this.#pools.listAddresses(poolId)) {
           if (entry.record.kind === 'endpoint' && entry.record.node === this.#node) {
-            await this.#pools.deleteAddress(poolId, entry.address, entry.modRevision);
+            await this.#pools.deleteAddress(poolId, entry.address, entry.modRevision, entry.scope);
           }
         }
         await this.#removePoolIfUnused(poolId);

@@ -12,8 +12,17 @@
  * A poolId never contains '/', so `<prefix>/<poolId>/` lists exactly one pool's keys. Keys sort
  * as strings in the store; everything returned here that is ordered by address is sorted
  * numerically instead.
+ *
+ * Two stores (`kvstore/store-scopes.ts`): every key above lives in the cluster store, except the
+ * address keys of container addresses inside this node's blocks, which live under the same path
+ * in the node-local store. When both are one object, everything is in it. Reads of the cluster
+ * store that fail with KvUnavailableError answer the last value read (pool records, block claims,
+ * cluster address keys): a node keeps allocating inside the blocks it holds during an outage.
+ * That is safe because only this node allocates in its blocks, and claims are never taken away
+ * from a node that still uses the pool.
  */
 import type { CasResult, KvStore } from '../kvstore/kvstore.js';
+import { KvUnavailableError } from '../util/errors.js';
 import { formatIpv4, formatIpv4Cidr, parseIpv4, parseIpv4Cidr, type Ipv4Cidr } from './ipv4.js';
 import type { AddressKind } from './types.js';
 
@@ -53,12 +62,17 @@ export interface AddressRecord {
   owner?: string;
 }
 
+/** Which store holds an address key (see `kvstore/store-scopes.ts`). */
+export type AddressScope = 'cluster' | 'node';
+
 /** An address key with its revision. */
 export interface StoredAddress {
   poolId: string;
   address: number;
   record: AddressRecord;
   modRevision: bigint;
+  /** The store it lives in ('cluster' whenever both scopes are one store). */
+  scope: AddressScope;
 }
 
 /** A block claim with its revision. */
@@ -80,21 +94,48 @@ export function poolIdForSubnet(subnet: Ipv4Cidr): string {
 /** Typed reads and writes of the IPAM keys. */
 export class PoolStore {
   readonly #store: KvStore;
+  readonly #node: KvStore;
+  /** Last successful cluster reads, answered while the cluster store is unreachable. */
+  readonly #lastKnown = new Map<string, unknown>();
 
-  constructor(store: KvStore) {
-    this.#store = store;
+  /** `node` omitted or the same object as `cluster`: one store for every key. */
+  constructor(cluster: KvStore, node: KvStore = cluster) {
+    this.#store = cluster;
+    this.#node = node;
+  }
+
+  /** True when node-local address keys live in a store of their own. */
+  get split(): boolean {
+    return this.#node !== this.#store;
+  }
+
+  /**
+   * A cluster read remembered under `cacheKey`; when the cluster store is unreachable the last
+   * value read is answered instead (and the KvUnavailableError is thrown if there is none).
+   */
+  async #clusterRead<T>(cacheKey: string, read: () => Promise<T>): Promise<T> {
+    try {
+      const value = await read();
+      this.#lastKnown.set(cacheKey, value);
+      return value;
+    } catch (err) {
+      if (err instanceof KvUnavailableError && this.#lastKnown.has(cacheKey)) return this.#lastKnown.get(cacheKey) as T;
+      throw err;
+    }
   }
 
   /** The pool record, or undefined. */
-  async getPool(poolId: string): Promise<StoredPool | undefined> {
-    const pair = await this.#store.get(POOLS + poolId);
-    if (!pair) return undefined;
-    return { poolId, record: decodePoolRecord(pair.key, pair.value), createRevision: pair.createRevision, modRevision: pair.modRevision };
+  getPool(poolId: string): Promise<StoredPool | undefined> {
+    return this.#clusterRead(`pool:${poolId}`, async () => {
+      const pair = await this.#store.get(POOLS + poolId);
+      if (!pair) return undefined;
+      return { poolId, record: decodePoolRecord(pair.key, pair.value), createRevision: pair.createRevision, modRevision: pair.modRevision };
+    });
   }
 
   /** Every pool record, in key order. */
   async listPools(): Promise<StoredPool[]> {
-    const { pairs } = await this.#store.list(POOLS);
+    const { pairs } = await this.#clusterRead('pools', () => this.#store.list(POOLS));
     return pairs.map((pair) => ({
       poolId: pair.key.slice(POOLS.length),
       record: decodePoolRecord(pair.key, pair.value),
@@ -153,7 +194,8 @@ export class PoolStore {
 
   /** Block claims of one pool, or of every pool, in address order. */
   async listBlocks(poolId?: string): Promise<StoredBlock[]> {
-    const { pairs } = await this.#store.list(poolId === undefined ? BLOCKS : `${BLOCKS}${poolId}/`);
+    const prefix = poolId === undefined ? BLOCKS : `${BLOCKS}${poolId}/`;
+    const { pairs } = await this.#clusterRead(`list:${prefix}`, () => this.#store.list(prefix));
     const blocks: StoredBlock[] = [];
     for (const pair of pairs) {
       const [id, cidrText] = splitOnce(pair.key.slice(BLOCKS.length));
@@ -167,6 +209,8 @@ export class PoolStore {
   /** Claims a block for `node` with a create-only write; true if this call created the claim. */
   async claimBlock(poolId: string, block: Ipv4Cidr, node: string): Promise<boolean> {
     const result = await this.#store.create(`${BLOCKS}${poolId}/${formatIpv4Cidr(block)}`, node);
+    // The remembered claims must include this one before an outage needs them.
+    if (result.ok) await this.listBlocks(poolId).catch(() => undefined);
     return result.ok;
   }
 
@@ -175,48 +219,74 @@ export class PoolStore {
     return this.#store.atomicDelete(`${BLOCKS}${poolId}/${formatIpv4Cidr(block)}`, prevRevision);
   }
 
-  /** One address key, or undefined. */
+  /** One address key (node-local first, then cluster), or undefined. */
   async getAddress(poolId: string, address: number): Promise<StoredAddress | undefined> {
-    const pair = await this.#store.get(addressKey(poolId, address));
-    if (!pair) return undefined;
-    return { poolId, address, record: decodeAddressRecord(pair.key, pair.value), modRevision: pair.modRevision };
-  }
-
-  /** Address keys of one pool, or of every pool, sorted by pool then address. */
-  async listAddresses(poolId?: string): Promise<StoredAddress[]> {
-    const { pairs } = await this.#store.list(poolId === undefined ? ADDRESSES : `${ADDRESSES}${poolId}/`);
-    const addresses: StoredAddress[] = [];
-    for (const pair of pairs) {
-      const [id, ipText] = splitOnce(pair.key.slice(ADDRESSES.length));
-      const address = parseIpv4(ipText);
-      if (address === undefined) throw new Error(`ipam: malformed address key ${pair.key} in the store`);
-      addresses.push({ poolId: id, address, record: decodeAddressRecord(pair.key, pair.value), modRevision: pair.modRevision });
-    }
-    return addresses.sort((a, b) => compareIds(a.poolId, b.poolId) || a.address - b.address);
-  }
-
-  /** Create-only write of an address key; on conflict returns the key that is there. */
-  async createAddress(poolId: string, address: number, record: AddressRecord): Promise<CreateAddressResult> {
     const key = addressKey(poolId, address);
-    const result = await this.#store.create(key, JSON.stringify(compactAddressRecord(record)));
-    if (result.ok) return { ok: true };
+    if (this.split) {
+      const local = await this.#node.get(key);
+      if (local) return { poolId, address, record: decodeAddressRecord(key, local.value), modRevision: local.modRevision, scope: 'node' };
+    }
+    const pair = await this.#store.get(key);
+    if (!pair) return undefined;
+    return { poolId, address, record: decodeAddressRecord(key, pair.value), modRevision: pair.modRevision, scope: 'cluster' };
+  }
+
+  /** Address keys of one pool, or of every pool, from both scopes, sorted by pool then address. */
+  async listAddresses(poolId?: string): Promise<StoredAddress[]> {
+    const cluster = await this.listClusterAddresses(poolId);
+    if (!this.split) return cluster;
+    const prefix = poolId === undefined ? ADDRESSES : `${ADDRESSES}${poolId}/`;
+    const local = decodeAddresses((await this.#node.list(prefix)).pairs, 'node');
+    return [...cluster, ...local].sort((a, b) => compareIds(a.poolId, b.poolId) || a.address - b.address);
+  }
+
+  /** Address keys in the cluster store only (the last ones read while it is unreachable). */
+  async listClusterAddresses(poolId?: string): Promise<StoredAddress[]> {
+    const prefix = poolId === undefined ? ADDRESSES : `${ADDRESSES}${poolId}/`;
+    const { pairs } = await this.#clusterRead(`list:${prefix}`, () => this.#store.list(prefix));
+    return decodeAddresses(pairs, 'cluster').sort((a, b) => compareIds(a.poolId, b.poolId) || a.address - b.address);
+  }
+
+  /** Create-only write of an address key in `scope`; on conflict returns the key that is there. */
+  async createAddress(poolId: string, address: number, record: AddressRecord, scope: AddressScope = 'cluster'): Promise<CreateAddressResult> {
+    const key = addressKey(poolId, address);
+    const result = await this.#scoped(scope).create(key, JSON.stringify(compactAddressRecord(record)));
+    if (result.ok) {
+      // The remembered cluster keys (gateway, reservations) must include this one before an outage needs them.
+      if (scope === 'cluster') await this.listClusterAddresses(poolId).catch(() => undefined);
+      return { ok: true };
+    }
     const current = result.current
-      ? { poolId, address, record: decodeAddressRecord(key, result.current.value), modRevision: result.current.modRevision }
+      ? { poolId, address, record: decodeAddressRecord(key, result.current.value), modRevision: result.current.modRevision, scope }
       : undefined;
     return { ok: false, current };
   }
 
-  /** Deletes an address key if it is still at `prevRevision`; true if removed. */
-  deleteAddress(poolId: string, address: number, prevRevision: bigint): Promise<boolean> {
-    return this.#store.atomicDelete(addressKey(poolId, address), prevRevision);
+  /** Deletes an address key of `scope` if it is still at `prevRevision`; true if removed. */
+  deleteAddress(poolId: string, address: number, prevRevision: bigint, scope: AddressScope = 'cluster'): Promise<boolean> {
+    return this.#scoped(scope).atomicDelete(addressKey(poolId, address), prevRevision);
+  }
+
+  #scoped(scope: AddressScope): KvStore {
+    return scope === 'node' ? this.#node : this.#store;
   }
 
   /** Deletes every block claim and address key of a pool (its last user is gone); returns the count. */
   async deletePoolContents(poolId: string): Promise<number> {
     const blocks = await this.#store.deletePrefix(`${BLOCKS}${poolId}/`);
     const addresses = await this.#store.deletePrefix(`${ADDRESSES}${poolId}/`);
-    return blocks + addresses;
+    const local = this.split ? await this.#node.deletePrefix(`${ADDRESSES}${poolId}/`) : 0;
+    return blocks + addresses + local;
   }
+}
+
+function decodeAddresses(pairs: readonly { key: string; value: string; modRevision: bigint }[], scope: AddressScope): StoredAddress[] {
+  return pairs.map((pair) => {
+    const [id, ipText] = splitOnce(pair.key.slice(ADDRESSES.length));
+    const address = parseIpv4(ipText);
+    if (address === undefined) throw new Error(`ipam: malformed address key ${pair.key} in the store`);
+    return { poolId: id, address, record: decodeAddressRecord(pair.key, pair.value), modRevision: pair.modRevision, scope };
+  });
 }
 
 function addressKey(poolId: string, address: number): string {

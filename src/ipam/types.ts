@@ -10,8 +10,13 @@ export type AddressKind = 'gateway' | 'reserved' | 'endpoint';
 
 /** Construction options of `Ipam`. */
 export interface IpamOptions {
-  /** The shared store; every pool, block and address lives there and nowhere else. */
+  /** The cluster store: pools, pool users, block claims, gateways, reservations, static addresses outside this node's blocks. */
   store: KvStore;
+  /**
+   * The node-local store for container addresses inside blocks this node holds (see
+   * `kvstore/store-scopes.ts`). Omitted or the same object as `store`: everything in `store`.
+   */
+  nodeStore?: KvStore;
   /** This host's node name: owner of its blocks and of the addresses it hands out. No '/'. */
   nodeName: string;
   /** CIDR the IPAM carves networks from when `docker network create` has no --subnet, e.g. 10.200.0.0/16. */

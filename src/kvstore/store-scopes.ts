@@ -1,0 +1,43 @@
+/**
+ * Which store holds which keys: the one place that says what the cluster shares and what only
+ * this node owns.
+ *
+ * Seed 002's outage guarantee (networking goes on, containers whose identity is known locally
+ * still start) cannot hold if a container start needs the cluster store. So everything that only
+ * this node reads and writes lives in the node-local store, an embedded SQLite file under the
+ * state dir, even when the cluster store is etcd or consul:
+ *
+ * | key                                          | scope   | why |
+ * |----------------------------------------------|---------|-----|
+ * | `docker/v1/<node>/networks/<id>`             | node    | Docker's local-scope network as this node serves it |
+ * | `docker/v1/<node>/endpoints/<id>`            | node    | this node's endpoints; restored after a restart |
+ * | `ipam/v1/addresses/<pool>/<ip>`, container address inside a block this node holds | node | only the block's holder hands out its addresses |
+ * | `ipam/v1/addresses/<pool>/<ip>`, gateway, `--aux-address`, `--ip` outside this node's blocks | cluster | every host must see them |
+ * | `ipam/v1/pools/…`, `ipam/v1/pool-users/…`    | cluster | the same network on every host |
+ * | `ipam/v1/blocks/<pool>/<cidr>`               | cluster | create-only claims: two hosts never hold one block |
+ * | `identities/v1/…`, `ip/v1/…`, `nodes/v1/…`, `policies/v1/…` | cluster | shared by every host |
+ *
+ * With `--kvstore local` both scopes are the same store object (`split` is false) and every key
+ * stays where it always was. With etcd or consul nothing is migrated: endpoint records and
+ * container addresses an older version wrote to the cluster store stay there, unused (the daemon
+ * logs how many it found at start; see README "Stores").
+ */
+import type { KvStore } from './kvstore.js';
+
+/** The two stores a daemon writes to. */
+export interface StoreScopes {
+  /** Keys every host shares (etcd, consul, or the embedded file with `--kvstore local`). */
+  cluster: KvStore;
+  /** Keys only this node owns: never needs the cluster store to be reachable. */
+  node: KvStore;
+}
+
+/** Prefix of this node's endpoint and network records (node scope). */
+export function nodeRecordPrefix(nodeName: string): string {
+  return `docker/v1/${nodeName}/`;
+}
+
+/** True when node-local keys live in a store of their own (a cluster backend is configured). */
+export function isSplit(scopes: StoreScopes): boolean {
+  return scopes.cluster !== scopes.node;
+}
