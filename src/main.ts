@@ -15,6 +15,7 @@ import { EtcdKvStore, etcdOptionsFromKvstoreOpts } from './kvstore/etcd/etcd-sto
 import { ConsulKvStore, consulOptionsFromKvstoreOpts } from './kvstore/consul/consul-store.js';
 import { Metrics, serveMetrics } from './util/metrics.js';
 import { Ipam } from './ipam/ipam.js';
+import { NetworkRegistry } from './ipam/network-registry.js';
 import { IdentityAllocator } from './identity/allocator.js';
 import { BpfDatapath } from './datapath/bpf-datapath.js';
 import { PolicyEngine } from './endpoint/policy-engine.js';
@@ -30,7 +31,7 @@ import { PluginServer } from './plugin/server.js';
 import { NetworkCreationTracker } from './plugin/network-creation-tracker.js';
 import { DockerWatcher } from './docker/docker-watcher.js';
 import { ApiServer, type AgentBackend } from './api/server.js';
-import type { EndpointModel } from './api/models.js';
+import type { EndpointModel, NetworkModel } from './api/models.js';
 import type { EndpointRecord } from './endpoint/endpoint.js';
 
 const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -69,7 +70,8 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   const identities = new IdentityAllocator({ store, nodeName: config.nodeName, log: log.child({ component: 'identity' }) });
   const datapath = new BpfDatapath({ bpfRoot: config.bpfRoot, log: log.child({ component: 'datapath' }) });
   await datapath.init();
-  const endpoints = new EndpointManager({ store, nodeName: config.nodeName, datapath, identities, log: log.child({ component: 'endpoint' }) });
+  const networks = new NetworkRegistry({ store, nodeName: config.nodeName, ipam, log: log.child({ component: 'networks' }) });
+  const endpoints = new EndpointManager({ store, nodeName: config.nodeName, datapath, identities, networks, log: log.child({ component: 'endpoint' }) });
   const policy = new PolicyEngine({
     store,
     endpoints,
@@ -96,6 +98,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     intervalMs: config.resyncIntervalMs,
     localIps: () => endpoints.listEndpoints().filter((e) => e.state !== 'created').map((e) => ({ ip: e.ipv4, identity: e.identity, endpoint: e.id })),
     reassertIdentities: () => identities.reassertReferences(),
+    reassertNetworks: () => networks.reassert(),
     relist: () => policy.relist(),
   });
   let publishing = false;
@@ -129,7 +132,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   const plugin = new PluginServer({
     socketPath: config.pluginSocket,
     network: networkDriverHandlers(endpoints, creations),
-    ipam: ipamDriverHandlers(ipam, creations),
+    ipam: ipamDriverHandlers(ipam, creations, networks),
     log: log.child({ component: 'plugin' }),
     observe: (call, _ms, error) => metrics.pluginCalls.inc({ call, outcome: error ? 'fail' : 'success' }),
   });
@@ -138,6 +141,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     dockerHost: config.dockerHost,
     log: log.child({ component: 'docker' }),
     isOurEndpoint: (id) => endpoints.getEndpoint(id) !== undefined,
+    networkNamed: (networkId, name) => endpoints.setNetworkName(networkId, name),
     waitingEndpoints: () => endpoints.listEndpoints().filter((e) => e.state === 'waiting-for-identity').map((e) => e.endpointId),
     attach: async (c) => {
       await endpoints.attachContainer(c.endpointId, { containerId: c.containerId, containerName: c.containerName, labels: c.labels, networkName: c.networkName });
@@ -202,6 +206,47 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
         .filter((e) => e.node !== config.nodeName && !seen.has(e.ip))
         .map((e) => ({ ip: e.ip, identity: e.identity, node: e.node, source: 'remote' as const }));
       return [...local, ...remote].sort((a, b) => (a.ip < b.ip ? -1 : 1));
+    },
+    async listNetworks() {
+      // Cluster records (unreachable store: this node's view only), then local networks on top.
+      const records = await networks.list().catch(() => []);
+      const claims = new Map(networks.claims().map((c) => [c.networkId, c]));
+      const rows = new Map<string, NetworkModel>();
+      for (const { record, users } of records) {
+        rows.set(record.name, {
+          name: record.name,
+          subnet: record.subnet,
+          ipRange: record.ipRange,
+          gateway: record.details?.gateway,
+          internal: record.details?.internal,
+          mtu: record.details?.mtu,
+          createdBy: record.createdBy,
+          createdAt: record.createdAt,
+          nodes: users.map((u) => u.node).sort(),
+          status: 'remote',
+        });
+      }
+      const unnamed: NetworkModel[] = [];
+      for (const n of endpoints.listNetworks()) {
+        const claim = claims.get(n.networkId);
+        const cluster = claim ? rows.get(claim.name) : undefined;
+        const row: NetworkModel = {
+          name: claim?.name ?? '',
+          networkId: n.networkId,
+          subnet: n.subnet,
+          ipRange: cluster?.ipRange ?? claim?.definition.ipRange,
+          gateway: n.gateway,
+          internal: n.internal,
+          createdBy: cluster?.createdBy,
+          createdAt: cluster?.createdAt,
+          nodes: cluster?.nodes ?? [],
+          status: !claim ? 'unnamed' : claim.status === 'agreed' ? 'ok' : claim.status,
+          detail: claim?.detail,
+        };
+        if (claim) rows.set(claim.name, row);
+        else unnamed.push(row);
+      }
+      return [...[...rows.values()].sort((a, b) => (a.name < b.name ? -1 : 1)), ...unnamed];
     },
     async cleanup() {
       const removed = endpoints.listEndpoints().map((e) => e.hostIfName);

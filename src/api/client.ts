@@ -12,6 +12,7 @@ import type {
   ErrorModel,
   IdentityModel,
   IpModel,
+  NetworkModel,
   MonitorEventModel,
   PolicyListModel,
   PolicyRevisionModel,
@@ -111,6 +112,10 @@ export class ApiClient {
   /** `GET /v1/identity/:id`. */
   getIdentity(id: string): Promise<IdentityModel> {
     return this.call('GET', `/v1/identity/${encodeURIComponent(id)}`);
+  }
+  /** `GET /v1/network`. */
+  listNetworks(): Promise<NetworkModel[]> {
+    return this.call('GET', '/v1/network');
   }
   /** `GET /v1/ip`. */
   listIps(): Promise<IpModel[]> {

@@ -28,6 +28,31 @@ export interface IdentityModel {
   localReferences: number;
 }
 
+/**
+ * A network as `cilium network list` shows it: every cluster record (`networks/v1/<name>`) and
+ * every network of this node. `status`: `ok` (this node's network agrees with the cluster
+ * record), `conflict` (it does not: `detail` says how; new containers on it are refused),
+ * `unregistered` (not written yet, e.g. the store is unreachable; the resync retries), `unnamed`
+ * (Docker has not told us its name yet), `remote` (other nodes only).
+ */
+export interface NetworkModel {
+  name: string;
+  /** This node's Docker network id, when it has a network of that name. */
+  networkId?: string;
+  subnet: string;
+  ipRange?: string;
+  gateway?: string;
+  internal?: boolean;
+  mtu?: number;
+  /** Node that created the cluster record, and when. */
+  createdBy?: string;
+  createdAt?: string;
+  /** Nodes registered as using the name. */
+  nodes: string[];
+  status: 'ok' | 'conflict' | 'unregistered' | 'unnamed' | 'remote';
+  detail?: string;
+}
+
 /** One IP -> identity mapping. */
 export interface IpModel {
   ip: string;

@@ -16,6 +16,7 @@ import type {
   EndpointModel,
   IdentityModel,
   IpModel,
+  NetworkModel,
   StatusModel,
   ErrorModel,
   PolicyRevisionModel,
@@ -38,6 +39,8 @@ export interface AgentBackend {
   listIdentities(): Promise<IdentityModel[]>;
   getIdentity(id: number): Promise<IdentityModel | undefined>;
   listIps(): Promise<IpModel[]>;
+  /** Cluster network records and this node's networks (`cilium network list`). */
+  listNetworks(): Promise<NetworkModel[]>;
   cleanup(): Promise<{ removed: string[] }>;
   /** Imports CiliumNetworkPolicy YAML/JSON text; rejects with PolicyValidationError. */
   importPolicy(text: string): Promise<PolicyRevisionModel>;
@@ -204,6 +207,7 @@ export class ApiServer {
         return ep;
       }),
     );
+    app.get('/v1/network', route(() => backend.listNetworks()));
     app.get('/v1/identity', route(() => backend.listIdentities()));
     app.get(
       '/v1/identity/:id',

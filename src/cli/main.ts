@@ -9,6 +9,7 @@ import { CiliumDockerError } from '../util/errors.js';
 import { addBpfCommands } from './bpf-commands.js';
 import { apiClient, outputFormat, outputOption, print, printJson } from './command-context.js';
 import { addMonitorCommand } from './monitor-command.js';
+import { addNetworkCommands } from './network-commands.js';
 import { addPolicyCommands } from './policy-commands.js';
 import { renderTable } from './table.js';
 
@@ -134,6 +135,7 @@ export function buildProgram(): Command {
     });
 
   addPolicyCommands(program);
+  addNetworkCommands(program);
   addMonitorCommand(program);
   addBpfCommands(program);
   return program;

@@ -64,6 +64,8 @@ export class NodeSync {
   private readonly published = new Map<string, string>();
   private readonly status: ResyncStatus;
   private schedule: { stop(): void } | undefined;
+  /** Re-asserts this node's network-name keys (`networks/v1/<name>/users/<node>`) and their records. */
+  reassertNetworks?(): Promise<void>;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
@@ -168,3 +170,4 @@ export class NodeSync {
     }
   }
 }
+      await this.deps.reassertNetworks?.();

@@ -4,9 +4,9 @@
  * names (protocol reference 3.3), and a plugin handler must never call dockerd while dockerd
  * waits on it.
  *
- * Sources: the event stream (container `start`, network `connect`), a full scan at start and
- * after every reconnect of the stream, and a short periodic sweep for endpoints still waiting
- * for their labels. This is the only module that imports dockerode.
+ * Sources: the event stream (container `start`, network `connect`; network `create` for network
+ * names), a full scan (containers and networks) at start and after every reconnect of the
+ * stream, and a short periodic sweep for endpoints still waiting for their labels. This is the only module that imports dockerode.
  */
 import Docker from 'dockerode';
 import type { Logger } from '../util/log.js';
@@ -31,6 +31,11 @@ export interface DockerWatcherDeps {
   waitingEndpoints(): string[];
   /** Hands over a resolved container; errors are logged and retried by the sweep. */
   attach(container: ResolvedContainer): Promise<void>;
+  /**
+   * A network's Docker name (from its `create` event, or the network list at start and after a
+   * reconnect); called for every network, ours or not. Errors are logged.
+   */
+  networkNamed?(networkId: string, name: string): Promise<void>;
   /** Sweep interval for waiting endpoints (ms). */
   sweepIntervalMs?: number;
 }
@@ -92,7 +97,7 @@ export class DockerWatcher {
     if (this.stopped) return;
     try {
       const stream = (await this.docker.getEvents({
-        filters: { type: ['container', 'network'], event: ['start', 'connect'] },
+        filters: { type: ['container', 'network'], event: ['start', 'connect', 'create'] },
       })) as NodeJS.ReadableStream;
       this.stream = stream;
       this.connected = true;
@@ -118,6 +123,7 @@ export class DockerWatcher {
       stream.on('error', onEnd);
       stream.on('end', () => onEnd());
       // Anything that happened while we were not listening.
+      void this.scanNetworks();
       void this.scanAll();
     } catch (err) {
       this.lastError = err instanceof Error ? err.message : String(err);
@@ -133,6 +139,12 @@ export class DockerWatcher {
     } catch {
       return;
     }
+    if (ev.Type === 'network' && ev.Action === 'create') {
+      const name = ev.Actor?.Attributes?.name;
+      if (ev.Actor?.ID && name) void this.nameNetwork(ev.Actor.ID, name);
+      return;
+    }
+    if (ev.Type === 'container' && ev.Action !== 'start') return;
     const containerId = ev.Type === 'container' ? ev.Actor?.ID : ev.Actor?.Attributes?.container;
     if (containerId) void this.resolveContainer(containerId);
   }
@@ -144,6 +156,25 @@ export class DockerWatcher {
       await Promise.all(list.map((c) => this.resolveContainer(c.Id)));
     } catch (err) {
       this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'container scan failed');
+    }
+  }
+
+  /** Hands every network's name to `networkNamed` (start-up, reconnect). */
+  async scanNetworks(): Promise<void> {
+    if (!this.deps.networkNamed) return;
+    try {
+      const list = await this.docker.listNetworks();
+      await Promise.all(list.map((n) => this.nameNetwork(n.Id, n.Name)));
+    } catch (err) {
+      this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'network scan failed');
+    }
+  }
+
+  private async nameNetwork(networkId: string, name: string): Promise<void> {
+    try {
+      await this.deps.networkNamed?.(networkId, name);
+    } catch (err) {
+      this.deps.log.warn({ network: networkId, name, err: err instanceof Error ? err.message : String(err) }, 'recording the network name failed');
     }
   }
 

@@ -16,6 +16,7 @@ import { BadRequestError, EndpointNotFoundError, NetworkNotFoundError, CiliumDoc
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { Logger } from '../util/log.js';
 import type { ContainerInfo, EndpointRecord, NetworkRecord } from './endpoint.js';
+import type { NetworkDefinition, NetworkDetails, NetworkRegistry } from '../ipam/network-registry.js';
 
 const MAX_ENDPOINT_ID = 4095;
 
@@ -65,6 +66,8 @@ export class EndpointManager {
       datapath: Datapath;
       identities: IdentityAllocator;
       log: Logger;
+      /** Cluster-wide network names (`networks/v1/`); without it names stay node-local. */
+      networks?: NetworkRegistry;
     },
   ) {
     this.prefix = `docker/v1/${deps.nodeName}/`;
@@ -128,6 +131,8 @@ export class EndpointManager {
     for (const p of nets.pairs) {
       const n = JSON.parse(p.value) as NetworkRecord;
       this.networks.set(n.networkId, n);
+      const clusterName = n.clusterName ?? n.name;
+      if (clusterName !== undefined) this.deps.networks?.adopt(n.networkId, clusterName, n.clusterName !== undefined, networkDefinition(n));
     }
     for (const n of this.networks.values()) await this.deps.datapath.addNetwork(this.toDatapathNetwork(n), [...this.networks.values()].map((x) => this.toDatapathNetwork(x)));
     const eps = await this.deps.store.list(`${this.prefix}endpoints/`);
@@ -159,6 +164,10 @@ export class EndpointManager {
       const existing = this.networks.get(input.networkId);
       if (existing) return existing;
       const record: NetworkRecord = { ...input, createdAt: new Date().toISOString() };
+      // A pool requested with --ipam-opt cilium.network: settle or compare the cluster record now,
+      // so a conflicting definition fails `docker network create` itself.
+      const clusterName = await this.deps.networks?.networkCreated(record.networkId, record.subnet, networkDetails(record));
+      if (clusterName !== undefined) record.clusterName = clusterName;
       await this.deps.datapath.addNetwork(this.toDatapathNetwork(record), [...this.networks.values()].map((n) => this.toDatapathNetwork(n)));
       await this.deps.store.put(this.networkKey(record.networkId), JSON.stringify(record));
       this.networks.set(record.networkId, record);
@@ -179,6 +188,9 @@ export class EndpointManager {
       this.networks.delete(networkId);
       await this.deps.datapath.removeNetwork(this.toDatapathNetwork(record), [...this.networks.values()].map((n) => this.toDatapathNetwork(n)));
       await this.deps.store.delete(this.networkKey(networkId));
+      await this.deps.networks?.networkDeleted(networkId).catch((err: unknown) => {
+        this.deps.log.warn({ network: networkId, err: err instanceof Error ? err.message : String(err) }, 'releasing the cluster network name failed; the resync removes it');
+      });
       this.deps.log.info({ network: networkId }, 'network deleted');
     });
   }
@@ -189,6 +201,7 @@ export class EndpointManager {
     if (!record || record.name === name) return;
     record.name = name;
     await this.deps.store.put(this.networkKey(networkId), JSON.stringify(record));
+    await this.deps.networks?.nameLearned(networkId, name, networkDefinition(record));
   }
 
   /** The network record, or undefined. */
@@ -219,6 +232,8 @@ export class EndpointManager {
         if (existing.ipv4 !== input.ipv4) throw new BadRequestError(`endpoint ${short(input.endpointId)} already exists with address ${existing.ipv4}, not ${input.ipv4}`);
         return existing;
       }
+      // The network's name is defined differently elsewhere in the cluster: refuse rather than misroute.
+      this.deps.networks?.check(input.networkId);
       const names = vethNames(input.endpointId);
       const now = new Date().toISOString();
       const draft = {
@@ -384,6 +399,20 @@ export function endpointLabels(info: ContainerInfo): string[] {
   const labels: Label[] = Object.entries(info.labels).map(([key, value]) => ({ source: SOURCE_CONTAINER, key, value }));
   labels.push({ source: SOURCE_DOCKER, key: 'network', value: info.networkName });
   return new LabelSet(labels).toStrings();
+}
+
+/** `-o com.docker.network.driver.mtu` as given (undefined when the default applies). */
+const OPTION_MTU = 'com.docker.network.driver.mtu';
+
+/** The settings of a local network that must agree with its cluster definition. */
+function networkDetails(n: NetworkRecord): NetworkDetails {
+  const details: NetworkDetails = { gateway: n.gateway, internal: n.internal };
+  if (n.options[OPTION_MTU] !== undefined) details.mtu = n.mtu;
+  return details;
+}
+
+function networkDefinition(n: NetworkRecord): NetworkDefinition {
+  return { subnet: n.subnet, details: networkDetails(n) };
 }
 
 function short(id: string): string {

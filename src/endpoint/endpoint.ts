@@ -15,6 +15,8 @@ export interface NetworkRecord {
   networkId: string;
   /** Docker's network name, learnt from the Docker API (never sent to drivers). */
   name?: string;
+  /** Cluster-wide name from `--ipam-opt cilium.network=<name>`, when the network was created with one. */
+  clusterName?: string;
   poolId?: string;
   subnet: string;
   gateway: string;

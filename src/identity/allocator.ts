@@ -11,10 +11,16 @@
  *
  * Local reference counts: an identity already held by this node costs zero store round trips.
  * Work on one label set is serialised in-process so acquire/release never interleave.
+ *
+ * Outages: a label set this node knows (referenced, or released while the store was unreachable
+ * and not yet removed from it) is acquired without the store. A new label set needs the store;
+ * `acquire(labels, { timeoutMs })` gives up after that long with IdentityUnavailableError (an
+ * allocation that completes later is released again, so nothing leaks). A release whose store
+ * writes fail keeps the entry as "release pending"; `reassertReferences` (every resync) finishes it.
  */
 import type { KvStore } from '../kvstore/kvstore.js';
 import { putBatched } from '../kvstore/batched-writes.js';
-import { IdentityAllocationError } from '../util/errors.js';
+import { IdentityAllocationError, IdentityUnavailableError } from '../util/errors.js';
 import { LabelSet } from './labels.js';
 import { MAX_ALLOCATED_IDENTITY, MIN_ALLOCATED_IDENTITY, RESERVED_IDENTITIES } from './reserved.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
@@ -68,6 +74,14 @@ interface LocalEntry {
   id: number;
   labels: LabelSet;
   refs: number;
+  /** refs reached 0 but removing this node's reference from the store failed; retried by the resync. */
+  releasePending?: boolean;
+}
+
+/** Options of one acquire. */
+export interface AcquireOptions {
+  /** Give up on a new label set after this long (IdentityUnavailableError); no bound if omitted. */
+  timeoutMs?: number;
 }
 
 /** Allocates, references and releases identities for this node. */
@@ -80,6 +94,8 @@ export class IdentityAllocator {
   private readonly maxAttempts: number;
   private readonly local = new Map<string, LocalEntry>();
   private readonly mutex = new KeyedMutex();
+  /** Identities seen without any reference by the last `collectUnreferenced` pass: number -> id key revision. */
+  private readonly unreferenced = new Map<number, bigint>();
   private readonly counters: IdentityAllocatorStats = { attempts: 0, allocated: 0, referenced: 0, candidateCollisions: 0 };
 
   constructor(options: IdentityAllocatorOptions) {
@@ -95,32 +111,62 @@ export class IdentityAllocator {
     return `${VALUE_PREFIX}${encodeLabelKey(labels.toCanonical())}/${node}`;
   }
 
-  /** The identity this node already holds for `labels`, without any store access. */
+  /** The identity this node already knows for `labels`, without any store access. */
   lookupLocal(labels: LabelSet): number | undefined {
     return this.local.get(labels.toCanonical())?.id;
   }
 
   /**
    * Takes one reference on the identity of `labels`, allocating it in the store if no node has
-   * it yet. Zero store round trips when this node already references it.
+   * it yet. Zero store round trips when this node already knows it (see the module comment).
    */
-  async acquire(labels: LabelSet): Promise<number> {
+  async acquire(labels: LabelSet, options: AcquireOptions = {}): Promise<number> {
     const canonical = labels.toCanonical();
-    const held = this.local.get(canonical);
-    if (held && held.refs > 0) {
-      held.refs++;
-      return held.id;
-    }
-    return this.mutex.run(canonical, async () => {
-      const again = this.local.get(canonical);
-      if (again && again.refs > 0) {
-        again.refs++;
-        return again.id;
-      }
+    const held = this.takeLocal(canonical);
+    if (held !== undefined) return held;
+    const work = this.mutex.run(canonical, async () => {
+      const again = this.takeLocal(canonical);
+      if (again !== undefined) return again;
       const id = await this.resolveOrAllocate(labels);
       this.local.set(canonical, { id, labels, refs: 1 });
       return id;
     });
+    if (options.timeoutMs === undefined) return work;
+    const timeoutMs = options.timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(() => resolve('expired'), timeoutMs);
+    });
+    try {
+      const outcome = await Promise.race([work, expired]);
+      if (outcome !== 'expired') return outcome;
+    } catch (err) {
+      throw new IdentityUnavailableError(
+        `no identity for ${describe(labels)}: the kvstore could not allocate one (${err instanceof Error ? err.message : String(err)}); ` +
+          'it is retried until the store is reachable again',
+        { cause: err },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    // Nobody waits for this allocation any more: give its reference back when it completes.
+    work.then(
+      () => this.release(labels).catch(() => undefined),
+      () => undefined,
+    );
+    throw new IdentityUnavailableError(
+      `no identity for ${describe(labels)} within --identity-timeout ${timeoutMs} ms: the kvstore did not answer in time; ` +
+        'it is retried until the store is reachable again',
+    );
+  }
+
+  /** One more reference on a locally known identity (also one whose release is pending), or undefined. */
+  private takeLocal(canonical: string): number | undefined {
+    const held = this.local.get(canonical);
+    if (!held || (held.refs === 0 && !held.releasePending)) return undefined;
+    held.refs++;
+    held.releasePending = false;
+    return held.id;
   }
 
   /**
@@ -203,22 +249,38 @@ export class IdentityAllocator {
   adopt(labels: LabelSet, id: number): void {
     const canonical = labels.toCanonical();
     const held = this.local.get(canonical);
-    if (held) held.refs++;
-    else this.local.set(canonical, { id, labels, refs: 1 });
+    if (held) {
+      held.refs++;
+      held.releasePending = false;
+    } else this.local.set(canonical, { id, labels, refs: 1 });
   }
 
-  /** Drops one reference; the last one removes this node's reference key and collects the identity if unused. */
+  /**
+   * Drops one reference; the last one removes this node's reference key and collects the
+   * identity if unused. If the store fails meanwhile, the release stays pending (the identity
+   * stays known locally) and `reassertReferences` finishes it.
+   */
   async release(labels: LabelSet): Promise<void> {
     const canonical = labels.toCanonical();
     await this.mutex.run(canonical, async () => {
       const held = this.local.get(canonical);
-      if (!held) return;
+      if (!held || held.refs === 0) return;
       held.refs--;
       if (held.refs > 0) return;
-      this.local.delete(canonical);
-      await this.store.delete(this.valueKey(labels));
-      await this.collect(labels, held.id);
+      await this.finishRelease(canonical, held);
     });
+  }
+
+  /** Removes this node's reference from the store and collects the identity; keeps it pending on failure. */
+  private async finishRelease(canonical: string, held: LocalEntry): Promise<void> {
+    try {
+      await this.store.delete(this.valueKey(held.labels));
+      await this.collect(held.labels, held.id);
+      this.local.delete(canonical);
+    } catch (err) {
+      held.releasePending = true;
+      this.log.warn({ identity: held.id, labels: canonical, err: err instanceof Error ? err.message : String(err) }, 'identity release pending: the store is unreachable; the resync finishes it');
+    }
   }
 
   /**
@@ -237,18 +299,57 @@ export class IdentityAllocator {
     }
   }
 
-  /** Re-writes this node's reference keys (after a store reconnect or a resync), batched into transactions. */
+  /**
+   * Re-writes this node's reference keys (after a store reconnect or a resync), batched into
+   * transactions, then finishes pending releases.
+   */
   async reassertReferences(): Promise<void> {
     const held = [...this.local.values()].filter((entry) => entry.refs > 0);
     await putBatched(
       this.store,
       held.map((entry) => ({ key: this.valueKey(entry.labels), value: String(entry.id), leased: true })),
     );
+    for (const [canonical, entry] of [...this.local]) {
+      if (entry.refs === 0 && entry.releasePending) await this.mutex.run(canonical, () => (entry.refs === 0 && entry.releasePending ? this.finishRelease(canonical, entry) : Promise.resolve()));
+    }
   }
 
   /** Counters since start: what allocations cost (benchmarks, debugging). */
   getStats(): IdentityAllocatorStats {
     return { ...this.counters };
+  }
+
+  /**
+   * Garbage-collects identities no node references any more: those whose nodes died (their
+   * leased reference keys expired with the lease) or whose last release failed half-way. Run by
+   * every resync on every node. An identity is deleted only when two passes in a row saw it
+   * unreferenced at the same id-key revision: an allocation or reference in between rewrites the
+   * id key (see referenceExisting), so the conditional delete fails and the identity stays.
+   * Returns the numbers collected.
+   */
+  async collectUnreferenced(): Promise<number[]> {
+    const [ids, refs] = await Promise.all([this.store.list(ID_PREFIX), this.store.list(VALUE_PREFIX)]);
+    const referenced = new Set(refs.pairs.map((p) => p.key.slice(VALUE_PREFIX.length).split('/')[0]));
+    const localIds = new Set([...this.local.values()].map((e) => e.id));
+    const seen = new Map<number, bigint>();
+    const collected: number[] = [];
+    for (const p of ids.pairs) {
+      const id = Number(p.key.slice(ID_PREFIX.length));
+      if (localIds.has(id) || referenced.has(encodeLabelKey(p.value))) continue;
+      if (this.unreferenced.get(id) === p.modRevision) {
+        if (await this.store.atomicDelete(p.key, p.modRevision)) {
+          const labelKey = await this.store.get(`${LABELS_PREFIX}${encodeLabelKey(p.value)}`);
+          if (labelKey?.value === String(id)) await this.store.atomicDelete(labelKey.key, labelKey.modRevision);
+          collected.push(id);
+          this.log.info({ identity: id, labels: p.value }, 'collected identity no node references');
+        }
+        continue;
+      }
+      seen.set(id, p.modRevision);
+    }
+    this.unreferenced.clear();
+    for (const [id, revision] of seen) this.unreferenced.set(id, revision);
+    return collected;
   }
 
   /** Every identity: reserved ones plus those in the store. */
@@ -272,4 +373,8 @@ export class IdentityAllocator {
     const local = [...this.local.values()].find((e) => e.id === id);
     return { id, labels: LabelSet.fromCanonical(p.value), reserved: false, localReferences: local?.refs ?? 0 };
   }
+}
+
+function describe(labels: LabelSet): string {
+  return labels.toStrings().join(',') || '(no labels)';
 }

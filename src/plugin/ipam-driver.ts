@@ -3,6 +3,7 @@
  * Addresses go out in CIDR form (`198.18.10.2/24`), come back as plain IPs.
  */
 import type { Ipam } from '../ipam/ipam.js';
+import { NETWORK_NAME_OPTION, type NetworkRegistry } from '../ipam/network-registry.js';
 import { BadRequestError } from '../util/errors.js';
 import type { NetworkCreationTracker } from './network-creation-tracker.js';
 import { optionalBoolean, optionalObject, optionalString, requireObject, requireString } from './request-body.js';
@@ -21,7 +22,7 @@ export const GLOBAL_ADDRESS_SPACE = 'CiliumGlobal';
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 
 /** The IpamDriver handlers, keyed by method name. */
-export function ipamDriverHandlers(ipam: Ipam, creations: NetworkCreationTracker): Record<string, (body: unknown) => Promise<unknown>> {
+export function ipamDriverHandlers(ipam: Ipam, creations: NetworkCreationTracker, networks?: NetworkRegistry): Record<string, (body: unknown) => Promise<unknown>> {
   return {
     async GetCapabilities(): Promise<IpamCapabilitiesResponse> {
       // No replay: pools and addresses are persisted in our store and survive dockerd restarts.
@@ -43,7 +44,13 @@ export function ipamDriverHandlers(ipam: Ipam, creations: NetworkCreationTracker
       const options: Record<string, string> = {};
       for (const [k, v] of Object.entries(optionalObject(call, body, 'Options'))) options[k] = String(v);
       if (v6) throw new BadRequestError('IPv6 pools are not supported by the cilium IPAM driver yet; create the network without --ipv6');
-      const result = await ipam.requestPool({ pool, subPool, options, v6 });
+      // `--ipam-opt cilium.network=<name>`: the pool is the cluster's for that name (networks/v1/<name>).
+      const name = options[NETWORK_NAME_OPTION];
+      if (name !== undefined && !networks) {
+        throw new BadRequestError(`--ipam-opt ${NETWORK_NAME_OPTION} needs the daemon's network registry, which this daemon was started without`);
+      }
+      const request = { pool, subPool, options, v6 };
+      const result = name !== undefined && networks ? await networks.requestPool(name, request) : await ipam.requestPool(request);
       creations.poolRequested(result.poolId, result.pool);
       return { PoolID: result.poolId, Pool: result.pool, Data: result.data };
     },
@@ -51,7 +58,13 @@ export function ipamDriverHandlers(ipam: Ipam, creations: NetworkCreationTracker
     async ReleasePool(raw) {
       const body = requireObject('ReleasePool', raw);
       const poolId = requireString('ReleasePool', body, 'PoolID');
-      await ipam.releasePool(poolId);
+      try {
+        await ipam.releasePool(poolId);
+      } finally {
+        // The name's user key goes with the pool even if the pool was already gone; a store
+        // failure here is repaired by the resync (which sweeps records nobody uses).
+        await networks?.poolReleased(poolId).catch(() => undefined);
+      }
       creations.poolReleased(poolId);
       return {};
     },

@@ -67,6 +67,8 @@ export class KvUnavailableError extends named('Unavailable', 'ERR_KV_UNAVAILABLE
 export class KvConflictError extends named('Conflict', 'ERR_KV_CONFLICT') {}
 /** Identity allocation gave up (range exhausted or too many conflicts). */
 export class IdentityAllocationError extends named('Unavailable', 'ERR_IDENTITY_ALLOCATION') {}
+/** A new identity could not be allocated within --identity-timeout (the store is unreachable or slow). */
+export class IdentityUnavailableError extends named('Unavailable', 'ERR_IDENTITY_UNAVAILABLE') {}
 /** A kernel or iproute2 operation failed. */
 export class DatapathError extends named('Internal', 'ERR_DATAPATH') {}
 /** The daemon cannot be reached by the CLI. */

@@ -1,0 +1,539 @@
+/**
+ * Docker networks by name across hosts: `networks/v1/<name>` holds the cluster's definition of a
+ * network name (subnet, --ip-range, gateway, --internal, -o mtu), and
+ * `networks/v1/<name>/users/<node>` (leased) says that a node has a network of that name and what
+ * its own definition is. The cilium driver is local-scope (DESIGN "Network create"): users run the
+ * same `docker network create` on every host, and this record is what makes the hosts agree — or
+ * tells them, clearly, that they do not.
+ *
+ * Docker never sends a network's name to a driver (protocol reference 0.2), so a name arrives in
+ * one of two ways:
+ * - explicitly, `--ipam-opt cilium.network=<name>` ({@link NETWORK_NAME_OPTION}) on RequestPool:
+ *   the record is read (or created) before the pool is chosen, so a host without --subnet gets the
+ *   cluster's subnet and a different --subnet fails `docker network create` itself;
+ * - implicitly, from the Docker API (the watcher learns the name of a network this node created):
+ *   the definition is registered or compared then, and a conflict refuses new endpoints on that
+ *   network (`docker run` fails with the conflict) until it is resolved.
+ *
+ * Protocol between hosts (the same fences as pools and identities): a claimer writes its user key
+ * first, then creates the record (create-only) or touches it by compare-and-swap; whoever removes
+ * a record (the last user leaving, or the resync sweeping a record whose users' leases expired)
+ * reads it, lists its users, and deletes it only at the revision it read. So a record is never
+ * removed under a node that claimed it: either the remover sees the user key, or the claimer's
+ * touch fails and it creates the record again.
+ */
+import type { KvPair, KvStore } from '../kvstore/kvstore.js';
+import { BadRequestError, KvConflictError, NetworkConflictError } from '../util/errors.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
+import type { Logger } from '../util/log.js';
+import type { Ipam } from './ipam.js';
+import { cidrsOverlap, formatIpv4Cidr, parseIpv4, parseIpv4Cidr } from './ipv4.js';
+import { poolIdForSubnet } from './pool-store.js';
+import type { RequestPoolRequest, RequestPoolResult } from './types.js';
+
+/** `--ipam-opt cilium.network=<name>`: the cluster-wide name of the network being created. */
+export const NETWORK_NAME_OPTION = 'cilium.network';
+
+const PREFIX = 'networks/v1/';
+const USERS = '/users/';
+/** Docker's own rule for network names (daemon/network: `^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`). */
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const MAX_ATTEMPTS = 16;
+/** Explicit reservations (RequestPool) not followed by CreateNetwork within this time are dropped. */
+const PENDING_TTL_MS = 120_000;
+
+/** Per-network settings decided only at CreateNetwork (after RequestPool). */
+export interface NetworkDetails {
+  /** Gateway address (plain IPv4). */
+  gateway: string;
+  /** `--internal`. */
+  internal: boolean;
+  /** `-o com.docker.network.driver.mtu=N`, when given. */
+  mtu?: number;
+}
+
+/** What a network is: the parts that must be the same on every host using its name. */
+export interface NetworkDefinition {
+  /** Canonical CIDR. */
+  subnet: string;
+  /** `--ip-range`, canonical CIDR, when the pool has one. */
+  ipRange?: string;
+  /** Unknown only between an explicit RequestPool and the first CreateNetwork. */
+  details?: NetworkDetails;
+}
+
+/** The stored cluster record `networks/v1/<name>`. */
+export interface ClusterNetwork extends NetworkDefinition {
+  name: string;
+  createdBy: string;
+  createdAt: string;
+}
+
+/** One node's user key: it has a network of this name, with this definition. */
+export interface NetworkUser {
+  node: string;
+  networkId?: string;
+  definition: NetworkDefinition;
+}
+
+/** A record with its users (`cilium network list`). */
+export interface ClusterNetworkInfo {
+  record: ClusterNetwork;
+  users: NetworkUser[];
+}
+
+/** How this node's network stands with the cluster record of its name. */
+export type ClaimStatus = 'agreed' | 'conflict' | 'unregistered';
+
+/** One local network's claim on a cluster name. */
+export interface NetworkClaim {
+  networkId: string;
+  name: string;
+  /** True when the name came from `--ipam-opt cilium.network`. */
+  explicit: boolean;
+  definition: NetworkDefinition;
+  status: ClaimStatus;
+  /** Conflict message, or why the claim is not registered yet (store unreachable). */
+  detail?: string;
+  /** The cluster record, as last seen. */
+  record?: ClusterNetwork;
+}
+
+/** Construction options. */
+export interface NetworkRegistryOptions {
+  store: KvStore;
+  nodeName: string;
+  ipam: Ipam;
+  log: Logger;
+}
+
+interface StoredRecord {
+  record: ClusterNetwork;
+  modRevision: bigint;
+  createRevision: bigint;
+}
+
+type ClaimOutcome = { ok: true; record: ClusterNetwork } | { ok: false; record: ClusterNetwork; message: string };
+
+/** The `networks/v1/` records of one node: claims, comparisons, release and resync. */
+export class NetworkRegistry {
+  readonly #store: KvStore;
+  readonly #node: string;
+  readonly #ipam: Ipam;
+  readonly #log: Logger;
+  readonly #locks = new KeyedMutex();
+  /** Local networks by Docker network id. */
+  readonly #claims = new Map<string, NetworkClaim>();
+  /** Explicit RequestPool reservations waiting for their CreateNetwork, by pool id. */
+  readonly #pending = new Map<string, { name: string; definition: NetworkDefinition; since: number }>();
+
+  constructor(options: NetworkRegistryOptions) {
+    this.#store = options.store;
+    this.#node = options.nodeName;
+    this.#ipam = options.ipam;
+    this.#log = options.log;
+  }
+
+  /**
+   * RequestPool with `--ipam-opt cilium.network=<name>`: without --subnet the cluster's subnet
+   * (and --ip-range) for the name, or a new one carved from the default pool when the name is new;
+   * with a --subnet that differs from the cluster's, NetworkConflictError (the create fails).
+   */
+  async requestPool(name: string, req: RequestPoolRequest): Promise<RequestPoolResult> {
+    if (!NAME.test(name)) {
+      throw new BadRequestError(`--ipam-opt ${NETWORK_NAME_OPTION}="${name}" is not a network name: use letters, digits, '_', '.' and '-', starting with a letter or digit`);
+    }
+    return this.#locks.run(name, async () => {
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const { records } = await this.#listAll();
+        const existing = records.get(name);
+        const asked = requestedDefinition(req);
+        const owner = asked && subnetOwner(records, name, asked.subnet);
+        if (owner) throw new NetworkConflictError(conflictMessage(name, owner.record, subnetTaken(asked.subnet, owner.record), true));
+        let poolRequest = req;
+        if (existing) {
+          if (asked) {
+            const message = differences(existing.record, asked, this.#node);
+            if (message) throw new NetworkConflictError(conflictMessage(name, existing.record, message, true));
+          }
+          poolRequest = { ...req, pool: existing.record.subnet, subPool: existing.record.ipRange ?? '' };
+        }
+        const result = await this.#ipam.requestPool(poolRequest);
+        const definition: NetworkDefinition = { subnet: result.pool };
+        const pool = await this.#ipam.getPool(result.poolId);
+        if (pool?.subPool !== undefined) definition.ipRange = pool.subPool;
+        let outcome: ClaimOutcome;
+        try {
+          outcome = await this.#claim(name, definition, undefined);
+        } catch (err) {
+          await this.#ipam.releasePool(result.poolId).catch(() => undefined);
+          throw err;
+        }
+        if (outcome.ok) {
+          this.#pending.set(result.poolId, { name, definition, since: Date.now() });
+          this.#log.info({ network: name, subnet: result.pool }, 'network name reserved in the cluster');
+          return result;
+        }
+        await this.#ipam.releasePool(result.poolId).catch(() => undefined);
+        // Another host defined the name while this one carved a subnet: take the cluster's.
+        if (req.pool === '' && !existing) continue;
+        throw new NetworkConflictError(conflictMessage(name, outcome.record, outcome.message, true));
+      }
+      throw new KvConflictError(`could not reserve network name "${name}": other hosts kept changing its record; retry the command`);
+    });
+  }
+
+  /**
+   * CreateNetwork: if the network's pool was requested with a name, settles the record's details
+   * (gateway, --internal, mtu) or compares them (NetworkConflictError if they differ), and returns
+   * the name. Otherwise undefined: the name comes later from the Docker API ({@link nameLearned}).
+   */
+  async networkCreated(networkId: string, subnet: string, details: NetworkDetails): Promise<string | undefined> {
+    const existing = this.#claims.get(networkId);
+    if (existing) return existing.explicit ? existing.name : undefined;
+    const cidr = parseIpv4Cidr(subnet);
+    const poolId = cidr ? poolIdForSubnet(cidr) : subnet;
+    const pending = this.#pending.get(poolId);
+    if (!pending || Date.now() - pending.since > PENDING_TTL_MS) return undefined;
+    const { name } = pending;
+    return this.#locks.run(name, async () => {
+      const definition: NetworkDefinition = { ...pending.definition, details };
+      const outcome = await this.#claim(name, definition, networkId);
+      if (!outcome.ok) throw new NetworkConflictError(conflictMessage(name, outcome.record, outcome.message, true));
+      this.#pending.delete(poolId);
+      this.#claims.set(networkId, { networkId, name, explicit: true, definition, status: 'agreed', record: outcome.record });
+      return name;
+    });
+  }
+
+  /**
+   * The Docker API told us the network's name: registers it, or records the conflict with the
+   * cluster's definition (logged as an error; new endpoints on it are refused by {@link check}).
+   * A store failure leaves the claim `unregistered`; the resync retries. Never throws.
+   */
+  async nameLearned(networkId: string, dockerName: string, definition: NetworkDefinition): Promise<NetworkClaim> {
+    const known = this.#claims.get(networkId);
+    if (known) {
+      if (known.explicit && known.name !== dockerName) {
+        this.#log.warn({ network: networkId, dockerName, clusterName: known.name }, `network is named "${dockerName}" in Docker but "${known.name}" in the cluster (--ipam-opt ${NETWORK_NAME_OPTION}); the cluster name counts`);
+      }
+      return known;
+    }
+    const claim: NetworkClaim = { networkId, name: dockerName, explicit: false, definition: canonical(definition), status: 'unregistered' };
+    this.#claims.set(networkId, claim);
+    claim.definition = await this.#withIpRange(claim.definition);
+    await this.#locks.run(claim.name, () => this.#register(claim));
+    return claim;
+  }
+
+  /** Re-adopts a network restored from this node's state after a restart (no store round trip). */
+  adopt(networkId: string, name: string, explicit: boolean, definition: NetworkDefinition): void {
+    if (!this.#claims.has(networkId)) this.#claims.set(networkId, { networkId, name, explicit, definition: canonical(definition), status: 'unregistered' });
+  }
+
+  /** NetworkConflictError if the network's name is defined differently in the cluster (CreateEndpoint). */
+  check(networkId: string): void {
+    const claim = this.#claims.get(networkId);
+    if (claim?.status === 'conflict') throw new NetworkConflictError(claim.detail ?? `network "${claim.name}" conflicts with the cluster's definition`);
+  }
+
+  /** The claim of a local network, if its name is known. */
+  claimOf(networkId: string): NetworkClaim | undefined {
+    const claim = this.#claims.get(networkId);
+    return claim ? { ...claim } : undefined;
+  }
+
+  /** DeleteNetwork: this node stops using the name; the last user removes the record. */
+  async networkDeleted(networkId: string): Promise<void> {
+    const claim = this.#claims.get(networkId);
+    if (!claim) return;
+    this.#claims.delete(networkId);
+    await this.#locks.run(claim.name, () => this.#release(claim.name));
+  }
+
+  /**
+   * ReleasePool: drops an explicit reservation whose CreateNetwork never came (a failed
+   * `docker network create`) and the claims of networks on that pool (`docker network rm` releases
+   * the pool before DeleteNetwork).
+   */
+  async poolReleased(poolId: string): Promise<void> {
+    const names = new Set<string>();
+    const pending = this.#pending.get(poolId);
+    if (pending) {
+      this.#pending.delete(poolId);
+      names.add(pending.name);
+    }
+    for (const [networkId, claim] of this.#claims) {
+      const cidr = parseIpv4Cidr(claim.definition.subnet);
+      if (cidr && poolIdForSubnet(cidr) === poolId) {
+        this.#claims.delete(networkId);
+        names.add(claim.name);
+      }
+    }
+    for (const name of names) await this.#locks.run(name, () => this.#release(name));
+  }
+
+  /**
+   * Resync: re-asserts this node's user keys and the records it agrees with (re-creating deleted
+   * ones), re-compares conflicting claims (a conflict clears once the other definition is gone),
+   * and removes records whose users are all gone (their leases expired).
+   */
+  async reassert(): Promise<void> {
+    for (const claim of [...this.#claims.values()]) {
+      await this.#locks.run(claim.name, () => this.#register(claim));
+    }
+    for (const [poolId, pending] of this.#pending) if (Date.now() - pending.since > PENDING_TTL_MS) this.#pending.delete(poolId);
+    const { records, users } = await this.#listAll();
+    for (const [name, stored] of records) {
+      if ((users.get(name) ?? []).length > 0) continue;
+      if ([...this.#pending.values()].some((p) => p.name === name)) continue;
+      await this.#locks.run(name, () => this.#removeIfUnused(name));
+    }
+  }
+
+  /** Every cluster record with its users, by name. */
+  async list(): Promise<ClusterNetworkInfo[]> {
+    const { records, users } = await this.#listAll();
+    return [...records.values()].map((stored) => ({ record: stored.record, users: users.get(stored.record.name) ?? [] }));
+  }
+
+  /** Local claims, by network id. */
+  claims(): NetworkClaim[] {
+    return [...this.#claims.values()].map((c) => ({ ...c }));
+  }
+
+  async #register(claim: NetworkClaim): Promise<void> {
+    try {
+      const outcome = await this.#claim(claim.name, claim.definition, claim.networkId);
+      claim.record = outcome.record;
+      if (outcome.ok) {
+        if (claim.status !== 'agreed') this.#log.info({ network: claim.networkId, name: claim.name, subnet: claim.definition.subnet }, 'network agrees with the cluster definition');
+        claim.status = 'agreed';
+        claim.detail = undefined;
+      } else {
+        const message = conflictMessage(claim.name, outcome.record, outcome.message, false);
+        if (claim.status !== 'conflict' || claim.detail !== message) this.#log.error({ network: claim.networkId, name: claim.name, code: NetworkConflictError.code }, message);
+        claim.status = 'conflict';
+        claim.detail = message;
+      }
+    } catch (err) {
+      claim.detail = `not registered yet: ${err instanceof Error ? err.message : String(err)}`;
+      if (claim.status !== 'conflict') claim.status = 'unregistered';
+      this.#log.warn({ network: claim.networkId, name: claim.name, err: claim.detail }, 'network name not registered; the resync retries');
+    }
+  }
+
+  /** Registers `definition` under `name` for this node: user key, then create or touch the record. */
+  async #claim(name: string, definition: NetworkDefinition, networkId: string | undefined): Promise<ClaimOutcome> {
+    const userValue = JSON.stringify(networkId === undefined ? { definition } : { networkId, definition });
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const { records } = await this.#listAll();
+      const other = subnetOwner(records, name, definition.subnet);
+      if (other) {
+        await this.#dropUserKey(name);
+        return { ok: false, record: other.record, message: subnetTaken(definition.subnet, other.record) };
+      }
+      const existing = records.get(name);
+      if (existing) {
+        const message = differences(existing.record, definition, this.#node);
+        if (message) {
+          await this.#dropUserKey(name);
+          return { ok: false, record: existing.record, message };
+        }
+        await this.#store.put(userKey(name, this.#node), userValue, { leased: true });
+        const settled: ClusterNetwork = existing.record.details || !definition.details ? existing.record : { ...existing.record, details: definition.details };
+        const touched = await this.#store.atomicPut(PREFIX + name, JSON.stringify(settled), existing.modRevision);
+        if (touched.ok) return { ok: true, record: settled };
+        continue; // changed or removed meanwhile: compare again
+      }
+      await this.#store.put(userKey(name, this.#node), userValue, { leased: true });
+      const record: ClusterNetwork = { name, ...definition, createdBy: this.#node, createdAt: new Date().toISOString() };
+      const created = await this.#store.create(PREFIX + name, JSON.stringify(record));
+      if (!created.ok) continue;
+      // Two names created on overlapping subnets at the same moment: the later record loses.
+      const winner = subnetOwner((await this.#listAll()).records, name, definition.subnet, created.revision);
+      if (winner) {
+        await this.#store.atomicDelete(PREFIX + name, created.revision);
+        await this.#dropUserKey(name);
+        return { ok: false, record: winner.record, message: subnetTaken(definition.subnet, winner.record) };
+      }
+      this.#log.info({ name, subnet: definition.subnet }, 'network name registered in the cluster');
+      return { ok: true, record };
+    }
+    throw new KvConflictError(`could not register network "${name}": other hosts kept changing its record; retry`);
+  }
+
+  async #release(name: string): Promise<void> {
+    // Another local network of the same name (re-created at once) still needs the key.
+    if ([...this.#claims.values()].some((c) => c.name === name && c.status === 'agreed')) return;
+    if ([...this.#pending.values()].some((p) => p.name === name)) return;
+    await this.#dropUserKey(name);
+    await this.#removeIfUnused(name);
+  }
+
+  async #dropUserKey(name: string): Promise<void> {
+    await this.#store.delete(userKey(name, this.#node));
+  }
+
+  /** Deletes the record at the revision read before listing its users, when it has none. */
+  async #removeIfUnused(name: string): Promise<void> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const stored = await this.#get(name);
+      if (!stored) return;
+      const { pairs } = await this.#store.list(PREFIX + name + USERS);
+      if (pairs.length > 0) return;
+      if (await this.#store.atomicDelete(PREFIX + name, stored.modRevision)) {
+        this.#log.info({ name, subnet: stored.record.subnet }, 'network name removed from the cluster: no node uses it');
+        return;
+      }
+    }
+  }
+
+  async #get(name: string): Promise<StoredRecord | undefined> {
+    const pair = await this.#store.get(PREFIX + name);
+    return pair ? decodeRecord(pair) : undefined;
+  }
+
+  async #listAll(): Promise<{ records: Map<string, StoredRecord>; users: Map<string, NetworkUser[]> }> {
+    const { pairs } = await this.#store.list(PREFIX);
+    const records = new Map<string, StoredRecord>();
+    const users = new Map<string, NetworkUser[]>();
+    for (const pair of pairs) {
+      const rest = pair.key.slice(PREFIX.length);
+      const slash = rest.indexOf(USERS);
+      if (slash < 0) {
+        records.set(rest, decodeRecord(pair));
+        continue;
+      }
+      const name = rest.slice(0, slash);
+      const node = rest.slice(slash + USERS.length);
+      const value = parseObject(pair);
+      const user: NetworkUser = { node, definition: decodeDefinition(pair.key, value.definition) };
+      if (typeof value.networkId === 'string') user.networkId = value.networkId;
+      users.set(name, [...(users.get(name) ?? []), user]);
+    }
+    return { records, users };
+  }
+
+  /** Fills --ip-range from the pool record (CreateNetwork does not carry it). */
+  async #withIpRange(definition: NetworkDefinition): Promise<NetworkDefinition> {
+    if (definition.ipRange !== undefined) return definition;
+    const cidr = parseIpv4Cidr(definition.subnet);
+    if (!cidr) return definition;
+    const pool = await this.#ipam.getPool(poolIdForSubnet(cidr)).catch(() => undefined);
+    return pool?.subPool === undefined ? definition : { ...definition, ipRange: pool.subPool };
+  }
+}
+
+/** The definition with its subnet (and range) in canonical CIDR form. */
+function canonical(definition: NetworkDefinition): NetworkDefinition {
+  const subnet = parseIpv4Cidr(definition.subnet);
+  const range = definition.ipRange === undefined ? undefined : parseIpv4Cidr(definition.ipRange);
+  const result: NetworkDefinition = { ...definition, subnet: subnet ? formatIpv4Cidr(subnet) : definition.subnet };
+  if (range) result.ipRange = formatIpv4Cidr(range);
+  return result;
+}
+
+function userKey(name: string, node: string): string {
+  return `${PREFIX}${name}${USERS}${node}`;
+}
+
+/** The definition a RequestPool asks for, if it names a subnet (canonical form), else undefined. */
+function requestedDefinition(req: RequestPoolRequest): NetworkDefinition | undefined {
+  if (req.pool === '') return undefined;
+  const subnet = parseIpv4Cidr(req.pool);
+  if (!subnet) return undefined; // the IPAM rejects it with its own message
+  const definition: NetworkDefinition = { subnet: formatIpv4Cidr(subnet) };
+  const range = req.subPool === '' ? undefined : parseIpv4Cidr(req.subPool);
+  if (range) definition.ipRange = formatIpv4Cidr(range);
+  return definition;
+}
+
+/** A record of another name whose subnet overlaps `subnet` (created before `before`, if given). */
+function subnetOwner(records: Map<string, StoredRecord>, name: string, subnet: string, before?: bigint): StoredRecord | undefined {
+  const cidr = parseIpv4Cidr(subnet);
+  if (!cidr) return undefined;
+  for (const stored of records.values()) {
+    if (stored.record.name === name) continue;
+    if (before !== undefined && stored.createRevision >= before) continue;
+    const other = parseIpv4Cidr(stored.record.subnet);
+    if (other && cidrsOverlap(cidr, other)) return stored;
+  }
+  return undefined;
+}
+
+function subnetTaken(subnet: string, owner: ClusterNetwork): string {
+  return `its subnet ${subnet} overlaps ${owner.subnet} of network "${owner.name}" in the cluster`;
+}
+
+/** '' when `mine` matches the cluster record, else what differs ("subnet X there, Y here; ..."). */
+export function differences(cluster: NetworkDefinition, mine: NetworkDefinition, node: string): string {
+  const parts: string[] = [];
+  const here = `on node ${node}`;
+  if (cluster.subnet !== mine.subnet) parts.push(`subnet ${cluster.subnet} in the cluster, ${mine.subnet} ${here}`);
+  if ((cluster.ipRange ?? '') !== (mine.ipRange ?? '')) parts.push(`--ip-range ${cluster.ipRange ?? '(none)'} in the cluster, ${mine.ipRange ?? '(none)'} ${here}`);
+  if (cluster.details && mine.details) {
+    const a = cluster.details;
+    const b = mine.details;
+    if (a.gateway !== b.gateway) parts.push(`gateway ${a.gateway} in the cluster, ${b.gateway} ${here}`);
+    if (a.internal !== b.internal) parts.push(`${a.internal ? '--internal' : 'not --internal'} in the cluster, ${b.internal ? '--internal' : 'not --internal'} ${here}`);
+    if ((a.mtu ?? 0) !== (b.mtu ?? 0)) parts.push(`mtu ${a.mtu ?? '(default)'} in the cluster, ${b.mtu ?? '(default)'} ${here}`);
+  }
+  return parts.join('; ');
+}
+
+/** The one wording of a name conflict: both definitions, who created the record, what to do. */
+function conflictMessage(name: string, record: ClusterNetwork, what: string, atCreate: boolean): string {
+  const flags = [`--subnet ${record.subnet}`];
+  if (record.ipRange) flags.push(`--ip-range ${record.ipRange}`);
+  if (record.details) {
+    flags.push(`--gateway ${record.details.gateway}`);
+    if (record.details.internal) flags.push('--internal');
+    if (record.details.mtu !== undefined) flags.push(`-o com.docker.network.driver.mtu=${record.details.mtu}`);
+  }
+  const fix = atCreate
+    ? `create it with the cluster's definition (${flags.join(' ')}, or without --subnet and with --ipam-opt ${NETWORK_NAME_OPTION}=${record.name}) or choose another network name`
+    : `remove this network (docker network rm) and create it again with the cluster's definition (${flags.join(' ')}), or use another network name; containers cannot join it until then`;
+  return `network "${name}" conflicts with the cluster record networks/v1/${record.name} (created by node ${record.createdBy} at ${record.createdAt}): ${what}; ${fix}`;
+}
+
+function decodeRecord(pair: KvPair): StoredRecord {
+  const value = parseObject(pair);
+  const { name, createdBy, createdAt } = value;
+  if (typeof name !== 'string' || typeof createdBy !== 'string' || typeof createdAt !== 'string') {
+    throw new Error(`network registry: key ${pair.key} in the store is not a network record`);
+  }
+  return { record: { name, ...decodeDefinition(pair.key, value), createdBy, createdAt }, modRevision: pair.modRevision, createRevision: pair.createRevision };
+}
+
+function decodeDefinition(key: string, raw: unknown): NetworkDefinition {
+  const bad = (field: string) => new Error(`network registry: key ${key} in the store has a malformed ${field}`);
+  if (typeof raw !== 'object' || raw === null) throw bad('definition');
+  const { subnet, ipRange, details } = raw as Record<string, unknown>;
+  if (typeof subnet !== 'string' || !parseIpv4Cidr(subnet)) throw bad('subnet');
+  const definition: NetworkDefinition = { subnet };
+  if (ipRange !== undefined) {
+    if (typeof ipRange !== 'string' || !parseIpv4Cidr(ipRange)) throw bad('ipRange');
+    definition.ipRange = ipRange;
+  }
+  if (details !== undefined) {
+    const d = details as Record<string, unknown>;
+    if (typeof d !== 'object' || d === null || typeof d.gateway !== 'string' || typeof d.internal !== 'boolean') throw bad('details');
+    if (d.gateway !== '' && parseIpv4(d.gateway) === undefined) throw bad('details.gateway');
+    if (d.mtu !== undefined && typeof d.mtu !== 'number') throw bad('details.mtu');
+    definition.details = { gateway: d.gateway, internal: d.internal };
+    if (typeof d.mtu === 'number') definition.details.mtu = d.mtu;
+  }
+  return definition;
+}
+
+function parseObject(pair: KvPair): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(pair.value);
+  } catch (err) {
+    throw new Error(`network registry: key ${pair.key} in the store does not hold JSON`, { cause: err });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`network registry: key ${pair.key} in the store does not hold an object`);
+  return parsed as Record<string, unknown>;
+}
