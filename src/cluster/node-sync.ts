@@ -37,6 +37,8 @@ export interface NodeSyncDeps {
   localIps(): LocalIpEntry[];
   /** Re-writes identity references. */
   reassertIdentities(): Promise<void>;
+  /** Re-asserts this node's network-name keys (`networks/v1/<name>/users/<node>`) and their records. */
+  reassertNetworks?(): Promise<void>;
   /** Re-lists watched prefixes (policies, identities). */
   relist(): Promise<void>;
 }
@@ -64,8 +66,6 @@ export class NodeSync {
   private readonly published = new Map<string, string>();
   private readonly status: ResyncStatus;
   private schedule: { stop(): void } | undefined;
-  /** Re-asserts this node's network-name keys (`networks/v1/<name>/users/<node>`) and their records. */
-  reassertNetworks?(): Promise<void>;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
@@ -157,6 +157,7 @@ export class NodeSync {
       }
       await this.publishIps();
       await this.deps.reassertIdentities();
+      await this.deps.reassertNetworks?.();
       await this.deps.relist();
       this.status.lastResyncAt = new Date().toISOString();
       this.status.lastResyncMs = Math.round(performance.now() - started);
@@ -170,4 +171,3 @@ export class NodeSync {
     }
   }
 }
-      await this.deps.reassertNetworks?.();

@@ -57,6 +57,8 @@ export class PoolNotFoundError extends named('NotFound', 'ERR_POOL_NOT_FOUND') {
 export class AddressInUseError extends named('Conflict', 'ERR_ADDRESS_IN_USE') {}
 /** A requested address is outside the pool it was requested from. */
 export class AddressOutOfRangeError extends named('BadRequest', 'ERR_ADDRESS_OUT_OF_RANGE') {}
+/** A network name is defined differently elsewhere in the cluster (subnet, --ip-range, gateway, --internal, mtu). */
+export class NetworkConflictError extends named('Conflict', 'ERR_NETWORK_CONFLICT') {}
 /** No network with that id is known. */
 export class NetworkNotFoundError extends named('NotFound', 'ERR_NETWORK_NOT_FOUND') {}
 /** No endpoint with that id is known. */
