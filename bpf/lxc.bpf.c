@@ -8,12 +8,21 @@
  *                   source; egress policy; conntrack; a local destination gets its ingress policy
  *                   checked here and the packet goes straight into its netns (bpf_redirect_peer);
  *                   anything else goes to the host stack for routing.
+ *                   A destination behind another node (an ipcache entry with a tunnel endpoint)
+ *                   is encapsulated: the tunnel key carries the peer node's underlay address and,
+ *                   as the VNI, the source's security identity; the packet is redirected to the
+ *                   tunnel device (ifindex fixed at load time, no route lookup per packet).
  *   to_container    tc egress of lxc*: traffic the host stack delivers to the container. Ingress
  *                   policy and conntrack.
+ *   from_overlay    tc ingress of the tunnel device (cilium_vxlan): decapsulated traffic from
+ *                   other nodes. The VNI is the sender's security identity; the destination
+ *                   endpoint's ingress policy runs here (the same code as for a local sender),
+ *                   then the packet goes straight into the container's netns.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
+#include <linux/in.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "abi.h"
@@ -127,6 +136,28 @@ static __always_inline int ct_account(const struct flow *f, __u32 len, struct ct
 	return 0;
 }
 
+/*
+ * Sends the packet to another node through the tunnel device: outer destination = that node's
+ * underlay address, VNI = the sender's security identity (Cilium's encoding, so identities must
+ * fit in 24 bits). The receiving node's from_overlay reads the identity back.
+ */
+static __always_inline int encapsulate(struct __sk_buff *skb, const struct flow *f,
+				       const struct event_subject *who, __be32 tunnel_endpoint,
+				       __u32 src_identity)
+{
+	struct bpf_tunnel_key key = {
+		.tunnel_id = src_identity,
+		.remote_ipv4 = bpf_ntohl(tunnel_endpoint),
+		.tunnel_ttl = 64,
+	};
+
+	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
+		return drop_packet(skb, f, who, DROP_WRITE_ERROR);
+	metrics_count(REASON_FORWARDED, DIR_EGRESS, skb->len);
+	trace_forward(skb, f, who, TRACE_TO_OVERLAY);
+	return bpf_redirect(cfg_tunnel_ifindex, 0);
+}
+
 SEC("tc")
 int from_container(struct __sk_buff *skb)
 {
@@ -190,6 +221,9 @@ int from_container(struct __sk_buff *skb)
 	reason = ct_account(&f, skb->len, ct, state, src->sec_identity);
 	if (reason)
 		return drop_packet(skb, &f, &who, reason);
+
+	if (!dst.local && dst.tunnel_endpoint && cfg_tunnel_ifindex)
+		return encapsulate(skb, &f, &who, dst.tunnel_endpoint, src->sec_identity);
 
 	if (dst.local && !mac_is_zero(dst.local->mac)) {
 		eth = eth_header(skb, sizeof(struct ethhdr));
@@ -258,4 +292,67 @@ int to_container(struct __sk_buff *skb)
 		return drop_packet(skb, &f, &who, reason);
 	trace_forward(skb, &f, &who, TRACE_TO_ENDPOINT);
 	return TC_ACT_OK;
+}
+
+SEC("tc")
+int from_overlay(struct __sk_buff *skb)
+{
+	struct event_subject who = { .direction = DIR_INGRESS };
+	struct bpf_tunnel_key key = {};
+	const struct endpoint_info *dst;
+	struct flow f = {};
+	struct peer src;
+	struct ct_entry *ct;
+	enum ct_state state;
+	struct ethhdr *eth;
+	__u32 src_identity;
+	int reason;
+
+	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
+		return drop_packet(skb, &f, &who, DROP_NO_TUNNEL_KEY);
+	/* The VNI is the sender's identity: authoritative even before our ipcache knows the peer. */
+	src_identity = key.tunnel_id;
+	who.src_identity = src_identity;
+
+	eth = eth_header(skb, sizeof(struct ethhdr));
+	if (!eth)
+		return drop_packet(skb, &f, &who, DROP_INVALID);
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return drop_packet(skb, &f, &who, DROP_UNSUPPORTED_L3);
+	reason = -parse_ipv4(skb, &f);
+	if (reason)
+		return drop_packet(skb, &f, &who, reason);
+
+	dst = lookup_endpoint(f.daddr);
+	if (!dst)
+		return drop_packet(skb, &f, &who, DROP_NO_LOCAL_ENDPOINT);
+	who.ep_id = dst->ep_id;
+	who.dst_identity = dst->sec_identity;
+	/* The sender's Docker network (isolation of unenforced endpoints) comes from the ipcache. */
+	resolve_peer(f.saddr, &src);
+
+	state = ct_lookup(&f, &ct);
+	if (state != CT_REPLY) {
+		reason = enforce_policy(skb, &f, dst, POLICY_INGRESS, src_identity, src.net_id, &who,
+					state);
+		if (reason) {
+			if (state == CT_ESTABLISHED)
+				ct_delete(&f);
+			return drop_packet(skb, &f, &who, reason);
+		}
+	}
+	reason = ct_account(&f, skb->len, ct, state, src_identity);
+	if (reason)
+		return drop_packet(skb, &f, &who, reason);
+
+	eth = eth_header(skb, sizeof(struct ethhdr));
+	if (!eth)
+		return drop_packet(skb, &f, &who, DROP_INVALID);
+	if (!mac_is_zero(dst->mac))
+		__builtin_memcpy(eth->h_dest, dst->mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, dst->node_mac, ETH_ALEN);
+	metrics_count(REASON_FORWARDED, DIR_INGRESS, skb->len);
+	trace_forward(skb, &f, &who, TRACE_TO_ENDPOINT);
+	/* Straight into the container's netns: to_container does not run again. */
+	return bpf_redirect_peer(dst->ifindex, 0);
 }

@@ -20,6 +20,10 @@ import { IdentityAllocator } from './identity/allocator.js';
 import { BpfDatapath } from './datapath/bpf-datapath.js';
 import { PolicyEngine } from './endpoint/policy-engine.js';
 import { NodeSync } from './cluster/node-sync.js';
+import { PeerWatcher } from './cluster/peer-watcher.js';
+import { probeKernelFeatures, requireTunnelSupport } from './datapath/features.js';
+import { findUnderlay } from './datapath/link/tunnel-link.js';
+import { networkNumber, type TunnelSettings } from './datapath/bpf-datapath.js';
 import { cronExpressionFor } from './cluster/resync-schedule.js';
 import { dropReasonName } from './datapath/bpf/abi.js';
 import { NotFoundError } from './util/errors.js';
@@ -56,6 +60,16 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   setLogLevel(config.logLevel);
   const metrics = new Metrics();
   cronExpressionFor(config.resyncIntervalMs); // validate before anything starts
+  // Kernel features first: a tunnel the kernel cannot do fails the start before anything is configured.
+  const features = await probeKernelFeatures();
+  log.info({ vxlanExternal: features.vxlanExternal, geneveExternal: features.geneveExternal }, 'kernel features probed');
+  let tunnel: (TunnelSettings & { underlayIp: string }) | undefined;
+  if (config.tunnel !== 'disabled') {
+    requireTunnelSupport(config.tunnel, features);
+    const underlay = await findUnderlay(config.underlayIp);
+    if (underlay) tunnel = { kind: config.tunnel, port: config.tunnelPort, underlayMtu: underlay.mtu, underlayIp: underlay.ip };
+    else log.warn({ tunnel: config.tunnel }, 'no underlay address (no default route and no --underlay-ip): overlay off, this node is reachable from no other node');
+  }
   const rawStore = await openStore(config);
   const store = new InstrumentedKvStore(rawStore, (action, seconds, ok) => {
     metrics.kvstoreSeconds.observe({ action, outcome: ok ? 'success' : 'fail' }, seconds);
@@ -68,7 +82,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     blockPrefixLength: config.blockPrefixLength,
   });
   const identities = new IdentityAllocator({ store, nodeName: config.nodeName, log: log.child({ component: 'identity' }) });
-  const datapath = new BpfDatapath({ bpfRoot: config.bpfRoot, log: log.child({ component: 'datapath' }) });
+  const datapath = new BpfDatapath({ bpfRoot: config.bpfRoot, log: log.child({ component: 'datapath' }), tunnel });
   await datapath.init();
   const networks = new NetworkRegistry({ store, nodeName: config.nodeName, ipam, log: log.child({ component: 'networks' }) });
   const endpoints = new EndpointManager({ store, nodeName: config.nodeName, datapath, identities, networks, log: log.child({ component: 'endpoint' }) });
@@ -99,8 +113,14 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     localIps: () => endpoints.listEndpoints().filter((e) => e.state !== 'created').map((e) => ({ ip: e.ipv4, identity: e.identity, endpoint: e.id })),
     reassertIdentities: () => identities.reassertReferences(),
     reassertNetworks: () => networks.reassert(),
-    relist: () => policy.relist(),
+    relist: async () => {
+      await policy.relist();
+      await peers.relist();
+    },
+    tunnel: tunnel && { kind: tunnel.kind, port: tunnel.port, underlayIp: tunnel.underlayIp },
+    localBlocks: async () => (await ipam.listPools()).flatMap((p) => p.blocks.filter((b) => b.node === config.nodeName).map((b) => b.cidr)),
   });
+  const peers = new PeerWatcher({ store, nodeName: config.nodeName, datapath, networkNumber, log: log.child({ component: 'peers' }) });
   let publishing = false;
   let publishAgain = false;
   const publishIps = (): void => {
@@ -122,6 +142,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   };
   endpoints.onChange(() => publishIps());
   await nodeSync.start();
+  await peers.start().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'listing peers failed; the resync retries'));
   const reconnectable = rawStore as { onReconnect?: (cb: (reason: unknown) => void) => unknown };
   reconnectable.onReconnect?.((reason) => {
     log.info({ reason }, 'store reconnected: resyncing now');
@@ -131,7 +152,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   const creations = new NetworkCreationTracker();
   const plugin = new PluginServer({
     socketPath: config.pluginSocket,
-    network: networkDriverHandlers(endpoints, creations),
+    network: networkDriverHandlers(endpoints, creations, { defaultMtu: datapath.overlayMtu }),
     ipam: ipamDriverHandlers(ipam, creations, networks),
     log: log.child({ component: 'plugin' }),
     observe: (call, _ms, error) => metrics.pluginCalls.inc({ call, outcome: error ? 'fail' : 'success' }),
@@ -385,6 +406,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
       // A clean stop leaves the datapath in place: containers keep their connectivity.
       watcher.stop();
       nodeSync.stop();
+      peers.stop();
       policy.stop();
       metricsServer?.close();
       await Promise.allSettled([plugin.stop(), api.stop()]);

@@ -47,6 +47,7 @@
 #define DROP_UNSUPPORTED_L3 139
 #define DROP_WRITE_ERROR 141
 #define DROP_NO_LOCAL_ENDPOINT 152
+#define DROP_NO_TUNNEL_KEY 160 /* from_overlay: a packet without tunnel metadata */
 #define DROP_CT_CREATE_FAILED 155
 #define DROP_POLICY_DENY 181 /* an explicit deny entry matched */
 #define DROP_NET_ISOLATION 240 /* unenforced endpoint, peer container in another Docker network */
@@ -59,6 +60,7 @@
 
 /* Trace observation points, event.subtype of EVENT_TRACE (Cilium's TraceTo... numbering). */
 #define TRACE_TO_ENDPOINT 0
+#define TRACE_TO_OVERLAY 2
 #define TRACE_TO_STACK 3
 #define TRACE_FROM_ENDPOINT 5
 

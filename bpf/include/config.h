@@ -20,4 +20,10 @@ const volatile __u8 cfg_drop_notify = 1;           /* every dropped packet */
 const volatile __u8 cfg_policy_verdict_notify = 1; /* first packet of each connection */
 const volatile __u8 cfg_trace_notify = 0;          /* every forwarded packet */
 
+/*
+ * ifindex of the tunnel device (cilium_vxlan, external mode); 0 = no overlay. A constant, so the
+ * encapsulation path does no per-packet lookup: the agent creates the device before loading.
+ */
+const volatile __u32 cfg_tunnel_ifindex = 0;
+
 #endif /* CILIUM_DOCKER_CONFIG_H */

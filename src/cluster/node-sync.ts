@@ -26,6 +26,33 @@ export interface LocalIpEntry {
   endpoint: number;
 }
 
+/** `nodes/v1/<node>`: what peers need to reach this node (Cilium's node registration). */
+export interface NodeRecord {
+  name: string;
+  hostname: string;
+  /** /proc/sys/kernel/random/boot_id: a different value means the node rebooted (kernel state lost). */
+  bootId: string;
+  startedAt: string;
+  /** Address other nodes send tunnelled traffic to; absent when the node has no overlay. */
+  underlayIp?: string;
+  /** 'vxlan' | 'geneve', absent when the node has no overlay. */
+  tunnel?: string;
+  tunnelPort?: number;
+  /** This node's IPAM blocks (CIDRs), as claimed under ipam/v1/blocks/. */
+  blocks: string[];
+}
+
+/** Parses a node record; undefined when the value is not one. */
+export function parseNodeRecord(value: string): NodeRecord | undefined {
+  try {
+    const r = JSON.parse(value) as Partial<NodeRecord>;
+    if (typeof r.name !== 'string' || typeof r.bootId !== 'string') return undefined;
+    return { name: r.name, hostname: r.hostname ?? '', bootId: r.bootId, startedAt: r.startedAt ?? '', underlayIp: r.underlayIp, tunnel: r.tunnel, tunnelPort: r.tunnelPort, blocks: Array.isArray(r.blocks) ? r.blocks : [] };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Callbacks into the rest of the daemon. */
 export interface NodeSyncDeps {
   store: KvStore;
@@ -41,6 +68,10 @@ export interface NodeSyncDeps {
   reassertNetworks?(): Promise<void>;
   /** Re-lists watched prefixes (policies, identities). */
   relist(): Promise<void>;
+  /** The overlay this node offers peers (absent: none). */
+  tunnel?: { kind: string; port: number; underlayIp: string };
+  /** This node's IPAM blocks (CIDRs). */
+  localBlocks?(): Promise<string[]>;
 }
 
 /** Resync status for `cilium status`. */
@@ -138,14 +169,29 @@ export class NodeSync {
     return this.running;
   }
 
+  private readonly startedAt = new Date().toISOString();
+
+  /** Writes this node's record (leased). */
+  async publishNode(): Promise<void> {
+    const record: NodeRecord = {
+      name: this.deps.nodeName,
+      hostname: hostname(),
+      bootId: bootId(),
+      startedAt: this.startedAt,
+      blocks: (await this.deps.localBlocks?.()) ?? [],
+    };
+    if (this.deps.tunnel) {
+      record.underlayIp = this.deps.tunnel.underlayIp;
+      record.tunnel = this.deps.tunnel.kind;
+      record.tunnelPort = this.deps.tunnel.port;
+    }
+    await this.deps.store.put(`${NODE_PREFIX}${this.deps.nodeName}`, JSON.stringify(record), { leased: true });
+  }
+
   private async doResync(reason: string): Promise<void> {
     const started = performance.now();
     try {
-      await this.deps.store.put(
-        `${NODE_PREFIX}${this.deps.nodeName}`,
-        JSON.stringify({ name: this.deps.nodeName, hostname: hostname(), bootId: bootId(), startedAt: this.status.lastResyncAt ?? new Date().toISOString() }),
-        { leased: true },
-      );
+      await this.publishNode();
       // Re-assert every owned ip key (repairs deletions behind our back) and drop stale ones.
       this.published.clear();
       const ours = await this.deps.store.list(IP_PREFIX);

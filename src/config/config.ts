@@ -16,6 +16,11 @@ import { ConfigError } from '../util/errors.js';
 export type KvStoreBackend = 'local' | 'etcd' | 'consul';
 /** Cilium's policy enforcement modes. */
 export type EnforcementMode = 'default' | 'always' | 'never';
+/** How containers on different hosts reach each other. */
+export type TunnelMode = 'vxlan' | 'geneve' | 'disabled';
+
+/** Default UDP port of each encapsulation (the Linux defaults, as Cilium uses them). */
+export const DEFAULT_TUNNEL_PORTS: Readonly<Record<Exclude<TunnelMode, 'disabled'>, number>> = { vxlan: 8472, geneve: 6081 };
 
 /** The validated configuration of one daemon. */
 export interface Config {
@@ -37,6 +42,12 @@ export interface Config {
   enforcement: EnforcementMode;
   /** How long a container start waits for a new identity while the store is unreachable. */
   identityTimeoutMs: number;
+  /** Encapsulation between hosts; 'disabled' = single host (no overlay device). */
+  tunnel: TunnelMode;
+  /** UDP port of the tunnel (8472 for VXLAN, 6081 for Geneve unless set). */
+  tunnelPort: number;
+  /** This node's underlay IPv4 (peers send tunnelled traffic to it); '' = the default route's source address. */
+  underlayIp: string;
 }
 
 interface OptionSpec {
@@ -65,6 +76,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'log-level', help: 'trace | debug | info | warn | error', default: 'info' },
   { name: 'enable-policy', help: 'policy enforcement mode: default | always | never', default: 'default' },
   { name: 'identity-timeout', help: 'how long a container start waits for a new identity when the store is unreachable', default: '30s' },
+  { name: 'tunnel', help: 'encapsulation between hosts: vxlan | geneve | disabled', default: 'vxlan' },
+  { name: 'tunnel-port', help: 'UDP port of the tunnel (default 8472 for vxlan, 6081 for geneve)', default: '' },
+  { name: 'underlay-ip', help: "this node's IPv4 address on the network between hosts (default: source address of the default route)", default: '' },
 ];
 
 /** Env variable name of an option: `state-dir` -> `CILIUM_DOCKER_STATE_DIR`. */
@@ -178,6 +192,17 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (defaultPoolPrefixLength < Number(defaultPool.split('/')[1])) {
     throw new ConfigError(`--default-pool-prefix-length ${defaultPoolPrefixLength} is shorter than --default-pool ${defaultPool}`);
   }
+  const tunnel = value('tunnel');
+  if (tunnel !== 'vxlan' && tunnel !== 'geneve' && tunnel !== 'disabled') {
+    throw new ConfigError(`--tunnel: "${tunnel}" is not a mode; use vxlan, geneve or disabled`);
+  }
+  const tunnelPortText = value('tunnel-port');
+  const tunnelPort = tunnelPortText === '' ? (tunnel === 'geneve' ? DEFAULT_TUNNEL_PORTS.geneve : DEFAULT_TUNNEL_PORTS.vxlan) : parseIntIn(tunnelPortText, '--tunnel-port', 1, 65535);
+  const underlayIp = value('underlay-ip');
+  if (underlayIp !== '' && !/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(underlayIp)) {
+    throw new ConfigError(`--underlay-ip: "${underlayIp}" is not an IPv4 address`);
+  }
+  if (underlayIp.split('.').some((o) => Number(o) > 255)) throw new ConfigError(`--underlay-ip: "${underlayIp}" is not an IPv4 address`);
   return Object.freeze({
     stateDir: value('state-dir'),
     pluginSocket: value('plugin-socket'),
@@ -195,5 +220,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     logLevel,
     enforcement,
     identityTimeoutMs: parseDuration(value('identity-timeout'), '--identity-timeout'),
+    tunnel,
+    tunnelPort,
+    underlayIp,
   });
 }

@@ -19,6 +19,9 @@ import { EventReader } from './bpf/events.js';
 import type { DatapathEvent, EndpointInfo, IpcacheEntry, CtKey, CtEntry, PolicyKey, PolicyValue } from './bpf/abi.js';
 import type { MetricsSample } from './bpf/maps.js';
 import { ensureMasqueradeRule, removeMasqueradeRule } from './masquerade.js';
+import { ensureVxlanDevice, VXLAN_OVERHEAD } from './link/tunnel-link.js';
+import { deleteLink } from './link/veth.js';
+import { TUNNEL_DEVICE, type TunnelKind } from './features.js';
 import { UnsupportedError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 
@@ -55,6 +58,26 @@ function mountBpffs(dir: string): Promise<void> {
   });
 }
 
+/** The overlay this host runs: one external tunnel device for every peer. */
+export interface TunnelSettings {
+  kind: TunnelKind;
+  /** UDP port. */
+  port: number;
+  /** MTU of the underlay device; containers and the tunnel device get this minus the overlay overhead. */
+  underlayMtu: number;
+}
+
+/** A remote address or prefix and what the ipcache says about it. */
+export interface RemoteIpcacheEntry {
+  /** 'a.b.c.d/32' for a remote endpoint, a node's block CIDR otherwise. */
+  prefix: string;
+  identity: number;
+  /** Docker network number (see networkNumber); 0 when unknown. */
+  netId: number;
+  /** Underlay IPv4 of the node behind the prefix. */
+  tunnelEndpoint: string;
+}
+
 /** Routing + eBPF policy datapath. */
 export class BpfDatapath extends RoutingDatapath {
   override readonly name = 'ebpf';
@@ -67,8 +90,21 @@ export class BpfDatapath extends RoutingDatapath {
   private readonly links = new Map<string, { ifindex: number; mac: string }>();
   private hostAddressTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly options: { bpfRoot: string; log: Logger }) {
+  private tunnelIfindex = 0;
+
+  constructor(private readonly options: { bpfRoot: string; log: Logger; tunnel?: TunnelSettings }) {
     super();
+  }
+
+  /** MTU containers get on tunnelled hosts (undefined: no overlay, the network's own MTU). */
+  get overlayMtu(): number | undefined {
+    const t = this.options.tunnel;
+    return t ? t.underlayMtu - VXLAN_OVERHEAD : undefined;
+  }
+
+  /** Name of the tunnel device, when there is one. */
+  get tunnelDevice(): string | undefined {
+    return this.options.tunnel ? TUNNEL_DEVICE[this.options.tunnel.kind] : undefined;
   }
 
   /** The loaded maps (after init). */
@@ -84,7 +120,15 @@ export class BpfDatapath extends RoutingDatapath {
       this.options.log.info({ dir: fsRoot }, 'mounting bpffs');
       await mountBpffs(fsRoot);
     }
-    this.lxc = await loadLxcDatapath({ pinRoot: this.options.bpfRoot });
+    const tunnel = this.options.tunnel;
+    if (tunnel) {
+      if (tunnel.kind !== 'vxlan') throw new UnsupportedError(`--tunnel ${tunnel.kind}: only the vxlan overlay is implemented; use --tunnel vxlan`);
+      // The device exists before the programs load: its ifindex is a load-time constant.
+      const link = await ensureVxlanDevice(TUNNEL_DEVICE.vxlan, tunnel.port, this.overlayMtu!);
+      this.tunnelIfindex = link.ifindex;
+    }
+    this.lxc = await loadLxcDatapath({ pinRoot: this.options.bpfRoot, config: { tunnelIfindex: this.tunnelIfindex } });
+    if (this.tunnelIfindex) this.maps.attachOverlay(this.tunnelIfindex);
     // Adopted maps keep enforcing across a restart: start from the flags they hold, so re-writing
     // an endpoint before its policy is recompiled never opens a window without enforcement.
     for (const [, info] of await this.maps.endpoints.list()) {
@@ -213,6 +257,18 @@ export class BpfDatapath extends RoutingDatapath {
     );
   }
 
+  /**
+   * Makes the ipcache's tunnelled entries (other nodes' endpoints and blocks) exactly `entries`,
+   * in one batched diff; local, host and CIDR entries are left alone.
+   */
+  async syncRemoteEntries(entries: RemoteIpcacheEntry[]): Promise<{ written: number; deleted: number }> {
+    const diff = await this.maps.ipcache.diffApply(
+      entries.map((e) => [e.prefix, { identity: e.identity, netId: e.netId, tunnelEndpoint: e.tunnelEndpoint }] as const),
+      (key) => this.maps.ipcache.get(key)?.tunnelEndpoint !== undefined,
+    );
+    return { written: diff.written, deleted: diff.deleted };
+  }
+
   /** Current ipcache. */
   async ipcacheEntries(): Promise<Array<[string, IpcacheEntry]>> {
     return this.maps.ipcache.list();
@@ -248,6 +304,7 @@ export class BpfDatapath extends RoutingDatapath {
     await this.events?.close();
     this.events = undefined;
     await super.cleanup(endpoints, networks);
+    if (this.tunnelDevice) await deleteLink(this.tunnelDevice);
     this.lxc?.close();
     this.lxc = undefined;
     await removeMasqueradeRule();

@@ -37,7 +37,12 @@ function stringMap(obj: Body): Record<string, string> {
 }
 
 /** The NetworkDriver handlers, keyed by method name. */
-export function networkDriverHandlers(endpoints: EndpointManager, creations: NetworkCreationTracker): Record<string, (body: unknown) => Promise<unknown>> {
+export function networkDriverHandlers(
+  endpoints: EndpointManager,
+  creations: NetworkCreationTracker,
+  /** defaultMtu: containers' MTU when the network sets none (the overlay's, on tunnelled hosts). */
+  driverOptions: { defaultMtu?: number } = {},
+): Record<string, (body: unknown) => Promise<unknown>> {
   return {
     async GetCapabilities(): Promise<NetworkCapabilitiesResponse> {
       return { Scope: 'local', ConnectivityScope: 'local' };
@@ -61,7 +66,7 @@ export function networkDriverHandlers(endpoints: EndpointManager, creations: Net
       parseCidr(call, 'IPv4Data[0].Pool', pool);
       const gateway = gatewayCidr === '' ? '' : parseCidr(call, 'IPv4Data[0].Gateway', gatewayCidr).ip;
       const generic = stringMap(optionalObject(call, options, OPTION_GENERIC));
-      let mtu = DEFAULT_MTU;
+      let mtu = driverOptions.defaultMtu ?? DEFAULT_MTU;
       if (generic[OPTION_MTU] !== undefined) {
         mtu = Number(generic[OPTION_MTU]);
         if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new BadRequestError(`option ${OPTION_MTU}="${generic[OPTION_MTU]}" must be an integer from 576 to 65535`);

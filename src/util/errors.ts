@@ -77,6 +77,10 @@ export class DatapathError extends named('Internal', 'ERR_DATAPATH') {}
 export class DaemonUnreachableError extends named('Unavailable', 'ERR_DAEMON_UNREACHABLE') {}
 /** A feature the kernel or this build does not have. */
 export class UnsupportedError extends named('Unsupported', 'ERR_UNSUPPORTED') {}
+/** --tunnel geneve on a kernel without the geneve device type. */
+export class GeneveUnsupportedError extends named('Unsupported', 'ERR_GENEVE_UNSUPPORTED') {}
+/** --tunnel vxlan on a kernel without VXLAN external (collect_md) devices. */
+export class VxlanUnsupportedError extends named('Unsupported', 'ERR_VXLAN_UNSUPPORTED') {}
 /** A policy document is invalid. */
 export class PolicyValidationError extends named('BadRequest', 'ERR_POLICY_INVALID') {}
 

@@ -136,6 +136,15 @@ export class LxcDatapath {
     return this.object.program('to_container');
   }
 
+  get fromOverlay(): BpfProgram {
+    return this.object.program('from_overlay');
+  }
+
+  /** Attaches from_overlay to tc ingress of the tunnel device (replacing an earlier agent's). */
+  attachOverlay(ifindex: number): TcAttachment {
+    return attachTcProgram(ifindex, 'ingress', this.fromOverlay);
+  }
+
   /**
    * Attaches the programs to an endpoint's host-side veth, replacing whatever programs its
    * filters ran before (an earlier agent's, or an older version).

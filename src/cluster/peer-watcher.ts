@@ -1,0 +1,258 @@
+/**
+ * Other nodes -> this node's kernel: watches `nodes/v1/`, `ip/v1/` and `ipam/v1/blocks/` and keeps
+ * the tunnelled part of the ipcache equal to what they say (Cilium v1.18+'s model, no tunnel map):
+ *
+ *   remote endpoint  `<ip>/32`      -> its identity, its network, tunnel endpoint = its node's underlay IP
+ *   remote block     `<block cidr>` -> reserved:world, the pool's network, tunnel endpoint = the node's underlay IP
+ *
+ * A remote address the ip/v1 entries do not (yet) name still reaches its node through the block
+ * entry, with the world identity until the entry arrives. Only nodes that have a record with an
+ * underlay address count: when a node's lease expires its record and its leased ip entries are
+ * deleted, and the next sync removes every entry pointing at it. A node that comes back (a new
+ * boot id, or a new underlay address) is re-learned from its new record.
+ *
+ * Every change recomputes the whole desired set and applies it as one batched map diff
+ * (coalesced: at most one sync runs, and one more is queued while it does).
+ */
+import type { KvStore, Watcher, WatchEvent } from '../kvstore/kvstore.js';
+import type { Logger } from '../util/log.js';
+import { parseNodeRecord, type NodeRecord } from './node-sync.js';
+
+const NODE_PREFIX = 'nodes/v1/';
+const IP_PREFIX = 'ip/v1/';
+/** IPAM's claims (src/ipam/pool-store.ts): `ipam/v1/blocks/<poolId>/<block cidr>` -> node; poolId is `<network>-<prefix length>`. */
+const BLOCK_PREFIX = 'ipam/v1/blocks/';
+const IDENTITY_WORLD = 2;
+
+/** One tunnelled ipcache entry (the datapath's RemoteIpcacheEntry). */
+export interface RemoteEntry {
+  prefix: string;
+  identity: number;
+  netId: number;
+  tunnelEndpoint: string;
+}
+
+/** What the watcher needs of the datapath. */
+export interface RemoteEntryWriter {
+  syncRemoteEntries(entries: RemoteEntry[]): Promise<{ written: number; deleted: number }>;
+}
+
+/** Dependencies of the watcher. */
+export interface PeerWatcherDeps {
+  store: KvStore;
+  nodeName: string;
+  datapath: RemoteEntryWriter;
+  /** Docker network number of a subnet (datapath's networkNumber). */
+  networkNumber(subnet: string): number;
+  log: Logger;
+}
+
+/** A peer as `cilium node list` shows it. */
+export interface PeerStatus {
+  name: string;
+  underlayIp?: string;
+  tunnel?: string;
+  bootId: string;
+  blocks: string[];
+  endpoints: number;
+}
+
+function ipv4ToInt(ip: string): number {
+  return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+}
+
+function cidrContains(cidr: string, ip: string): boolean {
+  const [net, len] = cidr.split('/');
+  const bits = Number(len);
+  const size = 2 ** (32 - bits);
+  const start = Math.floor(ipv4ToInt(net!) / size) * size;
+  const n = ipv4ToInt(ip);
+  return n >= start && n < start + size;
+}
+
+/** Watches the cluster and programs remote endpoints and blocks into the ipcache. */
+export class PeerWatcher {
+  private readonly nodes = new Map<string, NodeRecord>();
+  /** Last record logged per node (survives re-lists, so a re-list does not log joins again). */
+  private readonly seen = new Map<string, NodeRecord>();
+  private readonly ips = new Map<string, { identity: number; node: string }>();
+  private readonly blocks = new Map<string, { node: string; subnet: string }>();
+  private watchers: Watcher[] = [];
+  private syncing: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private lastSyncAt: string | undefined;
+
+  constructor(private readonly deps: PeerWatcherDeps) {}
+
+  /** Lists the three prefixes, programs the ipcache, then follows changes. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.watchFromList();
+  }
+
+  /** Stops watching (kernel entries stay: the datapath keeps working while the daemon is down). */
+  stop(): void {
+    this.stopped = true;
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+  }
+
+  /**
+   * Re-reads the three prefixes and re-applies them (periodic resync, reconnect): repairs anything
+   * a lost event left wrong. Running watches stay; a re-read between two events converges anyway,
+   * since each event carries the key's full value.
+   */
+  async relist(): Promise<void> {
+    await this.load();
+    await this.sync();
+  }
+
+  private async load(): Promise<{ nodes: bigint; ips: bigint; blocks: bigint }> {
+    const [nodes, ips, blocks] = await Promise.all([this.deps.store.list(NODE_PREFIX), this.deps.store.list(IP_PREFIX), this.deps.store.list(BLOCK_PREFIX)]);
+    this.nodes.clear();
+    this.ips.clear();
+    this.blocks.clear();
+    for (const p of nodes.pairs) this.applyNode({ type: 'put', key: p.key, value: p.value, modRevision: p.modRevision, createRevision: p.createRevision });
+    for (const p of ips.pairs) this.applyIp({ type: 'put', key: p.key, value: p.value, modRevision: p.modRevision, createRevision: p.createRevision });
+    for (const p of blocks.pairs) this.applyBlock({ type: 'put', key: p.key, value: p.value, modRevision: p.modRevision, createRevision: p.createRevision });
+    return { nodes: nodes.revision, ips: ips.revision, blocks: blocks.revision };
+  }
+
+  /** Lists, then watches each prefix from its list's revision (the store contract's re-list). */
+  private async watchFromList(): Promise<void> {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    const revisions = await this.load();
+    if (this.stopped) return;
+    const resync = (reason: string) => {
+      this.deps.log.info({ reason }, 'peer watch lost events: re-listing');
+      void this.watchFromList().catch((err: unknown) => this.deps.log.warn({ err: String(err) }, 'peer re-list failed; the resync retries'));
+    };
+    this.watchers.push(
+      this.deps.store.watch(NODE_PREFIX, revisions.nodes, { onEvent: (e) => this.changed(() => this.applyNode(e)), onResyncNeeded: resync }),
+      this.deps.store.watch(IP_PREFIX, revisions.ips, { onEvent: (e) => this.changed(() => this.applyIp(e)), onResyncNeeded: resync }),
+      this.deps.store.watch(BLOCK_PREFIX, revisions.blocks, { onEvent: (e) => this.changed(() => this.applyBlock(e)), onResyncNeeded: resync }),
+    );
+    await this.sync();
+  }
+
+  /** Known peers (not this node). */
+  peers(): PeerStatus[] {
+    return [...this.nodes.values()]
+      .filter((n) => n.name !== this.deps.nodeName)
+      .map((n) => ({
+        name: n.name,
+        underlayIp: n.underlayIp,
+        tunnel: n.tunnel,
+        bootId: n.bootId,
+        blocks: [...this.blocks].filter(([, b]) => b.node === n.name).map(([cidr]) => cidr),
+        endpoints: [...this.ips.values()].filter((e) => e.node === n.name).length,
+      }));
+  }
+
+  /** When the ipcache was last brought in line with the store. */
+  get lastSync(): string | undefined {
+    return this.lastSyncAt;
+  }
+
+  private changed(apply: () => void): void {
+    apply();
+    void this.sync().catch(() => undefined);
+  }
+
+  private applyNode(e: WatchEvent): void {
+    const name = e.key.slice(NODE_PREFIX.length);
+    if (e.type === 'delete') {
+      this.nodes.delete(name);
+      if (this.seen.delete(name)) this.deps.log.info({ node: name }, 'node left (record deleted or lease expired): removing its entries');
+      return;
+    }
+    const record = parseNodeRecord(e.value);
+    if (!record) {
+      this.deps.log.warn({ key: e.key }, 'ignoring a node record that does not parse');
+      return;
+    }
+    const previous = this.seen.get(name);
+    this.seen.set(name, record);
+    if (name !== this.deps.nodeName) {
+      if (!previous) this.deps.log.info({ node: name, underlayIp: record.underlayIp, bootId: record.bootId }, 'node joined');
+      else if (previous.bootId !== record.bootId || previous.underlayIp !== record.underlayIp) {
+        this.deps.log.info({ node: name, underlayIp: record.underlayIp, bootId: record.bootId }, 'node came back (new boot id or underlay address): re-learning it');
+      }
+    }
+    this.nodes.set(name, record);
+  }
+
+  private applyIp(e: WatchEvent): void {
+    const ip = e.key.slice(IP_PREFIX.length);
+    if (e.type === 'delete') {
+      this.ips.delete(ip);
+      return;
+    }
+    try {
+      const v = JSON.parse(e.value) as { identity?: number; node?: string };
+      if (typeof v.identity === 'number' && typeof v.node === 'string') this.ips.set(ip, { identity: v.identity, node: v.node });
+    } catch {
+      this.deps.log.warn({ key: e.key }, 'ignoring an ip entry that does not parse');
+    }
+  }
+
+  private applyBlock(e: WatchEvent): void {
+    const rest = e.key.slice(BLOCK_PREFIX.length);
+    const slash = rest.indexOf('/');
+    if (slash < 0) return;
+    const cidr = rest.slice(slash + 1);
+    if (e.type === 'delete') {
+      this.blocks.delete(cidr);
+      return;
+    }
+    this.blocks.set(cidr, { node: e.value, subnet: rest.slice(0, slash).replace('-', '/') });
+  }
+
+  /** The tunnelled entries the store implies right now. */
+  desiredEntries(): RemoteEntry[] {
+    const out: RemoteEntry[] = [];
+    const endpointOf = (node: string) => {
+      const r = node === this.deps.nodeName ? undefined : this.nodes.get(node);
+      return r?.underlayIp && r.tunnel ? r.underlayIp : undefined;
+    };
+    const subnets = [...new Set([...this.blocks.values()].map((b) => b.subnet))];
+    for (const [cidr, b] of this.blocks) {
+      const tunnelEndpoint = endpointOf(b.node);
+      if (tunnelEndpoint) out.push({ prefix: cidr, identity: IDENTITY_WORLD, netId: this.deps.networkNumber(b.subnet), tunnelEndpoint });
+    }
+    for (const [ip, e] of this.ips) {
+      const tunnelEndpoint = endpointOf(e.node);
+      if (!tunnelEndpoint) continue;
+      const subnet = subnets.find((s) => cidrContains(s, ip));
+      out.push({ prefix: `${ip}/32`, identity: e.identity, netId: subnet ? this.deps.networkNumber(subnet) : 0, tunnelEndpoint });
+    }
+    return out;
+  }
+
+  /** Brings the ipcache in line (coalesced). */
+  sync(): Promise<void> {
+    if (this.syncing) {
+      this.again = true;
+      return this.syncing;
+    }
+    this.syncing = (async () => {
+      try {
+        do {
+          this.again = false;
+          const entries = this.desiredEntries();
+          const diff = await this.deps.datapath.syncRemoteEntries(entries);
+          this.lastSyncAt = new Date().toISOString();
+          if (diff.written || diff.deleted) this.deps.log.debug({ entries: entries.length, ...diff }, 'remote ipcache entries synced');
+        } while (this.again && !this.stopped);
+      } catch (err) {
+        this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'programming remote entries failed; the next change or resync retries');
+        throw err;
+      } finally {
+        this.syncing = undefined;
+      }
+    })();
+    return this.syncing;
+  }
+}
