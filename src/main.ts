@@ -9,7 +9,8 @@ import { loadConfig, helpText, type Config } from './config/config.js';
 import { log, setLogLevel } from './util/log.js';
 import { CiliumDockerError, ConfigError, UnsupportedError } from './util/errors.js';
 import type { KvStore } from './kvstore/kvstore.js';
-import { LocalKvStore } from './kvstore/local/local-store.js';
+import { nodeRecordPrefix } from './kvstore/store-scopes.js';
+import { LocalKvStore, localOptionsFromKvstoreOpts } from './kvstore/local/local-store.js';
 import { InstrumentedKvStore } from './kvstore/instrumented-store.js';
 import { EtcdKvStore, etcdOptionsFromKvstoreOpts } from './kvstore/etcd/etcd-store.js';
 import { ConsulKvStore, consulOptionsFromKvstoreOpts } from './kvstore/consul/consul-store.js';
@@ -44,7 +45,7 @@ async function openStore(config: Config): Promise<KvStore> {
   switch (config.kvstore) {
     case 'local':
       mkdirSync(config.stateDir, { recursive: true });
-      return LocalKvStore.open({ path: join(config.stateDir, 'kvstore.db') });
+      return LocalKvStore.open({ path: join(config.stateDir, 'kvstore.db'), ...localOptionsFromKvstoreOpts(config.kvstoreOpts) });
     case 'etcd':
       return EtcdKvStore.open(etcdOptionsFromKvstoreOpts(config.kvstoreOpts));
     case 'consul':
@@ -52,6 +53,24 @@ async function openStore(config: Config): Promise<KvStore> {
     default:
       throw new UnsupportedError(`--kvstore ${String(config.kvstore)} is not a backend; use local, etcd or consul`);
   }
+}
+
+/**
+ * The node-local store (`kvstore/store-scopes.ts`): the cluster store itself with `--kvstore
+ * local`, otherwise an embedded file of its own under the state dir (`node-state.db`, not
+ * `kvstore.db`: a state dir that ran with `--kvstore local` before is never read as node state).
+ */
+async function openNodeStore(config: Config, cluster: KvStore): Promise<KvStore> {
+  if (config.kvstore === 'local') return cluster;
+  mkdirSync(config.stateDir, { recursive: true });
+  const node = LocalKvStore.open({ path: join(config.stateDir, 'node-state.db') });
+  // Nothing is migrated: records an older version kept in the cluster store are only reported.
+  const prefix = nodeRecordPrefix(config.nodeName);
+  const leftovers = await cluster.list(prefix).then((r) => r.pairs.length, () => 0);
+  if (leftovers > 0 && (await node.list(prefix)).pairs.length === 0) {
+    log.warn({ prefix, keys: leftovers, nodeStore: join(config.stateDir, 'node-state.db') }, 'endpoint records of this node found in the cluster store are not used: node-local state lives in the node store now (see README, Stores)');
+  }
+  return node;
 }
 
 /** Starts every part of the daemon; resolves with a stop function. */
@@ -74,8 +93,10 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   const store = new InstrumentedKvStore(rawStore, (action, seconds, ok) => {
     metrics.kvstoreSeconds.observe({ action, outcome: ok ? 'success' : 'fail' }, seconds);
   });
+  const nodeStore = await openNodeStore(config, store);
   const ipam = new Ipam({
     store,
+    nodeStore,
     nodeName: config.nodeName,
     defaultPool: config.defaultPool,
     defaultPoolPrefixLength: config.defaultPoolPrefixLength,
@@ -85,7 +106,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   const datapath = new BpfDatapath({ bpfRoot: config.bpfRoot, log: log.child({ component: 'datapath' }), tunnel });
   await datapath.init();
   const networks = new NetworkRegistry({ store, nodeName: config.nodeName, ipam, log: log.child({ component: 'networks' }) });
-  const endpoints = new EndpointManager({ store, nodeName: config.nodeName, datapath, identities, networks, log: log.child({ component: 'endpoint' }) });
+  const endpoints = new EndpointManager({ store: nodeStore, identityTimeoutMs: config.identityTimeoutMs, nodeName: config.nodeName, datapath, identities, networks, log: log.child({ component: 'endpoint' }) });
   const policy = new PolicyEngine({
     store,
     endpoints,
@@ -111,7 +132,10 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     log: log.child({ component: 'cluster' }),
     intervalMs: config.resyncIntervalMs,
     localIps: () => endpoints.listEndpoints().filter((e) => e.state !== 'created').map((e) => ({ ip: e.ipv4, identity: e.identity, endpoint: e.id })),
-    reassertIdentities: () => identities.reassertReferences(),
+    reassertIdentities: async () => {
+      await identities.reassertReferences();
+      await identities.collectUnreferenced();
+    },
     reassertNetworks: () => networks.reassert(),
     relist: async () => {
       await policy.relist();
@@ -411,6 +435,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
       metricsServer?.close();
       await Promise.allSettled([plugin.stop(), api.stop()]);
       await store.close();
+      if (nodeStore !== store) await nodeStore.close();
       await datapath.close();
     },
   };

@@ -4,6 +4,7 @@
  * acknowledged on stdout as one JSON line only after its promise resolved, so the parent knows
  * exactly which writes the store promised to keep when it SIGKILLs this process.
  */
+import { writeSync } from 'node:fs';
 import { LocalKvStore } from '../../src/kvstore/local/local-store.js';
 
 const [path, leaseTtlMs] = [process.argv[2], Number(process.argv[3])];
@@ -15,8 +16,9 @@ if (!path || !Number.isFinite(leaseTtlMs)) {
 const store = LocalKvStore.open({ path, leaseTtlMs });
 
 function acknowledge(key: string, value: string, revision: bigint): void {
-  // Pipes are written synchronously on Linux, so a line is in the pipe before the next write starts.
-  process.stdout.write(`${JSON.stringify({ key, value, revision: revision.toString() })}\n`);
+  // writeSync on fd 1 (not process.stdout, which queues in this process once the pipe is full and
+  // this loop never yields): the line is in the pipe before the next write starts.
+  writeSync(1, `${JSON.stringify({ key, value, revision: revision.toString() })}\n`);
 }
 
 const leasedValue = 'bound to the lease of a process about to die';

@@ -1,9 +1,14 @@
 /**
  * The embedded KvStore backend: one SQLite file (node:sqlite), for single-host use without etcd.
  *
- * Durability: WAL journal with `synchronous=FULL`, and every write runs in its own transaction
- * that commits (and so fsyncs the WAL) synchronously inside the call, before the returned promise
- * exists. A `kill -9` at any point therefore loses no write whose promise resolved.
+ * Durability: WAL journal, and every write runs in its own transaction that commits synchronously
+ * inside the call, before the returned promise exists: the commit is in the WAL (the OS page
+ * cache) before anyone hears of it, so a `kill -9` or crash of the daemon at any point loses no
+ * write whose promise resolved. `sync: 'normal'` (the default, SQLite's synchronous=NORMAL) fsyncs
+ * the WAL at checkpoints only: a power loss or kernel crash may roll back the last commits (the
+ * file stays consistent), which only concerns containers that died with the host. `sync: 'full'`
+ * fsyncs at every commit: power-loss durable, but each write then blocks the event loop for an
+ * fsync (4.4 ms here against 0.17 ms: 15 writes per container start).
  *
  * Revisions: one store-wide counter in the `meta` row, bumped once per write transaction that
  * changes something (etcd semantics: a deletePrefix or a lease expiry is one revision shared by
@@ -24,7 +29,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { CiliumDockerError, KvUnavailableError } from '../../util/errors.js';
+import { CiliumDockerError, ConfigError, KvUnavailableError } from '../../util/errors.js';
 import { log, type Logger } from '../../util/log.js';
 import { assertTransactionShape } from '../transaction-shape.js';
 import type {
@@ -52,6 +57,23 @@ export interface LocalKvStoreOptions {
   sweepIntervalMs?: number;
   /** How many recent events are kept for watches that start in the past. Default 10 000. */
   historyLimit?: number;
+  /** 'normal' (default): crash-safe, not power-loss-safe; 'full': fsync at every commit. */
+  sync?: LocalSyncMode;
+}
+
+/** SQLite synchronous mode of the store file (see the module comment). */
+export type LocalSyncMode = 'normal' | 'full';
+
+/** Options of the local backend from `--kvstore-opt local.*` (only `local.sync=normal|full`). */
+export function localOptionsFromKvstoreOpts(opts: Readonly<Record<string, string>>): Pick<LocalKvStoreOptions, 'sync'> {
+  const out: Pick<LocalKvStoreOptions, 'sync'> = {};
+  for (const [name, value] of Object.entries(opts)) {
+    if (!name.startsWith('local.')) continue;
+    if (name !== 'local.sync') throw new ConfigError(`--kvstore-opt ${name}: unknown local store option; the local store takes local.sync=normal|full`);
+    if (value !== 'normal' && value !== 'full') throw new ConfigError(`--kvstore-opt local.sync=${value}: use normal (crash-safe, the default) or full (fsync every commit: power-loss-safe, slower)`);
+    out.sync = value;
+  }
+  return out;
 }
 
 const DEFAULT_LEASE_TTL_MS = 15 * 60 * 1000;
@@ -146,8 +168,8 @@ export class LocalKvStore implements KvStore {
       if (mode.journal_mode !== 'wal') {
         throw new Error(`the filesystem does not support WAL (journal mode stayed ${mode.journal_mode})`);
       }
-      // FULL: fsync the WAL at every commit; NORMAL would lose the last commits on power loss.
-      db.exec('PRAGMA synchronous = FULL');
+      // See "Durability" above: NORMAL survives any daemon crash; FULL also survives power loss.
+      db.exec(`PRAGMA synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
       db.exec(`BEGIN IMMEDIATE; ${SCHEMA} COMMIT;`);
       return new LocalKvStore(db, options);
     } catch (err) {

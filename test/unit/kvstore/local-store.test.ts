@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import type { KvStore, WatchEvent } from '../../../src/kvstore/kvstore.js';
-import { LocalKvStore, type LocalKvStoreOptions } from '../../../src/kvstore/local/local-store.js';
+import { DatabaseSync } from 'node:sqlite';
+import { LocalKvStore, localOptionsFromKvstoreOpts, type LocalKvStoreOptions } from '../../../src/kvstore/local/local-store.js';
 import { runKvStoreContract, type KvStoreFixture } from './contract.js';
 
 /** A fresh directory for one store file, removed when `t` ends. */
@@ -270,3 +271,19 @@ t.test('SIGKILL at an arbitrary write loses no acknowledged write', async (t) =>
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+t.test('local.sync picks the SQLite synchronous mode; bad names and values are ConfigErrors', async (t) => {
+  t.same(localOptionsFromKvstoreOpts({}), {});
+  t.same(localOptionsFromKvstoreOpts({ 'local.sync': 'full', 'etcd.address': 'http://x:2379' }), { sync: 'full' });
+  t.throws(() => localOptionsFromKvstoreOpts({ 'local.sync': 'fast' }), { code: 'ERR_CONFIG', message: /local\.sync=fast.*normal.*full/ });
+  t.throws(() => localOptionsFromKvstoreOpts({ 'local.path': '/x' }), { code: 'ERR_CONFIG', message: /local\.path/ });
+  for (const [sync, expected] of [[undefined, 1n], ['normal', 1n], ['full', 2n]] as const) {
+    const path = storePath(t);
+    const store = LocalKvStore.open({ path, sync });
+    await store.put('k', 'v');
+    // The mode is per connection: ask SQLite through the store's own handle.
+    const db = (store as unknown as { db: DatabaseSync }).db;
+    t.equal((db.prepare('PRAGMA synchronous').get() as { synchronous: bigint }).synchronous, expected, `sync ${sync ?? '(default)'}`);
+    await store.close();
+  }
+});
