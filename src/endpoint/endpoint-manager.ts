@@ -58,6 +58,8 @@ export class EndpointManager {
   private readonly mutex = new KeyedMutex();
   private readonly listeners: EndpointListener[] = [];
   private readonly prefix: string;
+  /** Endpoints admitted with reserved:init because the store could not give them an identity: since when. */
+  private readonly identityWaits = new Map<string, number>();
 
   constructor(
     private readonly deps: {
@@ -66,6 +68,8 @@ export class EndpointManager {
       datapath: Datapath;
       identities: IdentityAllocator;
       log: Logger;
+      /** Bound on one new-identity allocation (`--identity-timeout`); unbounded if omitted. */
+      identityTimeoutMs?: number;
       /** Cluster-wide network names (`networks/v1/`); without it names stay node-local. */
       networks?: NetworkRegistry;
     },
@@ -201,7 +205,9 @@ export class EndpointManager {
     if (!record || record.name === name) return;
     record.name = name;
     await this.deps.store.put(this.networkKey(networkId), JSON.stringify(record));
-    await this.deps.networks?.nameLearned(networkId, name, networkDefinition(record));
+    // Registering the name talks to the cluster store; an attach (or an outage) must not wait on it.
+    // It never throws: a store failure leaves the claim `unregistered` for the resync.
+    void this.deps.networks?.nameLearned(networkId, name, networkDefinition(record));
   }
 
   /** The network record, or undefined. */
@@ -310,6 +316,7 @@ export class EndpointManager {
       await this.deps.datapath.removeEndpoint(this.toDatapathEndpoint(ep));
       await this.deps.store.delete(this.endpointKey(endpointId));
       this.endpoints.delete(endpointId);
+      this.identityWaits.delete(endpointId);
       if (ep.identity !== IDENTITY_INIT && ep.labels.length > 0) {
         await this.deps.identities.release(LabelSet.parse(ep.labels)).catch((err: unknown) => {
           this.deps.log.warn({ err, endpoint: endpointId }, 'identity release failed; the resync will retry');
@@ -323,34 +330,95 @@ export class EndpointManager {
   /**
    * Labels the endpoint with its container's labels (`container:k=v`, plus
    * `docker:network=<name>`), allocates its identity and programs the datapath. Called by the
-   * Docker watcher, asynchronously to the plugin calls. Idempotent.
+   * Docker watcher, asynchronously to the plugin calls (which is why a container start cannot be
+   * failed from here: the container runs already). Idempotent.
+   *
+   * A label set this node knows costs no store round trip, so it works during a store outage. A
+   * new one is allocated outside the endpoint's lock, bounded by `identityTimeoutMs`; when that
+   * fails the endpoint stays admitted as `waiting-for-identity` with identity reserved:init and its
+   * labels recorded (its own policy is compiled from them, see PolicyEngine), the error is thrown
+   * and the watcher retries until the store answers.
    */
   async attachContainer(endpointId: string, info: ContainerInfo): Promise<EndpointRecord | undefined> {
-    return this.mutex.run(`ep:${endpointId}`, async () => {
+    const pending = await this.mutex.run(`ep:${endpointId}`, async () => {
       const ep = this.endpoints.get(endpointId);
       if (!ep) return undefined;
       await this.setNetworkName(ep.networkId, info.networkName);
-      const labels = endpointLabels(info);
-      const newSet = LabelSet.parse(labels);
+      const newSet = LabelSet.parse(endpointLabels(info));
       const oldSet = ep.labels.length > 0 ? LabelSet.parse(ep.labels) : undefined;
-      if (oldSet?.equals(newSet) && ep.identity !== IDENTITY_INIT && ep.containerId === info.containerId) return ep;
-      const identity = await this.deps.identities.acquire(newSet);
-      const previousIdentity = ep.identity;
-      ep.labels = newSet.toStrings();
-      ep.identity = identity;
+      if (oldSet?.equals(newSet) && ep.identity !== IDENTITY_INIT && ep.containerId === info.containerId) return { done: ep };
+      if (this.deps.identities.lookupLocal(newSet) !== undefined) {
+        const identity = await this.deps.identities.acquire(newSet);
+        return { done: await this.applyIdentity(ep, info, newSet, identity) };
+      }
+      if (ep.identity === IDENTITY_INIT && (ep.labels.join(';') !== newSet.toStrings().join(';') || ep.containerId !== info.containerId)) {
+        // Record the labels before the (possibly slow) allocation: policy and `cilium endpoint list` see them.
+        ep.labels = newSet.toStrings();
+        ep.containerId = info.containerId;
+        ep.containerName = info.containerName;
+        await this.saveEndpoint(ep);
+        this.emit('updated', ep);
+      }
+      return { allocate: newSet };
+    });
+    if (!pending) return undefined;
+    if ('done' in pending) return pending.done;
+    const labels = pending.allocate;
+    let identity: number;
+    try {
+      identity = await this.deps.identities.acquire(labels, this.deps.identityTimeoutMs === undefined ? {} : { timeoutMs: this.deps.identityTimeoutMs });
+    } catch (err) {
+      const ep = this.endpoints.get(endpointId);
+      if (ep && ep.identity === IDENTITY_INIT && !this.identityWaits.has(endpointId)) {
+        this.identityWaits.set(endpointId, Date.now());
+        this.deps.log.warn(
+          { endpoint: endpointId, id: ep.id, container: info.containerName, labels: labels.toStrings(), code: err instanceof CiliumDockerError ? err.code : undefined, err: err instanceof Error ? err.message : String(err) },
+          'new identity unavailable: endpoint admitted as waiting-for-identity with reserved:init (its own policy from its labels applies, peers see reserved:init) until the store answers',
+        );
+      }
+      throw err;
+    }
+    return this.mutex.run(`ep:${endpointId}`, async () => {
+      const ep = this.endpoints.get(endpointId);
+      if (!ep || (ep.containerId !== undefined && ep.containerId !== info.containerId) || (ep.identity === IDENTITY_INIT && ep.labels.join(';') !== labels.toStrings().join(';'))) {
+        // The endpoint went away (or changed) while we allocated: give the reference back.
+        await this.deps.identities.release(labels).catch(() => undefined);
+        return ep;
+      }
+      const waitedSince = this.identityWaits.get(endpointId);
+      this.identityWaits.delete(endpointId);
+      if (waitedSince !== undefined) {
+        this.deps.log.info({ endpoint: endpointId, identity, waitedSeconds: Math.round((Date.now() - waitedSince) / 1000) }, 'identity allocated after the store answered again');
+      }
+      return this.applyIdentity(ep, info, labels, identity);
+    });
+  }
+
+  /** Gives the endpoint its identity (one reference already taken) and programs it. Under the endpoint's lock. */
+  private async applyIdentity(ep: EndpointRecord, info: ContainerInfo, newSet: LabelSet, identity: number): Promise<EndpointRecord> {
+    const oldSet = ep.labels.length > 0 ? LabelSet.parse(ep.labels) : undefined;
+    const previousIdentity = ep.identity;
+    if (previousIdentity === identity && oldSet?.equals(newSet)) {
+      // Already applied (a retry raced a completed attach): drop the extra reference.
+      await this.deps.identities.release(newSet).catch(() => undefined);
       ep.containerId = info.containerId;
       ep.containerName = info.containerName;
-      if (ep.state === 'waiting-for-identity') ep.state = 'ready';
-      try {
-        await this.deps.datapath.updateEndpoint(this.toDatapathEndpoint(ep));
-        await this.saveEndpoint(ep);
-      } finally {
-        if (oldSet && previousIdentity !== IDENTITY_INIT) await this.deps.identities.release(oldSet).catch(() => undefined);
-      }
-      this.deps.log.info({ endpoint: endpointId, container: info.containerName, identity, labels: ep.labels }, 'endpoint ready');
-      this.emit('updated', ep);
       return ep;
-    });
+    }
+    ep.labels = newSet.toStrings();
+    ep.identity = identity;
+    ep.containerId = info.containerId;
+    ep.containerName = info.containerName;
+    if (ep.state === 'waiting-for-identity') ep.state = 'ready';
+    try {
+      await this.deps.datapath.updateEndpoint(this.toDatapathEndpoint(ep));
+      await this.saveEndpoint(ep);
+    } finally {
+      if (oldSet && previousIdentity !== IDENTITY_INIT) await this.deps.identities.release(oldSet).catch(() => undefined);
+    }
+    this.deps.log.info({ endpoint: ep.endpointId, container: info.containerName, identity, labels: ep.labels }, 'endpoint ready');
+    this.emit('updated', ep);
+    return ep;
   }
 
   /** Marks the endpoint's applied policy revision (called by the policy layer). */

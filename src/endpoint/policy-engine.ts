@@ -20,6 +20,7 @@ import {
   identitiesAffectedByIdentityChange,
   requiredCidrPrefixes,
   cidrIdentityLabels,
+  selectorMatches,
   trace,
   type EnforcementMode,
   type PolicyChange,
@@ -70,6 +71,8 @@ export class PolicyEngine {
   private queue: Promise<void> = Promise.resolve();
   private readonly revisionWaiters = new Set<() => void>();
   private readonly compiled = new Map<number, EndpointPolicy>();
+  /** Labels an endpoint still waiting for its identity was last compiled with (see `regenerate`). */
+  private readonly compiledWaitingLabels = new Map<number, string>();
 
   constructor(private readonly deps: PolicyEngineDeps) {
     this.cache = new SelectorCache(RESERVED_IDENTITIES.map((r) => [r.id, r.labels] as const));
@@ -77,11 +80,13 @@ export class PolicyEngine {
     deps.endpoints.onChange((event, ep) => {
       if (event === 'deleted') {
         this.compiled.delete(ep.id);
+        this.compiledWaitingLabels.delete(ep.id);
         return;
       }
       if (event === 'updated' && (ep.state === 'ready' || ep.state === 'waiting-for-identity')) {
         const known = this.compiled.get(ep.id);
-        if (!known || known.identity !== ep.identity || ep.policyRevision !== this.repository.revision) this.schedule([ep.endpointId]);
+        const labelsChanged = waitingWithLabels(ep) && this.compiledWaitingLabels.get(ep.id) !== ep.labels.join(';');
+        if (!known || known.identity !== ep.identity || ep.policyRevision !== this.repository.revision || labelsChanged) this.schedule([ep.endpointId]);
       }
     });
   }
@@ -185,7 +190,7 @@ export class PolicyEngine {
 
   private regenerateForIdentityChange(labels: LabelSet[]): void {
     const affected = new Set(identitiesAffectedByIdentityChange(this.repository, this.cache, labels));
-    this.schedule(this.deps.endpoints.listEndpoints().filter((e) => affected.has(e.identity)).map((e) => e.endpointId));
+    this.schedule(this.deps.endpoints.listEndpoints().filter((e) => affected.has(e.identity) || waitingWithLabels(e)).map((e) => e.endpointId));
   }
 
   /** Applies a repository snapshot (from our own write or another node's) and regenerates what it affects. */
@@ -202,8 +207,9 @@ export class PolicyEngine {
       const affected = new Set(affectedIdentities(change, this.cache));
       const all = this.deps.endpoints.listEndpoints();
       // Endpoints not affected are at the new revision already: record it without recompiling.
-      for (const ep of all) if (!affected.has(ep.identity)) void this.deps.endpoints.setPolicyRevision(ep.endpointId, next.revision).then(() => this.notifyWaiters());
-      this.schedule(all.filter((e) => affected.has(e.identity)).map((e) => e.endpointId));
+      const needs = (e: EndpointRecord) => affected.has(e.identity) || waitingWithLabels(e);
+      for (const ep of all) if (!needs(ep)) void this.deps.endpoints.setPolicyRevision(ep.endpointId, next.revision).then(() => this.notifyWaiters());
+      this.schedule(all.filter(needs).map((e) => e.endpointId));
     });
   }
 
@@ -249,7 +255,14 @@ export class PolicyEngine {
     const ep = this.deps.endpoints.getEndpoint(endpointId);
     if (!ep || ep.state === 'created') return;
     const started = performance.now();
-    const policy = this.compiler.compile(ep.identity === 0 ? IDENTITY_INIT : ep.identity);
+    // An endpoint whose labels are known but whose identity is not (store outage) keeps
+    // reserved:init as its source identity, but its own ingress/egress policy is compiled from
+    // the rules that select its labels: it never gets more access than its policy gives it.
+    const waiting = waitingWithLabels(ep);
+    const selecting = waiting ? this.repository.rules().filter((r) => selectorMatches(r.endpointSelector, LabelSet.parse(ep.labels))) : undefined;
+    const policy = this.compiler.compile(ep.identity === 0 ? IDENTITY_INIT : ep.identity, selecting);
+    if (waiting) this.compiledWaitingLabels.set(ep.id, ep.labels.join(';'));
+    else this.compiledWaitingLabels.delete(ep.id);
     const entries: DatapathPolicyEntry[] = policy.entries.map((e) => ({
       direction: e.direction,
       peer: e.peer,
@@ -364,4 +377,9 @@ function diffRepositories(previous: PolicyRepository, next: PolicyRepository): P
     selectors.push(...p.policy.rules.map((r) => r.endpointSelector));
   }
   return { revision: next.revision, imported, deleted, endpointSelectors: selectors };
+}
+
+/** True for an endpoint whose container labels are known while its identity is still reserved:init. */
+function waitingWithLabels(ep: EndpointRecord): boolean {
+  return ep.identity === IDENTITY_INIT && ep.labels.length > 0;
 }

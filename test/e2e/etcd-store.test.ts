@@ -3,6 +3,13 @@
  * ip entries in etcd, policy is stored and enforced, and an etcd outage leaves networking and
  * policy in place while status reports it; when etcd returns, the daemon resyncs (shortened
  * interval) and repairs keys deleted behind its back.
+ *
+ * The outage lasts CILIUM_E2E_ETCD_OUTAGE_SECONDS (default 60) under running labelled containers:
+ * a ping runs through all of it and must lose nothing, policy stays enforced, a container with a
+ * known label set starts with its identity and an address (node-local state, no store round
+ * trip), one with a new label set is admitted as waiting-for-identity with reserved:init and its
+ * own policy (README, "Store outages"), and converges once etcd is back. Last, a killed daemon's
+ * leased keys expire and another node collects its identities once nothing references them.
  */
 import t from 'tap';
 import { join } from 'node:path';
@@ -20,6 +27,9 @@ let host: DockerHost;
 let daemon: CiliumDaemon;
 let etcd: LabProcess | undefined;
 const ETCD_URL = 'http://127.0.0.1:23791';
+const OUTAGE_SECONDS = Number(process.env.CILIUM_E2E_ETCD_OUTAGE_SECONDS ?? '60');
+const IDENTITY_INIT = 5;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function startEtcd(): void {
   const dataDir = join(host.dir, 'etcd');
@@ -89,7 +99,7 @@ t.before(async () => {
   await ensureBusyboxImage(host, 'bb');
   startEtcd();
   await eventually(async () => (await etcdHealthy()) || undefined, 30_000, 'etcd healthy');
-  daemon = new CiliumDaemon(host, { extraArgs: ['--kvstore', 'etcd', '--kvstore-opt', `etcd.address=${ETCD_URL}`, '--kvstore-opt', 'etcd.lease-ttl=10s', '--resync-interval', '2s'] });
+  daemon = new CiliumDaemon(host, { extraArgs: ['--kvstore', 'etcd', '--kvstore-opt', `etcd.address=${ETCD_URL}`, '--kvstore-opt', 'etcd.lease-ttl=10s', '--resync-interval', '2s', '--identity-timeout', '3s'] });
   await daemon.start();
 });
 
@@ -119,21 +129,105 @@ spec:
   t.match(await etcdGet('policies/v1/repository'), /b-from-nobody/, 'repository stored in etcd');
 });
 
-t.test('etcd outage: networking and policy go on, status shows it, resync repairs after', async (t) => {
-  const b = (await daemon.cliJson<EndpointModel[]>(['endpoint', 'list'])).find((e) => e.containerName === 'cb')!;
-  const a = (await daemon.cliJson<EndpointModel[]>(['endpoint', 'list'])).find((e) => e.containerName === 'ca')!;
+async function endpointNamed(name: string): Promise<EndpointModel | undefined> {
+  return (await daemon.cliJson<EndpointModel[]>(['endpoint', 'list'])).find((e) => e.containerName === name || e.containerName === `/${name}`);
+}
+
+async function importPolicy(text: string): Promise<void> {
+  const r = await daemon.cli(['policy', 'import', '-', '-o', 'json'], text);
+  if (r.code !== 0) throw new Error(`policy import: ${r.stderr}`);
+  const rev = (JSON.parse(r.stdout) as { revision: number }).revision;
+  const w = await daemon.cli(['policy', 'wait', String(rev)]);
+  if (w.code !== 0) throw new Error(`policy wait: ${w.stderr}`);
+}
+
+t.test(`etcd stopped for ${OUTAGE_SECONDS} s: zero loss, policy, known and new label sets, convergence after`, async (t) => {
+  const a = (await endpointNamed('ca'))!;
+  const b = (await endpointNamed('cb'))!;
+  // A policy for the label set that will be new during the outage: nothing may reach it.
+  await importPolicy(`apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: new-from-nobody }
+spec:
+  endpointSelector: { matchLabels: { app: new } }
+  ingress: [ {} ]
+`);
+  // One ping a second from b to a through the whole outage (and some seconds around it).
+  const count = OUTAGE_SECONDS + 25;
+  const pinging = host.docker(['exec', 'cb', 'ping', '-c', String(count), a.ipv4], { timeoutMs: (count + 120) * 1000 });
+  await sleep(2000);
+
+  const outageStarted = Date.now();
   etcd!.kill('SIGKILL');
   await etcd!.wait(10_000);
-  t.ok(await ping('cb', a.ipv4), 'existing endpoints keep connectivity');
-  t.notOk(await ping('ca', b.ipv4), 'and their policy');
   const status = await eventually(async () => {
     const s = await daemon.cliJson<StatusModel>(['status']);
     return s.kvstore.healthy ? undefined : s;
-  }, 20_000, 'status shows the outage');
+  }, 30_000, 'status shows the outage');
   t.equal(status.kvstore.backend, 'etcd');
-  t.pass(`status: ${status.kvstore.detail.slice(0, 120)}`);
+  t.pass(`status during the outage: ${status.kvstore.detail.slice(0, 120)}`);
+  t.notOk(await ping('ca', b.ipv4), 'policy still enforced (a -> b denied)');
+  t.ok(await ping('cb', a.ipv4), 'existing endpoints keep connectivity');
+
+  // A container whose label set this node knows: starts normally, same identity, an address.
+  const startedKnown = Date.now();
+  await docker(['run', '-d', '--name', 'ca2', '--network', 'en', '-l', 'app=a', 'bb', 'sleep', '10000']);
+  const a2 = await eventually(async () => {
+    const e = await endpointNamed('ca2');
+    return e?.state === 'ready' ? e : undefined;
+  }, 30_000, 'ca2 ready during the outage');
+  t.equal(a2.identity, a.identity, `known label set: identity ${a2.identity} without etcd (${Date.now() - startedKnown} ms from docker run to ready)`);
+  t.match(a2.ipv4, /^198\.18\.120\./, `address ${a2.ipv4} from the node-local allocation`);
+  t.ok(await ping('ca2', a.ipv4), 'ca2 reaches a');
+  t.notOk(await ping('ca2', b.ipv4), "b's policy applies to ca2 as to a");
+
+  // A container with a new label set: admitted, waiting for its identity, its own policy applies.
+  await docker(['run', '-d', '--name', 'cn', '--network', 'en', '-l', 'app=new', 'bb', 'sleep', '10000']);
+  const n = await eventually(async () => {
+    const e = await endpointNamed('cn');
+    return e?.labels.includes('container:app=new') ? e : undefined;
+  }, 30_000, 'cn labelled');
+  await sleep(4000); // longer than --identity-timeout 3s
+  const waiting = (await endpointNamed('cn'))!;
+  t.equal(waiting.state, 'waiting-for-identity', 'new label set: state waiting-for-identity');
+  t.equal(waiting.identity, IDENTITY_INIT, 'with reserved:init');
+  t.match(daemon.log(), /new identity unavailable: endpoint admitted as waiting-for-identity/, 'a clear log line');
+  t.match(daemon.log(), /ERR_IDENTITY_UNAVAILABLE/, 'with its error code');
+  t.notOk(await ping('cb', n.ipv4), "its own policy (from its labels) applies: nothing reaches it");
+  t.ok(await ping('cn', a.ipv4), 'it reaches an endpoint no policy selects on its network (Docker isolation)');
+  t.notOk(await ping('cn', b.ipv4), "b's policy does not let reserved:init in");
+
+  const remaining = outageStarted + OUTAGE_SECONDS * 1000 - Date.now();
+  if (remaining > 0) await sleep(remaining);
+  t.notOk(await etcdHealthy().catch(() => false), `etcd still down after ${Math.round((Date.now() - outageStarted) / 1000)} s`);
   startEtcd();
+  const back = Date.now();
   await eventually(async () => (await daemon.cliJson<StatusModel>(['status'])).kvstore.healthy || undefined, 60_000, 'healthy again');
+  const n2 = await eventually(async () => {
+    const e = await endpointNamed('cn');
+    return e?.state === 'ready' && e.identity !== IDENTITY_INIT ? e : undefined;
+  }, 60_000, 'cn gets its identity');
+  const convergedMs = Date.now() - back;
+  t.ok(n2.identity >= 256, `new identity ${n2.identity} allocated ${convergedMs} ms after etcd was restarted`);
+  t.ok((await etcdKeys('identities/v1/id/')).includes(`identities/v1/id/${n2.identity}`), 'and stored in etcd');
+  await eventually(async () => JSON.parse((await etcdGet(`ip/v1/${n.ipv4}`)) ?? '{}').identity === n2.identity || undefined, 30_000, 'ip key of cn');
+  await eventually(async () => JSON.parse((await etcdGet(`ip/v1/${a2.ipv4}`)) ?? '{}').identity === a.identity || undefined, 30_000, 'ip key of ca2');
+  t.pass(`ip/v1 keys of both new containers in etcd (${Date.now() - back} ms after etcd was restarted)`);
+  t.notOk(await ping('cb', n.ipv4), 'policy enforced on the new identity');
+  t.ok(await ping('cn', a.ipv4), 'and cn still reaches a');
+
+  const result = await pinging;
+  const stats = /(\d+) packets transmitted, (\d+) packets received/.exec(result.stdout);
+  t.ok(stats, `ping summary: ${result.stdout.split('\n').slice(-3).join(' ')}`);
+  t.equal(Number(stats?.[1]), count, `${count} pings sent`);
+  t.equal(Number(stats?.[2]), Number(stats?.[1]), `zero loss through the ${OUTAGE_SECONDS} s outage`);
+
+  await docker(['rm', '-f', 'ca2', 'cn']);
+  t.equal((await daemon.cli(['policy', 'delete', 'new-from-nobody'])).code, 0);
+});
+
+t.test('resync repairs keys deleted behind the daemon\'s back', async (t) => {
+  const a = (await endpointNamed('ca'))!;
   // Keys deleted behind the daemon's back come back within a (2 s) resync interval.
   await etcdDelete(`ip/v1/${a.ipv4}`);
   await eventually(async () => (await etcdGet(`ip/v1/${a.ipv4}`))?.includes(String(a.identity)) || undefined, 30_000, 'ip key repaired');
@@ -142,6 +236,45 @@ t.test('etcd outage: networking and policy go on, status shows it, resync repair
   t.ok(ips.some((i) => i.ip === a.ipv4), 'ip list');
   const st = await daemon.cliJson<StatusModel>(['status']);
   t.ok((st.resync?.resyncs ?? 0) > 1 && st.resync?.lastResyncAt, `resyncs ran (${st.resync?.resyncs})`);
+});
+
+t.test("a killed daemon's leased keys expire; another node collects its identities once unreferenced", async (t) => {
+  const a = (await endpointNamed('ca'))!;
+  const b = (await endpointNamed('cb'))!;
+  const ours = async () => ({
+    ips: (await etcdKeys('ip/v1/')).filter((k) => k === `ip/v1/${a.ipv4}` || k === `ip/v1/${b.ipv4}`),
+    refs: (await etcdKeys('identities/v1/value/')).filter((k) => k.endsWith(`/${host.name}`)),
+  });
+  const before = await ours();
+  t.equal(before.ips.length, 2, 'ip keys present');
+  t.ok(before.refs.length >= 2, `${before.refs.length} identity references of this node`);
+  await daemon.stop('SIGKILL');
+  const killed = Date.now();
+  await eventually(async () => {
+    const now = await ours();
+    return now.ips.length === 0 && now.refs.length === 0 ? now : undefined;
+  }, 60_000, 'leased keys expire');
+  t.pass(`leased ip and reference keys gone ${Date.now() - killed} ms after kill -9 (lease TTL 10 s)`);
+  const ids = await etcdKeys('identities/v1/id/');
+  t.ok(ids.includes(`identities/v1/id/${a.identity}`) && ids.includes(`identities/v1/id/${b.identity}`), 'identities stay until someone collects them');
+  t.ok(await ping('cb', a.ipv4), 'the pinned datapath keeps forwarding meanwhile');
+
+  // Another node (a daemon with another node name) collects them in two resync passes.
+  const other = new CiliumDaemon(host, { extraArgs: ['--kvstore', 'etcd', '--kvstore-opt', `etcd.address=${ETCD_URL}`, '--kvstore-opt', 'etcd.lease-ttl=10s', '--resync-interval', '2s', '--node-name', `${host.name}-other`] });
+  try {
+    await other.start();
+    const started = Date.now();
+    await eventually(async () => {
+      const now = await etcdKeys('identities/v1/id/');
+      return !now.includes(`identities/v1/id/${a.identity}`) && !now.includes(`identities/v1/id/${b.identity}`) ? now : undefined;
+    }, 30_000, 'identities collected');
+    t.pass(`identities ${a.identity} and ${b.identity} collected ${Date.now() - started} ms after the other node started`);
+    t.match(other.log(), /collected identity no node references/);
+  } finally {
+    await other.stop();
+  }
+  // This node again: it restores its endpoints; then everything is removed.
+  await daemon.start();
   await docker(['rm', '-f', 'ca', 'cb']);
   await docker(['network', 'rm', 'en']);
 });
