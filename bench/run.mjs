@@ -3,14 +3,14 @@
 // transpile-only mode, so it can use the e2e lab in test/lab), prints a markdown report and keeps
 // the raw JSON, the report and the daemon's log in bench/results/ (gitignored).
 //
-//   node bench/run.mjs                    every bench (single-host, datapath)
+//   node bench/run.mjs                    every bench (single-host, datapath, identity)
 //   node bench/run.mjs single-host        one bench (or several: names as arguments)
 //   BENCHES=datapath node bench/run.mjs   the same through the environment (`make bench BENCHES=datapath`)
 //   node bench/run.mjs --report FILE.json re-render a saved result without running anything
 //   node bench/run.mjs --list
 //
 // Settings come from the environment (see bench/README.md): ROUNDS, WARMUP, CONC_ROUNDS, CONC_N,
-// CONC_CONFIGS, PROFILE_RUNS, MICRO_REPS (single-host); DP_* (datapath); BENCH_STRICT=1 exits 1
+// CONC_CONFIGS, PROFILE_RUNS, MICRO_REPS (single-host); DP_* (datapath); ID_* (identity); BENCH_STRICT=1 exits 1
 // when a target is missed. Benches that need native tools get them compiled into bench/bin/
 // (gitignored) first, with $CC or gcc or clang.
 import { execFileSync, spawn } from 'node:child_process';
@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { renderSingleHost } from './lib/report.mjs';
 import { renderDatapath } from './lib/datapath-report.mjs';
+import { renderIdentity } from './lib/identity-report.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS = join(ROOT, 'bench', 'results');
@@ -33,6 +34,13 @@ const BENCHES = {
     render: renderDatapath,
     tools: ['tcprr'],
     what: 'container-to-container throughput and RR: raw veth vs Docker bridge vs ours (+50k policy entries) vs 50k iptables rules; policy install rate and import-to-enforced latency',
+  },
+  identity: {
+    file: join(ROOT, 'bench', 'identity.ts'),
+    render: renderIdentity,
+    // A real etcd on loopback and worker processes: no lab host, no root, no dist/.
+    lab: false,
+    what: 'identity allocation against a real etcd: latency and round trips (new/existing), 3-process race throughput and conflict rate, resync of 1k/10k owned keys',
   },
 };
 
@@ -69,10 +77,12 @@ function render(result) {
   return bench.render(result);
 }
 
-function preflight() {
+/** What keeps the selected benches from running; lab benches (every one but `lab: false`) need root and dist/. */
+function preflight(names) {
   const problems = [];
-  if (process.getuid?.() !== 0) problems.push('benchmarks need root (network namespaces, dockerd)');
-  if (!existsSync(join(ROOT, 'dist', 'main.js'))) problems.push('dist/main.js is missing: run `make build` first');
+  const lab = names.some((n) => BENCHES[n].lab !== false);
+  if (lab && process.getuid?.() !== 0) problems.push('benchmarks need root (network namespaces, dockerd)');
+  if (lab && !existsSync(join(ROOT, 'dist', 'main.js'))) problems.push('dist/main.js is missing: run `make build` first');
   if (!existsSync(TS_LOADER)) problems.push(`${TS_LOADER} is missing: run \`make setup\` (npm ci) first`);
   if (Number(process.versions.node.split('.')[0]) < 24) problems.push(`Node ${process.version}: need >= 24 (export PATH=${ROOT}.tools/bin:$PATH)`);
   return problems;
@@ -123,7 +133,7 @@ async function main() {
   }
   const names = selectedBenches(args);
   for (const n of names) if (!BENCHES[n]) throw new Error(`unknown bench "${n}"; known: ${Object.keys(BENCHES).join(', ')}`);
-  const problems = preflight();
+  const problems = preflight(names);
   if (problems.length > 0) {
     for (const p of problems) console.error(`bench: ${p}`);
     return 2;

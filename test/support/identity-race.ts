@@ -41,6 +41,8 @@ export interface RaceWorkerResult {
   stats: IdentityAllocatorStats;
   /** Store calls by operation. */
   storeCalls: Record<string, number>;
+  /** CPU time (user + system) the worker spent between `go` and its last acquisition. */
+  cpuMs: number;
 }
 
 /** Label set `index` of a race: three labels, distinct per index, shared by every worker. */
