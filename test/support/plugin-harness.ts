@@ -8,7 +8,9 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalKvStore } from '../../src/kvstore/local/local-store.js';
+import type { KvStore } from '../../src/kvstore/kvstore.js';
 import { Ipam } from '../../src/ipam/ipam.js';
+import { NetworkRegistry } from '../../src/ipam/network-registry.js';
 import { IdentityAllocator } from '../../src/identity/allocator.js';
 import { EndpointManager } from '../../src/endpoint/endpoint-manager.js';
 import { networkDriverHandlers } from '../../src/plugin/network-driver.js';
@@ -57,6 +59,8 @@ export interface PluginStackOptions {
   nodeName?: string;
   defaultPool?: string;
   datapath?: FakeDatapath;
+  /** A store to use instead of `<dir>/kvstore.db` (not closed by `stop()`): two stacks on one store are two hosts. */
+  store?: KvStore;
 }
 
 /** A running in-process stack. */
@@ -64,10 +68,11 @@ export class PluginStack {
   readonly dir: string;
   readonly socketPath: string;
   readonly datapath: FakeDatapath;
-  store!: LocalKvStore;
+  store!: KvStore;
   ipam!: Ipam;
   identities!: IdentityAllocator;
   endpoints!: EndpointManager;
+  networks!: NetworkRegistry;
   private server!: PluginServer;
   private ownsDir: boolean;
 
@@ -81,13 +86,14 @@ export class PluginStack {
   /** Opens the store and starts serving (restoring state like a restarted daemon). */
   async start(): Promise<this> {
     const nodeName = this.options.nodeName ?? 'node-a';
-    this.store = LocalKvStore.open({ path: join(this.dir, 'kvstore.db') });
+    this.store = this.options.store ?? LocalKvStore.open({ path: join(this.dir, 'kvstore.db') });
     this.ipam = new Ipam({ store: this.store, nodeName, defaultPool: this.options.defaultPool ?? '198.18.8.0/21', defaultPoolPrefixLength: 24, blockPrefixLength: 26 });
     this.identities = new IdentityAllocator({ store: this.store, nodeName, log: log.child({ component: 'identity' }) });
-    this.endpoints = new EndpointManager({ store: this.store, nodeName, datapath: this.datapath, identities: this.identities, log: log.child({ component: 'endpoint' }) });
+    this.networks = new NetworkRegistry({ store: this.store, nodeName, ipam: this.ipam, log: log.child({ component: 'networks' }) });
+    this.endpoints = new EndpointManager({ store: this.store, nodeName, datapath: this.datapath, identities: this.identities, networks: this.networks, log: log.child({ component: 'endpoint' }) });
     await this.endpoints.restore();
     const creations = new NetworkCreationTracker();
-    this.server = new PluginServer({ socketPath: this.socketPath, network: networkDriverHandlers(this.endpoints, creations), ipam: ipamDriverHandlers(this.ipam, creations), log: log.child({ component: 'plugin' }) });
+    this.server = new PluginServer({ socketPath: this.socketPath, network: networkDriverHandlers(this.endpoints, creations), ipam: ipamDriverHandlers(this.ipam, creations, this.networks), log: log.child({ component: 'plugin' }) });
     await this.server.start();
     return this;
   }
@@ -100,7 +106,7 @@ export class PluginStack {
   /** Stops serving and closes the store (state stays on disk). */
   async stop(): Promise<void> {
     await this.server.stop();
-    await this.store.close();
+    if (!this.options.store) await this.store.close();
   }
 
   /** Stops and removes the temp dir. */
