@@ -11,6 +11,7 @@ import type {
   PutOptions,
   TxnCondition,
   TxnOperation,
+  TxnRequest,
   TxnResult,
   WatchHandlers,
   Watcher,
@@ -81,6 +82,9 @@ export class InstrumentedKvStore implements KvStore {
   }
   transaction(conditions: readonly TxnCondition[], operations: readonly TxnOperation[]): Promise<TxnResult> {
     return this.timed('transaction', () => this.inner.transaction(conditions, operations));
+  }
+  transactions(requests: readonly TxnRequest[]): Promise<TxnResult[]> {
+    return this.timed('transactions', () => this.inner.transactions(requests));
   }
   watch(prefix: string, fromRevision: bigint, handlers: WatchHandlers): Watcher {
     return this.inner.watch(prefix, fromRevision, handlers);

@@ -84,8 +84,14 @@ export type TxnResult =
   | { ok: true; revision: bigint }
   | { ok: false; current: Map<string, KvPair | undefined> };
 
+/** One transaction of a {@link KvStore.transactions} batch. */
+export interface TxnRequest {
+  conditions: readonly TxnCondition[];
+  operations: readonly TxnOperation[];
+}
+
 /**
- * Most conditions plus operations in one transaction: Consul's limit (64 operations per
+ * Most conditions plus operations in one transaction (and most transactions in one batch): Consul's limit (64 operations per
  * `/v1/txn`); etcd's default `--max-txn-ops` is 128.
  */
 export const MAX_TXN_OPERATIONS = 64;
@@ -128,6 +134,16 @@ export interface KvStore {
    * error: the result carries the conditions' keys as they are now.
    */
   transaction(conditions: readonly TxnCondition[], operations: readonly TxnOperation[]): Promise<TxnResult>;
+  /**
+   * Several independent transactions in one round trip where the backend can (etcd: nested
+   * transactions in one Txn; consul and the embedded store run them one by one): each applies or
+   * not on its own conditions, and the results come in request order. At most
+   * {@link MAX_TXN_OPERATIONS} transactions, each within the limits of `transaction`, and no key
+   * written by two of them (etcd refuses that; BadRequestError here, before anything is sent).
+   * A condition should not name a key another transaction of the batch writes: etcd evaluates
+   * every condition before any write, the other backends one transaction after another.
+   */
+  transactions(requests: readonly TxnRequest[]): Promise<TxnResult[]>;
   /** Watch changes under `prefix` strictly after `fromRevision`. */
   watch(prefix: string, fromRevision: bigint, handlers: WatchHandlers): Watcher;
   /** Backend health and lease. */

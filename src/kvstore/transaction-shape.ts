@@ -3,7 +3,7 @@
  * that a transaction valid on one backend is valid on all of them.
  */
 import { BadRequestError } from '../util/errors.js';
-import { MAX_TXN_OPERATIONS, type TxnCondition, type TxnOperation } from './kvstore.js';
+import { MAX_TXN_OPERATIONS, type TxnCondition, type TxnOperation, type TxnRequest } from './kvstore.js';
 
 /**
  * Throws BadRequestError when the transaction has more than {@link MAX_TXN_OPERATIONS}
@@ -27,5 +27,23 @@ export function assertTransactionShape(conditions: readonly TxnCondition[], oper
   for (const operation of operations) {
     if (written.has(operation.key)) throw new BadRequestError(`kvstore transaction writes key ${operation.key} twice; write each key once`);
     written.add(operation.key);
+  }
+}
+
+/**
+ * Throws BadRequestError when a batch has more than {@link MAX_TXN_OPERATIONS} transactions, one
+ * of them breaks {@link assertTransactionShape}, or two of them write the same key.
+ */
+export function assertBatchShape(requests: readonly TxnRequest[]): void {
+  if (requests.length > MAX_TXN_OPERATIONS) {
+    throw new BadRequestError(`kvstore transaction batch of ${requests.length}: at most ${MAX_TXN_OPERATIONS} transactions; split it`);
+  }
+  const written = new Set<string>();
+  for (const request of requests) {
+    assertTransactionShape(request.conditions, request.operations);
+    for (const operation of request.operations) {
+      if (written.has(operation.key)) throw new BadRequestError(`kvstore transaction batch writes key ${operation.key} in two transactions; batch them apart`);
+      written.add(operation.key);
+    }
   }
 }

@@ -50,11 +50,12 @@ import type {
   PutOptions,
   TxnCondition,
   TxnOperation,
+  TxnRequest,
   TxnResult,
   WatchHandlers,
   Watcher,
 } from '../kvstore.js';
-import { assertTransactionShape } from '../transaction-shape.js';
+import { assertBatchShape, assertTransactionShape } from '../transaction-shape.js';
 import { ConsulHttpClient } from './consul-client.js';
 import { assertConsulKey, assertConsulPrefix, kvPath } from './consul-keys.js';
 import { CONSUL_SESSION_TTL_MAX_MS, formatGoDuration, normalizeConsulAddress, type ConsulStoreOptions } from './consul-options.js';
@@ -369,6 +370,19 @@ export class ConsulKvStore implements KvStore {
       if (!retry) throw this.txnFailure(what, outcome.errors);
     }
     throw new KvUnavailableError(`consul ${this.address}: ${what} failed ${TRANSACTION_ATTEMPTS} times; last error: ${lastError || 'a value condition kept changing'}`);
+  }
+
+  /**
+   * The batch as one `/v1/txn` per transaction, sent together: Consul has no nested
+   * transactions, and one `/v1/txn` is all or nothing. One after another, in request order, like
+   * the embedded store.
+   */
+  async transactions(requests: readonly TxnRequest[]): Promise<TxnResult[]> {
+    this.assertOpen('transactions');
+    assertBatchShape(requests);
+    const results: TxnResult[] = [];
+    for (const r of requests) results.push(await this.transaction(r.conditions, r.operations));
+    return results;
   }
 
   /** The not-applied result: every condition key as it is now. */

@@ -32,6 +32,7 @@ import {
   type ICompare,
   type IKeyValue,
   type IRequestOp,
+  type IResponseOp,
   type IOptions,
   type Lease,
 } from 'etcd3';
@@ -46,11 +47,12 @@ import type {
   PutOptions,
   TxnCondition,
   TxnOperation,
+  TxnRequest,
   TxnResult,
   WatchHandlers,
   Watcher,
 } from '../kvstore.js';
-import { assertTransactionShape } from '../transaction-shape.js';
+import { assertBatchShape, assertTransactionShape } from '../transaction-shape.js';
 import type { EtcdStoreOptions } from './etcd-options.js';
 import { EtcdWatcher } from './etcd-watcher.js';
 
@@ -245,29 +247,57 @@ export class EtcdKvStore implements KvStore {
    */
   async transaction(conditions: readonly TxnCondition[], operations: readonly TxnOperation[]): Promise<TxnResult> {
     assertTransactionShape(conditions, operations);
+    const leased = operations.some((o) => o.op === 'put' && o.leased === true);
+    return this.leasedWrite('transaction', { leased }, async (lease) => {
+      const txn = this.txnRequest(conditions, operations, lease);
+      const response = await this.call('transaction', (callOptions) => this.client.kv.txn(txn, callOptions));
+      return this.txnResult(conditions, response.succeeded, response.responses, response.header.revision);
+    });
+  }
+
+  /**
+   * The batch as one etcd Txn without compares whose success branch holds every transaction as a
+   * nested Txn (etcd >= 3.3): each nested one evaluates its own compares, all share one revision.
+   */
+  async transactions(requests: readonly TxnRequest[]): Promise<TxnResult[]> {
+    assertBatchShape(requests);
+    if (requests.length === 0) return [];
+    const leased = requests.some((r) => r.operations.some((o) => o.op === 'put' && o.leased === true));
+    return this.leasedWrite('transactions', { leased }, async (lease) => {
+      const success: IRequestOp[] = requests.map((r) => ({ request_txn: this.txnRequest(r.conditions, r.operations, lease) }));
+      const response = await this.call('transactions', (callOptions) => this.client.kv.txn({ compare: [], success, failure: [] }, callOptions));
+      return requests.map((r, i) => {
+        const nested = response.responses[i]?.response_txn;
+        if (nested === undefined) throw new KvUnavailableError(`etcd ${this.endpoints.join(', ')}: transactions: no answer for transaction ${i}`);
+        return this.txnResult(r.conditions, nested.succeeded, nested.responses, response.header.revision);
+      });
+    });
+  }
+
+  private txnRequest(conditions: readonly TxnCondition[], operations: readonly TxnOperation[], lease: string) {
     const compare: ICompare[] = conditions.map((c) => {
       const key = this.encodeKey(c.key);
       if ('absent' in c) return this.revisionCompare(key, 'absent');
       if ('modRevision' in c) return this.revisionCompare(key, c.modRevision);
       return { key, target: 'Value', result: 'Equal', value: Buffer.from(c.value, 'utf8') };
     });
-    const leased = operations.some((o) => o.op === 'put' && o.leased === true);
-    return this.leasedWrite('transaction', { leased }, async (lease) => {
-      const success: IRequestOp[] = operations.map((o) =>
-        o.op === 'put'
-          ? { request_put: { key: this.encodeKey(o.key), value: Buffer.from(o.value, 'utf8'), lease: o.leased === true ? lease : '0' } }
-          : { request_delete_range: { key: this.encodeKey(o.key) } },
-      );
-      const failure: IRequestOp[] = conditions.map((c) => ({ request_range: { key: this.encodeKey(c.key) } }));
-      const response = await this.call('transaction', (callOptions) => this.client.kv.txn({ compare, success, failure }, callOptions));
-      if (response.succeeded) return { ok: true, revision: BigInt(response.header.revision) };
-      const current = new Map<string, KvPair | undefined>();
-      conditions.forEach((c, i) => {
-        const kv = response.responses[i]?.response_range.kvs[0];
-        current.set(c.key, kv && this.toPair(kv));
-      });
-      return { ok: false, current };
+    const success: IRequestOp[] = operations.map((o) =>
+      o.op === 'put'
+        ? { request_put: { key: this.encodeKey(o.key), value: Buffer.from(o.value, 'utf8'), lease: o.leased === true ? lease : '0' } }
+        : { request_delete_range: { key: this.encodeKey(o.key) } },
+    );
+    const failure: IRequestOp[] = conditions.map((c) => ({ request_range: { key: this.encodeKey(c.key) } }));
+    return { compare, success, failure };
+  }
+
+  private txnResult(conditions: readonly TxnCondition[], succeeded: boolean, responses: readonly IResponseOp[], revision: string): TxnResult {
+    if (succeeded) return { ok: true, revision: BigInt(revision) };
+    const current = new Map<string, KvPair | undefined>();
+    conditions.forEach((c, i) => {
+      const kv = responses[i]?.response_range.kvs[0];
+      current.set(c.key, kv && this.toPair(kv));
     });
+    return { ok: false, current };
   }
 
   /**

@@ -31,7 +31,7 @@ import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { CiliumDockerError, ConfigError, KvUnavailableError } from '../../util/errors.js';
 import { log, type Logger } from '../../util/log.js';
-import { assertTransactionShape } from '../transaction-shape.js';
+import { assertBatchShape, assertTransactionShape } from '../transaction-shape.js';
 import type {
   CasResult,
   KvPair,
@@ -41,6 +41,7 @@ import type {
   PutOptions,
   TxnCondition,
   TxnOperation,
+  TxnRequest,
   TxnResult,
   WatchEvent,
   WatchHandlers,
@@ -250,25 +251,37 @@ export class LocalKvStore implements KvStore {
   /** Every operation in one SQLite transaction (one revision) if every condition holds. */
   async transaction(conditions: readonly TxnCondition[], operations: readonly TxnOperation[]): Promise<TxnResult> {
     assertTransactionShape(conditions, operations);
-    const leased = operations.some((o) => o.op === 'put' && o.leased === true);
-    const lease = this.leaseFor({ leased });
-    return this.write('transaction', (tx): TxnResult => {
-      const current = new Map<string, KvPair | undefined>();
-      let holds = true;
-      for (const condition of conditions) {
-        const pair = toPair(this.stmt.get.get(condition.key) as KvRow | undefined);
-        current.set(condition.key, pair);
-        if ('absent' in condition) holds &&= pair === undefined;
-        else if ('modRevision' in condition) holds &&= pair?.modRevision === condition.modRevision;
-        else holds &&= pair?.value === condition.value;
-      }
-      if (!holds) return { ok: false, current };
-      for (const operation of operations) {
-        if (operation.op === 'put') this.writeKey(tx, operation.key, operation.value, operation.leased === true ? lease : null);
-        else this.deleteKey(tx, operation.key);
-      }
-      return { ok: true, revision: tx.events.length > 0 ? tx.revision() : this.currentRevision() };
+    const lease = this.leaseFor({ leased: operations.some((o) => o.op === 'put' && o.leased === true) });
+    return this.write('transaction', (tx) => this.applyTransaction(tx, conditions, operations, lease));
+  }
+
+  /** The batch in one SQLite transaction: one commit, one revision shared by every applied transaction. */
+  async transactions(requests: readonly TxnRequest[]): Promise<TxnResult[]> {
+    assertBatchShape(requests);
+    const lease = this.leaseFor({ leased: requests.some((r) => r.operations.some((o) => o.op === 'put' && o.leased === true)) });
+    return this.write('transactions', (tx) => {
+      const results = requests.map((r) => this.applyTransaction(tx, r.conditions, r.operations, lease));
+      // Revisions are only known once every write is in (a transaction that wrote nothing says the current one).
+      return results.map((r) => (r.ok ? { ok: true as const, revision: tx.events.length > 0 ? tx.revision() : this.currentRevision() } : r));
     });
+  }
+
+  private applyTransaction(tx: WriteTx, conditions: readonly TxnCondition[], operations: readonly TxnOperation[], lease: string | null): TxnResult {
+    const current = new Map<string, KvPair | undefined>();
+    let holds = true;
+    for (const condition of conditions) {
+      const pair = toPair(this.stmt.get.get(condition.key) as KvRow | undefined);
+      current.set(condition.key, pair);
+      if ('absent' in condition) holds &&= pair === undefined;
+      else if ('modRevision' in condition) holds &&= pair?.modRevision === condition.modRevision;
+      else holds &&= pair?.value === condition.value;
+    }
+    if (!holds) return { ok: false, current };
+    for (const operation of operations) {
+      if (operation.op === 'put') this.writeKey(tx, operation.key, operation.value, operation.leased === true ? lease : null);
+      else this.deleteKey(tx, operation.key);
+    }
+    return { ok: true, revision: tx.events.length > 0 ? tx.revision() : this.currentRevision() };
   }
 
   /**

@@ -429,6 +429,39 @@ export function runKvStoreContract(
       for (const r of results) if (!r.ok) t.equal(r.current.get('txr/a')?.value, winners[0], 'losers see the winner');
     });
 
+    t.test('transactions: a batch of independent transactions, each applied or not on its own', async (t) => {
+      const { store } = await setup(t);
+      const base = await store.put('txb/taken', 'old');
+      const held = await store.put('txb/held', 'h');
+      // (No condition names a key another transaction of the batch writes: etcd evaluates every
+      // condition before any write, consul and the embedded store one transaction after another.)
+      const results = await store.transactions([
+        { conditions: [{ key: 'txb/a', absent: true }], operations: [{ op: 'put', key: 'txb/a', value: 'a', leased: true }] },
+        { conditions: [{ key: 'txb/held', absent: true }], operations: [{ op: 'put', key: 'txb/never', value: 'x' }] },
+        { conditions: [{ key: 'txb/taken', value: 'old' }], operations: [{ op: 'put', key: 'txb/taken', value: 'new' }] },
+        { conditions: [], operations: [{ op: 'put', key: 'txb/b', value: 'b' }] },
+      ]);
+      t.same(results.map((r) => r.ok), [true, false, true, true], 'each transaction on its own conditions');
+      const failed = results[1]!;
+      if (!failed.ok) t.match(failed.current.get('txb/held'), { value: 'h', modRevision: held }, 'a failed one reports its condition keys');
+      t.match(await store.get('txb/a'), { value: 'a' });
+      t.ok((await store.get('txb/a'))?.lease, 'leased put in a batch carries the lease');
+      t.equal(await store.get('txb/never'), undefined, 'the failed one wrote nothing');
+      t.equal((await store.get('txb/taken'))?.value, 'new');
+      const revisions = results.flatMap((r) => (r.ok ? [r.revision] : []));
+      t.ok(revisions.every((r) => r > base), 'applied transactions have new revisions');
+      t.same(await store.transactions([]), [], 'an empty batch');
+      await t.rejects(
+        store.transactions([
+          { conditions: [], operations: [{ op: 'put', key: 'txb/dup', value: '1' }] },
+          { conditions: [], operations: [{ op: 'put', key: 'txb/dup', value: '2' }] },
+        ]),
+        { code: 'ERR_BAD_REQUEST' },
+        'two transactions of a batch writing one key',
+      );
+      t.equal(await store.get('txb/dup'), undefined, 'the refused batch wrote nothing');
+    });
+
     t.test('leased keys live while the store renews its lease and vanish after it closes', async (t) => {
       const fixture = await setup(t, { leaseTtlMs });
       const { store } = fixture;
