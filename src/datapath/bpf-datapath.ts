@@ -14,6 +14,7 @@ import type { DatapathEndpoint, DatapathNetwork } from './datapath.js';
 import { RoutingDatapath } from './routing-datapath.js';
 import { getLink, HOST_DEVICE } from './link/veth.js';
 import { runIpJson } from './link/ip-command.js';
+import { stopIpWorker } from './link/ip-worker.js';
 import { loadLxcDatapath, type LxcDatapath } from './bpf/programs.js';
 import { EventReader } from './bpf/events.js';
 import type { DatapathEvent, EndpointInfo, IpcacheEntry, CtKey, CtEntry, PolicyKey, PolicyValue } from './bpf/abi.js';
@@ -199,6 +200,10 @@ export class BpfDatapath extends RoutingDatapath {
     };
   }
 
+  protected override backgroundFailed(err: unknown, what: string): void {
+    this.options.log.warn({ err }, `${what} failed (\`cilium cleanup\` removes leftovers)`);
+  }
+
   protected override linkCreated(hostIfName: string, ifindex: number, mac: string): void {
     this.links.set(hostIfName, { ifindex, mac });
   }
@@ -318,6 +323,8 @@ export class BpfDatapath extends RoutingDatapath {
   /** Stops reading events and closes fds; pinned state and attachments stay. */
   async close(): Promise<void> {
     clearInterval(this.hostAddressTimer);
+    await this.settle();
+    stopIpWorker();
     await this.events?.close();
     this.events = undefined;
     this.lxc?.close();

@@ -14,10 +14,15 @@ import {
   HOST_DEVICE,
   HOST_PEER_DEVICE,
 } from './link/veth.js';
+import { stopIpWorker } from './link/ip-worker.js';
 
 /** Routing-only datapath. */
 export class RoutingDatapath implements Datapath {
   readonly name: string = 'routing';
+  /** Host veths whose /32 route this process installed (and that still exist). */
+  private readonly routed = new Set<string>();
+  /** Link deletions still running in the background, by host veth name. */
+  private readonly deleting = new Map<string, Promise<void>>();
 
   async init(): Promise<void> {
     await ensureHostDevice();
@@ -34,7 +39,10 @@ export class RoutingDatapath implements Datapath {
   }
 
   async createEndpointLink(endpoint: Omit<DatapathEndpoint, 'mac'> & { mac?: string }): Promise<{ mac: string; hostIfIndex: number }> {
-    const { host, container } = await createVethPair(endpoint.endpointId, { mac: endpoint.mac || undefined, mtu: endpoint.mtu });
+    await this.deleting.get(endpoint.hostIfName);
+    // The /32 route goes in with the link (same `ip` process): Join then spawns nothing.
+    const { host, container, routed } = await createVethPair(endpoint.endpointId, { mac: endpoint.mac || undefined, mtu: endpoint.mtu, routeIp: endpoint.ipv4 });
+    if (routed) this.routed.add(endpoint.hostIfName);
     this.linkCreated(endpoint.hostIfName, host.ifindex, host.address);
     return { mac: container.address, hostIfIndex: host.ifindex };
   }
@@ -43,7 +51,10 @@ export class RoutingDatapath implements Datapath {
   protected linkCreated(_hostIfName: string, _ifindex: number, _mac: string): void {}
 
   async activateEndpoint(endpoint: DatapathEndpoint): Promise<void> {
+    // Routed at creation by this process; otherwise (restore after a restart, re-join) assert it.
+    if (this.routed.has(endpoint.hostIfName)) return;
     await routeToDevice(endpoint.ipv4, endpoint.hostIfName);
+    this.routed.add(endpoint.hostIfName);
   }
 
   async updateEndpoint(_endpoint: DatapathEndpoint): Promise<void> {
@@ -53,17 +64,41 @@ export class RoutingDatapath implements Datapath {
   async removeEndpoint(endpoint: DatapathEndpoint): Promise<void> {
     // The /32 route goes with the link. Deleting it by prefix could remove the route of a newer
     // endpoint that reuses the address, so it is never deleted explicitly.
-    await deleteLink(endpoint.hostIfName);
+    // Nothing depends on the link being gone when DeleteEndpoint answers (its address is no longer
+    // routed to it once a newer endpoint's route replaces the /32; its BPF state is already gone),
+    // so the `ip` process runs in the background, off the container's teardown path. A re-create
+    // of the same name, endpointLinkExists, cleanup and settle() wait for it.
+    const name = endpoint.hostIfName;
+    this.routed.delete(name);
+    const previous = this.deleting.get(name) ?? Promise.resolve();
+    const deletion: Promise<void> = previous
+      .then(() => deleteLink(name))
+      .catch((err: unknown) => this.backgroundFailed(err, `deleting veth ${name}`))
+      .finally(() => {
+        if (this.deleting.get(name) === deletion) this.deleting.delete(name);
+      });
+    this.deleting.set(name, deletion);
+  }
+
+  /** Called when background work (a veth deletion) fails; the eBPF datapath logs it. */
+  protected backgroundFailed(_err: unknown, _what: string): void {}
+
+  /** Waits for background link deletions (before close, in tests). */
+  async settle(): Promise<void> {
+    while (this.deleting.size > 0) await Promise.all([...this.deleting.values()]);
   }
 
   async endpointLinkExists(endpoint: DatapathEndpoint): Promise<boolean> {
+    await this.deleting.get(endpoint.hostIfName);
     return (await getLink(endpoint.hostIfName)) !== undefined;
   }
 
   async cleanup(endpoints: DatapathEndpoint[], networks: DatapathNetwork[]): Promise<void> {
     for (const ep of endpoints) await this.removeEndpoint(ep);
+    await this.settle();
     for (const n of networks) if (n.gateway) await removeRouterAddress(n.gateway);
     await deleteLink(HOST_DEVICE);
     await deleteLink(HOST_PEER_DEVICE);
+    stopIpWorker();
   }
 }

@@ -142,9 +142,10 @@ t.test('static --ip, image labels, connect/disconnect, stop/start, rm -f', async
   await docker(['rm', '-f', 'fixed']);
   const eps = await daemon.cliJson<EndpointModel[]>(['endpoint', 'list']);
   t.notOk(eps.some((e) => e.ipv4 === '198.18.100.50'), 'rm -f removes the endpoint');
-  const veths = await host.exec(['ip', '-o', 'link', 'show']);
-  const lxcCount = (veths.stdout.match(/ lxc[0-9a-f]{11}@/g) ?? []).length;
-  t.equal(lxcCount, eps.length, 'one lxc veth per endpoint, none leaked');
+  // Veths of deleted endpoints are removed in the background, just after DeleteEndpoint answers.
+  const lxcCount = async () => ((await host.exec(['ip', '-o', 'link', 'show'])).stdout.match(/ lxc[0-9a-f]{11}@/g) ?? []).length;
+  await eventually(async () => (await lxcCount()) === eps.length || undefined, 10_000, 'deleted veths gone').catch(() => undefined);
+  t.equal(await lxcCount(), eps.length, 'one lxc veth per endpoint, none leaked');
 });
 
 t.test('50 concurrent docker run -d get 50 distinct addresses', async (t) => {
@@ -245,6 +246,7 @@ t.test('network rm with containers gone leaves nothing behind', async (t) => {
   t.equal(eps.length, 0, 'no endpoints');
   const ips = await daemon.cliJson<IpModel[]>(['ip', 'list']);
   t.equal(ips.length, 0, 'no addresses');
-  const links = await host.exec(['ip', '-o', 'link', 'show']);
-  t.notMatch(links.stdout, / (lxc|tmp)[0-9a-f]{11}@/, 'no veths left');
+  const leftover = async () => / (lxc|tmp)[0-9a-f]{11}@/.test((await host.exec(['ip', '-o', 'link', 'show'])).stdout);
+  await eventually(async () => !(await leftover()) || undefined, 10_000, 'veths gone').catch(() => undefined);
+  t.notOk(await leftover(), 'no veths left');
 });

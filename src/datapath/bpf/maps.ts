@@ -142,20 +142,25 @@ export type EndpointPolicyEntry = Omit<abi.PolicyKey, 'epId'> & abi.PolicyValue;
  * (it is re-read on the next sync), as does a failed batch.
  */
 export class PolicyMap extends TypedMap<abi.PolicyKey, abi.PolicyValue> {
-  #mirror: Promise<Map<number, Map<string, Buffer>>> | undefined;
+  /** epId -> (key bytes -> value bytes), both as latin1 strings (cheap to hold and compare). */
+  #mirror: Promise<Map<number, Map<string, string>>> | undefined;
 
   constructor(map: BpfMap) {
     super(map, policyCodec);
   }
 
-  private mirror(): Promise<Map<number, Map<string, Buffer>>> {
+  private mirror(): Promise<Map<number, Map<string, string>>> {
     this.#mirror ??= (async () => {
-      const byEndpoint = new Map<number, Map<string, Buffer>>();
-      for await (const [key, value] of this.map.entries(8192)) {
-        const epId = abi.policyKeyEndpoint(key);
-        let own = byEndpoint.get(epId);
-        if (!own) byEndpoint.set(epId, (own = new Map()));
-        own.set(key.toString('latin1'), Buffer.from(value));
+      const byEndpoint = new Map<number, Map<string, string>>();
+      const KS = abi.POLICY_KEY_SIZE;
+      const VS = abi.POLICY_VALUE_SIZE;
+      for await (const { keys, values, count } of this.map.batches(8192)) {
+        for (let i = 0; i < count; i++) {
+          const epId = abi.policyKeyEndpoint(keys, i * KS);
+          let own = byEndpoint.get(epId);
+          if (!own) byEndpoint.set(epId, (own = new Map()));
+          own.set(keys.toString('latin1', i * KS, (i + 1) * KS), values.toString('latin1', i * VS, (i + 1) * VS));
+        }
       }
       return byEndpoint;
     })();
@@ -169,7 +174,7 @@ export class PolicyMap extends TypedMap<abi.PolicyKey, abi.PolicyValue> {
   /** Makes endpoint epId's entries exactly `entries` (the result of a regeneration). */
   async syncEndpoint(epId: number, entries: Iterable<EndpointPolicyEntry>): Promise<DiffResult> {
     const byEndpoint = await this.mirror();
-    const current = byEndpoint.get(epId) ?? new Map<string, Buffer>();
+    const current = byEndpoint.get(epId) ?? new Map<string, string>();
     const list = Array.isArray(entries) ? (entries as EndpointPolicyEntry[]) : [...entries];
     const KS = abi.POLICY_KEY_SIZE;
     const VS = abi.POLICY_VALUE_SIZE;
@@ -184,11 +189,11 @@ export class PolicyMap extends TypedMap<abi.PolicyKey, abi.PolicyValue> {
     // Desired entries by key (a repeated key: the last one wins, as in one batch update).
     const index = new Map<string, number>();
     for (let i = 0; i < list.length; i++) index.set(keys.toString('latin1', i * KS, (i + 1) * KS), i);
-    const next = new Map<string, Buffer>();
+    const next = new Map<string, string>();
     const changed: number[] = [];
     for (const [id, i] of index) {
-      const value = values.subarray(i * VS, (i + 1) * VS);
-      if (!current.get(id)?.equals(value)) changed.push(i);
+      const value = values.toString('latin1', i * VS, (i + 1) * VS);
+      if (current.get(id) !== value) changed.push(i);
       next.set(id, value);
     }
     const unchanged = next.size - changed.length;

@@ -4,7 +4,10 @@
  * command acts there (no setns() inside Node).
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { DatapathError } from '../../util/errors.js';
+import { runInIpWorker } from './ip-worker.js';
 
 const IP_BINARY = process.env.CILIUM_DOCKER_IP_BINARY ?? 'ip';
 
@@ -24,12 +27,27 @@ export function runIp(args: string[]): Promise<string> {
   });
 }
 
+/** True when `stdbuf` (coreutils) is on PATH: the long-lived ip worker needs it. */
+function workerAvailable(): boolean {
+  workerUsable ??= process.env.CILIUM_DOCKER_IP_WORKER !== '0' && (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, 'stdbuf')));
+  return workerUsable;
+}
+let workerUsable: boolean | undefined;
+
 /**
- * Runs several `ip` commands in ONE process (`ip -json -batch -`): each spawn costs tens of ms
- * and blocks the event loop while forking, and container start runs several. Resolves with the
- * JSON arrays the `show` commands printed, one per line, in order; rejects on the first failure.
+ * Runs several `ip` commands, in the long-lived `ip -batch` worker (ip-worker.ts) when it can
+ * run, else in one `ip -json -batch -` process of their own: each spawn costs tens of ms and
+ * blocks the event loop while forking, and container start runs several. Resolves with the JSON
+ * arrays the `show` commands printed, one per line, in order; rejects with the first failure
+ * (in the worker the later commands still run, as with -force; they are all idempotent here).
  */
 export function runIpBatch(commands: string[][]): Promise<unknown[][]> {
+  if (workerAvailable()) return runInIpWorker(commands, IP_BINARY);
+  return runIpBatchProcess(commands);
+}
+
+/** runIpBatch in a process of its own. */
+export function runIpBatchProcess(commands: string[][]): Promise<unknown[][]> {
   return new Promise((resolve, reject) => {
     const child = execFile(IP_BINARY, ['-json', '-batch', '-'], { timeout: 15_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) {

@@ -60,7 +60,7 @@ async function setSysctl(path: string, value: string): Promise<void> {
  * Creates the endpoint's veth pair (idempotent: an existing pair is kept), brings the host side
  * up with proxy ARP, optionally sets the container side's MAC and MTU, and returns both links.
  */
-export async function createVethPair(endpointId: string, options: { mac?: string; mtu?: number } = {}): Promise<{ host: LinkInfo; container: LinkInfo }> {
+export async function createVethPair(endpointId: string, options: { mac?: string; mtu?: number; routeIp?: string } = {}): Promise<{ host: LinkInfo; container: LinkInfo; routed: boolean }> {
   const names = vethNames(endpointId);
   const add = ['link', 'add', names.host];
   if (options.mtu) add.push('mtu', String(options.mtu));
@@ -69,9 +69,12 @@ export async function createVethPair(endpointId: string, options: { mac?: string
   if (options.mtu) add.push('mtu', String(options.mtu));
   let host: LinkInfo | undefined;
   let container: LinkInfo | undefined;
+  let routed = false;
   try {
-    // One process for create + up + both lookups (container start pays for every spawn).
-    const [hostShow, containerShow] = await runIpBatch([add, ['link', 'set', names.host, 'up'], ['link', 'show', 'dev', names.host], ['link', 'show', 'dev', names.container]]);
+    // One process for create + up + route + both lookups (container start pays for every spawn).
+    const route = options.routeIp ? [routeCommand(options.routeIp, names.host)] : [];
+    const [hostShow, containerShow] = await runIpBatch([add, ['link', 'set', names.host, 'up'], ...route, ['link', 'show', 'dev', names.host], ['link', 'show', 'dev', names.container]]);
+    routed = route.length > 0;
     host = (hostShow as LinkInfo[] | undefined)?.[0];
     container = (containerShow as LinkInfo[] | undefined)?.[0];
   } catch (err) {
@@ -83,13 +86,13 @@ export async function createVethPair(endpointId: string, options: { mac?: string
   await setSysctl(`/proc/sys/net/ipv4/conf/${names.host}/proxy_arp`, '1');
   await setSysctl(`/proc/sys/net/ipv4/conf/${names.host}/rp_filter`, '0');
   if (!host) throw new Error(`veth ${names.host} vanished right after creation`);
-  return { host, container: container ?? { ifindex: 0, ifname: names.container, address: options.mac ?? '', mtu: options.mtu ?? 1500, operstate: 'UNKNOWN' } };
+  return { host, container: container ?? { ifindex: 0, ifname: names.container, address: options.mac ?? '', mtu: options.mtu ?? 1500, operstate: 'UNKNOWN' }, routed };
 }
 
 /** Deletes a link (and so its veth peer); missing links are fine. */
 export async function deleteLink(name: string): Promise<void> {
   try {
-    await runIp(['link', 'del', name]);
+    await runIpBatch([['link', 'del', name]]);
   } catch (err) {
     if (!isNotFound(err)) throw err;
   }
@@ -97,7 +100,11 @@ export async function deleteLink(name: string): Promise<void> {
 
 /** Routes `ip/32` to `device` (replace: idempotent). */
 export async function routeToDevice(ip: string, device: string): Promise<void> {
-  await runIp(['route', 'replace', `${ip}/32`, 'dev', device, 'scope', 'link']);
+  await runIpBatch([routeCommand(ip, device)]);
+}
+
+function routeCommand(ip: string, device: string): string[] {
+  return ['route', 'replace', `${ip}/32`, 'dev', device, 'scope', 'link'];
 }
 
 /** Removes the /32 route of `ip` if present. */
