@@ -9,6 +9,8 @@
  * - without the option: the daemon learns the name from Docker's network events; the same name
  *   and subnet agree, a different subnet shows as `conflict` in `cilium network list` and
  *   `docker run` on that network fails with the conflict;
+ * - keys deleted behind the daemons' backs come back with the resync, a restarted daemon
+ *   re-adopts its names (and its conflicts);
  * - `docker network rm` on both hosts removes `networks/v1/<name>` from etcd.
  */
 import t from 'tap';
@@ -190,11 +192,34 @@ t.test('names learnt from Docker: same name and subnet agree; a different subnet
   t.pass('the agreeing host still runs containers on db');
 });
 
+t.test('the resync restores deleted keys; a restarted daemon re-adopts its names', async (t) => {
+  const keys = ['networks/v1/shared', `networks/v1/shared/users/${hostB.name}`];
+  for (const key of keys) await etcdHttp('/v3/kv/deleterange', { key: b64(key) });
+  t.notOk(await etcdGet('networks/v1/shared'), 'deleted behind the daemons\' backs');
+  await eventually(async () => {
+    for (const key of keys) if (!(await etcdGet(key))) return undefined;
+    return true;
+  }, 20_000, 'record and user key restored by the resync (--resync-interval 3s)');
+  t.match(JSON.parse((await etcdGet('networks/v1/shared')) ?? '{}'), { name: 'shared', subnet: '198.18.135.0/24' });
+
+  await daemonB.stop('SIGTERM');
+  await daemonB.start();
+  const shared = await eventually(async () => {
+    const row = await networkRow(daemonB, 'shared');
+    return row?.status === 'ok' ? row : undefined;
+  }, 20_000, 'shared ok after the restart');
+  t.equal(shared.subnet, '198.18.135.0/24');
+  const db = await eventually(async () => {
+    const row = await networkRow(daemonB, 'db');
+    return row?.status === 'conflict' ? row : undefined;
+  }, 20_000, 'db still a conflict after the restart');
+  t.match(db.detail, /subnet 198\.18\.133\.0\/24 in the cluster/);
+  const run = await hostB.docker(['run', '-d', '--name', 'dbc2', '--network', 'db', 'bb', 'sleep', '10000'], { timeoutMs: 120_000 });
+  t.not(run.code, 0, 'still refused');
+});
+
 t.test('the last host to remove its network removes networks/v1/<name>', async (t) => {
-  for (const [host, daemon] of [[hostA, daemonA], [hostB, daemonB]] as const) {
-    for (const c of ['a1', 'b1', 'dba']) await host.docker(['rm', '-f', c]);
-    void daemon;
-  }
+  for (const host of [hostA, hostB]) for (const c of ['a1', 'b1', 'dba']) await host.docker(['rm', '-f', c]);
   await docker(hostA, daemonA, ['network', 'rm', 'app']);
   t.ok(await etcdGet('networks/v1/app'), 'still there: host B uses it');
   t.same(await etcdKeys('networks/v1/app/users/'), [`networks/v1/app/users/${hostB.name}`]);
@@ -207,4 +232,7 @@ t.test('the last host to remove its network removes networks/v1/<name>', async (
   t.ok(await etcdGet('networks/v1/db'), 'db stays for host A');
   await docker(hostA, daemonA, ['network', 'rm', 'db']);
   t.notOk(await etcdGet('networks/v1/db'), 'db removed');
+  for (const host of [hostA, hostB]) await docker(host, host === hostA ? daemonA : daemonB, ['network', 'rm', 'shared']);
+  await docker(hostA, daemonA, ['network', 'rm', 'web']);
+  t.same(await etcdKeys('networks/v1/'), [], 'no network record left');
 });
