@@ -2,8 +2,9 @@
  * This node's keys in the shared store and the periodic resync (DESIGN "Resync and outages").
  *
  * Owned keys: `nodes/v1/<node>` (node record, leased), `ip/v1/<ip>` -> {identity, node, endpoint}
- * for every local endpoint (leased), `heartbeat/v1/<node>` (written every minute), and the
- * identity references the allocator holds. A resync runs every --resync-interval (default 5 m,
+ * for every local endpoint (leased), `heartbeat/v1/<node>` (written every minute), the
+ * identity references the allocator holds, and the network-name keys of the network registry
+ * (`networks/v1/<name>/users/<node>`, leased, and the records it agrees with). A resync runs every --resync-interval (default 5 m,
  * never overlapping) and at once after the store reconnects: it re-asserts every owned key,
  * deletes ip keys of ours that no endpoint backs any more, and asks the watchers to re-list. Keys
  * deleted behind the node's back are therefore repaired within one interval.
