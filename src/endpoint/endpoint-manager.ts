@@ -7,6 +7,7 @@
  * Operations on one endpoint are serialised so CreateEndpoint/Join/label updates never interleave.
  */
 import type { KvStore } from '../kvstore/kvstore.js';
+import { nodeRecordPrefix } from '../kvstore/store-scopes.js';
 import type { Datapath, DatapathEndpoint, DatapathNetwork } from '../datapath/datapath.js';
 import { vethNames } from '../datapath/link/veth.js';
 import { IdentityAllocator } from '../identity/allocator.js';
@@ -74,7 +75,7 @@ export class EndpointManager {
       networks?: NetworkRegistry;
     },
   ) {
-    this.prefix = `docker/v1/${deps.nodeName}/`;
+    this.prefix = nodeRecordPrefix(deps.nodeName);
   }
 
   /** Subscribes to endpoint changes. */

@@ -17,27 +17,13 @@
  * | `ipam/v1/blocks/<pool>/<cidr>`               | cluster | create-only claims: two hosts never hold one block |
  * | `identities/v1/…`, `ip/v1/…`, `nodes/v1/…`, `policies/v1/…` | cluster | shared by every host |
  *
- * With `--kvstore local` both scopes are the same store object (`split` is false) and every key
+ * With `--kvstore local` both scopes are the same store object (`PoolStore.split` is false) and every key
  * stays where it always was. With etcd or consul nothing is migrated: endpoint records and
  * container addresses an older version wrote to the cluster store stay there, unused (the daemon
- * logs how many it found at start; see README "Stores").
+ * logs how many it found at start; see README "Store outages").
  */
-import type { KvStore } from './kvstore.js';
-
-/** The two stores a daemon writes to. */
-export interface StoreScopes {
-  /** Keys every host shares (etcd, consul, or the embedded file with `--kvstore local`). */
-  cluster: KvStore;
-  /** Keys only this node owns: never needs the cluster store to be reachable. */
-  node: KvStore;
-}
 
 /** Prefix of this node's endpoint and network records (node scope). */
 export function nodeRecordPrefix(nodeName: string): string {
   return `docker/v1/${nodeName}/`;
-}
-
-/** True when node-local keys live in a store of their own (a cluster backend is configured). */
-export function isSplit(scopes: StoreScopes): boolean {
-  return scopes.cluster !== scopes.node;
 }
