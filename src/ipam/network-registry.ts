@@ -399,18 +399,23 @@ export class NetworkRegistry {
     const records = new Map<string, StoredRecord>();
     const users = new Map<string, NetworkUser[]>();
     for (const pair of pairs) {
-      const rest = pair.key.slice(PREFIX.length);
-      const slash = rest.indexOf(USERS);
-      if (slash < 0) {
-        records.set(rest, decodeRecord(pair));
-        continue;
+      // One unreadable key (written by something else) must not stop every resync: skip it, say so.
+      try {
+        const rest = pair.key.slice(PREFIX.length);
+        const slash = rest.indexOf(USERS);
+        if (slash < 0) {
+          records.set(rest, decodeRecord(pair));
+          continue;
+        }
+        const name = rest.slice(0, slash);
+        const node = rest.slice(slash + USERS.length);
+        const value = parseObject(pair);
+        const user: NetworkUser = { node, definition: decodeDefinition(pair.key, value.definition) };
+        if (typeof value.networkId === 'string') user.networkId = value.networkId;
+        users.set(name, [...(users.get(name) ?? []), user]);
+      } catch (err) {
+        this.#log.warn({ key: pair.key, err: err instanceof Error ? err.message : String(err) }, 'unreadable network registry key skipped');
       }
-      const name = rest.slice(0, slash);
-      const node = rest.slice(slash + USERS.length);
-      const value = parseObject(pair);
-      const user: NetworkUser = { node, definition: decodeDefinition(pair.key, value.definition) };
-      if (typeof value.networkId === 'string') user.networkId = value.networkId;
-      users.set(name, [...(users.get(name) ?? []), user]);
     }
     return { records, users };
   }

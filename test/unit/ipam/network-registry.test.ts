@@ -182,9 +182,12 @@ function scenarios(t: Test, backend: string, open: OpenCluster): void {
 
     // A node whose lease expired left a record without users: any node's resync removes it.
     await admin.put('networks/v1/ghost', JSON.stringify({ name: 'ghost', subnet: '198.18.50.0/24', createdBy: 'node-z', createdAt: new Date().toISOString() }));
+    await admin.put('networks/v1/garbage', 'not json');
     await b.networks.reassert();
     t.notOk(await admin.get('networks/v1/ghost'), 'orphan swept');
     t.ok(await admin.get('networks/v1/app'), 'used record kept');
+    t.ok(await admin.get('networks/v1/garbage'), 'an unreadable key is skipped, not fatal, and not touched');
+    t.same((await a.networks.list()).map((n) => n.record.name), ['app']);
   });
 
   t.test(`${backend}: a restarted node adopts its networks and re-registers them at the resync`, async (t) => {
