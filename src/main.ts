@@ -228,6 +228,15 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
         endpoints: byState,
         identities: ids.filter((i) => !i.reserved).length,
         networks: endpoints.listNetworks().length,
+        overlay: tunnel && {
+          tunnel: tunnel.kind,
+          port: tunnel.port,
+          device: datapath.tunnelDevice ?? '',
+          underlayIp: tunnel.underlayIp,
+          mtu: datapath.overlayMtu ?? 0,
+          lastSync: peers.lastSync,
+          peers: peers.peers().map((p) => ({ name: p.name, underlayIp: p.underlayIp, bootId: p.bootId, blocks: p.blocks, endpoints: p.endpoints })),
+        },
       };
     },
     listEndpoints: () => endpoints.listEndpoints().map(toModel),

@@ -76,6 +76,21 @@ export interface StatusModel {
   endpoints: Record<string, number>;
   identities: number;
   networks: number;
+  /** The overlay between hosts; absent on a single-host node. */
+  overlay?: OverlayStatusModel;
+}
+
+/** `cilium status`: this node's tunnel and the peers it has programmed. */
+export interface OverlayStatusModel {
+  tunnel: string;
+  port: number;
+  device: string;
+  underlayIp: string;
+  /** Containers' MTU (underlay MTU minus the encapsulation overhead). */
+  mtu: number;
+  /** When the remote ipcache entries were last brought in line with the store. */
+  lastSync?: string;
+  peers: Array<{ name: string; underlayIp?: string; bootId: string; blocks: string[]; endpoints: number }>;
 }
 
 /** Error body of every non-2xx reply. */

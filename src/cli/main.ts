@@ -56,6 +56,7 @@ export function buildProgram(): Command {
           `Networks:    ${s.networks}`,
           `Endpoints:   ${eps}`,
           `Identities:  ${s.identities}`,
+          `Overlay:     ${s.overlay ? `${s.overlay.tunnel} ${s.overlay.device} port ${s.overlay.port}, underlay ${s.overlay.underlayIp}, MTU ${s.overlay.mtu}; ${s.overlay.peers.length} peer(s)${s.overlay.peers.map((p) => `\n             ${p.name} ${p.underlayIp ?? '(no underlay)'} blocks ${p.blocks.join(',') || '-'}, ${p.endpoints} endpoint(s)`).join('')}` : 'disabled (single host)'}`,
         ].join('\n') + '\n',
       );
     });

@@ -5,8 +5,8 @@
  * with the sender's identity in the VNI; a policy allowing web->db on TCP 5432 only is enforced on
  * the receiving host in both directions, and its drops show in the receiving host's
  * `cilium monitor` with the sender's labels; a multi-megabyte TCP transfer does not stall (MTU);
- * a node whose record disappears (lease expiry) is removed from the peer's ipcache and re-learned
- * when it comes back.
+ * a third host joining while traffic flows learns every endpoint within 5 s; a node whose record
+ * disappears (lease expiry) is removed from the peer's ipcache and re-learned when it comes back.
  */
 import t from 'tap';
 import { startDockerHost, type DockerHost } from '../lab/docker-host.js';
@@ -15,7 +15,7 @@ import { requireRoot } from '../lab/preconditions.js';
 import { startUnderlay, type Underlay } from '../lab/underlay.js';
 import { runCommand } from '../lab/exec.js';
 import { CiliumDaemon, eventually } from '../support/cilium-daemon.js';
-import type { EndpointModel } from '../../src/api/models.js';
+import type { EndpointModel, StatusModel } from '../../src/api/models.js';
 
 if (!requireRoot(t)) process.exit(process.env.CI === 'true' ? 1 : 0);
 
@@ -116,6 +116,9 @@ t.test('each host learns the other: endpoints /32 and blocks, tunnelled to the p
       t.ok(e.identity >= 256, `h${h}: ${n} has its security identity (${e.identity})`);
     }
     t.ok(entries.some((x) => !x.prefix.endsWith('/32') && x.identity === 2 && x.tunnelEndpoint === underlayIps[other]), `h${h}: the peer's block, world identity`);
+    const status = await daemons[h]!.cliJson<StatusModel>(['status']);
+    t.match(status.overlay, { tunnel: 'vxlan', device: 'cilium_vxlan', port: 8472, underlayIp: underlayIps[h], mtu: 1450 }, `h${h}: status shows the overlay`);
+    t.same(status.overlay?.peers.map((p) => [p.name, p.underlayIp]), [[hosts[other]!.name, underlayIps[other]]], `h${h}: status lists the peer`);
   }
 });
 
@@ -184,6 +187,33 @@ spec:
   const delRevision = (JSON.parse(del.stdout) as { revision: number }).revision;
   for (const d of daemons) await d.cli(['policy', 'wait', String(delRevision), '--timeout', '20s']);
   t.ok(await http('web', 'db2', 80), 'after delete: web -> db2:80 passes again');
+});
+
+t.test('a third host joining while traffic flows learns every endpoint within 5 s and reaches both hosts', async (t) => {
+  // Traffic between h0 and h1 while h2 joins.
+  const flow = hosts[0]!.docker(['exec', 'web', 'ping', '-c', '40', '-i', '0.25', where.db2![1]], { timeoutMs: 60_000 });
+  const host = await startDockerHost(t);
+  hosts.push(host);
+  await ensureBusyboxImage(host, 'bb');
+  underlayIps.push(await underlay.attach(host, 3));
+  const daemon = new CiliumDaemon(host, { extraArgs: ['--kvstore', 'etcd', '--kvstore-opt', `etcd.address=${etcdUrl}`, '--kvstore-opt', 'etcd.lease-ttl=5s', '--underlay-ip', underlayIps[2]!, '--resync-interval', '10s'] });
+  daemons.push(daemon);
+  await daemon.start(60_000);
+  const ready = Date.now();
+  const remote = Object.entries(where).map(([, [, addr]]) => `${addr}/32`);
+  await eventually(async () => {
+    const e = await tunnelled(2);
+    return remote.every((p) => e.some((x) => x.prefix === p));
+  }, 5_000, 'h2 learns every remote endpoint');
+  t.pass(`h2 learned all ${remote.length} remote endpoints ${Date.now() - ready} ms after its daemon answered`);
+  await docker(2, ['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', SUBNET, 'ovl']);
+  await run(2, 'web3', ['app=web3']);
+  await eventually(async () => (await ping('web3', 'web')) && (await ping('web3', 'db2')), 20_000, 'web3 reaches h0 and h1');
+  t.ok(await http('web3', 'web', 80), 'h2 web3 -> h0 web TCP');
+  t.ok(await http('db1', 'web3', 80), 'h0 db1 -> h2 web3 TCP');
+  const pinged = await flow;
+  const loss = /(\d+)% packet loss/.exec(pinged.stdout)?.[1];
+  t.equal(loss, '0', `h0 -> h1 traffic while h2 joined: ${loss}% loss`);
 });
 
 t.test('a node that leaves is removed from the peer; when it comes back it is re-learned', async (t) => {
