@@ -166,6 +166,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   };
   endpoints.onChange(() => publishIps());
   await nodeSync.start();
+  await networks.start().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'watching network names failed; the resync compares them'));
   await peers.start().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'listing peers failed; the resync retries'));
   const reconnectable = rawStore as { onReconnect?: (cb: (reason: unknown) => void) => unknown };
   reconnectable.onReconnect?.((reason) => {
@@ -439,6 +440,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
       // A clean stop leaves the datapath in place: containers keep their connectivity.
       watcher.stop();
       nodeSync.stop();
+      networks.stop();
       peers.stop();
       policy.stop();
       metricsServer?.close();

@@ -22,7 +22,7 @@
  * removed under a node that claimed it: either the remover sees the user key, or the claimer's
  * touch fails and it creates the record again.
  */
-import type { KvPair, KvStore } from '../kvstore/kvstore.js';
+import type { KvPair, KvStore, WatchEvent, Watcher } from '../kvstore/kvstore.js';
 import { BadRequestError, KvConflictError, NetworkConflictError } from '../util/errors.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { Logger } from '../util/log.js';
@@ -126,6 +126,10 @@ export class NetworkRegistry {
   readonly #claims = new Map<string, NetworkClaim>();
   /** Explicit RequestPool reservations waiting for their CreateNetwork, by pool id. */
   readonly #pending = new Map<string, { name: string; definition: NetworkDefinition; since: number }>();
+  #watcher: Watcher | undefined;
+  #stopped = false;
+  /** Names whose claims are being re-registered because their record changed. */
+  readonly #rechecking = new Set<string>();
 
   constructor(options: NetworkRegistryOptions) {
     this.#store = options.store;
@@ -289,6 +293,50 @@ export class NetworkRegistry {
       if ([...this.#pending.values()].some((p) => p.name === name)) continue;
       await this.#locks.run(name, () => this.#removeIfUnused(name));
     }
+  }
+
+  /**
+   * Watches the records: when the record of a name this node claims changes or disappears, the
+   * claim is compared again at once (a conflict clears as soon as the other definition is gone, a
+   * deleted record is re-created) instead of at the next resync. Failures only log: the resync
+   * covers everything the watch would.
+   */
+  async start(): Promise<void> {
+    this.#stopped = false;
+    const { revision } = await this.#store.list(PREFIX);
+    if (this.#stopped) return;
+    this.#watcher?.close();
+    this.#watcher = this.#store.watch(PREFIX, revision, {
+      onEvent: (event) => this.#onRecordEvent(event),
+      onResyncNeeded: (reason) => {
+        this.#log.info({ reason }, 'network registry watch lost events: re-listing');
+        void this.start().catch((err: unknown) => this.#log.warn({ err: err instanceof Error ? err.message : String(err) }, 'network registry watch not restarted; the resync covers it'));
+        void this.reassert().catch(() => undefined);
+      },
+    });
+  }
+
+  /** Stops the watch. */
+  stop(): void {
+    this.#stopped = true;
+    this.#watcher?.close();
+    this.#watcher = undefined;
+  }
+
+  #onRecordEvent(event: WatchEvent): void {
+    const name = event.key.slice(PREFIX.length);
+    if (name.includes(USERS)) return; // user keys: only records decide
+    const claims = [...this.#claims.values()].filter((c) => c.name === name);
+    // Our own touches and creations come back as puts of a record we agree with: nothing to do.
+    if (claims.length === 0 || (event.type === 'put' && claims.every((c) => c.status === 'agreed'))) return;
+    if (this.#rechecking.has(name)) return;
+    this.#rechecking.add(name);
+    void this.#locks
+      .run(name, async () => {
+        this.#rechecking.delete(name);
+        for (const claim of claims) if (this.#claims.get(claim.networkId) === claim) await this.#register(claim);
+      })
+      .catch(() => undefined);
   }
 
   /** Every cluster record with its users, by name. */

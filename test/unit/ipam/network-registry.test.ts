@@ -50,6 +50,16 @@ function pool(subnet = '', ipRange = ''): RequestPoolRequest {
 
 const details = (gateway: string, internal = false) => ({ gateway, internal });
 
+/** Polls `read` until it returns `want` (about 10 s at most); returns the last value. */
+async function soon<T>(read: () => T | Promise<T>, want: T): Promise<T> {
+  let value = await read();
+  for (let i = 0; i < 200 && value !== want; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    value = await read();
+  }
+  return value;
+}
+
 function scenarios(t: Test, backend: string, open: OpenCluster): void {
   const twoNodes = async (t: Test) => {
     const cluster = await open(t);
@@ -152,6 +162,23 @@ function scenarios(t: Test, backend: string, open: OpenCluster): void {
     t.equal(b.networks.claimOf('net-b-db')?.status, 'agreed');
     t.match((await b.networks.list())[0]?.record, { name: 'db', subnet: '198.18.43.0/24', createdBy: 'node-b' });
     t.doesNotThrow(() => b.networks.check('net-b-db'));
+  });
+
+  t.test(`${backend}: with the watch, a conflict clears and a deleted record returns without waiting for the resync`, async (t) => {
+    const { a, b, admin } = await twoNodes(t);
+    await b.networks.start();
+    t.teardown(() => b.networks.stop());
+    await a.ipam.requestPool(pool('198.18.42.0/24'));
+    await b.ipam.requestPool(pool('198.18.43.0/24'));
+    await a.networks.nameLearned('net-a-db', 'db', { subnet: '198.18.42.0/24', details: details('198.18.42.1') });
+    t.equal((await b.networks.nameLearned('net-b-db', 'db', { subnet: '198.18.43.0/24', details: details('198.18.43.1') })).status, 'conflict');
+    await a.networks.networkDeleted('net-a-db');
+    t.equal(await soon(() => b.networks.claimOf('net-b-db')?.status, 'agreed'), 'agreed', 'the conflict cleared once the other definition was gone');
+    t.match(JSON.parse((await admin.get('networks/v1/db'))!.value), { subnet: '198.18.43.0/24', createdBy: 'node-b' });
+
+    await admin.delete('networks/v1/db');
+    t.ok(await soon(async () => (await admin.get('networks/v1/db')) !== undefined, true), 'a deleted record is re-created by the watching node');
+    t.match(JSON.parse((await admin.get('networks/v1/db'))!.value), { subnet: '198.18.43.0/24' });
   });
 
   t.test(`${backend}: the last node that removes its network removes the record`, async (t) => {
