@@ -37,7 +37,7 @@ import { NodeSync, type LocalIpEntry } from '../src/cluster/node-sync.js';
 import { log } from '../src/util/log.js';
 import { EtcdTestServer, etcdUnavailableReason } from '../test/support/etcd-server.js';
 import { runIdentityRace } from '../test/support/identity-race.js';
-import { envInt, machineLoad, progress } from './lib/lab-session.js';
+import { cpuMs, envInt, machineLoad, progress } from './lib/lab-session.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NEW = envInt('ID_NEW', 1000, 1);
@@ -115,21 +115,26 @@ async function latencyPhase(endpoint: string) {
   }
 }
 
-async function racePhase(endpoint: string, run: number) {
+async function racePhase(server: EtcdTestServer, run: number) {
+  const etcdCpuBefore = cpuMs(server.pid)?.self;
   const outcome = await runIdentityRace({
-    etcd: endpoint,
+    etcd: server.clientUrl,
     namespace: `race-${run}/`,
     nodes: ['race-a', 'race-b', 'race-c'],
     groups: GROUPS,
     perGroup: PER_GROUP,
     concurrency: CONC,
+    warmup: 200,
     timeoutMs: 300_000,
   });
+  const etcdCpuAfter = cpuMs(server.pid)?.self;
   const total = GROUPS * PER_GROUP;
   const mappings = outcome.results.map((r) => JSON.stringify(Object.entries(r.mapping).sort()));
   const numbers = new Set(Object.values(outcome.results[0]!.mapping));
   return {
     wallMs: outcome.wallMs,
+    // etcd's CPU over the whole race, start-up and warm-up of the workers included: an upper bound.
+    etcdCpuMs: etcdCpuBefore !== undefined && etcdCpuAfter !== undefined ? etcdCpuAfter - etcdCpuBefore : undefined,
     acquisitions: total * outcome.results.length,
     agree: mappings.every((m) => m === mappings[0]),
     distinctNumbers: numbers.size,
@@ -235,7 +240,7 @@ async function main(): Promise<void> {
     const latency = await latencyPhase(server.clientUrl);
     const races = [];
     for (let run = 0; run < RACE_RUNS; run++) {
-      races.push(await racePhase(server.clientUrl, run));
+      races.push(await racePhase(server, run));
       const r = races.at(-1)!;
       progress(`race ${run + 1}/${RACE_RUNS}: ${r.acquisitions} acquisitions in ${Math.round(r.wallMs)} ms`);
     }

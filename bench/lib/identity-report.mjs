@@ -87,13 +87,14 @@ export function renderIdentity(res) {
         `${pct(attempts ? collisions / attempts : NaN)} (${fmt(collisions)} / ${fmt(attempts)})`,
         `${ms(median(lats))} / ${ms(quantile(lats, 0.99))}`,
         fmt(calls / r.acquisitions, 2),
-        `${fmt(sum((w) => w.cpuMs) / r.acquisitions, 2)} ms`,
+        `${fmt(sum((w) => w.cpuMs) / r.acquisitions, 2)} ms + etcd ${r.etcdCpuMs === undefined ? '–' : `${fmt(r.etcdCpuMs / r.acquisitions, 2)} ms`}`,
+        r.etcdCpuMs === undefined ? '–' : `${fmt((m.loadBefore?.cpus ?? 2) * 1000 / ((sum((w) => w.cpuMs) + r.etcdCpuMs) / r.acquisitions))}/s`,
         r.agree && r.distinctNumbers === r.labelSets ? 'yes' : `**NO** (${r.distinctNumbers} numbers for ${r.labelSets})`,
       ];
     });
     out.push(
       table(
-        ['run', 'acquisitions', `throughput (target ≥ ${fmt(TARGETS.racePerS)}/s)`, 'conflict rate (collisions / attempts)', 'latency p50 / p99', 'round trips / acquisition', 'worker CPU / acquisition', 'same mapping, no duplicates'],
+        ['run', 'acquisitions', `throughput (target ≥ ${fmt(TARGETS.racePerS)}/s)`, 'conflict rate (collisions / attempts)', 'latency p50 / p99', 'round trips / acquisition', 'CPU / acquisition (workers + etcd)', 'CPU-bound ceiling on this machine', 'same mapping, no duplicates'],
         raceRows,
       ),
     );
@@ -103,8 +104,9 @@ export function renderIdentity(res) {
     verdicts.push({ name: 'race: every daemon sees the same mapping, no duplicates', ok: allAgree, text: allAgree ? 'yes' : 'no' });
     out.push('');
     out.push(
-      'Each label set is allocated by one process (one transaction) and referenced by the two others (a failed allocation transaction that returns the label key, then one reference transaction): ~1.67 round trips per acquisition. ' +
-        "Worker CPU is the etcd client's (grpc-js) cost per acquisition; on a loaded 2-CPU machine it, not etcd, bounds the throughput.",
+      'Each label set is allocated by one process (one transaction) and referenced by the two others (a failed allocation transaction that returns the label key, then one reference transaction): 1.67 transactions per acquisition, ' +
+        "sent in batches (src/kvstore/transaction-batcher.ts: concurrent acquisitions' transactions share one etcd Txn as nested transactions), so a round trip carries many. " +
+        '"CPU-bound ceiling" = CPUs × 1000 / CPU ms per acquisition (workers + etcd, etcd measured over the whole race including start-up): what the machine could do if nothing else ran; it is not a measurement of the target.',
     );
     out.push('');
   }

@@ -20,6 +20,7 @@
  */
 import type { KvStore } from '../kvstore/kvstore.js';
 import { putBatched } from '../kvstore/batched-writes.js';
+import { TransactionBatcher } from '../kvstore/transaction-batcher.js';
 import { IdentityAllocationError, IdentityUnavailableError } from '../util/errors.js';
 import { LabelSet } from './labels.js';
 import { MAX_ALLOCATED_IDENTITY, MIN_ALLOCATED_IDENTITY, RESERVED_IDENTITIES } from './reserved.js';
@@ -87,6 +88,8 @@ export interface AcquireOptions {
 /** Allocates, references and releases identities for this node. */
 export class IdentityAllocator {
   private readonly store: KvStore;
+  /** Allocation and reference transactions of concurrent acquisitions share round trips. */
+  private readonly batcher: TransactionBatcher;
   private readonly nodeName: string;
   private readonly log: Logger;
   private readonly minId: number;
@@ -100,6 +103,7 @@ export class IdentityAllocator {
 
   constructor(options: IdentityAllocatorOptions) {
     this.store = options.store;
+    this.batcher = new TransactionBatcher(options.store);
     this.nodeName = options.nodeName;
     this.log = options.log;
     this.minId = options.minId ?? MIN_ALLOCATED_IDENTITY;
@@ -181,7 +185,7 @@ export class IdentityAllocator {
   private async referenceExisting(labels: LabelSet, id: number): Promise<boolean> {
     const canonical = labels.toCanonical();
     const idKey = `${ID_PREFIX}${id}`;
-    const referenced = await this.store.transaction(
+    const referenced = await this.batcher.submit(
       [{ key: idKey, value: canonical }],
       [
         { op: 'put', key: this.valueKey(labels), value: String(id), leased: true },
@@ -198,6 +202,8 @@ export class IdentityAllocator {
    * key nor a random candidate's id key exists, create both and our reference at one revision.
    * When it fails the answer carries the label key: another node allocated the label set (then
    * reference its number: a second round trip), or only the candidate was taken (draw again).
+   * Transactions of concurrent acquisitions go to the store together (TransactionBatcher), so
+   * under load a round trip carries many of them.
    */
   private async resolveOrAllocate(labels: LabelSet): Promise<number> {
     const canonical = labels.toCanonical();
@@ -206,7 +212,7 @@ export class IdentityAllocator {
       this.counters.attempts++;
       const candidate = this.minId + Math.floor(Math.random() * (this.maxId - this.minId + 1));
       const idKey = `${ID_PREFIX}${candidate}`;
-      const created = await this.store.transaction(
+      const created = await this.batcher.submit(
         [
           { key: labelKey, absent: true },
           { key: idKey, absent: true },

@@ -67,6 +67,11 @@ export class EtcdTestServer {
     return server;
   }
 
+  /** The etcd process id while it runs (for CPU accounting in benches). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   /** Whether the etcd process is running. */
   get running(): boolean {
     return this.child !== undefined;

@@ -46,7 +46,7 @@ async function main(): Promise<void> {
 
   // Warm up like a running daemon would be: connection, lease, JIT of the client's call path.
   // Outside `identities/` so the race's key space stays exactly what the allocators wrote.
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < config.warmup; i++) {
     await store.transaction([], [{ op: 'put', key: `warmup/${config.node}`, value: String(i), leased: true }]);
   }
   for (const key of Object.keys(storeCalls)) delete storeCalls[key];

@@ -27,6 +27,8 @@ export interface RaceWorkerConfig {
   groups: number;
   perGroup: number;
   concurrency: number;
+  /** Transactions each worker sends before `ready` (connection, lease, JIT), outside `identities/`. */
+  warmup: number;
 }
 
 /** What a worker prints when done. */
@@ -60,6 +62,8 @@ export interface IdentityRaceOptions {
   perGroup: number;
   /** Acquisitions in flight per worker. */
   concurrency: number;
+  /** Warm-up transactions per worker before the start (default 20). */
+  warmup?: number;
   /** The whole race (spawn to last result) must end within this. */
   timeoutMs: number;
 }
@@ -68,16 +72,17 @@ export interface IdentityRaceOptions {
 export interface IdentityRaceOutcome {
   results: RaceWorkerResult[];
   wallMs: number;
+  /** From the first spawn until every worker was connected and warmed up. */
+  startupMs: number;
 }
 
 const WORKER = fileURLToPath(new URL('./identity-race-worker.ts', import.meta.url));
+const HOOKS = new URL('./ts-resolve-hooks.mjs', import.meta.url).href;
 
 /** Runs one race; rejects (after killing every worker) if a worker fails or the time runs out. */
 export async function runIdentityRace(options: IdentityRaceOptions): Promise<IdentityRaceOutcome> {
-  // The workers need the TypeScript loader tap (or bench/run.mjs) runs us with; transpile-only,
-  // so that three processes do not type-check the tree three times on a 2-CPU machine.
-  const loader = import.meta.resolve('@tapjs/typescript/import');
   const children: ChildProcess[] = [];
+  const spawned = performance.now();
   let timer: NodeJS.Timeout | undefined;
   try {
     const workers = options.nodes.map((node) => {
@@ -88,11 +93,15 @@ export async function runIdentityRace(options: IdentityRaceOptions): Promise<Ide
         groups: options.groups,
         perGroup: options.perGroup,
         concurrency: options.concurrency,
+        warmup: options.warmup ?? 20,
       };
-      const child = spawn(process.execPath, [`--import=${loader}`, WORKER, JSON.stringify(config)], {
-        stdio: ['pipe', 'pipe', 'pipe'],
-        env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', CILIUM_DOCKER_LOG_LEVEL: 'warn' },
-      });
+      // Node's own TypeScript transform, not tap's ts-node loader: three processes compiling the
+      // tree through the TypeScript compiler cost ~10 s of CPU each on a 2-CPU machine.
+      const child = spawn(
+        process.execPath,
+        ['--experimental-transform-types', '--disable-warning=ExperimentalWarning', `--import=${HOOKS}`, WORKER, JSON.stringify(config)],
+        { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, CILIUM_DOCKER_LOG_LEVEL: 'warn' } },
+      );
       children.push(child);
       let stderr = '';
       child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
@@ -117,7 +126,7 @@ export async function runIdentityRace(options: IdentityRaceOptions): Promise<Ide
     const started = performance.now();
     for (const w of workers) w.child.stdin!.write('go\n');
     const results = await Promise.race([Promise.all(workers.map((w) => w.done)), timedOut]);
-    return { results, wallMs: performance.now() - started };
+    return { results, wallMs: performance.now() - started, startupMs: started - spawned };
   } finally {
     clearTimeout(timer);
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

@@ -28,7 +28,7 @@ function setup(t: { teardown(fn: () => unknown): void }) {
 function jittered(store: KvStore): KvStore & { calls: number } {
   const wrapped = Object.create(store) as KvStore & { calls: number };
   wrapped.calls = 0;
-  for (const m of ['get', 'list', 'put', 'create', 'atomicPut', 'delete', 'atomicDelete', 'transaction'] as const) {
+  for (const m of ['get', 'list', 'put', 'create', 'atomicPut', 'delete', 'atomicDelete', 'transaction', 'transactions'] as const) {
     const original = (store[m] as (...a: unknown[]) => Promise<unknown>).bind(store);
     (wrapped as unknown as Record<string, unknown>)[m] = async (...args: unknown[]) => {
       wrapped.calls++;
@@ -126,10 +126,11 @@ t.test('allocation gives up with a clear error when every candidate is taken', a
   const store = setup(t);
   const full: KvStore = Object.create(store) as KvStore;
   // Every candidate number is held by another label set: the label key is absent, the id key is not.
-  (full as { transaction: KvStore['transaction'] }).transaction = async (conditions): Promise<TxnResult> => ({
-    ok: false,
-    current: new Map(conditions.map((c) => [c.key, c.key.startsWith('identities/v1/id/') ? { key: c.key, value: 'other', createRevision: 1n, modRevision: 1n } : undefined])),
-  });
+  (full as { transactions: KvStore['transactions'] }).transactions = async (requests): Promise<TxnResult[]> =>
+    requests.map(({ conditions }) => ({
+      ok: false,
+      current: new Map(conditions.map((c) => [c.key, c.key.startsWith('identities/v1/id/') ? { key: c.key, value: 'other', createRevision: 1n, modRevision: 1n } : undefined])),
+    }));
   const a = new IdentityAllocator({ store: full, nodeName: 'a', log, maxAttempts: 5 });
   await t.rejects(a.acquire(web), { code: 'ERR_IDENTITY_ALLOCATION', message: /after 5 attempts/ });
   t.same(a.getStats(), { attempts: 5, allocated: 0, referenced: 0, candidateCollisions: 5 }, 'five candidate collisions counted');

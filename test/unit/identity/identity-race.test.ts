@@ -29,7 +29,7 @@ if (missing !== undefined) {
     const server = await EtcdTestServer.start();
     t.teardown(() => server.cleanup());
     const namespace = 'race/';
-    const { results, wallMs } = await runIdentityRace({
+    const { results, wallMs, startupMs } = await runIdentityRace({
       etcd: server.clientUrl,
       namespace,
       nodes: NODES,
@@ -83,7 +83,7 @@ if (missing !== undefined) {
     t.equal(sum((r) => r.stats.allocated), total, 'each label set was allocated by exactly one process');
     t.equal(sum((r) => r.stats.allocated + r.stats.referenced), total * NODES.length, 'the others referenced it');
     t.comment(
-      `race: ${total * NODES.length} acquisitions in ${Math.round(wallMs)} ms (${Math.round((total * NODES.length) / (wallMs / 1000))}/s), ` +
+      `workers started in ${Math.round(startupMs)} ms; race: ${total * NODES.length} acquisitions in ${Math.round(wallMs)} ms (${Math.round((total * NODES.length) / (wallMs / 1000))}/s), ` +
         `${sum((r) => r.stats.candidateCollisions)} candidate collisions in ${sum((r) => r.stats.attempts)} attempts`,
     );
   });
