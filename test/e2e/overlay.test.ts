@@ -189,6 +189,18 @@ spec:
   t.ok(await http('web', 'db2', 80), 'after delete: web -> db2:80 passes again');
 });
 
+t.test('an etcd outage leaves the overlay working; when etcd returns, new endpoints are learned again', async (t) => {
+  await underlay.stopEtcd();
+  const during = await hosts[0]!.docker(['exec', 'web', 'ping', '-c', '20', '-i', '0.25', where.db2![1]], { timeoutMs: 60_000 });
+  t.match(during.stdout, / 0% packet loss/, 'h0 -> h1 ping with etcd down: no loss');
+  t.ok(await http('web2', 'db1', 80), 'h1 -> h0 TCP with etcd down');
+  t.ok((await tunnelled(0)).some((e) => e.prefix === `${where.db2![1]}/32`), 'h0 kept its remote entries');
+  await underlay.startEtcd();
+  await run(1, 'late', ['app=late']);
+  await eventually(async () => (await tunnelled(0)).some((e) => e.prefix === `${where.late![1]}/32`), 30_000, 'h0 learns a container started after the outage');
+  t.ok(await ping('web', 'late'), 'h0 web -> h1 late (started after etcd returned)');
+});
+
 t.test('a third host joining while traffic flows learns every endpoint within 5 s and reaches both hosts', async (t) => {
   // Traffic between h0 and h1 while h2 joins.
   const flow = hosts[0]!.docker(['exec', 'web', 'ping', '-c', '40', '-i', '0.25', where.db2![1]], { timeoutMs: 60_000 });

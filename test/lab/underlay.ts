@@ -84,7 +84,18 @@ export class Underlay {
     return p;
   }
 
-  /** Starts etcd on <serviceIp>:2379 and waits until it answers; resolves with its client URL. */
+  #etcd: LabProcess | undefined;
+
+  /** Stops etcd (SIGTERM), keeping its data: startEtcd() brings the same cluster back. */
+  async stopEtcd(): Promise<void> {
+    await this.#etcd?.stop(5_000);
+    this.#etcd = undefined;
+  }
+
+  /**
+   * Starts etcd on <serviceIp>:2379 (again, after stopEtcd: same data, same revisions) and waits
+   * until it answers; resolves with its client URL.
+   */
   async startEtcd(): Promise<string> {
     const url = `http://${this.serviceIp}:2379`;
     const data = join(this.dir, 'etcd');
@@ -95,6 +106,7 @@ export class Underlay {
         '--heartbeat-interval=50', '--election-timeout=500', '--log-level=warn'],
       'etcd.log',
     );
+    this.#etcd = etcd;
     const deadline = Date.now() + 20_000;
     for (;;) {
       const r = await runCommand('ip', ['netns', 'exec', this.netns, 'busybox', 'wget', '-q', '-O', '-', `${url}/health`], { timeoutMs: 5_000 });
