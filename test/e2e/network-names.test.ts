@@ -193,14 +193,17 @@ t.test('names learnt from Docker: same name and subnet agree; a different subnet
 });
 
 t.test('the resync restores deleted keys; a restarted daemon re-adopts its names', async (t) => {
+  // The record comes back at once (both daemons watch networks/v1/), the user key with the resync.
   const keys = ['networks/v1/shared', `networks/v1/shared/users/${hostB.name}`];
+  const before = JSON.parse((await etcdGet('networks/v1/shared')) ?? '{}') as { createdAt?: string };
   for (const key of keys) await etcdHttp('/v3/kv/deleterange', { key: b64(key) });
-  t.notOk(await etcdGet('networks/v1/shared'), 'deleted behind the daemons\' backs');
   await eventually(async () => {
     for (const key of keys) if (!(await etcdGet(key))) return undefined;
     return true;
-  }, 20_000, 'record and user key restored by the resync (--resync-interval 3s)');
-  t.match(JSON.parse((await etcdGet('networks/v1/shared')) ?? '{}'), { name: 'shared', subnet: '198.18.135.0/24' });
+  }, 20_000, 'record and user key restored (watch, then --resync-interval 3s)');
+  const after = JSON.parse((await etcdGet('networks/v1/shared')) ?? '{}') as { createdAt?: string };
+  t.match(after, { name: 'shared', subnet: '198.18.135.0/24', details: { gateway: '198.18.135.1' } });
+  t.not(after.createdAt, before.createdAt, 'the record was re-created, not left in place');
 
   await daemonB.stop('SIGTERM');
   await daemonB.start();
