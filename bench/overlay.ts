@@ -11,12 +11,13 @@
  *    client's labels on the two bench ports only), enforced on the receiving host.
  *
  * One round measures every config once (iperf3 single stream, then tcprr 64-byte RR), the order
- * rotated per round. Writes bench/results/<stamp>-overlay.{json,md}; prints the table on stdout.
+ * rotated per round. `node bench/run.mjs overlay` runs it and renders the table with the targets;
+ * run alone it writes bench/results/<stamp>-overlay.json and prints the table.
  * Settings: OV_ROUNDS (5), OV_SECONDS (5, iperf3 per sample), OV_RR_SECONDS (3).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { startDockerHost, type DockerHost } from '../test/lab/docker-host.js';
 import { ensureBusyboxImage } from '../test/lab/busybox-image.js';
 import { runCommand, type CommandResult } from '../test/lab/exec.js';
@@ -27,7 +28,7 @@ import { CiliumDaemon, eventually } from '../test/support/cilium-daemon.js';
 import { sandboxOf, type EndpointPair } from './lib/endpoint-pair.js';
 import { LabSession, envInt, progress, machineLoad } from './lib/lab-session.js';
 import { measureRr, measureThroughput, startServers, IPERF_PORT, RR_PORT, type RrSample, type ThroughputSample } from './lib/netperf.js';
-import { median } from './lib/stats.mjs';
+import { renderOverlay, type OverlayResult } from './lib/overlay-report.mjs';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const ROUNDS = envInt('OV_ROUNDS', 5, 1);
@@ -197,30 +198,12 @@ async function main(): Promise<void> {
     await session.close();
   }
 
-  const by = (c: string) => samples.filter((s) => s.config === c);
-  const row = (c: string) => {
-    const s = by(c);
-    return { gbps: median(s.map((x) => x.throughput.gbps)), p50: median(s.map((x) => x.rr.p50)), tps: median(s.map((x) => x.rr.tps)), retrans: median(s.map((x) => x.throughput.retransmits)) };
-  };
-  const base = row('kernel-vxlan');
-  const lines = [
-    `# overlay bench ${stamp}`,
-    '',
-    `Two lab hosts on a shared underlay (veth + bridge, MTU 1500), ${ROUNDS} interleaved rounds, iperf3 ${SECONDS} s single stream, tcprr ${RR_SECONDS} s. Load at end: ${JSON.stringify(machineLoad())}.`,
-    '',
-    '| config | Gbit/s (median) | × kernel-vxlan | RR p50 µs | × kernel-vxlan | RR tps | retransmits |',
-    '|---|---|---|---|---|---|---|',
-    ...['kernel-vxlan', 'ours', 'ours+policy'].map((c) => {
-      const r = row(c);
-      return `| ${c} | ${r.gbps.toFixed(2)} | ${(r.gbps / base.gbps).toFixed(2)} | ${r.p50.toFixed(1)} | ${(r.p50 / base.p50).toFixed(2)} | ${r.tps.toFixed(0)} | ${r.retrans} |`;
-    }),
-    '',
-  ];
-  const dir = join(ROOT, 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `${stamp}-overlay.json`), JSON.stringify({ bench: 'overlay', started: started.toISOString(), rounds: ROUNDS, seconds: SECONDS, rrSeconds: RR_SECONDS, samples }, null, 1));
-  writeFileSync(join(dir, `${stamp}-overlay.md`), lines.join('\n'));
-  process.stdout.write(lines.join('\n'));
+  const result: OverlayResult = { bench: 'overlay', started: started.toISOString(), rounds: ROUNDS, seconds: SECONDS, rrSeconds: RR_SECONDS, load: machineLoad(), samples };
+  const out = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results', `${stamp}-overlay.json`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify(result, null, 1));
+  // Under bench/run.mjs the runner renders BENCH_OUT; run alone, print the table here.
+  if (!process.env.BENCH_OUT) process.stdout.write(`${renderOverlay(result).markdown}\n`);
 }
 
 await main();

@@ -3,14 +3,14 @@
 // transpile-only mode, so it can use the e2e lab in test/lab), prints a markdown report and keeps
 // the raw JSON, the report and the daemon's log in bench/results/ (gitignored).
 //
-//   node bench/run.mjs                    every bench (single-host, datapath, identity)
+//   node bench/run.mjs                    every bench (single-host, datapath, overlay, identity)
 //   node bench/run.mjs single-host        one bench (or several: names as arguments)
 //   BENCHES=datapath node bench/run.mjs   the same through the environment (`make bench BENCHES=datapath`)
 //   node bench/run.mjs --report FILE.json re-render a saved result without running anything
 //   node bench/run.mjs --list
 //
 // Settings come from the environment (see bench/README.md): ROUNDS, WARMUP, CONC_ROUNDS, CONC_N,
-// CONC_CONFIGS, PROFILE_RUNS, MICRO_REPS (single-host); DP_* (datapath); ID_* (identity); BENCH_STRICT=1 exits 1
+// CONC_CONFIGS, PROFILE_RUNS, MICRO_REPS (single-host); DP_* (datapath); OV_* (overlay); ID_* (identity); BENCH_STRICT=1 exits 1
 // when a target is missed. Benches that need native tools get them compiled into bench/bin/
 // (gitignored) first, with $CC or gcc or clang.
 import { execFileSync, spawn } from 'node:child_process';
@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { renderSingleHost } from './lib/report.mjs';
 import { renderDatapath } from './lib/datapath-report.mjs';
+import { renderOverlay } from './lib/overlay-report.mjs';
 import { renderIdentity } from './lib/identity-report.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -34,6 +35,12 @@ const BENCHES = {
     render: renderDatapath,
     tools: ['tcprr'],
     what: 'container-to-container throughput and RR: raw veth vs Docker bridge vs ours (+50k policy entries) vs 50k iptables rules; policy install rate and import-to-enforced latency',
+  },
+  overlay: {
+    file: join(ROOT, 'bench', 'overlay.ts'),
+    render: renderOverlay,
+    tools: ['tcprr'],
+    what: 'cross-host throughput and RR between two lab hosts: plain kernel VXLAN vs our VXLAN overlay, with and without policy (interleaved)',
   },
   identity: {
     file: join(ROOT, 'bench', 'identity.ts'),
