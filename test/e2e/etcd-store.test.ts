@@ -153,8 +153,8 @@ spec:
   ingress: [ {} ]
 `);
   // One ping a second from b to a through the whole outage (and some seconds around it).
-  const count = OUTAGE_SECONDS + 25;
-  const pinging = host.docker(['exec', 'cb', 'ping', '-c', String(count), a.ipv4], { timeoutMs: (count + 120) * 1000 });
+  const count = OUTAGE_SECONDS + 40;
+  const pinging = host.docker(['exec', 'cb', 'ping', '-c', String(count), a.ipv4], { timeoutMs: (count + 120) * 1000 }).then((r) => ({ ...r, endedAt: Date.now() }));
   await sleep(2000);
 
   const outageStarted = Date.now();
@@ -218,6 +218,7 @@ spec:
 
   const result = await pinging;
   const stats = /(\d+) packets transmitted, (\d+) packets received/.exec(result.stdout);
+  t.ok(result.endedAt > back, `the ping ran until ${Math.round((result.endedAt - back) / 1000)} s after etcd was restarted`);
   t.ok(stats, `ping summary: ${result.stdout.split('\n').slice(-3).join(' ')}`);
   t.equal(Number(stats?.[1]), count, `${count} pings sent`);
   t.equal(Number(stats?.[2]), Number(stats?.[1]), `zero loss through the ${OUTAGE_SECONDS} s outage`);
