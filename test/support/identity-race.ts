@@ -129,6 +129,17 @@ export async function runIdentityRace(options: IdentityRaceOptions): Promise<Ide
     return { results, wallMs: performance.now() - started, startupMs: started - spawned };
   } finally {
     clearTimeout(timer);
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    // A worker exits by itself right after its result (closing its etcd connection); give it a
+    // moment, then kill whatever is left (a failed or timed-out race).
+    await Promise.all(
+      children.map(async (child) => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        let grace: NodeJS.Timeout | undefined;
+        await Promise.race([exited, new Promise<void>((resolve) => (grace = setTimeout(resolve, 2_000)))]);
+        clearTimeout(grace);
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }),
+    );
   }
 }
