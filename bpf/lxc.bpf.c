@@ -109,7 +109,8 @@ static __always_inline int answer_arp(struct __sk_buff *skb)
 
 /*
  * Runs ep's policy for one direction and reports the verdict on a connection's first packet.
- * Returns 0 to allow or a DROP_* reason.
+ * Returns 0 to allow or a DROP_* reason; a drop of an established connection (the policy changed
+ * under it) also forgets the connection, so its replies stop passing too.
  */
 static __always_inline int enforce_policy(struct __sk_buff *skb, const struct flow *f,
 					  const struct endpoint_info *ep, __u8 direction,
@@ -123,6 +124,8 @@ static __always_inline int enforce_policy(struct __sk_buff *skb, const struct fl
 	if (enforced && (state == CT_NEW || v.drop_reason))
 		notify_policy_verdict(skb, f, who, v.match, v.drop_reason ? VERDICT_DENY : VERDICT_ALLOW,
 				      v.cookie);
+	if (v.drop_reason && state == CT_ESTABLISHED)
+		ct_delete(f);
 	return v.drop_reason;
 }
 
@@ -199,11 +202,8 @@ int from_container(struct __sk_buff *skb)
 	if (state != CT_REPLY) {
 		reason = enforce_policy(skb, &f, src, POLICY_EGRESS, dst.identity, dst.net_id, &who,
 					state);
-		if (reason) {
-			if (state == CT_ESTABLISHED)
-				ct_delete(&f);
+		if (reason)
 			return drop_packet(skb, &f, &who, reason);
-		}
 		if (dst.local) {
 			/* Delivery skips to_container, so the destination's ingress policy runs here. */
 			dst_who.ep_id = dst.local->ep_id;
@@ -211,11 +211,8 @@ int from_container(struct __sk_buff *skb)
 			dst_who.dst_identity = dst.identity;
 			reason = enforce_policy(skb, &f, dst.local, POLICY_INGRESS, src->sec_identity,
 						src->net_id, &dst_who, state);
-			if (reason) {
-				if (state == CT_ESTABLISHED)
-					ct_delete(&f);
+			if (reason)
 				return drop_packet(skb, &f, &dst_who, reason);
-			}
 		}
 	}
 	reason = ct_account(&f, skb->len, ct, state, src->sec_identity);
@@ -281,11 +278,8 @@ int to_container(struct __sk_buff *skb)
 	if (state != CT_REPLY) {
 		reason = enforce_policy(skb, &f, dst, POLICY_INGRESS, src.identity, src.net_id, &who,
 					state);
-		if (reason) {
-			if (state == CT_ESTABLISHED)
-				ct_delete(&f);
+		if (reason)
 			return drop_packet(skb, &f, &who, reason);
-		}
 	}
 	reason = ct_account(&f, skb->len, ct, state, src.identity);
 	if (reason)
@@ -335,11 +329,8 @@ int from_overlay(struct __sk_buff *skb)
 	if (state != CT_REPLY) {
 		reason = enforce_policy(skb, &f, dst, POLICY_INGRESS, src_identity, src.net_id, &who,
 					state);
-		if (reason) {
-			if (state == CT_ESTABLISHED)
-				ct_delete(&f);
+		if (reason)
 			return drop_packet(skb, &f, &who, reason);
-		}
 	}
 	reason = ct_account(&f, skb->len, ct, state, src_identity);
 	if (reason)
