@@ -257,7 +257,7 @@ export function renderSingleHost(res) {
       table(
         ['operation', 'CreateEndpoint part ms', 'Join part ms', 'DeleteEndpoint part ms', 'total ms'],
         [
-          ['veth + route as src/datapath/link/veth.ts does it (link add, set up, 2× `-json link show`, route, del: 6 `ip` processes)', ...v(mi.vethAsPlugin)],
+          ['veth + route as one `ip` process per command (link add, set up, 2× `-json link show`, route, del: 6 processes; the daemon now sends these to its long-lived `ip -batch` worker instead)', ...v(mi.vethAsPlugin)],
           ['lean: `ip link add … up`, ifindex/MAC from /sys, route, del (3 `ip` processes)', ...v(mi.vethLean)],
         ],
       ),
@@ -266,7 +266,7 @@ export function renderSingleHost(res) {
     out.push(
       `One \`ip -json link show\` through execFile: ${fmt(mi.spawnIp, 1)} ms from a ${fmt(mi.rssMiB)} MiB Node process, of which the execFile() call itself (fork + exec setup) blocks the event loop ${fmt(mi.spawnBlock, 2)} ms` +
         (mi.spawnBlockBallast !== undefined ? `; from a ${fmt(mi.ballastRssMiB)} MiB process (the daemon's size): ${fmt(mi.spawnIpBallast, 1)} ms, blocking ${fmt(mi.spawnBlockBallast, 2)} ms. ` : '. ') +
-        `One SQLite put in its own transaction on the state directory's file system: ${fmt(mi.sqliteFull, 2)} ms with \`synchronous=FULL\` (the daemon's setting), ${fmt(mi.sqliteNormal, 2)} ms with NORMAL.` +
+        `One SQLite put in its own transaction on the state directory's file system: ${fmt(mi.sqliteFull, 2)} ms with \`synchronous=FULL\` (\`local.sync=full\`), ${fmt(mi.sqliteNormal, 2)} ms with NORMAL (the default).` +
         (m.daemonRssMiB ? ` Daemon RSS ${fmt(m.daemonRssMiB)} MiB.` : ''),
     );
     out.push('');
