@@ -193,6 +193,9 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
       await endpoints.attachContainer(c.endpointId, { containerId: c.containerId, containerName: c.containerName, labels: c.labels, networkName: c.networkName });
     },
   });
+  // Endpoints admitted as waiting-for-identity during an outage get theirs as soon as the store
+  // is back, not at the next sweep.
+  reconnectable.onReconnect?.(() => void watcher.sweepWaiting().catch(() => undefined));
 
   const toModel = (e: EndpointRecord): EndpointModel => ({
     id: e.id,

@@ -178,7 +178,8 @@ export class DockerWatcher {
     }
   }
 
-  private async sweepWaiting(): Promise<void> {
+  /** Looks again at containers whose endpoints still wait for an identity (also after a store reconnect). */
+  async sweepWaiting(): Promise<void> {
     if (this.deps.waitingEndpoints().length === 0 || !this.connected) return;
     await this.scanAll();
   }

@@ -36,6 +36,7 @@ import {
   type IOptions,
   type Lease,
 } from 'etcd3';
+import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen } from 'cockatiel';
 import { CiliumDockerError, KvUnavailableError } from '../../util/errors.js';
 import { log, type Logger } from '../../util/log.js';
 import type {
@@ -55,6 +56,12 @@ import type {
 import { assertBatchShape, assertTransactionShape } from '../transaction-shape.js';
 import type { EtcdStoreOptions } from './etcd-options.js';
 import { EtcdWatcher } from './etcd-watcher.js';
+
+/** How long etcd3's circuit for a host stays open after 3 failed calls before one is tried. */
+const HOST_RETRY_MS = 1_000;
+/** Longest wait between attempts to re-open a watch stream. */
+const WATCH_BACKOFF_MAX_MS = 2_000;
+type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
 
 export { etcdOptionsFromKvstoreOpts, ETCD_OPTION_NAMES } from './etcd-options.js';
 export type { EtcdAuthOptions, EtcdStoreOptions, EtcdTlsOptions } from './etcd-options.js';
@@ -143,6 +150,14 @@ export class EtcdKvStore implements KvStore {
         hosts: [...options.endpoints],
         ...(credentials !== undefined && { credentials }),
         ...(options.auth !== undefined && { auth: { username: options.auth.username, password: options.auth.password } }),
+        // After an outage, etcd should be tried again soon: etcd3's defaults keep a host's circuit
+        // open for 5 s after 3 failed calls and back a watch off to 30 s, which delayed
+        // convergence after etcd returned by up to that much (measured 8–9 s with a 2 s resync).
+        faultHandling: {
+          host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: HOST_RETRY_MS, breaker: new ConsecutiveBreaker(3) }),
+          // etcd3 types this as an IBackoff but uses it as the factory its own default is.
+          watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: WATCH_BACKOFF_MAX_MS }) as unknown as WatchBackoff,
+        },
         // A deadline on every unary call (the auth token exchange included); streams have none.
         defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
         grpcOptions: {
@@ -613,7 +628,7 @@ function isBrokenCircuit(err: unknown): boolean {
 
 /** A short reason from a client error. */
 function describeError(err: unknown): string {
-  if (isBrokenCircuit(err)) return 'not attempted: the last calls to etcd failed, next attempt within 5 s';
+  if (isBrokenCircuit(err)) return `not attempted: the last calls to etcd failed, next attempt within ${HOST_RETRY_MS / 1000} s`;
   if (err instanceof Error) return err.message.replace(/^\w+Error: /, '');
   return String(err);
 }
