@@ -4,8 +4,9 @@
  * own namespaces, our daemon beside it; see test/lab/README.md).
  *
  *  1. latency: interleaved rounds of `docker run --rm --network X bb true` for X = none, a
- *     user-defined bridge network, our cilium network (order rotated every round), with the CPU
- *     time our daemon, dockerd and containerd spent per run;
+ *     user-defined bridge network, a "null" remote driver whose handlers do no work
+ *     (bench/lib/null-driver.mjs: the floor of any plugin) and our cilium network (order rotated
+ *     every round), with the CPU time our daemon, dockerd and containerd spent per run;
  *  2. concurrent: N x `docker run -d` in parallel (time until all are running), then one
  *     `docker rm -f` of all of them; bridge vs ours (optionally none), interleaved;
  *  3. per-call profile from the daemon's debug log (`"msg":"plugin call"`, `ms`), per phase;
@@ -20,10 +21,11 @@
  * BENCH_BUDGET_S (480: diagnostics are skipped past it), BENCH_DAEMON_LOG (copy the daemon log there),
  * BENCH_TRACE_FILE (keep the raw strace output there).
  */
-import { copyFileSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBusyboxImage, runCommand, startDockerHost, type DockerHost } from '../test/lab/lab.js';
+import type { LabProcess } from '../test/lab/lab-process.js';
 import { CiliumDaemon } from '../test/support/cilium-daemon.js';
 import { summariseCpuProfile, type ProfileSummary } from './lib/cpuprofile.js';
 import { callProfile, callWindows, pluginCalls } from './lib/daemon-log.js';
@@ -47,11 +49,21 @@ const BRIDGE_SUBNET = '198.18.201.0/24';
 const CILIUM_SUBNET = '198.18.202.0/24';
 const IMAGE = 'bb';
 
-type ConfigKey = 'none' | 'bridge' | 'cilium';
-const NETWORK: Record<ConfigKey, string> = { none: 'none', bridge: 'bench-br', cilium: 'bench-cil' };
-const SERIAL_CONFIGS: ConfigKey[] = ['none', 'bridge', 'cilium'];
+/**
+ * The "null" remote driver (bench/lib/null-driver.mjs): handlers that do no work, veths from a
+ * pool created at its start, Docker's default IPAM. The floor any network plugin can reach here.
+ */
+const NULL_SUBNET = '198.18.203.0/24';
+const NULL_DRIVER = 'nulldrv';
+/** veth pairs the null driver creates at start (handed out round robin: serial runs only). */
+const NULL_POOL = 60;
+
+type ConfigKey = 'none' | 'bridge' | 'null' | 'cilium';
+const NETWORK: Record<ConfigKey, string> = { none: 'none', bridge: 'bench-br', null: 'nullnet', cilium: 'bench-cil' };
+const SERIAL_CONFIGS: ConfigKey[] = ['none', 'bridge', 'null', 'cilium'];
 const CONC_CONFIGS = (process.env.CONC_CONFIGS ?? 'bridge,cilium').split(',').map((s) => s.trim()).filter((s) => s !== '') as ConfigKey[];
-for (const c of CONC_CONFIGS) if (!(c in NETWORK)) throw new Error(`CONC_CONFIGS: unknown config "${c}" (none, bridge, cilium)`);
+// Not `null`: its round-robin veth pool is for serial runs.
+for (const c of CONC_CONFIGS) if (!(c in NETWORK) || c === 'null') throw new Error(`CONC_CONFIGS: unknown config "${c}" (none, bridge, cilium)`);
 
 /** CPU ms spent by our daemon (incl. its `ip` children), dockerd and containerd. */
 interface CpuDelta {
@@ -81,6 +93,21 @@ interface ConcurrentSample {
 
 let host: DockerHost;
 let daemon: CiliumDaemon;
+let nullDriver: LabProcess | undefined;
+
+/** Starts the null driver inside the lab host and waits for its plugin socket. */
+async function startNullDriver(): Promise<LabProcess> {
+  const script = new URL('./lib/null-driver.mjs', import.meta.url).pathname;
+  const proc = host.spawn([process.execPath, script, `/run/docker/plugins/${NULL_DRIVER}.sock`, String(NULL_POOL)], {}, { logName: 'null-driver.log' });
+  const sock = join(host.pluginDir, `${NULL_DRIVER}.sock`);
+  const deadline = Date.now() + 15_000;
+  while (!existsSync(sock)) {
+    if (proc.exited) throw new Error(`null driver exited at start: ${JSON.stringify(proc.exitStatus)}\n${proc.logTail(20)}`);
+    if (Date.now() > deadline) throw new Error(`null driver: no ${sock} after 15 s\n${proc.logTail(20)}`);
+    await sleep(50);
+  }
+  return proc;
+}
 
 function rotate<T>(xs: readonly T[], by: number): T[] {
   const k = by % xs.length;
@@ -167,7 +194,7 @@ async function latencyPhase(): Promise<{ samples: LatencySample[]; fromMs: numbe
       const ms = await timedRun(config);
       samples.push({ round: r, config, position, ms, cpu: cpuSince(before) });
     }
-    const last = samples.slice(-3).map((s) => `${s.config} ${s.ms.toFixed(0)}`).join(', ');
+    const last = samples.slice(-SERIAL_CONFIGS.length).map((s) => `${s.config} ${s.ms.toFixed(0)}`).join(', ');
     progress(`latency round ${r + 1}/${ROUNDS}: ${last} ms`);
   }
   return { samples, fromMs, toMs: Date.now() };
@@ -287,6 +314,26 @@ async function cpuProfilePhase(): Promise<(ProfileSummary & { runs: number; wall
   return { ...summariseCpuProfile(join(dir, file), fromUs, toUs), runs: CPUPROF_RUNS, wallMs: wall, cpu };
 }
 
+/** Calls the null driver answered, per call name: count and median handler ms (its stdout log). */
+function nullDriverCalls(proc: LabProcess): Record<string, { n: number; medianMs: number }> {
+  const byCall = new Map<string, number[]>();
+  for (const line of proc.readLog().split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const { call, ms } = JSON.parse(line) as { call: string; ms: number };
+      byCall.set(call, [...(byCall.get(call) ?? []), ms]);
+    } catch {
+      /* not a call line */
+    }
+  }
+  const out: Record<string, { n: number; medianMs: number }> = {};
+  for (const [call, xs] of byCall) {
+    const sorted = [...xs].sort((a, b) => a - b);
+    out[call] = { n: xs.length, medianMs: sorted[Math.floor(sorted.length / 2)] ?? NaN };
+  }
+  return out;
+}
+
 function withinBudget(what: string): boolean {
   const elapsed = (performance.now() - t0) / 1000;
   if (elapsed <= BUDGET_S) return true;
@@ -308,8 +355,10 @@ try {
   await daemon.start();
   await docker(['network', 'create', '-d', 'bridge', '--subnet', BRIDGE_SUBNET, NETWORK.bridge]);
   await docker(['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', CILIUM_SUBNET, NETWORK.cilium]);
-  // The numbers mean nothing unless both networks really give the container an address.
-  for (const [config, prefix] of [['bridge', '198.18.201.'], ['cilium', '198.18.202.']] as const) {
+  nullDriver = await startNullDriver();
+  await docker(['network', 'create', '-d', NULL_DRIVER, '--subnet', NULL_SUBNET, NETWORK.null]);
+  // The numbers mean nothing unless every network really gives the container an address.
+  for (const [config, prefix] of [['bridge', '198.18.201.'], ['null', '198.18.203.'], ['cilium', '198.18.202.']] as const) {
     const addr = await docker(['run', '--rm', '--network', NETWORK[config], IMAGE, 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
     if (!addr.includes(prefix)) throw new Error(`${config}: container has no ${prefix}x address: ${addr}`);
   }
@@ -355,7 +404,8 @@ try {
     settings: { rounds: ROUNDS, warmup: WARMUP, concRounds: CONC_ROUNDS, concN: CONC_N, concConfigs: CONC_CONFIGS, profileRuns: PROFILE_RUNS, microReps: MICRO_REPS, cpuprofRuns: CPUPROF_RUNS, budgetS: BUDGET_S },
     machine: { loadBefore, loadAfter: machineLoad(), versions, daemonRssMiB: daemonRss, stateDir: daemon.stateDir },
     code,
-    networks: { bridge: BRIDGE_SUBNET, cilium: CILIUM_SUBNET },
+    networks: { bridge: BRIDGE_SUBNET, null: NULL_SUBNET, cilium: CILIUM_SUBNET },
+    nullDriver: { pool: NULL_POOL, calls: nullDriverCalls(nullDriver) },
     latency: latency.samples,
     concurrent: concurrent.samples,
     profile,
@@ -366,6 +416,9 @@ try {
     failures,
   };
   writeFileSync(OUT, `${JSON.stringify(result, null, 1)}\n`);
+  // The null network and driver go before the lab host does (its veths go with the lab netns).
+  await docker(['network', 'rm', NETWORK.null]);
+  await nullDriver.stop(5_000);
   progress(`done in ${result.durationS.toFixed(0)} s; stopping the lab host`);
 } catch (err) {
   session.fail();
