@@ -147,12 +147,20 @@ class IpWorker {
     head.reject(new DatapathError(`ip ${head.commands[index]!.join(' ')}: ${text}`));
   }
 
+  /**
+   * Takes no new requests (the next one gets a new worker) but lets the ones in flight finish:
+   * stdin is closed, so `ip` exits after answering them.
+   */
+  retire(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.child.stdin.end();
+  }
+
   /** Fails every request in flight and kills the process; the next request gets a new worker. */
   fail(err: Error): void {
-    if (!this.dead) {
-      this.dead = true;
-      this.child.kill('SIGKILL');
-    }
+    this.dead = true;
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     this.setRef(false);
     for (const p of this.queue.splice(0)) {
       clearTimeout(p.timer);
@@ -186,7 +194,8 @@ export async function runInIpWorker(commands: readonly (readonly string[])[], ip
     // A name cached by an older request may point at a link that is gone: retry on a fresh
     // process, once. (Interface indexes only grow, so a stale index never names another link.)
     if (!hadServed || !(err instanceof DatapathError) || !STALE_INDEX.test(err.message)) throw err;
-    w.fail(new DatapathError('ip worker restarted: stale link cache'));
+    // Requests already sent to the old process (other containers') still get their answers.
+    w.retire();
     return current(ipBinary).run(commands);
   }
 }

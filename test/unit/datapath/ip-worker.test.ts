@@ -82,8 +82,13 @@ t.test('ip worker', { skip }, async (t) => {
     ip('link', 'del', 'wst');
     ip('link', 'add', 'wst', 'type', 'veth', 'peer', 'name', 'wstp');
     t.not(link('wst').ifindex, before, 'new ifindex');
-    await run([['link', 'set', 'wst', 'up']]);
+    // Requests pipelined behind it on the same worker are answered, not failed by its restart.
+    const stale = run([['link', 'set', 'wst', 'up']]);
+    const others = Array.from({ length: 8 }, (_, i) => run([['link', 'add', `wso${i}`, 'type', 'veth', 'peer', 'name', `wso${i}p`], ['link', 'show', 'dev', `wso${i}`]]));
+    await stale;
     t.ok(link('wst').flags.includes('UP'), 'the re-created link was raised, not a stale index');
+    const answered = await Promise.allSettled(others);
+    t.same(answered.map((a) => a.status), Array(8).fill('fulfilled'), 'the requests around it all succeeded');
     ip('link', 'del', 'wst');
     const gone = await run([['link', 'del', 'wst']]).catch((e: unknown) => e);
     t.match((gone as Error).message, /Cannot find device "wst"/, 'a link really gone is reported as such');
