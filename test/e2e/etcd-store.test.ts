@@ -19,6 +19,7 @@ import { ensureBusyboxImage } from '../lab/busybox-image.js';
 import { requireRoot } from '../lab/preconditions.js';
 import type { LabProcess } from '../lab/lab-process.js';
 import { CiliumDaemon, eventually } from '../support/cilium-daemon.js';
+import { EtcdGateway } from '../support/etcd-gateway.js';
 import type { EndpointModel, IpModel, StatusModel } from '../../src/api/models.js';
 
 if (!requireRoot(t)) process.exit(process.env.CI === 'true' ? 1 : 0);
@@ -53,31 +54,11 @@ function startEtcd(): void {
   );
 }
 
-/** Calls etcd's v3 JSON gateway from inside the host (busybox wget; keys and values are base64). */
-async function etcdHttp(path: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const r = await host.exec(['busybox', 'wget', '-q', '-O', '-', '--header', 'Content-Type: application/json', '--post-data', JSON.stringify(body), `${ETCD_URL}${path}`]);
-  if (r.code !== 0) throw new Error(`etcd ${path}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as Record<string, unknown>;
-}
-const b64 = (s: string) => Buffer.from(s).toString('base64');
-
-/** The value of one key, or undefined. */
-async function etcdGet(key: string): Promise<string | undefined> {
-  const r = (await etcdHttp('/v3/kv/range', { key: b64(key) })) as { kvs?: Array<{ value: string }> };
-  return r.kvs?.[0] ? Buffer.from(r.kvs[0].value, 'base64').toString() : undefined;
-}
-
-/** Keys under a prefix. */
-async function etcdKeys(prefix: string): Promise<string[]> {
-  const end = Buffer.from(prefix);
-  end[end.length - 1]! += 1;
-  const r = (await etcdHttp('/v3/kv/range', { key: b64(prefix), range_end: end.toString('base64'), keys_only: true })) as { kvs?: Array<{ key: string }> };
-  return (r.kvs ?? []).map((kv) => Buffer.from(kv.key, 'base64').toString());
-}
-
-async function etcdDelete(key: string): Promise<void> {
-  await etcdHttp('/v3/kv/deleterange', { key: b64(key) });
-}
+/** etcd's JSON gateway, from inside the host (busybox wget). */
+const gateway = new EtcdGateway((argv) => host.exec(argv), ETCD_URL);
+const etcdGet = (key: string) => gateway.get(key);
+const etcdKeys = (prefix: string) => gateway.keys(prefix);
+const etcdDelete = (key: string) => gateway.delete(key);
 
 async function etcdHealthy(): Promise<boolean> {
   const r = await host.exec(['busybox', 'wget', '-q', '-O', '-', `${ETCD_URL}/health`]);

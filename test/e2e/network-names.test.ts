@@ -23,6 +23,7 @@ import { requireRoot } from '../lab/preconditions.js';
 import { runCommand } from '../lab/exec.js';
 import type { LabProcess } from '../lab/lab-process.js';
 import { CiliumDaemon, eventually } from '../support/cilium-daemon.js';
+import { EtcdGateway } from '../support/etcd-gateway.js';
 import type { EndpointModel, NetworkModel } from '../../src/api/models.js';
 
 if (!requireRoot(t)) process.exit(process.env.CI === 'true' ? 1 : 0);
@@ -38,25 +39,10 @@ let daemonA: CiliumDaemon;
 let daemonB: CiliumDaemon;
 let etcd: LabProcess | undefined;
 
-/** Calls etcd's v3 JSON gateway from inside host A (keys and values are base64). */
-async function etcdHttp(path: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const r = await hostA.exec(['busybox', 'wget', '-q', '-O', '-', '--header', 'Content-Type: application/json', '--post-data', JSON.stringify(body), `${ETCD_URL}${path}`], { timeoutMs: 15_000 });
-  if (r.code !== 0) throw new Error(`etcd ${path}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as Record<string, unknown>;
-}
-const b64 = (s: string) => Buffer.from(s).toString('base64');
-
-async function etcdGet(key: string): Promise<string | undefined> {
-  const r = (await etcdHttp('/v3/kv/range', { key: b64(key) })) as { kvs?: Array<{ value: string }> };
-  return r.kvs?.[0] ? Buffer.from(r.kvs[0].value, 'base64').toString() : undefined;
-}
-
-async function etcdKeys(prefix: string): Promise<string[]> {
-  const end = Buffer.from(prefix);
-  end[end.length - 1]! += 1;
-  const r = (await etcdHttp('/v3/kv/range', { key: b64(prefix), range_end: end.toString('base64'), keys_only: true })) as { kvs?: Array<{ key: string }> };
-  return (r.kvs ?? []).map((kv) => Buffer.from(kv.key, 'base64').toString());
-}
+/** etcd's JSON gateway, from inside host A (busybox wget). */
+const gateway = new EtcdGateway((argv) => hostA.exec(argv, { timeoutMs: 15_000 }), ETCD_URL);
+const etcdGet = (key: string) => gateway.get(key);
+const etcdKeys = (prefix: string) => gateway.keys(prefix);
 
 async function docker(host: DockerHost, daemon: CiliumDaemon, args: string[]): Promise<string> {
   const r = await host.docker(args, { timeoutMs: 120_000 });
@@ -196,7 +182,7 @@ t.test('the resync restores deleted keys; a restarted daemon re-adopts its names
   // The record comes back at once (both daemons watch networks/v1/), the user key with the resync.
   const keys = ['networks/v1/shared', `networks/v1/shared/users/${hostB.name}`];
   const before = JSON.parse((await etcdGet('networks/v1/shared')) ?? '{}') as { createdAt?: string };
-  for (const key of keys) await etcdHttp('/v3/kv/deleterange', { key: b64(key) });
+  for (const key of keys) await gateway.delete(key);
   await eventually(async () => {
     for (const key of keys) if (!(await etcdGet(key))) return undefined;
     return true;
