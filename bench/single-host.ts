@@ -10,14 +10,15 @@
  *  2. concurrent: N x `docker run -d` in parallel (time until all are running), then one
  *     `docker rm -f` of all of them; bridge vs ours (optionally none), interleaved;
  *  3. per-call profile from the daemon's debug log (`"msg":"plugin call"`, `ms`), per phase;
- *  4. diagnostics: a few runs with `strace -f` on the daemon (processes spawned and fsyncs per
+ *  4. diagnostics: a few runs of each network with `strace -f` on dockerd (the embedded DNS set-up
+ *     that dockerd runs for every user-defined network), a few runs with `strace -f` on the daemon (processes spawned and fsyncs per
  *     container), micro-benchmarks of the building blocks inside the lab host, and a few runs
  *     with the daemon restarted under `node --cpu-prof` (where its main thread goes).
  *
  * Run through bench/run.mjs, which renders the JSON this writes to $BENCH_OUT as markdown.
  * Settings (environment): ROUNDS (20), WARMUP (1), CONC_ROUNDS (3), CONC_N (50),
  * CONC_CONFIGS ("bridge,cilium"; may add "none"), PROFILE_RUNS (8; 0 = no strace phase),
- * MICRO_REPS (15; 0 = no micro-benchmarks), CPUPROF_RUNS (10; 0 = no CPU profile),
+ * DOCKERD_TRACE_RUNS (4 per network; 0 = no strace of dockerd), MICRO_REPS (15; 0 = no micro-benchmarks), CPUPROF_RUNS (10; 0 = no CPU profile),
  * BENCH_BUDGET_S (480: diagnostics are skipped past it), BENCH_DAEMON_LOG (copy the daemon log there),
  * BENCH_TRACE_FILE (keep the raw strace output there).
  */
@@ -39,6 +40,7 @@ const CONC_N = envInt('CONC_N', 50, 1);
 const PROFILE_RUNS = envInt('PROFILE_RUNS', 8, 0);
 const MICRO_REPS = envInt('MICRO_REPS', 15, 0);
 const CPUPROF_RUNS = envInt('CPUPROF_RUNS', 10, 0);
+const DOCKERD_TRACE_RUNS = envInt('DOCKERD_TRACE_RUNS', 4, 0);
 /** Diagnostics (strace, micro, CPU profile) are skipped once the run has taken this long. */
 const BUDGET_S = envInt('BENCH_BUDGET_S', 480, 0);
 const OUT = process.env.BENCH_OUT;
@@ -58,9 +60,14 @@ const NULL_DRIVER = 'nulldrv';
 /** veth pairs the null driver creates at start (handed out round robin: serial runs only). */
 const NULL_POOL = 60;
 
-type ConfigKey = 'none' | 'bridge' | 'null' | 'cilium';
-const NETWORK: Record<ConfigKey, string> = { none: 'none', bridge: 'bench-br', null: 'nullnet', cilium: 'bench-cil' };
-const SERIAL_CONFIGS: ConfigKey[] = ['none', 'bridge', 'null', 'cilium'];
+/**
+ * `default` is Docker's default bridge (docker0 of the lab dockerd, `--bip` in DEFAULT_BRIDGE): the
+ * only network besides none/host on which dockerd does not start its embedded DNS server.
+ */
+type ConfigKey = 'none' | 'default' | 'bridge' | 'null' | 'cilium';
+const NETWORK: Record<ConfigKey, string> = { none: 'none', default: 'bridge', bridge: 'bench-br', null: 'nullnet', cilium: 'bench-cil' };
+const SERIAL_CONFIGS: ConfigKey[] = ['none', 'default', 'bridge', 'null', 'cilium'];
+const DEFAULT_BRIDGE = '198.18.204.1/24';
 const CONC_CONFIGS = (process.env.CONC_CONFIGS ?? 'bridge,cilium').split(',').map((s) => s.trim()).filter((s) => s !== '') as ConfigKey[];
 // Not `null`: its round-robin veth pool is for serial runs.
 for (const c of CONC_CONFIGS) if (!(c in NETWORK) || c === 'null') throw new Error(`CONC_CONFIGS: unknown config "${c}" (none, bridge, cilium)`);
@@ -269,6 +276,41 @@ async function stracePhase(): Promise<(StraceResult & { runs: number; calls: Ret
   return { ...result, runs: PROFILE_RUNS, calls };
 }
 
+/**
+ * A few serial runs of each network with strace on dockerd: the processes dockerd itself spawns
+ * per container. On a user-defined network (our driver, the null driver and a user-defined
+ * bridge alike) dockerd starts its embedded DNS server: a re-exec of itself (`setup-resolver`)
+ * in the container's namespace that runs iptables 11 times. `--network none` and the default
+ * bridge skip it (daemon/container_operations.go sets DisableResolution for them), and no
+ * driver can turn it off: this phase shows how much of the gap to `none` that is.
+ */
+async function dockerdStracePhase(): Promise<Record<string, { runs: number; spawns: StraceResult['spawns'] }> | undefined> {
+  if (DOCKERD_TRACE_RUNS === 0) return undefined;
+  const out: Record<string, { runs: number; spawns: StraceResult['spawns'] }> = {};
+  const pid = host.dockerdPid;
+  if (pid === undefined) return undefined;
+  for (const config of SERIAL_CONFIGS) {
+    let session: StraceSession;
+    try {
+      session = await StraceSession.attach(pid, join(tmpdir(), `bench-dockerd-strace-${process.pid}.txt`));
+    } catch (err) {
+      progress(`dockerd strace phase skipped: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    }
+    let failure: unknown;
+    try {
+      for (let i = 0; i < DOCKERD_TRACE_RUNS; i++) await timedRun(config, 'dockerd strace');
+    } catch (err) {
+      failure = err;
+    }
+    const result = await session.stop();
+    if (failure !== undefined) throw failure;
+    out[config] = { runs: DOCKERD_TRACE_RUNS, spawns: result.spawns };
+    progress(`dockerd strace ${config}: ${result.spawns.length} processes over ${DOCKERD_TRACE_RUNS} containers`);
+  }
+  return out;
+}
+
 async function microPhase(ballastMiB: number): Promise<Record<string, unknown> | undefined> {
   if (MICRO_REPS === 0) return undefined;
   const script = new URL('./lib/micro.mjs', import.meta.url).pathname;
@@ -349,7 +391,8 @@ const t0 = performance.now();
 const loadBefore = machineLoad();
 try {
   progress(`starting a lab host (load average ${loadBefore.load1} on ${loadBefore.cpus} CPUs)`);
-  host = await startDockerHost(session);
+  // The lab's dockerd runs with --bridge=none; the bench gives it a default bridge (no iptables).
+  host = await startDockerHost(session, { extraDockerdArgs: ['--bridge=', `--bip=${DEFAULT_BRIDGE}`] });
   await ensureBusyboxImage(host, IMAGE);
   daemon = new CiliumDaemon(host);
   await daemon.start();
@@ -358,7 +401,7 @@ try {
   nullDriver = await startNullDriver();
   await docker(['network', 'create', '-d', NULL_DRIVER, '--subnet', NULL_SUBNET, NETWORK.null]);
   // The numbers mean nothing unless every network really gives the container an address.
-  for (const [config, prefix] of [['bridge', '198.18.201.'], ['null', '198.18.203.'], ['cilium', '198.18.202.']] as const) {
+  for (const [config, prefix] of [['default', '198.18.204.'], ['bridge', '198.18.201.'], ['null', '198.18.203.'], ['cilium', '198.18.202.']] as const) {
     const addr = await docker(['run', '--rm', '--network', NETWORK[config], IMAGE, 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
     if (!addr.includes(prefix)) throw new Error(`${config}: container has no ${prefix}x address: ${addr}`);
   }
@@ -392,6 +435,7 @@ try {
   const daemonRss = rssMiB(daemon.process?.pid);
   progress(`diagnostics: strace over ${PROFILE_RUNS} runs, micro-benchmarks x${MICRO_REPS}, CPU profile over ${CPUPROF_RUNS} runs`);
   const strace = withinBudget('strace') ? await stracePhase() : undefined;
+  const dockerdStrace = withinBudget('dockerd strace') ? await dockerdStracePhase() : undefined;
   const micro = withinBudget('micro-benchmarks') ? await microPhase(daemonRss ?? 0) : undefined;
   // Copied before the profiling restart, which starts a new log file.
   if (process.env.BENCH_DAEMON_LOG && daemon.process) copyFileSync(daemon.process.logPath, process.env.BENCH_DAEMON_LOG);
@@ -410,6 +454,7 @@ try {
     concurrent: concurrent.samples,
     profile,
     strace,
+    dockerdStrace,
     micro,
     cpuProfile,
     skipped,
