@@ -187,6 +187,8 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     dockerHost: config.dockerHost,
     log: log.child({ component: 'docker' }),
     isOurEndpoint: (id) => endpoints.getEndpoint(id) !== undefined,
+    isOurNetwork: (id) => endpoints.getNetwork(id) !== undefined,
+    awaitingContainer: () => endpoints.awaitingContainer(),
     networkNamed: (networkId, name) => endpoints.setNetworkName(networkId, name),
     waitingEndpoints: () => endpoints.listEndpoints().filter((e) => e.state === 'waiting-for-identity').map((e) => e.endpointId),
     attach: async (c) => {

@@ -27,6 +27,14 @@ export interface DockerWatcherDeps {
   log: Logger;
   /** True if the endpoint id belongs to this daemon. */
   isOurEndpoint(endpointId: string): boolean;
+  /** True if the network id is one of ours; `connect` events of other networks are ignored. */
+  isOurNetwork?(networkId: string): boolean;
+  /**
+   * True while some endpoint of ours does not know its container yet. A container `start` event
+   * can only teach something then: without it, starts of other drivers' containers (and the
+   * second event of each of ours, after its `connect`) cost no inspect.
+   */
+  awaitingContainer?(): boolean;
   /** Endpoint ids still waiting for their container's labels. */
   waitingEndpoints(): string[];
   /** Hands over a resolved container; errors are logged and retried by the sweep. */
@@ -145,6 +153,8 @@ export class DockerWatcher {
       return;
     }
     if (ev.Type === 'container' && ev.Action !== 'start') return;
+    if (ev.Type === 'network' && ev.Actor?.ID && this.deps.isOurNetwork && !this.deps.isOurNetwork(ev.Actor.ID)) return;
+    if (ev.Type === 'container' && this.deps.awaitingContainer && !this.deps.awaitingContainer()) return;
     const containerId = ev.Type === 'container' ? ev.Actor?.ID : ev.Actor?.Attributes?.container;
     if (containerId) void this.resolveContainer(containerId);
   }

@@ -450,6 +450,12 @@ export class EndpointManager {
   }
 
   /** Every endpoint on this node, by local id. */
+  /** True if some endpoint does not know its container yet (the Docker watcher has something to learn). */
+  awaitingContainer(): boolean {
+    for (const e of this.endpoints.values()) if (!e.containerId) return true;
+    return false;
+  }
+
   listEndpoints(): EndpointRecord[] {
     return [...this.endpoints.values()].sort((a, b) => a.id - b.id);
   }
