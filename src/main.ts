@@ -24,7 +24,6 @@ import { NodeSync } from './cluster/node-sync.js';
 import { PeerWatcher } from './cluster/peer-watcher.js';
 import { probeKernelFeatures, requireTunnelSupport } from './datapath/features.js';
 import { findUnderlay } from './datapath/link/tunnel-link.js';
-import { ContainerConntrackBypass } from './datapath/container-conntrack.js';
 import { networkNumber, type TunnelSettings } from './datapath/bpf-datapath.js';
 import { cronExpressionFor } from './cluster/resync-schedule.js';
 import { dropReasonName } from './datapath/bpf/abi.js';
@@ -184,9 +183,6 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     observe: (call, _ms, error) => metrics.pluginCalls.inc({ call, outcome: error ? 'fail' : 'success' }),
   });
 
-  // dockerd's embedded-DNS NAT rules switch kernel conntrack on in every container namespace of a
-  // user-defined network; our BPF datapath tracks connections already (container-conntrack.ts).
-  const conntrackBypass = config.containerConntrack === 'bypass' ? new ContainerConntrackBypass({ log: log.child({ component: 'conntrack-bypass' }) }) : undefined;
   const watcher = new DockerWatcher({
     dockerHost: config.dockerHost,
     log: log.child({ component: 'docker' }),
@@ -196,18 +192,8 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     networkNamed: (networkId, name) => endpoints.setNetworkName(networkId, name),
     waitingEndpoints: () => endpoints.listEndpoints().filter((e) => e.state === 'waiting-for-identity').map((e) => e.endpointId),
     attach: async (c) => {
-      try {
-        await endpoints.attachContainer(c.endpointId, { containerId: c.containerId, containerName: c.containerName, labels: c.labels, networkName: c.networkName });
-      } finally {
-        const ep = endpoints.getEndpoint(c.endpointId);
-        if (conntrackBypass && ep?.sandboxKey) {
-          void conntrackBypass.apply({ endpointId: ep.endpointId, sandboxKey: ep.sandboxKey, managesNetfilter: c.managesNetfilter, mayExist: Date.parse(ep.createdAt) < started });
-        }
-      }
+      await endpoints.attachContainer(c.endpointId, { containerId: c.containerId, containerName: c.containerName, labels: c.labels, networkName: c.networkName });
     },
-  });
-  endpoints.onChange((event, ep) => {
-    if (event === 'deleted') conntrackBypass?.forget(ep.endpointId);
   });
   // Endpoints admitted as waiting-for-identity during an outage get theirs as soon as the store
   // is back, not at the next sweep.
@@ -248,7 +234,6 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
         endpoints: byState,
         identities: ids.filter((i) => !i.reserved).length,
         networks: endpoints.listNetworks().length,
-        containerConntrack: { mode: config.containerConntrack, ...(conntrackBypass?.stats ?? { applied: 0, skipped: 0, failed: 0 }) },
         overlay: tunnel && {
           tunnel: tunnel.kind,
           port: tunnel.port,

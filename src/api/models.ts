@@ -78,8 +78,6 @@ export interface StatusModel {
   networks: number;
   /** The overlay between hosts; absent on a single-host node. */
   overlay?: OverlayStatusModel;
-  /** Kernel conntrack inside container namespaces (`--container-conntrack`). */
-  containerConntrack?: { mode: 'bypass' | 'kernel'; applied: number; skipped: number; failed: number };
 }
 
 /** `cilium status`: this node's tunnel and the peers it has programmed. */

@@ -51,7 +51,7 @@ export function buildProgram(): Command {
           `Driver:      ${s.driver}`,
           `KVStore:     ${s.kvstore.healthy ? 'Ok' : 'Failure'}   ${s.kvstore.backend}: ${s.kvstore.detail}`,
           `Docker:      ${s.docker.connected ? 'Ok' : 'Failure'}   ${s.docker.detail}`,
-          `Datapath:    ${s.datapath}${s.containerConntrack ? `; container conntrack: ${s.containerConntrack.mode === 'bypass' ? `bypassed in ${s.containerConntrack.applied} (skipped ${s.containerConntrack.skipped}, failed ${s.containerConntrack.failed})` : 'kernel'}` : ''}`,
+          `Datapath:    ${s.datapath}`,
           `Resync:      ${s.resync ? `every ${Math.round(s.resync.intervalMs / 1000)}s, ${s.resync.resyncs} done, last ${s.resync.lastResyncAt ?? 'never'}${s.resync.lastResyncMs !== undefined ? ` (${s.resync.lastResyncMs} ms)` : ''}${s.resync.lastResyncError ? `, failing: ${s.resync.lastResyncError}` : ''}; heartbeat ${s.resync.lastHeartbeatAt ?? 'never'}` : 'n/a'}`,
           `Networks:    ${s.networks}`,
           `Endpoints:   ${eps}`,

@@ -48,8 +48,6 @@ export interface Config {
   tunnelPort: number;
   /** This node's underlay IPv4 (peers send tunnelled traffic to it); '' = the default route's source address. */
   underlayIp: string;
-  /** 'bypass': no kernel conntrack inside container namespaces (src/datapath/container-conntrack.ts); 'kernel': leave it. */
-  containerConntrack: 'bypass' | 'kernel';
 }
 
 interface OptionSpec {
@@ -80,7 +78,6 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'identity-timeout', help: 'how long a container start waits for a new identity when the store is unreachable', default: '30s' },
   { name: 'tunnel', help: 'encapsulation between hosts: vxlan | geneve | disabled', default: 'vxlan' },
   { name: 'tunnel-port', help: 'UDP port of the tunnel (default 8472 for vxlan, 6081 for geneve)', default: '' },
-  { name: 'container-conntrack', help: 'bypass: exempt container traffic from the kernel conntrack that dockerd\'s embedded-DNS rules switch on in each container (the BPF datapath tracks connections; loopback, privileged and NET_ADMIN containers keep it) | kernel: leave it', default: 'bypass' },
   { name: 'underlay-ip', help: "this node's IPv4 address on the network between hosts (default: source address of the default route)", default: '' },
 ];
 
@@ -206,10 +203,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     throw new ConfigError(`--underlay-ip: "${underlayIp}" is not an IPv4 address`);
   }
   if (underlayIp.split('.').some((o) => Number(o) > 255)) throw new ConfigError(`--underlay-ip: "${underlayIp}" is not an IPv4 address`);
-  const containerConntrack = value('container-conntrack');
-  if (containerConntrack !== 'bypass' && containerConntrack !== 'kernel') {
-    throw new ConfigError(`--container-conntrack: "${containerConntrack}" is not a mode; use bypass or kernel`);
-  }
   return Object.freeze({
     stateDir: value('state-dir'),
     pluginSocket: value('plugin-socket'),
@@ -230,6 +223,5 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     tunnel,
     tunnelPort,
     underlayIp,
-    containerConntrack,
   });
 }

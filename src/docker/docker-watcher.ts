@@ -19,8 +19,6 @@ export interface ResolvedContainer {
   containerName: string;
   labels: Record<string, string>;
   networkName: string;
-  /** Privileged or with NET_ADMIN: the container may run its own netfilter rules. */
-  managesNetfilter: boolean;
 }
 
 /** Callbacks into the endpoint layer. */
@@ -225,17 +223,10 @@ export class DockerWatcher {
           containerName: info.Name.replace(/^\//, ''),
           labels: info.Config?.Labels ?? {},
           networkName,
-          managesNetfilter: managesNetfilter(info),
         });
       } catch (err) {
         this.deps.log.warn({ endpoint: endpointId, err: err instanceof Error ? err.message : String(err) }, 'attaching container labels failed; will retry');
       }
     }
   }
-}
-
-/** Privileged, or NET_ADMIN (or ALL) added: such a container may install NAT or stateful rules. */
-export function managesNetfilter(info: { HostConfig?: { Privileged?: boolean; CapAdd?: string[] | null } }): boolean {
-  if (info.HostConfig?.Privileged) return true;
-  return (info.HostConfig?.CapAdd ?? []).some((c) => ['NET_ADMIN', 'CAP_NET_ADMIN', 'ALL'].includes(c.toUpperCase()));
 }

@@ -53,14 +53,3 @@ t.test('network create names the network; garbage is ignored', async (t) => {
   t.same(named, [['n1', 'web']]);
   t.same(resolved, []);
 });
-
-t.test('managesNetfilter: privileged, NET_ADMIN or ALL', async (t) => {
-  const { managesNetfilter } = await import('../../../src/docker/docker-watcher.js');
-  t.equal(managesNetfilter({}), false, 'no HostConfig');
-  t.equal(managesNetfilter({ HostConfig: { CapAdd: null } }), false, 'CapAdd null');
-  t.equal(managesNetfilter({ HostConfig: { CapAdd: ['NET_RAW'] } }), false, 'NET_RAW only');
-  t.equal(managesNetfilter({ HostConfig: { Privileged: true } }), true, 'privileged');
-  t.equal(managesNetfilter({ HostConfig: { CapAdd: ['net_admin'] } }), true, 'net_admin (any case)');
-  t.equal(managesNetfilter({ HostConfig: { CapAdd: ['CAP_NET_ADMIN'] } }), true, 'CAP_NET_ADMIN');
-  t.equal(managesNetfilter({ HostConfig: { CapAdd: ['ALL'] } }), true, 'ALL');
-});
