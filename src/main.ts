@@ -36,6 +36,8 @@ import { PluginServer } from './plugin/server.js';
 import { NetworkCreationTracker } from './plugin/network-creation-tracker.js';
 import { DockerWatcher } from './docker/docker-watcher.js';
 import { ApiServer, type AgentBackend } from './api/server.js';
+import { DnsServer, nameserversOf } from './dns/dns-server.js';
+import type { NamedEndpoint } from './dns/cluster-names.js';
 import type { EndpointModel, NetworkModel } from './api/models.js';
 import type { EndpointRecord } from './endpoint/endpoint.js';
 
@@ -126,12 +128,21 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   }
   log.info({ restored, stale: stale.length }, 'endpoints restored');
   await policy.start();
+  /** The network name endpoints publish and the DNS resolver scopes names by: `cilium.network`, else Docker's name. */
+  const clusterNetworkName = (networkId: string): string | undefined => {
+    const n = endpoints.getNetwork(networkId);
+    return n?.clusterName ?? n?.name;
+  };
   const nodeSync = new NodeSync({
     store,
     nodeName: config.nodeName,
     log: log.child({ component: 'cluster' }),
     intervalMs: config.resyncIntervalMs,
-    localIps: () => endpoints.listEndpoints().filter((e) => e.state !== 'created').map((e) => ({ ip: e.ipv4, identity: e.identity, endpoint: e.id })),
+    localIps: () =>
+      endpoints
+        .listEndpoints()
+        .filter((e) => e.state !== 'created')
+        .map((e) => ({ ip: e.ipv4, identity: e.identity, endpoint: e.id, name: e.containerName?.replace(/^\//, ''), network: clusterNetworkName(e.networkId) })),
     reassertIdentities: async () => {
       await identities.reassertReferences();
       await identities.collectUnreferenced();
@@ -173,6 +184,25 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     log.info({ reason }, 'store reconnected: resyncing now');
     void nodeSync.resync('reconnect').catch(() => undefined);
   });
+
+  let dns: DnsServer | undefined;
+  if (config.dnsAddress !== '') {
+    const [dnsHost, dnsPort] = config.dnsAddress.split(':') as [string, string];
+    const upstreams = config.dnsUpstreams ?? nameserversOf(readFileSync('/etc/resolv.conf', 'utf8'), [dnsHost]);
+    dns = new DnsServer({
+      host: dnsHost,
+      port: Number(dnsPort),
+      upstreams: [...upstreams],
+      log: log.child({ component: 'dns' }),
+      endpoints: function* (): Generator<NamedEndpoint> {
+        for (const e of endpoints.listEndpoints()) {
+          const network = clusterNetworkName(e.networkId);
+          if (e.containerName && network) yield { ip: e.ipv4, name: e.containerName.replace(/^\//, ''), network };
+        }
+        yield* peers.remoteNames();
+      },
+    });
+  }
 
   const creations = new NetworkCreationTracker();
   const plugin = new PluginServer({
@@ -243,6 +273,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
           lastSync: peers.lastSync,
           peers: peers.peers().map((p) => ({ name: p.name, underlayIp: p.underlayIp, bootId: p.bootId, blocks: p.blocks, endpoints: p.endpoints })),
         },
+        dns: dns?.status(),
       };
     },
     listEndpoints: () => endpoints.listEndpoints().map(toModel),
@@ -436,6 +467,9 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
 
   await plugin.start();
   await api.start();
+  await dns?.start().catch((err: unknown) => {
+    throw new ConfigError(`--dns-address ${config.dnsAddress}: cannot listen (${err instanceof Error ? err.message : String(err)}); give an address of this host whose port is free, or leave --dns-address empty`);
+  });
   const metricsServer = config.metricsAddress === '' ? undefined : await serveMetrics(metrics, config.metricsAddress);
   watcher.start();
   log.info({ node: config.nodeName, kvstore: config.kvstore, version: VERSION }, 'cilium-docker ready');
@@ -449,7 +483,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
       peers.stop();
       policy.stop();
       metricsServer?.close();
-      await Promise.allSettled([plugin.stop(), api.stop()]);
+      await Promise.allSettled([plugin.stop(), api.stop(), dns?.stop()]);
       await store.close();
       if (nodeStore !== store) await nodeStore.close();
       await datapath.close();

@@ -78,6 +78,21 @@ export interface StatusModel {
   networks: number;
   /** The overlay between hosts; absent on a single-host node. */
   overlay?: OverlayStatusModel;
+  /** The cluster DNS resolver (--dns-address); absent when off. */
+  dns?: DnsStatusModel;
+}
+
+/** `cilium status`: the cluster DNS resolver's address, upstreams and counters since start. */
+export interface DnsStatusModel {
+  address: string;
+  upstreams: string[];
+  queries: number;
+  clusterAnswers: number;
+  nxdomain: number;
+  forwarded: number;
+  upstreamFailures: number;
+  refused: number;
+  malformed: number;
 }
 
 /** `cilium status`: this node's tunnel and the peers it has programmed. */

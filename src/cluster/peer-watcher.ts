@@ -75,7 +75,7 @@ export class PeerWatcher {
   private readonly nodes = new Map<string, NodeRecord>();
   /** Last record logged per node (survives re-lists, so a re-list does not log joins again). */
   private readonly seen = new Map<string, NodeRecord>();
-  private readonly ips = new Map<string, { identity: number; node: string }>();
+  private readonly ips = new Map<string, { identity: number; node: string; name?: string; network?: string }>();
   private readonly blocks = new Map<string, { node: string; subnet: string }>();
   private watchers: Watcher[] = [];
   private syncing: Promise<void> | undefined;
@@ -151,6 +151,19 @@ export class PeerWatcher {
       }));
   }
 
+  /**
+   * Other nodes' named endpoints (container name and network, as their ip/v1 entries say), for the
+   * cluster DNS resolver. Only nodes with a live record count, as for the ipcache.
+   */
+  remoteNames(): Array<{ ip: string; name: string; network: string; node: string }> {
+    const out: Array<{ ip: string; name: string; network: string; node: string }> = [];
+    for (const [ip, e] of this.ips) {
+      if (e.node === this.deps.nodeName || !this.nodes.has(e.node) || !e.name || !e.network) continue;
+      out.push({ ip, name: e.name, network: e.network, node: e.node });
+    }
+    return out;
+  }
+
   /** When the ipcache was last brought in line with the store. */
   get lastSync(): string | undefined {
     return this.lastSyncAt;
@@ -191,8 +204,10 @@ export class PeerWatcher {
       return;
     }
     try {
-      const v = JSON.parse(e.value) as { identity?: number; node?: string };
-      if (typeof v.identity === 'number' && typeof v.node === 'string') this.ips.set(ip, { identity: v.identity, node: v.node });
+      const v = JSON.parse(e.value) as { identity?: number; node?: string; name?: unknown; network?: unknown };
+      if (typeof v.identity === 'number' && typeof v.node === 'string') {
+        this.ips.set(ip, { identity: v.identity, node: v.node, name: typeof v.name === 'string' ? v.name : undefined, network: typeof v.network === 'string' ? v.network : undefined });
+      }
     } catch {
       this.deps.log.warn({ key: e.key }, 'ignoring an ip entry that does not parse');
     }

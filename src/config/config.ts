@@ -48,6 +48,10 @@ export interface Config {
   tunnelPort: number;
   /** This node's underlay IPv4 (peers send tunnelled traffic to it); '' = the default route's source address. */
   underlayIp: string;
+  /** Cluster DNS resolver: `ip:port` it listens on, '' = off. */
+  dnsAddress: string;
+  /** Where the resolver forwards foreign names (`ip` or `ip:port`); undefined = the host's /etc/resolv.conf nameservers. */
+  dnsUpstreams: readonly string[] | undefined;
 }
 
 interface OptionSpec {
@@ -79,6 +83,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'tunnel', help: 'encapsulation between hosts: vxlan | geneve | disabled', default: 'vxlan' },
   { name: 'tunnel-port', help: 'UDP port of the tunnel (default 8472 for vxlan, 6081 for geneve)', default: '' },
   { name: 'underlay-ip', help: "this node's IPv4 address on the network between hosts (default: source address of the default route)", default: '' },
+  { name: 'dns-address', help: 'cluster DNS resolver listen address ip[:port] (port 53 unless given); containers use it as their DNS server (dockerd --dns ip); empty = off', default: '' },
+  { name: 'dns-upstream', help: "server ip[:port] the resolver forwards other names to (repeatable); default: the host's /etc/resolv.conf nameservers; none = answer REFUSED", default: '', multiple: true },
 ];
 
 /** Env variable name of an option: `state-dir` -> `CILIUM_DOCKER_STATE_DIR`. */
@@ -203,6 +209,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     throw new ConfigError(`--underlay-ip: "${underlayIp}" is not an IPv4 address`);
   }
   if (underlayIp.split('.').some((o) => Number(o) > 255)) throw new ConfigError(`--underlay-ip: "${underlayIp}" is not an IPv4 address`);
+  const dnsAddress = parseDnsAddress(value('dns-address'));
+  const upstreamList = list('dns-upstream');
+  let dnsUpstreams: string[] | undefined;
+  if (upstreamList.length === 1 && upstreamList[0] === 'none') dnsUpstreams = [];
+  else if (upstreamList.length > 0) dnsUpstreams = upstreamList.map((u) => parseIpPort(u, '--dns-upstream'));
   return Object.freeze({
     stateDir: value('state-dir'),
     pluginSocket: value('plugin-socket'),
@@ -223,5 +234,22 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     tunnel,
     tunnelPort,
     underlayIp,
+    dnsAddress,
+    dnsUpstreams: dnsUpstreams && Object.freeze(dnsUpstreams),
   });
+}
+
+function parseIpPort(text: string, what: string): string {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?::(\d{1,5}))?$/.exec(text);
+  if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || (m[5] !== undefined && (Number(m[5]) < 1 || Number(m[5]) > 65535))) {
+    throw new ConfigError(`${what}: "${text}" is not an IPv4 address with an optional port, e.g. 198.18.0.1 or 198.18.0.1:5353`);
+  }
+  return text;
+}
+
+/** `--dns-address`: '' (off) or `ip[:port]`, normalised to `ip:port`. */
+function parseDnsAddress(text: string): string {
+  if (text === '') return '';
+  const checked = parseIpPort(text, '--dns-address');
+  return checked.includes(':') ? checked : `${checked}:53`;
 }

@@ -63,6 +63,7 @@ const allowed: Record<string, string[]> = {
   plugin: ['endpoint', 'ipam', 'util'],
   api: ['endpoint', 'identity', 'policy', 'cluster', 'util'],
   cli: ['api', 'util'],
+  dns: ['util'],
   util: [],
 };
 

@@ -1,0 +1,46 @@
+/**
+ * Which names the cluster resolver answers, and with what: the names of the cluster's endpoints
+ * (every node's containers), scoped to the querying container's network, as Docker's embedded DNS
+ * scopes a host's container names to the network they share.
+ *
+ * A querier is known by its source address (dockerd's embedded DNS forwards from inside the
+ * container's network namespace, so the query comes from the container's own address). In its
+ * network `N`, `<container>` and `<container>.<N>` name the container; matching ignores ASCII case
+ * (RFC 4343). Pure: the caller supplies the current endpoints.
+ */
+
+/** One endpoint as the resolver sees it (local or another node's). */
+export interface NamedEndpoint {
+  ip: string;
+  /** Container name without Docker's leading '/'. */
+  name: string;
+  /** Cluster-wide network name (the `cilium.network` name, else Docker's network name). */
+  network: string;
+}
+
+/** The resolver's verdict on a name. */
+export type NameVerdict =
+  /** A cluster name: answer these addresses (A) or an empty NOERROR (other types). */
+  | { kind: 'cluster'; addresses: string[] }
+  /** Inside the querier's network domain but no such container: NXDOMAIN, never forwarded. */
+  | { kind: 'absent' }
+  /** Not ours to answer: forward (or refuse without upstreams). */
+  | { kind: 'foreign' };
+
+/** Decides what `qname` (as sent, any case, no trailing dot) means for the endpoint at `sourceIp`. */
+export function lookupClusterName(endpoints: Iterable<NamedEndpoint>, sourceIp: string, qname: string): NameVerdict {
+  const all = [...endpoints];
+  const querier = all.find((e) => e.ip === sourceIp);
+  if (!querier || qname === '') return { kind: 'foreign' };
+  const name = qname.toLowerCase();
+  const network = querier.network.toLowerCase();
+  const addresses: string[] = [];
+  for (const e of all) {
+    if (e.network.toLowerCase() !== network || e.ip === '') continue;
+    const n = e.name.toLowerCase();
+    if (n !== '' && (name === n || name === `${n}.${network}`)) addresses.push(e.ip);
+  }
+  if (addresses.length > 0) return { kind: 'cluster', addresses: [...new Set(addresses)].sort() };
+  if (name.endsWith(`.${network}`)) return { kind: 'absent' };
+  return { kind: 'foreign' };
+}
