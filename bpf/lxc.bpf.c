@@ -131,11 +131,11 @@ static __always_inline int enforce_policy(struct __sk_buff *skb, const struct fl
 
 /* Records the packet in conntrack after policy allowed it. Returns 0 or a DROP_* reason. */
 static __always_inline int ct_account(const struct flow *f, __u32 len, struct ct_entry *ct,
-				      enum ct_state state, __u32 src_identity)
+				      enum ct_state state, __u32 src_identity, __u32 now)
 {
 	if (state == CT_NEW)
-		return -ct_create(f, len, src_identity);
-	ct_update(ct, f, len, state);
+		return -ct_create(f, len, src_identity, now);
+	ct_update(ct, f, len, state, now);
 	return 0;
 }
 
@@ -172,6 +172,7 @@ int from_container(struct __sk_buff *skb)
 	struct ct_entry *ct;
 	enum ct_state state;
 	struct ethhdr *eth;
+	__u32 now;
 	int reason;
 
 	eth = eth_header(skb, sizeof(struct ethhdr));
@@ -198,7 +199,7 @@ int from_container(struct __sk_buff *skb)
 
 	resolve_peer(f.daddr, &dst);
 	who.dst_identity = dst.identity;
-	state = ct_lookup(&f, &ct);
+	state = ct_lookup(&f, &ct, &now);
 	if (state != CT_REPLY) {
 		reason = enforce_policy(skb, &f, src, POLICY_EGRESS, dst.identity, dst.net_id, &who,
 					state);
@@ -215,7 +216,7 @@ int from_container(struct __sk_buff *skb)
 				return drop_packet(skb, &f, &dst_who, reason);
 		}
 	}
-	reason = ct_account(&f, skb->len, ct, state, src->sec_identity);
+	reason = ct_account(&f, skb->len, ct, state, src->sec_identity, now);
 	if (reason)
 		return drop_packet(skb, &f, &who, reason);
 
@@ -253,6 +254,7 @@ int to_container(struct __sk_buff *skb)
 	struct ct_entry *ct;
 	enum ct_state state;
 	struct ethhdr *eth;
+	__u32 now;
 	int reason;
 
 	eth = eth_header(skb, sizeof(struct ethhdr));
@@ -274,14 +276,14 @@ int to_container(struct __sk_buff *skb)
 	resolve_peer(f.saddr, &src);
 	who.src_identity = src.identity;
 
-	state = ct_lookup(&f, &ct);
+	state = ct_lookup(&f, &ct, &now);
 	if (state != CT_REPLY) {
 		reason = enforce_policy(skb, &f, dst, POLICY_INGRESS, src.identity, src.net_id, &who,
 					state);
 		if (reason)
 			return drop_packet(skb, &f, &who, reason);
 	}
-	reason = ct_account(&f, skb->len, ct, state, src.identity);
+	reason = ct_account(&f, skb->len, ct, state, src.identity, now);
 	if (reason)
 		return drop_packet(skb, &f, &who, reason);
 	trace_forward(skb, &f, &who, TRACE_TO_ENDPOINT);
@@ -299,6 +301,7 @@ int from_overlay(struct __sk_buff *skb)
 	struct ct_entry *ct;
 	enum ct_state state;
 	struct ethhdr *eth;
+	__u32 now;
 	__u32 src_identity;
 	int reason;
 
@@ -325,14 +328,14 @@ int from_overlay(struct __sk_buff *skb)
 	/* The sender's Docker network (isolation of unenforced endpoints) comes from the ipcache. */
 	resolve_peer(f.saddr, &src);
 
-	state = ct_lookup(&f, &ct);
+	state = ct_lookup(&f, &ct, &now);
 	if (state != CT_REPLY) {
 		reason = enforce_policy(skb, &f, dst, POLICY_INGRESS, src_identity, src.net_id, &who,
 					state);
 		if (reason)
 			return drop_packet(skb, &f, &who, reason);
 	}
-	reason = ct_account(&f, skb->len, ct, state, src_identity);
+	reason = ct_account(&f, skb->len, ct, state, src_identity, now);
 	if (reason)
 		return drop_packet(skb, &f, &who, reason);
 

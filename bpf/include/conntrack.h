@@ -59,11 +59,17 @@ static __always_inline __u32 ct_lifetime(const struct flow *f, const struct ct_e
 	return cfg_ct_lifetime_syn;
 }
 
-/* Looks the packet up; *entry is set for CT_ESTABLISHED and CT_REPLY. */
-static __always_inline enum ct_state ct_lookup(const struct flow *f, struct ct_entry **entry)
+/*
+ * Looks the packet up; *entry is set for CT_ESTABLISHED and CT_REPLY. *now is the clock read
+ * once per packet (ct_update/ct_create take it back).
+ */
+static __always_inline enum ct_state ct_lookup(const struct flow *f, struct ct_entry **entry,
+					       __u32 *now_out)
 {
 	__u32 now = ct_now();
 	struct ct_key key;
+
+	*now_out = now;
 	struct ct_entry *e;
 
 	ct_forward_key(f, &key);
@@ -82,27 +88,41 @@ static __always_inline enum ct_state ct_lookup(const struct flow *f, struct ct_e
 	return CT_NEW;
 }
 
-/* Accounts a packet to a live entry and extends its lifetime. */
+/*
+ * Accounts a packet to a live entry and extends its lifetime. Flags and the expiry (seconds) are
+ * written only when they change: both directions of a flow update the same entry, usually from
+ * two CPUs, and a store to an unchanged field still bounces its cache line between them.
+ */
 static __always_inline void ct_update(struct ct_entry *e, const struct flow *f, __u32 len,
-				      enum ct_state state)
+				      enum ct_state state, __u32 now)
 {
+	__u8 flags = e->flags;
+	__u32 expires;
+
 	if (f->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
-		e->flags |= CT_F_CLOSING;
+		flags |= CT_F_CLOSING;
 	if (state == CT_REPLY) {
-		e->flags |= CT_F_REPLY_SEEN;
-		e->tcp_flags_rev |= f->tcp_flags;
+		flags |= CT_F_REPLY_SEEN;
+		if ((e->tcp_flags_rev | f->tcp_flags) != e->tcp_flags_rev)
+			e->tcp_flags_rev |= f->tcp_flags;
 		__sync_fetch_and_add(&e->packets_rev, 1);
 		__sync_fetch_and_add(&e->bytes_rev, len);
 	} else {
-		e->tcp_flags_fwd |= f->tcp_flags;
+		if ((e->tcp_flags_fwd | f->tcp_flags) != e->tcp_flags_fwd)
+			e->tcp_flags_fwd |= f->tcp_flags;
 		__sync_fetch_and_add(&e->packets_fwd, 1);
 		__sync_fetch_and_add(&e->bytes_fwd, len);
 	}
-	e->expires = ct_now() + ct_lifetime(f, e);
+	if (flags != e->flags)
+		e->flags = flags;
+	expires = now + ct_lifetime(f, e);
+	if (e->expires != expires)
+		e->expires = expires;
 }
 
 /* Creates the entry for a new connection. Returns 0 or -DROP_CT_CREATE_FAILED. */
-static __always_inline int ct_create(const struct flow *f, __u32 len, __u32 src_identity)
+static __always_inline int ct_create(const struct flow *f, __u32 len, __u32 src_identity,
+				     __u32 now)
 {
 	struct ct_key key;
 	struct ct_entry e = {
@@ -114,7 +134,7 @@ static __always_inline int ct_create(const struct flow *f, __u32 len, __u32 src_
 
 	if (f->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
 		e.flags |= CT_F_CLOSING;
-	e.created = ct_now();
+	e.created = now;
 	e.expires = e.created + ct_lifetime(f, &e);
 	ct_forward_key(f, &key);
 	if (bpf_map_update_elem(&cilium_ct, &key, &e, BPF_ANY) < 0)
