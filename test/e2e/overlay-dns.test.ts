@@ -1,0 +1,154 @@
+/**
+ * Cross-host name resolution. Two lab hosts on the shared underlay (etcd on it), each daemon with
+ * its cluster resolver on its underlay address (--dns-address, no upstream) and every container
+ * started with `docker run --dns <that address>`: dockerd's embedded DNS answers its own host's
+ * names and forwards the others to the resolver, from the container's namespace (the resolver
+ * counts the answers; it can only answer when the query's source is a container it knows).
+ *
+ * A container on host 0 pings and fetches a page from a container on host 1 by name
+ * (`<name>` and `<name>.<network>`) and the other way round; a container of another network is
+ * not resolvable; a removed container's name stops resolving; an egress policy that does not allow
+ * the host blocks the resolver, and `toEntities: [host]` lets it through.
+ */
+import t, { type Test } from 'tap';
+import { startDockerHost, type DockerHost } from '../lab/docker-host.js';
+import { ensureBusyboxImage } from '../lab/busybox-image.js';
+import { requireRoot } from '../lab/preconditions.js';
+import { startUnderlay, type Underlay } from '../lab/underlay.js';
+import { CiliumDaemon, eventually } from '../support/cilium-daemon.js';
+import type { EndpointModel, StatusModel } from '../../src/api/models.js';
+
+if (!requireRoot(t)) process.exit(process.env.CI === 'true' ? 1 : 0);
+
+const OVL = '198.18.124.0/24';
+const OTHER = '198.18.125.0/24';
+let underlay: Underlay;
+const hosts: DockerHost[] = [];
+const daemons: CiliumDaemon[] = [];
+const underlayIps: string[] = [];
+/** Container name -> [host index, IP]. */
+const where: Record<string, [number, string]> = {};
+
+async function docker(h: number, args: string[]): Promise<string> {
+  const r = await hosts[h]!.docker(args, { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`docker@h${h} ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n${daemons[h]?.process?.logTail(20)}`);
+  return r.stdout.trim();
+}
+
+async function run(h: number, name: string, network: string, labels: string[] = []): Promise<void> {
+  await docker(h, ['run', '-d', '--name', name, '--network', network, '--dns', underlayIps[h]!, ...labels.flatMap((l) => ['-l', l]), 'bb', 'sh', '-c', 'httpd -p 80 -h /etc; exec sleep 100000']);
+  where[name] = [h, await docker(h, ['inspect', '-f', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, name])];
+  await eventually(async () => {
+    const eps = await daemons[h]!.cliJson<EndpointModel[]>(['endpoint', 'list']);
+    return eps.find((x) => x.containerName === name)?.state === 'ready' ? true : undefined;
+  }, 30_000, `${name} ready on h${h}`);
+}
+
+/** The address `target` resolves to inside container `from` (busybox nslookup through 127.0.0.11), or undefined. */
+async function resolve(from: string, target: string): Promise<string | undefined> {
+  const [h] = where[from]!;
+  const r = await hosts[h]!.docker(['exec', from, 'nslookup', target], { timeoutMs: 20_000 });
+  if (r.code !== 0) return undefined;
+  // busybox prints the server first ("Server: 127.0.0.11", "Address: 127.0.0.11:53"), then the answers.
+  const answers = r.stdout.split(/\n\s*\n/).slice(1).join('\n');
+  return /Address(?: \d+)?:\s*(\d+\.\d+\.\d+\.\d+)/.exec(answers)?.[1];
+}
+
+async function pingByName(from: string, target: string): Promise<boolean> {
+  const [h] = where[from]!;
+  return (await hosts[h]!.docker(['exec', from, 'ping', '-c', '1', '-W', '2', target], { timeoutMs: 20_000 })).code === 0;
+}
+
+async function httpByName(from: string, target: string): Promise<boolean> {
+  const [h] = where[from]!;
+  const r = await hosts[h]!.docker(['exec', from, 'timeout', '5', 'wget', '-q', '-O', '-', `http://${target}/passwd`], { timeoutMs: 20_000 });
+  return r.code === 0 && r.stdout.includes('root');
+}
+
+async function applyPolicy(t: Test, yaml: string): Promise<void> {
+  const imported = await daemons[0]!.cli(['policy', 'import', '-', '-o', 'json'], yaml);
+  t.equal(imported.code, 0, `policy imported: ${imported.stderr}`);
+  const revision = (JSON.parse(imported.stdout) as { revision: number }).revision;
+  for (const d of daemons) t.equal((await d.cli(['policy', 'wait', String(revision), '--timeout', '20s'])).code, 0, `revision ${revision} on ${d.host.name}`);
+}
+
+t.before(async () => {
+  underlay = await startUnderlay(t);
+  const etcdUrl = await underlay.startEtcd();
+  for (let i = 0; i < 2; i++) {
+    const host = await startDockerHost(t);
+    hosts.push(host);
+    await ensureBusyboxImage(host, 'bb');
+    underlayIps.push(await underlay.attach(host, i + 1));
+    const daemon = new CiliumDaemon(host, {
+      extraArgs: ['--kvstore', 'etcd', '--kvstore-opt', `etcd.address=${etcdUrl}`, '--kvstore-opt', 'etcd.lease-ttl=5s', '--underlay-ip', underlayIps[i]!, '--dns-address', underlayIps[i]!, '--dns-upstream', 'none'],
+    });
+    daemons.push(daemon);
+    await daemon.start(60_000);
+  }
+  for (let h = 0; h < 2; h++) {
+    await docker(h, ['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', OVL, 'ovl']);
+    await docker(h, ['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', OTHER, 'other']);
+  }
+  await run(0, 'alpha', 'ovl', ['app=alpha']);
+  await run(1, 'beta', 'ovl', ['app=beta']);
+  await run(1, 'gamma', 'other');
+});
+
+t.test('containers reach each other across hosts by name, both ways', async (t) => {
+  const beta = await eventually(async () => ((await resolve('alpha', 'beta')) === where.beta![1] ? true : undefined), 30_000, 'alpha resolves beta');
+  t.ok(beta, `h0 alpha resolves beta (h1) to ${where.beta![1]}`);
+  t.equal(await resolve('alpha', 'BETA.ovl'), where.beta![1], '<name>.<network>, any case');
+  t.ok(await pingByName('alpha', 'beta'), 'alpha pings beta by name');
+  t.ok(await httpByName('alpha', 'beta'), 'alpha fetches http://beta/ (TCP by name)');
+  await eventually(async () => ((await resolve('beta', 'alpha')) === where.alpha![1] ? true : undefined), 30_000, 'beta resolves alpha');
+  t.ok(await pingByName('beta', 'alpha.ovl'), 'beta pings alpha.ovl by name');
+  t.ok(await httpByName('beta', 'alpha'), 'beta fetches http://alpha/');
+  for (let h = 0; h < 2; h++) {
+    const status = await daemons[h]!.cliJson<StatusModel>(['status']);
+    t.equal(status.dns?.address, `${underlayIps[h]}:53`, `h${h}: status shows the resolver`);
+    t.ok((status.dns?.clusterAnswers ?? 0) > 0, `h${h}: the resolver answered (${status.dns?.clusterAnswers}): queries came from the containers' own addresses`);
+  }
+  const text = await daemons[0]!.cli(['status']);
+  t.match(text.stdout, /DNS:\s+198\.19\.\S+:53, upstreams none/, 'cilium status prints the resolver');
+});
+
+t.test("another network's container does not resolve", async (t) => {
+  t.equal(await resolve('alpha', 'gamma'), undefined, 'gamma (network other, h1) is not a name in ovl');
+  t.equal(await resolve('alpha', 'gamma.other'), undefined, 'nor gamma.other');
+  t.notOk(await pingByName('alpha', 'gamma'), 'ping gamma fails to resolve');
+});
+
+t.test('an egress policy must allow the host for the resolver to be reachable', async (t) => {
+  const base = `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: alpha-egress
+spec:
+  endpointSelector:
+    matchLabels:
+      app: alpha
+  egress:
+  - toEndpoints:
+    - matchLabels:
+        app: beta
+`;
+  await applyPolicy(t, base);
+  t.ok(await eventually(async () => ((await resolve('alpha', 'beta')) === undefined ? true : undefined), 60_000, 'resolver blocked'), 'without host in the egress rules the resolver is unreachable');
+  await applyPolicy(t, `${base}  - toEntities:
+    - host
+`);
+  await eventually(async () => ((await resolve('alpha', 'beta')) === where.beta![1] ? true : undefined), 20_000, 'resolver allowed');
+  t.ok(await httpByName('alpha', 'beta'), 'with toEntities host: alpha fetches http://beta/ by name');
+  const del = await daemons[0]!.cli(['policy', 'delete', '--all', '-o', 'json']);
+  t.equal(del.code, 0, 'policy deleted');
+  const revision = (JSON.parse(del.stdout) as { revision: number }).revision;
+  for (const d of daemons) await d.cli(['policy', 'wait', String(revision), '--timeout', '20s']);
+});
+
+t.test("a removed container's name stops resolving", async (t) => {
+  await docker(1, ['rm', '-f', 'beta']);
+  await eventually(async () => ((await resolve('alpha', 'beta')) === undefined ? true : undefined), 20_000, 'beta gone from the resolver');
+  t.pass('alpha no longer resolves beta');
+  t.notOk(await pingByName('alpha', 'beta'), 'ping beta fails');
+});
