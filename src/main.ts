@@ -197,7 +197,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
       endpoints: function* (): Generator<NamedEndpoint> {
         for (const e of endpoints.listEndpoints()) {
           const network = clusterNetworkName(e.networkId);
-          if (e.containerName && network) yield { ip: e.ipv4, name: e.containerName.replace(/^\//, ''), network };
+          if (e.containerName && network) yield { ip: e.ipv4, name: e.containerName.replace(/^\//, ''), network, container: e.containerId };
         }
         yield* peers.remoteNames();
       },

@@ -4,9 +4,11 @@
  * scopes a host's container names to the network they share.
  *
  * A querier is known by its source address (dockerd's embedded DNS forwards from inside the
- * container's network namespace, so the query comes from the container's own address). In its
- * network `N`, `<container>` and `<container>.<N>` name the container; matching ignores ASCII case
- * (RFC 4343). Pure: the caller supplies the current endpoints.
+ * container's network namespace, so the query comes from the container's own address, on the
+ * interface of its route to the resolver). Its container's networks are every network it has an
+ * endpoint in (endpoints of one container share `container`). In each such network `N`,
+ * `<container>` and `<container>.<N>` name the container; matching ignores ASCII case (RFC 4343).
+ * Pure: the caller supplies the current endpoints.
  */
 
 /** One endpoint as the resolver sees it (local or another node's). */
@@ -16,6 +18,8 @@ export interface NamedEndpoint {
   name: string;
   /** Cluster-wide network name (the `cilium.network` name, else Docker's network name). */
   network: string;
+  /** Docker's container id, when known (the querier's other networks are found through it). */
+  container?: string;
 }
 
 /** The resolver's verdict on a name. */
@@ -33,14 +37,16 @@ export function lookupClusterName(endpoints: Iterable<NamedEndpoint>, sourceIp: 
   const querier = all.find((e) => e.ip === sourceIp);
   if (!querier || qname === '') return { kind: 'foreign' };
   const name = qname.toLowerCase();
-  const network = querier.network.toLowerCase();
+  const networks = new Set([querier.network.toLowerCase()]);
+  if (querier.container) for (const e of all) if (e.container === querier.container) networks.add(e.network.toLowerCase());
   const addresses: string[] = [];
   for (const e of all) {
-    if (e.network.toLowerCase() !== network || e.ip === '') continue;
+    const network = e.network.toLowerCase();
+    if (!networks.has(network) || e.ip === '') continue;
     const n = e.name.toLowerCase();
     if (n !== '' && (name === n || name === `${n}.${network}`)) addresses.push(e.ip);
   }
   if (addresses.length > 0) return { kind: 'cluster', addresses: [...new Set(addresses)].sort() };
-  if (name.endsWith(`.${network}`)) return { kind: 'absent' };
+  if ([...networks].some((network) => name.endsWith(`.${network}`))) return { kind: 'absent' };
   return { kind: 'foreign' };
 }

@@ -1,8 +1,9 @@
 /**
  * The cluster resolver: a DNS server (UDP and TCP on one address) that answers the names of the
  * cluster's containers (see cluster-names.ts) and relays every other query to the upstream
- * servers, byte for byte, over UDP (one at a time, 2 s each, the reply passed back unchanged,
- * truncation bit included). Containers reach it through dockerd's embedded DNS: dockerd answers
+ * servers, byte for byte, over the transport it came on (one upstream at a time, 2 s each, the
+ * reply passed back unchanged: a truncated UDP reply makes the client retry over TCP, which is
+ * then relayed over TCP). Containers reach it through dockerd's embedded DNS: dockerd answers
  * its own host's container names and forwards the rest to the container's external DNS servers
  * (`dockerd --dns`, `docker run --dns`), which is this server.
  *
@@ -13,7 +14,7 @@
  * header decodes, nothing otherwise; a non-QUERY opcode gets NOTIMP.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
+import { connect, createServer, type Server, type Socket as TcpSocket } from 'node:net';
 import type { Logger } from '../util/log.js';
 import { decodeHeader, decodeQuery, encodeAnswer, encodeHeaderError, QTYPE_A, RCODE } from './dns-message.js';
 import { lookupClusterName, type NamedEndpoint } from './cluster-names.js';
@@ -131,7 +132,7 @@ export class DnsServer {
         if (pending.length < 2 + len) break;
         const msg = pending.subarray(2, 2 + len);
         pending = pending.subarray(2 + len);
-        void this.answer(Buffer.from(msg), socket.remoteAddress?.replace(/^::ffff:/, '') ?? '').then(
+        void this.answer(Buffer.from(msg), socket.remoteAddress?.replace(/^::ffff:/, '') ?? '', 'tcp').then(
           (reply) => {
             if (!reply || socket.destroyed || reply.length > MAX_TCP_MESSAGE) return;
             const framed = Buffer.alloc(2 + reply.length);
@@ -146,7 +147,7 @@ export class DnsServer {
   }
 
   /** The reply to one message from `sourceIp` (undefined: send nothing). Never throws on bad input. */
-  async answer(message: Buffer, sourceIp: string): Promise<Buffer | undefined> {
+  async answer(message: Buffer, sourceIp: string, transport: 'udp' | 'tcp' = 'udp'): Promise<Buffer | undefined> {
     this.counters.queries++;
     const query = decodeQuery(message);
     if (!query) {
@@ -172,7 +173,7 @@ export class DnsServer {
       return encodeAnswer(query, { rcode: RCODE.refused, authoritative: false, recursionAvailable });
     }
     for (const upstream of this.options.upstreams) {
-      const reply = await this.forward(message, upstream).catch(() => undefined);
+      const reply = await (transport === 'tcp' ? forwardTcp(message, upstream, this.options.upstreamTimeoutMs ?? 2000) : this.forward(message, upstream)).catch(() => undefined);
       if (reply && reply.length >= 2 && reply.readUInt16BE(0) === query.header.id) {
         this.counters.forwarded++;
         return reply;
@@ -204,6 +205,29 @@ export class DnsServer {
       socket.send(message, port, host);
     });
   }
+}
+
+/** One framed query over a fresh TCP connection to the upstream (RFC 1035 4.2.2); the first framed reply. */
+function forwardTcp(message: Buffer, upstream: string, timeoutMs: number): Promise<Buffer> {
+  const { host, port } = splitHostPort(upstream);
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, host);
+    let received = Buffer.alloc(0);
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`upstream ${upstream} did not answer over TCP`)));
+    socket.on('error', reject);
+    socket.on('close', () => reject(new Error(`upstream ${upstream} closed the connection`)));
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      if (received.length >= 2 && received.length >= 2 + received.readUInt16BE(0)) {
+        resolve(received.subarray(2, 2 + received.readUInt16BE(0)));
+        socket.destroy();
+      }
+    });
+    const framed = Buffer.alloc(2 + message.length);
+    framed.writeUInt16BE(message.length, 0);
+    message.copy(framed, 2);
+    socket.write(framed);
+  });
 }
 
 /**

@@ -3,12 +3,12 @@
  * network answer A (any case, `<name>` and `<name>.<network>`), AAAA of a known name is an empty
  * NOERROR, names of another network are not answered, `<unknown>.<network>` is NXDOMAIN, a removed
  * endpoint stops resolving at once, foreign names go to the upstream (a fake one on loopback) or
- * get SERVFAIL when it is silent and REFUSED when there is none; malformed packets get FORMERR or
+ * get SERVFAIL when it is silent and REFUSED when there is none; a TCP query is relayed over TCP; malformed packets get FORMERR or
  * nothing and the server keeps answering.
  */
 import t, { type Test } from 'tap';
 import { createSocket } from 'node:dgram';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { DnsServer, nameserversOf } from '../../../src/dns/dns-server.js';
 import { lookupClusterName, type NamedEndpoint } from '../../../src/dns/cluster-names.js';
 import { decodeAddresses, decodeHeader, decodeQuery, encodeAnswer, encodeQuery, QTYPE_A, QTYPE_AAAA, RCODE } from '../../../src/dns/dns-message.js';
@@ -71,6 +71,11 @@ t.test('lookupClusterName scopes names to the querier network', async (t) => {
   t.same(lookupClusterName(endpoints, '127.0.0.1', 'db'), { kind: 'foreign' }, 'another network: not ours');
   t.same(lookupClusterName(endpoints, '127.0.0.1', 'db.ovl'), { kind: 'absent' });
   t.same(lookupClusterName(endpoints, '198.18.9.9', 'web'), { kind: 'foreign' }, 'unknown querier');
+  // A container on two networks queries from one address (its route to the resolver) but sees both.
+  const multi: NamedEndpoint[] = [...endpoints, { ip: '198.18.7.9', name: 'both', network: 'ovl', container: 'c1' }, { ip: '198.18.8.9', name: 'both', network: 'other', container: 'c1' }];
+  t.same(lookupClusterName(multi, '198.18.7.9', 'db'), { kind: 'cluster', addresses: ['198.18.8.2'] }, "the querier's second network");
+  t.same(lookupClusterName(multi, '198.18.7.9', 'both'), { kind: 'cluster', addresses: ['198.18.7.9', '198.18.8.9'] }, 'a name in two networks: both addresses');
+  t.same(lookupClusterName(multi, '198.18.7.9', 'nobody.other'), { kind: 'absent' });
   t.same(nameserversOf('# x\nnameserver 192.0.2.1\nnameserver ::1\nnameserver 198.18.0.1 # us\nsearch a\n', ['198.18.0.1']), ['192.0.2.1']);
 });
 
@@ -130,4 +135,23 @@ t.test('foreign names go to the upstream; a silent upstream means SERVFAIL', asy
   const lonely = await startServer(t, [`127.0.0.1:${silent.address().port}`]);
   t.match(decodeHeader((await udpQuery(lonely.port, encodeQuery(33, 'example.org', QTYPE_A)))!), { id: 33, rcode: RCODE.servFail });
   t.match(lonely.status(), { upstreamFailures: 1 });
+});
+
+t.test('a TCP query is relayed to the upstream over TCP', async (t) => {
+  const upstream = createServer((s) => {
+    s.once('data', (d: Buffer) => {
+      const q = decodeQuery(d.subarray(2, 2 + d.readUInt16BE(0)))!;
+      const reply = encodeAnswer(q, { rcode: 0, authoritative: false, recursionAvailable: true, addresses: ['198.18.99.2'], ttlSeconds: 60 });
+      const framed = Buffer.alloc(2 + reply.length);
+      framed.writeUInt16BE(reply.length, 0);
+      reply.copy(framed, 2);
+      s.end(framed);
+    });
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => upstream.close());
+  const port = (upstream.address() as { port: number }).port;
+  const server = await startServer(t, [`127.0.0.1:${port}`]);
+  t.same(decodeAddresses(await tcpQuery(server.port, encodeQuery(41, 'big.example.org', QTYPE_A))), ['198.18.99.2']);
+  t.match(server.status(), { forwarded: 1 });
 });
