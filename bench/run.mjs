@@ -40,7 +40,7 @@ const BENCHES = {
     file: join(ROOT, 'bench', 'overlay.ts'),
     render: renderOverlay,
     tools: ['tcprr'],
-    what: 'cross-host throughput and RR between two lab hosts: plain kernel VXLAN vs our VXLAN overlay, with and without policy (interleaved)',
+    what: 'cross-host throughput and RR, interleaved: routed underlay vs plain kernel VXLAN vs Docker classic overlay (--cluster-store) vs ours with and without policy; policy import -> enforced on 3 hosts',
   },
   identity: {
     file: join(ROOT, 'bench', 'identity.ts'),

@@ -13,6 +13,9 @@
  *       prints (JSON) the wall-clock times of the last answered request and of the unanswered
  *       one, i.e. the window in which the flow started being dropped. Exit 0 on a stall, 3 when
  *       MAX_SECONDS (60) pass without one.
+ *   tcprr connprobe -H ADDR [-p PORT] [-i INTERVAL_US] [-S STALL_MS] [-t MAX_SECONDS] [-s BYTES]
+ *       The same with a NEW connection per transaction (connect, one request and its answer,
+ *       close): what a policy does to new connections, independent of conntrack state.
  *
  * Timing is CLOCK_MONOTONIC around write()+read(); every RTT is kept (4 bytes each) and sorted
  * at the end, so the percentiles are exact. Pin client and server with taskset as the caller
@@ -46,7 +49,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: tcprr server [-b ADDR] [-p PORT]\n"
 		"       tcprr client -H ADDR [-p PORT] [-t SECONDS] [-s BYTES] [-w WARMUP_MS] [-j]\n"
-		"       tcprr probe -H ADDR [-p PORT] [-i INTERVAL_US] [-S STALL_MS] [-t MAX_SECONDS] [-s BYTES]\n");
+		"       tcprr probe -H ADDR [-p PORT] [-i INTERVAL_US] [-S STALL_MS] [-t MAX_SECONDS] [-s BYTES]\n"
+		"       tcprr connprobe -H ADDR [-p PORT] [-i INTERVAL_US] [-S STALL_MS] [-t MAX_SECONDS] [-s BYTES]\n");
 	exit(1);
 }
 
@@ -283,6 +287,78 @@ static int run_probe(const char *host, int port, int interval_us, int stall_ms, 
 	return 3;
 }
 
+/* One connect + request + answer within stall_ms; 1 when answered, 0 on a stall. */
+static int connect_transact(const struct sockaddr_in *sa, char *buf, size_t size, int stall_ms)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + (uint64_t)stall_ms * 1000000ull;
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	size_t got = 0;
+	int err = 0, ok = 0;
+	socklen_t len = sizeof(err);
+
+	if (fd < 0)
+		die("socket");
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 && errno != EINPROGRESS)
+		die("connect");
+	if (poll(&pfd, 1, stall_ms) <= 0)
+		goto out;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0)
+		goto out; /* refused or unreachable: not answered */
+	set_nodelay(fd);
+	if (write(fd, buf, size) != (ssize_t)size)
+		goto out;
+	pfd.events = POLLIN;
+	while (got < size) {
+		int64_t left_ms = ((int64_t)deadline - (int64_t)now_ns(CLOCK_MONOTONIC)) / 1000000;
+		ssize_t n;
+
+		if (left_ms <= 0 || poll(&pfd, 1, (int)left_ms) <= 0)
+			goto out;
+		n = read(fd, buf + got, size - got);
+		if (n <= 0 && !(n < 0 && errno == EAGAIN))
+			goto out;
+		if (n > 0)
+			got += (size_t)n;
+	}
+	ok = 1;
+out:
+	close(fd);
+	return ok;
+}
+
+static int run_connprobe(const char *host, int port, int interval_us, int stall_ms, double max_seconds, size_t size)
+{
+	struct sockaddr_in sa = parse_addr(host, port);
+	char *buf = calloc(1, size);
+	uint64_t give_up = now_ns(CLOCK_MONOTONIC) + (uint64_t)(max_seconds * 1e9);
+	uint64_t last_ok_sent = 0, last_ok_answered = 0, answered = 0;
+
+	if (!buf)
+		die("malloc");
+	if (!connect_transact(&sa, buf, size, stall_ms))
+		die("first transaction got no answer");
+	printf("{\"ready\":true}\n");
+	fflush(stdout);
+	while (now_ns(CLOCK_MONOTONIC) < give_up) {
+		uint64_t sent = now_ns(CLOCK_REALTIME);
+
+		if (!connect_transact(&sa, buf, size, stall_ms)) {
+			printf("{\"stalled\":true,\"answered\":%llu,\"lastAnsweredSentUs\":%.1f,\"lastAnsweredAtUs\":%.1f,"
+			       "\"unansweredSentUs\":%.1f}\n",
+			       (unsigned long long)answered, last_ok_sent / 1e3, last_ok_answered / 1e3, sent / 1e3);
+			return 0;
+		}
+		answered++;
+		last_ok_sent = sent;
+		last_ok_answered = now_ns(CLOCK_REALTIME);
+		if (interval_us > 0)
+			usleep((useconds_t)interval_us);
+	}
+	printf("{\"stalled\":false,\"answered\":%llu}\n", (unsigned long long)answered);
+	return 3;
+}
+
 int main(int argc, char **argv)
 {
 	const char *host = NULL, *bind_addr = "0.0.0.0";
@@ -321,6 +397,8 @@ int main(int argc, char **argv)
 		return run_client(host, port, seconds > 0 ? seconds : 5, size, warmup_ms, json);
 	if (strcmp(mode, "probe") == 0)
 		return run_probe(host, port, interval_us, stall_ms, seconds > 0 ? seconds : 60, size);
+	if (strcmp(mode, "connprobe") == 0)
+		return run_connprobe(host, port, interval_us, stall_ms, seconds > 0 ? seconds : 60, size);
 	usage();
 	return 1;
 }
