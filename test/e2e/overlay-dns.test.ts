@@ -7,7 +7,8 @@
  *
  * A container on host 0 pings and fetches a page from a container on host 1 by name
  * (`<name>` and `<name>.<network>`) and the other way round; a container of another network is
- * not resolvable; a removed container's name stops resolving; an egress policy that does not allow
+ * not resolvable, except by a container on both networks; other names reach the upstream (a fake
+ * one inside host 1) or are refused without one; a removed container's name stops resolving; an egress policy that does not allow
  * the host blocks the resolver, and `toEntities: [host]` lets it through.
  */
 import t, { type Test } from 'tap';
@@ -72,6 +73,28 @@ async function applyPolicy(t: Test, yaml: string): Promise<void> {
   for (const d of daemons) t.equal((await d.cli(['policy', 'wait', String(revision), '--timeout', '20s'])).code, 0, `revision ${revision} on ${d.host.name}`);
 }
 
+/**
+ * A stand-in for the site's DNS server, inside host 1 on its underlay address, port 5353: answers
+ * every A query with 198.18.99.1 (and every other type with an empty NOERROR). Node's dgram, no
+ * project code, so it is an independent peer of the resolver's forwarding.
+ */
+const UPSTREAM_ANSWER = '198.18.99.1';
+const FAKE_UPSTREAM = `
+const s = require('node:dgram').createSocket('udp4');
+s.on('message', (m, r) => {
+  let p = 12;
+  while (p < m.length && m[p] !== 0) p += m[p] + 1;
+  p += 5;
+  if (p > m.length) return;
+  const isA = m.readUInt16BE(p - 4) === 1;
+  const h = Buffer.from(m.subarray(0, 12));
+  h.writeUInt16BE(0x8180, 2); h.writeUInt16BE(1, 4); h.writeUInt16BE(isA ? 1 : 0, 6); h.writeUInt16BE(0, 8); h.writeUInt16BE(0, 10);
+  const a = Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 18, 99, 1]);
+  s.send(Buffer.concat([h, m.subarray(12, p), isA ? a : Buffer.alloc(0)]), r.port, r.address);
+});
+s.bind(5353, process.argv[1], () => console.log('fake upstream listening'));
+`;
+
 t.before(async () => {
   underlay = await startUnderlay(t);
   const etcdUrl = await underlay.startEtcd();
@@ -80,8 +103,14 @@ t.before(async () => {
     hosts.push(host);
     await ensureBusyboxImage(host, 'bb');
     underlayIps.push(await underlay.attach(host, i + 1));
-    const daemon = new CiliumDaemon(host, {
-      extraArgs: ['--kvstore', 'etcd', '--kvstore-opt', `etcd.address=${etcdUrl}`, '--kvstore-opt', 'etcd.lease-ttl=5s', '--underlay-ip', underlayIps[i]!, '--dns-address', underlayIps[i]!, '--dns-upstream', 'none'],
+  }
+  const upstream = hosts[1]!.spawn([process.execPath, '-e', FAKE_UPSTREAM, underlayIps[1]!], {}, { logName: 'fake-upstream.log' });
+  await eventually(async () => (upstream.readLog().includes('listening') ? true : undefined), 20_000, 'fake upstream listening');
+  // h0 forwards foreign names to the fake upstream on h1; h1 has none (REFUSED).
+  const upstreams = [`${underlayIps[1]}:5353`, 'none'];
+  for (let i = 0; i < 2; i++) {
+    const daemon = new CiliumDaemon(hosts[i]!, {
+      extraArgs: ['--kvstore', 'etcd', '--kvstore-opt', `etcd.address=${etcdUrl}`, '--kvstore-opt', 'etcd.lease-ttl=5s', '--underlay-ip', underlayIps[i]!, '--dns-address', underlayIps[i]!, '--dns-upstream', upstreams[i]!],
     });
     daemons.push(daemon);
     await daemon.start(60_000);
@@ -107,16 +136,34 @@ t.test('containers reach each other across hosts by name, both ways', async (t) 
   for (let h = 0; h < 2; h++) {
     const status = await daemons[h]!.cliJson<StatusModel>(['status']);
     t.equal(status.dns?.address, `${underlayIps[h]}:53`, `h${h}: status shows the resolver`);
+    t.same(status.dns?.upstreams, h === 0 ? [`${underlayIps[1]}:5353`] : [], `h${h}: its upstreams`);
     t.ok((status.dns?.clusterAnswers ?? 0) > 0, `h${h}: the resolver answered (${status.dns?.clusterAnswers}): queries came from the containers' own addresses`);
   }
   const text = await daemons[0]!.cli(['status']);
-  t.match(text.stdout, /DNS:\s+198\.19\.\S+:53, upstreams none/, 'cilium status prints the resolver');
+  t.match(text.stdout, /DNS:\s+198\.19\.\S+:53, upstreams 198\.19\.\S+:5353; \d+ queries/, 'cilium status prints the resolver');
 });
 
-t.test("another network's container does not resolve", async (t) => {
-  t.equal(await resolve('alpha', 'gamma'), undefined, 'gamma (network other, h1) is not a name in ovl');
-  t.equal(await resolve('alpha', 'gamma.other'), undefined, 'nor gamma.other');
-  t.notOk(await pingByName('alpha', 'gamma'), 'ping gamma fails to resolve');
+t.test("another network's container does not resolve, unless the querier is on that network too", async (t) => {
+  // h0's upstream answers every name with 198.18.99.1: a name that is not a cluster name gets that.
+  t.equal(await resolve('alpha', 'gamma'), UPSTREAM_ANSWER, 'gamma (network other, h1) is not a cluster name in ovl: left to the upstream');
+  t.equal(await resolve('alpha', 'gamma.other'), UPSTREAM_ANSWER, 'nor gamma.other');
+  t.equal(await resolve('alpha', 'nobody.ovl'), undefined, 'an unknown name under ovl is NXDOMAIN, never forwarded');
+  // delta (h0) is on both networks; its queries leave from one address, yet it sees both networks.
+  await run(0, 'delta', 'ovl');
+  await docker(0, ['network', 'connect', 'other', 'delta']);
+  const gammaIp = where.gamma![1];
+  await eventually(async () => ((await resolve('delta', 'gamma')) === gammaIp ? true : undefined), 30_000, 'delta resolves gamma');
+  t.pass(`delta (ovl + other) resolves gamma to ${gammaIp}`);
+  t.equal(await resolve('delta', 'beta'), where.beta![1], 'and beta, on ovl');
+  t.ok(await pingByName('delta', 'gamma.other'), 'delta pings gamma.other by name');
+});
+
+t.test('other names go to the upstream (h0: a fake one on h1), or are refused (h1: none)', async (t) => {
+  t.equal(await resolve('alpha', 'www.example.test'), UPSTREAM_ANSWER, "h0: the upstream's answer");
+  t.equal(await resolve('beta', 'www.example.test'), undefined, 'h1: no upstream, no answer');
+  const [s0, s1] = await Promise.all(daemons.map((d) => d.cliJson<StatusModel>(['status'])));
+  t.ok((s0!.dns?.forwarded ?? 0) > 0, `h0 forwarded (${s0!.dns?.forwarded})`);
+  t.ok((s1!.dns?.refused ?? 0) > 0, `h1 refused (${s1!.dns?.refused})`);
 });
 
 t.test('an egress policy must allow the host for the resolver to be reachable', async (t) => {
@@ -147,8 +194,9 @@ spec:
 });
 
 t.test("a removed container's name stops resolving", async (t) => {
+  const betaIp = where.beta![1];
   await docker(1, ['rm', '-f', 'beta']);
-  await eventually(async () => ((await resolve('alpha', 'beta')) === undefined ? true : undefined), 20_000, 'beta gone from the resolver');
-  t.pass('alpha no longer resolves beta');
-  t.notOk(await pingByName('alpha', 'beta'), 'ping beta fails');
+  await eventually(async () => ((await resolve('alpha', 'beta')) === UPSTREAM_ANSWER ? true : undefined), 20_000, 'beta gone from the resolver');
+  t.pass(`alpha no longer resolves beta to ${betaIp}: the name went to the upstream`);
+  t.equal(await resolve('alpha', 'beta.ovl'), undefined, 'beta.ovl: NXDOMAIN');
 });
