@@ -39,7 +39,7 @@ export function renderOverlay(result) {
     `## overlay (${result.started})`,
     '',
     `Lab hosts on a shared underlay (veth + bridge, MTU 1500), ${result.rounds} interleaved rounds (order rotated), iperf3 ${result.seconds} s single stream, tcprr ${result.rrSeconds} s 64-byte RR.${load}`,
-    'Ratios are medians of per-round ratios (each pair measured minutes apart at most), so they hold better than the absolute figures on a loaded machine.',
+    'Ratios are medians of per-round ratios (the two samples of a ratio come from the same round, under a minute apart), so they hold better than the absolute figures on a loaded machine.',
     '',
     '| config | Gbit/s (median) | × kernel-vxlan | × routed | RR p50 µs | × kernel-vxlan | RR tps | retransmits |',
     '|---|---|---|---|---|---|---|---|',
