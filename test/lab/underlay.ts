@@ -1,12 +1,14 @@
 // A shared underlay for several lab hosts: a network namespace `cdu-<id>` holding a bridge, one
 // veth per host into it (`ul0` inside the host, 198.19.250.<n>/24 by default), and processes every
-// host must reach (etcd) on the bridge's own address <prefix>.254. Everything stays inside
-// 198.18.0.0/15; deleting the namespace removes the bridge and every veth with it.
+// host must reach (etcd, or the in-repo Consul API server) on the bridge's own address
+// <prefix>.254. Everything stays inside 198.18.0.0/15; deleting the namespace removes the bridge
+// and every veth with it.
 
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { DockerHost, LabTest } from './docker-host.js';
 import { runCommand } from './exec.js';
 import { LabProcess } from './lab-process.js';
@@ -77,6 +79,19 @@ export class Underlay {
     await runCommand('ip', ['-n', this.netns, 'link', 'set', `cdu${this.id}h${n}`, up ? 'up' : 'down'], { check: true });
   }
 
+  /**
+   * Cuts (or restores) the path between host n and the underlay's services (etcd, consul) in both
+   * directions, leaving the host's traffic to the other hosts (bridged, never routed through the
+   * underlay namespace) alone: an unreachable route for the service address inside the host, and
+   * one for the host's address inside the underlay namespace. A route on one side only would not
+   * do: data the store sends on an established connection would still arrive.
+   */
+  async setServicePath(host: DockerHost, n: number, up: boolean): Promise<void> {
+    const verb = up ? 'del' : 'add';
+    await runCommand('ip', ['-n', host.name, 'route', verb, 'unreachable', `${this.serviceIp}/32`], { check: true });
+    await runCommand('ip', ['-n', this.netns, 'route', verb, 'unreachable', `${this.prefix}.${n}/32`], { check: true });
+  }
+
   /** Starts a long-running process inside the underlay namespace. */
   spawn(argv: readonly string[], logName: string): LabProcess {
     const p = LabProcess.start(['nsenter', `--net=/run/netns/${this.netns}`, '--', ...argv], { logPath: join(this.dir, logName) });
@@ -112,6 +127,35 @@ export class Underlay {
       const r = await runCommand('ip', ['netns', 'exec', this.netns, 'busybox', 'wget', '-q', '-O', '-', `${url}/health`], { timeoutMs: 5_000 });
       if (r.code === 0 && r.stdout.includes('true')) return url;
       if (etcd.exited || Date.now() > deadline) throw new Error(`etcd in ${this.netns} did not become healthy:\n${etcd.logTail(20)}`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  }
+
+  #consul: LabProcess | undefined;
+
+  /**
+   * Starts the in-repo Consul API server (test/support/consul-api-server.ts: no Consul can be
+   * installed here) on <serviceIp>:8500 as a process in the underlay namespace, where every host
+   * reaches it as it reaches etcd, and waits until it answers; resolves with its address.
+   * `sessionTtlMinMs` is the agent's session_ttl_min (Consul's default 10 s when omitted).
+   */
+  async startConsul(sessionTtlMinMs?: number): Promise<string> {
+    if (this.#consul && !this.#consul.exited) throw new Error(`consul in ${this.netns} is already running`);
+    const url = `http://${this.serviceIp}:8500`;
+    const main = fileURLToPath(new URL('../support/consul-api-server-main.ts', import.meta.url));
+    const hooks = new URL('../support/ts-resolve-hooks.mjs', import.meta.url).href;
+    // Node's own TypeScript transform: the same way test/support/identity-race.ts runs workers.
+    const consul = this.spawn(
+      [process.execPath, '--experimental-transform-types', '--disable-warning=ExperimentalWarning', `--import=${hooks}`, main, this.serviceIp, '8500',
+        ...(sessionTtlMinMs === undefined ? [] : [String(sessionTtlMinMs)])],
+      'consul.log',
+    );
+    this.#consul = consul;
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const r = await runCommand('ip', ['netns', 'exec', this.netns, 'busybox', 'wget', '-q', '-O', '-', `${url}/v1/status/leader`], { timeoutMs: 5_000 });
+      if (r.code === 0) return url;
+      if (consul.exited || Date.now() > deadline) throw new Error(`consul API server in ${this.netns} did not answer:\n${consul.logTail(20)}`);
       await new Promise((res) => setTimeout(res, 200));
     }
   }

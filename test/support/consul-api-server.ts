@@ -53,8 +53,10 @@ export interface ConsulApiServerOptions {
   initialIndex?: bigint;
   /** Node name of the agent; sessions are created on it. Default `consul-test`. */
   nodeName?: string;
-  /** TCP port on 127.0.0.1; default 0 (any free port). */
+  /** TCP port; default 0 (any free port). */
   port?: number;
+  /** Address to listen on; default 127.0.0.1 (e2e tests bind it on a lab underlay address). */
+  host?: string;
 }
 
 /** A KV entry as the state store keeps it. */
@@ -153,6 +155,7 @@ export class ConsulApiServer {
       initialIndex: options.initialIndex ?? 10n,
       nodeName: options.nodeName ?? 'consul-test',
       port: options.port ?? 0,
+      host: options.host ?? '127.0.0.1',
       ...(options.token !== undefined && { token: options.token }),
     };
     this.raftIndex = this.options.initialIndex;
@@ -167,16 +170,16 @@ export class ConsulApiServer {
     this.server.keepAliveTimeout = 30_000;
   }
 
-  /** Starts a server on 127.0.0.1 (a free port unless `options.port`). */
+  /** Starts a server on `options.host` (127.0.0.1 by default; a free port unless `options.port`). */
   static async listen(options: ConsulApiServerOptions = {}): Promise<ConsulApiServer> {
     const server = new ConsulApiServer(options);
     await server.start();
     return server;
   }
 
-  /** `http://127.0.0.1:<port>`, the address clients use. */
+  /** `http://<host>:<port>`, the address clients use. */
   get address(): string {
-    return `http://127.0.0.1:${this.boundPort}`;
+    return `http://${this.options.host}:${this.boundPort}`;
   }
 
   /** The TCP port (stable across stop/start). */
@@ -202,7 +205,7 @@ export class ConsulApiServer {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.server.once('error', onError);
-      this.server.listen(port, '127.0.0.1', () => {
+      this.server.listen(port, this.options.host, () => {
         this.server.off('error', onError);
         resolve();
       });

@@ -1,0 +1,328 @@
+/**
+ * Three lab hosts from the start on one underlay, one store reachable from all, the same
+ * `docker network create` on each; run once with the etcd backend and once with the consul
+ * backend (the in-repo Consul API server, test/support/consul-api-server.ts, as a process on the
+ * underlay). One set of hosts per backend, shared by the scenarios in order:
+ *  - containers on all three hosts ping and open TCP connections to each other by IP (all pairs);
+ *  - a policy imported on host 0 is enforced on hosts 1 and 2 (`cilium policy wait REV` on each),
+ *    cross-host;
+ *  - host 1's daemon and dockerd are killed (-9): hosts 0 and 2 keep talking without loss; host 1's
+ *    keys expire (short lease) and hosts 0 and 2 remove its ip entries and ipcache routes; host 1
+ *    restarts (daemon, then dockerd, whose `--restart always` containers come back): it rejoins
+ *    and all pairs work again;
+ *  - host 2 loses its path to the store only (unreachable routes inside host 2 and the underlay
+ *    namespace, both directions; VXLAN to the other hosts untouched): its containers keep talking to hosts 0 and 1; a
+ *    container started on host 0 during the cut is learned by host 2 within the resync interval
+ *    (10 s) after the route goes;
+ *  - a fourth host added while traffic flows learns every endpoint within 5 s.
+ */
+import t, { type Test } from 'tap';
+import { startDockerHost, type DockerHost } from '../lab/docker-host.js';
+import { ensureBusyboxImage } from '../lab/busybox-image.js';
+import { requireRoot } from '../lab/preconditions.js';
+import { startUnderlay, type Underlay } from '../lab/underlay.js';
+import { CiliumDaemon, eventually } from '../support/cilium-daemon.js';
+import type { EndpointModel, IpModel, StatusModel } from '../../src/api/models.js';
+
+if (!requireRoot(t)) process.exit(process.env.CI === 'true' ? 1 : 0);
+
+type Backend = 'etcd' | 'consul';
+
+/** Resync interval of every daemon: the bound on reconvergence after a cut from the store. */
+const RESYNC_MS = 10_000;
+
+/**
+ * Lease TTLs. Host 1 is the one that dies, so its lease is short (etcd: 5 s; consul: 10 s, the
+ * agent's session_ttl_min, invalidated after 2x). The others' leases outlast the store cut of
+ * host 2 (~12 s): a node cut from the store for longer than its lease is, by design, forgotten by
+ * its peers (its keys expire), which is a different scenario.
+ */
+const SHORT_TTL: Record<Backend, string> = { etcd: '5s', consul: '10s' };
+const LONG_TTL = '60s';
+
+interface IpcacheEntry {
+  prefix: string;
+  identity: number;
+  tunnelEndpoint?: string;
+}
+
+/** One backend's cluster: hosts, daemons, containers. */
+class Cluster {
+  readonly hosts: DockerHost[] = [];
+  readonly daemons: CiliumDaemon[] = [];
+  readonly underlayIps: string[] = [];
+  /** Container name -> [host index, IP]. */
+  readonly where: Record<string, [number, string]> = {};
+  storeUrl = '';
+
+  constructor(
+    readonly backend: Backend,
+    readonly underlay: Underlay,
+    readonly subnet: string,
+  ) {}
+
+  storeArgs(ttl: string): string[] {
+    const b = this.backend;
+    return ['--kvstore', b, '--kvstore-opt', `${b}.address=${this.storeUrl}`, '--kvstore-opt', `${b}.lease-ttl=${ttl}`];
+  }
+
+  /** A new host on the underlay (as <prefix>.<index+1>) with its daemon, network not yet created. */
+  async addHost(t: Test, ttl: string): Promise<number> {
+    const h = this.hosts.length;
+    const host = await startDockerHost(t);
+    this.hosts.push(host);
+    await ensureBusyboxImage(host, 'bb');
+    this.underlayIps.push(await this.underlay.attach(host, h + 1));
+    const daemon = new CiliumDaemon(host, {
+      extraArgs: [...this.storeArgs(ttl), '--underlay-ip', this.underlayIps[h]!, '--resync-interval', `${RESYNC_MS / 1000}s`],
+    });
+    this.daemons.push(daemon);
+    await daemon.start(60_000);
+    return h;
+  }
+
+  async createNetwork(h: number): Promise<void> {
+    await this.docker(h, ['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', this.subnet, 'ovl']);
+  }
+
+  async docker(h: number, args: string[]): Promise<string> {
+    const r = await this.hosts[h]!.docker(args, { timeoutMs: 120_000 });
+    if (r.code !== 0) throw new Error(`docker@h${h} ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n${this.daemons[h]?.process?.logTail(20)}`);
+    return r.stdout.trim();
+  }
+
+  /** Runs a container serving HTTP on 80 and 5432 on host h and waits for its endpoint. */
+  async run(h: number, name: string, labels: string[], extra: string[] = []): Promise<void> {
+    const serve = 'httpd -p 80 -h /etc; httpd -p 5432 -h /etc; exec sleep 100000';
+    await this.docker(h, ['run', '-d', '--name', name, '--network', 'ovl', ...extra, ...labels.flatMap((l) => ['-l', l]), 'bb', 'sh', '-c', serve]);
+    await this.locate(h, name);
+  }
+
+  /** Records a container's (possibly new) IP and waits until its endpoint is ready. */
+  async locate(h: number, name: string): Promise<void> {
+    this.where[name] = [h, await this.docker(h, ['inspect', '-f', '{{(index .NetworkSettings.Networks "ovl").IPAddress}}', name])];
+    await eventually(async () => {
+      const eps = await this.daemons[h]!.cliJson<EndpointModel[]>(['endpoint', 'list']);
+      return eps.find((x) => x.containerName === name)?.state === 'ready';
+    }, 60_000, `${name} ready on h${h}`);
+  }
+
+  namesOn(h: number): string[] {
+    return Object.entries(this.where).filter(([, [hh]]) => hh === h).map(([n]) => n);
+  }
+
+  async ping(from: string, to: string): Promise<boolean> {
+    const r = await this.hosts[this.where[from]![0]]!.docker(['exec', from, 'ping', '-c', '1', '-W', '2', this.where[to]![1]], { timeoutMs: 20_000 });
+    return r.code === 0;
+  }
+
+  /** HTTP GET from a container to another's port; true if the page came back. */
+  async http(from: string, to: string, port: number): Promise<boolean> {
+    const r = await this.hosts[this.where[from]![0]]!.docker(['exec', from, 'timeout', '4', 'wget', '-q', '-O', '-', `http://${this.where[to]![1]}:${port}/passwd`], { timeoutMs: 20_000 });
+    return r.code === 0 && r.stdout.includes('root');
+  }
+
+  /** `ping -c count -i 0.25` from a container, started now; resolves with the loss in percent. */
+  flow(from: string, to: string, count: number): Promise<number> {
+    return this.hosts[this.where[from]![0]]!
+      .docker(['exec', from, 'ping', '-c', String(count), '-i', '0.25', '-W', '2', this.where[to]![1]], { timeoutMs: count * 250 + 60_000 })
+      .then((r) => Number(/(\d+)% packet loss/.exec(r.stdout)?.[1] ?? '100'));
+  }
+
+  /** Remote ipcache entries (those with a tunnel endpoint) of host h. */
+  async tunnelled(h: number): Promise<IpcacheEntry[]> {
+    const all = await this.daemons[h]!.cliJson<IpcacheEntry[]>(['bpf', 'ipcache', 'list']);
+    return all.filter((e) => e.tunnelEndpoint);
+  }
+
+  /** IPs host h knows from the store (`cilium ip list`). */
+  async storeIps(h: number): Promise<string[]> {
+    return (await this.daemons[h]!.cliJson<IpModel[]>(['ip', 'list'])).map((e) => e.ip);
+  }
+
+  /** True when host h routes every container of the other live hosts through the right tunnel. */
+  async knowsAll(h: number, hosts: number[]): Promise<boolean> {
+    const e = await this.tunnelled(h);
+    return hosts
+      .filter((o) => o !== h)
+      .every((o) => this.namesOn(o).every((n) => e.some((x) => x.prefix === `${this.where[n]![1]}/32` && x.tunnelEndpoint === this.underlayIps[o] && x.identity >= 256)));
+  }
+
+  /**
+   * Every ordered pair of hosts among `hosts`: a ping from web<a> to db<b> (web<b> where there is
+   * no db) and an HTTP GET from web<a> to web<b>, after every host routes every remote container.
+   */
+  async allPairs(t: Test, hosts: number[], what: string): Promise<void> {
+    await eventually(async () => {
+      for (const h of hosts) if (!(await this.knowsAll(h, hosts))) return false;
+      return true;
+    }, 30_000, `every host of ${hosts.join(',')} routes every remote container (${what})`);
+    const pairs = hosts.flatMap((a) => hosts.filter((b) => b !== a).map((b) => [a, b] as const));
+    const failed = (
+      await Promise.all(
+        pairs.map(async ([a, b]) => {
+          // The first packet may race the peer's last ipcache update: a few seconds to settle.
+          const target = this.where[`db${b}`] ? `db${b}` : `web${b}`;
+          const pinged = await eventually(async () => this.ping(`web${a}`, target), 10_000, `web${a} -> ${target}`).catch(() => false);
+          const fetched = await this.http(`web${a}`, `web${b}`, 80);
+          return [...(pinged ? [] : [`web${a}->${target} ping`]), ...(fetched ? [] : [`web${a}->web${b} tcp`])];
+        }),
+      )
+    ).flat();
+    t.same(failed, [], `${what}: ping and TCP by IP between every ordered pair of ${hosts.length} hosts (${pairs.length} pairs)`);
+  }
+}
+
+const DB_FROM_WEB = `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: db-from-web
+spec:
+  endpointSelector:
+    matchLabels:
+      app: db
+  ingress:
+  - fromEndpoints:
+    - matchLabels:
+        app: web
+    toPorts:
+    - ports:
+      - port: "5432"
+        protocol: TCP
+`;
+
+async function scenario(t: Test, backend: Backend, prefix: string, subnet: string): Promise<void> {
+  const underlay = await startUnderlay(t, { prefix });
+  const c = new Cluster(backend, underlay, subnet);
+  c.storeUrl = backend === 'etcd' ? await underlay.startEtcd() : await underlay.startConsul();
+  t.teardown(() => {
+    if (!t.passing()) for (const d of c.daemons) t.comment(`--- ${d.host.name} daemon log ---\n${d.process?.logTail(40)}`);
+  });
+
+  for (let i = 0; i < 3; i++) await c.addHost(t, i === 1 ? SHORT_TTL[backend] : LONG_TTL);
+  for (let h = 0; h < 3; h++) await c.createNetwork(h);
+  for (let h = 0; h < 3; h++) {
+    // Host 1's containers come back by themselves when its dockerd restarts.
+    const extra = h === 1 ? ['--restart', 'always'] : [];
+    await c.run(h, `web${h}`, ['app=web'], extra);
+    await c.run(h, `db${h}`, ['app=db'], extra);
+  }
+
+  await t.test('containers on all three hosts reach each other by IP', async (t) => {
+    await c.allPairs(t, [0, 1, 2], 'three hosts');
+    for (let h = 0; h < 3; h++) {
+      const status = await c.daemons[h]!.cliJson<StatusModel>(['status']);
+      t.same(status.overlay?.peers.map((p) => p.underlayIp).sort(), c.underlayIps.filter((_, o) => o !== h).sort(), `h${h}: status lists the two peers`);
+      t.match(status.kvstore, { backend, healthy: true }, `h${h}: ${backend} healthy`);
+    }
+  });
+
+  await t.test('a policy imported on host 0 is enforced on hosts 1 and 2', async (t) => {
+    const imported = await c.daemons[0]!.cli(['policy', 'import', '-', '-o', 'json'], DB_FROM_WEB);
+    t.equal(imported.code, 0, `imported on h0: ${imported.stderr}`);
+    const revision = (JSON.parse(imported.stdout) as { revision: number }).revision;
+    for (const h of [1, 2, 0]) {
+      const w = await c.daemons[h]!.cli(['policy', 'wait', String(revision), '--timeout', '30s']);
+      t.equal(w.code, 0, `h${h}: policy wait ${revision}: ${w.stderr.trim()}`);
+    }
+    const checks: Array<[string, string, number, boolean, string]> = [
+      ['web0', 'db1', 5432, true, 'h0 web0 -> h1 db1:5432 allowed'],
+      ['web0', 'db1', 80, false, 'h0 web0 -> h1 db1:80 dropped on h1'],
+      ['web0', 'db2', 5432, true, 'h0 web0 -> h2 db2:5432 allowed'],
+      ['web0', 'db2', 80, false, 'h0 web0 -> h2 db2:80 dropped on h2'],
+      ['db0', 'db2', 5432, false, 'h0 db0 -> h2 db2:5432 dropped (not web)'],
+      ['web2', 'db1', 5432, true, 'h2 web2 -> h1 db1:5432 allowed'],
+      ['web1', 'db2', 80, false, 'h1 web1 -> h2 db2:80 dropped'],
+      ['web1', 'db0', 80, false, 'h1 web1 -> h0 db0:80 dropped'],
+      ['db1', 'web2', 80, true, 'h1 db1 -> h2 web2:80 allowed (web is not selected)'],
+    ];
+    const got = await Promise.all(checks.map(([from, to, port]) => c.http(from, to, port)));
+    checks.forEach(([, , , want, what], i) => t.equal(got[i], want, what));
+    const del = await c.daemons[0]!.cli(['policy', 'delete', '--all', '-o', 'json']);
+    t.equal(del.code, 0, 'deleted on h0');
+    const delRevision = (JSON.parse(del.stdout) as { revision: number }).revision;
+    for (const h of [1, 2, 0]) t.equal((await c.daemons[h]!.cli(['policy', 'wait', String(delRevision), '--timeout', '30s'])).code, 0, `h${h}: deletion enforced`);
+    t.ok(await c.http('web0', 'db2', 80), 'after the delete: web0 -> db2:80 passes again');
+  });
+
+  await t.test('host 1 dies (daemon and dockerd, kill -9): hosts 0 and 2 keep talking and forget it; it rejoins', async (t) => {
+    const h1Ip = c.underlayIps[1]!;
+    const h1Addrs = c.namesOn(1).map((n) => c.where[n]![1]);
+    // Traffic both ways between hosts 0 and 2, spanning the kill and the expiry (etcd: the 5 s
+    // lease; consul: twice the 10 s session TTL).
+    const pings = backend === 'etcd' ? 60 : 120;
+    const flows = [c.flow('web0', 'db2', pings), c.flow('web2', 'db0', pings)];
+    const killed = Date.now();
+    await c.daemons[1]!.stop('SIGKILL');
+    await c.hosts[1]!.stopDockerd({ signal: 'SIGKILL' });
+    for (const h of [0, 2]) {
+      await eventually(async () => (await c.tunnelled(h)).every((e) => e.tunnelEndpoint !== h1Ip), 60_000, `h${h} drops every route to h1`);
+      t.pass(`h${h}: no ipcache entry tunnels to h1 any more (${Date.now() - killed} ms after the kill)`);
+      const ips = await c.storeIps(h);
+      t.same(h1Addrs.filter((a) => ips.includes(a)), [], `h${h}: h1's ip entries expired from the store`);
+      const status = await c.daemons[h]!.cliJson<StatusModel>(['status']);
+      t.notOk(status.overlay?.peers.some((p) => p.underlayIp === h1Ip), `h${h}: h1's node record expired (not a peer)`);
+    }
+    const loss = await Promise.all(flows);
+    t.same(loss, [0, 0], `h0 <-> h2 traffic during the kill and the expiry: ${loss.join('%, ')}% loss`);
+
+    // The daemon first, so that dockerd finds the plugin when it restarts the containers.
+    await c.daemons[1]!.start(60_000);
+    await c.hosts[1]!.startDockerd();
+    for (const n of c.namesOn(1)) {
+      await eventually(async () => (await c.docker(1, ['inspect', '-f', '{{.State.Running}}', n])) === 'true', 60_000, `${n} restarted by dockerd`);
+      await c.locate(1, n);
+    }
+    t.pass('h1 is back, its --restart always containers running with ready endpoints');
+    await c.allPairs(t, [0, 1, 2], 'after h1 rejoined');
+  });
+
+  await t.test('host 2 cut from the store keeps talking; it learns what changed within the resync interval', async (t) => {
+    await c.underlay.setServicePath(c.hosts[2]!, 3, false);
+    let restored = false;
+    const restore = async () => {
+      if (!restored) await c.underlay.setServicePath(c.hosts[2]!, 3, true);
+      restored = true;
+    };
+    t.teardown(restore);
+    const cutAt = Date.now();
+    const flows = [c.flow('web2', 'db0', 40), c.flow('db1', 'web2', 40), c.flow('web0', 'db2', 40)];
+    // A container started on host 0 while host 2 cannot hear about it.
+    await c.run(0, 'late0', ['app=late']);
+    const loss = await Promise.all(flows);
+    t.same(loss, [0, 0, 0], `h2 <-> h0 and h1 traffic during the cut: ${loss.join('%, ')}% loss`);
+    t.ok(await c.http('web2', 'web1', 80), 'h2 web2 -> h1 web1 TCP during the cut');
+    t.ok(await c.http('db0', 'web2', 80), 'h0 db0 -> h2 web2 TCP during the cut');
+    const late = `${c.where.late0![1]}/32`;
+    t.notOk((await c.tunnelled(2)).some((e) => e.prefix === late), 'h2 has not learned late0 during the cut (the cut is real)');
+    t.ok(await c.knowsAll(0, [0, 2]), 'h0 still routes h2 (its lease outlasts the cut)');
+    await new Promise((r) => setTimeout(r, Math.max(0, 12_000 - (Date.now() - cutAt))));
+    await restore();
+    const back = Date.now();
+    await eventually(async () => (await c.tunnelled(2)).some((e) => e.prefix === late && e.tunnelEndpoint === c.underlayIps[0]), RESYNC_MS, 'h2 learns late0 after the cut');
+    t.pass(`h2 learned late0 ${Date.now() - back} ms after its path to the store came back (cut ${back - cutAt} ms)`);
+    await eventually(async () => c.ping('web2', 'late0'), 10_000, 'web2 -> late0');
+    t.ok(await c.http('web2', 'late0', 80), 'h2 web2 -> h0 late0 TCP');
+    const status = await eventually(async () => {
+      const s = await c.daemons[2]!.cliJson<StatusModel>(['status']);
+      return s.kvstore.healthy ? s : undefined;
+    }, 10_000, 'h2 kvstore healthy again');
+    t.ok(status.kvstore.healthy, `h2: ${backend} healthy again`);
+  });
+
+  await t.test('a fourth host added while traffic flows learns every endpoint within 5 s', async (t) => {
+    const flows = [c.flow('web0', 'db2', 100), c.flow('web1', 'db0', 100)];
+    const h = await c.addHost(t, LONG_TTL);
+    const ready = Date.now();
+    await eventually(async () => c.knowsAll(h, [0, 1, 2, h]), 5_000, 'h3 learns every remote endpoint');
+    t.pass(`h3 routes all ${Object.keys(c.where).length} remote endpoints ${Date.now() - ready} ms after its daemon answered`);
+    await c.createNetwork(h);
+    await c.run(h, 'web3', ['app=web']);
+    await c.allPairs(t, [0, 1, 2, 3], 'four hosts');
+    const loss = await Promise.all(flows);
+    t.same(loss, [0, 0], `traffic while h3 joined: ${loss.join('%, ')}% loss`);
+  });
+}
+
+t.test('etcd backend', (t) => scenario(t, 'etcd', '198.19.251', '198.18.121.0/24'));
+t.test('consul backend', (t) => scenario(t, 'consul', '198.19.252', '198.18.122.0/24'));
