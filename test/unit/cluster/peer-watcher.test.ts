@@ -83,3 +83,25 @@ t.test('programs remote endpoints and blocks, forgets departed nodes, re-learns 
   t.ok(syncs > before, 're-list synced');
   t.notOk(kernel.some((e) => e.prefix === '198.18.120.67/32'), 're-list dropped the entry the watch missed');
 });
+
+t.test('remote endpoint names for the DNS resolver: named entries of live peers only, gone with the key', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cd-peers-names-'));
+  const store = LocalKvStore.open({ path: join(dir, 'kv.db') });
+  const watcher = new PeerWatcher({ store, nodeName: 'me', datapath: { syncRemoteEntries: async (e) => ({ written: e.length, deleted: 0 }) }, networkNumber, log });
+  t.teardown(async () => {
+    watcher.stop();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await store.put('nodes/v1/me', node('me', '198.19.250.1'));
+  await store.put('nodes/v1/b', node('b', '198.19.250.2'));
+  await store.put('ip/v1/198.18.120.2', JSON.stringify({ identity: 300, node: 'me', endpoint: 1, name: 'mine', network: 'ovl' }));
+  await store.put('ip/v1/198.18.120.66', JSON.stringify({ identity: 400, node: 'b', endpoint: 1, name: 'web', network: 'ovl' }));
+  await store.put('ip/v1/198.18.120.67', JSON.stringify({ identity: 401, node: 'b', endpoint: 2 }));
+  await store.put('ip/v1/198.18.120.200', JSON.stringify({ identity: 402, node: 'gone', endpoint: 1, name: 'ghost', network: 'ovl' }));
+  await watcher.start();
+  t.same(watcher.remoteNames(), [{ ip: '198.18.120.66', name: 'web', network: 'ovl', node: 'b' }], "b's named entry; not ours, not unnamed, not a node without a record");
+  await store.delete('ip/v1/198.18.120.66');
+  await waitFor(() => watcher.remoteNames().length === 0, 5000, 'name gone');
+  t.pass('a deleted key takes its name with it');
+});

@@ -155,3 +155,10 @@ t.test('a TCP query is relayed to the upstream over TCP', async (t) => {
   t.same(decodeAddresses(await tcpQuery(server.port, encodeQuery(41, 'big.example.org', QTYPE_A))), ['198.18.99.2']);
   t.match(server.status(), { forwarded: 1 });
 });
+
+t.test('an address that is not on this host fails the start', async (t) => {
+  // 198.18.255.254 is assigned nowhere (the lab's addresses are all inside 198.18.0.0/15 but not this one).
+  const server = new DnsServer({ host: '198.18.255.254', port: 0, upstreams: [], endpoints: () => [], log });
+  await t.rejects(server.start(), { code: 'EADDRNOTAVAIL' });
+  await server.stop();
+});
