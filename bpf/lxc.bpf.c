@@ -156,8 +156,7 @@ static __always_inline int encapsulate(struct __sk_buff *skb, const struct flow 
 
 	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
 		return drop_packet(skb, f, who, DROP_WRITE_ERROR);
-	metrics_count(REASON_FORWARDED, DIR_EGRESS, skb->len);
-	trace_forward(skb, f, who, TRACE_TO_OVERLAY);
+	trace_forward(skb, f, who, TRACE_TO_OVERLAY); /* counts it as forwarded, egress */
 	return bpf_redirect(cfg_tunnel_ifindex, 0);
 }
 
@@ -325,11 +324,17 @@ int from_overlay(struct __sk_buff *skb)
 		return drop_packet(skb, &f, &who, DROP_NO_LOCAL_ENDPOINT);
 	who.ep_id = dst->ep_id;
 	who.dst_identity = dst->sec_identity;
-	/* The sender's Docker network (isolation of unenforced endpoints) comes from the ipcache. */
-	resolve_peer(f.saddr, &src);
 
 	state = ct_lookup(&f, &ct, &now);
 	if (state != CT_REPLY) {
+		/*
+		 * The sender's Docker network (from the ipcache) only matters to an endpoint no
+		 * ingress rule selects (Docker's isolation); an enforcing endpoint's policy keys on
+		 * the VNI's identity alone, so it skips the ipcache's LPM lookup per packet.
+		 */
+		src.net_id = 0;
+		if (!(dst->flags & EP_F_ENFORCE_INGRESS))
+			resolve_peer(f.saddr, &src);
 		reason = enforce_policy(skb, &f, dst, POLICY_INGRESS, src_identity, src.net_id, &who,
 					state);
 		if (reason)
@@ -345,8 +350,7 @@ int from_overlay(struct __sk_buff *skb)
 	if (!mac_is_zero(dst->mac))
 		__builtin_memcpy(eth->h_dest, dst->mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, dst->node_mac, ETH_ALEN);
-	metrics_count(REASON_FORWARDED, DIR_INGRESS, skb->len);
-	trace_forward(skb, &f, &who, TRACE_TO_ENDPOINT);
+	trace_forward(skb, &f, &who, TRACE_TO_ENDPOINT); /* counts it as forwarded, ingress */
 	/* Straight into the container's netns: to_container does not run again. */
 	return bpf_redirect_peer(dst->ifindex, 0);
 }
