@@ -110,7 +110,8 @@ static __always_inline int answer_arp(struct __sk_buff *skb)
 /*
  * Runs ep's policy for one direction and reports the verdict on a connection's first packet.
  * Returns 0 to allow or a DROP_* reason; a drop of an established connection (the policy changed
- * under it) also forgets the connection, so its replies stop passing too.
+ * under it) marks its conntrack entry denied (ct_deny: kept, so a reply in flight cannot
+ * re-create it reversed and turn the sender's packets into unpoliced replies).
  */
 static __always_inline int enforce_policy(struct __sk_buff *skb, const struct flow *f,
 					  const struct endpoint_info *ep, __u8 direction,
@@ -125,7 +126,7 @@ static __always_inline int enforce_policy(struct __sk_buff *skb, const struct fl
 		notify_policy_verdict(skb, f, who, v.match, v.drop_reason ? VERDICT_DENY : VERDICT_ALLOW,
 				      v.cookie);
 	if (v.drop_reason && state == CT_ESTABLISHED)
-		ct_delete(f);
+		ct_deny(f);
 	return v.drop_reason;
 }
 

@@ -80,6 +80,7 @@
 /* ct_entry.flags */
 #define CT_F_REPLY_SEEN (1 << 0) /* a packet went in the reply direction */
 #define CT_F_CLOSING (1 << 1)    /* FIN or RST seen: short lifetime */
+#define CT_F_DENIED (1 << 2)     /* policy dropped the forward direction: replies do not extend it */
 
 /*
  * skb->mark set on container traffic leaving towards the world (no container or host behind the

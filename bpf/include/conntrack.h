@@ -102,12 +102,16 @@ static __always_inline void ct_update(struct ct_entry *e, const struct flow *f, 
 	if (f->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
 		flags |= CT_F_CLOSING;
 	if (state == CT_REPLY) {
+		/* Replies of a connection policy now drops do not keep its entry alive. */
+		if (flags & CT_F_DENIED)
+			return;
 		flags |= CT_F_REPLY_SEEN;
 		if ((e->tcp_flags_rev | f->tcp_flags) != e->tcp_flags_rev)
 			e->tcp_flags_rev |= f->tcp_flags;
 		__sync_fetch_and_add(&e->packets_rev, 1);
 		__sync_fetch_and_add(&e->bytes_rev, len);
 	} else {
+		flags &= ~CT_F_DENIED; /* policy allows the forward direction (again) */
 		if ((e->tcp_flags_fwd | f->tcp_flags) != e->tcp_flags_fwd)
 			e->tcp_flags_fwd |= f->tcp_flags;
 		__sync_fetch_and_add(&e->packets_fwd, 1);
@@ -142,13 +146,24 @@ static __always_inline int ct_create(const struct flow *f, __u32 len, __u32 src_
 	return 0;
 }
 
-/* Forgets a connection whose forward direction policy no longer allows. */
-static __always_inline void ct_delete(const struct flow *f)
+/*
+ * Marks a connection whose forward direction policy no longer allows. The entry is kept, not
+ * deleted: ct_lookup tries the forward direction first, so the sender's next packets still match
+ * it and are still policed (and dropped). Deleting it let a reply already in flight find no
+ * entry, pass as a new connection the other way and create the entry reversed, after which the
+ * sender's packets matched it as replies and skipped ingress policy for good. Its replies no
+ * longer extend it (ct_update), so it expires with its last allowed packet's lifetime; an allowed
+ * forward packet (the policy changed back) clears the mark.
+ */
+static __always_inline void ct_deny(const struct flow *f)
 {
+	struct ct_entry *e;
 	struct ct_key key;
 
 	ct_forward_key(f, &key);
-	bpf_map_delete_elem(&cilium_ct, &key);
+	e = bpf_map_lookup_elem(&cilium_ct, &key);
+	if (e && !(e->flags & CT_F_DENIED))
+		e->flags |= CT_F_DENIED;
 }
 
 #endif /* CILIUM_DOCKER_CONNTRACK_H */

@@ -489,10 +489,13 @@ export interface CtEntry {
   replySeen: boolean;
   /** FIN or RST seen. */
   closing: boolean;
+  /** Policy dropped the forward direction (the entry is kept; replies no longer extend it). */
+  denied: boolean;
 }
 
 const CT_F_REPLY_SEEN = 1;
 const CT_F_CLOSING = 2;
+const CT_F_DENIED = 4;
 
 /** cilium_ct key. */
 export function encodeCtKey(key: CtKey): Buffer {
@@ -528,7 +531,7 @@ export function encodeCtEntry(entry: CtEntry): Buffer {
   buf.writeUInt32LE(entry.srcIdentity, off('ct_entry', 'src_identity'));
   buf.writeUInt8(entry.tcpFlagsFwd, off('ct_entry', 'tcp_flags_fwd'));
   buf.writeUInt8(entry.tcpFlagsRev, off('ct_entry', 'tcp_flags_rev'));
-  const flags = (entry.replySeen ? CT_F_REPLY_SEEN : 0) | (entry.closing ? CT_F_CLOSING : 0);
+  const flags = (entry.replySeen ? CT_F_REPLY_SEEN : 0) | (entry.closing ? CT_F_CLOSING : 0) | (entry.denied ? CT_F_DENIED : 0);
   buf.writeUInt16LE(flags, off('ct_entry', 'flags'));
   return buf;
 }
@@ -548,6 +551,7 @@ export function decodeCtEntry(buf: Buffer): CtEntry {
     tcpFlagsRev: buf.readUInt8(off('ct_entry', 'tcp_flags_rev')),
     replySeen: (flags & CT_F_REPLY_SEEN) !== 0,
     closing: (flags & CT_F_CLOSING) !== 0,
+    denied: (flags & CT_F_DENIED) !== 0,
   };
 }
 

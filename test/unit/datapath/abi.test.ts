@@ -133,7 +133,7 @@ t.test('codecs round-trip', async (t) => {
   t.same(abi.decodeCtKey(abi.encodeCtKey(ctKey)), ctKey, 'ct key');
   const ctEntry: abi.CtEntry = {
     packetsFwd: 3n, bytesFwd: 200n, packetsRev: 2n, bytesRev: 150n, created: 100, expires: 21700, srcIdentity: 70000,
-    tcpFlagsFwd: 0x12, tcpFlagsRev: 0x12, replySeen: true, closing: false,
+    tcpFlagsFwd: 0x12, tcpFlagsRev: 0x12, replySeen: true, closing: false, denied: true,
   };
   t.same(abi.decodeCtEntry(abi.encodeCtEntry(ctEntry)), ctEntry, 'ct entry');
 

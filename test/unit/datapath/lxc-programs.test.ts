@@ -134,7 +134,20 @@ t.test('conntrack: replies skip policy, new inbound connections do not', { skip 
 
   await dp.policy.syncEndpoint(A.epId, []);
   t.equal(fromA({ sport: 42000, tcpFlags: TCP_ACK }).retval, TC_ACT_SHOT, 'policy removed: the established flow is cut');
-  t.same(await dp.ct.list(), [], 'and its conntrack entry deleted');
+  const [denied, ...others] = await dp.ct.list();
+  t.same(others, [], 'one entry');
+  t.match(denied, [{ sport: 42000 }, { denied: true, packetsFwd: 1n, packetsRev: 1n }], 'kept and marked denied (not deleted)');
+  // A reply in flight must not re-create the entry reversed (the peer's next packets would then
+  // be "replies" of it and skip policy): it matches the kept entry, and does not extend it.
+  t.equal(toA({ sport: 80, dport: 42000, tcpFlags: TCP_ACK }).retval, TC_ACT_OK, 'a reply in flight passes as a reply');
+  const after = await dp.ct.list();
+  t.equal(after.length, 1, 'no reversed entry created');
+  t.match(after[0], [{ sport: 42000 }, { denied: true, packetsRev: 1n, expires: denied![1].expires }], 'the reply neither counts nor extends the denied entry');
+  t.equal(fromA({ sport: 42000, tcpFlags: TCP_ACK }).retval, TC_ACT_SHOT, 'the next packet out is still dropped');
+  await dp.policy.syncEndpoint(A.epId, [allowEgress(REMOTE.identity, 6, 80)]);
+  t.equal(fromA({ sport: 42000, tcpFlags: TCP_ACK }).retval, TC_ACT_OK, 'policy back: the flow passes again');
+  t.match(await dp.ct.list(), [[{ sport: 42000 }, { denied: false }]], 'and the mark is cleared');
+  await dp.ct.deleteWhere(() => true);
   await eventsOf(0);
 });
 
