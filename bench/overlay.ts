@@ -23,14 +23,15 @@
  * probe connection that got no answer (within 300 ms) on host k, measured from the import call.
  * The figure is the max over the three hosts (all enforce), per import; also `policy wait REV`
  * on each daemon. Then the policy is deleted (waited for on all three) and the next import starts.
- * New connections, not one long flow: a flow that is already established is not reliably cut
- * by a policy change on the overlay (see bench/README.md, "overlay").
+ * New connections by default; OV_PROBE=probe uses one established flow per host instead (one
+ * request per ms on a single connection), which checks that a policy change cuts it too.
  *
  * One round measures every config once (iperf3 single stream, then tcprr 64-byte RR), the order
  * rotated per round. `node bench/run.mjs overlay` runs it and renders the table with the targets;
  * run alone it writes bench/results/<stamp>-overlay.json and prints the table.
  * Settings: OV_ROUNDS (5), OV_SECONDS (5, iperf3 per sample), OV_RR_SECONDS (3), OV_IMPORTS (20,
- * 0 skips the 3-host phase and its third host), OV_CLASSIC (1; 0 skips docker-overlay).
+ * 0 skips the 3-host phase and its third host), OV_CLASSIC (1; 0 skips docker-overlay),
+ * OV_PROBE (connprobe | probe).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -55,6 +56,9 @@ const SECONDS = envInt('OV_SECONDS', 5, 1);
 const RR_SECONDS = envInt('OV_RR_SECONDS', 3, 1);
 const IMPORTS = envInt('OV_IMPORTS', 20, 0);
 const CLASSIC = envInt('OV_CLASSIC', 1, 0) > 0;
+/** The import probe: `connprobe` (a new connection per request) or `probe` (one established flow). */
+const PROBE = process.env.OV_PROBE ?? 'connprobe';
+if (PROBE !== 'connprobe' && PROBE !== 'probe') throw new Error(`OV_PROBE=${PROBE}: expected connprobe or probe`);
 
 /** Runs argv in a network namespace reachable from the host's mount namespace. */
 class NetnsPair implements EndpointPair {
@@ -260,7 +264,7 @@ async function importLatency(hosts: DockerHost[], daemons: CiliumDaemon[]): Prom
     for (const [k, p] of pairs.entries()) await eventually(async () => (await p.runInClient(['busybox', 'ping', '-c', '1', '-W', '1', p.serverIp], 5_000)).code === 0, 30_000, `probe path into host ${k + 1}`);
     const text = ingressAllowPolicy('bench-import', { pimp: 'srv' }, { pimp: 'cli' }, [{ port: RR_PORT + 1 }]);
     for (let i = 0; i < IMPORTS; i++) {
-      const probes = pairs.map((p, k) => p.startInClient([TCPRR, 'connprobe', '-H', p.serverIp, '-p', String(RR_PORT), '-i', '1000', '-S', '300', '-t', '120'], `pimp-probe-${i}-${k}.log`));
+      const probes = pairs.map((p, k) => p.startInClient([TCPRR, PROBE, '-H', p.serverIp, '-p', String(RR_PORT), '-i', '1000', '-S', '300', '-t', '120'], `pimp-probe-${i}-${k}.log`));
       try {
         for (const [k, probe] of probes.entries()) if (!(await waitForLine(probe, /"ready"/, 10_000))) throw new Error(`probe into host ${k + 1} did not connect: ${probe.logTail(5)}`);
         await sleep(300);
@@ -407,7 +411,7 @@ async function main(): Promise<void> {
     await session.close();
   }
 
-  const result: OverlayResult = { bench: 'overlay', started: started.toISOString(), rounds: ROUNDS, seconds: SECONDS, rrSeconds: RR_SECONDS, load: loadDuringRounds, loadEnd: machineLoad(), samples, imports };
+  const result: OverlayResult = { bench: 'overlay', probe: PROBE, started: started.toISOString(), rounds: ROUNDS, seconds: SECONDS, rrSeconds: RR_SECONDS, load: loadDuringRounds, loadEnd: machineLoad(), samples, imports };
   const out = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results', `${stamp}-overlay.json`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(result, null, 1));

@@ -16,6 +16,8 @@ export interface OverlayResult {
   rounds: number;
   seconds: number;
   rrSeconds: number;
+  /** The import probe's tcprr mode (connprobe: a new connection per request; probe: one established flow). */
+  probe?: string;
   load?: { load1: number; load5: number; cpus: number };
   loadEnd?: { load1: number; load5: number; cpus: number };
   samples: Array<{ config: string; round: number; throughput: { gbps: number; retransmits: number }; rr: { p50: number; tps: number } }>;

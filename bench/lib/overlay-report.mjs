@@ -68,7 +68,7 @@ export function renderOverlay(result) {
       '',
       `### policy import on host 1 -> enforced on all 3 hosts (${imports.length} imports)`,
       '',
-      'Enforced = a tcprr connprobe (a new TCP connection with one request every ms) into a selected container on each host stops getting answers; the time is the start of the first unanswered connection after the import call began, max over the three hosts. `policy wait` = each daemon\'s `GET /v1/policy/wait/REV` (run in parallel after the import returned).',
+      `Enforced = ${result.probe === 'probe' ? 'a tcprr probe (one request every ms on one established connection)' : 'a tcprr connprobe (a new TCP connection with one request every ms)'} into a selected container on each host stops getting answers; the time is the start of the first unanswered request after the import call began, max over the three hosts. \`policy wait\` = each daemon's \`GET /v1/policy/wait/REV\` (run in parallel after the import returned).`,
       '',
       '| measure | p50 ms | p90 ms | max ms |',
       '|---|---|---|---|',
