@@ -1,7 +1,7 @@
 /**
  * Cross-host name resolution. Two lab hosts on the shared underlay (etcd on it), each daemon with
- * its cluster resolver on its underlay address (--dns-address, no upstream) and every container
- * started with `docker run --dns <that address>`: dockerd's embedded DNS answers its own host's
+ * its cluster resolver on its underlay address (--dns-address), host 0's dockerd started with
+ * `--dns <that address>`, host 1's containers with `docker run --dns <its address>`: dockerd's embedded DNS answers its own host's
  * names and forwards the others to the resolver, from the container's namespace (the resolver
  * counts the answers; it can only answer when the query's source is a container it knows).
  *
@@ -22,6 +22,8 @@ import type { EndpointModel, StatusModel } from '../../src/api/models.js';
 if (!requireRoot(t)) process.exit(process.env.CI === 'true' ? 1 : 0);
 
 const OVL = '198.18.124.0/24';
+/** Host 0's address on the underlay (startUnderlay's default prefix, host number 1). */
+const H0_UNDERLAY = '198.19.250.1';
 const OTHER = '198.18.125.0/24';
 let underlay: Underlay;
 const hosts: DockerHost[] = [];
@@ -37,7 +39,8 @@ async function docker(h: number, args: string[]): Promise<string> {
 }
 
 async function run(h: number, name: string, network: string, labels: string[] = []): Promise<void> {
-  await docker(h, ['run', '-d', '--name', name, '--network', network, '--dns', underlayIps[h]!, ...labels.flatMap((l) => ['-l', l]), 'bb', 'sh', '-c', 'httpd -p 80 -h /etc; exec sleep 100000']);
+  const dns = h === 0 ? [] : ['--dns', underlayIps[h]!];
+  await docker(h, ['run', '-d', '--name', name, '--network', network, ...dns, ...labels.flatMap((l) => ['-l', l]), 'bb', 'sh', '-c', 'httpd -p 80 -h /etc; exec sleep 100000']);
   where[name] = [h, await docker(h, ['inspect', '-f', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, name])];
   await eventually(async () => {
     const eps = await daemons[h]!.cliJson<EndpointModel[]>(['endpoint', 'list']);
@@ -99,11 +102,14 @@ t.before(async () => {
   underlay = await startUnderlay(t);
   const etcdUrl = await underlay.startEtcd();
   for (let i = 0; i < 2; i++) {
-    const host = await startDockerHost(t);
+    // Host 0 enables the resolver for all its containers (dockerd --dns, its underlay address to
+    // be, 198.19.250.1); host 1 per container (docker run --dns).
+    const host = await startDockerHost(t, { extraDockerdArgs: i === 0 ? ['--dns', H0_UNDERLAY] : [] });
     hosts.push(host);
     await ensureBusyboxImage(host, 'bb');
     underlayIps.push(await underlay.attach(host, i + 1));
   }
+  if (underlayIps[0] !== H0_UNDERLAY) throw new Error(`host 0's underlay address is ${underlayIps[0]}, not ${H0_UNDERLAY} given to its dockerd --dns`);
   const upstream = hosts[1]!.spawn([process.execPath, '-e', FAKE_UPSTREAM, underlayIps[1]!], {}, { logName: 'fake-upstream.log' });
   await eventually(async () => (upstream.readLog().includes('listening') ? true : undefined), 20_000, 'fake upstream listening');
   // h0 forwards foreign names to the fake upstream on h1; h1 has none (REFUSED).
