@@ -85,7 +85,13 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   const features = await probeKernelFeatures();
   log.info({ vxlanExternal: features.vxlanExternal, geneveExternal: features.geneveExternal }, 'kernel features probed');
   let tunnel: (TunnelSettings & { underlayIp: string }) | undefined;
-  if (config.tunnel !== 'disabled') {
+  let native: { underlayMtu: number; underlayIp: string; device: string } | undefined;
+  if (config.routingMode === 'native') {
+    // No encapsulation: --tunnel does not apply; peers route our blocks to the underlay address.
+    const underlay = await findUnderlay(config.underlayIp);
+    if (underlay) native = { underlayMtu: underlay.mtu, underlayIp: underlay.ip, device: underlay.device };
+    else log.warn({ routingMode: 'native' }, 'no underlay address (no default route and no --underlay-ip): native routing off, this node is reachable from no other node');
+  } else if (config.tunnel !== 'disabled') {
     requireTunnelSupport(config.tunnel, features);
     const underlay = await findUnderlay(config.underlayIp);
     if (underlay) tunnel = { kind: config.tunnel, port: config.tunnelPort, underlayMtu: underlay.mtu, underlayIp: underlay.ip };
@@ -105,7 +111,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     blockPrefixLength: config.blockPrefixLength,
   });
   const identities = new IdentityAllocator({ store, nodeName: config.nodeName, log: log.child({ component: 'identity' }) });
-  const datapath = new BpfDatapath({ bpfRoot: config.bpfRoot, log: log.child({ component: 'datapath' }), tunnel });
+  const datapath = new BpfDatapath({ bpfRoot: config.bpfRoot, log: log.child({ component: 'datapath' }), tunnel, native });
   await datapath.init();
   const networks = new NetworkRegistry({ store, nodeName: config.nodeName, ipam, log: log.child({ component: 'networks' }) });
   const endpoints = new EndpointManager({ store: nodeStore, identityTimeoutMs: config.identityTimeoutMs, nodeName: config.nodeName, datapath, identities, networks, log: log.child({ component: 'endpoint' }) });
@@ -153,9 +159,10 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
       await peers.relist();
     },
     tunnel: tunnel && { kind: tunnel.kind, port: tunnel.port, underlayIp: tunnel.underlayIp },
+    native: native && { underlayIp: native.underlayIp },
     localBlocks: async () => (await ipam.listPools()).flatMap((p) => p.blocks.filter((b) => b.node === config.nodeName).map((b) => b.cidr)),
   });
-  const peers = new PeerWatcher({ store, nodeName: config.nodeName, datapath, networkNumber, log: log.child({ component: 'peers' }) });
+  const peers = new PeerWatcher({ store, nodeName: config.nodeName, datapath, networkNumber, routes: native && datapath, log: log.child({ component: 'peers' }) });
   let publishing = false;
   let publishAgain = false;
   const publishIps = (): void => {
@@ -264,15 +271,28 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
         endpoints: byState,
         identities: ids.filter((i) => !i.reserved).length,
         networks: endpoints.listNetworks().length,
-        overlay: tunnel && {
-          tunnel: tunnel.kind,
-          port: tunnel.port,
-          device: datapath.tunnelDevice ?? '',
-          underlayIp: tunnel.underlayIp,
-          mtu: datapath.overlayMtu ?? 0,
-          lastSync: peers.lastSync,
-          peers: peers.peers().map((p) => ({ name: p.name, underlayIp: p.underlayIp, bootId: p.bootId, blocks: p.blocks, endpoints: p.endpoints })),
-        },
+        overlay: tunnel
+          ? {
+              routingMode: 'tunnel' as const,
+              tunnel: tunnel.kind,
+              port: tunnel.port,
+              device: datapath.tunnelDevice ?? '',
+              underlayIp: tunnel.underlayIp,
+              mtu: datapath.overlayMtu ?? 0,
+              lastSync: peers.lastSync,
+              peers: peers.peers().map((p) => ({ name: p.name, underlayIp: p.underlayIp, bootId: p.bootId, blocks: p.blocks, endpoints: p.endpoints })),
+            }
+          : native && {
+              routingMode: 'native' as const,
+              tunnel: 'disabled',
+              port: 0,
+              device: native.device,
+              underlayIp: native.underlayIp,
+              mtu: datapath.overlayMtu ?? 0,
+              lastSync: peers.lastSync,
+              peers: peers.peers().map((p) => ({ name: p.name, underlayIp: p.underlayIp, bootId: p.bootId, blocks: p.blocks, endpoints: p.endpoints })),
+              routes: await datapath.peerRoutes().catch(() => []),
+            },
         dns: dns?.status(),
       };
     },
@@ -341,8 +361,11 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     },
     async cleanup() {
       const removed = endpoints.listEndpoints().map((e) => e.hostIfName);
+      const routes = await datapath.peerRoutes().catch(() => []);
+      // The watcher would re-program what cleanup removes (peer routes) at its next event.
+      peers.stop();
       await endpoints.cleanupDatapath();
-      return { removed: [...removed, 'cilium_host', 'cilium_net', `pins under ${config.bpfRoot}`, 'masquerade rule'] };
+      return { removed: [...removed, 'cilium_host', 'cilium_net', `pins under ${config.bpfRoot}`, 'masquerade rule', ...routes.map((r) => `route ${r.prefix} via ${r.via}`)] };
     },
     async importPolicy(text) {
       return { revision: await policy.importPolicy(text) };

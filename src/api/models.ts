@@ -95,17 +95,24 @@ export interface DnsStatusModel {
   malformed: number;
 }
 
-/** `cilium status`: this node's tunnel and the peers it has programmed. */
+/** `cilium status`: how this node reaches others (tunnel or native routing) and the peers it has programmed. */
 export interface OverlayStatusModel {
+  /** `tunnel` (encapsulated on `device`) or `native` (kernel routes via the underlay `device`). */
+  routingMode?: 'tunnel' | 'native';
+  /** Tunnel kind; 'disabled' with native routing. */
   tunnel: string;
+  /** Tunnel UDP port; 0 with native routing. */
   port: number;
+  /** The tunnel device, or with native routing the underlay device. */
   device: string;
   underlayIp: string;
-  /** Containers' MTU (underlay MTU minus the encapsulation overhead). */
+  /** Containers' MTU (underlay MTU minus the encapsulation overhead; all of it with native routing). */
   mtu: number;
   /** When the remote ipcache entries were last brought in line with the store. */
   lastSync?: string;
   peers: Array<{ name: string; underlayIp?: string; bootId: string; blocks: string[]; endpoints: number }>;
+  /** Native routing: the kernel routes to peers' blocks (`ip route show proto 193`). */
+  routes?: Array<{ prefix: string; via: string }>;
 }
 
 /** Error body of every non-2xx reply. */

@@ -56,7 +56,8 @@ export function buildProgram(): Command {
           `Networks:    ${s.networks}`,
           `Endpoints:   ${eps}`,
           `Identities:  ${s.identities}`,
-          `Overlay:     ${s.overlay ? `${s.overlay.tunnel} ${s.overlay.device} port ${s.overlay.port}, underlay ${s.overlay.underlayIp}, MTU ${s.overlay.mtu}; ${s.overlay.peers.length} peer(s)${s.overlay.peers.map((p) => `\n             ${p.name} ${p.underlayIp ?? '(no underlay)'} blocks ${p.blocks.join(',') || '-'}, ${p.endpoints} endpoint(s)`).join('')}` : 'disabled (single host)'}`,
+          `Routing:     ${s.overlay ? (s.overlay.routingMode ?? 'tunnel') : 'single host'}`,
+          `Overlay:     ${s.overlay ? `${s.overlay.routingMode === 'native' ? `native (no encapsulation) via ${s.overlay.device}` : `${s.overlay.tunnel} ${s.overlay.device} port ${s.overlay.port}`}, underlay ${s.overlay.underlayIp}, MTU ${s.overlay.mtu}; ${s.overlay.peers.length} peer(s)${s.overlay.peers.map((p) => `\n             ${p.name} ${p.underlayIp ?? '(no underlay)'} blocks ${p.blocks.join(',') || '-'}, ${p.endpoints} endpoint(s)`).join('')}${(s.overlay.routes ?? []).map((r) => `\n             route ${r.prefix} via ${r.via}`).join('')}` : 'disabled (single host)'}`,
           `DNS:         ${s.dns ? `${s.dns.address}, upstreams ${s.dns.upstreams.join(',') || 'none'}; ${s.dns.queries} queries, ${s.dns.clusterAnswers} cluster answers, ${s.dns.nxdomain} NXDOMAIN, ${s.dns.forwarded} forwarded, ${s.dns.upstreamFailures} upstream failures, ${s.dns.refused} refused, ${s.dns.malformed} malformed` : 'disabled'}`,
         ].join('\n') + '\n',
       );

@@ -44,6 +44,8 @@ export interface NodeRecord {
   /** 'vxlan' | 'geneve', absent when the node has no overlay. */
   tunnel?: string;
   tunnelPort?: number;
+  /** 'native' when peers reach this node's blocks by plain routing via underlayIp (no tunnel). */
+  routingMode?: string;
   /** This node's IPAM blocks (CIDRs), as claimed under ipam/v1/blocks/. */
   blocks: string[];
 }
@@ -53,7 +55,7 @@ export function parseNodeRecord(value: string): NodeRecord | undefined {
   try {
     const r = JSON.parse(value) as Partial<NodeRecord>;
     if (typeof r.name !== 'string' || typeof r.bootId !== 'string') return undefined;
-    return { name: r.name, hostname: r.hostname ?? '', bootId: r.bootId, startedAt: r.startedAt ?? '', underlayIp: r.underlayIp, tunnel: r.tunnel, tunnelPort: r.tunnelPort, blocks: Array.isArray(r.blocks) ? r.blocks : [] };
+    return { name: r.name, hostname: r.hostname ?? '', bootId: r.bootId, startedAt: r.startedAt ?? '', underlayIp: r.underlayIp, tunnel: r.tunnel, tunnelPort: r.tunnelPort, routingMode: r.routingMode, blocks: Array.isArray(r.blocks) ? r.blocks : [] };
   } catch {
     return undefined;
   }
@@ -76,6 +78,8 @@ export interface NodeSyncDeps {
   relist(): Promise<void>;
   /** The overlay this node offers peers (absent: none). */
   tunnel?: { kind: string; port: number; underlayIp: string };
+  /** Native routing: the underlay address peers route this node's blocks to (absent: tunnel or none). */
+  native?: { underlayIp: string };
   /** This node's IPAM blocks (CIDRs). */
   localBlocks?(): Promise<string[]>;
 }
@@ -190,6 +194,9 @@ export class NodeSync {
       record.underlayIp = this.deps.tunnel.underlayIp;
       record.tunnel = this.deps.tunnel.kind;
       record.tunnelPort = this.deps.tunnel.port;
+    } else if (this.deps.native) {
+      record.underlayIp = this.deps.native.underlayIp;
+      record.routingMode = 'native';
     }
     await this.deps.store.put(`${NODE_PREFIX}${this.deps.nodeName}`, JSON.stringify(record), { leased: true });
   }

@@ -11,6 +11,12 @@
  * deleted, and the next sync removes every entry pointing at it. A node that comes back (a new
  * boot id, or a new underlay address) is re-learned from its new record.
  *
+ * With native routing (`routes` given) the same entries are written (their tunnel endpoint only
+ * marks them as a peer's: there is no tunnel device) and each peer block also becomes a kernel
+ * route via the peer's underlay address, added and removed with the block and the node's record.
+ * A node counts as a peer only when it runs the same routing mode as this one (a tunnel node
+ * cannot decapsulate what a native one would send it, nor the other way round).
+ *
  * Every change recomputes the whole desired set and applies it as one batched map diff
  * (coalesced: at most one sync runs, and one more is queued while it does).
  */
@@ -32,6 +38,17 @@ export interface RemoteEntry {
   tunnelEndpoint: string;
 }
 
+/** Native routing: a route to a peer's block via its underlay address (link/peer-routes.ts). */
+export interface PeerRoute {
+  prefix: string;
+  via: string;
+}
+
+/** What native routing needs of the datapath. */
+export interface PeerRouteWriter {
+  syncPeerRoutes(routes: PeerRoute[]): Promise<{ written: number; deleted: number }>;
+}
+
 /** What the watcher needs of the datapath. */
 export interface RemoteEntryWriter {
   syncRemoteEntries(entries: RemoteEntry[]): Promise<{ written: number; deleted: number }>;
@@ -44,6 +61,8 @@ export interface PeerWatcherDeps {
   datapath: RemoteEntryWriter;
   /** Docker network number of a subnet (datapath's networkNumber). */
   networkNumber(subnet: string): number;
+  /** Native routing: where peer-block routes go; absent with a tunnel (peers are reached through it). */
+  routes?: PeerRouteWriter;
   log: Logger;
 }
 
@@ -225,13 +244,30 @@ export class PeerWatcher {
     this.blocks.set(cidr, { node: e.value, subnet: rest.slice(0, slash).replace('-', '/') });
   }
 
+  /** Underlay address through which `node` is reached, if it is a live peer in this node's routing mode. */
+  private endpointOf(node: string): string | undefined {
+    const r = node === this.deps.nodeName ? undefined : this.nodes.get(node);
+    if (!r?.underlayIp) return undefined;
+    const native = r.routingMode === 'native';
+    if (this.deps.routes ? !native : native || !r.tunnel) return undefined;
+    return r.underlayIp;
+  }
+
+  /** Native routing: the peer-block routes the store implies right now. */
+  desiredRoutes(): PeerRoute[] {
+    if (!this.deps.routes) return [];
+    const out: PeerRoute[] = [];
+    for (const [cidr, b] of this.blocks) {
+      const via = this.endpointOf(b.node);
+      if (via) out.push({ prefix: cidr, via });
+    }
+    return out;
+  }
+
   /** The tunnelled entries the store implies right now. */
   desiredEntries(): RemoteEntry[] {
     const out: RemoteEntry[] = [];
-    const endpointOf = (node: string) => {
-      const r = node === this.deps.nodeName ? undefined : this.nodes.get(node);
-      return r?.underlayIp && r.tunnel ? r.underlayIp : undefined;
-    };
+    const endpointOf = (node: string) => this.endpointOf(node);
     const subnets = [...new Set([...this.blocks.values()].map((b) => b.subnet))];
     for (const [cidr, b] of this.blocks) {
       const tunnelEndpoint = endpointOf(b.node);
@@ -258,6 +294,11 @@ export class PeerWatcher {
           this.again = false;
           const entries = this.desiredEntries();
           const diff = await this.deps.datapath.syncRemoteEntries(entries);
+          if (this.deps.routes) {
+            const routes = this.desiredRoutes();
+            const changed = await this.deps.routes.syncPeerRoutes(routes);
+            if (changed.written || changed.deleted) this.deps.log.info({ routes: routes.length, ...changed }, 'peer block routes synced');
+          }
           this.lastSyncAt = new Date().toISOString();
           if (diff.written || diff.deleted) this.deps.log.debug({ entries: entries.length, ...diff }, 'remote ipcache entries synced');
         } while (this.again && !this.stopped);

@@ -20,6 +20,13 @@ export type EnforcementMode = 'default' | 'always' | 'never';
 export type TunnelMode = 'vxlan' | 'geneve' | 'disabled';
 
 /** Default UDP port of each encapsulation (the Linux defaults, as Cilium uses them). */
+/**
+ * How traffic between hosts travels (Cilium's `routing-mode`): `tunnel` encapsulates it on the
+ * `--tunnel` device; `native` sends it unencapsulated, with a kernel route per peer block via the
+ * peer's underlay address (the underlay must carry container addresses between hosts).
+ */
+export type RoutingMode = 'tunnel' | 'native';
+
 export const DEFAULT_TUNNEL_PORTS: Readonly<Record<Exclude<TunnelMode, 'disabled'>, number>> = { vxlan: 8472, geneve: 6081 };
 
 /** The validated configuration of one daemon. */
@@ -44,6 +51,8 @@ export interface Config {
   identityTimeoutMs: number;
   /** Encapsulation between hosts; 'disabled' = single host (no overlay device). */
   tunnel: TunnelMode;
+  /** `tunnel` (encapsulate with `tunnel`) or `native` (kernel routes to peers' blocks; `tunnel` unused). */
+  routingMode: RoutingMode;
   /** UDP port of the tunnel (8472 for VXLAN, 6081 for Geneve unless set). */
   tunnelPort: number;
   /** This node's underlay IPv4 (peers send tunnelled traffic to it); '' = the default route's source address. */
@@ -81,6 +90,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'enable-policy', help: 'policy enforcement mode: default | always | never', default: 'default' },
   { name: 'identity-timeout', help: 'how long a container start waits for a new identity when the store is unreachable', default: '30s' },
   { name: 'tunnel', help: 'encapsulation between hosts: vxlan | geneve | disabled', default: 'vxlan' },
+  { name: 'routing-mode', help: 'between hosts: tunnel (encapsulate, see --tunnel) | native (no encapsulation: routes to peers\' blocks via their underlay IPs)', default: 'tunnel' },
   { name: 'tunnel-port', help: 'UDP port of the tunnel (default 8472 for vxlan, 6081 for geneve)', default: '' },
   { name: 'underlay-ip', help: "this node's IPv4 address on the network between hosts (default: source address of the default route)", default: '' },
   { name: 'dns-address', help: 'cluster DNS resolver listen address ip[:port] (port 53 unless given); containers use it as their DNS server (dockerd --dns ip); empty = off', default: '' },
@@ -202,6 +212,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (tunnel !== 'vxlan' && tunnel !== 'geneve' && tunnel !== 'disabled') {
     throw new ConfigError(`--tunnel: "${tunnel}" is not a mode; use vxlan, geneve or disabled`);
   }
+  const routingMode = value('routing-mode');
+  if (routingMode !== 'tunnel' && routingMode !== 'native') {
+    throw new ConfigError(`--routing-mode: "${routingMode}" is not a mode; use tunnel or native`);
+  }
   const tunnelPortText = value('tunnel-port');
   const tunnelPort = tunnelPortText === '' ? (tunnel === 'geneve' ? DEFAULT_TUNNEL_PORTS.geneve : DEFAULT_TUNNEL_PORTS.vxlan) : parseIntIn(tunnelPortText, '--tunnel-port', 1, 65535);
   const underlayIp = value('underlay-ip');
@@ -232,6 +246,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     enforcement,
     identityTimeoutMs: parseDuration(value('identity-timeout'), '--identity-timeout'),
     tunnel,
+    routingMode,
     tunnelPort,
     underlayIp,
     dnsAddress,

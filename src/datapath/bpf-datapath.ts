@@ -21,6 +21,7 @@ import type { DatapathEvent, EndpointInfo, IpcacheEntry, CtKey, CtEntry, PolicyK
 import type { MetricsSample } from './bpf/maps.js';
 import { ensureMasqueradeRule, removeMasqueradeRule } from './masquerade.js';
 import { ensureVxlanDevice, VXLAN_OVERHEAD } from './link/tunnel-link.js';
+import { listPeerRoutes, removePeerRoutes, syncPeerRoutes, type PeerRoute } from './link/peer-routes.js';
 import { deleteLink } from './link/veth.js';
 import { TUNNEL_DEVICE, type TunnelKind } from './features.js';
 import { UnsupportedError } from '../util/errors.js';
@@ -68,6 +69,15 @@ export interface TunnelSettings {
   underlayMtu: number;
 }
 
+/**
+ * Native routing: no tunnel device; peers' blocks are kernel routes via their underlay addresses
+ * (link/peer-routes.ts) and containers get the underlay's MTU.
+ */
+export interface NativeRoutingSettings {
+  /** MTU of the underlay device (containers get all of it: nothing is added on the way). */
+  underlayMtu: number;
+}
+
 /** A remote address or prefix and what the ipcache says about it. */
 export interface RemoteIpcacheEntry {
   /** 'a.b.c.d/32' for a remote endpoint, a node's block CIDR otherwise. */
@@ -75,7 +85,10 @@ export interface RemoteIpcacheEntry {
   identity: number;
   /** Docker network number (see networkNumber); 0 when unknown. */
   netId: number;
-  /** Underlay IPv4 of the node behind the prefix. */
+  /**
+   * Underlay IPv4 of the node behind the prefix. With native routing it only marks the entry as
+   * a peer's (the datapath has no tunnel device and leaves the packet to the kernel's routes).
+   */
   tunnelEndpoint: string;
 }
 
@@ -93,14 +106,36 @@ export class BpfDatapath extends RoutingDatapath {
 
   private tunnelIfindex = 0;
 
-  constructor(private readonly options: { bpfRoot: string; log: Logger; tunnel?: TunnelSettings }) {
+  constructor(private readonly options: { bpfRoot: string; log: Logger; tunnel?: TunnelSettings; native?: NativeRoutingSettings }) {
     super();
+    if (options.tunnel && options.native) throw new Error('BpfDatapath: tunnel and native routing exclude each other');
   }
 
-  /** MTU containers get on tunnelled hosts (undefined: no overlay, the network's own MTU). */
+  /**
+   * MTU containers get on multi-host nodes: the underlay's minus the encapsulation with a tunnel,
+   * all of it with native routing (undefined: single host, the network's own MTU).
+   */
   get overlayMtu(): number | undefined {
     const t = this.options.tunnel;
-    return t ? t.underlayMtu - VXLAN_OVERHEAD : undefined;
+    if (t) return t.underlayMtu - VXLAN_OVERHEAD;
+    return this.options.native?.underlayMtu;
+  }
+
+  /** How traffic reaches other nodes; undefined on a single host. */
+  get routingMode(): 'tunnel' | 'native' | undefined {
+    if (this.options.tunnel) return 'tunnel';
+    return this.options.native ? 'native' : undefined;
+  }
+
+  /** Native routing: makes the kernel's peer-block routes exactly `routes`. */
+  async syncPeerRoutes(routes: PeerRoute[]): Promise<{ written: number; deleted: number }> {
+    if (!this.options.native) throw new Error('peer routes are for native routing only');
+    return syncPeerRoutes(routes);
+  }
+
+  /** The peer-block routes installed now (`cilium status`). */
+  async peerRoutes(): Promise<PeerRoute[]> {
+    return this.options.native ? listPeerRoutes() : [];
   }
 
   /** Name of the tunnel device, when there is one. */
@@ -128,6 +163,10 @@ export class BpfDatapath extends RoutingDatapath {
       const link = await ensureVxlanDevice(TUNNEL_DEVICE.vxlan, tunnel.port, this.overlayMtu!);
       this.tunnelIfindex = link.ifindex;
     }
+    // A switch of routing mode leaves the other mode's kernel state behind: remove it (ours only).
+    if (this.options.native) await deleteLink(TUNNEL_DEVICE.vxlan);
+    else await removePeerRoutes();
+    // Native routing: tunnel ifindex 0, so from_container hands peers' traffic to the kernel's routes.
     this.lxc = await loadLxcDatapath({ pinRoot: this.options.bpfRoot, config: { tunnelIfindex: this.tunnelIfindex } });
     if (this.tunnelIfindex) this.maps.attachOverlay(this.tunnelIfindex);
     // Adopted maps keep enforcing across a restart: start from the flags they hold, so re-writing
@@ -310,6 +349,8 @@ export class BpfDatapath extends RoutingDatapath {
     this.events = undefined;
     await super.cleanup(endpoints, networks);
     if (this.tunnelDevice) await deleteLink(this.tunnelDevice);
+    // Whatever the configured mode: routes of an earlier native-routing run go too.
+    await removePeerRoutes();
     this.lxc?.close();
     this.lxc = undefined;
     await removeMasqueradeRule();
