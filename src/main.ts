@@ -38,7 +38,7 @@ import { DockerWatcher } from './docker/docker-watcher.js';
 import { ApiServer, type AgentBackend } from './api/server.js';
 import { DnsServer, nameserversOf } from './dns/dns-server.js';
 import type { NamedEndpoint } from './dns/cluster-names.js';
-import type { EndpointModel, NetworkModel } from './api/models.js';
+import type { EndpointModel, NetworkModel, StatusModel } from './api/models.js';
 import type { EndpointRecord } from './endpoint/endpoint.js';
 
 const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -253,6 +253,18 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     createdAt: e.createdAt,
   });
 
+  /** `cilium status`'s overlay section: the tunnel or the native routes, and the peers either way. */
+  const overlayStatus = async (): Promise<StatusModel['overlay']> => {
+    if (!tunnel && !native) return undefined;
+    const common = {
+      mtu: datapath.overlayMtu ?? 0,
+      lastSync: peers.lastSync,
+      peers: peers.peers().map((p) => ({ name: p.name, underlayIp: p.underlayIp, bootId: p.bootId, blocks: p.blocks, endpoints: p.endpoints })),
+    };
+    if (tunnel) return { routingMode: 'tunnel', tunnel: tunnel.kind, port: tunnel.port, device: datapath.tunnelDevice ?? '', underlayIp: tunnel.underlayIp, ...common };
+    return { routingMode: 'native', tunnel: 'disabled', port: 0, device: native!.device, underlayIp: native!.underlayIp, ...common, routes: await datapath.peerRoutes().catch(() => []) };
+  };
+
   const backend: AgentBackend = {
     async status() {
       const kv = await store.status().catch((err: unknown) => ({ backend: config.kvstore, healthy: false, detail: String(err) }));
@@ -271,28 +283,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
         endpoints: byState,
         identities: ids.filter((i) => !i.reserved).length,
         networks: endpoints.listNetworks().length,
-        overlay: tunnel
-          ? {
-              routingMode: 'tunnel' as const,
-              tunnel: tunnel.kind,
-              port: tunnel.port,
-              device: datapath.tunnelDevice ?? '',
-              underlayIp: tunnel.underlayIp,
-              mtu: datapath.overlayMtu ?? 0,
-              lastSync: peers.lastSync,
-              peers: peers.peers().map((p) => ({ name: p.name, underlayIp: p.underlayIp, bootId: p.bootId, blocks: p.blocks, endpoints: p.endpoints })),
-            }
-          : native && {
-              routingMode: 'native' as const,
-              tunnel: 'disabled',
-              port: 0,
-              device: native.device,
-              underlayIp: native.underlayIp,
-              mtu: datapath.overlayMtu ?? 0,
-              lastSync: peers.lastSync,
-              peers: peers.peers().map((p) => ({ name: p.name, underlayIp: p.underlayIp, bootId: p.bootId, blocks: p.blocks, endpoints: p.endpoints })),
-              routes: await datapath.peerRoutes().catch(() => []),
-            },
+        overlay: await overlayStatus(),
         dns: dns?.status(),
       };
     },
