@@ -4,7 +4,8 @@
  * containers reach each other across hosts by IP (ICMP, TCP) through the VXLAN collect_md overlay
  * with the sender's identity in the VNI; a policy allowing web->db on TCP 5432 only is enforced on
  * the receiving host in both directions, and its drops show in the receiving host's
- * `cilium monitor` with the sender's labels; a multi-megabyte TCP transfer does not stall (MTU);
+ * `cilium monitor` with the sender's labels; a multi-megabyte TCP transfer does not stall and DF pings
+ * of exactly the container MTU cross while one byte more is refused at the sender (MTU);
  * a third host joining while traffic flows learns every endpoint within 5 s; a node whose record
  * disappears (lease expiry) is removed from the peer's ipcache and re-learned when it comes back.
  */
@@ -16,10 +17,13 @@ import { startUnderlay, type Underlay } from '../lab/underlay.js';
 import { runCommand } from '../lab/exec.js';
 import { CiliumDaemon, eventually } from '../support/cilium-daemon.js';
 import type { EndpointModel, StatusModel } from '../../src/api/models.js';
+import { fileURLToPath } from 'node:url';
 
 if (!requireRoot(t)) process.exit(process.env.CI === 'true' ? 1 : 0);
 
 const SUBNET = '198.18.120.0/24';
+/** Sends one ICMP echo with DF set (busybox ping has no -M); run in a container's netns. */
+const DF_PING = fileURLToPath(new URL('../lab/df-ping.py', import.meta.url));
 let underlay: Underlay;
 let etcdUrl = '';
 const hosts: DockerHost[] = [];
@@ -137,6 +141,24 @@ t.test('a multi-megabyte TCP transfer across hosts arrives whole (MTU)', async (
   const r = await hosts[0]!.docker(['exec', 'web', 'sh', '-c', `timeout 30 wget -q -O /tmp/got http://${where.db2![1]}:8080/big && md5sum /tmp/got`], { timeoutMs: 60_000 });
   t.equal(r.code, 0, `transfer finished: ${r.stderr}`);
   t.equal(r.stdout.split(' ')[0], want, '8 MiB, same checksum');
+});
+
+t.test('DF pings at the MTU boundary: a full-size packet crosses, one byte more is refused at the sender', async (t) => {
+  // The container MTU (1450) plus VXLAN's 50 bytes fills the underlay's 1500 exactly: a DF
+  // packet of 1450 bytes must cross whole, both ways; 1451 must fail locally with EMSGSIZE
+  // (the sender learns the limit) instead of vanishing in the tunnel.
+  const dfPing = async (from: string, to: string, bytes: number) => {
+    const [h] = where[from]!;
+    return hosts[h]!.execInContainerNetns(from, ['python3', DF_PING, where[to]![1], String(bytes), '3'], { timeoutMs: 20_000 });
+  };
+  for (const [from, to] of [['web', 'db2'], ['db2', 'web']] as const) {
+    const full = await dfPing(from, to, 1450);
+    t.equal(full.code, 0, `${from} -> ${to}: DF 1450 bytes answered (${full.stdout.trim()} ${full.stderr.trim()})`);
+    t.equal(full.stdout.trim(), 'reply 1450 bytes', `${from} -> ${to}: the reply is full-size too`);
+    const over = await dfPing(from, to, 1451);
+    t.equal(over.code, 3, `${from} -> ${to}: DF 1451 bytes refused by the sender (${over.stdout.trim()})`);
+    t.equal(over.stdout.trim(), 'EMSGSIZE mtu=1450', `${from} -> ${to}: the path MTU it reports`);
+  }
 });
 
 t.test('policy web->db on 5432 only, enforced on the receiving host in both directions', async (t) => {
