@@ -60,6 +60,7 @@ import { combineRr, IPERF_PORT, measureRr, measureThroughput, RR_PORT, startServ
 import { fillerPolicies, ingressAllowPolicy } from './lib/policy-text.js';
 import { StraceSession, type StraceResult } from './lib/strace.js';
 import { profileDuring } from './lib/perf-profile.js';
+import { ourProgramIds, progStats, statsDelta, withBpfStats } from './lib/bpf-stats.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ROUNDS = envInt('DP_ROUNDS', 5, 1);
@@ -325,52 +326,6 @@ async function perfPhase(): Promise<Record<string, unknown> | undefined> {
 
 // ---- profile: per-run cost of our programs --------------------------------------------------
 
-const BPF_STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
-const BPFTOOL = existsSync('/usr/sbin/bpftool') ? '/usr/sbin/bpftool' : 'bpftool';
-
-interface ProgStats {
-  id: number;
-  name: string;
-  runTimeNs: number;
-  runCnt: number;
-}
-
-/** The ids of from_container / to_container attached in a lab host (bpftool net show). */
-async function ourProgramIds(host: DockerHost): Promise<Map<string, number>> {
-  const r = await host.exec([BPFTOOL, '-j', 'net', 'show']);
-  if (r.code !== 0) throw new Error(`bpftool net show in ${host.name}: ${r.stderr}`);
-  const ids = new Map<string, number>();
-  for (const entry of JSON.parse(r.stdout) as Array<{ tc?: Array<{ name?: string; prog_id?: number; id?: number }> }>) {
-    for (const tc of entry.tc ?? []) {
-      // bpftool names a tc filter "<prog name>:[<prog id>]".
-      const id = tc.prog_id ?? tc.id ?? Number(/:\[(\d+)\]$/.exec(tc.name ?? '')?.[1]);
-      const name = tc.name?.replace(/:\[\d+\]$/, '');
-      if (name && Number.isInteger(id)) ids.set(name, id);
-    }
-  }
-  return ids;
-}
-
-async function progStats(ids: Map<string, number>): Promise<ProgStats[]> {
-  const out: ProgStats[] = [];
-  for (const [name, id] of ids) {
-    const r = await runCommand(BPFTOOL, ['-j', 'prog', 'show', 'id', String(id)], { timeoutMs: 10_000 });
-    const j = JSON.parse(r.stdout) as { run_time_ns?: number; run_cnt?: number };
-    out.push({ id, name, runTimeNs: j.run_time_ns ?? 0, runCnt: j.run_cnt ?? 0 });
-  }
-  return out;
-}
-
-function statsDelta(before: ProgStats[], after: ProgStats[]): Record<string, { runs: number; nsPerRun: number }> {
-  const out: Record<string, { runs: number; nsPerRun: number }> = {};
-  for (const a of after) {
-    const b = before.find((x) => x.id === a.id);
-    const runs = a.runCnt - (b?.runCnt ?? 0);
-    out[a.name] = { runs, nsPerRun: runs > 0 ? (a.runTimeNs - (b?.runTimeNs ?? 0)) / runs : NaN };
-  }
-  return out;
-}
-
 /**
  * One RR and one iperf3 run of (c) and (d) with kernel.bpf_stats_enabled on (it adds two clock
  * reads per program run, so the rounds above run without it): ns per program run.
@@ -378,31 +333,27 @@ function statsDelta(before: ProgStats[], after: ProgStats[]): Record<string, { r
 async function profilePhase(): Promise<Record<string, unknown> | undefined> {
   const keys = (['c', 'c0', 'd'] as const).filter((k) => pairs.has(k));
   if (!BPF_STATS || keys.length === 0) return undefined;
-  const previous = readFileSync(BPF_STATS_SYSCTL, 'utf8').trim();
-  const restore = () => writeFileSync(BPF_STATS_SYSCTL, `${previous}\n`);
-  const unregister = registerEmergencyCleanup(restore);
   const out: Record<string, unknown> = {};
   const servers: LabProcess[] = [];
   try {
-    writeFileSync(BPF_STATS_SYSCTL, '1\n');
-    for (const k of keys) {
-      const pair = pairs.get(k)! as ContainerPair;
-      servers.push(...(await startServers(pair, `${k}-profile`)));
-      const ids = await ourProgramIds(pair.host);
-      if (!ids.has('from_container')) throw new Error(`no from_container program found in ${pair.host.name}: ${JSON.stringify([...ids])}`);
-      let before = await progStats(ids);
-      const rr = await measureRr(pair, RR_S);
-      let after = await progStats(ids);
-      const rrStats = statsDelta(before, after);
-      before = after;
-      const tput = await measureThroughput(pair, IPERF_S);
-      after = await progStats(ids);
-      out[k] = { programIds: Object.fromEntries(ids), rr, rrPrograms: rrStats, rrRunsPerTransaction: (rrStats.from_container?.runs ?? 0) / rr.transactions, tput, tputPrograms: statsDelta(before, after) };
-      progress(`profile ${k}: from_container ${rrStats.from_container?.nsPerRun.toFixed(0)} ns/run during RR (${((rrStats.from_container?.runs ?? 0) / rr.transactions).toFixed(2)} runs per transaction)`);
-    }
+    await withBpfStats(async () => {
+      for (const k of keys) {
+        const pair = pairs.get(k)! as ContainerPair;
+        servers.push(...(await startServers(pair, `${k}-profile`)));
+        const ids = await ourProgramIds(pair.host);
+        if (!ids.has('from_container')) throw new Error(`no from_container program found in ${pair.host.name}: ${JSON.stringify([...ids])}`);
+        let before = await progStats(ids);
+        const rr = await measureRr(pair, RR_S);
+        let after = await progStats(ids);
+        const rrStats = statsDelta(before, after);
+        before = after;
+        const tput = await measureThroughput(pair, IPERF_S);
+        after = await progStats(ids);
+        out[k] = { programIds: Object.fromEntries(ids), rr, rrPrograms: rrStats, rrRunsPerTransaction: (rrStats.from_container?.runs ?? 0) / rr.transactions, tput, tputPrograms: statsDelta(before, after) };
+        progress(`profile ${k}: from_container ${rrStats.from_container?.nsPerRun.toFixed(0)} ns/run during RR (${((rrStats.from_container?.runs ?? 0) / rr.transactions).toFixed(2)} runs per transaction)`);
+      }
+    });
   } finally {
-    restore();
-    unregister();
     for (const s of servers) s.kill('SIGTERM');
   }
   return out;

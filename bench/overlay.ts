@@ -31,7 +31,9 @@
  * run alone it writes bench/results/<stamp>-overlay.json and prints the table.
  * Settings: OV_ROUNDS (5), OV_SECONDS (5, iperf3 per sample), OV_RR_SECONDS (3), OV_IMPORTS (20,
  * 0 skips the 3-host phase and its third host), OV_CLASSIC (1; 0 skips docker-overlay),
- * OV_PROBE (connprobe | probe).
+ * OV_PROBE (connprobe | probe), OV_PROFILE (1: per-run cost of our programs on both hosts with
+ * kernel.bpf_stats_enabled, after the rounds), OV_PERF (0; 1: `perf record -a` during one iperf3
+ * and one RR run of every config, folded by symbol family).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -48,7 +50,9 @@ import { sandboxOf, type EndpointPair } from './lib/endpoint-pair.js';
 import { LabSession, envInt, progress, machineLoad, sleep } from './lib/lab-session.js';
 import { measureRr, measureThroughput, startServers, waitListening, IPERF_PORT, RR_PORT, TCPRR, type RrSample, type ThroughputSample } from './lib/netperf.js';
 import { ingressAllowPolicy } from './lib/policy-text.js';
-import { renderOverlay, type ImportSample, type OverlayResult } from './lib/overlay-report.mjs';
+import { renderOverlay, type ImportSample, type OverlayResult, type OverlayProfile } from './lib/overlay-report.mjs';
+import { ourProgramIds, progStats, statsDelta, withBpfStats, type ProgramCost } from './lib/bpf-stats.js';
+import { profileDuring } from './lib/perf-profile.js';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const ROUNDS = envInt('OV_ROUNDS', 5, 1);
@@ -58,6 +62,10 @@ const IMPORTS = envInt('OV_IMPORTS', 20, 0);
 const CLASSIC = envInt('OV_CLASSIC', 1, 0) > 0;
 /** The import probe: `connprobe` (a new connection per request) or `probe` (one established flow). */
 const PROBE = process.env.OV_PROBE ?? 'connprobe';
+/** Per-run cost of our programs on both hosts during one RR and one iperf3 run (bpf_stats). */
+const PROFILE = envInt('OV_PROFILE', 1, 0) > 0;
+/** `perf record -a` during one iperf3 and one RR run of every config. */
+const PERF = envInt('OV_PERF', 0, 0) > 0;
 if (PROBE !== 'connprobe' && PROBE !== 'probe') throw new Error(`OV_PROBE=${PROBE}: expected connprobe or probe`);
 
 /** Runs argv in a network namespace reachable from the host's mount namespace. */
@@ -308,6 +316,43 @@ interface Sample {
   rr: RrSample;
 }
 
+/**
+ * One RR and one iperf3 run of each of our configs with kernel.bpf_stats_enabled on: runs and ns
+ * per run of every program on the sending host (0) and the receiving host (1).
+ */
+async function bpfCostPhase(configs: Array<[string, EndpointPair]>, hosts: DockerHost[]): Promise<OverlayProfile['bpf']> {
+  const out: NonNullable<OverlayProfile['bpf']> = {};
+  await withBpfStats(async () => {
+    const ids = await Promise.all(hosts.slice(0, 2).map((h) => ourProgramIds(h)));
+    const read = () => Promise.all(ids.map((m) => progStats(m)));
+    for (const [name, pair] of configs.filter(([n]) => n.startsWith('ours'))) {
+      let before = await read();
+      const rr = await measureRr(pair, RR_SECONDS);
+      let after = await read();
+      const rrPrograms: ProgramCost[] = after.map((a, h) => statsDelta(before[h]!, a));
+      before = after;
+      const tput = await measureThroughput(pair, SECONDS);
+      after = await read();
+      const tputPrograms: ProgramCost[] = after.map((a, h) => statsDelta(before[h]!, a));
+      out[name] = { rr: { p50: rr.p50, transactions: rr.transactions }, rrPrograms, tput: { gbps: tput.gbps, seconds: SECONDS }, tputPrograms };
+      progress(`bpf cost ${name}: RR from_container ${rrPrograms[0]!.from_container?.nsPerRun.toFixed(0)} ns, from_overlay ${rrPrograms[1]!.from_overlay?.nsPerRun.toFixed(0)} ns; iperf3 from_overlay ${tputPrograms[1]!.from_overlay?.runs} runs`);
+    }
+  });
+  return out;
+}
+
+/** `perf record -a` (both CPUs) during one iperf3 and one RR run of every config. */
+async function perfPhase(configs: Array<[string, EndpointPair]>): Promise<OverlayProfile['perf']> {
+  const out: NonNullable<OverlayProfile['perf']> = {};
+  for (const [name, pair] of configs) {
+    const tput = await profileDuring(() => measureThroughput(pair, SECONDS), SECONDS);
+    const rr = await profileDuring(() => measureRr(pair, RR_SECONDS), RR_SECONDS);
+    out[name] = { tput: { gbps: tput.value.gbps, ...tput.profile }, rr: { p50: rr.value.p50, ...rr.profile } };
+    progress(`perf ${name}: ${tput.value.gbps.toFixed(2)} Gbit/s, RR p50 ${rr.value.p50.toFixed(1)} us profiled`);
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const session = new LabSession();
   const started = new Date();
@@ -315,6 +360,7 @@ async function main(): Promise<void> {
   const samples: Sample[] = [];
   let imports: ImportSample[] = [];
   let loadDuringRounds: ReturnType<typeof machineLoad> | undefined;
+  const profile: OverlayProfile = {};
   try {
     progress('overlay bench: underlay, etcd, 2 lab hosts with our daemon');
     const underlay = await startUnderlay(session);
@@ -400,6 +446,8 @@ async function main(): Promise<void> {
       }
     }
     loadDuringRounds = machineLoad();
+    if (PROFILE) profile.bpf = await bpfCostPhase(configs, hosts);
+    if (PERF) profile.perf = await perfPhase(configs);
     if (IMPORTS > 0) {
       progress(`policy import on host 1 -> enforced on 3 hosts, ${IMPORTS} imports`);
       imports = await importLatency(hosts, daemons);
@@ -411,7 +459,7 @@ async function main(): Promise<void> {
     await session.close();
   }
 
-  const result: OverlayResult = { bench: 'overlay', probe: PROBE, started: started.toISOString(), rounds: ROUNDS, seconds: SECONDS, rrSeconds: RR_SECONDS, load: loadDuringRounds, loadEnd: machineLoad(), samples, imports };
+  const result: OverlayResult = { bench: 'overlay', probe: PROBE, started: started.toISOString(), rounds: ROUNDS, seconds: SECONDS, rrSeconds: RR_SECONDS, load: loadDuringRounds, loadEnd: machineLoad(), samples, imports, profile };
   const out = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results', `${stamp}-overlay.json`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(result, null, 1));

@@ -10,6 +10,13 @@ export interface ImportSample {
   allWaitMs: number;
   allDropMs: number;
 }
+type Cost = Record<string, { runs: number; nsPerRun: number }>;
+interface Families { families: Record<string, number>; top: Array<{ symbol: string; pct: number }> }
+/** OV_PROFILE / OV_PERF phases. Program costs are per host: [sender, receiver]. */
+export interface OverlayProfile {
+  bpf?: Record<string, { rr: { p50: number; transactions: number }; rrPrograms: Cost[]; tput: { gbps: number; seconds: number }; tputPrograms: Cost[] }>;
+  perf?: Record<string, { tput: { gbps: number } & Families; rr: { p50: number } & Families }>;
+}
 export interface OverlayResult {
   bench: 'overlay';
   started: string;
@@ -22,5 +29,6 @@ export interface OverlayResult {
   loadEnd?: { load1: number; load5: number; cpus: number };
   samples: Array<{ config: string; round: number; throughput: { gbps: number; retransmits: number }; rr: { p50: number; tps: number } }>;
   imports?: ImportSample[];
+  profile?: OverlayProfile;
 }
 export function renderOverlay(result: OverlayResult): { markdown: string; verdicts: Array<{ name: string; ok: boolean; text: string }> };

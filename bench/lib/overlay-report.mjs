@@ -81,5 +81,37 @@ export function renderOverlay(result) {
     const p50 = drop.length === imports.length ? median(drop) : NaN;
     verdicts.push({ name: `overlay: policy import -> enforced on all 3 hosts p50 <= ${TARGETS.importP50Ms} ms`, ok: p50 <= TARGETS.importP50Ms, text: `${fmt(p50, 0)} ms` });
   }
+  lines.push(...renderProfile(result.profile));
   return { markdown: lines.join('\n'), verdicts };
+}
+
+/** The bpf_stats and perf phases (OV_PROFILE, OV_PERF), when they ran. */
+function renderProfile(profile) {
+  const out = [];
+  const bpf = profile?.bpf ?? {};
+  if (Object.keys(bpf).length > 0) {
+    out.push('', '### Per-run cost of our programs (`kernel.bpf_stats_enabled=1`, one RR and one iperf3 run after the rounds)', '');
+    out.push('| config | measurement | host | program | runs | ns/run | runs per RR transaction / per Gbit |', '|---|---|---|---|---|---|---|');
+    for (const [config, b] of Object.entries(bpf)) {
+      for (const [kind, progs, per] of [['RR', b.rrPrograms, b.rr.transactions], ['iperf3', b.tputPrograms, b.tput.gbps * b.tput.seconds]]) {
+        progs.forEach((byName, h) => {
+          for (const [name, c] of Object.entries(byName)) {
+            if (c.runs === 0) continue;
+            out.push(`| ${config} | ${kind} | ${h === 0 ? 'sender' : 'receiver'} | ${name} | ${fmt(c.runs)} | ${fmt(c.nsPerRun, 0)} | ${fmt(c.runs / per, 2)} |`);
+          }
+        });
+      }
+    }
+  }
+  const perf = profile?.perf ?? {};
+  if (Object.keys(perf).length > 0) {
+    for (const kind of ['tput', 'rr']) {
+      const fams = [...new Set(Object.values(perf).flatMap((p) => Object.keys(p[kind].families ?? {})))].sort();
+      out.push('', `### Where the CPUs go during ${kind === 'tput' ? 'iperf3' : 'RR'} (\`perf record -e cpu-clock -a\`, % of samples)`, '');
+      out.push(`| family | ${Object.keys(perf).join(' | ')} |`, `|---|${Object.keys(perf).map(() => '---').join('|')}|`);
+      for (const f of fams) out.push(`| ${f} | ${Object.values(perf).map((p) => fmt(p[kind].families?.[f] ?? 0, 1)).join(' | ')} |`);
+      out.push('', ...Object.entries(perf).map(([k, p]) => `- ${k} top: ${(p[kind].top ?? []).slice(0, 8).map((t) => `${t.symbol} ${fmt(t.pct, 1)}`).join(', ')}`));
+    }
+  }
+  return out;
 }
