@@ -445,6 +445,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
         bytesRev: String(v.bytesRev),
         replySeen: v.replySeen,
         closing: v.closing,
+        denied: v.denied,
         expiresInSeconds: v.expires - monotonicSeconds(now),
       }));
     },

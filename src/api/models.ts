@@ -230,6 +230,8 @@ export interface BpfConntrackModel {
   bytesRev: string;
   replySeen: boolean;
   closing: boolean;
+  /** Policy now drops the connection's forward direction; its replies no longer extend it. */
+  denied: boolean;
   expiresInSeconds: number;
 }
 

@@ -59,7 +59,7 @@ export function renderBpfConntrack(entries: BpfConntrackModel[]): string {
       String(e.srcIdentity),
       `${e.packetsFwd}/${e.packetsRev}`,
       `${e.bytesFwd}/${e.bytesRev}`,
-      [...(e.replySeen ? ['reply-seen'] : []), ...(e.closing ? ['closing'] : [])].join(',') || '-',
+      [...(e.replySeen ? ['reply-seen'] : []), ...(e.closing ? ['closing'] : []), ...(e.denied ? ['denied'] : [])].join(',') || '-',
       `${e.expiresInSeconds}s`,
     ]),
   );

@@ -48,8 +48,8 @@ t.test('bpf ipcache list, bpf ct list and bpf endpoint list print their tables',
   t.equal(
     ct.stdout,
     [
-      'SOURCE               DESTINATION       PROTO   IDENTITY   PACKETS (FWD/REV)   BYTES (FWD/REV)             FLAGS        EXPIRES',
-      '198.18.100.2:43210   198.18.100.3:80   TCP     4321       12/10               1500/18446744073709551615   reply-seen   21590s',
+      'SOURCE               DESTINATION       PROTO   IDENTITY   PACKETS (FWD/REV)   BYTES (FWD/REV)             FLAGS               EXPIRES',
+      '198.18.100.2:43210   198.18.100.3:80   TCP     4321       12/10               1500/18446744073709551615   reply-seen,denied   21590s',
       '',
     ].join('\n'),
   );
