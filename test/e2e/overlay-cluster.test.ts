@@ -3,7 +3,9 @@
  * `docker network create` on each; run once with the etcd backend and once with the consul
  * backend (the in-repo Consul API server, test/support/consul-api-server.ts, as a process on the
  * underlay). One set of hosts per backend, shared by the scenarios in order:
- *  - containers on all three hosts ping and open TCP connections to each other by IP (all pairs);
+ *  - containers on all three hosts ping and open TCP connections to each other by IP and by name
+ *    (all pairs; names of other hosts' containers come from each host's cluster resolver,
+ *    --dns-address on its underlay address, containers run with --dns <it>);
  *  - a policy imported on host 0 is enforced on hosts 1 and 2 (`cilium policy wait REV` on each),
  *    cross-host;
  *  - host 1's daemon and dockerd are killed (-9): hosts 0 and 2 keep talking without loss; host 1's
@@ -73,7 +75,8 @@ class Cluster {
     await ensureBusyboxImage(host, 'bb');
     this.underlayIps[h] = await this.underlay.attach(host, h + 1);
     const daemon = new CiliumDaemon(host, {
-      extraArgs: [...this.storeArgs(ttl), '--underlay-ip', this.underlayIps[h]!, '--resync-interval', `${RESYNC_MS / 1000}s`],
+      // The cluster resolver on the underlay address: names of other hosts' containers.
+      extraArgs: [...this.storeArgs(ttl), '--underlay-ip', this.underlayIps[h]!, '--resync-interval', `${RESYNC_MS / 1000}s`, '--dns-address', this.underlayIps[h]!, '--dns-upstream', 'none'],
     });
     this.daemons[h] = daemon;
     await daemon.start(60_000);
@@ -89,10 +92,13 @@ class Cluster {
     return r.stdout.trim();
   }
 
-  /** Runs a container serving HTTP on 80 and 5432 on host h and waits for its endpoint. */
+  /**
+   * Runs a container serving HTTP on 80 and 5432 on host h and waits for its endpoint. Its DNS
+   * server is its host's cluster resolver (dockerd's embedded DNS forwards what it does not know).
+   */
   async run(h: number, name: string, labels: string[], extra: string[] = []): Promise<void> {
     const serve = 'httpd -p 80 -h /etc; httpd -p 5432 -h /etc; exec sleep 100000';
-    await this.docker(h, ['run', '-d', '--name', name, '--network', 'ovl', ...extra, ...labels.flatMap((l) => ['-l', l]), 'bb', 'sh', '-c', serve]);
+    await this.docker(h, ['run', '-d', '--name', name, '--network', 'ovl', '--dns', this.underlayIps[h]!, ...extra, ...labels.flatMap((l) => ['-l', l]), 'bb', 'sh', '-c', serve]);
     await this.locate(h, name);
   }
 
@@ -112,6 +118,20 @@ class Cluster {
   async ping(from: string, to: string): Promise<boolean> {
     const r = await this.hosts[this.where[from]![0]]!.docker(['exec', from, 'ping', '-c', '1', '-W', '2', this.where[to]![1]], { timeoutMs: 20_000 });
     return r.code === 0;
+  }
+
+  /**
+   * `ping` and an HTTP GET from a container to another by its name (on another host); the
+   * failures, each naming what failed. Ping's output must show the address the name resolved to.
+   */
+  async byName(from: string, to: string): Promise<string[]> {
+    const host = this.hosts[this.where[from]![0]]!;
+    const p = await host.docker(['exec', from, 'ping', '-c', '1', '-W', '2', to], { timeoutMs: 20_000 });
+    const failed: string[] = [];
+    if (p.code !== 0 || !p.stdout.includes(`(${this.where[to]![1]})`)) failed.push(`${from}->${to} ping by name: ${(p.stdout + p.stderr).trim().split('\n')[0]}`);
+    const g = await host.docker(['exec', from, 'timeout', '4', 'wget', '-q', '-O', '-', `http://${to}/passwd`], { timeoutMs: 20_000 });
+    if (g.code !== 0 || !g.stdout.includes('root')) failed.push(`${from}->${to} tcp by name: ${g.stderr.trim()}`);
+    return failed;
   }
 
   /** HTTP GET from a container to another's port; true if the page came back. */
@@ -163,11 +183,13 @@ class Cluster {
           const target = this.where[`db${b}`] ? `db${b}` : `web${b}`;
           const pinged = await eventually(async () => this.ping(`web${a}`, target), 10_000, `web${a} -> ${target}`).catch(() => false);
           const fetched = await this.http(`web${a}`, `web${b}`, 80);
-          return [...(pinged ? [] : [`web${a}->${target} ping`]), ...(fetched ? [] : [`web${a}->web${b} tcp`])];
+          // By name: dockerd does not know another host's container; the cluster resolver does.
+          const named = await this.byName(`web${a}`, `web${b}`);
+          return [...(pinged ? [] : [`web${a}->${target} ping`]), ...(fetched ? [] : [`web${a}->web${b} tcp`]), ...named];
         }),
       )
     ).flat();
-    t.same(failed, [], `${what}: ping and TCP by IP between every ordered pair of ${hosts.length} hosts (${pairs.length} pairs)`);
+    t.same(failed, [], `${what}: ping and TCP by IP and by name between every ordered pair of ${hosts.length} hosts (${pairs.length} pairs)`);
   }
 }
 
@@ -209,7 +231,7 @@ async function scenario(t: Test, backend: Backend, prefix: string, subnet: strin
     }),
   );
 
-  await t.test('containers on all three hosts reach each other by IP', async (t) => {
+  await t.test('containers on all three hosts reach each other by IP and by name', async (t) => {
     await c.allPairs(t, [0, 1, 2], 'three hosts');
     for (let h = 0; h < 3; h++) {
       const status = await c.daemons[h]!.cliJson<StatusModel>(['status']);
