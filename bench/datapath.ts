@@ -39,7 +39,7 @@
  *
  * Run through bench/run.mjs (which compiles bench/bin/tcprr). Environment: DP_ROUNDS (5),
  * DP_CONFIGS ("a,b,bipt,c,d,e"), DP_IPERF_S (5), DP_RR_S (5), DP_RR_SLICES (5), DP_WARMUP_S (1; 0 = no warm-up),
- * DP_FILL_ENTRIES (50000), DP_IPT_RULES (50000), DP_BPF_STATS (1), DP_PERF (0), DP_LAT_ENDPOINTS (100; 0 =
+ * DP_FILL_ENTRIES (50000), DP_IPT_RULES (50000), DP_BPF_STATS (1), DP_PERF (0), DP_STRIP_DOCKER_NAT (0), DP_LAT_ENDPOINTS (100; 0 =
  * skip), DP_LAT_IMPORTS (5), DP_LAT_NETWORKS (4), DP_INSTALL_ENTRIES (1000000; 0 = skip), DP_INSTALL_REPS (3),
  * BENCH_OUT, BENCH_DAEMON_LOG.
  */
@@ -60,7 +60,8 @@ import { combineRr, IPERF_PORT, measureRr, measureThroughput, RR_PORT, startServ
 import { fillerPolicies, ingressAllowPolicy } from './lib/policy-text.js';
 import { StraceSession, type StraceResult } from './lib/strace.js';
 import { profileDuring } from './lib/perf-profile.js';
-import { ourProgramIds, progStats, statsDelta, withBpfStats } from './lib/bpf-stats.js';
+import { stripDockerNat } from './lib/docker-nat.js';
+import { costDuring, ourProgramIds, withBpfStats } from './lib/bpf-stats.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ROUNDS = envInt('DP_ROUNDS', 5, 1);
@@ -75,6 +76,8 @@ const LAT_N = envInt('DP_LAT_ENDPOINTS', 100, 0);
 const LAT_IMPORTS = envInt('DP_LAT_IMPORTS', 5, 1);
 const LAT_NETWORKS = envInt('DP_LAT_NETWORKS', 4, 1);
 const PERF_ON = envInt('DP_PERF', 0, 0) !== 0;
+/** 1: remove dockerd's nat table (embedded-DNS DNAT) from every container's netns before the rounds. */
+const STRIP_DOCKER_NAT = envInt('DP_STRIP_DOCKER_NAT', 0, 0) !== 0;
 const INSTALL_ENTRIES = envInt('DP_INSTALL_ENTRIES', 1_000_000, 0);
 const INSTALL_REPS = envInt('DP_INSTALL_REPS', 3, 1);
 const OUT = process.env.BENCH_OUT;
@@ -269,8 +272,16 @@ async function buildOurs(key: 'c' | 'd'): Promise<void> {
 
 // ---- rounds --------------------------------------------------------------------------------
 
+/** DP_STRIP_DOCKER_NAT=1: dockerd's nat table out of every container's netns (bench/lib/docker-nat.ts). */
+async function stripContainersNat(): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for (const [key, pair] of pairs) if (pair instanceof ContainerPair) out[key] = { natRulesRemoved: await stripDockerNat(pair, key) };
+  return out;
+}
+
 async function roundsPhase(): Promise<RoundSample[]> {
   const servers: LabProcess[] = [];
+  if (STRIP_DOCKER_NAT) info.strippedDockerNat = await stripContainersNat();
   for (const c of CONFIGS) servers.push(...(await startServers(pairs.get(c)!, c)));
   if (WARMUP_S > 0) {
     for (const c of CONFIGS) {
@@ -342,15 +353,11 @@ async function profilePhase(): Promise<Record<string, unknown> | undefined> {
         servers.push(...(await startServers(pair, `${k}-profile`)));
         const ids = await ourProgramIds(pair.host);
         if (!ids.has('from_container')) throw new Error(`no from_container program found in ${pair.host.name}: ${JSON.stringify([...ids])}`);
-        let before = await progStats(ids);
-        const rr = await measureRr(pair, RR_S);
-        let after = await progStats(ids);
-        const rrStats = statsDelta(before, after);
-        before = after;
-        const tput = await measureThroughput(pair, IPERF_S);
-        after = await progStats(ids);
-        out[k] = { programIds: Object.fromEntries(ids), rr, rrPrograms: rrStats, rrRunsPerTransaction: (rrStats.from_container?.runs ?? 0) / rr.transactions, tput, tputPrograms: statsDelta(before, after) };
-        progress(`profile ${k}: from_container ${rrStats.from_container?.nsPerRun.toFixed(0)} ns/run during RR (${((rrStats.from_container?.runs ?? 0) / rr.transactions).toFixed(2)} runs per transaction)`);
+        const rr = await costDuring([ids], () => measureRr(pair, RR_S));
+        const tput = await costDuring([ids], () => measureThroughput(pair, IPERF_S));
+        const rrStats = rr.programs[0]!;
+        out[k] = { programIds: Object.fromEntries(ids), rr: rr.value, rrPrograms: rrStats, rrRunsPerTransaction: (rrStats.from_container?.runs ?? 0) / rr.value.transactions, tput: tput.value, tputPrograms: tput.programs[0] };
+        progress(`profile ${k}: from_container ${rrStats.from_container?.nsPerRun.toFixed(0)} ns/run during RR (${((rrStats.from_container?.runs ?? 0) / rr.value.transactions).toFixed(2)} runs per transaction)`);
       }
     });
   } finally {

@@ -33,7 +33,9 @@
  * 0 skips the 3-host phase and its third host), OV_CLASSIC (1; 0 skips docker-overlay),
  * OV_PROBE (connprobe | probe), OV_PROFILE (1: per-run cost of our programs on both hosts with
  * kernel.bpf_stats_enabled, after the rounds), OV_PERF (0; 1: `perf record -a` during one iperf3
- * and one RR run of every config, folded by symbol family).
+ * and one RR run of every config, folded by symbol family), OV_STRIP_DOCKER_NAT (0; 1: dockerd's
+ * embedded-DNS nat table removed from the containers' netns, as the kernel-vxlan and routed
+ * namespaces have none).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -51,8 +53,9 @@ import { LabSession, envInt, progress, machineLoad, sleep } from './lib/lab-sess
 import { measureRr, measureThroughput, startServers, waitListening, IPERF_PORT, RR_PORT, TCPRR, type RrSample, type ThroughputSample } from './lib/netperf.js';
 import { ingressAllowPolicy } from './lib/policy-text.js';
 import { renderOverlay, type ImportSample, type OverlayResult, type OverlayProfile } from './lib/overlay-report.mjs';
-import { ourProgramIds, progStats, statsDelta, withBpfStats, type ProgramCost } from './lib/bpf-stats.js';
+import { costDuring, ourProgramIds, withBpfStats } from './lib/bpf-stats.js';
 import { profileDuring } from './lib/perf-profile.js';
+import { stripDockerNat } from './lib/docker-nat.js';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const ROUNDS = envInt('OV_ROUNDS', 5, 1);
@@ -66,6 +69,8 @@ const PROBE = process.env.OV_PROBE ?? 'connprobe';
 const PROFILE = envInt('OV_PROFILE', 1, 0) > 0;
 /** `perf record -a` during one iperf3 and one RR run of every config. */
 const PERF = envInt('OV_PERF', 0, 0) > 0;
+/** 1: dockerd's nat table (embedded-DNS DNAT) out of every container's netns (bench/lib/docker-nat.ts). */
+const STRIP_DOCKER_NAT = envInt('OV_STRIP_DOCKER_NAT', 0, 0) > 0;
 if (PROBE !== 'connprobe' && PROBE !== 'probe') throw new Error(`OV_PROBE=${PROBE}: expected connprobe or probe`);
 
 /** Runs argv in a network namespace reachable from the host's mount namespace. */
@@ -324,16 +329,9 @@ async function bpfCostPhase(configs: Array<[string, EndpointPair]>, hosts: Docke
   const out: NonNullable<OverlayProfile['bpf']> = {};
   await withBpfStats(async () => {
     const ids = await Promise.all(hosts.slice(0, 2).map((h) => ourProgramIds(h)));
-    const read = () => Promise.all(ids.map((m) => progStats(m)));
     for (const [name, pair] of configs.filter(([n]) => n.startsWith('ours'))) {
-      let before = await read();
-      const rr = await measureRr(pair, RR_SECONDS);
-      let after = await read();
-      const rrPrograms: ProgramCost[] = after.map((a, h) => statsDelta(before[h]!, a));
-      before = after;
-      const tput = await measureThroughput(pair, SECONDS);
-      after = await read();
-      const tputPrograms: ProgramCost[] = after.map((a, h) => statsDelta(before[h]!, a));
+      const { value: rr, programs: rrPrograms } = await costDuring(ids, () => measureRr(pair, RR_SECONDS));
+      const { value: tput, programs: tputPrograms } = await costDuring(ids, () => measureThroughput(pair, SECONDS));
       out[name] = { rr: { p50: rr.p50, transactions: rr.transactions }, rrPrograms, tput: { gbps: tput.gbps, seconds: SECONDS }, tputPrograms };
       progress(`bpf cost ${name}: RR from_container ${rrPrograms[0]!.from_container?.nsPerRun.toFixed(0)} ns, from_overlay ${rrPrograms[1]!.from_overlay?.nsPerRun.toFixed(0)} ns; iperf3 from_overlay ${tputPrograms[1]!.from_overlay?.runs} runs`);
     }
@@ -359,6 +357,7 @@ async function main(): Promise<void> {
   const stamp = started.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   const samples: Sample[] = [];
   let imports: ImportSample[] = [];
+  const stripped: Record<string, number[]> = {};
   let loadDuringRounds: ReturnType<typeof machineLoad> | undefined;
   const profile: OverlayProfile = {};
   try {
@@ -433,6 +432,7 @@ async function main(): Promise<void> {
       // ICMP is not in the bench policy: the policy pair is checked by the first measurement.
       if (name !== 'ours+policy') await eventually(async () => (await pair.runInClient(['busybox', 'ping', '-c', '1', '-W', '1', pair.serverIp], 5_000)).code === 0, 20_000, `${name} reachable`);
     }
+    if (STRIP_DOCKER_NAT) for (const [name, pair] of configs) if (name === 'docker-overlay' || name.startsWith('ours')) stripped[name] = await stripDockerNat(pair, name);
     const denied = await oursPolicy.runInClient(['timeout', '3', 'busybox', 'nc', '-z', oursPolicy.serverIp, '80'], 10_000);
     progress(`policy check: port 80 to the selected server ${denied.code === 0 ? 'OPEN (unexpected)' : 'refused by policy'}`);
 
@@ -459,7 +459,7 @@ async function main(): Promise<void> {
     await session.close();
   }
 
-  const result: OverlayResult = { bench: 'overlay', probe: PROBE, started: started.toISOString(), rounds: ROUNDS, seconds: SECONDS, rrSeconds: RR_SECONDS, load: loadDuringRounds, loadEnd: machineLoad(), samples, imports, profile };
+  const result: OverlayResult = { bench: 'overlay', probe: PROBE, started: started.toISOString(), rounds: ROUNDS, seconds: SECONDS, rrSeconds: RR_SECONDS, load: loadDuringRounds, loadEnd: machineLoad(), samples, imports, profile, strippedDockerNat: STRIP_DOCKER_NAT ? stripped : undefined };
   const out = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results', `${stamp}-overlay.json`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(result, null, 1));

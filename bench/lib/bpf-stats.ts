@@ -11,7 +11,7 @@ import { registerEmergencyCleanup } from '../../test/lab/process-registry.js';
 const BPF_STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
 const BPFTOOL = existsSync('/usr/sbin/bpftool') ? '/usr/sbin/bpftool' : 'bpftool';
 
-export interface ProgStats {
+interface ProgStats {
   id: number;
   name: string;
   runTimeNs: number;
@@ -37,7 +37,7 @@ export async function ourProgramIds(host: DockerHost): Promise<Map<string, numbe
   return ids;
 }
 
-export async function progStats(ids: Map<string, number>): Promise<ProgStats[]> {
+async function progStats(ids: Map<string, number>): Promise<ProgStats[]> {
   const out: ProgStats[] = [];
   for (const [name, id] of ids) {
     const r = await runCommand(BPFTOOL, ['-j', 'prog', 'show', 'id', String(id)], { timeoutMs: 10_000 });
@@ -47,7 +47,7 @@ export async function progStats(ids: Map<string, number>): Promise<ProgStats[]> 
   return out;
 }
 
-export function statsDelta(before: ProgStats[], after: ProgStats[]): ProgramCost {
+function statsDelta(before: ProgStats[], after: ProgStats[]): ProgramCost {
   const out: ProgramCost = {};
   for (const a of after) {
     const b = before.find((x) => x.id === a.id);
@@ -55,6 +55,14 @@ export function statsDelta(before: ProgStats[], after: ProgStats[]): ProgramCost
     out[a.name] = { runs, nsPerRun: runs > 0 ? (a.runTimeNs - (b?.runTimeNs ?? 0)) / runs : NaN };
   }
   return out;
+}
+
+/** Runs `measure` and returns its value with the cost of the programs in `ids` (one map per host). */
+export async function costDuring<T>(ids: Array<Map<string, number>>, measure: () => Promise<T>): Promise<{ value: T; programs: ProgramCost[] }> {
+  const before = await Promise.all(ids.map((m) => progStats(m)));
+  const value = await measure();
+  const after = await Promise.all(ids.map((m) => progStats(m)));
+  return { value, programs: after.map((a, h) => statsDelta(before[h]!, a)) };
 }
 
 /** Runs `phase` with kernel.bpf_stats_enabled=1 and puts the previous value back, even on a crash. */

@@ -164,6 +164,11 @@ export function renderDatapath(res) {
           `${cfg.d.fill?.policies} policies allowing app=cli on ${fmt(cfg.d.fill?.entries)} distinct TCP ports (10000+), beside the measured allow; ` +
           `import → \`policy wait\` of those took ${fmt(cfg.d.fill?.importToWaitMs)} ms. Lab host of its own, so (c)'s map does not hold them.`,
       );
+    if (cfg.strippedDockerNat)
+      notes.push(
+        `**DP_STRIP_DOCKER_NAT**: dockerd's nat table (its embedded-DNS DNAT) was removed from every container's netns before the rounds ` +
+          `(${Object.entries(cfg.strippedDockerNat).map(([k, v]) => `(${k}) ${v.natRulesRemoved.join(' + ')} rules`).join(', ')}), so no netfilter conntrack runs there; (a) never had any.`,
+      );
     if (cfg.e) notes.push(`(e) ${fmt(cfg.e.rules)} rules restored into the router's FORWARD chain in ${fmt(cfg.e.restoreMs)} ms (${cfg.e.iptables}); every packet walks all of them.`);
     if (notes.length > 0) {
       out.push(notes.map((n) => `- ${n}`).join('\n'));

@@ -30,5 +30,7 @@ export interface OverlayResult {
   samples: Array<{ config: string; round: number; throughput: { gbps: number; retransmits: number }; rr: { p50: number; tps: number } }>;
   imports?: ImportSample[];
   profile?: OverlayProfile;
+  /** OV_STRIP_DOCKER_NAT: nat rules removed from [client, server] netns per config. */
+  strippedDockerNat?: Record<string, number[]>;
 }
 export function renderOverlay(result: OverlayResult): { markdown: string; verdicts: Array<{ name: string; ok: boolean; text: string }> };

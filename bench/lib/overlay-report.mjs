@@ -41,6 +41,7 @@ export function renderOverlay(result) {
     `Lab hosts on a shared underlay (veth + bridge, MTU 1500), ${result.rounds} interleaved rounds (order rotated), iperf3 ${result.seconds} s single stream, tcprr ${result.rrSeconds} s 64-byte RR.${load}`,
     'Ratios are medians of per-round ratios (the two samples of a ratio come from the same round, under a minute apart), so they hold better than the absolute figures on a loaded machine.',
     '',
+    ...(result.strippedDockerNat ? [`**OV_STRIP_DOCKER_NAT**: dockerd's embedded-DNS nat table was removed from the containers' netns before the rounds (${Object.entries(result.strippedDockerNat).map(([k, v]) => `${k} ${v.join(' + ')} rules`).join(', ')}); the routed and kernel-vxlan namespaces never had one.`, ''] : []),
     '| config | Gbit/s (median) | × kernel-vxlan | × routed | RR p50 µs | × kernel-vxlan | RR tps | retransmits |',
     '|---|---|---|---|---|---|---|---|',
     ...present.map((c) => {
