@@ -3,14 +3,14 @@
 // transpile-only mode, so it can use the e2e lab in test/lab), prints a markdown report and keeps
 // the raw JSON, the report and the daemon's log in bench/results/ (gitignored).
 //
-//   node bench/run.mjs                    every bench (single-host, datapath, overlay, identity)
+//   node bench/run.mjs                    every bench (single-host, datapath, overlay, identity, programs)
 //   node bench/run.mjs single-host        one bench (or several: names as arguments)
 //   BENCHES=datapath node bench/run.mjs   the same through the environment (`make bench BENCHES=datapath`)
 //   node bench/run.mjs --report FILE.json re-render a saved result without running anything
 //   node bench/run.mjs --list
 //
 // Settings come from the environment (see bench/README.md): ROUNDS, WARMUP, CONC_ROUNDS, CONC_N,
-// CONC_CONFIGS, PROFILE_RUNS, MICRO_REPS (single-host); DP_* (datapath); OV_* (overlay); ID_* (identity); BENCH_STRICT=1 exits 1
+// CONC_CONFIGS, PROFILE_RUNS, MICRO_REPS (single-host); DP_* (datapath); OV_* (overlay); ID_* (identity); PROG_* (programs); BENCH_STRICT=1 exits 1
 // when a target is missed. Benches that need native tools get them compiled into bench/bin/
 // (gitignored) first, with $CC or gcc or clang.
 import { execFileSync, spawn } from 'node:child_process';
@@ -21,6 +21,7 @@ import { renderSingleHost } from './lib/report.mjs';
 import { renderDatapath } from './lib/datapath-report.mjs';
 import { renderOverlay } from './lib/overlay-report.mjs';
 import { renderIdentity } from './lib/identity-report.mjs';
+import { renderPrograms } from './lib/programs-report.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS = join(ROOT, 'bench', 'results');
@@ -48,6 +49,14 @@ const BENCHES = {
     // A real etcd on loopback and worker processes: no lab host, no root, no dist/.
     lab: false,
     what: 'identity allocation against a real etcd: latency and round trips (new/existing), 3-process race throughput and conflict rate, resync of 1k/10k owned keys',
+  },
+  programs: {
+    file: join(ROOT, 'bench', 'programs.ts'),
+    render: renderPrograms,
+    // BPF_PROG_TEST_RUN on bpf/lxc.bpf.o in private pin roots: root, but no lab host and no dist/.
+    lab: false,
+    root: true,
+    what: 'ns per run of our BPF programs per packet path (BPF_PROG_TEST_RUN, interleaved rounds): local, local with policy, reply, encapsulate, to-stack, to_container; 3 vs 50k policy entries',
   },
 };
 
@@ -84,11 +93,12 @@ function render(result) {
   return bench.render(result);
 }
 
-/** What keeps the selected benches from running; lab benches (every one but `lab: false`) need root and dist/. */
+/** What keeps the selected benches from running; lab benches (every one but `lab: false`) need root and dist/, `root: true` ones root. */
 function preflight(names) {
   const problems = [];
   const lab = names.some((n) => BENCHES[n].lab !== false);
   if (lab && process.getuid?.() !== 0) problems.push('benchmarks need root (network namespaces, dockerd)');
+  else if (names.some((n) => BENCHES[n].root) && process.getuid?.() !== 0) problems.push('benchmarks need root (BPF programs)');
   if (lab && !existsSync(join(ROOT, 'dist', 'main.js'))) problems.push('dist/main.js is missing: run `make build` first');
   if (!existsSync(TS_LOADER)) problems.push(`${TS_LOADER} is missing: run \`make setup\` (npm ci) first`);
   if (Number(process.versions.node.split('.')[0]) < 24) problems.push(`Node ${process.version}: need >= 24 (export PATH=${ROOT}.tools/bin:$PATH)`);
@@ -168,7 +178,8 @@ async function main() {
   }
   if (sections.length > 0) {
     const summary = allVerdicts.map((v) => `- ${v.ok ? 'meets' : 'MISSES'}: ${v.name} (measured ${v.text})`).join('\n');
-    const md = `# cilium-docker benchmarks (${stamp})\n\n${sections.join('\n\n')}\n\n### Targets\n\n${summary}\n`;
+    const targets = allVerdicts.length > 0 ? `\n\n### Targets\n\n${summary}` : '';
+    const md = `# cilium-docker benchmarks (${stamp})\n\n${sections.join('\n\n')}${targets}\n`;
     writeFileSync(join(RESULTS, `${stamp}.md`), md);
     copyFileSync(join(RESULTS, `${stamp}.md`), join(RESULTS, 'latest.md'));
     console.log(md);
