@@ -11,53 +11,16 @@
  * lease expires has its routes removed; `cilium cleanup` removes the routes it installed.
  */
 import t from 'tap';
-import { startDockerHost, type DockerHost } from '../lab/docker-host.js';
-import { ensureBusyboxImage } from '../lab/busybox-image.js';
 import { requireRoot } from '../lab/preconditions.js';
-import { startUnderlay, type Underlay } from '../lab/underlay.js';
+import { startUnderlay } from '../lab/underlay.js';
+import { checkDbFromWebOnReceiver, Cluster } from '../lab/cluster.js';
 import { runCommand } from '../lab/exec.js';
-import { CiliumDaemon, eventually } from '../support/cilium-daemon.js';
-import type { EndpointModel, StatusModel } from '../../src/api/models.js';
+import { eventually } from '../support/cilium-daemon.js';
+import type { StatusModel } from '../../src/api/models.js';
 
 if (!requireRoot(t)) process.exit(process.env.CI === 'true' ? 1 : 0);
 
-const SUBNET = '198.18.124.0/24';
-let underlay: Underlay;
-let etcdUrl = '';
-const hosts: DockerHost[] = [];
-const daemons: CiliumDaemon[] = [];
-const underlayIps: string[] = [];
-/** Container name -> [host index, IP]. */
-const where: Record<string, [number, string]> = {};
-
-async function docker(h: number, args: string[]): Promise<string> {
-  const r = await hosts[h]!.docker(args, { timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`docker@h${h} ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n${daemons[h]?.process?.logTail(20)}`);
-  return r.stdout.trim();
-}
-
-/** HTTP GET from a container to another container's port; true if the page came back. */
-async function http(from: string, to: string, port: number): Promise<boolean> {
-  const [h] = where[from]!;
-  const r = await hosts[h]!.docker(['exec', from, 'timeout', '4', 'wget', '-q', '-O', '-', `http://${where[to]![1]}:${port}/passwd`], { timeoutMs: 20_000 });
-  return r.code === 0 && r.stdout.includes('root');
-}
-
-async function ping(from: string, to: string): Promise<boolean> {
-  const [h] = where[from]!;
-  const r = await hosts[h]!.docker(['exec', from, 'ping', '-c', '1', '-W', '2', where[to]![1]], { timeoutMs: 20_000 });
-  return r.code === 0;
-}
-
-async function run(h: number, name: string, labels: string[]): Promise<void> {
-  const serve = 'httpd -p 80 -h /etc; httpd -p 5432 -h /etc; exec sleep 100000';
-  await docker(h, ['run', '-d', '--name', name, '--network', 'nat', ...labels.flatMap((l) => ['-l', l]), 'bb', 'sh', '-c', serve]);
-  where[name] = [h, await docker(h, ['inspect', '-f', '{{(index .NetworkSettings.Networks "nat").IPAddress}}', name])];
-  await eventually(async () => {
-    const eps = await daemons[h]!.cliJson<EndpointModel[]>(['endpoint', 'list']);
-    return eps.find((x) => x.containerName === name)?.state === 'ready';
-  }, 30_000, `${name} ready on h${h}`);
-}
+let c: Cluster;
 
 /**
  * Raw AF_PACKET capture on a device for N seconds: prints `<ip protocol> <src> <dst>` per IPv4
@@ -81,49 +44,44 @@ while time.time() < end:
 
 /** Routes of host h's main table with the daemon's protocol (193): prefix -> gateway. */
 async function peerRoutes(h: number): Promise<Map<string, string>> {
-  const r = await hosts[h]!.exec(['ip', '-json', 'route', 'show', 'proto', '193'], { check: true });
+  const r = await c.hosts[h]!.exec(['ip', '-json', 'route', 'show', 'proto', '193'], { check: true });
   const routes = JSON.parse(r.stdout || '[]') as Array<{ dst: string; gateway?: string; dev?: string }>;
   return new Map(routes.map((x) => [x.dst, `${x.gateway ?? ''} dev ${x.dev ?? ''}`]));
 }
 
 /** Blocks a daemon claimed, from its node record as its peer sees it. */
 async function blocksOf(h: number): Promise<string[]> {
-  const status = await daemons[1 - h]!.cliJson<StatusModel>(['status']);
-  return status.overlay?.peers.find((p) => p.name === hosts[h]!.name)?.blocks ?? [];
+  const status = await c.daemons[1 - h]!.cliJson<StatusModel>(['status']);
+  return status.overlay?.peers.find((p) => p.name === c.hosts[h]!.name)?.blocks ?? [];
 }
 
 t.before(async () => {
-  underlay = await startUnderlay(t, { prefix: '198.19.251' });
-  etcdUrl = await underlay.startEtcd();
-  for (let i = 0; i < 2; i++) {
-    const host = await startDockerHost(t);
-    hosts.push(host);
-    await ensureBusyboxImage(host, 'bb');
-    underlayIps.push(await underlay.attach(host, i + 1));
-    // Strict reverse-path filtering inside the lab host (never the root namespace).
-    await host.exec(['sysctl', '-q', '-w', 'net.ipv4.conf.all.rp_filter=1', 'net.ipv4.conf.default.rp_filter=1'], { check: true });
-    const daemon = new CiliumDaemon(host, {
-      extraArgs: ['--kvstore', 'etcd', '--kvstore-opt', `etcd.address=${etcdUrl}`, '--kvstore-opt', 'etcd.lease-ttl=5s', '--underlay-ip', underlayIps[i]!, '--resync-interval', '10s', '--routing-mode', 'native'],
+  const underlay = await startUnderlay(t, { prefix: '198.19.251' });
+  c = new Cluster(underlay, { backend: 'etcd', address: await underlay.startEtcd() }, { name: 'nat', subnet: '198.18.124.0/24' });
+  for (let h = 0; h < 2; h++) {
+    await c.addHost(t, h, {
+      leaseTtl: '5s',
+      daemonArgs: () => ['--routing-mode', 'native'],
+      // Strict reverse-path filtering inside the lab host (never the root namespace).
+      prepare: (host) => host.exec(['sysctl', '-q', '-w', 'net.ipv4.conf.all.rp_filter=1', 'net.ipv4.conf.default.rp_filter=1'], { check: true }).then(() => undefined),
     });
-    daemons.push(daemon);
-    await daemon.start(60_000);
   }
-  for (let h = 0; h < 2; h++) await docker(h, ['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', SUBNET, 'nat']);
-  await run(0, 'web', ['app=web']);
-  await run(0, 'db1', ['app=db']);
-  await run(1, 'db2', ['app=db']);
-  await run(1, 'web2', ['app=web']);
+  for (let h = 0; h < 2; h++) await c.createNetwork(h);
+  await c.run(0, 'web', ['app=web']);
+  await c.run(0, 'db1', ['app=db']);
+  await c.run(1, 'db2', ['app=db']);
+  await c.run(1, 'web2', ['app=web']);
 });
 
 t.test('no tunnel device; containers get the underlay MTU', async (t) => {
   for (let h = 0; h < 2; h++) {
-    const link = await hosts[h]!.exec(['ip', 'link', 'show', 'cilium_vxlan']);
+    const link = await c.hosts[h]!.exec(['ip', 'link', 'show', 'cilium_vxlan']);
     t.not(link.code, 0, `h${h}: no cilium_vxlan device`);
-    const kinds = await hosts[h]!.exec(['ip', '-d', '-json', 'link', 'show'], { check: true });
+    const kinds = await c.hosts[h]!.exec(['ip', '-d', '-json', 'link', 'show'], { check: true });
     const tunnels = (JSON.parse(kinds.stdout) as Array<{ ifname: string; linkinfo?: { info_kind?: string } }>).filter((l) => ['vxlan', 'geneve'].includes(l.linkinfo?.info_kind ?? ''));
     t.same(tunnels.map((l) => l.ifname), [], `h${h}: no vxlan/geneve device at all`);
   }
-  const mtu = await hosts[0]!.docker(['exec', 'web', 'cat', '/sys/class/net/eth0/mtu']);
+  const mtu = await c.hosts[0]!.docker(['exec', 'web', 'cat', '/sys/class/net/eth0/mtu']);
   t.equal(mtu.stdout.trim(), '1500', 'container MTU = underlay MTU 1500 (no encapsulation overhead)');
 });
 
@@ -138,21 +96,21 @@ t.test("each host routes the peer's blocks via the peer's underlay IP; status sh
       const r = await peerRoutes(h);
       return blocks.every((b) => r.has(b)) ? r : undefined;
     }, 20_000, `h${h} routes h${other}'s blocks`);
-    for (const b of blocks) t.equal(routes.get(b), `${underlayIps[other]} dev ul0`, `h${h}: ip route shows ${b} via ${underlayIps[other]} dev ul0`);
+    for (const b of blocks) t.equal(routes.get(b), `${c.underlayIps[other]} dev ul0`, `h${h}: ip route shows ${b} via ${c.underlayIps[other]} dev ul0`);
     t.equal(routes.size, blocks.length, `h${h}: no other peer routes`);
     const own = await blocksOf(h);
     t.ok(own.every((b) => !routes.has(b)), `h${h}: its own blocks are not routed to the underlay`);
-    const status = await daemons[h]!.cliJson<StatusModel>(['status']);
-    t.match(status.overlay, { routingMode: 'native', tunnel: 'disabled', device: 'ul0', underlayIp: underlayIps[h], mtu: 1500 }, `h${h}: status shows native routing`);
-    t.same(status.overlay?.routes?.map((r) => [r.prefix, r.via]).sort(), blocks.map((b) => [b, underlayIps[other]]).sort(), `h${h}: status lists the peer routes`);
-    const text = await daemons[h]!.cli(['status']);
+    const status = await c.daemons[h]!.cliJson<StatusModel>(['status']);
+    t.match(status.overlay, { routingMode: 'native', tunnel: 'disabled', device: 'ul0', underlayIp: c.underlayIps[h], mtu: 1500 }, `h${h}: status shows native routing`);
+    t.same(status.overlay?.routes?.map((r) => [r.prefix, r.via]).sort(), blocks.map((b) => [b, c.underlayIps[other]]).sort(), `h${h}: status lists the peer routes`);
+    const text = await c.daemons[h]!.cli(['status']);
     t.match(text.stdout, /Routing: +native/, `h${h}: cilium status prints the routing mode`);
-    t.match(text.stdout, new RegExp(`route ${blocks[0]!.replace(/\./g, '\\.')} via ${underlayIps[other]!.replace(/\./g, '\\.')}`), `h${h}: cilium status prints the routes`);
+    t.match(text.stdout, new RegExp(`route ${blocks[0]!.replace(/\./g, '\\.')} via ${c.underlayIps[other]!.replace(/\./g, '\\.')}`), `h${h}: cilium status prints the routes`);
     // Remote endpoints still carry their identities in the ipcache.
-    for (const [name, [hh, ip]] of Object.entries(where)) {
+    for (const [name, [hh, ip]] of Object.entries(c.where)) {
       if (hh !== other) continue;
       const e = await eventually(async () => {
-        const ipcache = await daemons[h]!.cliJson<Array<{ prefix: string; identity: number }>>(['bpf', 'ipcache', 'list']);
+        const ipcache = await c.daemons[h]!.cliJson<Array<{ prefix: string; identity: number }>>(['bpf', 'ipcache', 'list']);
         return ipcache.find((x) => x.prefix === `${ip}/32`);
       }, 20_000, `h${h}: ipcache has ${name}`);
       t.ok(e.identity >= 256, `h${h}: remote ${name} has its security identity (${e.identity})`);
@@ -161,92 +119,44 @@ t.test("each host routes the peer's blocks via the peer's underlay IP; status sh
 });
 
 t.test('cross-host ICMP and TCP both ways, unencapsulated on the underlay', async (t) => {
-  await eventually(async () => ping('web', 'db2'), 20_000, 'web -> db2 ping');
-  t.ok(await ping('db2', 'web'), 'h1 db2 -> h0 web ping');
-  t.ok(await http('web', 'db2', 80), 'h0 web -> h1 db2 TCP 80');
-  t.ok(await http('web2', 'db1', 80), 'h1 web2 -> h0 db1 TCP 80');
+  await eventually(async () => c.ping('web', 'db2'), 20_000, 'web -> db2 ping');
+  t.ok(await c.ping('db2', 'web'), 'h1 db2 -> h0 web ping');
+  t.ok(await c.http('web', 'db2', 80), 'h0 web -> h1 db2 TCP 80');
+  t.ok(await c.http('web2', 'db1', 80), 'h1 web2 -> h0 db1 TCP 80');
   // A capture on h1's underlay device sees the containers' own addresses (no outer header).
-  const capture = hosts[1]!.exec(['python3', '-c', CAPTURE, 'ul0', '8'], { timeoutMs: 20_000 });
+  const capture = c.hosts[1]!.exec(['python3', '-c', CAPTURE, 'ul0', '8'], { timeoutMs: 20_000 });
   await new Promise((r) => setTimeout(r, 1500));
-  await hosts[0]!.docker(['exec', 'web', 'ping', '-c', '3', '-i', '0.5', where.db2![1]], { timeoutMs: 20_000 });
+  await c.hosts[0]!.docker(['exec', 'web', 'ping', '-c', '3', '-i', '0.5', c.where.db2![1]], { timeoutMs: 20_000 });
   const seen = await capture;
   t.equal(seen.code, 0, `capture ran: ${seen.stderr.trim()}`);
   const frames = seen.stdout.trim().split('\n').filter((l) => l !== '');
-  t.ok(frames.includes(`1 ${where.web![1]} ${where.db2![1]}`), `h1 ul0 carries web -> db2 ICMP as plain IPv4 (${frames.length} IPv4 frames seen)`);
-  t.notOk(frames.some((f) => f.startsWith('17 ') && f.endsWith(` ${underlayIps[1]}`) && f.includes(underlayIps[0]!)), 'and no UDP between the underlay addresses (no encapsulation)');
+  t.ok(frames.includes(`1 ${c.where.web![1]} ${c.where.db2![1]}`), `h1 ul0 carries web -> db2 ICMP as plain IPv4 (${frames.length} IPv4 frames seen)`);
+  t.notOk(frames.some((f) => f.startsWith('17 ') && f.endsWith(` ${c.underlayIps[1]}`) && f.includes(c.underlayIps[0]!)), 'and no UDP between the underlay addresses (no encapsulation)');
 });
 
-t.test('policy web->db on 5432 only, enforced on the receiving host with the sender identity from the ipcache', async (t) => {
-  const policy = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: db-from-web
-spec:
-  endpointSelector:
-    matchLabels:
-      app: db
-  ingress:
-  - fromEndpoints:
-    - matchLabels:
-        app: web
-    toPorts:
-    - ports:
-      - port: "5432"
-        protocol: TCP
-`;
-  const imported = await daemons[0]!.cli(['policy', 'import', '-', '-o', 'json'], policy);
-  t.equal(imported.code, 0, `imported on h0: ${imported.stderr}`);
-  const revision = (JSON.parse(imported.stdout) as { revision: number }).revision;
-  for (const d of daemons) {
-    const w = await d.cli(['policy', 'wait', String(revision), '--timeout', '20s']);
-    t.equal(w.code, 0, `policy revision ${revision} enforced on ${d.host.name}`);
-  }
-  const monitors = [daemons[0]!.monitor(['drop']), daemons[1]!.monitor(['drop'])];
-  t.teardown(() => monitors.forEach((m) => m.stop()));
-  await new Promise((r) => setTimeout(r, 2000));
-
-  t.ok(await http('web', 'db2', 5432), 'h0 web -> h1 db2:5432 allowed');
-  t.notOk(await http('web', 'db2', 80), 'h0 web -> h1 db2:80 dropped');
-  t.ok(await http('web2', 'db1', 5432), 'h1 web2 -> h0 db1:5432 allowed');
-  t.notOk(await http('web2', 'db1', 80), 'h1 web2 -> h0 db1:80 dropped');
-  t.notOk(await http('db1', 'db2', 5432), 'h0 db1 -> h1 db2:5432 dropped (not web)');
-  t.ok(await http('db1', 'web2', 80), 'h0 db1 -> h1 web2:80 still allowed (web is not selected)');
-
-  const onH1 = await monitors[1]!.waitFor((e) => e.daddr === where.db2![1] && e.dport === 80 && e.saddr === where.web![1]);
-  t.ok((onH1.srcLabels as string[]).includes('container:app=web'), `h1 monitor: drop carries the sender's labels (${JSON.stringify(onH1.srcLabels)})`);
-  t.equal(onH1.reasonName, 'Policy denied', 'h1: reason');
-  const onH0 = await monitors[0]!.waitFor((e) => e.daddr === where.db1![1] && e.dport === 80 && e.saddr === where.web2![1]);
-  t.ok((onH0.srcLabels as string[]).includes('container:app=web'), `h0 monitor: drop carries the sender's labels (${JSON.stringify(onH0.srcLabels)})`);
-  t.notOk(monitors[0]!.events.some((e) => e.daddr === where.db2![1] && e.dport === 80), 'the sender (h0) did not drop web->db2:80: the receiver did');
-
-  const del = await daemons[1]!.cli(['policy', 'delete', '--all', '-o', 'json']);
-  t.equal(del.code, 0, 'deleted from h1');
-  const delRevision = (JSON.parse(del.stdout) as { revision: number }).revision;
-  for (const d of daemons) await d.cli(['policy', 'wait', String(delRevision), '--timeout', '20s']);
-  t.ok(await http('web', 'db2', 80), 'after delete: web -> db2:80 passes again');
-});
+t.test('policy web->db on 5432 only, enforced on the receiving host with the sender identity from the ipcache', (t) => checkDbFromWebOnReceiver(t, c));
 
 t.test("a peer that leaves (lease expiry) has its routes removed; cilium cleanup removes the rest", async (t) => {
   const h1Blocks = await blocksOf(1);
   t.ok(h1Blocks.length > 0, `h0 knew h1's blocks (${h1Blocks.join(',')})`);
-  await daemons[1]!.stop('SIGKILL');
+  await c.daemons[1]!.stop('SIGKILL');
   await eventually(async () => {
     const r = await peerRoutes(0);
     return h1Blocks.every((b) => !r.has(b));
   }, 30_000, "h0 removes h1's block routes");
   t.pass("h0 removed the routes to h1's blocks after h1's lease expired");
-  t.notOk(await ping('web', 'db2'), 'h0 web -> h1 db2 no longer routed');
+  t.notOk(await c.ping('web', 'db2'), 'h0 web -> h1 db2 no longer routed');
 
   // h1 kernel state outlived its daemon (routes to h0 included); a restart adopts it, cleanup removes it.
   t.ok((await peerRoutes(1)).size > 0, 'h1 kept its routes to h0 while its daemon was down');
-  await daemons[1]!.start(60_000);
+  await c.daemons[1]!.start(60_000);
   await eventually(async () => (await peerRoutes(0)).size > 0, 30_000, 'h0 routes h1 again after its restart');
-  const c = await daemons[1]!.cli(['cleanup', '-o', 'json']);
-  t.equal(c.code, 0, `cilium cleanup on h1: ${c.stderr}`);
-  t.match(c.stdout, /route 198\.18\.124\.\d+\/\d+ via 198\.19\.251\.1/, 'cleanup reports the peer route it removed');
+  const cleanup = await c.daemons[1]!.cli(['cleanup', '-o', 'json']);
+  t.equal(cleanup.code, 0, `cilium cleanup on h1: ${cleanup.stderr}`);
+  t.match(cleanup.stdout, /route 198\.18\.124\.\d+\/\d+ via 198\.19\.251\.1/, 'cleanup reports the peer route it removed');
   t.equal((await peerRoutes(1)).size, 0, 'h1: no peer routes after cilium cleanup');
 });
 
 t.teardown(async () => {
-  if (!t.passing()) await runCommand('tail', ['-n', '20', `${underlay.dir}/etcd.log`]).then((r) => t.comment(r.stdout));
+  if (!t.passing()) await runCommand('tail', ['-n', '20', `${c?.underlay.dir}/etcd.log`]).then((r) => t.comment(r.stdout));
 });

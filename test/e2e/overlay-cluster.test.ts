@@ -19,19 +19,15 @@
  *  - a fourth host added while traffic flows learns every endpoint within 5 s.
  */
 import t, { type Test } from 'tap';
-import { startDockerHost, type DockerHost } from '../lab/docker-host.js';
-import { ensureBusyboxImage } from '../lab/busybox-image.js';
 import { requireRoot } from '../lab/preconditions.js';
-import { startUnderlay, type Underlay } from '../lab/underlay.js';
-import { CiliumDaemon, eventually } from '../support/cilium-daemon.js';
-import type { EndpointModel, IpModel, StatusModel } from '../../src/api/models.js';
+import { startUnderlay } from '../lab/underlay.js';
+import { Cluster, DB_FROM_WEB, RESYNC_MS, type ClusterHostOptions } from '../lab/cluster.js';
+import { eventually } from '../support/cilium-daemon.js';
+import type { StatusModel } from '../../src/api/models.js';
 
 if (!requireRoot(t)) process.exit(process.env.CI === 'true' ? 1 : 0);
 
 type Backend = 'etcd' | 'consul';
-
-/** Resync interval of every daemon: the bound on reconvergence after a cut from the store. */
-const RESYNC_MS = 10_000;
 
 /**
  * Lease TTLs. Host 1 is the one that dies, so its lease is short (etcd: 5 s; consul: 10 s, the
@@ -42,197 +38,75 @@ const RESYNC_MS = 10_000;
 const SHORT_TTL: Record<Backend, string> = { etcd: '5s', consul: '10s' };
 const LONG_TTL = '60s';
 
-interface IpcacheEntry {
-  prefix: string;
-  identity: number;
-  tunnelEndpoint?: string;
+/** A host whose daemon runs the cluster resolver on its underlay address: names of other hosts' containers. */
+function resolverHost(leaseTtl: string): ClusterHostOptions {
+  return { leaseTtl, daemonArgs: (ip) => ['--dns-address', ip, '--dns-upstream', 'none'] };
 }
 
-/** One backend's cluster: hosts, daemons, containers. */
-class Cluster {
-  readonly hosts: DockerHost[] = [];
-  readonly daemons: CiliumDaemon[] = [];
-  readonly underlayIps: string[] = [];
-  /** Container name -> [host index, IP]. */
-  readonly where: Record<string, [number, string]> = {};
-  storeUrl = '';
-
-  constructor(
-    readonly backend: Backend,
-    readonly underlay: Underlay,
-    readonly subnet: string,
-  ) {}
-
-  storeArgs(ttl: string): string[] {
-    const b = this.backend;
-    return ['--kvstore', b, '--kvstore-opt', `${b}.address=${this.storeUrl}`, '--kvstore-opt', `${b}.lease-ttl=${ttl}`];
-  }
-
-  /** Host h on the underlay (as <prefix>.<h+1>) with its daemon; its network is not created yet. */
-  async addHost(t: Test, h: number, ttl: string): Promise<void> {
-    const host = await startDockerHost(t);
-    this.hosts[h] = host;
-    await ensureBusyboxImage(host, 'bb');
-    this.underlayIps[h] = await this.underlay.attach(host, h + 1);
-    const daemon = new CiliumDaemon(host, {
-      // The cluster resolver on the underlay address: names of other hosts' containers.
-      extraArgs: [...this.storeArgs(ttl), '--underlay-ip', this.underlayIps[h]!, '--resync-interval', `${RESYNC_MS / 1000}s`, '--dns-address', this.underlayIps[h]!, '--dns-upstream', 'none'],
-    });
-    this.daemons[h] = daemon;
-    await daemon.start(60_000);
-  }
-
-  async createNetwork(h: number): Promise<void> {
-    await this.docker(h, ['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', this.subnet, 'ovl']);
-  }
-
-  async docker(h: number, args: string[]): Promise<string> {
-    const r = await this.hosts[h]!.docker(args, { timeoutMs: 120_000 });
-    if (r.code !== 0) throw new Error(`docker@h${h} ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n${this.daemons[h]?.process?.logTail(20)}`);
-    return r.stdout.trim();
-  }
-
-  /**
-   * Runs a container serving HTTP on 80 and 5432 on host h and waits for its endpoint. Its DNS
-   * server is its host's cluster resolver (dockerd's embedded DNS forwards what it does not know).
-   */
-  async run(h: number, name: string, labels: string[], extra: string[] = []): Promise<void> {
-    const serve = 'httpd -p 80 -h /etc; httpd -p 5432 -h /etc; exec sleep 100000';
-    await this.docker(h, ['run', '-d', '--name', name, '--network', 'ovl', '--dns', this.underlayIps[h]!, ...extra, ...labels.flatMap((l) => ['-l', l]), 'bb', 'sh', '-c', serve]);
-    await this.locate(h, name);
-  }
-
-  /** Records a container's (possibly new) IP and waits until its endpoint is ready. */
-  async locate(h: number, name: string): Promise<void> {
-    this.where[name] = [h, await this.docker(h, ['inspect', '-f', '{{(index .NetworkSettings.Networks "ovl").IPAddress}}', name])];
-    await eventually(async () => {
-      const eps = await this.daemons[h]!.cliJson<EndpointModel[]>(['endpoint', 'list']);
-      return eps.find((x) => x.containerName === name)?.state === 'ready';
-    }, 60_000, `${name} ready on h${h}`);
-  }
-
-  namesOn(h: number): string[] {
-    return Object.entries(this.where).filter(([, [hh]]) => hh === h).map(([n]) => n);
-  }
-
-  async ping(from: string, to: string): Promise<boolean> {
-    const r = await this.hosts[this.where[from]![0]]!.docker(['exec', from, 'ping', '-c', '1', '-W', '2', this.where[to]![1]], { timeoutMs: 20_000 });
-    return r.code === 0;
-  }
-
-  /**
-   * `ping` and an HTTP GET from a container to another by its name (on another host); the
-   * failures, each naming what failed. Ping's output must show the address the name resolved to.
-   */
-  async byName(from: string, to: string): Promise<string[]> {
-    const host = this.hosts[this.where[from]![0]]!;
-    const p = await host.docker(['exec', from, 'ping', '-c', '1', '-W', '2', to], { timeoutMs: 20_000 });
-    const failed: string[] = [];
-    if (p.code !== 0 || !p.stdout.includes(`(${this.where[to]![1]})`)) failed.push(`${from}->${to} ping by name: ${(p.stdout + p.stderr).trim().split('\n')[0]}`);
-    const g = await host.docker(['exec', from, 'timeout', '4', 'wget', '-q', '-O', '-', `http://${to}/passwd`], { timeoutMs: 20_000 });
-    if (g.code !== 0 || !g.stdout.includes('root')) failed.push(`${from}->${to} tcp by name: ${g.stderr.trim()}`);
-    return failed;
-  }
-
-  /** HTTP GET from a container to another's port; true if the page came back. */
-  async http(from: string, to: string, port: number): Promise<boolean> {
-    const r = await this.hosts[this.where[from]![0]]!.docker(['exec', from, 'timeout', '4', 'wget', '-q', '-O', '-', `http://${this.where[to]![1]}:${port}/passwd`], { timeoutMs: 20_000 });
-    return r.code === 0 && r.stdout.includes('root');
-  }
-
-  /** `ping -c count -i 0.25` from a container, started now; resolves with the loss in percent. */
-  flow(from: string, to: string, count: number): Promise<number> {
-    return this.hosts[this.where[from]![0]]!
-      .docker(['exec', from, 'ping', '-c', String(count), '-i', '0.25', '-W', '2', this.where[to]![1]], { timeoutMs: count * 250 + 60_000 })
-      .then((r) => Number(/(\d+)% packet loss/.exec(r.stdout)?.[1] ?? '100'));
-  }
-
-  /** Remote ipcache entries (those with a tunnel endpoint) of host h. */
-  async tunnelled(h: number): Promise<IpcacheEntry[]> {
-    const all = await this.daemons[h]!.cliJson<IpcacheEntry[]>(['bpf', 'ipcache', 'list']);
-    return all.filter((e) => e.tunnelEndpoint);
-  }
-
-  /** IPs host h knows from the store (`cilium ip list`). */
-  async storeIps(h: number): Promise<string[]> {
-    return (await this.daemons[h]!.cliJson<IpModel[]>(['ip', 'list'])).map((e) => e.ip);
-  }
-
-  /** True when host h routes every container of the other live hosts through the right tunnel. */
-  async knowsAll(h: number, hosts: number[]): Promise<boolean> {
-    const e = await this.tunnelled(h);
-    return hosts
-      .filter((o) => o !== h)
-      .every((o) => this.namesOn(o).every((n) => e.some((x) => x.prefix === `${this.where[n]![1]}/32` && x.tunnelEndpoint === this.underlayIps[o] && x.identity >= 256)));
-  }
-
-  /**
-   * Every ordered pair of hosts among `hosts`: a ping from web<a> to db<b> (web<b> where there is
-   * no db) and an HTTP GET from web<a> to web<b>, after every host routes every remote container.
-   */
-  async allPairs(t: Test, hosts: number[], what: string): Promise<void> {
-    await eventually(async () => {
-      for (const h of hosts) if (!(await this.knowsAll(h, hosts))) return false;
-      return true;
-    }, 30_000, `every host of ${hosts.join(',')} routes every remote container (${what})`);
-    const pairs = hosts.flatMap((a) => hosts.filter((b) => b !== a).map((b) => [a, b] as const));
-    const failed = (
-      await Promise.all(
-        pairs.map(async ([a, b]) => {
-          // The first packet may race the peer's last ipcache update: a few seconds to settle.
-          const target = this.where[`db${b}`] ? `db${b}` : `web${b}`;
-          const pinged = await eventually(async () => this.ping(`web${a}`, target), 10_000, `web${a} -> ${target}`).catch(() => false);
-          const fetched = await this.http(`web${a}`, `web${b}`, 80);
-          // By name: dockerd does not know another host's container; the cluster resolver does.
-          const named = await this.byName(`web${a}`, `web${b}`);
-          return [...(pinged ? [] : [`web${a}->${target} ping`]), ...(fetched ? [] : [`web${a}->web${b} tcp`]), ...named];
-        }),
-      )
-    ).flat();
-    t.same(failed, [], `${what}: ping and TCP by IP and by name between every ordered pair of ${hosts.length} hosts (${pairs.length} pairs)`);
-  }
+/**
+ * Runs a container on host h (see Cluster.run) whose DNS server is its host's cluster resolver
+ * (dockerd's embedded DNS forwards what it does not know).
+ */
+function run(c: Cluster, h: number, name: string, labels: string[], extra: string[] = []): Promise<void> {
+  return c.run(h, name, labels, ['--dns', c.underlayIps[h]!, ...extra]);
 }
 
-const DB_FROM_WEB = `apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata:
-  name: db-from-web
-spec:
-  endpointSelector:
-    matchLabels:
-      app: db
-  ingress:
-  - fromEndpoints:
-    - matchLabels:
-        app: web
-    toPorts:
-    - ports:
-      - port: "5432"
-        protocol: TCP
-`;
+/** True when host h routes every container of the other live hosts through the right tunnel. */
+async function knowsAll(c: Cluster, h: number, hosts: number[]): Promise<boolean> {
+  const e = await c.tunnelled(h);
+  return hosts
+    .filter((o) => o !== h)
+    .every((o) => c.namesOn(o).every((n) => e.some((x) => x.prefix === `${c.ip(n)}/32` && x.tunnelEndpoint === c.underlayIps[o] && x.identity >= 256)));
+}
+
+/**
+ * Every ordered pair of hosts among `hosts`: a ping from web<a> to db<b> (web<b> where there is
+ * no db) and an HTTP GET from web<a> to web<b>, after every host routes every remote container.
+ */
+async function allPairs(t: Test, c: Cluster, hosts: number[], what: string): Promise<void> {
+  await eventually(async () => {
+    for (const h of hosts) if (!(await knowsAll(c, h, hosts))) return false;
+    return true;
+  }, 30_000, `every host of ${hosts.join(',')} routes every remote container (${what})`);
+  const pairs = hosts.flatMap((a) => hosts.filter((b) => b !== a).map((b) => [a, b] as const));
+  const failed = (
+    await Promise.all(
+      pairs.map(async ([a, b]) => {
+        // The first packet may race the peer's last ipcache update: a few seconds to settle.
+        const target = c.where[`db${b}`] ? `db${b}` : `web${b}`;
+        const pinged = await eventually(async () => c.ping(`web${a}`, target), 10_000, `web${a} -> ${target}`).catch(() => false);
+        const fetched = await c.http(`web${a}`, `web${b}`, 80);
+        // By name: dockerd does not know another host's container; the cluster resolver does.
+        const named = await c.byName(`web${a}`, `web${b}`);
+        return [...(pinged ? [] : [`web${a}->${target} ping`]), ...(fetched ? [] : [`web${a}->web${b} tcp`]), ...named];
+      }),
+    )
+  ).flat();
+  t.same(failed, [], `${what}: ping and TCP by IP and by name between every ordered pair of ${hosts.length} hosts (${pairs.length} pairs)`);
+}
 
 async function scenario(t: Test, backend: Backend, prefix: string, subnet: string): Promise<void> {
   const underlay = await startUnderlay(t, { prefix });
-  const c = new Cluster(backend, underlay, subnet);
-  c.storeUrl = backend === 'etcd' ? await underlay.startEtcd() : await underlay.startConsul();
+  const address = backend === 'etcd' ? await underlay.startEtcd() : await underlay.startConsul();
+  const c = new Cluster(underlay, { backend, address }, { name: 'ovl', subnet });
   t.teardown(() => {
     if (!t.passing()) for (const d of c.daemons) t.comment(`--- ${d.host.name} daemon log ---\n${d.process?.logTail(40)}`);
   });
 
   const three = [0, 1, 2];
-  await Promise.all(three.map((h) => c.addHost(t, h, h === 1 ? SHORT_TTL[backend] : LONG_TTL)));
+  await Promise.all(three.map((h) => c.addHost(t, h, resolverHost(h === 1 ? SHORT_TTL[backend] : LONG_TTL))));
   await Promise.all(three.map((h) => c.createNetwork(h)));
   await Promise.all(
     three.map(async (h) => {
       // Host 1's containers come back by themselves when its dockerd restarts.
       const extra = h === 1 ? ['--restart', 'always'] : [];
-      await c.run(h, `web${h}`, ['app=web'], extra);
-      await c.run(h, `db${h}`, ['app=db'], extra);
+      await run(c, h, `web${h}`, ['app=web'], extra);
+      await run(c, h, `db${h}`, ['app=db'], extra);
     }),
   );
 
   await t.test('containers on all three hosts reach each other by IP and by name', async (t) => {
-    await c.allPairs(t, [0, 1, 2], 'three hosts');
+    await allPairs(t, c, [0, 1, 2], 'three hosts');
     for (let h = 0; h < 3; h++) {
       const status = await c.daemons[h]!.cliJson<StatusModel>(['status']);
       t.same(status.overlay?.peers.map((p) => p.underlayIp).sort(), c.underlayIps.filter((_, o) => o !== h).sort(), `h${h}: status lists the two peers`);
@@ -241,13 +115,7 @@ async function scenario(t: Test, backend: Backend, prefix: string, subnet: strin
   });
 
   await t.test('a policy imported on host 0 is enforced on hosts 1 and 2', async (t) => {
-    const imported = await c.daemons[0]!.cli(['policy', 'import', '-', '-o', 'json'], DB_FROM_WEB);
-    t.equal(imported.code, 0, `imported on h0: ${imported.stderr}`);
-    const revision = (JSON.parse(imported.stdout) as { revision: number }).revision;
-    for (const h of [1, 2, 0]) {
-      const w = await c.daemons[h]!.cli(['policy', 'wait', String(revision), '--timeout', '30s']);
-      t.equal(w.code, 0, `h${h}: policy wait ${revision}: ${w.stderr.trim()}`);
-    }
+    await c.importPolicy(t, 0, DB_FROM_WEB);
     const checks: Array<[string, string, number, boolean, string]> = [
       ['web0', 'db1', 5432, true, 'h0 web0 -> h1 db1:5432 allowed'],
       ['web0', 'db1', 80, false, 'h0 web0 -> h1 db1:80 dropped on h1'],
@@ -261,10 +129,7 @@ async function scenario(t: Test, backend: Backend, prefix: string, subnet: strin
     ];
     const got = await Promise.all(checks.map(([from, to, port]) => c.http(from, to, port)));
     checks.forEach(([, , , want, what], i) => t.equal(got[i], want, what));
-    const del = await c.daemons[0]!.cli(['policy', 'delete', '--all', '-o', 'json']);
-    t.equal(del.code, 0, 'deleted on h0');
-    const delRevision = (JSON.parse(del.stdout) as { revision: number }).revision;
-    for (const h of [1, 2, 0]) t.equal((await c.daemons[h]!.cli(['policy', 'wait', String(delRevision), '--timeout', '30s'])).code, 0, `h${h}: deletion enforced`);
+    await c.deletePolicies(t, 0);
     t.ok(await c.http('web0', 'db2', 80), 'after the delete: web0 -> db2:80 passes again');
   });
 
@@ -297,7 +162,7 @@ async function scenario(t: Test, backend: Backend, prefix: string, subnet: strin
       await c.locate(1, n);
     }
     t.pass('h1 is back, its --restart always containers running with ready endpoints');
-    await c.allPairs(t, [0, 1, 2], 'after h1 rejoined');
+    await allPairs(t, c, [0, 1, 2], 'after h1 rejoined');
   });
 
   await t.test('host 2 cut from the store keeps talking; it learns what changed within the resync interval', async (t) => {
@@ -311,14 +176,14 @@ async function scenario(t: Test, backend: Backend, prefix: string, subnet: strin
     const cutAt = Date.now();
     const flows = [c.flow('web2', 'db0', 40), c.flow('db1', 'web2', 40), c.flow('web0', 'db2', 40)];
     // A container started on host 0 while host 2 cannot hear about it.
-    await c.run(0, 'late0', ['app=late']);
+    await run(c, 0, 'late0', ['app=late']);
     const loss = await Promise.all(flows);
     t.same(loss, [0, 0, 0], `h2 <-> h0 and h1 traffic during the cut: ${loss.join('%, ')}% loss`);
     t.ok(await c.http('web2', 'web1', 80), 'h2 web2 -> h1 web1 TCP during the cut');
     t.ok(await c.http('db0', 'web2', 80), 'h0 db0 -> h2 web2 TCP during the cut');
     const late = `${c.where.late0![1]}/32`;
     t.notOk((await c.tunnelled(2)).some((e) => e.prefix === late), 'h2 has not learned late0 during the cut (the cut is real)');
-    t.ok(await c.knowsAll(0, [0, 2]), 'h0 still routes h2 (its lease outlasts the cut)');
+    t.ok(await knowsAll(c, 0, [0, 2]), 'h0 still routes h2 (its lease outlasts the cut)');
     await new Promise((r) => setTimeout(r, Math.max(0, 12_000 - (Date.now() - cutAt))));
     await restore();
     const back = Date.now();
@@ -336,13 +201,13 @@ async function scenario(t: Test, backend: Backend, prefix: string, subnet: strin
   await t.test('a fourth host added while traffic flows learns every endpoint within 5 s', async (t) => {
     const flows = [c.flow('web0', 'db2', 80), c.flow('web1', 'db0', 80)];
     const h = 3;
-    await c.addHost(t, h, LONG_TTL);
+    await c.addHost(t, h, resolverHost(LONG_TTL));
     const ready = Date.now();
-    await eventually(async () => c.knowsAll(h, [0, 1, 2, h]), 5_000, 'h3 learns every remote endpoint');
+    await eventually(async () => knowsAll(c, h, [0, 1, 2, h]), 5_000, 'h3 learns every remote endpoint');
     t.pass(`h3 routes all ${Object.keys(c.where).length} remote endpoints ${Date.now() - ready} ms after its daemon answered`);
     await c.createNetwork(h);
-    await c.run(h, 'web3', ['app=web']);
-    await c.allPairs(t, [0, 1, 2, 3], 'four hosts');
+    await run(c, h, 'web3', ['app=web']);
+    await allPairs(t, c, [0, 1, 2, 3], 'four hosts');
     const loss = await Promise.all(flows);
     t.same(loss, [0, 0], `traffic while h3 joined: ${loss.join('%, ')}% loss`);
   });
