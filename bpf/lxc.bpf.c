@@ -17,10 +17,14 @@
  *   from_overlay    tc ingress of the tunnel device (cilium_vxlan): decapsulated traffic from
  *                   other nodes. The VNI is the sender's security identity; the destination
  *                   endpoint's ingress policy runs here (the same code as for a local sender),
- *                   then the packet goes straight into the container's netns.
+ *                   then the packet goes straight into the container's netns. Another node's host
+ *                   sends through a kernel route into the tunnel with the VNI remote-node (kept
+ *                   only from that node's own address); a packet for this host's own address
+ *                   goes up the stack.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/pkt_cls.h>
 #include <linux/in.h>
 #include <bpf/bpf_helpers.h>
@@ -290,6 +294,48 @@ int to_container(struct __sk_buff *skb)
 	return TC_ACT_OK;
 }
 
+/*
+ * The identity a node's own traffic keeps (VNI remote-node: another node's host, through its
+ * route into the tunnel): only as long as the inner source is that node's address, as the ipcache
+ * knows it, and the packet came from that node. Anything else a node puts into the tunnel with
+ * that VNI (traffic it forwards for others) is the world. The local host identity never arrives
+ * over a tunnel (it would pass every ingress policy): the world too.
+ */
+static __always_inline __u32 node_identity(const struct flow *f, __u32 outer_saddr, __u32 vni)
+{
+	const struct ipcache_entry *src;
+
+	if (vni != IDENTITY_REMOTE_NODE)
+		return IDENTITY_WORLD;
+	src = lookup_ipcache(f->saddr);
+	if (!src || src->sec_identity != IDENTITY_REMOTE_NODE ||
+	    src->tunnel_endpoint != bpf_htonl(outer_saddr))
+		return IDENTITY_WORLD;
+	return IDENTITY_REMOTE_NODE;
+}
+
+/*
+ * A decapsulated packet for no local endpoint: one for this host itself (a container on another
+ * node talking to this node's address, or answering this host) goes up the stack; the rest is
+ * dropped.
+ */
+static __always_inline int to_this_host(struct __sk_buff *skb, const struct flow *f,
+					const struct event_subject *who)
+{
+	const struct ipcache_entry *dst = lookup_ipcache(f->daddr);
+
+	if (!dst || dst->sec_identity != IDENTITY_HOST || dst->tunnel_endpoint)
+		return drop_packet(skb, f, who, DROP_NO_LOCAL_ENDPOINT);
+	/*
+	 * The inner frame is addressed to the sending container's gateway MAC on the other node, so
+	 * the device took it for another host's; the stack drops such frames before IP. It is ours.
+	 */
+	if (skb->pkt_type != PACKET_HOST && bpf_skb_change_type(skb, PACKET_HOST) < 0)
+		return drop_packet(skb, f, who, DROP_WRITE_ERROR);
+	trace_forward(skb, f, who, TRACE_TO_STACK);
+	return TC_ACT_OK;
+}
+
 SEC("tc")
 int from_overlay(struct __sk_buff *skb)
 {
@@ -319,10 +365,14 @@ int from_overlay(struct __sk_buff *skb)
 	reason = -parse_ipv4(skb, &f);
 	if (reason)
 		return drop_packet(skb, &f, &who, reason);
+	if (src_identity == IDENTITY_HOST || src_identity == IDENTITY_REMOTE_NODE) {
+		src_identity = node_identity(&f, key.remote_ipv4, src_identity);
+		who.src_identity = src_identity;
+	}
 
 	dst = lookup_endpoint(f.daddr);
 	if (!dst)
-		return drop_packet(skb, &f, &who, DROP_NO_LOCAL_ENDPOINT);
+		return to_this_host(skb, &f, &who);
 	who.ep_id = dst->ep_id;
 	who.dst_identity = dst->sec_identity;
 

@@ -162,7 +162,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     native: native && { underlayIp: native.underlayIp },
     localBlocks: async () => (await ipam.listPools()).flatMap((p) => p.blocks.filter((b) => b.node === config.nodeName).map((b) => b.cidr)),
   });
-  const peers = new PeerWatcher({ store, nodeName: config.nodeName, datapath, networkNumber, routes: native && datapath, log: log.child({ component: 'peers' }) });
+  const peers = new PeerWatcher({ store, nodeName: config.nodeName, datapath, networkNumber, routes: (native || tunnel) && datapath, routingMode: native ? 'native' : 'tunnel', log: log.child({ component: 'peers' }) });
   let publishing = false;
   let publishAgain = false;
   const publishIps = (): void => {
@@ -261,7 +261,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
       lastSync: peers.lastSync,
       peers: peers.peers().map((p) => ({ name: p.name, underlayIp: p.underlayIp, bootId: p.bootId, blocks: p.blocks, endpoints: p.endpoints })),
     };
-    if (tunnel) return { routingMode: 'tunnel', tunnel: tunnel.kind, port: tunnel.port, device: datapath.tunnelDevice ?? '', underlayIp: tunnel.underlayIp, ...common };
+    if (tunnel) return { routingMode: 'tunnel', tunnel: tunnel.kind, port: tunnel.port, device: datapath.tunnelDevice ?? '', underlayIp: tunnel.underlayIp, ...common, routes: await datapath.peerRoutes().catch(() => []) };
     return { routingMode: 'native', tunnel: 'disabled', port: 0, device: native!.device, underlayIp: native!.underlayIp, ...common, routes: await datapath.peerRoutes().catch(() => []) };
   };
 

@@ -18,6 +18,7 @@
 #define IDENTITY_UNKNOWN 0 /* also the "any peer" wildcard in policy keys */
 #define IDENTITY_HOST 1
 #define IDENTITY_WORLD 2
+#define IDENTITY_REMOTE_NODE 6 /* another node's host: the VNI of its own traffic into our containers */
 
 /* Address families in endpoint and ipcache keys (Cilium's ENDPOINT_KEY_IPV4/IPV6). */
 #define ADDR_FAMILY_IPV4 1

@@ -26,14 +26,21 @@ static __always_inline const struct endpoint_info *lookup_endpoint(__be32 addr)
 	return bpf_map_lookup_elem(&cilium_endpoints, &key);
 }
 
-/* Resolves addr: local endpoint first, then the longest ipcache prefix, else the world. */
-static __always_inline void resolve_peer(__be32 addr, struct peer *p)
+/* The longest ipcache prefix holding addr, or NULL. */
+static __always_inline const struct ipcache_entry *lookup_ipcache(__be32 addr)
 {
 	struct ipcache_key key = {
 		.prefixlen = IPCACHE_PREFIX_LEN_IPV4,
 		.family = ADDR_FAMILY_IPV4,
 		.addr = { addr },
 	};
+
+	return bpf_map_lookup_elem(&cilium_ipcache, &key);
+}
+
+/* Resolves addr: local endpoint first, then the longest ipcache prefix, else the world. */
+static __always_inline void resolve_peer(__be32 addr, struct peer *p)
+{
 	const struct ipcache_entry *entry;
 
 	p->local = lookup_endpoint(addr);
@@ -43,7 +50,7 @@ static __always_inline void resolve_peer(__be32 addr, struct peer *p)
 		p->tunnel_endpoint = 0;
 		return;
 	}
-	entry = bpf_map_lookup_elem(&cilium_ipcache, &key);
+	entry = lookup_ipcache(addr);
 	if (entry) {
 		p->identity = entry->sec_identity;
 		p->net_id = entry->net_id;

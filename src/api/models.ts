@@ -111,7 +111,10 @@ export interface OverlayStatusModel {
   /** When the remote ipcache entries were last brought in line with the store. */
   lastSync?: string;
   peers: Array<{ name: string; underlayIp?: string; bootId: string; blocks: string[]; endpoints: number }>;
-  /** Native routing: the kernel routes to peers' blocks (`ip route show proto 193`). */
+  /**
+   * The kernel routes to peers' blocks (`ip route show proto 193`): native routing's, or the
+   * tunnel's (into the tunnel device, for the host's own traffic to remote containers).
+   */
   routes?: Array<{ prefix: string; via: string }>;
 }
 

@@ -4,6 +4,7 @@
  *
  *   remote endpoint  `<ip>/32`      -> its identity, its network, tunnel endpoint = its node's underlay IP
  *   remote block     `<block cidr>` -> reserved:world, the pool's network, tunnel endpoint = the node's underlay IP
+ *   remote node      `<underlay>/32` -> reserved:remote-node, no network, tunnel endpoint = that address
  *
  * A remote address the ip/v1 entries do not (yet) name still reaches its node through the block
  * entry, with the world identity until the entry arrives. Only nodes that have a record with an
@@ -11,9 +12,13 @@
  * deleted, and the next sync removes every entry pointing at it. A node that comes back (a new
  * boot id, or a new underlay address) is re-learned from its new record.
  *
- * With native routing (`routes` given) the same entries are written (their tunnel endpoint only
- * marks them as a peer's: there is no tunnel device) and each peer block also becomes a kernel
- * route via the peer's underlay address, added and removed with the block and the node's record.
+ * The node entries make a container's traffic to another node's own address go through the tunnel
+ * with its identity (and the answers of that node's host come back the same way).
+ *
+ * Each peer block also becomes a kernel route (`routes`), added and removed with the block and the
+ * node's record: with a tunnel, into the tunnel device (the host's own traffic to remote
+ * containers); with native routing, via the peer's underlay address (everything: there the
+ * entries' tunnel endpoint only marks them as a peer's, there is no tunnel device).
  * A node counts as a peer only when it runs the same routing mode as this one (a tunnel node
  * cannot decapsulate what a native one would send it, nor the other way round).
  *
@@ -29,6 +34,7 @@ const IP_PREFIX = 'ip/v1/';
 /** IPAM's claims (src/ipam/pool-store.ts): `ipam/v1/blocks/<poolId>/<block cidr>` -> node; poolId is `<network>-<prefix length>`. */
 const BLOCK_PREFIX = 'ipam/v1/blocks/';
 const IDENTITY_WORLD = 2;
+const IDENTITY_REMOTE_NODE = 6;
 
 /** One tunnelled ipcache entry (the datapath's RemoteIpcacheEntry). */
 export interface RemoteEntry {
@@ -38,13 +44,13 @@ export interface RemoteEntry {
   tunnelEndpoint: string;
 }
 
-/** Native routing: a route to a peer's block via its underlay address (link/peer-routes.ts). */
+/** A route to a peer's block through its underlay address (link/peer-routes.ts). */
 export interface PeerRoute {
   prefix: string;
   via: string;
 }
 
-/** What native routing needs of the datapath. */
+/** Where peer-block routes go (the datapath). */
 export interface PeerRouteWriter {
   syncPeerRoutes(routes: PeerRoute[]): Promise<{ written: number; deleted: number }>;
 }
@@ -61,8 +67,10 @@ export interface PeerWatcherDeps {
   datapath: RemoteEntryWriter;
   /** Docker network number of a subnet (datapath's networkNumber). */
   networkNumber(subnet: string): number;
-  /** Native routing: where peer-block routes go; absent with a tunnel (peers are reached through it). */
+  /** Where peer-block routes go; absent: none (tests of the ipcache alone). */
   routes?: PeerRouteWriter;
+  /** How this node reaches its peers; only peers in the same mode count (default tunnel). */
+  routingMode?: 'tunnel' | 'native';
   log: Logger;
 }
 
@@ -249,11 +257,11 @@ export class PeerWatcher {
     const r = node === this.deps.nodeName ? undefined : this.nodes.get(node);
     if (!r?.underlayIp) return undefined;
     const native = r.routingMode === 'native';
-    if (this.deps.routes ? !native : native || !r.tunnel) return undefined;
+    if (this.deps.routingMode === 'native' ? !native : native || !r.tunnel) return undefined;
     return r.underlayIp;
   }
 
-  /** Native routing: the peer-block routes the store implies right now. */
+  /** The peer-block routes the store implies right now. */
   desiredRoutes(): PeerRoute[] {
     if (!this.deps.routes) return [];
     const out: PeerRoute[] = [];
@@ -272,6 +280,10 @@ export class PeerWatcher {
     for (const [cidr, b] of this.blocks) {
       const tunnelEndpoint = endpointOf(b.node);
       if (tunnelEndpoint) out.push({ prefix: cidr, identity: IDENTITY_WORLD, netId: this.deps.networkNumber(b.subnet), tunnelEndpoint });
+    }
+    for (const [name] of this.nodes) {
+      const tunnelEndpoint = endpointOf(name);
+      if (tunnelEndpoint) out.push({ prefix: `${tunnelEndpoint}/32`, identity: IDENTITY_REMOTE_NODE, netId: 0, tunnelEndpoint });
     }
     for (const [ip, e] of this.ips) {
       const tunnelEndpoint = endpointOf(e.node);

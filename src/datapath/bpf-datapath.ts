@@ -21,7 +21,7 @@ import type { DatapathEvent, EndpointInfo, IpcacheEntry, CtKey, CtEntry, PolicyK
 import type { MetricsSample } from './bpf/maps.js';
 import { ensureMasqueradeRule, removeMasqueradeRule } from './masquerade.js';
 import { ensureVxlanDevice, VXLAN_OVERHEAD } from './link/tunnel-link.js';
-import { listPeerRoutes, removePeerRoutes, syncPeerRoutes, type PeerRoute } from './link/peer-routes.js';
+import { listPeerRoutes, removePeerRoutes, syncPeerRoutes, type PeerRoute, type PeerRouteForm } from './link/peer-routes.js';
 import { deleteLink } from './link/veth.js';
 import { TUNNEL_DEVICE, type TunnelKind } from './features.js';
 import { UnsupportedError } from '../util/errors.js';
@@ -29,6 +29,8 @@ import type { Logger } from '../util/log.js';
 
 const BPF_FS_MAGIC = 0xcafe4a11;
 const IDENTITY_HOST = 1;
+/** reserved:remote-node: the VNI of what this host itself sends into the tunnel (link/peer-routes.ts). */
+const IDENTITY_REMOTE_NODE = 6;
 
 /** Per-endpoint enforcement computed by the policy layer. */
 export interface EndpointEnforcement {
@@ -67,6 +69,8 @@ export interface TunnelSettings {
   port: number;
   /** MTU of the underlay device; containers and the tunnel device get this minus the overlay overhead. */
   underlayMtu: number;
+  /** This host's underlay address: the source of what the host itself sends to remote containers. */
+  underlayIp: string;
 }
 
 /**
@@ -127,15 +131,28 @@ export class BpfDatapath extends RoutingDatapath {
     return this.options.native ? 'native' : undefined;
   }
 
-  /** Native routing: makes the kernel's peer-block routes exactly `routes`. */
+  /**
+   * The form of the routes to peers' blocks: via their underlay address (native routing), or into
+   * the tunnel device with the remote-node VNI (tunnel: the host's own traffic to remote containers).
+   */
+  private get peerRouteForm(): PeerRouteForm | undefined {
+    if (this.options.native) return { kind: 'via' };
+    const t = this.options.tunnel;
+    if (!t) return undefined;
+    return { kind: 'encap', device: TUNNEL_DEVICE[t.kind], vni: IDENTITY_REMOTE_NODE, src: t.underlayIp, mtu: this.overlayMtu! };
+  }
+
+  /** Makes the kernel's peer-block routes exactly `routes` (multi-host nodes only). */
   async syncPeerRoutes(routes: PeerRoute[]): Promise<{ written: number; deleted: number }> {
-    if (!this.options.native) throw new Error('peer routes are for native routing only');
-    return syncPeerRoutes(routes);
+    const form = this.peerRouteForm;
+    if (!form) throw new Error('peer routes need a tunnel or native routing');
+    return syncPeerRoutes(routes, form);
   }
 
   /** The peer-block routes installed now (`cilium status`). */
   async peerRoutes(): Promise<PeerRoute[]> {
-    return this.options.native ? listPeerRoutes() : [];
+    if (!this.peerRouteForm) return [];
+    return (await listPeerRoutes()).map(({ prefix, via }) => ({ prefix, via }));
   }
 
   /** Name of the tunnel device, when there is one. */
@@ -164,8 +181,10 @@ export class BpfDatapath extends RoutingDatapath {
       this.tunnelIfindex = link.ifindex;
     }
     // A switch of routing mode leaves the other mode's kernel state behind: remove it (ours only).
+    // Routes of this mode stay (the host keeps reaching remote containers across a restart); the
+    // peer watcher's first sync corrects them.
     if (this.options.native) await deleteLink(TUNNEL_DEVICE.vxlan);
-    else await removePeerRoutes();
+    await removePeerRoutes(this.peerRouteForm?.kind);
     // Native routing: tunnel ifindex 0, so from_container hands peers' traffic to the kernel's routes.
     this.lxc = await loadLxcDatapath({ pinRoot: this.options.bpfRoot, config: { tunnelIfindex: this.tunnelIfindex } });
     if (this.tunnelIfindex) this.maps.attachOverlay(this.tunnelIfindex);

@@ -26,7 +26,7 @@ export {
 import { RESERVED_IDENTITY_LABELS } from '../identity/reserved.js';
 
 /** Entities this implementation supports in `fromEntities`/`toEntities`. */
-export const SUPPORTED_ENTITIES = ['all', 'world', 'host', 'cluster'] as const;
+export const SUPPORTED_ENTITIES = ['all', 'world', 'host', 'remote-node', 'cluster'] as const;
 
 /** A supported entity name. */
 export type Entity = (typeof SUPPORTED_ENTITIES)[number];
@@ -34,7 +34,6 @@ export type Entity = (typeof SUPPORTED_ENTITIES)[number];
 /** Entities Cilium knows that we reject by name (so the error says "not supported", not "unknown"). */
 export const UNSUPPORTED_CILIUM_ENTITIES: readonly string[] = [
   'init',
-  'remote-node',
   'health',
   'unmanaged',
   'kube-apiserver',
@@ -61,8 +60,9 @@ function reservedNames(labels: LabelSet): string[] {
 /**
  * True if `entity` selects an identity with these labels. `all` selects everything (the compiler
  * turns it into the wildcard identity 0 rather than a list); `world` selects the world identities
- * and CIDR identities (they carry `reserved:world`); `host` selects `reserved:host`; `cluster` is
- * described at {@link CLUSTER_RESERVED_NAMES}.
+ * and CIDR identities (they carry `reserved:world`); `host` selects `reserved:host`;
+ * `remote-node` selects `reserved:remote-node` (other hosts of the cluster, as the overlay marks
+ * their own traffic); `cluster` is described at {@link CLUSTER_RESERVED_NAMES}.
  */
 export function entitySelects(entity: Entity, labels: LabelSet): boolean {
   switch (entity) {
@@ -72,6 +72,8 @@ export function entitySelects(entity: Entity, labels: LabelSet): boolean {
       return reservedNames(labels).some((n) => WORLD_NAMES.has(n));
     case 'host':
       return reservedNames(labels).includes('host');
+    case 'remote-node':
+      return reservedNames(labels).includes('remote-node');
     case 'cluster': {
       const reserved = reservedNames(labels);
       if (reserved.length === 0) return !labels.labels.some((l) => l.source === SOURCE_CIDR);

@@ -76,6 +76,56 @@ t.test('cross-host ICMP and TCP by IP, both ways', async (t) => {
   t.ok(await c.http('db1', 'web2', 5432), 'h0 db1 -> h1 web2 TCP 5432');
 });
 
+t.test("a host reaches the other host's containers through the tunnel as remote-node; containers reach the other host", async (t) => {
+  const h0 = c.hosts[0]!;
+  const fromHost0 = (argv: string[]) => h0.exec(['timeout', '5', 'busybox', ...argv], { timeoutMs: 20_000 });
+  const pingFromHost0 = async (to: string, source?: string) => (await fromHost0(['ping', '-c', '1', '-W', '2', ...(source ? ['-I', source] : []), to])).code === 0;
+  const httpFromHost0 = async (to: string, port: number) => {
+    const r = await fromHost0(['wget', '-q', '-O', '-', `http://${to}:${port}/passwd`]);
+    return r.code === 0 && r.stdout.includes('root');
+  };
+  const entries = await eventually(async () => {
+    const e = await c.tunnelled(1);
+    return e.some((x) => x.prefix === `${c.underlayIps[0]}/32`) ? e : undefined;
+  }, 20_000, "h1 knows h0's own address");
+  t.match(entries.find((x) => x.prefix === `${c.underlayIps[0]}/32`), { identity: 6, tunnelEndpoint: c.underlayIps[0] }, "h1: h0's address is the remote node, through the tunnel");
+  const status = await c.daemons[0]!.cliJson<StatusModel>(['status']);
+  t.ok(status.overlay?.routes?.some((r) => r.via === c.underlayIps[1]), `h0: a route to h1's block into the tunnel (${JSON.stringify(status.overlay?.routes)})`);
+
+  t.ok(await eventually(() => pingFromHost0(c.ip('db2')), 20_000, 'host h0 -> db2 ping'), 'host h0 -> h1 db2 ping');
+  t.ok(await httpFromHost0(c.ip('db2'), 80), 'host h0 -> h1 db2 TCP 80');
+  const toHost0 = await c.hosts[1]!.docker(['exec', 'db2', 'ping', '-c', '1', '-W', '2', c.underlayIps[0]!], { timeoutMs: 20_000 });
+  t.equal(toHost0.code, 0, "h1 db2 -> host h0's own address ping");
+
+  // Only other nodes' hosts may talk to db: the host's traffic carries remote-node, a container's
+  // its own identity, and what a host forwards from another source (here: a second address of h0,
+  // not its underlay one) is the world on arrival.
+  await c.importPolicy(t, 0, `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: db-from-nodes
+spec:
+  endpointSelector:
+    matchLabels:
+      app: db
+  ingress:
+  - fromEntities:
+    - remote-node
+`);
+  const monitor = c.daemons[1]!.monitor(['drop']);
+  t.teardown(() => monitor.stop());
+  await h0.exec(['ip', 'addr', 'add', '198.19.251.1/32', 'dev', 'lo'], { check: true });
+  t.teardown(() => h0.exec(['ip', 'addr', 'del', '198.19.251.1/32', 'dev', 'lo']));
+  await new Promise((r) => setTimeout(r, 2000));
+  t.ok(await pingFromHost0(c.ip('db2')), 'with policy: host h0 -> db2 ping allowed (remote-node)');
+  t.ok(await httpFromHost0(c.ip('db2'), 80), 'with policy: host h0 -> db2:80 allowed (remote-node)');
+  t.notOk(await c.http('web', 'db2', 80), 'with policy: h0 container web -> db2:80 dropped (not remote-node)');
+  t.notOk(await pingFromHost0(c.ip('db2'), '198.19.251.1'), 'with policy: h0 sending from another address -> db2 dropped');
+  const spoofed = await monitor.waitFor((e) => e.daddr === c.ip('db2') && e.saddr === '198.19.251.1');
+  t.ok((spoofed.srcLabels as string[]).includes('reserved:world'), `h1 monitor: that drop is from the world (${JSON.stringify(spoofed.srcLabels)})`);
+  await c.deletePolicies(t, 0);
+});
+
 t.test('a multi-megabyte TCP transfer across hosts arrives whole (MTU)', async (t) => {
   await c.docker(1, ['exec', 'db2', 'sh', '-c', 'dd if=/dev/urandom of=/tmp/big bs=1024 count=8192 2>/dev/null; md5sum /tmp/big']);
   const want = (await c.docker(1, ['exec', 'db2', 'md5sum', '/tmp/big'])).split(' ')[0];

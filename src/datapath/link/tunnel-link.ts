@@ -27,7 +27,10 @@ export async function ensureVxlanDevice(name: string, port: number, mtu: number)
   } catch (err) {
     if (!isExists(err)) throw err;
   }
-  await runIp(['link', 'set', name, 'mtu', String(mtu), 'up']);
+  // No ARP: the host's own packets into the tunnel (routes with `encap ip`, link/peer-routes.ts)
+  // must not ask the peer for a container's MAC first (the peer's from_overlay drops ARP and sets
+  // the container's MAC itself); the kernel then sends them to the device's own address.
+  await runIp(['link', 'set', name, 'mtu', String(mtu), 'arp', 'off', 'up']);
   const link = await getLink(name);
   if (!link) throw new DatapathError(`${name} vanished right after creation`);
   return link;

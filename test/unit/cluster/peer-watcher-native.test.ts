@@ -68,7 +68,7 @@ t.test('native: routes to native peers blocks via their underlay, removed when t
     },
   };
   await seed(store);
-  const watcher = new PeerWatcher({ store, nodeName: 'me', datapath, networkNumber, routes: routeWriter, log });
+  const watcher = new PeerWatcher({ store, nodeName: 'me', datapath, networkNumber, routes: routeWriter, routingMode: 'native', log });
   t.teardown(() => watcher.stop());
   await watcher.start();
   const net = networkNumber('198.18.120.0/24');
@@ -76,7 +76,8 @@ t.test('native: routes to native peers blocks via their underlay, removed when t
   t.same(kernel, [
     { prefix: '198.18.120.64/26', identity: 2, netId: net, tunnelEndpoint: '198.19.250.2' },
     { prefix: '198.18.120.66/32', identity: 400, netId: net, tunnelEndpoint: '198.19.250.2' },
-  ], "b's endpoint keeps its identity in the ipcache (the receiving side's policy needs it)");
+    { prefix: '198.19.250.2/32', identity: 6, netId: 0, tunnelEndpoint: '198.19.250.2' },
+  ], "b's endpoint keeps its identity in the ipcache (the receiving side's policy needs it); b's own address is the remote node");
 
   await store.put('ipam/v1/blocks/198.18.120.0-24/198.18.121.0/26', 'b');
   await waitFor(() => routes.length === 2, 5000, 'second block of b');
@@ -104,6 +105,6 @@ t.test('tunnel mode ignores native peers (no tunnel device to decapsulate on the
   const watcher = new PeerWatcher({ store, nodeName: 'me', datapath, networkNumber, log });
   t.teardown(() => watcher.stop());
   await watcher.start();
-  t.same(kernel.map((e) => e.prefix).sort(), ['198.18.120.192/26', '198.18.120.194/32'], 'only the tunnel node');
+  t.same(kernel.map((e) => e.prefix).sort(), ['198.18.120.192/26', '198.18.120.194/32', '198.19.250.4/32'], 'only the tunnel node (its block, its endpoint, its own address)');
   t.same(watcher.desiredRoutes(), [], 'and no routes');
 });

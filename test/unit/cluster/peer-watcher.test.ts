@@ -1,7 +1,8 @@
 /**
  * PeerWatcher against the real embedded store, with a recording datapath: remote endpoints become
  * /32 entries with their identity, network and the node's underlay address; remote blocks become
- * world entries; this node's own keys and nodes without an underlay are ignored; a node whose
+ * world entries and routes into the tunnel; a peer's underlay address becomes a remote-node entry
+ * tunnelled to itself; this node's own keys and nodes without an underlay are ignored; a node whose
  * record goes (lease expiry) loses every entry; a node that comes back with a new boot id and a
  * new underlay address is re-learned; a re-list repairs state the watch missed.
  */
@@ -10,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalKvStore } from '../../../src/kvstore/local/local-store.js';
-import { PeerWatcher, type RemoteEntry } from '../../../src/cluster/peer-watcher.js';
+import { PeerWatcher, type PeerRoute, type RemoteEntry } from '../../../src/cluster/peer-watcher.js';
 import { networkNumber } from '../../../src/datapath/bpf-datapath.js';
 import { log } from '../../../src/util/log.js';
 
@@ -52,13 +53,22 @@ t.test('programs remote endpoints and blocks, forgets departed nodes, re-learns 
   await store.put('ip/v1/198.18.120.66', JSON.stringify({ identity: 400, node: 'b', endpoint: 1 }));
   await store.put('ip/v1/198.18.120.130', JSON.stringify({ identity: 500, node: 'no-overlay', endpoint: 1 }));
 
-  const watcher = new PeerWatcher({ store, nodeName: 'me', datapath, networkNumber, log });
+  let routes: PeerRoute[] = [];
+  const routeWriter = {
+    async syncPeerRoutes(desired: PeerRoute[]) {
+      routes = [...desired];
+      return { written: desired.length, deleted: 0 };
+    },
+  };
+  const watcher = new PeerWatcher({ store, nodeName: 'me', datapath, networkNumber, routes: routeWriter, routingMode: 'tunnel', log });
   await watcher.start();
   const net = networkNumber('198.18.120.0/24');
   t.same(kernel, [
     { prefix: '198.18.120.64/26', identity: 2, netId: net, tunnelEndpoint: '198.19.250.2' },
     { prefix: '198.18.120.66/32', identity: 400, netId: net, tunnelEndpoint: '198.19.250.2' },
-  ], 'only b: its block (world) and its endpoint; not ours, not the node without an underlay');
+    { prefix: '198.19.250.2/32', identity: 6, netId: 0, tunnelEndpoint: '198.19.250.2' },
+  ], 'only b: its block (world), its endpoint and its own address (remote-node); not ours, not the node without an underlay');
+  t.same(routes, [{ prefix: '198.18.120.64/26', via: '198.19.250.2' }], "b's block is routed (into the tunnel, for the host's own traffic)");
   t.same(watcher.peers().find((p) => p.name === 'b'), { name: 'b', underlayIp: '198.19.250.2', tunnel: 'vxlan', bootId: 'boot-1', blocks: ['198.18.120.64/26'], endpoints: 1 });
 
   await store.put('ip/v1/198.18.120.67', JSON.stringify({ identity: 401, node: 'b', endpoint: 2 }));
@@ -69,10 +79,14 @@ t.test('programs remote endpoints and blocks, forgets departed nodes, re-learns 
   await store.delete('nodes/v1/b');
   await waitFor(() => kernel.length === 0, 5000, 'b removed');
   t.same(kernel, [], 'every entry pointing at b is gone with its record');
+  await waitFor(() => routes.length === 0, 5000, "b's route removed");
+  t.pass("and its block's route");
 
   // b reboots: new boot id, new underlay address.
   await store.put('nodes/v1/b', node('b', '198.19.250.12', 'boot-2'));
-  await waitFor(() => kernel.length === 3 && kernel.every((e) => e.tunnelEndpoint === '198.19.250.12'), 5000, 'b re-learned');
+  await waitFor(() => kernel.length === 4 && kernel.every((e) => e.tunnelEndpoint === '198.19.250.12'), 5000, 'b re-learned');
+  t.ok(kernel.some((e) => e.prefix === '198.19.250.12/32' && e.identity === 6), 'its new address is the remote node');
+  t.same(routes, [{ prefix: '198.18.120.64/26', via: '198.19.250.12' }], 'its block routed to the new address');
   t.pass('b re-learned at its new underlay address');
 
   // A change the watch never saw (written behind its back and then repaired by a re-list).

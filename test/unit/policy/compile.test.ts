@@ -210,10 +210,12 @@ egressDeny:
   t.equal(decide(p, 'egress', DB, 5432, 6), 'drop');
 });
 
-t.test('entities: host, world, cluster, all', async (t) => {
+t.test('entities: host, remote-node, world, cluster, all', async (t) => {
   const w = world(
     doc('host', `endpointSelector: {matchLabels: {app: web}}
 egress: [{toEntities: [host]}]`) +
+      doc('nodes', `endpointSelector: {matchLabels: {app: db}}
+ingress: [{fromEntities: [remote-node]}]`) +
       doc('world', `endpointSelector: {matchLabels: {app: shop}}
 egress: [{toEntities: [world]}]`) +
       doc('cluster', `endpointSelector: {matchLabels: {app: db}}
@@ -229,6 +231,7 @@ egress: [{toCIDR: [192.0.2.0/24]}]`),
   t.same(peersOf(w.compile(WEB, { allowLocalhost: 'policy' }), 'ingress'), [0], 'all -> the wildcard identity 0 (world included)');
   t.same(peersOf(w.compile(SHOP), 'egress'), [WORLD, 9, 10, cidrId], 'world: world, world-ipv4/6 and CIDR identities');
   t.same(peersOf(w.compile(DB), 'egress'), [HOST, 3, 4, INIT, 6, 7, 8, WEB, SHOP, DB, K8S_WEB], 'cluster: every endpoint, host and the in-cluster reserved identities');
+  t.same(peersOf(w.compile(DB), 'ingress'), [HOST, 6], 'remote-node: the other hosts (reserved:remote-node), beside the local host (allow-localhost)');
 });
 
 t.test('CIDR rules with except: CIDR identities and prefix entries', async (t) => {

@@ -363,7 +363,7 @@ t.test('bad values: port, endPort, protocol, CIDR, operator, entity', async (t) 
       'spec.ingress[1].fromCIDR[2]: "10.0.0.010" is not a valid CIDR',
       'spec.ingress[2].fromCIDRSet[0].cidr: "10.0.0.1" is not a valid CIDR: a prefix length is required',
       'spec.ingress[2].fromCIDRSet[1].except[0]: except "10.0.0.0/8" is not inside cidr "192.168.0.0/16"',
-      'spec.ingress[3].fromEntities[0]: entity "init" is not supported; use one of all, world, host, cluster',
+      'spec.ingress[3].fromEntities[0]: entity "init" is not supported; use one of all, world, host, remote-node, cluster',
       'spec.ingress[3].fromEntities[1]: unknown entity "galaxy"',
       'spec.ingress[4].fromEndpoints[0].matchLabels.app: label value must be a string, not number 1; quote it',
       'spec.ingress[4].fromEndpoints[0].matchLabels.tier: label value must be a string, not null',
