@@ -42,6 +42,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Ring-buffer records have no map type to carry them into BTF; this reference does (bpf2go's idiom). */
 const struct event *unused_event_btf_anchor __attribute__((unused));
+/* cilium_metrics is indexed by a __u32 whose bytes are this struct (events.h, metrics_index). */
+const struct metrics_key *unused_metrics_key_btf_anchor __attribute__((unused));
 
 /* ARP constants (<linux/if_arp.h> pulls in libc headers, which do not build for -target bpf). */
 #define ARPHRD_ETHER 1

@@ -186,12 +186,20 @@ struct ct_entry {
 	__u16 flags; /* CT_F_* */
 };
 
-/* cilium_metrics key (per-CPU hash). */
+/*
+ * A cilium_metrics counter's coordinates. The map is a per-CPU array: its index is these 4 bytes
+ * read as a little-endian __u32, reason | direction << 8 (events.h, metrics_index), so user space
+ * reads an index back as this struct.
+ */
 struct metrics_key {
 	__u8 reason;    /* REASON_FORWARDED or DROP_* */
 	__u8 direction; /* DIR_* */
 	__u16 pad;
 };
+
+/* Entries of cilium_metrics: every reason (8 bits) of directions 0-3. */
+#define METRICS_ENTRIES 1024
+
 
 /* cilium_metrics value, one per CPU. */
 struct metrics_value {

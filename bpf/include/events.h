@@ -11,20 +11,21 @@
 #include "maps.h"
 #include "packet.h"
 
+/* The cilium_metrics index of a counter: struct metrics_key's bytes as a little-endian __u32. */
+static __always_inline __u32 metrics_index(__u8 reason, __u8 direction)
+{
+	return (__u32)reason | ((__u32)(direction & 3) << 8);
+}
+
 /* Adds one packet of len bytes to the (reason, direction) counter. */
 static __always_inline void metrics_count(__u8 reason, __u8 direction, __u32 len)
 {
-	struct metrics_key key = { .reason = reason, .direction = direction };
-	struct metrics_value *value = bpf_map_lookup_elem(&cilium_metrics, &key);
+	__u32 index = metrics_index(reason, direction);
+	struct metrics_value *value = bpf_map_lookup_elem(&cilium_metrics, &index);
 
-	if (value) {
+	if (value) { /* always: the index is in range */
 		value->packets += 1;
 		value->bytes += len;
-	} else {
-		struct metrics_value first = { .packets = 1, .bytes = len };
-
-		/* Another CPU may create it at the same time; losing one count then is fine. */
-		bpf_map_update_elem(&cilium_metrics, &key, &first, BPF_NOEXIST);
 	}
 }
 

@@ -56,12 +56,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cilium_ct SEC(".maps");
 
-/* Forward and drop counters by reason and direction; per-CPU so updates need no atomics. */
+/*
+ * Forward and drop counters by reason and direction; per-CPU so updates need no atomics. An array
+ * indexed by metrics_index() (the bytes of struct metrics_key read as a little-endian __u32): the
+ * verifier inlines the lookup, no hashing and no bucket to walk on every packet.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__type(key, struct metrics_key);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
 	__type(value, struct metrics_value);
-	__uint(max_entries, 1024);
+	__uint(max_entries, METRICS_ENTRIES);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cilium_metrics SEC(".maps");
 

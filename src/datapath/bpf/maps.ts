@@ -303,11 +303,16 @@ export interface MetricsSample extends abi.MetricsKey, abi.MetricsValue {}
 export class MetricsMap {
   constructor(readonly map: BpfMap) {}
 
-  /** Every counter, summed over CPUs. */
+  /**
+   * Every counter that counted something, summed over CPUs. The map is an array (every index
+   * exists); an index's 4 bytes are its metrics_key.
+   */
   async read(): Promise<MetricsSample[]> {
     const samples: MetricsSample[] = [];
     for await (const [key, value] of this.map.entries()) {
-      samples.push({ ...abi.decodeMetricsKey(key), ...abi.decodePerCpuMetricsValue(value) });
+      const counts = abi.decodePerCpuMetricsValue(value);
+      if (counts.packets === 0n && counts.bytes === 0n) continue;
+      samples.push({ ...abi.decodeMetricsKey(key), ...counts });
     }
     return samples;
   }

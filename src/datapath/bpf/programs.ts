@@ -8,11 +8,12 @@
  * replaces the programs in the veth's existing filters atomically (tc.ts), so a restart leaves no
  * gap in enforcement and established connections keep their conntrack entries.
  */
-import { mkdirSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DatapathError, UnsupportedError } from '../../util/errors.js';
 import * as abi from './abi.js';
-import { BpfMap } from './bpf-map.js';
+import { BpfMap, MapType } from './bpf-map.js';
 import { BpfProgram } from './bpf-program.js';
 import { ConntrackMap, EndpointsMap, IpcacheMap, MetricsMap, PolicyMap } from './maps.js';
 import { bpfNative } from './native.js';
@@ -162,8 +163,43 @@ export class LxcDatapath {
   }
 }
 
-/** Loads bpf/lxc.bpf.o once, creating or reusing the pinned maps under options.pinRoot. */
+/**
+ * Pinned maps whose contents may be thrown away when an older version pinned them with another
+ * type or layout (libbpf refuses to reuse such a pin, and the load would fail): counters only.
+ * Every other map keeps its pin; a mismatch there fails the load with libbpf's message.
+ */
+const disposablePins: Array<{ role: abi.MapRole; type: number; keySize: number; valueSize: number }> = [
+  // A per-CPU hash before 2026-12; a per-CPU array indexed by the metrics_key bytes since.
+  { role: 'metrics', type: MapType.PercpuArray, keySize: 4, valueSize: abi.structLayouts.metrics_value.size },
+];
+
+/** Unpins the disposable maps an older version pinned with another type or layout; returns their names. */
+export function dropIncompatiblePins(pinRoot: string): string[] {
+  const native = bpfNative();
+  const dropped: string[] = [];
+  for (const want of disposablePins) {
+    const path = join(pinRoot, abi.mapNames[want.role]);
+    if (!existsSync(path)) continue;
+    const fd = native.objGet(path);
+    let info;
+    try {
+      info = native.mapInfo(fd);
+    } finally {
+      native.closeFd(fd);
+    }
+    if (info.type === want.type && info.keySize === want.keySize && info.valueSize === want.valueSize) continue;
+    native.objUnpin(path);
+    dropped.push(abi.mapNames[want.role]);
+  }
+  return dropped;
+}
+
+/**
+ * Loads bpf/lxc.bpf.o once, creating or reusing the pinned maps under options.pinRoot (after
+ * dropping disposable pins of an older layout, see dropIncompatiblePins).
+ */
 export async function loadLxcDatapath(options: LxcDatapathOptions): Promise<LxcDatapath> {
+  if (existsSync(options.pinRoot)) dropIncompatiblePins(options.pinRoot);
   const maxEntries = Object.fromEntries(
     Object.entries(options.maxEntries ?? {}).map(([role, n]) => [abi.mapNames[role as abi.MapRole], n]));
   const object = await loadObject(options.objectPath ?? defaultLxcObjectPath, {

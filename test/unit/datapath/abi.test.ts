@@ -48,7 +48,9 @@ t.test('abi.ts agrees with the BTF of bpf/lxc.bpf.o', { skip }, async (t) => {
   };
   const structName = (id: number): string | undefined => {
     const type = btf.get(id)!;
-    return type.kind === 'STRUCT' ? type.name : type.type_id === undefined ? undefined : structName(type.type_id);
+    if (type.kind === 'STRUCT') return type.name;
+    if (type.kind === 'TYPEDEF' && btf.get(type.type_id!)?.kind === 'INT') return type.name; // __u32 keys
+    return type.type_id === undefined ? undefined : structName(type.type_id);
   };
 
   for (const [name, layout] of Object.entries(abi.structLayouts)) {
@@ -74,7 +76,8 @@ t.test('abi.ts agrees with the BTF of bpf/lxc.bpf.o', { skip }, async (t) => {
       [abi.mapNames.policy]: ['policy_key', 'policy_entry'],
       [abi.mapNames.ipcache]: ['ipcache_key', 'ipcache_entry'],
       [abi.mapNames.ct]: ['ct_key', 'ct_entry'],
-      [abi.mapNames.metrics]: ['metrics_key', 'metrics_value'],
+      // A per-CPU array: its key is the __u32 index whose bytes are a metrics_key.
+      [abi.mapNames.metrics]: ['__u32', 'metrics_value'],
       [abi.mapNames.events]: undefined,
     };
     const maps = byName('DATASEC', '.maps')!;

@@ -7,7 +7,9 @@
 import t, { type Test } from 'tap';
 import * as abi from '../../../src/datapath/bpf/abi.js';
 import { EventReader } from '../../../src/datapath/bpf/events.js';
-import { loadLxcDatapath, type LxcDatapath } from '../../../src/datapath/bpf/programs.js';
+import { dropIncompatiblePins, loadLxcDatapath, type LxcDatapath } from '../../../src/datapath/bpf/programs.js';
+import { bpfNative } from '../../../src/datapath/bpf/native.js';
+import { MapType } from '../../../src/datapath/bpf/bpf-map.js';
 import { arpRequest, ipv4Packet, TCP_ACK, TCP_SYN, type Ipv4Spec } from './fixtures/packets.js';
 import { bpfSkipReason, pinRoot } from './fixtures/bpf-sandbox.js';
 
@@ -214,4 +216,24 @@ t.test('load-time constants reach the program', { skip }, async (t) => {
   t.equal(entry.expires - entry.created, 5, 'non-TCP lifetime');
   for (let i = 0; i < 500 && events.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
   t.match(events, [{ type: 'trace', observationPoint: 'to-stack', saddr: A.ip }], 'trace on, verdicts off');
+});
+
+t.test('an older pin of cilium_metrics (per-CPU hash) is replaced by the array, other pins are kept', { skip }, async (t) => {
+  const root = pinRoot(t);
+  const native = bpfNative();
+  const oldMetrics = native.mapCreate(MapType.PercpuHash, 4, 16, 1024, 0, 'cilium_metrics');
+  native.objPin(oldMetrics, `${root}/cilium_metrics`);
+  native.closeFd(oldMetrics);
+  const first = await loadLxcDatapath({ pinRoot: root, maxEntries: { ct: 1024, ipcache: 1024, policy: 1024 } });
+  const { ip, ...a } = A;
+  await first.endpoints.setMany([[ip, a]]);
+  first.close();
+  t.same(dropIncompatiblePins(root), [], 'after the load nothing is left to replace');
+  const dp = await loadLxcDatapath({ pinRoot: root, maxEntries: { ct: 1024, ipcache: 1024, policy: 1024 } });
+  t.teardown(() => dp.close());
+  t.equal(dp.metrics.map.info.type, MapType.PercpuArray, 'the metrics pin is the per-CPU array now');
+  t.equal((await dp.endpoints.list()).length, 1, 'the endpoints pin was reused (its entry survived the reload)');
+  const packet = ipv4Packet({ srcMac: A.mac, dstMac: A.nodeMac, saddr: A.ip, daddr: REMOTE.ip, protocol: 'tcp', sport: 40100 });
+  t.equal(dp.fromContainer.testRun(packet).retval, TC_ACT_OK);
+  t.same(await dp.metrics.read(), [{ reason: 0, direction: 'egress', packets: 1n, bytes: BigInt(packet.length) }], 'counts land in the array; unused indexes are not listed');
 });
