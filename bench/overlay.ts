@@ -27,7 +27,7 @@
  * request per ms on a single connection), which checks that a policy change cuts it too.
  *
  * One round measures every config once (iperf3 single stream, then tcprr 64-byte RR), the order
- * rotated per round. `node bench/run.mjs overlay` runs it and renders the table with the targets;
+ * rotated per round and reversed every other round (so no config always follows the same one). `node bench/run.mjs overlay` runs it and renders the table with the targets;
  * run alone it writes bench/results/<stamp>-overlay.json and prints the table.
  * Settings: OV_ROUNDS (5), OV_SECONDS (5, iperf3 per sample), OV_RR_SECONDS (3), OV_IMPORTS (20,
  * 0 skips the 3-host phase and its third host), OV_CLASSIC (1; 0 skips docker-overlay),
@@ -437,7 +437,10 @@ async function main(): Promise<void> {
     progress(`policy check: port 80 to the selected server ${denied.code === 0 ? 'OPEN (unexpected)' : 'refused by policy'}`);
 
     for (let round = 0; round < ROUNDS; round++) {
-      const order = configs.map((_, i) => configs[(i + round) % configs.length]!);
+      // Rotated, and reversed every other round: each config changes its position and the config
+      // measured just before it (a strict rotation always put docker-overlay before ours).
+      const rotated = configs.map((_, i) => configs[(i + round) % configs.length]!);
+      const order = round % 2 === 1 ? rotated.reverse() : rotated;
       for (const [name, pair] of order) {
         const throughput = await measureThroughput(pair, SECONDS);
         const rr = await measureRr(pair, RR_SECONDS);

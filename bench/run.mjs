@@ -3,14 +3,14 @@
 // transpile-only mode, so it can use the e2e lab in test/lab), prints a markdown report and keeps
 // the raw JSON, the report and the daemon's log in bench/results/ (gitignored).
 //
-//   node bench/run.mjs                    every bench (single-host, datapath, overlay, identity, programs)
+//   node bench/run.mjs                    every bench (single-host, datapath, overlay, identity, programs, ct-bounce)
 //   node bench/run.mjs single-host        one bench (or several: names as arguments)
 //   BENCHES=datapath node bench/run.mjs   the same through the environment (`make bench BENCHES=datapath`)
 //   node bench/run.mjs --report FILE.json re-render a saved result without running anything
 //   node bench/run.mjs --list
 //
 // Settings come from the environment (see bench/README.md): ROUNDS, WARMUP, CONC_ROUNDS, CONC_N,
-// CONC_CONFIGS, PROFILE_RUNS, MICRO_REPS (single-host); DP_* (datapath); OV_* (overlay); ID_* (identity); PROG_* (programs); BENCH_STRICT=1 exits 1
+// CONC_CONFIGS, PROFILE_RUNS, MICRO_REPS (single-host); DP_* (datapath); OV_* (overlay); ID_* (identity); PROG_* (programs); CT_* (ct-bounce); BENCH_STRICT=1 exits 1
 // when a target is missed. Benches that need native tools get them compiled into bench/bin/
 // (gitignored) first, with $CC or gcc or clang.
 import { execFileSync, spawn } from 'node:child_process';
@@ -22,6 +22,7 @@ import { renderDatapath } from './lib/datapath-report.mjs';
 import { renderOverlay } from './lib/overlay-report.mjs';
 import { renderIdentity } from './lib/identity-report.mjs';
 import { renderPrograms } from './lib/programs-report.mjs';
+import { renderCtBounce } from './lib/ct-bounce-report.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS = join(ROOT, 'bench', 'results');
@@ -57,6 +58,14 @@ const BENCHES = {
     lab: false,
     root: true,
     what: 'ns per run of our BPF programs per packet path (BPF_PROG_TEST_RUN, interleaved rounds): local, local with policy, reply, encapsulate, to-stack, to_container; 3 vs 50k policy entries',
+  },
+  'ct-bounce': {
+    file: join(ROOT, 'bench', 'ct-bounce.ts'),
+    render: renderCtBounce,
+    // BPF_PROG_TEST_RUN in child processes pinned to CPU0/CPU1 on one pin root: root, no lab host.
+    lab: false,
+    root: true,
+    what: 'one flow\'s conntrack entry with its two directions on two CPUs at once vs alone, conntrack counters on and off (BPF_PROG_TEST_RUN)',
   },
 };
 

@@ -111,7 +111,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     blockPrefixLength: config.blockPrefixLength,
   });
   const identities = new IdentityAllocator({ store, nodeName: config.nodeName, log: log.child({ component: 'identity' }) });
-  const datapath = new BpfDatapath({ bpfRoot: config.bpfRoot, log: log.child({ component: 'datapath' }), tunnel, native });
+  const datapath = new BpfDatapath({ bpfRoot: config.bpfRoot, log: log.child({ component: 'datapath' }), tunnel, native, ctAccounting: config.ctAccounting });
   await datapath.init();
   const networks = new NetworkRegistry({ store, nodeName: config.nodeName, ipam, log: log.child({ component: 'networks' }) });
   const endpoints = new EndpointManager({ store: nodeStore, identityTimeoutMs: config.identityTimeoutMs, nodeName: config.nodeName, datapath, identities, networks, log: log.child({ component: 'endpoint' }) });
@@ -439,10 +439,8 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
         dport: k.dport,
         protocol: k.protocol,
         srcIdentity: v.srcIdentity,
-        packetsFwd: String(v.packetsFwd),
-        bytesFwd: String(v.bytesFwd),
-        packetsRev: String(v.packetsRev),
-        bytesRev: String(v.bytesRev),
+        // Without accounting the counters hold only the packet that created the entry: not shown.
+        ...(config.ctAccounting && { packetsFwd: String(v.packetsFwd), bytesFwd: String(v.bytesFwd), packetsRev: String(v.packetsRev), bytesRev: String(v.bytesRev) }),
         replySeen: v.replySeen,
         closing: v.closing,
         denied: v.denied,

@@ -108,14 +108,18 @@ static __always_inline void ct_update(struct ct_entry *e, const struct flow *f, 
 		flags |= CT_F_REPLY_SEEN;
 		if ((e->tcp_flags_rev | f->tcp_flags) != e->tcp_flags_rev)
 			e->tcp_flags_rev |= f->tcp_flags;
-		__sync_fetch_and_add(&e->packets_rev, 1);
-		__sync_fetch_and_add(&e->bytes_rev, len);
+		if (cfg_ct_accounting) {
+			__sync_fetch_and_add(&e->packets_rev, 1);
+			__sync_fetch_and_add(&e->bytes_rev, len);
+		}
 	} else {
 		flags &= ~CT_F_DENIED; /* policy allows the forward direction (again) */
 		if ((e->tcp_flags_fwd | f->tcp_flags) != e->tcp_flags_fwd)
 			e->tcp_flags_fwd |= f->tcp_flags;
-		__sync_fetch_and_add(&e->packets_fwd, 1);
-		__sync_fetch_and_add(&e->bytes_fwd, len);
+		if (cfg_ct_accounting) {
+			__sync_fetch_and_add(&e->packets_fwd, 1);
+			__sync_fetch_and_add(&e->bytes_fwd, len);
+		}
 	}
 	if (flags != e->flags)
 		e->flags = flags;

@@ -227,10 +227,11 @@ export interface BpfConntrackModel {
   dport: number;
   protocol: number;
   srcIdentity: number;
-  packetsFwd: string;
-  bytesFwd: string;
-  packetsRev: string;
-  bytesRev: string;
+  /** Packet and byte counters per direction; absent when the daemon runs with `--bpf-ct-accounting false` (the default). */
+  packetsFwd?: string;
+  bytesFwd?: string;
+  packetsRev?: string;
+  bytesRev?: string;
   replySeen: boolean;
   closing: boolean;
   /** Policy now drops the connection's forward direction; its replies no longer extend it. */

@@ -48,7 +48,7 @@ function endpointAddress(ip: string, port: number, protocol: number): string {
   return protocolHasPorts(protocol) ? `${ip}:${port}` : ip;
 }
 
-/** The table of `cilium bpf ct list`; counters as forward/reply. */
+/** The table of `cilium bpf ct list`; counters as forward/reply ('-': the daemon does not count, --bpf-ct-accounting false). */
 export function renderBpfConntrack(entries: BpfConntrackModel[]): string {
   return renderTable(
     ['SOURCE', 'DESTINATION', 'PROTO', 'IDENTITY', 'PACKETS (FWD/REV)', 'BYTES (FWD/REV)', 'FLAGS', 'EXPIRES'],
@@ -57,8 +57,8 @@ export function renderBpfConntrack(entries: BpfConntrackModel[]): string {
       endpointAddress(e.daddr, e.dport, e.protocol),
       protocolName(e.protocol),
       String(e.srcIdentity),
-      `${e.packetsFwd}/${e.packetsRev}`,
-      `${e.bytesFwd}/${e.bytesRev}`,
+      e.packetsFwd === undefined ? '-' : `${e.packetsFwd}/${e.packetsRev}`,
+      e.bytesFwd === undefined ? '-' : `${e.bytesFwd}/${e.bytesRev}`,
       [...(e.replySeen ? ['reply-seen'] : []), ...(e.closing ? ['closing'] : []), ...(e.denied ? ['denied'] : [])].join(',') || '-',
       `${e.expiresInSeconds}s`,
     ]),

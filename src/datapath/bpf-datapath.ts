@@ -110,7 +110,7 @@ export class BpfDatapath extends RoutingDatapath {
 
   private tunnelIfindex = 0;
 
-  constructor(private readonly options: { bpfRoot: string; log: Logger; tunnel?: TunnelSettings; native?: NativeRoutingSettings }) {
+  constructor(private readonly options: { bpfRoot: string; log: Logger; tunnel?: TunnelSettings; native?: NativeRoutingSettings; ctAccounting?: boolean }) {
     super();
     if (options.tunnel && options.native) throw new Error('BpfDatapath: tunnel and native routing exclude each other');
   }
@@ -188,7 +188,7 @@ export class BpfDatapath extends RoutingDatapath {
     // Native routing: tunnel ifindex 0, so from_container hands peers' traffic to the kernel's routes.
     const dropped = existsSync(this.options.bpfRoot) ? dropIncompatiblePins(this.options.bpfRoot) : [];
     if (dropped.length) this.options.log.warn({ maps: dropped }, 'pinned maps of an older layout replaced (counters restart at 0)');
-    this.lxc = await loadLxcDatapath({ pinRoot: this.options.bpfRoot, config: { tunnelIfindex: this.tunnelIfindex } });
+    this.lxc = await loadLxcDatapath({ pinRoot: this.options.bpfRoot, config: { tunnelIfindex: this.tunnelIfindex, ctAccounting: this.options.ctAccounting ?? false } });
     if (this.tunnelIfindex) this.maps.attachOverlay(this.tunnelIfindex);
     // Adopted maps keep enforcing across a restart: start from the flags they hold, so re-writing
     // an endpoint before its policy is recompiled never opens a window without enforcement.

@@ -148,6 +148,8 @@ export interface DatapathConfig {
   ctLifetimeClose: number;
   /** ... of UDP, ICMP and other protocols (default 60). */
   ctLifetimeNonTcp: number;
+  /** Packet and byte counters in conntrack entries (default on). */
+  ctAccounting: boolean;
   /** A drop event for every dropped packet (default on). */
   dropNotify: boolean;
   /** A policy-verdict event for the first packet of each connection (default on). */
@@ -164,6 +166,7 @@ export const loadTimeConstants = {
   ctLifetimeSyn: { name: 'cfg_ct_lifetime_syn', size: 4 },
   ctLifetimeClose: { name: 'cfg_ct_lifetime_close', size: 4 },
   ctLifetimeNonTcp: { name: 'cfg_ct_lifetime_nontcp', size: 4 },
+  ctAccounting: { name: 'cfg_ct_accounting', size: 1 },
   dropNotify: { name: 'cfg_drop_notify', size: 1 },
   policyVerdictNotify: { name: 'cfg_policy_verdict_notify', size: 1 },
   traceNotify: { name: 'cfg_trace_notify', size: 1 },

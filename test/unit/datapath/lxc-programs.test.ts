@@ -237,3 +237,18 @@ t.test('an older pin of cilium_metrics (per-CPU hash) is replaced by the array, 
   t.equal(dp.fromContainer.testRun(packet).retval, TC_ACT_OK);
   t.same(await dp.metrics.read(), [{ reason: 0, direction: 'egress', packets: 1n, bytes: BigInt(packet.length) }], 'counts land in the array; unused indexes are not listed');
 });
+
+t.test('conntrack counters off (ctAccounting false): the entry tracks the flow, its counters stay at the first packet', { skip }, async (t) => {
+  const dp = await loadLxcDatapath({ pinRoot: pinRoot(t), config: { ctAccounting: false } });
+  t.teardown(() => dp.close());
+  const { ip, ...a } = A;
+  dp.endpoints.set(ip, a);
+  await dp.ipcache.setMany([[`${REMOTE.ip}/32`, { identity: REMOTE.identity, netId: 0 }]]);
+  const fromA = (tcpFlags: number) => dp.fromContainer.testRun(ipv4Packet({ srcMac: A.mac, dstMac: A.nodeMac, saddr: A.ip, daddr: REMOTE.ip, protocol: 'tcp', sport: 40200, tcpFlags }));
+  const toA = (tcpFlags: number) => dp.toContainer.testRun(ipv4Packet({ srcMac: A.nodeMac, dstMac: A.mac, saddr: REMOTE.ip, daddr: A.ip, protocol: 'tcp', sport: 80, dport: 40200, tcpFlags }));
+  t.equal(fromA(TCP_SYN).retval, TC_ACT_OK);
+  t.equal(toA(TCP_SYN | TCP_ACK).retval, TC_ACT_OK);
+  for (let i = 0; i < 3; i++) t.equal(fromA(TCP_ACK).retval, TC_ACT_OK);
+  const [[, entry]] = (await dp.ct.list()) as [[abi.CtKey, abi.CtEntry]];
+  t.match(entry, { packetsFwd: 1n, packetsRev: 0n, replySeen: true, tcpFlagsRev: TCP_SYN | TCP_ACK, tcpFlagsFwd: TCP_SYN | TCP_ACK }, 'state and flags follow the flow; only the creating packet is counted');
+});
