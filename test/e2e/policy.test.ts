@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process';
 import { runCommand } from '../lab/exec.js';
 import { CiliumDaemon, eventually } from '../support/cilium-daemon.js';
 import type { EndpointModel, BpfEndpointPolicyModel } from '../../src/api/models.js';
+import { vethNames } from '../../src/datapath/link/veth.js';
 
 if (!requireRoot(t)) process.exit(process.env.CI === 'true' ? 1 : 0);
 
@@ -154,6 +155,23 @@ t.test('no policy: same network talks, other networks are isolated, world reacha
   t.ok(await ping('client', '198.19.200.10'), 'world host reachable from a container');
   const whoami = await host.execInContainerNetns('client', ['python3', '-c', WHOAMI_CLIENT, '198.19.200.10', '7777'], { timeoutMs: 20_000 });
   t.equal(whoami.stdout.trim(), '198.19.200.1', 'the world sees the host address, not the container (masquerade)');
+});
+
+t.test('a new container gets no IPv6 from its host-side veth: no unsupported-L3 drops after it starts', async (t) => {
+  const mon = await startMonitor(['drop']);
+  t.teardown(() => mon.stop());
+  await docker(['run', '-d', '--name', 'quiet', '--network', 'pn', 'bb', 'sleep', '100000']);
+  t.teardown(() => docker(['rm', '-f', 'quiet']));
+  const ep = await readyEndpoint('quiet');
+  const veth = vethNames(ep.endpointId).host;
+  const link = await host.exec(['ip', '-d', 'link', 'show', 'dev', veth], { check: true });
+  t.match(link.stdout, /addrgenmode none/, `${veth}: no IPv6 address generation`);
+  // Unquieted, the host sent MLD reports and router solicitations within 1-5 s of link up.
+  await new Promise((r) => setTimeout(r, 6000));
+  const stats = await host.exec(['ip', '-s', '-json', 'link', 'show', 'dev', veth], { check: true });
+  const [info] = JSON.parse(stats.stdout) as Array<{ stats64: { tx: { packets: number } } }>;
+  t.equal(info!.stats64.tx.packets, 0, `${veth}: the host sent nothing into the idle container`);
+  t.same(mon.events.filter((e) => e.reasonName === 'Unsupported L3 protocol'), [], 'no unsupported-L3 drops');
 });
 
 t.test('L3+L4 ingress: web accepts only app=client on TCP 80', async (t) => {

@@ -73,7 +73,11 @@ export async function createVethPair(endpointId: string, options: { mac?: string
   try {
     // One process for create + up + route + both lookups (container start pays for every spawn).
     const route = options.routeIp ? [routeCommand(options.routeIp, names.host)] : [];
-    const [hostShow, containerShow] = await runIpBatch([add, ['link', 'set', names.host, 'up'], ...route, ['link', 'show', 'dev', names.host], ['link', 'show', 'dev', names.container]]);
+    // addrgenmode none before up: no IPv6 link-local on the host side, so the host sends no MLD
+    // reports and router solicitations into the container (to_container would drop them as
+    // unsupported L3, a few `cilium monitor` drops per new container; the datapath is IPv4).
+    const quiet = ['link', 'set', names.host, 'addrgenmode', 'none'];
+    const [hostShow, containerShow] = await runIpBatch([add, quiet, ['link', 'set', names.host, 'up'], ...route, ['link', 'show', 'dev', names.host], ['link', 'show', 'dev', names.container]]);
     routed = route.length > 0;
     host = (hostShow as LinkInfo[] | undefined)?.[0];
     container = (containerShow as LinkInfo[] | undefined)?.[0];
