@@ -15,7 +15,7 @@ import { RoutingDatapath } from './routing-datapath.js';
 import { getLink, HOST_DEVICE } from './link/veth.js';
 import { runIpJson } from './link/ip-command.js';
 import { stopIpWorker } from './link/ip-worker.js';
-import { dropIncompatiblePins, loadLxcDatapath, type LxcDatapath } from './bpf/programs.js';
+import { loadLxcDatapath, type LxcDatapath } from './bpf/programs.js';
 import { EventReader } from './bpf/events.js';
 import type { DatapathEvent, EndpointInfo, IpcacheEntry, CtKey, CtEntry, PolicyKey, PolicyValue } from './bpf/abi.js';
 import type { MetricsSample } from './bpf/maps.js';
@@ -186,9 +186,11 @@ export class BpfDatapath extends RoutingDatapath {
     if (this.options.native) await deleteLink(TUNNEL_DEVICE.vxlan);
     await removePeerRoutes(this.peerRouteForm?.kind);
     // Native routing: tunnel ifindex 0, so from_container hands peers' traffic to the kernel's routes.
-    const dropped = existsSync(this.options.bpfRoot) ? dropIncompatiblePins(this.options.bpfRoot) : [];
-    if (dropped.length) this.options.log.warn({ maps: dropped }, 'pinned maps of an older layout replaced (counters restart at 0)');
-    this.lxc = await loadLxcDatapath({ pinRoot: this.options.bpfRoot, config: { tunnelIfindex: this.tunnelIfindex, ctAccounting: this.options.ctAccounting ?? false } });
+    this.lxc = await loadLxcDatapath({
+      pinRoot: this.options.bpfRoot,
+      config: { tunnelIfindex: this.tunnelIfindex, ctAccounting: this.options.ctAccounting ?? false },
+      onDroppedPins: (maps) => this.options.log.warn({ maps }, 'pinned maps of an older layout replaced (counters restart at 0)'),
+    });
     if (this.tunnelIfindex) this.maps.attachOverlay(this.tunnelIfindex);
     // Adopted maps keep enforcing across a restart: start from the flags they hold, so re-writing
     // an endpoint before its policy is recompiled never opens a window without enforcement.

@@ -84,6 +84,8 @@ export interface LxcDatapathOptions {
   config?: Partial<abi.DatapathConfig>;
   /** Map sizes by role; a pinned map is only reused when its size matches. */
   maxEntries?: Partial<Record<abi.MapRole, number>>;
+  /** Told the names of disposable pins of an older layout that were replaced (see dropIncompatiblePins). */
+  onDroppedPins?: (names: string[]) => void;
 }
 
 /** Key and value struct of each map role, checked against the loaded object. */
@@ -199,7 +201,8 @@ export function dropIncompatiblePins(pinRoot: string): string[] {
  * dropping disposable pins of an older layout, see dropIncompatiblePins).
  */
 export async function loadLxcDatapath(options: LxcDatapathOptions): Promise<LxcDatapath> {
-  if (existsSync(options.pinRoot)) dropIncompatiblePins(options.pinRoot);
+  const dropped = existsSync(options.pinRoot) ? dropIncompatiblePins(options.pinRoot) : [];
+  if (dropped.length > 0) options.onDroppedPins?.(dropped);
   const maxEntries = Object.fromEntries(
     Object.entries(options.maxEntries ?? {}).map(([role, n]) => [abi.mapNames[role as abi.MapRole], n]));
   const object = await loadObject(options.objectPath ?? defaultLxcObjectPath, {

@@ -224,7 +224,9 @@ t.test('an older pin of cilium_metrics (per-CPU hash) is replaced by the array, 
   const oldMetrics = native.mapCreate(MapType.PercpuHash, 4, 16, 1024, 0, 'cilium_metrics');
   native.objPin(oldMetrics, `${root}/cilium_metrics`);
   native.closeFd(oldMetrics);
-  const first = await loadLxcDatapath({ pinRoot: root, maxEntries: { ct: 1024, ipcache: 1024, policy: 1024 } });
+  const told: string[] = [];
+  const first = await loadLxcDatapath({ pinRoot: root, maxEntries: { ct: 1024, ipcache: 1024, policy: 1024 }, onDroppedPins: (names) => told.push(...names) });
+  t.same(told, ['cilium_metrics'], 'the loader says which pin it replaced');
   const { ip, ...a } = A;
   await first.endpoints.setMany([[ip, a]]);
   first.close();
