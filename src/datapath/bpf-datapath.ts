@@ -17,7 +17,7 @@ import { runIpJson } from './link/ip-command.js';
 import { stopIpWorker } from './link/ip-worker.js';
 import { loadLxcDatapath, type LxcDatapath } from './bpf/programs.js';
 import { EventReader } from './bpf/events.js';
-import type { DatapathEvent, EndpointInfo, IpcacheEntry, CtKey, CtEntry, PolicyKey, PolicyValue } from './bpf/abi.js';
+import { Identity, type DatapathEvent, type EndpointInfo, type IpcacheEntry, type CtKey, type CtEntry, type PolicyKey, type PolicyValue } from './bpf/abi.js';
 import type { MetricsSample } from './bpf/maps.js';
 import { ensureMasqueradeRule, removeMasqueradeRule } from './masquerade.js';
 import { ensureVxlanDevice, VXLAN_OVERHEAD } from './link/tunnel-link.js';
@@ -28,9 +28,6 @@ import { UnsupportedError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 
 const BPF_FS_MAGIC = 0xcafe4a11;
-const IDENTITY_HOST = 1;
-/** reserved:remote-node: the VNI of what this host itself sends into the tunnel (link/peer-routes.ts). */
-const IDENTITY_REMOTE_NODE = 6;
 
 /** Per-endpoint enforcement computed by the policy layer. */
 export interface EndpointEnforcement {
@@ -139,7 +136,7 @@ export class BpfDatapath extends RoutingDatapath {
     if (this.options.native) return { kind: 'via' };
     const t = this.options.tunnel;
     if (!t) return undefined;
-    return { kind: 'encap', device: TUNNEL_DEVICE[t.kind], vni: IDENTITY_REMOTE_NODE, src: t.underlayIp, mtu: this.overlayMtu! };
+    return { kind: 'encap', device: TUNNEL_DEVICE[t.kind], vni: Identity.RemoteNode, src: t.underlayIp, mtu: this.overlayMtu! };
   }
 
   /** Makes the kernel's peer-block routes exactly `routes` (multi-host nodes only). */
@@ -219,7 +216,7 @@ export class BpfDatapath extends RoutingDatapath {
     const hostIps = new Set(addrs.flatMap((l) => (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => a.local)));
     for (const ip of hostIps) {
       if (this.hostAddresses.has(ip)) continue;
-      this.maps.ipcache.set(`${ip}/32`, { identity: IDENTITY_HOST, netId: 0 });
+      this.maps.ipcache.set(`${ip}/32`, { identity: Identity.Host, netId: 0 });
       this.hostAddresses.add(ip);
     }
     for (const ip of [...this.hostAddresses]) {
@@ -238,7 +235,7 @@ export class BpfDatapath extends RoutingDatapath {
   override async addNetwork(network: DatapathNetwork): Promise<void> {
     await super.addNetwork(network);
     this.subnets.set(network.networkId, network.subnet);
-    if (network.gateway) this.maps.ipcache.set(`${network.gateway}/32`, { identity: IDENTITY_HOST, netId: 0 });
+    if (network.gateway) this.maps.ipcache.set(`${network.gateway}/32`, { identity: Identity.Host, netId: 0 });
   }
 
   override async removeNetwork(network: DatapathNetwork, remaining: DatapathNetwork[]): Promise<void> {

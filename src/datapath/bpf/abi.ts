@@ -25,8 +25,8 @@ export const mapNames = {
 /** One of the datapath's maps, by role. */
 export type MapRole = keyof typeof mapNames;
 
-/** Reserved security identities. */
-export const Identity = { Unknown: 0, Host: 1, World: 2 } as const;
+/** Reserved security identities (RemoteNode: the VNI of a host's own traffic into the tunnel, link/peer-routes.ts). */
+export const Identity = { Unknown: 0, Host: 1, World: 2, RemoteNode: 6 } as const;
 
 /** Address family codes in endpoint and ipcache keys. */
 export const AddrFamily = { IPv4: 1, IPv6: 2 } as const;
