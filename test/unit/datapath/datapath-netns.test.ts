@@ -96,7 +96,8 @@ async function runInsideHostNetns(host: string): Promise<void> {
       child.stdout!.on('data', (d: Buffer) => (stdout += d));
       child.stdin!.on('error', () => {}); // the command may exit before reading its input
       child.stdin!.end(stdin ?? '');
-      child.on('exit', (code) => resolve({ code, stdout }));
+      // 'close', not 'exit': output can still be in the pipe when 'exit' fires.
+      child.on('close', (code) => resolve({ code, stdout }));
     });
   /** Starts a long-running command; kill it by PID at teardown (done for every process). */
   const start = (netns: string, args: string[]) => {
@@ -107,19 +108,29 @@ async function runInsideHostNetns(host: string): Promise<void> {
     child.stdout!.on('data', (d: Buffer) => (stdout += d));
     return { child, output: () => stdout };
   };
-  /** Waits until a TCP socket listens on port in container c (state 0A in /proc/net/tcp). */
-  const listening = (c: Container, port: number) => {
-    const entry = `:${port.toString(16).toUpperCase().padStart(4, '0')} 00000000:0000 0A`;
-    return until(() => sh('ip', ['netns', 'exec', c.netns, 'cat', '/proc/net/tcp']).includes(entry), 10_000);
+  /**
+   * Waits until a TCP socket listens on port in container c (state 0A). busybox nc listens on an
+   * IPv6 socket (IPv4 reaches it mapped), so the socket is in /proc/net/tcp6, not tcp.
+   */
+  const listening = async (c: Container, port: number) => {
+    const entry = new RegExp(`:${port.toString(16).toUpperCase().padStart(4, '0')} 0+:0000 0A `);
+    const found = await until(() => entry.test(sh('ip', ['netns', 'exec', c.netns, 'cat', '/proc/net/tcp', '/proc/net/tcp6'])), 10_000);
+    if (!found) throw new Error(`nothing listens on TCP port ${port} in ${c.netns}`);
   };
   const ping = (from: string | undefined, to: string) => run(from, ['busybox', 'ping', '-c', '1', '-W', '2', to]).then((r) => r.code === 0);
   /** One TCP exchange: a server in `to` answers "hello"; true when the client got it. */
   const tcp = async (from: Container, to: Container, port: number) => {
     const server = start(to.netns, ['busybox', 'nc', '-l', '-p', String(port), '-e', 'echo', 'hello']);
     await listening(to, port);
-    const client = await run(from.netns, ['busybox', 'nc', '-w', '2', to.ip, String(port)]);
+    // The client's stdin stays open: busybox nc quits at EOF on stdin, which could come before the
+    // answer. It ends when the server closes (answered) or after -w 2 s without a connection;
+    // 'close' (not 'exit') once its output is read.
+    const client = start(from.netns, ['busybox', 'nc', '-w', '2', to.ip, String(port)]);
+    const exited = new Promise<void>((resolve) => client.child.once('close', () => resolve()));
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+    client.child.stdin!.end();
     server.child.kill('SIGKILL');
-    return client.stdout.includes('hello');
+    return client.output().includes('hello');
   };
 
   t.teardown(() => {
