@@ -504,7 +504,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   };
 }
 
-/** CLOCK_MONOTONIC seconds, the clock of conntrack expiry times (bpf_ktime_get_ns). */
+/** CLOCK_MONOTONIC seconds, the clock of conntrack expiry times (bpf_ktime_get_coarse_ns, a tick behind at most). */
 function monotonicSeconds(_fallback: number): number {
   return Number(process.hrtime.bigint() / 1_000_000_000n);
 }
