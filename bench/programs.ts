@@ -53,6 +53,24 @@ const ROUNDS = envInt('PROG_ROUNDS', 12, 1);
 const WARMUP_REPEAT = envInt('PROG_WARMUP_REPEAT', 100_000, 0);
 const PACKET_BYTES = envInt('PROG_PACKET_BYTES', 1450, 64);
 const FILL_ENTRIES = envInt('PROG_FILL_ENTRIES', 50_000, 0);
+/** 0: hot cache (PROG_REPEAT runs per measurement). N: cold, N single runs each after COLD_MIB of memory is rewritten. */
+const COLD = envInt('PROG_COLD', 0, 0);
+const COLD_MIB = envInt('PROG_COLD_MIB', 32, 1);
+/**
+ * `PROG_OBJECTS=base=/tmp/a.o,variant=/tmp/b.o`: load each object (instead of bpf/lxc.bpf.o) and
+ * measure every path on each, interleaved in every round, so that the ratios to the first object
+ * come from measurements seconds apart (the machine's drift between runs is larger than most
+ * changes worth measuring).
+ */
+const OBJECTS: Array<{ label: string; path: string }> = (() => {
+  const spec = (process.env.PROG_OBJECTS ?? '').trim();
+  if (spec === '') return [{ label: 'lxc.bpf.o', path: defaultLxcObjectPath }];
+  return spec.split(',').map((item) => {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new Error(`PROG_OBJECTS: "${item}" is not label=path`);
+    return { label: item.slice(0, eq).trim(), path: item.slice(eq + 1).trim() };
+  });
+})();
 const OUT = process.env.BENCH_OUT;
 if (!OUT) throw new Error('BENCH_OUT (result JSON path) is not set; run through `node bench/run.mjs`');
 
@@ -191,11 +209,11 @@ interface Instance {
   policyEntries: number;
 }
 
-async function loadInstance(name: string, fill: number, cleanups: Array<() => void>): Promise<Instance> {
+async function loadInstance(name: string, fill: number, objectPath: string, cleanups: Array<() => void>): Promise<Instance> {
   const pinRoot = mkdtempSync(join(BPFFS, `cdbench-${process.pid}-${name}-`));
   cleanups.push(() => rmSync(pinRoot, { recursive: true, force: true }));
   // As the daemon loads it (src/datapath/bpf-datapath.ts): default map sizes, the tunnel ifindex.
-  const dp = await loadLxcDatapath({ pinRoot, config: { tunnelIfindex: TUNNEL_IFINDEX } });
+  const dp = await loadLxcDatapath({ pinRoot, objectPath, config: { tunnelIfindex: TUNNEL_IFINDEX } });
   cleanups.push(() => dp.close());
   await dp.endpoints.setMany([A, B, C, D].map(({ ip, ...info }) => [ip, info] as const));
   await dp.ipcache.setMany([
@@ -228,18 +246,36 @@ function ctPackets(dp: LxcDatapath, v: Variant): bigint {
   return v.ct.direction === 'fwd' ? entry.packetsFwd : entry.packetsRev;
 }
 
-/** Runs v `repeat` times in the kernel; returns ns per run after checking every run took the path. */
+/** Rewritten before every cold run: evicts the maps' entries and the program from the caches and the TLB. */
+const thrash = COLD > 0 ? Buffer.alloc(COLD_MIB << 20) : Buffer.alloc(0);
+
+/**
+ * Runs v in the kernel, `repeat` times in one test run (hot), or, with PROG_COLD=N, N test runs of
+ * one repetition each, right after `thrash` was rewritten (cold: the median). Returns ns per run
+ * after checking every run took the path.
+ */
 async function measure(inst: Instance, v: Variant, repeat: number): Promise<number> {
   const program = v.program === 'from_container' ? inst.dp.fromContainer : inst.dp.toContainer;
   const dropsBefore = await drops(inst.dp);
   const ctBefore = ctPackets(inst.dp, v);
-  const run = program.testRun(v.packet, repeat);
+  const runs = COLD > 0 ? COLD : 1;
+  const perRun = COLD > 0 ? 1 : repeat;
+  const durations: number[] = [];
+  let retval = v.retval;
+  for (let i = 0; i < runs; i++) {
+    if (COLD > 0) thrash.fill(i & 0xff);
+    const run = program.testRun(v.packet, perRun);
+    durations.push(run.durationNs);
+    if (run.retval !== v.retval) retval = run.retval;
+  }
+  const total = runs * perRun;
   const ctDelta = ctPackets(inst.dp, v) - ctBefore;
   const dropDelta = (await drops(inst.dp)) - dropsBefore;
-  if (run.retval !== v.retval) throw new Error(`${v.key}: ${v.program} returned ${run.retval}, expected ${v.retval}`);
-  if (dropDelta !== 0n) throw new Error(`${v.key}: ${dropDelta} packets dropped during ${repeat} runs`);
-  if (v.ct && ctDelta !== BigInt(repeat)) throw new Error(`${v.key}: conntrack ${v.ct.direction} counter advanced by ${ctDelta}, expected ${repeat}`);
-  return run.durationNs;
+  if (retval !== v.retval) throw new Error(`${v.key}: ${v.program} returned ${retval}, expected ${v.retval}`);
+  if (dropDelta !== 0n) throw new Error(`${v.key}: ${dropDelta} packets dropped during ${total} runs`);
+  if (v.ct && ctDelta !== BigInt(total)) throw new Error(`${v.key}: conntrack ${v.ct.direction} counter advanced by ${ctDelta}, expected ${total}`);
+  durations.sort((a, b) => a - b);
+  return durations[Math.floor(durations.length / 2)]!;
 }
 
 /** Runs from_overlay once on a frame from R to A: records what a test run without tunnel metadata does. */
@@ -293,19 +329,28 @@ async function main(): Promise<void> {
   process.once('SIGHUP', onSignal);
   try {
     const loadBefore = machineLoad();
-    const instances = {
-      small: await loadInstance('small', 0, cleanups),
-      large: await loadInstance('large', FILL_ENTRIES, cleanups),
-    };
-    progress(`loaded lxc.bpf.o twice: policy maps with ${instances.small.policyEntries} and ${instances.large.policyEntries} entries; flows open`);
+    const needLarge = selected.some((v) => v.datapath === 'large');
+    const loaded: Array<Record<Variant['datapath'], Instance>> = [];
+    for (const [i, o] of OBJECTS.entries()) {
+      const small = await loadInstance(`o${i}-small`, 0, o.path, cleanups);
+      loaded.push({ small, large: needLarge ? await loadInstance(`o${i}-large`, FILL_ENTRIES, o.path, cleanups) : small });
+    }
+    const instances = loaded[0]!;
+    progress(`loaded ${OBJECTS.map((o) => o.label).join(', ')}: policy maps with ${instances.small.policyEntries} and ${instances.large.policyEntries} entries; flows open`);
     const fromOverlay = await probeFromOverlay(instances.small);
 
-    if (WARMUP_REPEAT > 0) for (const v of selected) await measure(instances[v.datapath], v, WARMUP_REPEAT);
-    const samples: Array<{ variant: string; round: number; nsPerRun: number }> = [];
+    if (WARMUP_REPEAT > 0 && COLD === 0) for (const inst of loaded) for (const v of selected) await measure(inst[v.datapath], v, WARMUP_REPEAT);
+    const samples: Array<{ variant: string; object?: string; round: number; nsPerRun: number }> = [];
     for (let round = 0; round < ROUNDS; round++) {
       const order = selected.map((_, i) => selected[(i + round) % selected.length]!);
-      for (const v of order) samples.push({ variant: v.key, round, nsPerRun: await measure(instances[v.datapath], v, REPEAT) });
-      const line = selected.map((v) => `${v.key} ${samples.find((s) => s.round === round && s.variant === v.key)?.nsPerRun}`).join(', ');
+      for (const v of order) {
+        for (let k = 0; k < OBJECTS.length; k++) {
+          const o = (k + round) % OBJECTS.length;
+          const nsPerRun = await measure(loaded[o]![v.datapath], v, REPEAT);
+          samples.push({ variant: v.key, ...(OBJECTS.length > 1 && { object: OBJECTS[o]!.label }), round, nsPerRun });
+        }
+      }
+      const line = selected.map((v) => `${v.key} ${samples.filter((s) => s.round === round && s.variant === v.key).map((s) => s.nsPerRun).join('/')}`).join(', ');
       progress(`round ${round + 1}/${ROUNDS} (ns/run): ${line}`);
     }
 
@@ -313,12 +358,14 @@ async function main(): Promise<void> {
       bench: 'programs',
       startedAt,
       durationS: (performance.now() - t0) / 1000,
-      settings: { repeat: REPEAT, rounds: ROUNDS, warmupRepeat: WARMUP_REPEAT, packetBytes: PACKET_BYTES, fillEntries: FILL_ENTRIES, tunnelIfindex: TUNNEL_IFINDEX },
+      settings: { cold: COLD, coldMib: COLD_MIB, repeat: REPEAT, rounds: ROUNDS, warmupRepeat: WARMUP_REPEAT, packetBytes: PACKET_BYTES, fillEntries: FILL_ENTRIES, tunnelIfindex: TUNNEL_IFINDEX },
       machine: { loadBefore, loadAfter: machineLoad(), kernel: release(), node: process.version },
       code: { head: git(['rev-parse', '--short', 'HEAD']), uncommittedFiles: git(['status', '--porcelain', '--', 'bpf', 'src', 'native']).split('\n').filter((l) => l !== '').length, object: objectState() },
       policyEntries: { small: instances.small.policyEntries, large: instances.large.policyEntries },
       variants: selected.map(({ key, datapath, program, what, packet, retval }) => ({ key, datapath, program, what, frameBytes: packet.length, retval })),
-      samples,
+      ...(OBJECTS.length > 1 && { objects: OBJECTS }),
+      samples: OBJECTS.length > 1 ? samples.filter((x) => x.object === OBJECTS[0]!.label) : samples,
+      objectSamples: OBJECTS.length > 1 ? samples : undefined,
       notMeasured: [fromOverlay],
     };
     writeFileSync(OUT!, `${JSON.stringify(result, null, 1)}\n`);

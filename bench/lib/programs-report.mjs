@@ -19,6 +19,27 @@ const DIFFERENCES = [
   ['local', 'floor', 'from_container local path minus test-run harness and program entry'],
 ];
 
+/**
+ * PROG_OBJECTS: every path on each object, interleaved per round; the ratio to the first object
+ * is the median of per-round ratios (the tables above are the first object's).
+ */
+function renderObjects(res) {
+  const [first, ...rest] = res.objects;
+  const xs = (variant, object) => res.objectSamples.filter((x) => x.variant === variant && x.object === object).sort((a, b) => a.round - b.round).map((x) => x.nsPerRun);
+  const rows = res.variants.map((v) => {
+    const base = xs(v.key, first.label);
+    return [`\`${v.key}\``, fmt(median(base)), ...rest.flatMap((o) => {
+      const mine = xs(v.key, o.label);
+      return [fmt(median(mine)), `${fmt(pairedRatio(mine, base), 2)}×`];
+    })];
+  });
+  return [
+    `Objects, interleaved in every round: ${res.objects.map((o) => `${o.label} = ${o.path}`).join('; ')}.`,
+    '',
+    table(['path', `${first.label} ns/run`, ...rest.flatMap((o) => [`${o.label} ns/run`, `× ${first.label}`])], rows),
+  ];
+}
+
 /** Renders the programs result; returns { markdown, verdicts }. */
 export function renderPrograms(res) {
   const out = [];
@@ -30,11 +51,13 @@ export function renderPrograms(res) {
   out.push(
     `bpf/lxc.bpf.o (built ${res.code?.object?.built}${res.code?.object?.sourcesNewer?.length ? `, **older than ${res.code.object.sourcesNewer.join(', ')}**: rebuild with scripts/build-bpf.sh` : ''}), ` +
       `HEAD ${res.code?.head}${res.code?.uncommittedFiles ? ` + ${res.code.uncommittedFiles} uncommitted file(s) under bpf/ src/ native/` : ''}, kernel ${m.kernel}. ` +
-      `${fmt(s.rounds)} interleaved rounds × ${fmt(s.repeat)} runs per path (TCP ACK of an established flow, ${fmt(s.packetBytes)} bytes of IPv4); ` +
+      (s.cold > 0
+        ? `**Cold caches**: ${fmt(s.rounds)} interleaved rounds × ${fmt(s.cold)} single runs per path, each right after ${fmt(s.coldMib)} MiB of memory was rewritten (median per round) (TCP ACK`
+        : `${fmt(s.rounds)} interleaved rounds × ${fmt(s.repeat)} runs per path (TCP ACK`) + `  of an established flow, ${fmt(s.packetBytes)} bytes of IPv4); ` +
       `policy maps: ${fmt(res.policyEntries?.small)} entries (small), ${fmt(res.policyEntries?.large)} (large). ` +
       `Load average ${m.loadBefore?.load1} before / ${m.loadAfter?.load1} after on ${m.loadBefore?.cpus} CPUs` +
       (busy ? ' — **other work was running**: read the ratios (same round), not the absolute figures.' : '.') +
-      ' ns/run is the kernel\'s average over the repetitions (integer ns).',
+      (s.cold > 0 ? ' ns/run is the kernel\'s figure for one run (integer ns, clock reads included).' : ' ns/run is the kernel\'s average over the repetitions (integer ns).'),
   );
   out.push('');
 
@@ -61,5 +84,6 @@ export function renderPrograms(res) {
   out.push('Differences (per round, same run):');
   out.push('');
   out.push(table(['difference', 'isolates', 'ns/run median [min–max]'], diffRows));
+  if (res.objects?.length > 1) out.push('', ...renderObjects(res));
   return { markdown: out.join('\n'), verdicts: [] };
 }
