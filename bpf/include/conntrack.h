@@ -26,7 +26,7 @@ enum ct_state {
  * CLOCK_MONOTONIC seconds, from the coarse clock: it lags the precise one by at most a tick,
  * nothing at a resolution of seconds, and skips the clocksource read (kvm-clock here), which was
  * the largest single cost of a run (bench programs: -20 % per run with hot caches, -7 to -20 %
- * cold). The agent reads CLOCK_MONOTONIC for expiry times (src/main.ts, conntrack GC).
+ * cold). The agent reads CLOCK_MONOTONIC for the time an entry has left (src/main.ts, ct list).
  */
 static __always_inline __u32 ct_now(void)
 {

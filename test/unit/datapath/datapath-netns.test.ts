@@ -127,7 +127,9 @@ async function runInsideHostNetns(host: string): Promise<void> {
     // 'close' (not 'exit') once its output is read.
     const client = start(from.netns, ['busybox', 'nc', '-w', '2', to.ip, String(port)]);
     const exited = new Promise<void>((resolve) => client.child.once('close', () => resolve()));
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 5_000)))]);
+    clearTimeout(timer);
     client.child.stdin!.end();
     server.child.kill('SIGKILL');
     return client.output().includes('hello');
