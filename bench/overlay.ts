@@ -333,7 +333,7 @@ async function bpfCostPhase(configs: Array<[string, EndpointPair]>, hosts: Docke
       const { value: rr, programs: rrPrograms } = await costDuring(ids, () => measureRr(pair, RR_SECONDS));
       const { value: tput, programs: tputPrograms } = await costDuring(ids, () => measureThroughput(pair, SECONDS));
       out[name] = { rr: { p50: rr.p50, transactions: rr.transactions }, rrPrograms, tput: { gbps: tput.gbps, seconds: SECONDS }, tputPrograms };
-      progress(`bpf cost ${name}: RR from_container ${rrPrograms[0]!.from_container?.nsPerRun.toFixed(0)} ns, from_overlay ${rrPrograms[1]!.from_overlay?.nsPerRun.toFixed(0)} ns; iperf3 from_overlay ${tputPrograms[1]!.from_overlay?.runs} runs`);
+      progress(`bpf cost ${name}: RR from_container ${rrPrograms[0]!.from_container?.nsPerRun.toFixed(0)} ns, from_underlay ${rrPrograms[1]!.from_underlay?.nsPerRun.toFixed(0)} ns, from_overlay ${rrPrograms[1]!.from_overlay?.nsPerRun.toFixed(0)} ns; iperf3 from_underlay ${tputPrograms[1]!.from_underlay?.runs} runs, from_overlay ${tputPrograms[1]!.from_overlay?.runs}`);
     }
   });
   return out;

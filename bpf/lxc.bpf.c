@@ -37,6 +37,7 @@
 #include "conntrack.h"
 #include "eps.h"
 #include "policy.h"
+#include "encap.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -152,15 +153,24 @@ static __always_inline int ct_account(const struct flow *f, __u32 len, struct ct
  * fit in 24 bits). The receiving node's from_overlay reads the identity back.
  */
 static __always_inline int encapsulate(struct __sk_buff *skb, const struct flow *f,
-				       const struct event_subject *who, __be32 tunnel_endpoint,
+				       const struct event_subject *who, const struct peer *dst,
 				       __u32 src_identity)
 {
 	struct bpf_tunnel_key key = {
 		.tunnel_id = src_identity,
-		.remote_ipv4 = bpf_ntohl(tunnel_endpoint),
+		.remote_ipv4 = bpf_ntohl(dst->tunnel_endpoint),
 		.tunnel_ttl = 64,
 	};
+	long verdict;
 
+	if (cfg_underlay_ifindex && dst->tunnel_nexthop != TUNNEL_NEXTHOP_DEVICE) {
+		trace_forward(skb, f, who, TRACE_TO_OVERLAY); /* before: the headers change */
+		verdict = vxlan_encap_redirect(skb, dst->tunnel_endpoint, dst->tunnel_nexthop,
+					       src_identity);
+		if (verdict < 0)
+			return drop_packet(skb, f, who, DROP_WRITE_ERROR);
+		return verdict;
+	}
 	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
 		return drop_packet(skb, f, who, DROP_WRITE_ERROR);
 	trace_forward(skb, f, who, TRACE_TO_OVERLAY); /* counts it as forwarded, egress */
@@ -227,7 +237,7 @@ int from_container(struct __sk_buff *skb)
 		return drop_packet(skb, &f, &who, reason);
 
 	if (!dst.local && dst.tunnel_endpoint && cfg_tunnel_ifindex)
-		return encapsulate(skb, &f, &who, dst.tunnel_endpoint, src->sec_identity);
+		return encapsulate(skb, &f, &who, &dst, src->sec_identity);
 
 	if (dst.local && !mac_is_zero(dst.local->mac)) {
 		eth = eth_header(skb, sizeof(struct ethhdr));
@@ -338,11 +348,16 @@ static __always_inline int to_this_host(struct __sk_buff *skb, const struct flow
 	return TC_ACT_OK;
 }
 
-SEC("tc")
-int from_overlay(struct __sk_buff *skb)
+/*
+ * Delivers a decapsulated packet (Ethernet + IPv4 at skb->data) that another node sent with the
+ * given VNI from outer_saddr (host byte order): the destination endpoint's ingress policy, then
+ * straight into its netns. The VNI is the sender's identity: authoritative even before our
+ * ipcache knows the peer.
+ */
+static __always_inline int deliver_from_overlay(struct __sk_buff *skb, __u32 src_identity,
+						__u32 outer_saddr)
 {
-	struct event_subject who = { .direction = DIR_INGRESS };
-	struct bpf_tunnel_key key = {};
+	struct event_subject who = { .direction = DIR_INGRESS, .src_identity = src_identity };
 	const struct endpoint_info *dst;
 	struct flow f = {};
 	struct peer src;
@@ -350,14 +365,7 @@ int from_overlay(struct __sk_buff *skb)
 	enum ct_state state;
 	struct ethhdr *eth;
 	__u32 now;
-	__u32 src_identity;
 	int reason;
-
-	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
-		return drop_packet(skb, &f, &who, DROP_NO_TUNNEL_KEY);
-	/* The VNI is the sender's identity: authoritative even before our ipcache knows the peer. */
-	src_identity = key.tunnel_id;
-	who.src_identity = src_identity;
 
 	eth = eth_header(skb, sizeof(struct ethhdr));
 	if (!eth)
@@ -368,7 +376,7 @@ int from_overlay(struct __sk_buff *skb)
 	if (reason)
 		return drop_packet(skb, &f, &who, reason);
 	if (src_identity == IDENTITY_HOST || src_identity == IDENTITY_REMOTE_NODE) {
-		src_identity = node_identity(&f, key.remote_ipv4, src_identity);
+		src_identity = node_identity(&f, outer_saddr, src_identity);
 		who.src_identity = src_identity;
 	}
 
@@ -406,4 +414,53 @@ int from_overlay(struct __sk_buff *skb)
 	trace_forward(skb, &f, &who, TRACE_TO_ENDPOINT); /* counts it as forwarded, ingress */
 	/* Straight into the container's netns: to_container does not run again. */
 	return bpf_redirect_peer(dst->ifindex, 0);
+}
+
+SEC("tc")
+int from_overlay(struct __sk_buff *skb)
+{
+	struct event_subject who = { .direction = DIR_INGRESS };
+	struct bpf_tunnel_key key = {};
+	struct flow f = {};
+
+	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
+		return drop_packet(skb, &f, &who, DROP_NO_TUNNEL_KEY);
+	return deliver_from_overlay(skb, key.tunnel_id, key.remote_ipv4);
+}
+
+/*
+ * tc ingress of the underlay device (cfg_underlay_ifindex): VXLAN packets for this node's
+ * underlay address and overlay port whose inner packet is for a local endpoint are decapsulated
+ * here and delivered like from_overlay does, without the UDP socket lookup, tunnel metadata and
+ * second receive pass of the tunnel device. Everything else (other traffic, fragments, IP
+ * options, the host's own overlay traffic) goes on unchanged: the tunnel device still takes it.
+ */
+SEC("tc")
+int from_underlay(struct __sk_buff *skb)
+{
+	struct vxlan_encap *h;
+	struct ethhdr *eth;
+	__u32 vni;
+	__be32 saddr;
+
+	if (skb->protocol != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	eth = eth_header(skb, sizeof(struct ethhdr) + VXLAN_ENCAP_LEN + sizeof(struct iphdr));
+	if (!eth)
+		return TC_ACT_OK;
+	h = (void *)(eth + 1);
+	if (eth->h_proto != bpf_htons(ETH_P_IP) || h->ip.ihl != 5 || h->ip.protocol != IPPROTO_UDP ||
+	    (h->ip.frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
+	    h->ip.daddr != bpf_htonl(cfg_underlay_saddr) || h->udp.dest != bpf_htons(cfg_tunnel_port) ||
+	    h->vx_flags != bpf_htonl(VXLAN_FLAG_VNI) || h->inner.h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	/* Only for a local endpoint: the host's own traffic keeps the tunnel device's checks. */
+	if (!lookup_endpoint(((struct iphdr *)((void *)h + VXLAN_ENCAP_LEN))->daddr))
+		return TC_ACT_OK;
+	vni = bpf_ntohl(h->vx_vni) >> 8;
+	saddr = h->ip.saddr;
+	if (bpf_skb_adjust_room(skb, -(__s32)VXLAN_ENCAP_LEN, BPF_ADJ_ROOM_MAC,
+				BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
+		return TC_ACT_OK;
+	return deliver_from_overlay(skb, vni, bpf_ntohl(saddr));
 }

@@ -94,7 +94,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   } else if (config.tunnel !== 'disabled') {
     requireTunnelSupport(config.tunnel, features);
     const underlay = await findUnderlay(config.underlayIp);
-    if (underlay) tunnel = { kind: config.tunnel, port: config.tunnelPort, underlayMtu: underlay.mtu, underlayIp: underlay.ip };
+    if (underlay) tunnel = { kind: config.tunnel, port: config.tunnelPort, underlayMtu: underlay.mtu, underlayIp: underlay.ip, underlayDevice: underlay.device, encap: config.tunnelEncap };
     else log.warn({ tunnel: config.tunnel }, 'no underlay address (no default route and no --underlay-ip): overlay off, this node is reachable from no other node');
   }
   const rawStore = await openStore(config);
@@ -261,7 +261,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
       lastSync: peers.lastSync,
       peers: peers.peers().map((p) => ({ name: p.name, underlayIp: p.underlayIp, bootId: p.bootId, blocks: p.blocks, endpoints: p.endpoints })),
     };
-    if (tunnel) return { routingMode: 'tunnel', tunnel: tunnel.kind, port: tunnel.port, device: datapath.tunnelDevice ?? '', underlayIp: tunnel.underlayIp, ...common, routes: await datapath.peerRoutes().catch(() => []) };
+    if (tunnel) return { routingMode: 'tunnel', tunnel: tunnel.kind, port: tunnel.port, encap: tunnel.encap, underlayDevice: tunnel.underlayDevice, device: datapath.tunnelDevice ?? '', underlayIp: tunnel.underlayIp, ...common, routes: await datapath.peerRoutes().catch(() => []) };
     return { routingMode: 'native', tunnel: 'disabled', port: 0, device: native!.device, underlayIp: native!.underlayIp, ...common, routes: await datapath.peerRoutes().catch(() => []) };
   };
 
@@ -428,7 +428,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
       };
     },
     async bpfIpcache() {
-      return (await datapath.ipcacheEntries()).map(([prefix, e]) => ({ prefix, identity: e.identity, netId: e.netId, tunnelEndpoint: e.tunnelEndpoint }));
+      return (await datapath.ipcacheEntries()).map(([prefix, e]) => ({ prefix, identity: e.identity, netId: e.netId, tunnelEndpoint: e.tunnelEndpoint, tunnelNexthop: e.tunnelNexthop }));
     },
     async bpfConntrack() {
       const now = Math.floor(performance.now() / 1000);

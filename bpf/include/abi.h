@@ -159,8 +159,14 @@ struct ipcache_entry {
 	__u32 sec_identity;
 	__be32 tunnel_endpoint; /* underlay IPv4 of the node that hosts it; 0 = none */
 	__u32 net_id;           /* Docker network of a container peer; 0 = not a container */
-	__u32 flags;            /* reserved, 0 */
+	/*
+	 * With encapsulation in BPF (cfg_underlay_ifindex): the underlay next hop towards
+	 * tunnel_endpoint. 0 = tunnel_endpoint itself (on the underlay device's link); a gateway on
+	 * that link; TUNNEL_NEXTHOP_DEVICE = not via the underlay device: the tunnel device routes it.
+	 */
+	__be32 tunnel_nexthop;
 };
+#define TUNNEL_NEXTHOP_DEVICE 0xffffffff
 
 /* cilium_ct key: a connection in its original direction. ICMP echo: id in sport (request). */
 struct ct_key {

@@ -34,4 +34,17 @@ const volatile __u8 cfg_trace_notify = 0;          /* every forwarded packet */
  */
 const volatile __u32 cfg_tunnel_ifindex = 0;
 
+/*
+ * Encapsulation in the program itself (default with a tunnel): ifindex of the underlay device
+ * that holds this node's underlay address, and that address (host byte order). from_container
+ * then writes the outer IPv4/UDP/VXLAN headers (bpf_skb_adjust_room) and hands the packet to the
+ * underlay device's neighbour (bpf_redirect_neigh): no tunnel device, route lookup or IP output
+ * path on the way out. 0 = through the tunnel device (bpf_skb_set_tunnel_key), which routes each
+ * packet. Receiving always goes through the tunnel device (from_overlay).
+ */
+const volatile __u32 cfg_underlay_ifindex = 0;
+const volatile __u32 cfg_underlay_saddr = 0;
+/* Destination UDP port of the overlay (the tunnel device's). */
+const volatile __u32 cfg_tunnel_port = 8472;
+
 #endif /* CILIUM_DOCKER_CONFIG_H */

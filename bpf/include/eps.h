@@ -17,6 +17,7 @@ struct peer {
 	__u32 identity;
 	__u32 net_id;
 	__be32 tunnel_endpoint;
+	__be32 tunnel_nexthop; /* see struct ipcache_entry */
 };
 
 static __always_inline const struct endpoint_info *lookup_endpoint(__be32 addr)
@@ -48,6 +49,7 @@ static __always_inline void resolve_peer(__be32 addr, struct peer *p)
 		p->identity = p->local->sec_identity;
 		p->net_id = p->local->net_id;
 		p->tunnel_endpoint = 0;
+		p->tunnel_nexthop = 0;
 		return;
 	}
 	entry = lookup_ipcache(addr);
@@ -55,11 +57,13 @@ static __always_inline void resolve_peer(__be32 addr, struct peer *p)
 		p->identity = entry->sec_identity;
 		p->net_id = entry->net_id;
 		p->tunnel_endpoint = entry->tunnel_endpoint;
+		p->tunnel_nexthop = entry->tunnel_nexthop;
 		return;
 	}
 	p->identity = IDENTITY_WORLD;
 	p->net_id = 0;
 	p->tunnel_endpoint = 0;
+	p->tunnel_nexthop = 0;
 }
 
 #endif /* CILIUM_DOCKER_EPS_H */

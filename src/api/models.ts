@@ -103,6 +103,13 @@ export interface OverlayStatusModel {
   tunnel: string;
   /** Tunnel UDP port; 0 with native routing. */
   port: number;
+  /**
+   * Who writes containers' outer headers (tunnel only): 'bpf' = the veth's program, straight to
+   * `underlayDevice`, whose from_underlay program also decapsulates; 'device' = the tunnel device.
+   */
+  encap?: 'bpf' | 'device';
+  /** The device that holds underlayIp (tunnel only). */
+  underlayDevice?: string;
   /** The tunnel device, or with native routing the underlay device. */
   device: string;
   underlayIp: string;
@@ -217,6 +224,8 @@ export interface BpfIpcacheModel {
   identity: number;
   netId: number;
   tunnelEndpoint?: string;
+  /** Encapsulation in BPF: the underlay gateway towards tunnelEndpoint, or 'device' (the tunnel device routes it); absent = on-link. */
+  tunnelNexthop?: string;
 }
 
 /** One `cilium bpf ct list` row. */

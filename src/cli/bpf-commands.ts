@@ -36,11 +36,18 @@ export function renderBpfPolicy(policy: BpfEndpointPolicyModel): string {
   return header + renderTable(['DIRECTION', 'IDENTITY', 'LABELS', 'PORT/PROTO', 'VERDICT', 'POLICY'], rows);
 }
 
+/** `198.19.0.2`, `198.19.0.2 via 198.19.0.254` (an underlay gateway) or `198.19.0.2 (device)`. */
+function tunnelColumn(e: BpfIpcacheModel): string {
+  if (!e.tunnelEndpoint) return '';
+  if (e.tunnelNexthop === 'device') return `${e.tunnelEndpoint} (device)`;
+  return e.tunnelNexthop ? `${e.tunnelEndpoint} via ${e.tunnelNexthop}` : e.tunnelEndpoint;
+}
+
 /** The table of `cilium bpf ipcache list`. */
 export function renderBpfIpcache(entries: BpfIpcacheModel[]): string {
   return renderTable(
     ['PREFIX', 'IDENTITY', 'NETID', 'TUNNEL'],
-    entries.map((e) => [e.prefix, String(e.identity), String(e.netId), e.tunnelEndpoint ?? '']),
+    entries.map((e) => [e.prefix, String(e.identity), String(e.netId), tunnelColumn(e)]),
   );
 }
 

@@ -55,6 +55,8 @@ export interface Config {
   routingMode: RoutingMode;
   /** UDP port of the tunnel (8472 for VXLAN, 6081 for Geneve unless set). */
   tunnelPort: number;
+  /** Who writes containers' outer headers: the BPF program ('bpf', default) or the tunnel device. */
+  tunnelEncap: 'bpf' | 'device';
   /** This node's underlay IPv4 (peers send tunnelled traffic to it); '' = the default route's source address. */
   underlayIp: string;
   /** Packet and byte counters in conntrack entries (`cilium bpf ct list`); off saves a shared write per packet. */
@@ -94,6 +96,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'tunnel', help: 'encapsulation between hosts: vxlan | geneve | disabled', default: 'vxlan' },
   { name: 'routing-mode', help: 'between hosts: tunnel (encapsulate, see --tunnel) | native (no encapsulation: routes to peers\' blocks via their underlay IPs)', default: 'tunnel' },
   { name: 'tunnel-port', help: 'UDP port of the tunnel (default 8472 for vxlan, 6081 for geneve)', default: '' },
+  { name: 'tunnel-encap', help: "who encapsulates containers' traffic to other hosts: bpf (the veth's program writes the outer headers and hands the packet to the underlay device: no route lookup per packet) | device (the tunnel device, which routes every packet)", default: 'bpf' },
   { name: 'underlay-ip', help: "this node's IPv4 address on the network between hosts (default: source address of the default route)", default: '' },
   { name: 'bpf-ct-accounting', help: 'packet and byte counters in every conntrack entry (cilium bpf ct list): true | false; on, the two CPUs of a flow write its entry on every packet (about 200 ns more per packet here, bench ct-bounce)', default: 'false' },
   { name: 'dns-address', help: 'cluster DNS resolver listen address ip[:port] (port 53 unless given); containers use it as their DNS server (dockerd --dns ip); empty = off', default: '' },
@@ -221,6 +224,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   const tunnelPortText = value('tunnel-port');
   const tunnelPort = tunnelPortText === '' ? (tunnel === 'geneve' ? DEFAULT_TUNNEL_PORTS.geneve : DEFAULT_TUNNEL_PORTS.vxlan) : parseIntIn(tunnelPortText, '--tunnel-port', 1, 65535);
+  const tunnelEncap = value('tunnel-encap');
+  if (tunnelEncap !== 'bpf' && tunnelEncap !== 'device') throw new ConfigError(`--tunnel-encap: "${tunnelEncap}" is not a mode; use bpf or device`);
   const underlayIp = value('underlay-ip');
   if (underlayIp !== '' && !/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(underlayIp)) {
     throw new ConfigError(`--underlay-ip: "${underlayIp}" is not an IPv4 address`);
@@ -253,6 +258,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     tunnel,
     routingMode,
     tunnelPort,
+    tunnelEncap,
     underlayIp,
     ctAccounting: ctAccountingText === 'true',
     dnsAddress,

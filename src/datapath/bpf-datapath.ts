@@ -17,10 +17,12 @@ import { runIpJson } from './link/ip-command.js';
 import { stopIpWorker } from './link/ip-worker.js';
 import { loadLxcDatapath, type LxcDatapath } from './bpf/programs.js';
 import { EventReader } from './bpf/events.js';
+import { bpfNative } from './bpf/native.js';
+import { DEFAULT_TC_HANDLE, DEFAULT_TC_PRIORITY } from './bpf/tc.js';
 import { Identity, type DatapathEvent, type EndpointInfo, type IpcacheEntry, type CtKey, type CtEntry, type PolicyKey, type PolicyValue } from './bpf/abi.js';
 import type { MetricsSample } from './bpf/maps.js';
 import { ensureMasqueradeRule, removeMasqueradeRule } from './masquerade.js';
-import { ensureVxlanDevice, VXLAN_OVERHEAD } from './link/tunnel-link.js';
+import { ensureVxlanDevice, underlayNexthop, VXLAN_OVERHEAD } from './link/tunnel-link.js';
 import { listPeerRoutes, removePeerRoutes, syncPeerRoutes, type PeerRoute, type PeerRouteForm } from './link/peer-routes.js';
 import { deleteLink } from './link/veth.js';
 import { TUNNEL_DEVICE, type TunnelKind } from './features.js';
@@ -53,6 +55,27 @@ export function networkNumber(subnet: string): number {
   return n === 0 ? 1 : n;
 }
 
+function ipv4ToNumber(ip: string): number {
+  return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+}
+
+/**
+ * Removes the agent's ingress filter (handle 1, priority 1) from device when it runs the program
+ * `name` (tc names it; a filter someone else put there is left alone). True when one was removed.
+ */
+async function detachOurIngress(device: string, name: string): Promise<boolean> {
+  const link = await getLink(device);
+  if (!link) return false;
+  const out = await new Promise<string>((resolve) => {
+    execFile('tc', ['-json', 'filter', 'show', 'dev', device, 'ingress'], (err, stdout) => resolve(err ? '[]' : stdout));
+  });
+  const filters = JSON.parse(out.trim() || '[]') as Array<{ pref?: number; options?: { handle?: string; prog?: { name?: string } } }>;
+  const ours = filters.some((f) => f.pref === DEFAULT_TC_PRIORITY && Number(f.options?.handle) === DEFAULT_TC_HANDLE && f.options?.prog?.name === name);
+  if (!ours) return false;
+  bpfNative().tcDetach(link.ifindex, 'ingress', DEFAULT_TC_HANDLE, DEFAULT_TC_PRIORITY);
+  return true;
+}
+
 function mountBpffs(dir: string): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile('mount', ['-t', 'bpf', 'bpf', dir], (err, _o, stderr) => (err ? reject(new UnsupportedError(`cannot mount bpffs at ${dir}: ${stderr || err.message}`)) : resolve()));
@@ -68,6 +91,13 @@ export interface TunnelSettings {
   underlayMtu: number;
   /** This host's underlay address: the source of what the host itself sends to remote containers. */
   underlayIp: string;
+  /** The device that holds underlayIp. */
+  underlayDevice: string;
+  /**
+   * Who writes the outer headers of containers' traffic: 'bpf' = from_container itself, straight
+   * to the underlay device (no route lookup per packet); 'device' = the tunnel device.
+   */
+  encap: 'bpf' | 'device';
 }
 
 /**
@@ -77,6 +107,8 @@ export interface TunnelSettings {
 export interface NativeRoutingSettings {
   /** MTU of the underlay device (containers get all of it: nothing is added on the way). */
   underlayMtu: number;
+  /** The underlay device. */
+  device: string;
 }
 
 /** A remote address or prefix and what the ipcache says about it. */
@@ -106,6 +138,11 @@ export class BpfDatapath extends RoutingDatapath {
   private hostAddressTimer: NodeJS.Timeout | undefined;
 
   private tunnelIfindex = 0;
+  private underlayIfindex = 0;
+  /** Peer underlay address -> next hop on the underlay device (see underlayNexthop). */
+  private readonly nexthops = new Map<string, string | undefined>();
+  /** The tunnelled entries of the last syncRemoteEntries (rewritten when a next hop changes). */
+  private remoteEntries: RemoteIpcacheEntry[] = [];
 
   constructor(private readonly options: { bpfRoot: string; log: Logger; tunnel?: TunnelSettings; native?: NativeRoutingSettings; ctAccounting?: boolean }) {
     super();
@@ -176,19 +213,36 @@ export class BpfDatapath extends RoutingDatapath {
       // The device exists before the programs load: its ifindex is a load-time constant.
       const link = await ensureVxlanDevice(TUNNEL_DEVICE.vxlan, tunnel.port, this.overlayMtu!);
       this.tunnelIfindex = link.ifindex;
+      if (tunnel.encap === 'bpf') {
+        const underlay = await getLink(tunnel.underlayDevice);
+        if (!underlay) throw new UnsupportedError(`underlay device ${tunnel.underlayDevice} is gone; set --underlay-ip to an address of this host`);
+        this.underlayIfindex = underlay.ifindex;
+      }
     }
     // A switch of routing mode leaves the other mode's kernel state behind: remove it (ours only).
     // Routes of this mode stay (the host keeps reaching remote containers across a restart); the
     // peer watcher's first sync corrects them.
     if (this.options.native) await deleteLink(TUNNEL_DEVICE.vxlan);
     await removePeerRoutes(this.peerRouteForm?.kind);
+    // Without encapsulation in BPF, an earlier agent's from_underlay would keep decapsulating.
+    const underlayDevice = this.options.native?.device ?? this.options.tunnel?.underlayDevice;
+    if (underlayDevice && !this.underlayIfindex && (await detachOurIngress(underlayDevice, 'from_underlay'))) {
+      this.options.log.info({ device: underlayDevice }, 'from_underlay of an earlier agent detached (no encapsulation in BPF now)');
+    }
     // Native routing: tunnel ifindex 0, so from_container hands peers' traffic to the kernel's routes.
     this.lxc = await loadLxcDatapath({
       pinRoot: this.options.bpfRoot,
-      config: { tunnelIfindex: this.tunnelIfindex, ctAccounting: this.options.ctAccounting ?? false },
+      config: {
+        tunnelIfindex: this.tunnelIfindex,
+        underlayIfindex: this.underlayIfindex,
+        underlaySaddr: tunnel ? ipv4ToNumber(tunnel.underlayIp) : 0,
+        tunnelPort: tunnel?.port ?? 0,
+        ctAccounting: this.options.ctAccounting ?? false,
+      },
       onDroppedPins: (maps) => this.options.log.warn({ maps }, 'pinned maps of an older layout replaced (counters restart at 0)'),
     });
     if (this.tunnelIfindex) this.maps.attachOverlay(this.tunnelIfindex);
+    if (this.underlayIfindex) this.maps.attachUnderlay(this.underlayIfindex);
     // Adopted maps keep enforcing across a restart: start from the flags they hold, so re-writing
     // an endpoint before its policy is recompiled never opens a window without enforcement.
     for (const [, info] of await this.maps.endpoints.list()) {
@@ -197,7 +251,11 @@ export class BpfDatapath extends RoutingDatapath {
     await ensureMasqueradeRule();
     await this.refreshHostAddresses();
     // Addresses come and go on a host (DHCP, new interfaces): keep the host identity current.
-    this.hostAddressTimer = setInterval(() => void this.refreshHostAddresses().catch(() => undefined), 15_000);
+    // Routes change too: a peer's underlay next hop (encapsulation in BPF) follows them.
+    this.hostAddressTimer = setInterval(() => {
+      void this.refreshHostAddresses().catch(() => undefined);
+      void this.refreshNexthops().catch((err: unknown) => this.options.log.warn({ err: String(err) }, 'cannot refresh underlay next hops'));
+    }, 15_000);
     this.hostAddressTimer.unref();
     this.events = new EventReader(
       this.maps.events,
@@ -326,11 +384,48 @@ export class BpfDatapath extends RoutingDatapath {
    * in one batched diff; local, host and CIDR entries are left alone.
    */
   async syncRemoteEntries(entries: RemoteIpcacheEntry[]): Promise<{ written: number; deleted: number }> {
+    this.remoteEntries = entries;
+    const nexthops = await this.resolveNexthops(new Set(entries.map((e) => e.tunnelEndpoint)));
     const diff = await this.maps.ipcache.diffApply(
-      entries.map((e) => [e.prefix, { identity: e.identity, netId: e.netId, tunnelEndpoint: e.tunnelEndpoint }] as const),
+      entries.map((e) => {
+        const entry: IpcacheEntry = { identity: e.identity, netId: e.netId, tunnelEndpoint: e.tunnelEndpoint };
+        const nexthop = nexthops.get(e.tunnelEndpoint);
+        if (nexthop) entry.tunnelNexthop = nexthop;
+        return [e.prefix, entry] as const;
+      }),
       (key) => this.maps.ipcache.get(key)?.tunnelEndpoint !== undefined,
     );
     return { written: diff.written, deleted: diff.deleted };
+  }
+
+  /**
+   * The underlay next hop of each peer (encapsulation in BPF only), from the kernel's routes;
+   * remembered, so a sync asks only about new peers (refreshNexthops follows route changes).
+   */
+  private async resolveNexthops(peers: Set<string>): Promise<Map<string, string | undefined>> {
+    const device = this.options.tunnel?.underlayDevice;
+    if (!this.underlayIfindex || !device) return new Map();
+    for (const peer of this.nexthops.keys()) if (!peers.has(peer)) this.nexthops.delete(peer);
+    for (const peer of peers) {
+      if (!this.nexthops.has(peer)) this.nexthops.set(peer, await underlayNexthop(peer, device));
+    }
+    return this.nexthops;
+  }
+
+  /** Re-reads every peer's next hop; rewrites the tunnelled entries when one changed. */
+  private async refreshNexthops(): Promise<void> {
+    const device = this.options.tunnel?.underlayDevice;
+    if (!this.underlayIfindex || !device || this.nexthops.size === 0) return;
+    let changed = false;
+    for (const [peer, before] of this.nexthops) {
+      const now = await underlayNexthop(peer, device);
+      if (now !== before) {
+        this.options.log.info({ peer, nexthop: now ?? peer, before: before ?? peer }, 'underlay next hop of a peer changed');
+        this.nexthops.set(peer, now);
+        changed = true;
+      }
+    }
+    if (changed) await this.syncRemoteEntries(this.remoteEntries);
   }
 
   /** Current ipcache. */

@@ -76,6 +76,56 @@ t.test('cross-host ICMP and TCP by IP, both ways', async (t) => {
   t.ok(await c.http('db1', 'web2', 5432), 'h0 db1 -> h1 web2 TCP 5432');
 });
 
+/** Packets cilium_vxlan received and sent on host h so far. */
+async function tunnelDevicePackets(h: number): Promise<{ rx: number; tx: number }> {
+  const r = await c.hosts[h]!.exec(['ip', '-s', '-json', 'link', 'show', 'cilium_vxlan'], { check: true });
+  const [link] = JSON.parse(r.stdout) as Array<{ stats64: { rx: { packets: number }; tx: { packets: number } } }>;
+  return { rx: link!.stats64.rx.packets, tx: link!.stats64.tx.packets };
+}
+
+t.test("containers' traffic bypasses the tunnel device both ways (encapsulation in BPF); a peer that uses the device interoperates", async (t) => {
+  for (let h = 0; h < 2; h++) {
+    const status = await c.daemons[h]!.cliJson<StatusModel>(['status']);
+    t.match(status.overlay, { encap: 'bpf', underlayDevice: String }, `h${h}: encapsulation in BPF (${status.overlay?.underlayDevice})`);
+    const entry = (await c.tunnelled(h)).find((e) => e.tunnelEndpoint === c.underlayIps[1 - h]);
+    t.equal(entry?.tunnelNexthop, undefined, `h${h}: the peer is on the underlay's link, its own next hop`);
+  }
+  const before = [await tunnelDevicePackets(0), await tunnelDevicePackets(1)];
+  t.equal(await c.flow('web', 'db2', 10), 0, 'h0 web -> h1 db2: 10 pings, no loss');
+  t.ok(await c.http('web2', 'db1', 80), 'h1 web2 -> h0 db1 TCP 80');
+  for (let h = 0; h < 2; h++) {
+    const after = await tunnelDevicePackets(h);
+    const rx = after.rx - before[h]!.rx;
+    const tx = after.tx - before[h]!.tx;
+    t.ok(rx < 3 && tx < 3, `h${h}: cilium_vxlan carried none of it (rx +${rx}, tx +${tx})`);
+  }
+
+  // h1 switches to the tunnel device (--tunnel-encap device): the same packets on the wire, so h0
+  // (still in BPF) and h1 keep talking; h1's agent takes its from_underlay off the underlay device.
+  await c.daemons[1]!.stop();
+  try {
+    await c.daemons[1]!.start(60_000, { CILIUM_DOCKER_TUNNEL_ENCAP: 'device' });
+    const status = await c.daemons[1]!.cliJson<StatusModel>(['status']);
+    t.equal(status.overlay?.encap, 'device', 'h1: encapsulation by the tunnel device');
+    const filters = await c.hosts[1]!.exec(['tc', '-json', 'filter', 'show', 'dev', status.overlay!.underlayDevice!, 'ingress'], { check: true });
+    t.notMatch(filters.stdout, /from_underlay/, "h1: no from_underlay on the underlay device");
+    await eventually(async () => c.ping('web', 'db2'), 20_000, 'web -> db2 after the switch');
+    const mixed = [await tunnelDevicePackets(0), await tunnelDevicePackets(1)];
+    t.equal(await c.flow('web', 'db2', 10), 0, 'mixed: h0 web -> h1 db2, 10 pings, no loss');
+    t.ok(await c.http('web2', 'db1', 80), 'mixed: h1 web2 -> h0 db1 TCP 80');
+    const h0 = await tunnelDevicePackets(0);
+    const h1 = await tunnelDevicePackets(1);
+    t.ok(h1.tx - mixed[1]!.tx >= 10 && h1.rx - mixed[1]!.rx >= 10, `h1: its tunnel device carries its side (rx +${h1.rx - mixed[1]!.rx}, tx +${h1.tx - mixed[1]!.tx})`);
+    t.ok(h0.tx - mixed[0]!.tx < 3 && h0.rx - mixed[0]!.rx < 3, `h0: still none through its tunnel device (rx +${h0.rx - mixed[0]!.rx}, tx +${h0.tx - mixed[0]!.tx})`);
+  } finally {
+    await c.daemons[1]!.stop();
+    await c.daemons[1]!.start(60_000);
+  }
+  await eventually(async () => c.ping('web', 'db2'), 20_000, 'web -> db2 back in BPF');
+  const filters = await c.hosts[1]!.exec(['tc', '-json', 'filter', 'show', 'dev', (await c.daemons[1]!.cliJson<StatusModel>(['status'])).overlay!.underlayDevice!, 'ingress'], { check: true });
+  t.match(filters.stdout, /from_underlay/, 'h1: from_underlay back on the underlay device');
+});
+
 t.test("a host reaches the other host's containers through the tunnel as remote-node; containers reach the other host", async (t) => {
   const h0 = c.hosts[0]!;
   const fromHost0 = (argv: string[]) => h0.exec(['timeout', '5', 'busybox', ...argv], { timeoutMs: 20_000 });

@@ -16,6 +16,8 @@ export interface IpcacheEntry {
   prefix: string;
   identity: number;
   tunnelEndpoint?: string;
+  /** Encapsulation in BPF: the underlay gateway towards tunnelEndpoint, or 'device'; absent = on-link. */
+  tunnelNexthop?: string;
 }
 
 /** Where a cluster's daemons keep their state. */

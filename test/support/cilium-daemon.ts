@@ -64,9 +64,9 @@ export class CiliumDaemon {
     ];
   }
 
-  /** Starts the daemon and waits until its API answers. */
-  async start(timeoutMs = 30_000): Promise<void> {
-    this.process = this.host.spawn(this.argv(), { CILIUM_DOCKER_LOG_LEVEL: 'debug' }, { logName: `cilium-docker-${++this.restarts}.log` });
+  /** Starts the daemon and waits until its API answers; `env` adds settings (CILIUM_DOCKER_*) for this run. */
+  async start(timeoutMs = 30_000, env: Record<string, string> = {}): Promise<void> {
+    this.process = this.host.spawn(this.argv(), { CILIUM_DOCKER_LOG_LEVEL: 'debug', ...env }, { logName: `cilium-docker-${++this.restarts}.log` });
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (this.process.exited) throw new Error(`cilium-docker exited at start: ${JSON.stringify(this.process.exitStatus)}\n${this.process.logTail(30)}`);

@@ -112,7 +112,7 @@ export const structLayouts = {
   ]),
   policy_entry: layout(8, [['deny', 0, 1], ['l4_prefixlen', 1, 1], ['pad', 2, 2], ['cookie', 4, 4]]),
   ipcache_key: layout(24, [['prefixlen', 0, 4], ['pad1', 4, 2], ['pad2', 6, 1], ['family', 7, 1], ['addr', 8, 16]]),
-  ipcache_entry: layout(16, [['sec_identity', 0, 4], ['tunnel_endpoint', 4, 4], ['net_id', 8, 4], ['flags', 12, 4]]),
+  ipcache_entry: layout(16, [['sec_identity', 0, 4], ['tunnel_endpoint', 4, 4], ['net_id', 8, 4], ['tunnel_nexthop', 12, 4]]),
   ct_key: layout(16, [['saddr', 0, 4], ['daddr', 4, 4], ['sport', 8, 2], ['dport', 10, 2], ['protocol', 12, 1], ['pad', 13, 3]]),
   ct_entry: layout(48, [
     ['packets_fwd', 0, 8], ['bytes_fwd', 8, 8], ['packets_rev', 16, 8], ['bytes_rev', 24, 8], ['created', 32, 4],
@@ -158,6 +158,12 @@ export interface DatapathConfig {
   traceNotify: boolean;
   /** ifindex of the tunnel device; 0 = no overlay (default). */
   tunnelIfindex: number;
+  /** ifindex of the underlay device: the program encapsulates itself (encap.h); 0 = through the tunnel device. */
+  underlayIfindex: number;
+  /** This node's underlay IPv4 as a host-order integer (the outer source address). */
+  underlaySaddr: number;
+  /** Destination UDP port of the overlay. */
+  tunnelPort: number;
 }
 
 /** The `const volatile` globals of config.h: C name and size for each setting. */
@@ -171,6 +177,9 @@ export const loadTimeConstants = {
   policyVerdictNotify: { name: 'cfg_policy_verdict_notify', size: 1 },
   traceNotify: { name: 'cfg_trace_notify', size: 1 },
   tunnelIfindex: { name: 'cfg_tunnel_ifindex', size: 4 },
+  underlayIfindex: { name: 'cfg_underlay_ifindex', size: 4 },
+  underlaySaddr: { name: 'cfg_underlay_saddr', size: 4 },
+  tunnelPort: { name: 'cfg_tunnel_port', size: 4 },
 } as const satisfies Record<keyof DatapathConfig, { name: string; size: 1 | 4 }>;
 
 /** The .rodata bytes for the given settings (settings left out keep the compiled default). */
@@ -422,7 +431,16 @@ export interface IpcacheEntry {
   tunnelEndpoint?: string;
   /** Docker network of a container address; 0 when not a container. */
   netId: number;
+  /**
+   * With encapsulation in BPF: the underlay next hop towards tunnelEndpoint, an IPv4 gateway
+   * on the underlay device's link, or 'device' (not reachable through the underlay device: the
+   * tunnel device routes the packet). Undefined: tunnelEndpoint itself.
+   */
+  tunnelNexthop?: string;
 }
+
+/** tunnel_nexthop of a peer the tunnel device routes (TUNNEL_NEXTHOP_DEVICE in abi.h). */
+const TUNNEL_NEXTHOP_DEVICE = 0xffffffff;
 
 /** Bits of pad1/pad2/family that precede the address in the LPM key (Cilium's layout). */
 const IPCACHE_META_PREFIX_BITS = 32;
@@ -450,6 +468,8 @@ export function encodeIpcacheEntry(entry: IpcacheEntry): Buffer {
   buf.writeUInt32LE(entry.identity, off('ipcache_entry', 'sec_identity'));
   if (entry.tunnelEndpoint) ipv4Bytes(entry.tunnelEndpoint).copy(buf, off('ipcache_entry', 'tunnel_endpoint'));
   buf.writeUInt32LE(entry.netId, off('ipcache_entry', 'net_id'));
+  if (entry.tunnelNexthop === 'device') buf.writeUInt32BE(TUNNEL_NEXTHOP_DEVICE, off('ipcache_entry', 'tunnel_nexthop'));
+  else if (entry.tunnelNexthop) ipv4Bytes(entry.tunnelNexthop).copy(buf, off('ipcache_entry', 'tunnel_nexthop'));
   return buf;
 }
 
@@ -461,6 +481,10 @@ export function decodeIpcacheEntry(buf: Buffer): IpcacheEntry {
     netId: buf.readUInt32LE(off('ipcache_entry', 'net_id')),
   };
   if (buf.readUInt32BE(tunnelOffset) !== 0) entry.tunnelEndpoint = ipv4String(buf, tunnelOffset);
+  const nexthopOffset = off('ipcache_entry', 'tunnel_nexthop');
+  const nexthop = buf.readUInt32BE(nexthopOffset);
+  if (nexthop === TUNNEL_NEXTHOP_DEVICE) entry.tunnelNexthop = 'device';
+  else if (nexthop !== 0) entry.tunnelNexthop = ipv4String(buf, nexthopOffset);
   return entry;
 }
 

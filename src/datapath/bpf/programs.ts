@@ -148,6 +148,18 @@ export class LxcDatapath {
     return attachTcProgram(ifindex, 'ingress', this.fromOverlay);
   }
 
+  get fromUnderlay(): BpfProgram {
+    return this.object.program('from_underlay');
+  }
+
+  /**
+   * Attaches from_underlay to tc ingress of the underlay device (encapsulation in BPF): it
+   * decapsulates overlay packets for local endpoints and passes everything else on untouched.
+   */
+  attachUnderlay(ifindex: number): TcAttachment {
+    return attachTcProgram(ifindex, 'ingress', this.fromUnderlay);
+  }
+
   /**
    * Attaches the programs to an endpoint's host-side veth, replacing whatever programs its
    * filters ran before (an earlier agent's, or an older version).

@@ -68,3 +68,30 @@ export async function findUnderlay(ip: string): Promise<Underlay | undefined> {
   if (!link || !src) return undefined;
   return { ip: src, device: dev, mtu: link.mtu };
 }
+
+/** What `ip -json route get` prints for a destination (the fields underlayNexthop reads). */
+export interface RouteGet {
+  dev?: string;
+  gateway?: string;
+  type?: string;
+}
+
+/**
+ * Where the underlay sends packets for a peer's underlay address, as the ipcache's tunnel_nexthop
+ * says it (encapsulation in BPF): undefined = the peer itself is on `device`'s link, an IPv4
+ * gateway on that link, or 'device' when the kernel routes the peer out of another device (or not
+ * at all), so the tunnel device must route those packets.
+ */
+export function nexthopOf(route: RouteGet | undefined, device: string): string | undefined {
+  if (!route || route.dev !== device || (route.type !== undefined && route.type !== 'unicast')) return 'device';
+  return route.gateway;
+}
+
+/** nexthopOf the kernel's route to peer now. */
+export async function underlayNexthop(peer: string, device: string): Promise<string | undefined> {
+  try {
+    return nexthopOf((await runIpJson<RouteGet>(['route', 'get', peer]))[0], device);
+  } catch {
+    return 'device'; // unreachable now: the tunnel device reports it as the kernel would
+  }
+}

@@ -42,7 +42,14 @@ t.test('bpf ipcache list, bpf ct list and bpf endpoint list print their tables',
   t.equal(ipc.code, 0, ipc.stderr);
   t.equal(
     ipc.stdout,
-    ['PREFIX            IDENTITY   NETID   TUNNEL', '198.18.100.2/32   4321       1', '198.18.200.7/32   9001       1       10.0.0.2', ''].join('\n'),
+    [
+      'PREFIX            IDENTITY   NETID   TUNNEL',
+      '198.18.100.2/32   4321       1',
+      '198.18.200.7/32   9001       1       10.0.0.2',
+      '198.18.201.0/26   2          0       10.0.1.2 via 10.0.0.254',
+      '198.18.202.0/26   2          0       10.0.2.2 (device)',
+      '',
+    ].join('\n'),
   );
   t.equal(ct.code, 0, ct.stderr);
   t.equal(

@@ -129,6 +129,12 @@ t.test('codecs round-trip', async (t) => {
   t.same(abi.decodeIpcacheEntry(abi.encodeIpcacheEntry({ identity: 5, netId: 0 })), { identity: 5, netId: 0 }, 'untunnelled');
   const tunnelled = { identity: 9, netId: 2, tunnelEndpoint: '198.19.0.1' };
   t.same(abi.decodeIpcacheEntry(abi.encodeIpcacheEntry(tunnelled)), tunnelled, 'tunnelled');
+  const viaGateway = { ...tunnelled, tunnelNexthop: '198.19.0.254' };
+  t.same(abi.decodeIpcacheEntry(abi.encodeIpcacheEntry(viaGateway)), viaGateway, 'tunnelled through an underlay gateway');
+  t.equal(abi.encodeIpcacheEntry(viaGateway).readUInt32BE(12), 0xc61300fe, 'next hop in network byte order after net_id');
+  const viaDevice = { ...tunnelled, tunnelNexthop: 'device' };
+  t.same(abi.decodeIpcacheEntry(abi.encodeIpcacheEntry(viaDevice)), viaDevice, 'tunnelled through the tunnel device');
+  t.equal(abi.encodeIpcacheEntry(viaDevice).readUInt32BE(12), 0xffffffff, "the tunnel device's marker is all ones");
   t.throws(() => abi.encodeIpcacheKey('198.18.0.0/33'), TypeError);
   t.throws(() => abi.encodeEndpointKey('198.18.0.256'), TypeError);
 

@@ -254,3 +254,79 @@ t.test('conntrack counters off (ctAccounting false): the entry tracks the flow, 
   const [[, entry]] = (await dp.ct.list()) as [[abi.CtKey, abi.CtEntry]];
   t.match(entry, { packetsFwd: 1n, packetsRev: 0n, replySeen: true, tcpFlagsRev: TCP_SYN | TCP_ACK, tcpFlagsFwd: TCP_SYN | TCP_ACK }, 'state and flags follow the flow; only the creating packet is counted');
 });
+
+/** The one's-complement sum of an IPv4 header is 0xffff when its checksum is right. */
+function ipv4HeaderSumOk(header: Buffer): boolean {
+  let sum = 0;
+  for (let i = 0; i < 20; i += 2) sum += header.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum === 0xffff;
+}
+
+t.test('encapsulation in BPF: outer IPv4/UDP/VXLAN written by from_container, undone by from_underlay', { skip }, async (t) => {
+  const underlay = '198.19.0.1';
+  const dp = await loadLxcDatapath({
+    pinRoot: pinRoot(t),
+    maxEntries: { ct: 1024, ipcache: 1024, policy: 1024 },
+    config: { tunnelIfindex: LOOPBACK_IFINDEX, underlayIfindex: LOOPBACK_IFINDEX, underlaySaddr: 0xc6130001, tunnelPort: 8472 },
+  });
+  t.teardown(() => dp.close());
+  const { ip: ipA, ...a } = A;
+  const { ip: ipB, ...b } = B;
+  await dp.endpoints.setMany([[ipA, a], [ipB, b]]);
+  // Remote containers; the tunnel endpoint is this node's own address so that from_underlay takes the result.
+  await dp.ipcache.setMany([
+    ['198.18.9.9/32', { identity: 2001, netId: 1, tunnelEndpoint: underlay }],
+    ['198.18.9.10/32', { identity: 2002, netId: 1, tunnelEndpoint: underlay, tunnelNexthop: 'device' }],
+  ]);
+  const inner = ipv4Packet({ srcMac: A.mac, dstMac: A.nodeMac, saddr: A.ip, daddr: '198.18.9.9', protocol: 'tcp' });
+  const run = dp.fromContainer.testRun(inner);
+  t.equal(run.retval, TC_ACT_REDIRECT, 'redirected (to the underlay neighbour)');
+  const out = run.packetOut;
+  t.equal(out.length, inner.length + 50, 'VXLAN over IPv4 adds 50 bytes');
+  t.equal(out.readUInt16BE(12), 0x0800, 'outer Ethernet type IPv4');
+  const ip = out.subarray(14, 34);
+  t.same({
+    verIhl: ip[0], totLen: ip.readUInt16BE(2), frag: ip.readUInt16BE(6), ttl: ip[8], proto: ip[9],
+    saddr: abi.ipv4String(ip, 12), daddr: abi.ipv4String(ip, 16),
+  }, { verIhl: 0x45, totLen: out.length - 14, frag: 0x4000, ttl: 64, proto: 17, saddr: underlay, daddr: underlay }, 'outer IPv4 header');
+  t.ok(ipv4HeaderSumOk(ip), 'outer IPv4 checksum is right');
+  const udp = out.subarray(34, 42);
+  t.equal(udp.readUInt16BE(2), 8472, 'UDP destination: the overlay port');
+  t.ok(udp.readUInt16BE(0) >= 0xc000, `UDP source from the flow hash (${udp.readUInt16BE(0)})`);
+  t.equal(udp.readUInt16BE(4), out.length - 34, 'UDP length');
+  t.equal(udp.readUInt16BE(6), 0, 'no UDP checksum (VXLAN over IPv4)');
+  t.equal(out.readUInt32BE(42), 0x08000000, 'VXLAN: the VNI flag');
+  t.equal(out.readUInt32BE(46) >>> 8, A.identity, "VNI = the sender's security identity");
+  t.same(out.subarray(50), inner, 'the original frame follows, unchanged');
+
+  const viaDevice = dp.fromContainer.testRun(ipv4Packet({ srcMac: A.mac, dstMac: A.nodeMac, saddr: A.ip, daddr: '198.18.9.10', protocol: 'tcp' }));
+  t.equal(viaDevice.retval, TC_ACT_REDIRECT, "a peer the underlay device does not reach: to the tunnel device");
+  t.equal(viaDevice.packetOut.length, inner.length, 'the tunnel device encapsulates it (no headers added here)');
+
+  // The same packet arriving for local endpoint B: decapsulated, B's MACs, straight into its netns.
+  const forB = Buffer.from(out);
+  abi.ipv4Bytes(B.ip).copy(forB, 50 + 14 + 16);
+  const decap = dp.fromUnderlay.testRun(forB);
+  t.equal(decap.retval, TC_ACT_REDIRECT, 'for a local endpoint: decapsulated and redirected');
+  t.equal(decap.packetOut.length, inner.length, 'the 50 bytes are gone');
+  t.same(decap.packetOut.subarray(0, 12), Buffer.concat([abi.macBytes(B.mac), abi.macBytes(B.nodeMac)]), "B's MACs");
+  t.same(decap.packetOut.subarray(14), forB.subarray(64), 'the inner IPv4 packet');
+  const ct = (await dp.ct.list()).find(([k]) => k.daddr === B.ip);
+  t.equal(ct?.[1].srcIdentity, A.identity, 'conntrack records the VNI as the source identity');
+
+  const notOurs = (what: string, mutate: (p: Buffer) => void) => {
+    const p = Buffer.from(forB);
+    mutate(p);
+    const r = dp.fromUnderlay.testRun(p);
+    t.equal(r.retval, TC_ACT_OK, `${what}: passed on`);
+    t.same(r.packetOut, p, `${what}: untouched`);
+  };
+  notOurs('another UDP port', (p) => p.writeUInt16BE(4789, 36));
+  notOurs('another destination', (p) => abi.ipv4Bytes('198.19.0.9').copy(p, 30));
+  notOurs('inner packet for no local endpoint (the host: the tunnel device takes it)', (p) => abi.ipv4Bytes('198.18.1.1').copy(p, 80));
+  notOurs('a fragment', (p) => p.writeUInt16BE(0x2000, 20));
+  notOurs('not VXLAN-flagged', (p) => p.writeUInt32BE(0, 42));
+  const arp = arpRequest(A.mac, A.ip, B.ip);
+  t.equal(dp.fromUnderlay.testRun(arp).retval, TC_ACT_OK, 'ARP: passed on');
+});

@@ -8,6 +8,7 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { parsePeerRoutes, PEER_ROUTE_PROTOCOL } from '../../../src/datapath/link/peer-routes.js';
+import { nexthopOf, type RouteGet } from '../../../src/datapath/link/tunnel-link.js';
 
 t.test('parses what iproute2 printed on this machine', async (t) => {
   const text = [
@@ -48,4 +49,29 @@ t.test('both forms, installed in a scratch netns, read back', { skip }, async (t
   ], shown);
   const route = ip('-4', 'route', 'get', '198.18.121.5', 'from', '198.19.250.1');
   t.match(route, /encap ip id 6 .*dst 198\.19\.250\.3/, 'a lookup for a remote container goes into the tunnel with the remote-node VNI');
+});
+
+t.test("a peer's underlay next hop (encapsulation in BPF), from routes in a scratch netns", { skip }, async (t) => {
+  const ns = `cdnh-${randomBytes(3).toString('hex')}`;
+  const ip = (...args: string[]) => execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8' });
+  execFileSync('ip', ['netns', 'add', ns]);
+  t.teardown(() => execFileSync('ip', ['netns', 'del', ns]));
+  ip('link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', 'ul1');
+  ip('link', 'add', 'other0', 'type', 'veth', 'peer', 'name', 'other1');
+  ip('addr', 'add', '198.19.250.1/24', 'dev', 'ul0');
+  ip('addr', 'add', '198.19.251.1/24', 'dev', 'other0');
+  for (const dev of ['ul0', 'ul1', 'other0', 'other1']) ip('link', 'set', dev, 'up');
+  ip('route', 'add', '198.19.252.0/24', 'via', '198.19.250.254'); // a routed underlay behind a gateway on ul0
+  ip('route', 'add', 'unreachable', '198.19.253.0/24');
+  const get = (peer: string): RouteGet | undefined => {
+    try {
+      return (JSON.parse(ip('-json', 'route', 'get', peer)) as RouteGet[])[0];
+    } catch {
+      return undefined; // ip fails for an unreachable destination
+    }
+  };
+  t.equal(nexthopOf(get('198.19.250.7'), 'ul0'), undefined, "a peer on the underlay's link is its own next hop");
+  t.equal(nexthopOf(get('198.19.252.7'), 'ul0'), '198.19.250.254', "a routed peer: the gateway on the underlay's link");
+  t.equal(nexthopOf(get('198.19.251.7'), 'ul0'), 'device', 'a peer behind another device: the tunnel device routes it');
+  t.equal(nexthopOf(get('198.19.253.7'), 'ul0'), 'device', 'an unreachable peer: the tunnel device (and the kernel) report it');
 });
