@@ -5,8 +5,10 @@
  *  - kernel-vxlan: the baseline, a plain kernel VXLAN device per host (`ip link add … type vxlan
  *    id 42 remote <peer> dstport 4789 dev ul0`), a namespace per side behind a veth, kernel
  *    routing (container-like MTU 1450);
- *  - ours: two containers on `docker network create -d cilium` across the hosts: lxc BPF ->
- *    bpf_skb_set_tunnel_key + bpf_redirect to cilium_vxlan -> from_overlay -> bpf_redirect_peer;
+ *  - ours: two containers on `docker network create -d cilium` across the hosts: from_container
+ *    encapsulates (bpf_skb_adjust_room + outer headers) -> bpf_redirect_neigh to the underlay ->
+ *    from_underlay on the receiver decapsulates -> bpf_redirect_peer (--tunnel-encap bpf, the
+ *    default; the daemons' `--tunnel-encap device` would put cilium_vxlan on both ends);
  *  - ours+policy: the same with a CiliumNetworkPolicy selecting the server (ingress from the
  *    client's labels on the two bench ports only), enforced on the receiving host.
  *

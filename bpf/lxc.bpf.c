@@ -9,9 +9,10 @@
  *                   checked here and the packet goes straight into its netns (bpf_redirect_peer);
  *                   anything else goes to the host stack for routing.
  *                   A destination behind another node (an ipcache entry with a tunnel endpoint)
- *                   is encapsulated: the tunnel key carries the peer node's underlay address and,
- *                   as the VNI, the source's security identity; the packet is redirected to the
- *                   tunnel device (ifindex fixed at load time, no route lookup per packet).
+ *                   is encapsulated for the peer node's underlay address with the source's
+ *                   security identity as the VNI: by this program (encap.h, straight to the
+ *                   underlay device's neighbour) or, without cfg_underlay_ifindex or for a peer
+ *                   the underlay device does not reach, by the tunnel device (tunnel key).
  *   to_container    tc egress of lxc*: traffic the host stack delivers to the container. Ingress
  *                   policy and conntrack.
  *   from_overlay    tc ingress of the tunnel device (cilium_vxlan): decapsulated traffic from
@@ -21,6 +22,9 @@
  *                   sends through a kernel route into the tunnel with the VNI remote-node (kept
  *                   only from that node's own address); a packet for this host's own address
  *                   goes up the stack.
+ *   from_underlay   tc ingress of the underlay device (encapsulation in BPF): VXLAN packets for
+ *                   a local endpoint are decapsulated and delivered as from_overlay does; the
+ *                   rest passes on to the stack (and to the tunnel device).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -148,9 +152,11 @@ static __always_inline int ct_account(const struct flow *f, __u32 len, struct ct
 }
 
 /*
- * Sends the packet to another node through the tunnel device: outer destination = that node's
- * underlay address, VNI = the sender's security identity (Cilium's encoding, so identities must
- * fit in 24 bits). The receiving node's from_overlay reads the identity back.
+ * Sends the packet to another node: outer destination = that node's underlay address, VNI = the
+ * sender's security identity (Cilium's encoding, so identities must fit in 24 bits). Written here
+ * and handed to the underlay neighbour (cfg_underlay_ifindex, unless the ipcache says the peer is
+ * only reachable through the tunnel device), else through the tunnel device, which routes each
+ * packet. The receiving node's from_underlay or from_overlay reads the identity back.
  */
 static __always_inline int encapsulate(struct __sk_buff *skb, const struct flow *f,
 				       const struct event_subject *who, const struct peer *dst,
@@ -429,15 +435,17 @@ int from_overlay(struct __sk_buff *skb)
 }
 
 /*
- * tc ingress of the underlay device (cfg_underlay_ifindex): VXLAN packets for this node's
- * underlay address and overlay port whose inner packet is for a local endpoint are decapsulated
- * here and delivered like from_overlay does, without the UDP socket lookup, tunnel metadata and
- * second receive pass of the tunnel device. Everything else (other traffic, fragments, IP
- * options, the host's own overlay traffic) goes on unchanged: the tunnel device still takes it.
+ * tc ingress of the underlay device (cfg_underlay_ifindex): VXLAN packets from a peer node for
+ * this node's underlay address and overlay port whose inner packet is for a local endpoint are
+ * decapsulated here and delivered like from_overlay does, without the UDP socket lookup, tunnel
+ * metadata and second receive pass of the tunnel device. Everything else (other traffic,
+ * fragments, IP options, senders that are no peer, the host's own overlay traffic) goes on
+ * unchanged: the host's firewall and the tunnel device still take it.
  */
 SEC("tc")
 int from_underlay(struct __sk_buff *skb)
 {
+	const struct ipcache_entry *peer;
 	struct vxlan_encap *h;
 	struct ethhdr *eth;
 	__u32 vni;
@@ -457,8 +465,15 @@ int from_underlay(struct __sk_buff *skb)
 	/* Only for a local endpoint: the host's own traffic keeps the tunnel device's checks. */
 	if (!lookup_endpoint(((struct iphdr *)((void *)h + VXLAN_ENCAP_LEN))->daddr))
 		return TC_ACT_OK;
-	vni = bpf_ntohl(h->vx_vni) >> 8;
+	/*
+	 * Only from a peer node (its own address is a remote-node entry tunnelled to itself): this
+	 * runs before the host's firewall, which still sees whatever anybody else sends to the port.
+	 */
 	saddr = h->ip.saddr;
+	peer = lookup_ipcache(saddr);
+	if (!peer || peer->sec_identity != IDENTITY_REMOTE_NODE || peer->tunnel_endpoint != saddr)
+		return TC_ACT_OK;
+	vni = bpf_ntohl(h->vx_vni) >> 8;
 	if (bpf_skb_adjust_room(skb, -(__s32)VXLAN_ENCAP_LEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
 		return TC_ACT_OK;

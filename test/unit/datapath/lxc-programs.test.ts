@@ -278,6 +278,7 @@ t.test('encapsulation in BPF: outer IPv4/UDP/VXLAN written by from_container, un
   await dp.ipcache.setMany([
     ['198.18.9.9/32', { identity: 2001, netId: 1, tunnelEndpoint: underlay }],
     ['198.18.9.10/32', { identity: 2002, netId: 1, tunnelEndpoint: underlay, tunnelNexthop: 'device' }],
+    [`${underlay}/32`, { identity: abi.Identity.RemoteNode, netId: 0, tunnelEndpoint: underlay }], // a peer node's own address
   ]);
   const inner = ipv4Packet({ srcMac: A.mac, dstMac: A.nodeMac, saddr: A.ip, daddr: '198.18.9.9', protocol: 'tcp' });
   const run = dp.fromContainer.testRun(inner);
@@ -324,6 +325,7 @@ t.test('encapsulation in BPF: outer IPv4/UDP/VXLAN written by from_container, un
   };
   notOurs('another UDP port', (p) => p.writeUInt16BE(4789, 36));
   notOurs('another destination', (p) => abi.ipv4Bytes('198.19.0.9').copy(p, 30));
+  notOurs('a sender that is no peer node (the firewall and the tunnel device decide)', (p) => abi.ipv4Bytes('198.19.0.77').copy(p, 26));
   notOurs('inner packet for no local endpoint (the host: the tunnel device takes it)', (p) => abi.ipv4Bytes('198.18.1.1').copy(p, 80));
   notOurs('a fragment', (p) => p.writeUInt16BE(0x2000, 20));
   notOurs('not VXLAN-flagged', (p) => p.writeUInt32BE(0, 42));
