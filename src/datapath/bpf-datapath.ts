@@ -18,7 +18,7 @@ import { stopIpWorker } from './link/ip-worker.js';
 import { loadLxcDatapath, type LxcDatapath } from './bpf/programs.js';
 import { EventReader } from './bpf/events.js';
 import { bpfNative } from './bpf/native.js';
-import { DEFAULT_TC_HANDLE, DEFAULT_TC_PRIORITY } from './bpf/tc.js';
+import { DEFAULT_TC_HANDLE, DEFAULT_TC_PRIORITY, type TcAttachment } from './bpf/tc.js';
 import { Identity, type DatapathEvent, type EndpointInfo, type IpcacheEntry, type CtKey, type CtEntry, type PolicyKey, type PolicyValue } from './bpf/abi.js';
 import type { MetricsSample } from './bpf/maps.js';
 import { ensureMasqueradeRule, removeMasqueradeRule } from './masquerade.js';
@@ -143,8 +143,13 @@ export class BpfDatapath extends RoutingDatapath {
   private readonly nexthops = new Map<string, string | undefined>();
   /** The tunnelled entries of the last syncRemoteEntries (rewritten when a next hop changes). */
   private remoteEntries: RemoteIpcacheEntry[] = [];
+  /** The routes of the last syncPeerRoutes (written again when the tunnel device is re-created). */
+  private lastPeerRoutes: PeerRoute[] | undefined;
+  /** Our filters on the tunnel and underlay devices (checkDevices puts a removed one back). */
+  private deviceFilters: TcAttachment[] = [];
+  private checkingDevices: Promise<void> | undefined;
 
-  constructor(private readonly options: { bpfRoot: string; log: Logger; tunnel?: TunnelSettings; native?: NativeRoutingSettings; ctAccounting?: boolean }) {
+  constructor(private readonly options: { bpfRoot: string; log: Logger; tunnel?: TunnelSettings; native?: NativeRoutingSettings; ctAccounting?: boolean; /** How often host addresses, next hops and devices are checked (15 s). */ deviceCheckMs?: number }) {
     super();
     if (options.tunnel && options.native) throw new Error('BpfDatapath: tunnel and native routing exclude each other');
   }
@@ -180,6 +185,7 @@ export class BpfDatapath extends RoutingDatapath {
   async syncPeerRoutes(routes: PeerRoute[]): Promise<{ written: number; deleted: number }> {
     const form = this.peerRouteForm;
     if (!form) throw new Error('peer routes need a tunnel or native routing');
+    this.lastPeerRoutes = routes;
     return syncPeerRoutes(routes, form);
   }
 
@@ -229,8 +235,36 @@ export class BpfDatapath extends RoutingDatapath {
     if (underlayDevice && !this.underlayIfindex && (await detachOurIngress(underlayDevice, 'from_underlay'))) {
       this.options.log.info({ device: underlayDevice }, 'from_underlay of an earlier agent detached (no encapsulation in BPF now)');
     }
-    // Native routing: tunnel ifindex 0, so from_container hands peers' traffic to the kernel's routes.
-    this.lxc = await loadLxcDatapath({
+    this.lxc = await this.loadPrograms();
+    // Adopted maps keep enforcing across a restart: start from the flags they hold, so re-writing
+    // an endpoint before its policy is recompiled never opens a window without enforcement.
+    for (const [, info] of await this.maps.endpoints.list()) {
+      this.enforcement.set(info.epId, { enforceIngress: info.enforceIngress, enforceEgress: info.enforceEgress });
+    }
+    await ensureMasqueradeRule();
+    await this.refreshHostAddresses();
+    // Addresses come and go on a host (DHCP, new interfaces): keep the host identity current.
+    // Routes change too: a peer's underlay next hop (encapsulation in BPF) follows them.
+    // The devices the programs were loaded for are watched as well (checkDevices).
+    this.hostAddressTimer = setInterval(() => {
+      void this.refreshHostAddresses().catch(() => undefined);
+      void this.checkDevices()
+        .then(() => this.refreshNexthops())
+        .catch((err: unknown) => this.options.log.warn({ err: String(err) }, 'cannot check the tunnel and underlay devices'));
+    }, this.options.deviceCheckMs ?? 15_000);
+    this.hostAddressTimer.unref();
+    this.startEvents();
+    this.options.log.info({ pinRoot: this.options.bpfRoot }, 'eBPF datapath loaded (pinned maps adopted or created)');
+  }
+
+  /**
+   * Loads the programs for the current tunnel/underlay ifindexes (load-time constants), adopting
+   * the pinned maps, and attaches the tunnel and underlay devices' programs. Native routing:
+   * tunnel ifindex 0, so from_container hands peers' traffic to the kernel's routes.
+   */
+  private async loadPrograms(): Promise<LxcDatapath> {
+    const tunnel = this.options.tunnel;
+    const lxc = await loadLxcDatapath({
       pinRoot: this.options.bpfRoot,
       config: {
         tunnelIfindex: this.tunnelIfindex,
@@ -241,22 +275,13 @@ export class BpfDatapath extends RoutingDatapath {
       },
       onDroppedPins: (maps) => this.options.log.warn({ maps }, 'pinned maps of an older layout replaced (counters restart at 0)'),
     });
-    if (this.tunnelIfindex) this.maps.attachOverlay(this.tunnelIfindex);
-    if (this.underlayIfindex) this.maps.attachUnderlay(this.underlayIfindex);
-    // Adopted maps keep enforcing across a restart: start from the flags they hold, so re-writing
-    // an endpoint before its policy is recompiled never opens a window without enforcement.
-    for (const [, info] of await this.maps.endpoints.list()) {
-      this.enforcement.set(info.epId, { enforceIngress: info.enforceIngress, enforceEgress: info.enforceEgress });
-    }
-    await ensureMasqueradeRule();
-    await this.refreshHostAddresses();
-    // Addresses come and go on a host (DHCP, new interfaces): keep the host identity current.
-    // Routes change too: a peer's underlay next hop (encapsulation in BPF) follows them.
-    this.hostAddressTimer = setInterval(() => {
-      void this.refreshHostAddresses().catch(() => undefined);
-      void this.refreshNexthops().catch((err: unknown) => this.options.log.warn({ err: String(err) }, 'cannot refresh underlay next hops'));
-    }, 15_000);
-    this.hostAddressTimer.unref();
+    this.deviceFilters = [];
+    if (this.tunnelIfindex) this.deviceFilters.push(lxc.attachOverlay(this.tunnelIfindex));
+    if (this.underlayIfindex) this.deviceFilters.push(lxc.attachUnderlay(this.underlayIfindex));
+    return lxc;
+  }
+
+  private startEvents(): void {
     this.events = new EventReader(
       this.maps.events,
       (e) => {
@@ -264,7 +289,83 @@ export class BpfDatapath extends RoutingDatapath {
       },
       (err) => this.options.log.warn({ err: err.message }, 'undecodable datapath event'),
     );
-    this.options.log.info({ pinRoot: this.options.bpfRoot }, 'eBPF datapath loaded (pinned maps adopted or created)');
+  }
+
+  /**
+   * The tunnel and underlay devices are load-time constants of the programs (their ifindexes):
+   * when one is deleted and created again (`ip link del cilium_vxlan`, an interface re-created by
+   * the network manager) the programs would redirect into a stale ifindex. Checked on the 15 s
+   * timer: a missing tunnel device is created again; a changed ifindex (or an underlay device
+   * that is gone: ifindex 0, so containers' traffic takes the tunnel device until it returns)
+   * reloads the programs; a filter of ours removed from a device (`tc qdisc del`) is put back.
+   */
+  async checkDevices(): Promise<void> {
+    if (this.checkingDevices) return this.checkingDevices;
+    this.checkingDevices = this.checkDevicesOnce().finally(() => {
+      this.checkingDevices = undefined;
+    });
+    return this.checkingDevices;
+  }
+
+  private async checkDevicesOnce(): Promise<void> {
+    const tunnel = this.options.tunnel;
+    if (!tunnel || !this.lxc) return;
+    let tunnelLink = await getLink(TUNNEL_DEVICE[tunnel.kind]);
+    if (!tunnelLink) {
+      this.options.log.warn({ device: TUNNEL_DEVICE[tunnel.kind] }, 'the tunnel device is gone: creating it again');
+      tunnelLink = await ensureVxlanDevice(TUNNEL_DEVICE[tunnel.kind], tunnel.port, this.overlayMtu!);
+    }
+    const underlayIfindex = tunnel.encap === 'bpf' ? ((await getLink(tunnel.underlayDevice))?.ifindex ?? 0) : 0;
+    if (tunnelLink.ifindex !== this.tunnelIfindex || underlayIfindex !== this.underlayIfindex) {
+      await this.reloadPrograms(tunnelLink.ifindex, underlayIfindex);
+      return;
+    }
+    for (const filter of this.deviceFilters) {
+      let progId: number | null = null;
+      try {
+        progId = filter.query();
+      } catch {
+        // the device went away since: the next check sees it
+      }
+      if (progId === filter.progId) continue;
+      this.options.log.warn({ ifindex: filter.ifindex }, 'a filter of ours on the tunnel or underlay device was removed: attaching it again');
+      this.deviceFilters = [];
+      if (this.tunnelIfindex) this.deviceFilters.push(this.maps.attachOverlay(this.tunnelIfindex));
+      if (this.underlayIfindex) this.deviceFilters.push(this.maps.attachUnderlay(this.underlayIfindex));
+      break;
+    }
+  }
+
+  /**
+   * Loads the programs for new device ifindexes and swaps them in on every device and endpoint
+   * veth (atomic replace, as after a restart: no gap); the peer routes into the tunnel device and
+   * the tunnelled ipcache entries (next hops) are written again. The old object's fds close a
+   * little later, so an operation already holding its maps finishes on them.
+   */
+  private async reloadPrograms(tunnelIfindex: number, underlayIfindex: number): Promise<void> {
+    const tunnel = this.options.tunnel!;
+    this.options.log.warn(
+      { tunnelIfindex, underlayIfindex, before: { tunnelIfindex: this.tunnelIfindex, underlayIfindex: this.underlayIfindex }, underlayDevice: tunnel.underlayDevice },
+      underlayIfindex || tunnel.encap !== 'bpf' ? 'tunnel or underlay device re-created: reloading the programs' : 'underlay device gone: containers\' traffic takes the tunnel device until it returns',
+    );
+    const old = this.lxc!;
+    this.tunnelIfindex = tunnelIfindex;
+    this.underlayIfindex = underlayIfindex;
+    const lxc = await this.loadPrograms();
+    for (const [ip, info] of await lxc.endpoints.list()) {
+      try {
+        lxc.attachEndpoint(info.ifindex);
+      } catch (err) {
+        this.options.log.warn({ err: String(err), ip, ifindex: info.ifindex }, 'cannot attach the reloaded programs to an endpoint');
+      }
+    }
+    await this.events?.close();
+    this.lxc = lxc;
+    this.startEvents();
+    setTimeout(() => old.close(), 10_000).unref();
+    this.nexthops.clear();
+    await this.syncRemoteEntries(this.remoteEntries);
+    if (this.lastPeerRoutes) await this.syncPeerRoutes(this.lastPeerRoutes);
   }
 
   /** Every address of this host is the host identity (traffic from the host to containers). */

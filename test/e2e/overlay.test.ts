@@ -7,7 +7,9 @@
  * `cilium monitor` with the sender's labels; a multi-megabyte TCP transfer does not stall and DF pings
  * of exactly the container MTU cross while one byte more is refused at the sender (MTU);
  * a third host joining while traffic flows learns every endpoint within 5 s; a node whose record
- * disappears (lease expiry) is removed from the peer's ipcache and re-learned when it comes back.
+ * disappears (lease expiry) is removed from the peer's ipcache and re-learned when it comes back;
+ * a tunnel or underlay device deleted and created again (new ifindex), or our filter taken off
+ * one, is taken up again by the daemon's device check.
  */
 import t from 'tap';
 import { requireRoot } from '../lab/preconditions.js';
@@ -124,6 +126,60 @@ t.test("containers' traffic bypasses the tunnel device both ways (encapsulation 
   await eventually(async () => c.ping('web', 'db2'), 20_000, 'web -> db2 back in BPF');
   const filters = await c.hosts[1]!.exec(['tc', '-json', 'filter', 'show', 'dev', (await c.daemons[1]!.cliJson<StatusModel>(['status'])).overlay!.underlayDevice!, 'ingress'], { check: true });
   t.match(filters.stdout, /from_underlay/, 'h1: from_underlay back on the underlay device');
+});
+
+t.test('a re-created tunnel or underlay device, or a filter removed from one, is taken up again (device check, 15 s)', async (t) => {
+  const h1 = c.hosts[1]!;
+  const ifindexOf = async (dev: string) => {
+    const r = await h1.exec(['ip', '-json', 'link', 'show', dev]);
+    return r.code === 0 ? (JSON.parse(r.stdout) as Array<{ ifindex: number }>)[0]!.ifindex : 0;
+  };
+  const ingressFilters = async (dev: string) => (await h1.exec(['tc', '-json', 'filter', 'show', 'dev', dev, 'ingress'])).stdout;
+  const underlayDevice = (await c.daemons[1]!.cliJson<StatusModel>(['status'])).overlay!.underlayDevice!;
+  const pingFromHost1 = async (to: string) => (await h1.exec(['timeout', '5', 'busybox', 'ping', '-c', '1', '-W', '2', to], { timeoutMs: 20_000 })).code === 0;
+
+  // The tunnel device (the host's own traffic to remote containers): deleted, it comes back with
+  // its filter and the routes into it, under another ifindex the reloaded programs use.
+  const vxlanBefore = await ifindexOf('cilium_vxlan');
+  await h1.exec(['ip', 'link', 'del', 'cilium_vxlan'], { check: true });
+  const vxlanAfter = await eventually(async () => {
+    const i = await ifindexOf('cilium_vxlan');
+    return i && i !== vxlanBefore && /from_overlay/.test(await ingressFilters('cilium_vxlan')) ? i : undefined;
+  }, 40_000, 'cilium_vxlan re-created with from_overlay');
+  t.not(vxlanAfter, vxlanBefore, `h1: cilium_vxlan re-created (ifindex ${vxlanBefore} -> ${vxlanAfter}) with from_overlay`);
+  const routes = await eventually(async () => {
+    const r = (await c.daemons[1]!.cliJson<StatusModel>(['status'])).overlay?.routes ?? [];
+    return r.some((x) => x.via === c.underlayIps[0]) ? r : undefined;
+  }, 20_000, "h1's route to h0's block");
+  t.ok(routes.length > 0, `h1: the routes into the tunnel are back (${JSON.stringify(routes)})`);
+  t.ok(await eventually(() => pingFromHost1(c.ip('db1')), 20_000, 'host h1 -> db1'), 'host h1 -> h0 db1 through the new tunnel device');
+  t.ok(await eventually(() => c.ping('web2', 'db1'), 20_000, 'web2 -> db1'), 'h1 web2 -> h0 db1 after the tunnel device came back');
+
+  // The underlay device re-created by "the network manager" (same name and address, new
+  // ifindex): from_underlay on the new one and containers' traffic encapsulated in BPF again.
+  const underlayBefore = await ifindexOf(underlayDevice);
+  await h1.exec(['ip', 'link', 'del', underlayDevice], { check: true });
+  await c.underlay.attach(h1, 2);
+  const underlayAfter = await eventually(async () => {
+    const i = await ifindexOf(underlayDevice);
+    return i && /from_underlay/.test(await ingressFilters(underlayDevice)) ? i : undefined;
+  }, 40_000, `from_underlay on the new ${underlayDevice}`);
+  t.not(underlayAfter, underlayBefore, `h1: ${underlayDevice} re-created (ifindex ${underlayBefore} -> ${underlayAfter}), from_underlay on it`);
+  await eventually(() => c.ping('web2', 'db1'), 30_000, 'web2 -> db1 over the new underlay device');
+  const before = await tunnelDevicePackets(1);
+  t.equal(await c.flow('web2', 'db1', 10), 0, 'h1 web2 -> h0 db1: 10 pings, no loss');
+  t.ok(await c.http('web', 'db2', 80), 'h0 web -> h1 db2 TCP 80');
+  const after = await tunnelDevicePackets(1);
+  t.ok(after.rx - before.rx < 3 && after.tx - before.tx < 3, `h1: still encapsulated in BPF, cilium_vxlan carried none of it (rx +${after.rx - before.rx}, tx +${after.tx - before.tx})`);
+
+  // Our filter taken off the underlay device (its clsact qdisc deleted): put back.
+  await h1.exec(['tc', 'qdisc', 'del', 'dev', underlayDevice, 'clsact'], { check: true });
+  t.notMatch(await ingressFilters(underlayDevice), /from_underlay/, 'h1: from_underlay removed by hand');
+  await eventually(async () => /from_underlay/.test(await ingressFilters(underlayDevice)), 40_000, 'from_underlay attached again');
+  const back = await tunnelDevicePackets(1);
+  t.equal(await c.flow('web', 'db2', 5), 0, 'h0 web -> h1 db2 after the filter came back: 5 pings, no loss');
+  const end = await tunnelDevicePackets(1);
+  t.ok(end.rx - back.rx < 3, `h1: decapsulated by from_underlay again, not by cilium_vxlan (rx +${end.rx - back.rx})`);
 });
 
 t.test("a host reaches the other host's containers through the tunnel as remote-node; containers reach the other host", async (t) => {
