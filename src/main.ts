@@ -148,7 +148,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
       endpoints
         .listEndpoints()
         .filter((e) => e.state !== 'created')
-        .map((e) => ({ ip: e.ipv4, identity: e.identity, endpoint: e.id, name: e.containerName?.replace(/^\//, ''), network: clusterNetworkName(e.networkId) })),
+        .map((e) => ({ ip: e.ipv4, identity: e.identity, endpoint: e.id, name: e.containerName?.replace(/^\//, ''), aliases: e.aliases, network: clusterNetworkName(e.networkId) })),
     reassertIdentities: async () => {
       await identities.reassertReferences();
       await identities.collectUnreferenced();
@@ -204,7 +204,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
       endpoints: function* (): Generator<NamedEndpoint> {
         for (const e of endpoints.listEndpoints()) {
           const network = clusterNetworkName(e.networkId);
-          if (e.containerName && network) yield { ip: e.ipv4, name: e.containerName.replace(/^\//, ''), network, container: e.containerId };
+          if (e.containerName && network) yield { ip: e.ipv4, name: e.containerName.replace(/^\//, ''), aliases: e.aliases, network, container: e.containerId };
         }
         yield* peers.remoteNames();
       },
@@ -229,7 +229,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     networkNamed: (networkId, name) => endpoints.setNetworkName(networkId, name),
     waitingEndpoints: () => endpoints.listEndpoints().filter((e) => e.state === 'waiting-for-identity').map((e) => e.endpointId),
     attach: async (c) => {
-      await endpoints.attachContainer(c.endpointId, { containerId: c.containerId, containerName: c.containerName, labels: c.labels, networkName: c.networkName });
+      await endpoints.attachContainer(c.endpointId, { containerId: c.containerId, containerName: c.containerName, aliases: c.aliases, labels: c.labels, networkName: c.networkName });
     },
   });
   // Endpoints admitted as waiting-for-identity during an outage get theirs as soon as the store
@@ -243,6 +243,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     networkName: endpoints.getNetwork(e.networkId)?.name,
     containerId: e.containerId,
     containerName: e.containerName,
+    ...(e.aliases ? { aliases: e.aliases } : {}),
     ipv4: e.ipv4,
     mac: e.mac,
     hostInterface: e.hostIfName,

@@ -10,6 +10,8 @@ export interface EndpointModel {
   networkName?: string;
   containerId?: string;
   containerName?: string;
+  /** The container's other names on the network (`--network-alias`, compose service names, short id). */
+  aliases?: string[];
   ipv4: string;
   mac: string;
   hostInterface: string;

@@ -2,8 +2,8 @@
  * This node's keys in the shared store and the periodic resync (DESIGN "Resync and outages").
  *
  * Owned keys: `nodes/v1/<node>` (node record, leased), `ip/v1/<ip>` -> {identity, node, endpoint,
- * name, network} for every local endpoint (leased; name and network once the container is known,
- * for the cluster DNS resolver), `heartbeat/v1/<node>` (written every minute), the
+ * name, aliases, network} for every local endpoint (leased; name, aliases (when any) and network
+ * once the container is known, for the cluster DNS resolver), `heartbeat/v1/<node>` (written every minute), the
  * identity references the allocator holds, and the network-name keys of the network registry
  * (`networks/v1/<name>/users/<node>`, leased, and the records it agrees with). A resync runs every --resync-interval (default 5 m,
  * never overlapping) and at once after the store reconnects: it re-asserts every owned key,
@@ -28,6 +28,8 @@ export interface LocalIpEntry {
   endpoint: number;
   /** Container name (no leading '/'), once known. */
   name?: string;
+  /** The container's aliases on the network (published only when there are some). */
+  aliases?: string[];
   /** Cluster-wide network name, once known. */
   network?: string;
 }
@@ -136,7 +138,7 @@ export class NodeSync {
   }
 
   private ipValue(e: LocalIpEntry): string {
-    return JSON.stringify({ identity: e.identity, node: this.deps.nodeName, endpoint: e.endpoint, name: e.name, network: e.network });
+    return JSON.stringify({ identity: e.identity, node: this.deps.nodeName, endpoint: e.endpoint, name: e.name, aliases: e.aliases?.length ? e.aliases : undefined, network: e.network });
   }
 
   /**

@@ -102,7 +102,7 @@ export class PeerWatcher {
   private readonly nodes = new Map<string, NodeRecord>();
   /** Last record logged per node (survives re-lists, so a re-list does not log joins again). */
   private readonly seen = new Map<string, NodeRecord>();
-  private readonly ips = new Map<string, { identity: number; node: string; name?: string; network?: string }>();
+  private readonly ips = new Map<string, { identity: number; node: string; name?: string; aliases?: string[]; network?: string }>();
   private readonly blocks = new Map<string, { node: string; subnet: string }>();
   private watchers: Watcher[] = [];
   private syncing: Promise<void> | undefined;
@@ -182,11 +182,11 @@ export class PeerWatcher {
    * Other nodes' named endpoints (container name and network, as their ip/v1 entries say), for the
    * cluster DNS resolver. Only nodes with a live record count, as for the ipcache.
    */
-  remoteNames(): Array<{ ip: string; name: string; network: string; node: string }> {
-    const out: Array<{ ip: string; name: string; network: string; node: string }> = [];
+  remoteNames(): Array<{ ip: string; name: string; aliases?: string[]; network: string; node: string }> {
+    const out: Array<{ ip: string; name: string; aliases?: string[]; network: string; node: string }> = [];
     for (const [ip, e] of this.ips) {
       if (e.node === this.deps.nodeName || !this.nodes.has(e.node) || !e.name || !e.network) continue;
-      out.push({ ip, name: e.name, network: e.network, node: e.node });
+      out.push({ ip, name: e.name, ...(e.aliases ? { aliases: e.aliases } : {}), network: e.network, node: e.node });
     }
     return out;
   }
@@ -231,9 +231,10 @@ export class PeerWatcher {
       return;
     }
     try {
-      const v = JSON.parse(e.value) as { identity?: number; node?: string; name?: unknown; network?: unknown };
+      const v = JSON.parse(e.value) as { identity?: number; node?: string; name?: unknown; aliases?: unknown; network?: unknown };
       if (typeof v.identity === 'number' && typeof v.node === 'string') {
-        this.ips.set(ip, { identity: v.identity, node: v.node, name: typeof v.name === 'string' ? v.name : undefined, network: typeof v.network === 'string' ? v.network : undefined });
+        const aliases = parseAliases(v.aliases);
+        this.ips.set(ip, { identity: v.identity, node: v.node, name: typeof v.name === 'string' ? v.name : undefined, ...(aliases ? { aliases } : {}), network: typeof v.network === 'string' ? v.network : undefined });
       }
     } catch {
       this.deps.log.warn({ key: e.key }, 'ignoring an ip entry that does not parse');
@@ -323,4 +324,14 @@ export class PeerWatcher {
     })();
     return this.syncing;
   }
+}
+
+/** At most this many aliases of one endpoint are kept (a peer's entry is not trusted to be small). */
+const MAX_ALIASES = 64;
+
+/** An ip/v1 entry's `aliases`: the strings that can be DNS names (1-253 chars), or undefined. */
+function parseAliases(v: unknown): string[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const out = v.filter((a): a is string => typeof a === 'string' && a.length > 0 && a.length <= 253).slice(0, MAX_ALIASES);
+  return out.length > 0 ? out : undefined;
 }

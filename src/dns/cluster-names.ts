@@ -7,7 +7,10 @@
  * container's network namespace, so the query comes from the container's own address, on the
  * interface of its route to the resolver). Its container's networks are every network it has an
  * endpoint in (endpoints of one container share `container`). In each such network `N`,
- * `<container>` and `<container>.<N>` name the container; matching ignores ASCII case (RFC 4343).
+ * `<container>` and `<container>.<N>` name the container, and so do its aliases on `N`
+ * (`--network-alias`, compose service names, the short id: `<alias>`, `<alias>.<N>`; an alias several
+ * containers share answers all of their addresses, as dockerd does); matching ignores ASCII case
+ * (RFC 4343).
  * Pure: the caller supplies the current endpoints.
  */
 
@@ -16,6 +19,8 @@ export interface NamedEndpoint {
   ip: string;
   /** Container name without Docker's leading '/'. */
   name: string;
+  /** The container's other names on this network. */
+  aliases?: readonly string[];
   /** Cluster-wide network name (the `cilium.network` name, else Docker's network name). */
   network: string;
   /** Docker's container id, when known (the querier's other networks are found through it). */
@@ -43,8 +48,13 @@ export function lookupClusterName(endpoints: Iterable<NamedEndpoint>, sourceIp: 
   for (const e of all) {
     const network = e.network.toLowerCase();
     if (!networks.has(network) || e.ip === '') continue;
-    const n = e.name.toLowerCase();
-    if (n !== '' && (name === n || name === `${n}.${network}`)) addresses.push(e.ip);
+    for (const candidate of [e.name, ...(e.aliases ?? [])]) {
+      const n = candidate.toLowerCase();
+      if (n !== '' && (name === n || name === `${n}.${network}`)) {
+        addresses.push(e.ip);
+        break;
+      }
+    }
   }
   if (addresses.length > 0) return { kind: 'cluster', addresses: [...new Set(addresses)].sort() };
   if ([...networks].some((network) => name.endsWith(`.${network}`))) return { kind: 'absent' };

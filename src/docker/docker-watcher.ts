@@ -4,8 +4,8 @@
  * names (protocol reference 3.3), and a plugin handler must never call dockerd while dockerd
  * waits on it.
  *
- * Sources: the event stream (container `start`, network `connect`; network `create` for network
- * names), a full scan (containers and networks) at start and after every reconnect of the
+ * Sources: the event stream (container `start` and `rename`, network `connect`; network `create`
+ * for network names), a full scan (containers and networks) at start and after every reconnect of the
  * stream, and a short periodic sweep for endpoints still waiting for their labels. This is the only module that imports dockerode.
  */
 import Docker from 'dockerode';
@@ -17,6 +17,11 @@ export interface ResolvedContainer {
   networkId: string;
   containerId: string;
   containerName: string;
+  /**
+   * The container's other names on that network (`--network-alias`, compose service names, and the short
+   * id dockerd adds on user-defined networks), without its name.
+   */
+  aliases: string[];
   labels: Record<string, string>;
   networkName: string;
 }
@@ -105,7 +110,7 @@ export class DockerWatcher {
     if (this.stopped) return;
     try {
       const stream = (await this.docker.getEvents({
-        filters: { type: ['container', 'network'], event: ['start', 'connect', 'create'] },
+        filters: { type: ['container', 'network'], event: ['start', 'rename', 'connect', 'create'] },
       })) as NodeJS.ReadableStream;
       this.stream = stream;
       this.connected = true;
@@ -150,6 +155,11 @@ export class DockerWatcher {
     if (ev.Type === 'network' && ev.Action === 'create') {
       const name = ev.Actor?.Attributes?.name;
       if (ev.Actor?.ID && name) void this.nameNetwork(ev.Actor.ID, name);
+      return;
+    }
+    if (ev.Type === 'container' && ev.Action === 'rename') {
+      // A running container's new name (its endpoints are attached already: always look).
+      if (ev.Actor?.ID) void this.resolveContainer(ev.Actor.ID);
       return;
     }
     if (ev.Type === 'container' && ev.Action !== 'start') return;
@@ -215,12 +225,14 @@ export class DockerWatcher {
     for (const [networkName, net] of Object.entries(networks)) {
       const endpointId = net?.EndpointID;
       if (!endpointId || !this.deps.isOurEndpoint(endpointId)) continue;
+      const containerName = info.Name.replace(/^\//, '');
       try {
         await this.deps.attach({
           endpointId,
           networkId: net.NetworkID,
           containerId: info.Id,
-          containerName: info.Name.replace(/^\//, ''),
+          containerName,
+          aliases: containerAliases(net.Aliases, containerName),
           labels: info.Config?.Labels ?? {},
           networkName,
         });
@@ -229,4 +241,10 @@ export class DockerWatcher {
       }
     }
   }
+}
+
+/** A network entry's `Aliases` (any JSON) -> the distinct non-empty strings other than the name. */
+function containerAliases(raw: unknown, containerName: string): string[] {
+  if (!Array.isArray(raw)) return [];
+  return [...new Set(raw.filter((a: unknown): a is string => typeof a === 'string' && a !== '' && a !== containerName))];
 }

@@ -347,7 +347,15 @@ export class EndpointManager {
       await this.setNetworkName(ep.networkId, info.networkName);
       const newSet = LabelSet.parse(endpointLabels(info));
       const oldSet = ep.labels.length > 0 ? LabelSet.parse(ep.labels) : undefined;
-      if (oldSet?.equals(newSet) && ep.identity !== IDENTITY_INIT && ep.containerId === info.containerId) return { done: ep };
+      if (oldSet?.equals(newSet) && ep.identity !== IDENTITY_INIT && ep.containerId === info.containerId) {
+        // Same container, same labels: only its names may have changed (`docker rename`).
+        if (setNames(ep, info)) {
+          await this.saveEndpoint(ep);
+          this.deps.log.info({ endpoint: endpointId, container: ep.containerName, aliases: ep.aliases }, 'container names changed');
+          this.emit('updated', ep);
+        }
+        return { done: ep };
+      }
       if (this.deps.identities.lookupLocal(newSet) !== undefined) {
         const identity = await this.deps.identities.acquire(newSet);
         return { done: await this.applyIdentity(ep, info, newSet, identity) };
@@ -356,7 +364,7 @@ export class EndpointManager {
         // Record the labels before the (possibly slow) allocation: policy and `cilium endpoint list` see them.
         ep.labels = newSet.toStrings();
         ep.containerId = info.containerId;
-        ep.containerName = info.containerName;
+        setNames(ep, info);
         await this.saveEndpoint(ep);
         this.emit('updated', ep);
       }
@@ -403,13 +411,16 @@ export class EndpointManager {
       // Already applied (a retry raced a completed attach): drop the extra reference.
       await this.deps.identities.release(newSet).catch(() => undefined);
       ep.containerId = info.containerId;
-      ep.containerName = info.containerName;
+      if (setNames(ep, info)) {
+        await this.saveEndpoint(ep);
+        this.emit('updated', ep);
+      }
       return ep;
     }
     ep.labels = newSet.toStrings();
     ep.identity = identity;
     ep.containerId = info.containerId;
-    ep.containerName = info.containerName;
+    setNames(ep, info);
     if (ep.state === 'waiting-for-identity') ep.state = 'ready';
     try {
       await this.deps.datapath.updateEndpoint(this.toDatapathEndpoint(ep));
@@ -492,4 +503,14 @@ function networkDefinition(n: NetworkRecord): NetworkDefinition {
 
 function short(id: string): string {
   return id.slice(0, 12);
+}
+
+/** Records the container's name and aliases on the endpoint; true when either changed. */
+function setNames(ep: EndpointRecord, info: ContainerInfo): boolean {
+  const aliases = info.aliases && info.aliases.length > 0 ? [...info.aliases].sort() : undefined;
+  const changed = ep.containerName !== info.containerName || (ep.aliases ?? []).join('\n') !== (aliases ?? []).join('\n');
+  ep.containerName = info.containerName;
+  if (aliases) ep.aliases = aliases;
+  else delete ep.aliases;
+  return changed;
 }

@@ -44,6 +44,8 @@ export interface EndpointRecord {
   sandboxKey?: string;
   containerId?: string;
   containerName?: string;
+  /** The container's aliases on this endpoint's network (see ContainerInfo.aliases). */
+  aliases?: string[];
   /** `source:key=value` strings. */
   labels: string[];
   identity: number;
@@ -57,6 +59,8 @@ export interface EndpointRecord {
 export interface ContainerInfo {
   containerId: string;
   containerName: string;
+  /** Other names of the container on this network (`--network-alias`, compose service names, short id). */
+  aliases?: string[];
   /** Container labels as `docker inspect` shows them (image labels merged under them). */
   labels: Record<string, string>;
   networkName: string;

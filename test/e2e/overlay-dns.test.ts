@@ -8,7 +8,9 @@
  * A container on host 0 pings and fetches a page from a container on host 1 by name
  * (`<name>` and `<name>.<network>`) and the other way round; a container of another network is
  * not resolvable, except by a container on both networks; other names reach the upstream (a fake
- * one inside host 1) or are refused without one; a removed container's name stops resolving; an egress policy that does not allow
+ * one inside host 1) or are refused without one; network aliases resolve (a shared one to every
+ * container that has it) and a renamed container answers to its new name only; a removed
+ * container's name stops resolving; an egress policy that does not allow
  * the host blocks the resolver, and `toEntities: [host]` lets it through.
  */
 import t, { type Test } from 'tap';
@@ -38,9 +40,9 @@ async function docker(h: number, args: string[]): Promise<string> {
   return r.stdout.trim();
 }
 
-async function run(h: number, name: string, network: string, labels: string[] = []): Promise<void> {
+async function run(h: number, name: string, network: string, labels: string[] = [], extra: string[] = []): Promise<void> {
   const dns = h === 0 ? [] : ['--dns', underlayIps[h]!];
-  await docker(h, ['run', '-d', '--name', name, '--network', network, ...dns, ...labels.flatMap((l) => ['-l', l]), 'bb', 'sh', '-c', 'httpd -p 80 -h /etc; exec sleep 100000']);
+  await docker(h, ['run', '-d', '--name', name, '--network', network, ...dns, ...extra, ...labels.flatMap((l) => ['-l', l]), 'bb', 'sh', '-c', 'httpd -p 80 -h /etc; exec sleep 100000']);
   where[name] = [h, await docker(h, ['inspect', '-f', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, name])];
   await eventually(async () => {
     const eps = await daemons[h]!.cliJson<EndpointModel[]>(['endpoint', 'list']);
@@ -197,6 +199,28 @@ spec:
   t.equal(del.code, 0, 'policy deleted');
   const revision = (JSON.parse(del.stdout) as { revision: number }).revision;
   for (const d of daemons) await d.cli(['policy', 'wait', String(revision), '--timeout', '20s']);
+});
+
+t.test('network aliases resolve across hosts; a renamed container answers to its new name only', async (t) => {
+  // Two containers on h1 share the alias `api` (as a compose service with two replicas would).
+  await run(1, 'epsilon', 'ovl', [], ['--network-alias', 'api', '--network-alias', 'eps-alias']);
+  await run(1, 'eta', 'ovl', [], ['--network-alias', 'api']);
+  const epsilonIp = where.epsilon![1];
+  await eventually(async () => ((await resolve('alpha', 'eps-alias')) === epsilonIp ? true : undefined), 30_000, 'alpha resolves eps-alias');
+  t.pass(`h0 alpha resolves epsilon's alias eps-alias to ${epsilonIp}`);
+  const api = await hosts[0]!.docker(['exec', 'alpha', 'nslookup', 'api.ovl'], { timeoutMs: 20_000 });
+  const apiAnswers = [...api.stdout.split(/\n\s*\n/).slice(1).join('\n').matchAll(/Address(?: \d+)?:\s*(\d+\.\d+\.\d+\.\d+)/g)].map((m) => m[1]).sort();
+  t.same(apiAnswers, [epsilonIp, where.eta![1]].sort(), `api.ovl: both containers that share the alias (${api.stdout.trim().split('\n').join(' | ')})`);
+  t.ok(await pingByName('alpha', 'eps-alias'), 'alpha pings epsilon by its alias');
+
+  await docker(1, ['rename', 'epsilon', 'zeta']);
+  await eventually(async () => ((await resolve('alpha', 'zeta')) === epsilonIp ? true : undefined), 20_000, 'alpha resolves zeta');
+  t.pass(`after docker rename on h1: h0 alpha resolves zeta to ${epsilonIp}`);
+  t.equal(await resolve('alpha', 'epsilon'), UPSTREAM_ANSWER, 'the old name is no cluster name any more (left to the upstream)');
+  t.equal(await resolve('alpha', 'eps-alias.ovl'), epsilonIp, 'its alias still resolves');
+  t.ok(await httpByName('alpha', 'zeta'), 'alpha fetches http://zeta/');
+  const ep = (await daemons[1]!.cliJson<EndpointModel[]>(['endpoint', 'list'])).find((e) => e.ipv4 === epsilonIp);
+  t.equal(ep?.containerName, 'zeta', 'h1: the endpoint carries the new name');
 });
 
 t.test("a removed container's name stops resolving", async (t) => {

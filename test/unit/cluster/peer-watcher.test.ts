@@ -115,6 +115,13 @@ t.test('remote endpoint names for the DNS resolver: named entries of live peers 
   await store.put('ip/v1/198.18.120.200', JSON.stringify({ identity: 402, node: 'gone', endpoint: 1, name: 'ghost', network: 'ovl' }));
   await watcher.start();
   t.same(watcher.remoteNames(), [{ ip: '198.18.120.66', name: 'web', network: 'ovl', node: 'b' }], "b's named entry; not ours, not unnamed, not a node without a record");
+  // Aliases come with the entry; what is not a string (or absurdly long) is dropped, at most 64 kept.
+  await store.put('ip/v1/198.18.120.66', JSON.stringify({ identity: 400, node: 'b', endpoint: 1, name: 'web', aliases: ['www', 7, '', 'x'.repeat(300), 'front'], network: 'ovl' }));
+  await waitFor(() => watcher.remoteNames()[0]?.aliases !== undefined, 5000, 'aliases learned');
+  t.same(watcher.remoteNames(), [{ ip: '198.18.120.66', name: 'web', aliases: ['www', 'front'], network: 'ovl', node: 'b' }], 'the string aliases');
+  await store.put('ip/v1/198.18.120.66', JSON.stringify({ identity: 400, node: 'b', endpoint: 1, name: 'web', aliases: Array.from({ length: 100 }, (_, i) => `a${i}`), network: 'ovl' }));
+  await waitFor(() => watcher.remoteNames()[0]?.aliases?.length === 64, 5000, '64 aliases kept');
+  t.pass('at most 64 aliases of one entry');
   await store.delete('ip/v1/198.18.120.66');
   await waitFor(() => watcher.remoteNames().length === 0, 5000, 'name gone');
   t.pass('a deleted key takes its name with it');

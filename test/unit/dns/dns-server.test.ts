@@ -76,6 +76,19 @@ t.test('lookupClusterName scopes names to the querier network', async (t) => {
   t.same(lookupClusterName(multi, '198.18.7.9', 'db'), { kind: 'cluster', addresses: ['198.18.8.2'] }, "the querier's second network");
   t.same(lookupClusterName(multi, '198.18.7.9', 'both'), { kind: 'cluster', addresses: ['198.18.7.9', '198.18.8.9'] }, 'a name in two networks: both addresses');
   t.same(lookupClusterName(multi, '198.18.7.9', 'nobody.other'), { kind: 'absent' });
+  // Aliases (`--network-alias`) name a container on their network like its name; a shared alias
+  // answers every container that has it; an alias on another network is not visible.
+  const aliased: NamedEndpoint[] = [
+    ...endpoints,
+    { ip: '198.18.7.3', name: 'api-1', aliases: ['api', 'f00dcafe1234'], network: 'ovl' },
+    { ip: '198.18.7.4', name: 'api-2', aliases: ['API'], network: 'ovl' },
+    { ip: '198.18.8.3', name: 'cache', aliases: ['kv'], network: 'other' },
+  ];
+  t.same(lookupClusterName(aliased, '127.0.0.1', 'api'), { kind: 'cluster', addresses: ['198.18.7.3', '198.18.7.4'] }, 'a shared alias: both containers');
+  t.same(lookupClusterName(aliased, '127.0.0.1', 'Api.ovl'), { kind: 'cluster', addresses: ['198.18.7.3', '198.18.7.4'] }, '<alias>.<network>, any case');
+  t.same(lookupClusterName(aliased, '127.0.0.1', 'f00dcafe1234'), { kind: 'cluster', addresses: ['198.18.7.3'] }, 'the short id alias');
+  t.same(lookupClusterName(aliased, '127.0.0.1', 'kv'), { kind: 'foreign' }, "another network's alias: not ours");
+  t.same(lookupClusterName(aliased, '127.0.0.1', 'kv.ovl'), { kind: 'absent' });
   t.same(nameserversOf('# x\nnameserver 198.18.0.53\nnameserver ::1\nnameserver 198.18.0.1 # us\nsearch a\n', ['198.18.0.1']), ['198.18.0.53']);
 });
 

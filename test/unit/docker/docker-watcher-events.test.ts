@@ -1,7 +1,7 @@
 /**
  * Which Docker events make the watcher inspect a container: `connect` only on our networks, a
- * container `start` only while an endpoint of ours still waits for its container, network
- * `create` only names the network.
+ * container `start` only while an endpoint of ours still waits for its container, a container
+ * `rename` always, network `create` only names the network.
  */
 import t from 'tap';
 import { pino } from 'pino';
@@ -44,6 +44,12 @@ t.test('container start: inspected only while an endpoint waits for its containe
   t.same(resolved, ['c2'], 'an endpoint waits: inspected');
   feed({ Type: 'container', Action: 'die', Actor: { ID: 'c3' } });
   t.same(resolved, ['c2'], 'other container events are ignored');
+});
+
+t.test('container rename: always inspected (the new name of a running container)', async (t) => {
+  const { feed, resolved } = watcher({ ourNetworks: new Set(), awaiting: false });
+  feed({ Type: 'container', Action: 'rename', Actor: { ID: 'c1', Attributes: { name: 'new', oldName: '/old' } } });
+  t.same(resolved, ['c1'], 'inspected although no endpoint waits');
 });
 
 t.test('network create names the network; garbage is ignored', async (t) => {

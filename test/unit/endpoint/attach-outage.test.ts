@@ -4,7 +4,8 @@
  * label set becomes ready without a store call; a new one fails after the bounded wait with
  * ERR_IDENTITY_UNAVAILABLE and leaves the endpoint waiting-for-identity with reserved:init and its
  * labels; the endpoint's lock is not held during the wait; the endpoint gets its identity once the
- * store answers; records survive a restart with the cluster store still down.
+ * store answers; records survive a restart with the cluster store still down; a rename (or new
+ * aliases) of an attached container is recorded and announced without touching its identity.
  */
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -140,4 +141,24 @@ t.test('records are node-local: a restart with the cluster store down restores e
   const again = await container(after.endpoints, 'db');
   t.equal((await after.endpoints.attachContainer(again.endpointId, again.info))?.identity, id, 'a new container with that label set starts');
   t.equal(outage.calls, calls, 'without the cluster store');
+});
+
+t.test('a renamed container (same labels) updates the name and aliases, saved and announced; an unchanged one is quiet', async (t) => {
+  const { node, start } = setup(t);
+  const { endpoints } = start();
+  await endpoints.createNetwork({ networkId: NET, subnet: '198.18.73.0/24', gateway: '198.18.73.1', internal: false, mtu: 1500, options: {} });
+  const c = await container(endpoints, 'web');
+  const ready = await endpoints.attachContainer(c.endpointId, { ...c.info, aliases: ['www'] });
+  t.same(ready?.aliases, ['www']);
+  const updates: string[] = [];
+  endpoints.onChange((event, ep) => void updates.push(`${event}:${ep.containerName}:${(ep.aliases ?? []).join(',')}`));
+  await endpoints.attachContainer(c.endpointId, { ...c.info, aliases: ['www'] });
+  t.same(updates, [], 'same names: no update');
+  await endpoints.attachContainer(c.endpointId, { ...c.info, containerName: 'renamed', aliases: ['www', 'front'] });
+  t.same(updates, ['updated:renamed:front,www'], 'the new name and aliases are announced');
+  t.equal(endpoints.getEndpoint(c.endpointId)?.identity, ready?.identity, 'identity unchanged');
+  const saved = (await node.list('docker/v1/node-a/')).pairs.map((p) => p.value).find((v) => v.includes(c.endpointId));
+  t.match(saved, /"containerName":"renamed"/, 'saved in the node store');
+  await endpoints.attachContainer(c.endpointId, { ...c.info, containerName: 'renamed' });
+  t.equal(endpoints.getEndpoint(c.endpointId)?.aliases, undefined, 'aliases dropped when the container has none');
 });
