@@ -275,10 +275,15 @@ export class BpfDatapath extends RoutingDatapath {
       },
       onDroppedPins: (maps) => this.options.log.warn({ maps }, 'pinned maps of an older layout replaced (counters restart at 0)'),
     });
+    this.attachDeviceFilters(lxc);
+    return lxc;
+  }
+
+  /** Attaches (atomic replace) from_overlay to the tunnel device and from_underlay to the underlay device. */
+  private attachDeviceFilters(lxc: LxcDatapath): void {
     this.deviceFilters = [];
     if (this.tunnelIfindex) this.deviceFilters.push(lxc.attachOverlay(this.tunnelIfindex));
     if (this.underlayIfindex) this.deviceFilters.push(lxc.attachUnderlay(this.underlayIfindex));
-    return lxc;
   }
 
   private startEvents(): void {
@@ -329,9 +334,7 @@ export class BpfDatapath extends RoutingDatapath {
       }
       if (progId === filter.progId) continue;
       this.options.log.warn({ ifindex: filter.ifindex }, 'a filter of ours on the tunnel or underlay device was removed: attaching it again');
-      this.deviceFilters = [];
-      if (this.tunnelIfindex) this.deviceFilters.push(this.maps.attachOverlay(this.tunnelIfindex));
-      if (this.underlayIfindex) this.deviceFilters.push(this.maps.attachUnderlay(this.underlayIfindex));
+      this.attachDeviceFilters(this.maps);
       break;
     }
   }
