@@ -16,7 +16,8 @@
  * container's namespace going away takes its veth along) leaves a stale index, and commands naming
  * it fail with "No such device". A request failing that way is retried once on a fresh worker.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { DatapathError } from '../../util/errors.js';
 
 const SENTINEL = ['link', 'show', 'dev', 'lo'];
@@ -43,7 +44,7 @@ interface Pending {
 }
 
 class IpWorker {
-  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly child: ChildProcessByStdio<Writable, Readable, null>;
   private readonly queue: Pending[] = [];
   private nextLine = 1;
   private buffered = '';
@@ -53,10 +54,11 @@ class IpWorker {
   served = 0;
 
   constructor(ipBinary: string) {
-    // exec: the shell is replaced, so the pid (and a kill) is ip's own.
-    this.child = spawn('sh', ['-c', 'exec 2>&1; exec stdbuf -oL "$0" -force -json -batch -', ipBinary], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // exec: the shell is replaced, so the pid (and a kill) is ip's own. No stderr pipe: the shell
+    // moves stderr onto stdout, so a pipe there would only be closed at once — and a closed
+    // socket's ref()/unref() queues a 'connect' listener that never fires (one per idle cycle).
+    this.child = spawn('sh', ['-c', 'exec 2>&1; exec stdbuf -oL "$0" -force -json -batch -', ipBinary], { stdio: ['pipe', 'pipe', 'ignore'] });
     this.child.stdout.setEncoding('utf8').on('data', (chunk: string) => this.onData(chunk));
-    this.child.stderr.resume();
     this.child.stdin.on('error', () => undefined);
     this.child.on('error', (err) => this.fail(new DatapathError(`ip worker: ${err.message}`, { cause: err })));
     this.child.on('close', (code, signal) => this.fail(new DatapathError(`ip worker exited (${signal ?? `code ${code}`}) with requests in flight`)));
@@ -68,10 +70,18 @@ class IpWorker {
   private setRef(on: boolean): void {
     if (on) this.child.ref();
     else this.child.unref();
-    for (const s of [this.child.stdin, this.child.stdout, this.child.stderr] as Array<{ ref?: () => void; unref?: () => void }>) {
+    for (const s of [this.child.stdin, this.child.stdout] as Array<{ destroyed: boolean; ref?: () => void; unref?: () => void }>) {
+      // A pipe already closed (stdin after retire(), both after the exit) has no handle to ref:
+      // Node would queue a 'connect' listener instead, for ever.
+      if (s.destroyed) continue;
       if (on) s.ref?.();
       else s.unref?.();
     }
+  }
+
+  /** Listeners on the process and its pipes, all events together (a leak check for tests). */
+  listenerCount(): number {
+    return [this.child, this.child.stdin, this.child.stdout].reduce((sum, emitter) => sum + emitter.eventNames().reduce((n, name) => n + emitter.listenerCount(name), 0), 0);
   }
 
   run(commands: readonly (readonly string[])[]): Promise<unknown[][]> {
@@ -198,6 +208,11 @@ export async function runInIpWorker(commands: readonly (readonly string[])[], ip
     w.retire();
     return current(ipBinary).run(commands);
   }
+}
+
+/** Listeners on the shared worker's process and pipes (0 without a worker); tests check it stays bounded. */
+export function ipWorkerListenerCount(): number {
+  return worker?.listenerCount() ?? 0;
 }
 
 /** Stops the shared worker (daemon shutdown, tests). */

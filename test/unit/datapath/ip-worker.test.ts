@@ -9,7 +9,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { runInIpWorker, stopIpWorker } from '../../../src/datapath/link/ip-worker.js';
+import { ipWorkerListenerCount, runInIpWorker, stopIpWorker } from '../../../src/datapath/link/ip-worker.js';
 import { DatapathError } from '../../../src/util/errors.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : undefined;
@@ -98,5 +98,21 @@ t.test('ip worker', { skip }, async (t) => {
     stopIpWorker();
     const [lo] = await run([['link', 'show', 'dev', 'lo']]);
     t.equal((lo as Array<{ ifname: string }>)[0]!.ifname, 'lo');
+  });
+
+  t.test('idle cycles add no listeners (no MaxListenersExceededWarning)', async (t) => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    t.teardown(() => void process.off('warning', onWarning));
+    stopIpWorker();
+    // Each request refs the worker's pipes and its answer unrefs them again: one idle cycle.
+    await run([['link', 'show', 'dev', 'lo']]);
+    const first = ipWorkerListenerCount();
+    for (let i = 0; i < 50; i++) await run([['link', 'show', 'dev', 'lo']]);
+    t.equal(ipWorkerListenerCount(), first, `listeners after 51 idle cycles (${first} after the first)`);
+    // process.emitWarning delivers on a later tick.
+    await new Promise((resolve) => setImmediate(resolve));
+    t.same(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')), [], 'no listener-leak warning');
   });
 });
