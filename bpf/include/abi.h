@@ -117,7 +117,8 @@ struct endpoint_info {
  * with the endpoint id in front). The prefix always covers ep_id, direction, pad1, sec_identity and
  * pad2 (POLICY_PREFIX_FIXED bits); then protocol (8 bits; left out = any protocol); then the
  * leading bits of dport (left out = any port, 16 = one port, in between = an aligned port block).
- * sec_identity 0 = any peer. Bits beyond the prefix are zero.
+ * sec_identity 0 = any peer. Bits beyond the prefix are zero. For protocol ICMP (1) dport holds
+ * the ICMP message type (an `icmps` rule), as in Cilium's policy map.
  */
 struct policy_key {
 	__u32 prefixlen;

@@ -46,7 +46,7 @@ struct flow {
 	__u8 protocol;
 	__u8 tcp_flags;
 	__u8 fragment; /* 1: a fragment; ports unknown (0), only L3 policy can match */
-	__u8 pad;
+	__u8 icmp_type; /* ICMP: the message type (policy matches it as the port); else 0 */
 };
 
 /*
@@ -89,6 +89,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
 	f->sport = 0;
 	f->dport = 0;
 	f->tcp_flags = 0;
+	f->icmp_type = 0;
 	f->fragment = (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET)) != 0;
 	if (f->fragment)
 		return 0;
@@ -119,6 +120,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
 
 		if (bpf_skb_load_bytes(skb, l4_off, &icmp, sizeof(icmp)) < 0)
 			return -DROP_INVALID;
+		f->icmp_type = icmp.type;
 		/* Echo request and reply are mirror images so that conntrack pairs them. */
 		if (icmp.type == ICMP_ECHO)
 			f->sport = icmp.id;
@@ -130,10 +132,15 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
 	return 0;
 }
 
-/* The port policy sees: ICMP "ports" are conntrack identifiers, not ports. */
+/*
+ * The port policy sees. For ICMP it is the message type, as Cilium encodes `icmps` rules in its
+ * policy map (protocol ICMP, the type in the port field): flow.sport/dport hold conntrack's echo
+ * identifiers instead, which policy must not see. Entries without a protocol (L3-only) match
+ * every type, so policies without `icmps` treat ICMP as before.
+ */
 static __always_inline __be16 policy_port(const struct flow *f)
 {
-	return f->protocol == IPPROTO_ICMP ? 0 : f->dport;
+	return f->protocol == IPPROTO_ICMP ? bpf_htons(f->icmp_type) : f->dport;
 }
 
 #endif /* CILIUM_DOCKER_PACKET_H */

@@ -317,7 +317,7 @@ export interface PolicyKey {
   peer: number;
   /** IP protocol number (0 = any): 6 TCP, 17 UDP, 1 ICMP. */
   protocol: number;
-  /** Destination port, host order. */
+  /** Destination port, host order; for protocol 1 (ICMP) the ICMP type (Cilium's `icmps` encoding). */
   dport: number;
   portPrefixLen: number;
 }

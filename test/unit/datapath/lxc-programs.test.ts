@@ -161,6 +161,32 @@ t.test('ICMP echo: the reply matches the request', { skip }, async (t) => {
   await dp.ct.deleteWhere(() => true);
 });
 
+t.test('ICMP type entries (icmps): protocol 1 with the type as the port; L3 entries still match every type', { skip }, async (t) => {
+  const { dp, eventsOf, fromA, toA } = await setup(t, { a: { enforceIngress: true, enforceEgress: true } });
+  const verdict = async (run: () => { retval: number }) => {
+    const retval = run().retval;
+    const event = (await eventsOf(1)).find((e) => e.type === 'policy-verdict') as abi.PolicyVerdictEvent | undefined;
+    return { retval, match: event?.match };
+  };
+  await dp.policy.syncEndpoint(A.epId, [
+    allowEgress(REMOTE.identity, 1, 8),
+    { ...allowEgress(0, 1, 13), direction: 'ingress' },
+  ]);
+  t.match(await verdict(() => fromA({ protocol: 'icmp', icmpType: 8, icmpId: 400 })), { retval: TC_ACT_OK, match: 'l3-l4' }, 'echo request (type 8) allowed to the peer');
+  t.equal(toA({ protocol: 'icmp', icmpType: 0, icmpId: 400 }).retval, TC_ACT_OK, 'its echo reply passes ingress by conntrack (type 0 is not allowed)');
+  t.match(await verdict(() => fromA({ protocol: 'icmp', icmpType: 13, icmpId: 401 })), { retval: TC_ACT_SHOT, match: 'none' }, 'timestamp request (type 13) egress dropped');
+  t.match(await verdict(() => fromA({ protocol: 'icmp', icmpType: 3, icmpId: 0 })), { retval: TC_ACT_SHOT, match: 'none' }, 'destination unreachable (type 3) egress dropped');
+  t.match(await verdict(() => toA({ protocol: 'icmp', icmpType: 13, icmpId: 402 })), { retval: TC_ACT_OK, match: 'l4-only' }, 'type 13 allowed in from any peer');
+  t.equal(toA({ protocol: 'icmp', icmpType: 8, icmpId: 403 }).retval, TC_ACT_SHOT, 'type 8 not allowed in');
+  t.equal(fromA({ protocol: 'tcp', dport: 8 }).retval, TC_ACT_SHOT, 'the ICMP entry does not allow TCP port 8');
+  await dp.policy.syncEndpoint(A.epId, [allowEgress(REMOTE.identity, 1)]);
+  t.equal(fromA({ protocol: 'icmp', icmpType: 13, icmpId: 404 }).retval, TC_ACT_OK, 'protocol-only ICMP entry: every type');
+  await dp.policy.syncEndpoint(A.epId, [allowEgress(REMOTE.identity)]);
+  t.equal(fromA({ protocol: 'icmp', icmpType: 13, icmpId: 405 }).retval, TC_ACT_OK, 'L3-only entry: every type, as before icmps existed');
+  await dp.ct.deleteWhere(() => true);
+  await eventsOf(0);
+});
+
 t.test('local delivery: isolation by network, MAC rewrite, redirect to the peer', { skip }, async (t) => {
   const { dp, eventsOf, fromA } = await setup(t, { b: { netId: 2 } });
   const toB = () => fromA({ daddr: B.ip, sport: 43000 });
