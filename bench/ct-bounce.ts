@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as abi from '../src/datapath/bpf/abi.js';
 import { loadLxcDatapath, type LxcDatapath } from '../src/datapath/bpf/programs.js';
+import { privateBpffs } from '../test/unit/datapath/fixtures/bpf-sandbox.js';
 import { ipv4Packet, TCP_ACK, TCP_SYN } from '../test/unit/datapath/fixtures/packets.js';
 import { envInt, machineLoad, progress } from './lib/lab-session.js';
 import { renderCtBounce, type CtBounceResult, type CtBounceRow } from './lib/ct-bounce-report.mjs';
@@ -34,7 +35,6 @@ import { renderCtBounce, type CtBounceResult, type CtBounceRow } from './lib/ct-
 const REPEAT = envInt('CT_REPEAT', 2_000_000, 1);
 const ROUNDS = envInt('CT_ROUNDS', 6, 1);
 const SELF = fileURLToPath(import.meta.url);
-const BPFFS = '/sys/fs/bpf';
 const TC_ACT_REDIRECT = 7;
 
 // The same test-run skb is reused for every repetition, so a local delivery's MAC rewrite stays
@@ -130,7 +130,7 @@ async function main(): Promise<void> {
   const setups = new Map<boolean, { pinRoot: string; dp: LxcDatapath }>();
   try {
     for (const accounting of [true, false]) {
-      const pinRoot = mkdtempSync(join(BPFFS, `cdbench-${process.pid}-ct${accounting ? 1 : 0}-`));
+      const pinRoot = mkdtempSync(join(privateBpffs(), `cdbench-${process.pid}-ct${accounting ? 1 : 0}-`));
       const dp = await load(pinRoot, accounting);
       setups.set(accounting, { pinRoot, dp });
       await dp.endpoints.setMany([A, B].map(({ ip, ...info }) => [ip, info] as const));

@@ -4,7 +4,7 @@
  * runs the program `PROG_REPEAT` (2 000 000) times on one skb and reports the average ns per run. No network,
  * no dockerd: bpf/lxc.bpf.o is loaded as the daemon loads it (loadLxcDatapath, default map sizes,
  * a tunnel ifindex load-time constant so that the overlay branch is compiled in) into private pin
- * roots /sys/fs/bpf/cdbench-<pid>-*, removed at the end, on failure and on ^C/SIGTERM.
+ * roots cdbench-<pid>-* in a private bpffs (test/unit/datapath/fixtures/bpf-sandbox.ts), removed at the end, on failure and on ^C/SIGTERM.
  *
  * Two datapaths with the same endpoints, ipcache and flows: `small` with 3 policy entries in all,
  * `large` with `PROG_FILL_ENTRIES` (50 000) more ingress entries for the enforcing destination C.
@@ -44,7 +44,7 @@ import type { BpfProgram } from '../src/datapath/bpf/bpf-program.js';
 import type { EndpointPolicyEntry } from '../src/datapath/bpf/maps.js';
 import { defaultLxcObjectPath, loadLxcDatapath, type LxcDatapath } from '../src/datapath/bpf/programs.js';
 import { arpRequest, ipv4Packet, TCP_ACK, TCP_SYN, type Ipv4Spec } from '../test/unit/datapath/fixtures/packets.js';
-import { bpfSkipReason } from '../test/unit/datapath/fixtures/bpf-sandbox.js';
+import { bpfSkipReason, privateBpffs } from '../test/unit/datapath/fixtures/bpf-sandbox.js';
 import { envInt, machineLoad, progress } from './lib/lab-session.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -81,7 +81,6 @@ const TC_ACT_REDIRECT = 7;
 const LOOPBACK_IFINDEX = 1;
 /** cfg_tunnel_ifindex: only its being set matters (a test run does not carry out the redirect). */
 const TUNNEL_IFINDEX = 4000;
-const BPFFS = '/sys/fs/bpf';
 
 type Endpoint = abi.EndpointInfo & { ip: string };
 
@@ -210,7 +209,7 @@ interface Instance {
 }
 
 async function loadInstance(name: string, fill: number, objectPath: string, cleanups: Array<() => void>): Promise<Instance> {
-  const pinRoot = mkdtempSync(join(BPFFS, `cdbench-${process.pid}-${name}-`));
+  const pinRoot = mkdtempSync(join(privateBpffs(), `cdbench-${process.pid}-${name}-`));
   cleanups.push(() => rmSync(pinRoot, { recursive: true, force: true }));
   // As the daemon loads it (src/datapath/bpf-datapath.ts): default map sizes, the tunnel ifindex.
   const dp = await loadLxcDatapath({ pinRoot, objectPath, config: { tunnelIfindex: TUNNEL_IFINDEX } });

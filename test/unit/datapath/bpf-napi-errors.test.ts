@@ -88,7 +88,7 @@ t.test('kernel refusals come back as codes', { skip }, async (t) => {
   map.update(Buffer.from([1, 0, 0, 0]), Buffer.alloc(4));
   t.throws(() => map.update(Buffer.from([2, 0, 0, 0]), Buffer.alloc(4)), { code: 'E2BIG', syscall: 'bpf_map_update_elem' }, 'map full');
   t.throws(() => map.update(Buffer.from([1, 0, 0, 0]), Buffer.alloc(4), 'noexist'), { code: 'EEXIST', kind: 'Conflict' }, 'noexist on an existing key');
-  t.throws(() => BpfMap.openPinned('/sys/fs/bpf/cdtest-does-not-exist'), { code: 'ENOENT', syscall: 'bpf_obj_get' });
+  t.throws(() => BpfMap.openPinned(join(pinRoot(t), 'does-not-exist')), { code: 'ENOENT', syscall: 'bpf_obj_get' });
   const err = await map.updateBatch([Buffer.from([1, 0, 0, 0]), Buffer.from([3, 0, 0, 0])], [Buffer.alloc(4), Buffer.alloc(4)])
     .then(() => undefined, (e: unknown) => e);
   t.match(err, { code: 'E2BIG', syscall: 'bpf_map_update_batch', count: 1 }, 'batch failure says how far it got');
