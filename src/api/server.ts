@@ -10,7 +10,7 @@
  */
 import type { Server } from 'node:net';
 import { asCiliumDockerError, statusForKind, NotFoundError, BadRequestError } from '../util/errors.js';
-import { createJsonApp, listenOnUnixSocket, closeUnixServer, type Request, type Response } from '../util/http-server.js';
+import { createJsonApp, finishJsonApp, listenOnUnixSocket, closeUnixServer, type Request, type Response } from '../util/http-server.js';
 import type { Logger } from '../util/log.js';
 import type {
   EndpointModel,
@@ -181,13 +181,7 @@ export class ApiServer {
   /** Starts listening. */
   async start(): Promise<void> {
     const { backend, log } = this.options;
-    const app = createJsonApp({
-      limit: '8mb',
-      onBodyError: (err, _req, res) => {
-        const reply = apiErrorReply(new BadRequestError(`request body is not valid JSON: ${err.message}`));
-        res.status(reply.status).json(reply.body);
-      },
-    });
+    const app = createJsonApp({ limit: '8mb' });
     const route = (handler: Handler) => async (req: Request, res: Response) => {
       try {
         res.status(200).json(await handler(req));
@@ -255,6 +249,8 @@ export class ApiServer {
     app.use((req: Request, res: Response) => {
       res.status(404).json({ error: { code: 'ERR_NOT_FOUND', message: `no API route ${req.method} ${req.path}` } });
     });
+    // Body errors, an undecodable path parameter and anything a route let escape: the same JSON.
+    finishJsonApp(app, { contentType: 'application/json', reply: (err) => apiErrorReply(err), log });
     this.server = await listenOnUnixSocket(app, this.options.socketPath, 0o660);
     log.info({ socket: this.options.socketPath }, 'agent API listening');
   }

@@ -6,8 +6,8 @@
 import type { Server } from 'node:net';
 import { basename } from 'node:path';
 import type { Logger } from '../util/log.js';
-import { createJsonApp, listenOnUnixSocket, closeUnixServer, type Request, type Response } from '../util/http-server.js';
-import { BadRequestError, CiliumDockerError } from '../util/errors.js';
+import { createJsonApp, finishJsonApp, listenOnUnixSocket, closeUnixServer, type Request, type Response } from '../util/http-server.js';
+import { CiliumDockerError } from '../util/errors.js';
 import { pluginErrorReply, type PluginApi } from './error-response.js';
 import { PLUGIN_MEDIA_TYPE, type ActivateResponse } from './wire.js';
 
@@ -39,16 +39,8 @@ export class PluginServer {
   /** Starts listening (removing a stale socket file). */
   async start(): Promise<void> {
     const { log } = this.options;
-    const app = createJsonApp({
-      // A 1 MB body is accepted and then refused by validation; larger ones are refused here.
-      limit: '2mb',
-      onBodyError: (err, req, res) => {
-        const api = apiOf(req.path);
-        const reply = pluginErrorReply(api, new BadRequestError(`${req.path.slice(1)}: request body is not valid JSON (${err.message})`));
-        log.warn({ call: req.path, err: err.message }, 'undecodable plugin request');
-        res.status(reply.status).type(PLUGIN_MEDIA_TYPE).send(JSON.stringify(reply.body));
-      },
-    });
+    // A 1 MB body is accepted and then refused by validation; larger ones are refused here.
+    const app = createJsonApp({ limit: '2mb' });
     const routes = new Map<string, { api: PluginApi; handler: PluginHandler }>();
     routes.set('Plugin.Activate', { api: 'Plugin', handler: async (): Promise<ActivateResponse> => ({ Implements: ['NetworkDriver', 'IpamDriver'] }) });
     for (const [m, h] of Object.entries(this.options.network)) routes.set(`NetworkDriver.${m}`, { api: 'NetworkDriver', handler: h });
@@ -79,6 +71,16 @@ export class PluginServer {
     });
     app.use((req: Request, res: Response) => {
       res.status(404).type(PLUGIN_MEDIA_TYPE).send(JSON.stringify({ Err: `${req.method} ${req.path} is not a plugin call` }));
+    });
+    // Errors before a handler ran (undecodable body, bad encoding or charset) in the shape of the
+    // call's API: an IPAM call gets 200 + Error like any other IPAM failure.
+    finishJsonApp(app, {
+      contentType: PLUGIN_MEDIA_TYPE,
+      reply: (err, path) => {
+        const call = /^\/[A-Za-z]+\.[A-Za-z]+$/.test(path) ? path.slice(1) : undefined;
+        return pluginErrorReply(apiOf(path), call ? new CiliumDockerError(err.kind, err.code, `${call}: ${err.message}`) : err);
+      },
+      log,
     });
     this.server = await listenOnUnixSocket(app, this.options.socketPath, 0o660);
     log.info({ socket: this.options.socketPath, driver: this.driverName }, 'plugin API listening');

@@ -154,6 +154,9 @@ export function parsePolicyValue(value: unknown): CiliumNetworkPolicy[] {
   return policies;
 }
 
+/** yaml's maxAliasCount: how many alias expansions one document may need (a policy needs few, if any). */
+const MAX_ALIAS_EXPANSIONS = 100;
+
 /**
  * Parses YAML or JSON text (JSON is read as YAML 1.2, of which it is a subset) holding one or
  * more policy documents. Throws one {@link PolicyValidationError} listing every problem.
@@ -168,7 +171,16 @@ export function parsePolicyText(text: string): CiliumNetworkPolicy[] {
       for (const error of doc.errors) syntax.push(`YAML document ${i + 1}: ${error.message.split('\n')[0]!.replace(/:$/, '')}`);
       continue;
     }
-    values.push(...flattenDocuments(doc.toJS({ maxAliasCount: 100 })));
+    let value: unknown;
+    try {
+      // Anchors and aliases (&a / *a) nest: a few lines can expand to billions of nodes. yaml
+      // refuses past maxAliasCount expansions; that refusal is a problem of the input.
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_EXPANSIONS });
+    } catch (err) {
+      syntax.push(`YAML document ${i + 1}: cannot expand its anchors and aliases (at most ${MAX_ALIAS_EXPANSIONS} alias expansions): ${err instanceof Error ? err.message : String(err)}`);
+      continue;
+    }
+    values.push(...flattenDocuments(value));
   }
   if (syntax.length > 0) throw new PolicyValidationError(`cannot parse the policy input as YAML or JSON:\n${syntax.join('\n')}`);
   return parsePolicyValue(values);
