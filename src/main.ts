@@ -214,7 +214,7 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   const creations = new NetworkCreationTracker();
   const plugin = new PluginServer({
     socketPath: config.pluginSocket,
-    network: networkDriverHandlers(endpoints, creations, { defaultMtu: datapath.overlayMtu }),
+    network: networkDriverHandlers(endpoints, creations, ipam, { defaultMtu: datapath.overlayMtu }),
     ipam: ipamDriverHandlers(ipam, creations, networks),
     log: log.child({ component: 'plugin' }),
     observe: (call, _ms, error) => metrics.pluginCalls.inc({ call, outcome: error ? 'fail' : 'success' }),

@@ -20,6 +20,11 @@ export interface DatapathEndpoint {
   networkId: string;
   ipv4: string;
   hostIfName: string;
+  /**
+   * Ifindex of the host-side link when it was created (unknown before that). A link that has the
+   * name but another index is not this endpoint's: it is never deleted or adopted for it.
+   */
+  hostIfIndex?: number;
   containerIfName: string;
   mac: string;
   mtu: number;

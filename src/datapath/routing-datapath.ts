@@ -7,6 +7,7 @@ import {
   addRouterAddress,
   createVethPair,
   deleteLink,
+  deleteOwnedLink,
   ensureHostDevice,
   getLink,
   removeRouterAddress,
@@ -41,7 +42,8 @@ export class RoutingDatapath implements Datapath {
   async createEndpointLink(endpoint: Omit<DatapathEndpoint, 'mac'> & { mac?: string }): Promise<{ mac: string; hostIfIndex: number }> {
     await this.deleting.get(endpoint.hostIfName);
     // The /32 route goes in with the link (same `ip` process): Join then spawns nothing.
-    const { host, container, routed } = await createVethPair(endpoint.endpointId, { mac: endpoint.mac || undefined, mtu: endpoint.mtu, routeIp: endpoint.ipv4 });
+    const names = { host: endpoint.hostIfName, container: endpoint.containerIfName };
+    const { host, container, routed } = await createVethPair(names, { mac: endpoint.mac || undefined, mtu: endpoint.mtu, routeIp: endpoint.ipv4 });
     if (routed) this.routed.add(endpoint.hostIfName);
     this.linkCreated(endpoint.hostIfName, host.ifindex, host.address);
     return { mac: container.address, hostIfIndex: host.ifindex };
@@ -68,11 +70,19 @@ export class RoutingDatapath implements Datapath {
     // routed to it once a newer endpoint's route replaces the /32; its BPF state is already gone),
     // so the `ip` process runs in the background, off the container's teardown path. A re-create
     // of the same name, endpointLinkExists, cleanup and settle() wait for it.
+    // The link is deleted only while it is still the one this endpoint made (its recorded
+    // ifindex): a link of the same name made since is another endpoint's.
     const name = endpoint.hostIfName;
+    const ifindex = endpoint.hostIfIndex;
     this.routed.delete(name);
     const previous = this.deleting.get(name) ?? Promise.resolve();
     const deletion: Promise<void> = previous
-      .then(() => deleteLink(name))
+      .then(async () => {
+        if (!ifindex) return deleteLink(name);
+        if ((await deleteOwnedLink(name, ifindex)) === 'not-owned') {
+          this.backgroundFailed(new Error(`veth ${name} now has another ifindex than ${ifindex}, recorded by endpoint ${endpoint.id}: it is not this endpoint's and was left alone`), `deleting veth ${name}`);
+        }
+      })
       .catch((err: unknown) => this.backgroundFailed(err, `deleting veth ${name}`))
       .finally(() => {
         if (this.deleting.get(name) === deletion) this.deleting.delete(name);
@@ -90,7 +100,9 @@ export class RoutingDatapath implements Datapath {
 
   async endpointLinkExists(endpoint: DatapathEndpoint): Promise<boolean> {
     await this.deleting.get(endpoint.hostIfName);
-    return (await getLink(endpoint.hostIfName)) !== undefined;
+    const link = await getLink(endpoint.hostIfName);
+    // A link of that name with another ifindex is not the endpoint's (its own vanished).
+    return link !== undefined && (!endpoint.hostIfIndex || link.ifindex === endpoint.hostIfIndex);
   }
 
   async cleanup(endpoints: DatapathEndpoint[], networks: DatapathNetwork[]): Promise<void> {

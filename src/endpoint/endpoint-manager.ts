@@ -13,7 +13,7 @@ import { vethNames } from '../datapath/link/veth.js';
 import { IdentityAllocator } from '../identity/allocator.js';
 import { LabelSet, SOURCE_CONTAINER, SOURCE_DOCKER, type Label } from '../identity/labels.js';
 import { IDENTITY_INIT } from '../identity/reserved.js';
-import { BadRequestError, EndpointNotFoundError, NetworkNotFoundError, CiliumDockerError } from '../util/errors.js';
+import { AddressInUseError, BadRequestError, EndpointNotFoundError, NetworkNotFoundError, CiliumDockerError } from '../util/errors.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { Logger } from '../util/log.js';
 import type { ContainerInfo, EndpointRecord, NetworkRecord } from './endpoint.js';
@@ -56,6 +56,8 @@ export type EndpointListener = (event: 'created' | 'updated' | 'deleted', endpoi
 export class EndpointManager {
   private readonly networks = new Map<string, NetworkRecord>();
   private readonly endpoints = new Map<string, EndpointRecord>();
+  /** CreateEndpoint calls between their checks and their record: what they have claimed. */
+  private readonly creating = new Map<string, Pick<EndpointRecord, 'id' | 'endpointId' | 'ipv4' | 'hostIfName' | 'containerIfName'>>();
   private readonly mutex = new KeyedMutex();
   private readonly listeners: EndpointListener[] = [];
   private readonly prefix: string;
@@ -118,6 +120,7 @@ export class EndpointManager {
       networkId: ep.networkId,
       ipv4: ep.ipv4,
       hostIfName: ep.hostIfName,
+      hostIfIndex: ep.hostIfIndex,
       containerIfName: ep.containerIfName,
       mac: ep.mac,
       mtu: ep.mtu,
@@ -221,8 +224,42 @@ export class EndpointManager {
     return [...this.networks.values()];
   }
 
+  /** Endpoints and endpoints being created (their veth not made yet), except `endpointId`. */
+  private otherEndpoints(endpointId: string): Array<Pick<EndpointRecord, 'id' | 'endpointId' | 'ipv4' | 'hostIfName' | 'containerIfName'> & { containerName?: string }> {
+    return [...this.endpoints.values(), ...this.creating.values()].filter((e) => e.endpointId !== endpointId);
+  }
+
+  /**
+   * Refuses an address another endpoint of this node holds: its /32 route and datapath entry
+   * would move to the new veth. Pools never overlap, so an address is unique across networks.
+   */
+  private checkAddressFree(endpointId: string, ipv4: string): void {
+    const holder = this.otherEndpoints(endpointId).find((e) => e.ipv4 === ipv4);
+    if (!holder) return;
+    const who = holder.containerName ? `endpoint ${short(holder.endpointId)} of container ${holder.containerName}` : `endpoint ${short(holder.endpointId)}`;
+    throw new AddressInUseError(
+      `cannot create endpoint ${short(endpointId)} with address ${ipv4}: ${who} on this node holds it; ` +
+        'an address is released only after its endpoint is deleted (docker stop/rm or network disconnect the container that has it)',
+    );
+  }
+
+  /**
+   * The endpoint's veth names: derived from its id, or, when another endpoint already has those
+   * (ids that share their first 11 hex characters), a variant no other endpoint has. Names are
+   * recorded with the endpoint, so a restart does not derive them again.
+   */
+  private freeVethNames(endpointId: string): { host: string; container: string } {
+    const taken = new Set(this.otherEndpoints(endpointId).flatMap((e) => [e.hostIfName, e.containerIfName]));
+    for (let attempt = 0; ; attempt++) {
+      const names = vethNames(endpointId, attempt);
+      if (taken.has(names.host) || taken.has(names.container)) continue;
+      if (attempt > 0) this.deps.log.warn({ endpoint: endpointId, veth: names.host }, 'veth name of another endpoint with the same id prefix: using a derived name');
+      return names;
+    }
+  }
+
   private allocateLocalId(): number {
-    const used = new Set([...this.endpoints.values()].map((e) => e.id));
+    const used = new Set(this.otherEndpoints('').map((e) => e.id));
     for (let id = 1; id <= MAX_ENDPOINT_ID; id++) if (!used.has(id)) return id;
     throw new CiliumDockerError('Conflict', 'ERR_TOO_MANY_ENDPOINTS', `this node already has ${MAX_ENDPOINT_ID} endpoints; remove containers first`);
   }
@@ -241,7 +278,10 @@ export class EndpointManager {
       }
       // The network's name is defined differently elsewhere in the cluster: refuse rather than misroute.
       this.deps.networks?.check(input.networkId);
-      const names = vethNames(input.endpointId);
+      // Nothing between these checks and the claim awaits: creations of other endpoint ids run
+      // concurrently, and each must see what the others took (local id, address, veth name).
+      this.checkAddressFree(input.endpointId, input.ipv4);
+      const names = this.freeVethNames(input.endpointId);
       const now = new Date().toISOString();
       const draft = {
         id: this.allocateLocalId(),
@@ -253,7 +293,13 @@ export class EndpointManager {
         mtu: network.mtu,
         identity: IDENTITY_INIT,
       };
-      const link = await this.deps.datapath.createEndpointLink({ ...draft, mac: input.mac || undefined });
+      this.creating.set(input.endpointId, draft);
+      let link: { mac: string; hostIfIndex: number };
+      try {
+        link = await this.deps.datapath.createEndpointLink({ ...draft, mac: input.mac || undefined });
+      } finally {
+        this.creating.delete(input.endpointId);
+      }
       const record: EndpointRecord = {
         ...draft,
         prefixLength: input.prefixLength,

@@ -16,6 +16,8 @@ import {
   BadRequestError,
   ConfigError,
   KvConflictError,
+  KvUnavailableError,
+  NotAllocatedError,
   PoolExhaustedError,
   PoolNotFoundError,
   PoolOverlapError,
@@ -238,6 +240,60 @@ export class Ipam {
       if (entry.record.owner !== undefined) allocation.owner = entry.record.owner;
       return allocation;
     });
+  }
+
+  /**
+   * CreateNetwork's pool must be one this IPAM handed out: `subnet` is exactly the subnet of a
+   * pool this node requested (RequestPool) and has not released, and `gateway` (when given) is
+   * the gateway allocated in it (RequestAddress of the gateway, which dockerd always sends first).
+   * Returns the pool id; NotAllocatedError otherwise.
+   */
+  async checkNetworkPool(subnet: string, gateway: string): Promise<string> {
+    const cidr = parseIpv4Cidr(subnet);
+    const stored = cidr ? await this.#pools.getPool(poolIdForSubnet(cidr)) : undefined;
+    if (!cidr || !stored || stored.record.subnet !== subnet || !(await this.#pools.listPoolUsers(stored.poolId)).includes(this.#node)) {
+      throw new NotAllocatedError(
+        `pool ${subnet} was not handed out to node ${this.#node} by the cilium IPAM (no RequestPool for it); ` +
+          'create cilium networks with --ipam-driver cilium so that the pool comes from this daemon',
+      );
+    }
+    if (gateway !== '' && stored.record.gateway !== gateway) {
+      throw new NotAllocatedError(
+        `gateway ${gateway} is not the gateway allocated in pool ${subnet} (${stored.record.gateway ?? 'none allocated yet'}); ` +
+          'create cilium networks with --ipam-driver cilium so that the gateway comes from this daemon',
+      );
+    }
+    return stored.poolId;
+  }
+
+  /**
+   * CreateEndpoint's address must be one this IPAM handed out: `address` is a container address
+   * this node allocated (RequestAddress, dynamic or --ip) in the pool of `subnet`, and
+   * `prefixLength` is the pool's. The gateway, --aux-address reservations, another node's
+   * addresses and addresses nobody requested get a NotAllocatedError.
+   */
+  async checkEndpointAddress(subnet: string, address: string, prefixLength: number): Promise<void> {
+    const cidr = parseIpv4Cidr(subnet);
+    const ip = parseIpv4(address);
+    if (!cidr || ip === undefined) throw new NotAllocatedError(`address ${address} is not an IPv4 address of pool ${subnet}`);
+    if (prefixLength !== cidr.prefixLength) {
+      throw new NotAllocatedError(`address ${address}/${prefixLength} does not have the prefix length of pool ${subnet}; the cilium IPAM hands out /${cidr.prefixLength} addresses in it`);
+    }
+    const poolId = poolIdForSubnet(cidr);
+    const held = await this.#pools.getAddress(poolId, ip).catch(async (err: unknown) => {
+      // Cluster store unreachable: its address keys as last read (node-local keys were read first).
+      if (!(err instanceof KvUnavailableError)) throw err;
+      return (await this.#pools.listClusterAddresses(poolId)).find((a) => a.address === ip);
+    });
+    const advice = 'an endpoint gets the address the cilium IPAM handed out for it (RequestAddress); use --ipam-driver cilium';
+    if (!held) throw new NotAllocatedError(`address ${address} was not allocated in pool ${subnet} by the cilium IPAM; ${advice}`);
+    if (held.record.kind !== 'endpoint') {
+      const what = held.record.kind === 'gateway' ? "the network's gateway" : 'an --aux-address reservation';
+      throw new NotAllocatedError(`address ${address} is ${what} in pool ${subnet}, not a container address; ${advice}`);
+    }
+    if (held.record.node !== this.#node) {
+      throw new NotAllocatedError(`address ${address} in pool ${subnet} was allocated by node ${held.record.node}, not by this node (${this.#node}); ${advice}`);
+    }
   }
 
   /** Creates the pool record for `subnet`, or joins the existing one; returns the pool id. */

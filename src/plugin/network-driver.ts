@@ -4,6 +4,7 @@
  * arrive later through the Docker watcher.
  */
 import type { EndpointManager } from '../endpoint/endpoint-manager.js';
+import type { Ipam } from '../ipam/ipam.js';
 import { BadRequestError } from '../util/errors.js';
 import type { NetworkCreationTracker } from './network-creation-tracker.js';
 import { optionalArray, optionalObject, optionalString, requireId, requireObject, type Body } from './request-body.js';
@@ -36,10 +37,17 @@ function stringMap(obj: Body): Record<string, string> {
   return out;
 }
 
+/**
+ * What the driver asks the IPAM: dockerd hands the driver the pool and addresses it got from the
+ * IPAM, and the driver takes nothing else (a raw call on the socket could name any address).
+ */
+export type AllocationChecks = Pick<Ipam, 'checkNetworkPool' | 'checkEndpointAddress'>;
+
 /** The NetworkDriver handlers, keyed by method name. */
 export function networkDriverHandlers(
   endpoints: EndpointManager,
   creations: NetworkCreationTracker,
+  allocations: AllocationChecks,
   /** defaultMtu: containers' MTU when the network sets none (the overlay's, on tunnelled hosts). */
   driverOptions: { defaultMtu?: number } = {},
 ): Record<string, (body: unknown) => Promise<unknown>> {
@@ -71,6 +79,8 @@ export function networkDriverHandlers(
         mtu = Number(generic[OPTION_MTU]);
         if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new BadRequestError(`option ${OPTION_MTU}="${generic[OPTION_MTU]}" must be an integer from 576 to 65535`);
       }
+      // A retried CreateNetwork of a network already recorded is answered from the record.
+      if (!endpoints.getNetwork(networkId)) await allocations.checkNetworkPool(pool, gateway);
       creations.networkCreated(pool);
       await endpoints.createNetwork({
         networkId,
@@ -106,6 +116,10 @@ export function networkDriverHandlers(
       if (Array.isArray(portmap) && portmap.length > 0) {
         throw new BadRequestError('publishing ports (-p/--publish) is not supported by the cilium driver yet; reach the container by its address, or publish through a container on the default bridge');
       }
+      // dockerd's order is RequestAddress, then CreateEndpoint: the address must be one the IPAM
+      // handed out for this network (an unknown network is the endpoint manager's NotFound).
+      const network = endpoints.getNetwork(networkId);
+      if (network) await allocations.checkEndpointAddress(network.subnet, ip, prefixLength);
       const ep = await endpoints.createEndpoint({ networkId, endpointId, ipv4: ip, prefixLength, mac: requestedMac });
       // Only empty fields may be filled in the reply ("driver modified interface address" otherwise).
       return requestedMac === '' ? { Interface: { MacAddress: ep.mac } } : {};

@@ -57,6 +57,8 @@ export class PoolNotFoundError extends named('NotFound', 'ERR_POOL_NOT_FOUND') {
 export class AddressInUseError extends named('Conflict', 'ERR_ADDRESS_IN_USE') {}
 /** A requested address is outside the pool it was requested from. */
 export class AddressOutOfRangeError extends named('BadRequest', 'ERR_ADDRESS_OUT_OF_RANGE') {}
+/** A driver call names an address or pool that this node's IPAM did not hand out (RequestAddress, RequestPool). */
+export class NotAllocatedError extends named('BadRequest', 'ERR_NOT_ALLOCATED') {}
 /** A network name is defined differently elsewhere in the cluster (subnet, --ip-range, gateway, --internal, mtu). */
 export class NetworkConflictError extends named('Conflict', 'ERR_NETWORK_CONFLICT') {}
 /** No network with that id is known. */

@@ -93,7 +93,7 @@ export class PluginStack {
     this.endpoints = new EndpointManager({ store: this.store, nodeName, datapath: this.datapath, identities: this.identities, networks: this.networks, log: log.child({ component: 'endpoint' }) });
     await this.endpoints.restore();
     const creations = new NetworkCreationTracker();
-    this.server = new PluginServer({ socketPath: this.socketPath, network: networkDriverHandlers(this.endpoints, creations), ipam: ipamDriverHandlers(this.ipam, creations, this.networks), log: log.child({ component: 'plugin' }) });
+    this.server = new PluginServer({ socketPath: this.socketPath, network: networkDriverHandlers(this.endpoints, creations, this.ipam), ipam: ipamDriverHandlers(this.ipam, creations, this.networks), log: log.child({ component: 'plugin' }) });
     await this.server.start();
     return this;
   }

@@ -2,7 +2,9 @@
  * Container veth pairs and the host's router device, managed with iproute2.
  *
  * Naming: host side `lxc<11 hex>` and container side `tmp<11 hex>` from the endpoint id (Linux
- * limits names to 15 bytes). dockerd moves `tmp…` into the container and renames it `eth<N>`.
+ * limits names to 15 bytes; see vethNames for ids that share 11 hex characters). dockerd moves
+ * `tmp…` into the container and renames it `eth<N>`. The names are recorded with the endpoint and
+ * passed in here; a link is deleted only while it still has the ifindex recorded at creation.
  *
  * Routing model (plain kernel routing, before the eBPF datapath takes over): each container IP
  * has a /32 route to its `lxc…` device; `proxy_arp` on `lxc…` answers the container's ARP for
@@ -10,6 +12,7 @@
  * `cilium_host` (a veth pair `cilium_host`/`cilium_net`, as in Cilium), so the kernel answers
  * ARP for it and forwards the container's default-route traffic.
  */
+import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { runIp, runIpBatch, runIpJson, isNotFound, isExists } from './ip-command.js';
 
@@ -18,9 +21,15 @@ export const HOST_DEVICE = 'cilium_host';
 /** Peer of HOST_DEVICE. */
 export const HOST_PEER_DEVICE = 'cilium_net';
 
-/** Host- and container-side names for an endpoint id (Docker's 64-hex endpoint id). */
-export function vethNames(endpointId: string): { host: string; container: string } {
-  const suffix = endpointId.replace(/[^0-9a-f]/gi, '').slice(0, 11).toLowerCase();
+/**
+ * Host- and container-side names for an endpoint id (Docker's 64-hex endpoint id). `attempt` 0 is
+ * the id's first 11 hex characters; ids that share them (the caller knows which names are taken)
+ * use attempt 1, 2, ...: 11 hex characters of a hash of the whole id and the attempt.
+ */
+export function vethNames(endpointId: string, attempt = 0): { host: string; container: string } {
+  const suffix = attempt === 0
+    ? endpointId.replace(/[^0-9a-f]/gi, '').slice(0, 11).toLowerCase()
+    : createHash('sha256').update(`${endpointId}/${attempt}`).digest('hex').slice(0, 11);
   return { host: `lxc${suffix}`, container: `tmp${suffix}` };
 }
 
@@ -60,8 +69,7 @@ async function setSysctl(path: string, value: string): Promise<void> {
  * Creates the endpoint's veth pair (idempotent: an existing pair is kept), brings the host side
  * up with proxy ARP, optionally sets the container side's MAC and MTU, and returns both links.
  */
-export async function createVethPair(endpointId: string, options: { mac?: string; mtu?: number; routeIp?: string } = {}): Promise<{ host: LinkInfo; container: LinkInfo; routed: boolean }> {
-  const names = vethNames(endpointId);
+export async function createVethPair(names: { host: string; container: string }, options: { mac?: string; mtu?: number; routeIp?: string } = {}): Promise<{ host: LinkInfo; container: LinkInfo; routed: boolean }> {
   const add = ['link', 'add', names.host];
   if (options.mtu) add.push('mtu', String(options.mtu));
   add.push('type', 'veth', 'peer', 'name', names.container);
@@ -99,6 +107,30 @@ export async function deleteLink(name: string): Promise<void> {
     await runIpBatch([['link', 'del', name]]);
   } catch (err) {
     if (!isNotFound(err)) throw err;
+  }
+}
+
+/**
+ * Deletes link `name` if it is still the link `ifindex` (a link made since under the same name
+ * belongs to someone else and is left alone). Returns what it found: 'deleted', 'missing', or
+ * 'not-owned' (the name now has another index).
+ */
+export async function deleteOwnedLink(name: string, ifindex: number): Promise<'deleted' | 'missing' | 'not-owned'> {
+  const link = await getLinkFromWorker(name);
+  if (!link) return 'missing';
+  if (link.ifindex !== ifindex) return 'not-owned';
+  await deleteLink(name);
+  return 'deleted';
+}
+
+/** getLink through the batch worker (no process spawn). */
+async function getLinkFromWorker(name: string): Promise<LinkInfo | undefined> {
+  try {
+    const [shown] = await runIpBatch([['link', 'show', 'dev', name]]);
+    return (shown as LinkInfo[] | undefined)?.[0];
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
   }
 }
 
