@@ -130,6 +130,12 @@ export class NetworkRegistry {
   #stopped = false;
   /** Names whose claims are being re-registered because their record changed. */
   readonly #rechecking = new Set<string>();
+  /**
+   * Networks (by id) whose --ip-range is still to be read from their pool: CreateNetwork does not
+   * carry it and this node's network record does not keep it. Such a claim is registered only once
+   * the read succeeded, so a store failure never makes a network claim "no --ip-range".
+   */
+  readonly #rangeUnread = new Set<string>();
 
   constructor(options: NetworkRegistryOptions) {
     this.#store = options.store;
@@ -225,14 +231,21 @@ export class NetworkRegistry {
     }
     const claim: NetworkClaim = { networkId, name: dockerName, explicit: false, definition: canonical(definition), status: 'unregistered' };
     this.#claims.set(networkId, claim);
-    claim.definition = await this.#withIpRange(claim.definition);
+    if (claim.definition.ipRange === undefined) this.#rangeUnread.add(networkId);
     await this.#locks.run(claim.name, () => this.#register(claim));
     return claim;
   }
 
-  /** Re-adopts a network restored from this node's state after a restart (no store round trip). */
+  /**
+   * Re-adopts a network restored from this node's state after a restart (no store round trip).
+   * A definition without --ip-range gets the pool's at its first registration (the node's network
+   * record does not keep it): a restart claims exactly the definition the network was created with.
+   */
   adopt(networkId: string, name: string, explicit: boolean, definition: NetworkDefinition): void {
-    if (!this.#claims.has(networkId)) this.#claims.set(networkId, { networkId, name, explicit, definition: canonical(definition), status: 'unregistered' });
+    if (this.#claims.has(networkId)) return;
+    const claim: NetworkClaim = { networkId, name, explicit, definition: canonical(definition), status: 'unregistered' };
+    this.#claims.set(networkId, claim);
+    if (claim.definition.ipRange === undefined) this.#rangeUnread.add(networkId);
   }
 
   /** NetworkConflictError if the network's name is defined differently in the cluster (CreateEndpoint). */
@@ -252,6 +265,7 @@ export class NetworkRegistry {
     const claim = this.#claims.get(networkId);
     if (!claim) return;
     this.#claims.delete(networkId);
+    this.#rangeUnread.delete(networkId);
     await this.#locks.run(claim.name, () => this.#release(claim.name));
   }
 
@@ -271,6 +285,7 @@ export class NetworkRegistry {
       const cidr = parseIpv4Cidr(claim.definition.subnet);
       if (cidr && poolIdForSubnet(cidr) === poolId) {
         this.#claims.delete(networkId);
+        this.#rangeUnread.delete(networkId);
         names.add(claim.name);
       }
     }
@@ -352,6 +367,10 @@ export class NetworkRegistry {
 
   async #register(claim: NetworkClaim): Promise<void> {
     try {
+      if (this.#rangeUnread.has(claim.networkId)) {
+        claim.definition = await this.#withIpRange(claim.definition);
+        this.#rangeUnread.delete(claim.networkId);
+      }
       const outcome = await this.#claim(claim.name, claim.definition, claim.networkId);
       claim.record = outcome.record;
       if (outcome.ok) {
@@ -468,13 +487,17 @@ export class NetworkRegistry {
     return { records, users };
   }
 
-  /** Fills --ip-range from the pool record (CreateNetwork does not carry it). */
+  /**
+   * Fills --ip-range from the pool record (CreateNetwork does not carry it; a node has at most one
+   * network per subnet, so the subnet's pool is this network's). Store failures are thrown: the
+   * caller must not guess "no range".
+   */
   async #withIpRange(definition: NetworkDefinition): Promise<NetworkDefinition> {
     if (definition.ipRange !== undefined) return definition;
     const cidr = parseIpv4Cidr(definition.subnet);
     if (!cidr) return definition;
-    const pool = await this.#ipam.getPool(poolIdForSubnet(cidr)).catch(() => undefined);
-    return pool?.subPool === undefined ? definition : { ...definition, ipRange: pool.subPool };
+    const pool = await this.#ipam.getPool(poolIdForSubnet(cidr));
+    return pool?.subPool === undefined ? definition : canonical({ ...definition, ipRange: pool.subPool });
   }
 }
 

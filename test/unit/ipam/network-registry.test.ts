@@ -230,6 +230,63 @@ function scenarios(t: Test, backend: string, open: OpenCluster): void {
     t.ok(await admin.get('networks/v1/app/users/node-a'));
   });
 
+  // Issue 16: the node's network record keeps subnet, gateway, --internal and -o options, not
+  // --ip-range (CreateNetwork does not carry it); the restarted registry must read it from the pool
+  // again, or it claims "no --ip-range" against its own record and refuses every new container.
+  t.test(`${backend}: a restart claims exactly the definition each network had (--ip-range, gateway, --internal, mtu; implicit and explicit names)`, async (t) => {
+    const { a, admin, storeA } = await twoNodes(t);
+    const ranged = { gateway: '198.18.44.129', internal: true, mtu: 1400 };
+    const pr = await a.ipam.requestPool(pool('198.18.44.0/24', '198.18.44.128/25'));
+    t.equal((await a.networks.nameLearned('net-a-r2', 'r2', { subnet: pr.pool, details: ranged })).status, 'agreed');
+    const pe = await a.networks.requestPool('r3', pool('198.18.45.0/24', '198.18.45.64/26'));
+    t.equal(await a.networks.networkCreated('net-a-r3', pe.pool, details('198.18.45.1')), 'r3');
+    const pp = await a.ipam.requestPool(pool('198.18.46.0/24'));
+    t.equal((await a.networks.nameLearned('net-a-plain', 'plain', { subnet: pp.pool, details: details('198.18.46.1') })).status, 'agreed');
+    const before = await Promise.all(['r2', 'r3', 'plain'].map(async (n) => JSON.parse((await admin.get(`networks/v1/${n}`))?.value ?? 'null') as unknown));
+    t.match(before[0], { subnet: '198.18.44.0/24', ipRange: '198.18.44.128/25', details: ranged });
+    t.match(before[1], { subnet: '198.18.45.0/24', ipRange: '198.18.45.64/26' });
+
+    for (const restart of ['first', 'second']) {
+      // What EndpointManager.restore passes: the definition rebuilt from the node's network record.
+      const restarted = node(storeA, 'node-a');
+      restarted.networks.adopt('net-a-r2', 'r2', false, { subnet: '198.18.44.0/24', details: ranged });
+      restarted.networks.adopt('net-a-r3', 'r3', true, { subnet: '198.18.45.0/24', details: details('198.18.45.1') });
+      restarted.networks.adopt('net-a-plain', 'plain', false, { subnet: '198.18.46.0/24', details: details('198.18.46.1') });
+      await restarted.networks.reassert();
+      for (const id of ['net-a-r2', 'net-a-r3', 'net-a-plain']) {
+        const claim = restarted.networks.claimOf(id);
+        t.equal(claim?.status, 'agreed', `${restart} restart: ${id} agrees with its record ${claim?.detail ?? ''}`);
+        t.doesNotThrow(() => restarted.networks.check(id), `${restart} restart: ${id} takes new endpoints`);
+      }
+      t.same(restarted.networks.claimOf('net-a-r2')?.definition, { subnet: '198.18.44.0/24', ipRange: '198.18.44.128/25', details: ranged });
+      t.equal(restarted.networks.claimOf('net-a-r3')?.definition.ipRange, '198.18.45.64/26');
+      t.equal(restarted.networks.claimOf('net-a-plain')?.definition.ipRange, undefined, 'no range where there was none');
+      const after = await Promise.all(['r2', 'r3', 'plain'].map(async (n) => JSON.parse((await admin.get(`networks/v1/${n}`))?.value ?? 'null') as unknown));
+      t.same(after, before, `${restart} restart: the records are unchanged`);
+    }
+  });
+
+  t.test(`${backend}: a restart whose pool read fails leaves the claim unregistered (never "no --ip-range")`, async (t) => {
+    const { a, admin, storeA } = await twoNodes(t);
+    const pr = await a.ipam.requestPool(pool('198.18.44.0/24', '198.18.44.128/25'));
+    await a.networks.nameLearned('net-a-r2', 'r2', { subnet: pr.pool, details: details('198.18.44.129') });
+    const before = (await admin.get('networks/v1/r2'))?.value;
+    const ipam = new Ipam({ store: storeA, nodeName: 'node-a', defaultPool: '198.18.64.0/20', defaultPoolPrefixLength: 24, blockPrefixLength: 26 });
+    let failures = 1;
+    const flaky = new Proxy(ipam, {
+      get: (target, prop) =>
+        prop === 'getPool' && failures-- > 0 ? () => Promise.reject(new Error('store unreachable')) : (Reflect.get(target, prop) as (...a: unknown[]) => unknown).bind(target),
+    });
+    const networks = new NetworkRegistry({ store: storeA, nodeName: 'node-a', ipam: flaky, log: log.child({ component: 'networks', node: 'node-a' }) });
+    networks.adopt('net-a-r2', 'r2', false, { subnet: '198.18.44.0/24', details: details('198.18.44.129') });
+    await networks.reassert();
+    t.match(networks.claimOf('net-a-r2'), { status: 'unregistered', detail: /store unreachable/ }, 'not registered while the range is unknown');
+    t.doesNotThrow(() => networks.check('net-a-r2'));
+    t.equal((await admin.get('networks/v1/r2'))?.value, before, 'record untouched');
+    await networks.reassert();
+    t.match(networks.claimOf('net-a-r2'), { status: 'agreed', definition: { ipRange: '198.18.44.128/25' } }, 'the next resync reads the range and agrees');
+  });
+
   t.test(`${backend}: malformed names are refused`, async (t) => {
     const { a } = await twoNodes(t);
     await t.rejects(a.networks.requestPool('bad/name', pool()), { code: 'ERR_BAD_REQUEST', message: /cilium\.network="bad\/name" is not a network name/ });
