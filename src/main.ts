@@ -125,6 +125,8 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     onRegenerated: (seconds) => metrics.regenerationSeconds.observe({ scope: 'total' }, seconds),
   });
 
+  // Before any identity is adopted or allocated: identities stored in the unescaped label form.
+  await identities.migrateLabelEncoding();
   const { restored, stale } = await endpoints.restore();
   for (const ep of stale) {
     const network = endpoints.getNetwork(ep.networkId);

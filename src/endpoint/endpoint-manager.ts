@@ -11,7 +11,8 @@ import { nodeRecordPrefix } from '../kvstore/store-scopes.js';
 import type { Datapath, DatapathEndpoint, DatapathNetwork } from '../datapath/datapath.js';
 import { vethNames } from '../datapath/link/veth.js';
 import { IdentityAllocator } from '../identity/allocator.js';
-import { LabelSet, SOURCE_CONTAINER, SOURCE_DOCKER, type Label } from '../identity/labels.js';
+import { LabelSet, SOURCE_DOCKER, legacyCanonical, type Label } from '../identity/labels.js';
+import { containerLabels, type IgnoredContainerLabel } from '../identity/container-labels.js';
 import { IDENTITY_INIT } from '../identity/reserved.js';
 import { AddressInUseError, BadRequestError, EndpointNotFoundError, NetworkNotFoundError, CiliumDockerError } from '../util/errors.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
@@ -20,6 +21,8 @@ import type { ContainerInfo, EndpointRecord, NetworkRecord } from './endpoint.js
 import type { NetworkDefinition, NetworkDetails, NetworkRegistry } from '../ipam/network-registry.js';
 
 const MAX_ENDPOINT_ID = 4095;
+/** Value of the label-encoding key (see restore). */
+const LABEL_ENCODING_ESCAPED = 'escaped';
 
 /** Input of createNetwork. */
 export interface CreateNetworkInput {
@@ -99,6 +102,11 @@ export class EndpointManager {
     return `${this.prefix}networks/${id}`;
   }
 
+  /** `docker/v1/<node>/label-encoding` -> `escaped`: this node's records hold identities of the escaped label form. */
+  private labelEncodingKey(): string {
+    return `${this.prefix}label-encoding`;
+  }
+
   private endpointKey(id: string): string {
     return `${this.prefix}endpoints/${id}`;
   }
@@ -144,6 +152,9 @@ export class EndpointManager {
     }
     for (const n of this.networks.values()) await this.deps.datapath.addNetwork(this.toDatapathNetwork(n), [...this.networks.values()].map((x) => this.toDatapathNetwork(x)));
     const eps = await this.deps.store.list(`${this.prefix}endpoints/`);
+    // Records saved before label text was escaped may hold a number allocated under the
+    // ambiguous unescaped form; those saved since (this key written) hold escaped ones.
+    const escapedRecords = (await this.deps.store.get(this.labelEncodingKey()))?.value === LABEL_ENCODING_ESCAPED;
     const stale: EndpointRecord[] = [];
     let restored = 0;
     for (const p of eps.pairs) {
@@ -156,13 +167,26 @@ export class EndpointManager {
         continue;
       }
       this.endpoints.set(ep.endpointId, ep);
-      if (ep.identity !== IDENTITY_INIT && ep.labels.length > 0) this.deps.identities.adopt(LabelSet.parse(ep.labels), ep.identity);
+      if (ep.identity !== IDENTITY_INIT && ep.labels.length > 0) {
+        const labels = LabelSet.parse(ep.labels);
+        if (escapedRecords || legacyCanonical(labels) === labels.toCanonical()) this.deps.identities.adopt(labels, ep.identity);
+        else {
+          // Its number was allocated under the unescaped form, which another label set shares
+          // (`app=x;container:role=admin` and {app=x, role=admin}): allocate afresh when the
+          // Docker watcher attaches the container again; reserved:init until then.
+          this.deps.log.warn({ endpoint: ep.endpointId, identity: ep.identity, labels: ep.labels }, 'identity allocated under the ambiguous unescaped label form: re-allocating it');
+          ep.identity = IDENTITY_INIT;
+          if (ep.state === 'ready') ep.state = 'waiting-for-identity';
+          await this.saveEndpoint(ep);
+        }
+      }
       if (ep.state === 'waiting-for-identity' || ep.state === 'ready') {
         await this.deps.datapath.activateEndpoint(this.toDatapathEndpoint(ep));
         await this.deps.datapath.updateEndpoint(this.toDatapathEndpoint(ep));
       }
       restored++;
     }
+    if (!escapedRecords) await this.deps.store.put(this.labelEncodingKey(), LABEL_ENCODING_ESCAPED);
     return { restored, stale };
   }
 
@@ -391,7 +415,7 @@ export class EndpointManager {
       const ep = this.endpoints.get(endpointId);
       if (!ep) return undefined;
       await this.setNetworkName(ep.networkId, info.networkName);
-      const newSet = LabelSet.parse(endpointLabels(info));
+      const { labels: newSet, ignored } = endpointLabels(info);
       const oldSet = ep.labels.length > 0 ? LabelSet.parse(ep.labels) : undefined;
       if (oldSet?.equals(newSet) && ep.identity !== IDENTITY_INIT && ep.containerId === info.containerId) {
         // Same container, same labels: only its names may have changed (`docker rename`).
@@ -402,11 +426,12 @@ export class EndpointManager {
         }
         return { done: ep };
       }
+      if (ignored.length > 0) this.deps.log.warn({ endpoint: endpointId, container: info.containerName, ignored }, 'ignored container labels that cannot be identity labels');
       if (this.deps.identities.lookupLocal(newSet) !== undefined) {
         const identity = await this.deps.identities.acquire(newSet);
         return { done: await this.applyIdentity(ep, info, newSet, identity) };
       }
-      if (ep.identity === IDENTITY_INIT && (ep.labels.join(';') !== newSet.toStrings().join(';') || ep.containerId !== info.containerId)) {
+      if (ep.identity === IDENTITY_INIT && (!sameStrings(ep.labels, newSet.toStrings()) || ep.containerId !== info.containerId)) {
         // Record the labels before the (possibly slow) allocation: policy and `cilium endpoint list` see them.
         ep.labels = newSet.toStrings();
         ep.containerId = info.containerId;
@@ -435,7 +460,7 @@ export class EndpointManager {
     }
     return this.mutex.run(`ep:${endpointId}`, async () => {
       const ep = this.endpoints.get(endpointId);
-      if (!ep || (ep.containerId !== undefined && ep.containerId !== info.containerId) || (ep.identity === IDENTITY_INIT && ep.labels.join(';') !== labels.toStrings().join(';'))) {
+      if (!ep || (ep.containerId !== undefined && ep.containerId !== info.containerId) || (ep.identity === IDENTITY_INIT && !sameStrings(ep.labels, labels.toStrings()))) {
         // The endpoint went away (or changed) while we allocated: give the reference back.
         await this.deps.identities.release(labels).catch(() => undefined);
         return ep;
@@ -526,11 +551,20 @@ export class EndpointManager {
   }
 }
 
-/** The endpoint's labels: container labels under source `container`, plus `docker:network=<name>`. */
-export function endpointLabels(info: ContainerInfo): string[] {
-  const labels: Label[] = Object.entries(info.labels).map(([key, value]) => ({ source: SOURCE_CONTAINER, key, value }));
-  labels.push({ source: SOURCE_DOCKER, key: 'network', value: info.networkName });
-  return new LabelSet(labels).toStrings();
+/**
+ * The endpoint's labels: each valid container label as `container:<Docker key>=<value>` (see
+ * identity/container-labels.ts; no label text can choose another source), plus
+ * `docker:network=<name>`; and the container labels left out.
+ */
+export function endpointLabels(info: ContainerInfo): { labels: LabelSet; ignored: IgnoredContainerLabel[] } {
+  const { labels, ignored } = containerLabels(info.labels);
+  const all: Label[] = [...labels, { source: SOURCE_DOCKER, key: 'network', value: info.networkName }];
+  return { labels: new LabelSet(all), ignored };
+}
+
+/** Two label string lists are equal, element by element. */
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** `-o com.docker.network.driver.mtu` as given (undefined when the default applies). */

@@ -85,7 +85,7 @@ export class PolicyEngine {
       }
       if (event === 'updated' && (ep.state === 'ready' || ep.state === 'waiting-for-identity')) {
         const known = this.compiled.get(ep.id);
-        const labelsChanged = waitingWithLabels(ep) && this.compiledWaitingLabels.get(ep.id) !== ep.labels.join(';');
+        const labelsChanged = waitingWithLabels(ep) && this.compiledWaitingLabels.get(ep.id) !== JSON.stringify(ep.labels);
         if (!known || known.identity !== ep.identity || ep.policyRevision !== this.repository.revision || labelsChanged) this.schedule([ep.endpointId]);
       }
     });
@@ -261,7 +261,7 @@ export class PolicyEngine {
     const waiting = waitingWithLabels(ep);
     const selecting = waiting ? this.repository.rules().filter((r) => selectorMatches(r.endpointSelector, LabelSet.parse(ep.labels))) : undefined;
     const policy = this.compiler.compile(ep.identity === 0 ? IDENTITY_INIT : ep.identity, selecting);
-    if (waiting) this.compiledWaitingLabels.set(ep.id, ep.labels.join(';'));
+    if (waiting) this.compiledWaitingLabels.set(ep.id, JSON.stringify(ep.labels));
     else this.compiledWaitingLabels.delete(ep.id);
     const entries: DatapathPolicyEntry[] = policy.entries.map((e) => ({
       direction: e.direction,

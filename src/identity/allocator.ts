@@ -5,9 +5,11 @@
  * key reserves the number), `identities/v1/labels/<encoded label set>` -> `<n>` (create-only:
  * winning it binds the label set to that number, so two nodes allocating the same labels at once
  * agree on one number) and `identities/v1/value/<encoded label set>/<node>` -> `<n>` (this node's
- * reference, leased, so a dead node's references vanish). Numbers are drawn at random in the
- * allocation range: in a sparse range concurrent allocators rarely collide (measured 0.4 %
- * conflicts vs 60 % for sequential scans, shared/reference/baselines.md).
+ * reference, leased, so a dead node's references vanish); `<label set>` is the escaped canonical
+ * form (labels.ts), `identities/v1/encoding` marks a store migrated to it (migrateLabelEncoding).
+ * Numbers are drawn at random in the allocation range: in a sparse range concurrent allocators
+ * rarely collide (measured 0.4 % conflicts vs 60 % for sequential scans,
+ * shared/reference/baselines.md).
  *
  * Local reference counts: an identity already held by this node costs zero store round trips.
  * Work on one label set is serialised in-process so acquire/release never interleave.
@@ -21,8 +23,8 @@
 import type { KvStore } from '../kvstore/kvstore.js';
 import { putBatched } from '../kvstore/batched-writes.js';
 import { TransactionBatcher } from '../kvstore/transaction-batcher.js';
-import { IdentityAllocationError, IdentityUnavailableError } from '../util/errors.js';
-import { LabelSet } from './labels.js';
+import { IdentityAllocationError, IdentityUnavailableError, InvalidIdentityLabelsError } from '../util/errors.js';
+import { LabelSet, SOURCE_CONTAINER, SOURCE_DOCKER } from './labels.js';
 import { MAX_ALLOCATED_IDENTITY, MIN_ALLOCATED_IDENTITY, RESERVED_IDENTITIES } from './reserved.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { Logger } from '../util/log.js';
@@ -39,6 +41,20 @@ function encodeLabelKey(canonical: string): string {
 const VALUE_PREFIX = 'identities/v1/value/';
 /** `identities/v1/labels/<label set>` -> number: create-only, makes a label set's number unique cluster-wide. */
 const LABELS_PREFIX = 'identities/v1/labels/';
+/**
+ * `identities/v1/encoding` -> `escaped`: written once the label sets in the store are in the
+ * escaped canonical form (labels.ts). Before it, a stored label set containing a backslash was
+ * written unescaped and means something else in the escaped form.
+ */
+const ENCODING_KEY = 'identities/v1/encoding';
+const ENCODING_ESCAPED = 'escaped';
+
+/**
+ * Sources of the label sets allocated in the store: container labels and `docker:network`
+ * (endpointLabels). Reserved, CIDR and other sources are never allocated; a stored set holding
+ * one was forged through unescaped label text.
+ */
+export const ALLOCATED_LABEL_SOURCES: ReadonlySet<string> = new Set([SOURCE_CONTAINER, SOURCE_DOCKER]);
 
 /** An identity as listed by the API. */
 export interface Identity {
@@ -125,6 +141,12 @@ export class IdentityAllocator {
    * it yet. Zero store round trips when this node already knows it (see the module comment).
    */
   async acquire(labels: LabelSet, options: AcquireOptions = {}): Promise<number> {
+    const forged = labels.labels.find((l) => !ALLOCATED_LABEL_SOURCES.has(l.source));
+    if (forged) {
+      throw new InvalidIdentityLabelsError(
+        `no identity is allocated for labels with source "${forged.source}" (${describe(labels)}): only ${[...ALLOCATED_LABEL_SOURCES].join(' and ')} labels are`,
+      );
+    }
     const canonical = labels.toCanonical();
     const held = this.takeLocal(canonical);
     if (held !== undefined) return held;
@@ -358,6 +380,40 @@ export class IdentityAllocator {
     return collected;
   }
 
+  /**
+   * Removes identities that the escaped label encoding cannot keep: those written before it that
+   * contain a backslash (their meaning changed), any stored set not in canonical form, and any
+   * holding a label source that is never allocated (forged through unescaped text, e.g.
+   * `app=z;reserved:host`). Label sets without special characters read the same in both forms
+   * and keep their numbers. Endpoints that held a removed number allocate again (their node's
+   * EndpointManager.restore re-allocates every set whose form changed). Run at start before
+   * any acquire or adopt; idempotent. Returns the numbers removed.
+   *
+   * Legacy or not is decided by the `identities/v1/encoding` marker as of the listing's revision:
+   * nodes running this code allocate only after this ran (and wrote the marker), so a listing
+   * older than the marker holds only unescaped sets.
+   */
+  async migrateLabelEncoding(): Promise<number[]> {
+    const ids = await this.store.list(ID_PREFIX);
+    const marker = await this.store.get(ENCODING_KEY);
+    const legacyListing = marker === undefined || marker.modRevision > ids.revision;
+    const removed: number[] = [];
+    for (const p of ids.pairs) {
+      const reason = unkeepableLabelSet(p.value, legacyListing);
+      if (reason === undefined) continue;
+      if (!(await this.store.atomicDelete(p.key, p.modRevision))) continue;
+      const id = p.key.slice(ID_PREFIX.length);
+      const encoded = encodeLabelKey(p.value);
+      const labelKey = await this.store.get(`${LABELS_PREFIX}${encoded}`);
+      if (labelKey?.value === id) await this.store.atomicDelete(labelKey.key, labelKey.modRevision);
+      await this.store.delete(`${VALUE_PREFIX}${encoded}/${this.nodeName}`);
+      removed.push(Number(id));
+      this.log.warn({ identity: Number(id), labels: p.value, reason }, 'removed an identity stored in the unescaped label form');
+    }
+    if (marker === undefined) await this.store.create(ENCODING_KEY, ENCODING_ESCAPED);
+    return removed;
+  }
+
   /** Every identity: reserved ones plus those in the store. */
   async list(): Promise<Identity[]> {
     const out: Identity[] = RESERVED_IDENTITIES.map((r) => ({ id: r.id, labels: r.labels, reserved: true, localReferences: 0 }));
@@ -379,6 +435,15 @@ export class IdentityAllocator {
     const local = [...this.local.values()].find((e) => e.id === id);
     return { id, labels: LabelSet.fromCanonical(p.value), reserved: false, localReferences: local?.refs ?? 0 };
   }
+}
+
+/** Why a stored label set (`identities/v1/id/<n>` value) cannot stay, or undefined. */
+function unkeepableLabelSet(stored: string, legacy: boolean): string | undefined {
+  if (legacy && stored.includes('\\')) return 'written unescaped with a backslash: it reads differently escaped';
+  if (!LabelSet.isCanonical(stored)) return 'not in canonical form';
+  const forged = LabelSet.fromCanonical(stored).labels.find((l) => !ALLOCATED_LABEL_SOURCES.has(l.source));
+  if (forged) return `holds a ${forged.source}: label, which is never allocated (forged through unescaped label text)`;
+  return undefined;
 }
 
 function describe(labels: LabelSet): string {

@@ -85,6 +85,8 @@ export class GeneveUnsupportedError extends named('Unsupported', 'ERR_GENEVE_UNS
 export class VxlanUnsupportedError extends named('Unsupported', 'ERR_VXLAN_UNSUPPORTED') {}
 /** A policy document is invalid. */
 export class PolicyValidationError extends named('BadRequest', 'ERR_POLICY_INVALID') {}
+/** A label set no identity may be allocated for (a source other than `container`/`docker`, e.g. `reserved:`). */
+export class InvalidIdentityLabelsError extends named('BadRequest', 'ERR_INVALID_IDENTITY_LABELS') {}
 
 /** Wraps anything thrown into a CiliumDockerError (unknown errors become Internal). */
 export function asCiliumDockerError(err: unknown): CiliumDockerError {
