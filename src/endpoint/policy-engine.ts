@@ -19,6 +19,8 @@ import {
   affectedIdentities,
   identitiesAffectedByIdentityChange,
   requiredCidrPrefixes,
+  parsePolicyText,
+  POLICY_LIMITS,
   cidrIdentityLabels,
   selectorMatches,
   trace,
@@ -30,7 +32,7 @@ import {
 } from '../policy/index.js';
 import { LabelSet } from '../identity/labels.js';
 import { RESERVED_IDENTITIES, IDENTITY_INIT } from '../identity/reserved.js';
-import { KvConflictError, CiliumDockerError } from '../util/errors.js';
+import { KvConflictError, CiliumDockerError, PolicyValidationError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { EndpointManager } from './endpoint-manager.js';
 import type { EndpointRecord } from './endpoint.js';
@@ -67,6 +69,9 @@ export class PolicyEngine {
   private cache: SelectorCache;
   private compiler: PolicyCompiler;
   private readonly cidrIdentities = new Map<string, number>();
+  /** Next never-used CIDR identity, and those released by removed prefixes (reused first). */
+  private nextCidrIdentity = FIRST_CIDR_IDENTITY;
+  private readonly freeCidrIdentities: number[] = [];
   private watchers: Watcher[] = [];
   private queue: Promise<void> = Promise.resolve();
   private readonly revisionWaiters = new Set<() => void>();
@@ -125,7 +130,9 @@ export class PolicyEngine {
       this.repositoryRevision = repo.modRevision;
       this.compiler = this.newCompiler();
     }
-    await this.syncCidrIdentities();
+    // CIDR identities are synced in the queue, in chunks that yield to the event loop: start-up
+    // (and with it the plugin socket) never waits for a large CIDR policy.
+    this.queue = this.queue.then(() => this.syncCidrIdentitiesLogged());
     this.watchers.push(
       this.deps.store.watch(IDENTITY_PREFIX, ids.revision, {
         onEvent: (e) => {
@@ -143,6 +150,10 @@ export class PolicyEngine {
       }),
     );
     this.schedule(this.deps.endpoints.listEndpoints().map((e) => e.endpointId));
+  }
+
+  /** Resolves once the work queued so far (CIDR identities, regenerations) is done. */
+  async settled(): Promise<void> {
     await this.queue;
   }
 
@@ -197,13 +208,20 @@ export class PolicyEngine {
   private applySnapshot(snapshot: RepositorySnapshot, modRevision: bigint): void {
     if (this.repositoryRevision !== 'absent' && modRevision <= this.repositoryRevision) return;
     if (snapshot.revision < this.repository.revision) return;
+    this.applyRepository(PolicyRepository.fromJSON(snapshot), modRevision);
+  }
+
+  /** Makes `next` (the repository stored at `modRevision`) current and regenerates what changed. */
+  private applyRepository(next: PolicyRepository, modRevision: bigint): void {
+    if (this.repositoryRevision !== 'absent' && modRevision <= this.repositoryRevision) return;
+    if (next.revision < this.repository.revision) return;
     const previous = this.repository;
-    const next = PolicyRepository.fromJSON(snapshot);
     this.repository = next;
     this.repositoryRevision = modRevision;
     this.compiler = this.newCompiler();
     const change = diffRepositories(previous, next);
-    void this.syncCidrIdentities().then(() => {
+    this.queue = this.queue.then(async () => {
+      await this.syncCidrIdentitiesLogged();
       const affected = new Set(affectedIdentities(change, this.cache));
       const all = this.deps.endpoints.listEndpoints();
       // Endpoints not affected are at the new revision already: record it without recompiling.
@@ -213,26 +231,47 @@ export class PolicyEngine {
     });
   }
 
-  /** CIDR prefixes used by rules get node-local identities and ipcache entries. */
+  private async syncCidrIdentitiesLogged(): Promise<void> {
+    try {
+      await this.syncCidrIdentities();
+    } catch (err) {
+      this.deps.log.error({ err: err instanceof Error ? err.message : String(err) }, 'CIDR identity sync failed');
+    }
+  }
+
+  /**
+   * CIDR prefixes used by rules get node-local identities and ipcache entries. Runs in the queue
+   * (never two at once). Linear in the number of prefixes, in chunks of {@link CIDR_SYNC_CHUNK}
+   * with a yield to the event loop between them, so plugin and API calls are served meanwhile.
+   */
   private async syncCidrIdentities(): Promise<void> {
-    const wanted = requiredCidrPrefixes(this.repository).filter((p) => !p.includes(':'));
-    let changed = false;
-    for (const prefix of wanted) {
-      if (this.cidrIdentities.has(prefix)) continue;
-      let id = FIRST_CIDR_IDENTITY;
-      const used = new Set(this.cidrIdentities.values());
-      while (used.has(id)) id++;
-      this.cidrIdentities.set(prefix, id);
-      this.cache.addIdentity(id, cidrIdentityLabels(prefix));
-      changed = true;
-    }
-    for (const [prefix, id] of [...this.cidrIdentities]) {
-      if (wanted.includes(prefix)) continue;
+    const wanted = new Set(requiredCidrPrefixes(this.repository).filter((p) => !p.includes(':')));
+    await yieldToEventLoop();
+    const removed: number[] = [];
+    for (const [prefix, id] of this.cidrIdentities) {
+      if (wanted.has(prefix)) continue;
       this.cidrIdentities.delete(prefix);
-      this.cache.removeIdentity(id);
-      changed = true;
+      removed.push(id);
     }
-    if (changed) this.compiler = this.newCompiler();
+    if (removed.length > 0) {
+      this.cache.removeIdentities(removed);
+      this.freeCidrIdentities.push(...removed);
+    }
+    const missing = [...wanted].filter((prefix) => !this.cidrIdentities.has(prefix));
+    for (let i = 0; i < missing.length; i += CIDR_SYNC_CHUNK) {
+      await yieldToEventLoop();
+      const batch: Array<readonly [number, LabelSet]> = [];
+      for (const prefix of missing.slice(i, i + CIDR_SYNC_CHUNK)) {
+        const id = this.freeCidrIdentities.pop() ?? this.nextCidrIdentity++;
+        this.cidrIdentities.set(prefix, id);
+        batch.push([id, cidrIdentityLabels(prefix)]);
+      }
+      this.cache.addIdentities(batch);
+    }
+    if (removed.length > 0 || missing.length > 0) {
+      this.cache.pruneSelections(this.repository.rules());
+      this.compiler = this.newCompiler();
+    }
     await this.deps.datapath.syncCidrIdentities(this.cidrIdentities);
   }
 
@@ -288,11 +327,16 @@ export class PolicyEngine {
   private async mutate(fn: (repo: PolicyRepository) => PolicyChange): Promise<number> {
     for (let attempt = 0; attempt < 16; attempt++) {
       const current = await this.deps.store.get(REPOSITORY_KEY);
-      const repo = current ? PolicyRepository.fromJSON(JSON.parse(current.value)) : new PolicyRepository();
+      // The stored repository is usually the one applied already: copy it instead of validating
+      // every stored document again.
+      let repo: PolicyRepository;
+      if (!current) repo = new PolicyRepository();
+      else if (current.modRevision === this.repositoryRevision) repo = this.repository.clone();
+      else repo = PolicyRepository.fromJSON(JSON.parse(current.value));
       fn(repo);
-      const written = await this.deps.store.atomicPut(REPOSITORY_KEY, JSON.stringify(repo.toJSON()), current ? current.modRevision : 'absent');
+      const written = await this.deps.store.atomicPut(REPOSITORY_KEY, checkRepositorySize(repo), current ? current.modRevision : 'absent');
       if (written.ok) {
-        this.applySnapshot(repo.toJSON(), written.revision);
+        this.applyRepository(repo, written.revision);
         return repo.revision;
       }
     }
@@ -301,8 +345,8 @@ export class PolicyEngine {
 
   /** Imports CiliumNetworkPolicy text (validated before anything is written); returns the new revision. */
   async importPolicy(text: string): Promise<number> {
-    new PolicyRepository().import(text); // validation errors surface before any store access
-    return this.mutate((repo) => repo.import(text));
+    const policies = parsePolicyText(text); // validation errors surface before any store access
+    return this.mutate((repo) => repo.import(policies));
   }
 
   /** Deletes one policy (NotFoundError if unknown) or all; returns the new revision. */
@@ -355,6 +399,33 @@ export class PolicyEngine {
       this.revisionWaiters.add(check);
     });
   }
+}
+
+/** CIDR identities created per slice of {@link PolicyEngine} CIDR sync before yielding. */
+const CIDR_SYNC_CHUNK = 2048;
+
+/** Lets timers and I/O callbacks (plugin and API requests) run before continuing. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * The stored form of `repo`, refused with a PolicyValidationError when it breaks the repository
+ * limits ({@link POLICY_LIMITS}): the import fails now, with the store unchanged, instead of the
+ * store refusing the value (Consul: 512 KiB, etcd: 1.5 MiB) or a later write or restart failing.
+ */
+function checkRepositorySize(repo: PolicyRepository): string {
+  if (repo.size > POLICY_LIMITS.policies) {
+    throw new PolicyValidationError(`the policy repository would hold ${repo.size} policies; the limit is ${POLICY_LIMITS.policies}: delete policies or merge them`);
+  }
+  const value = JSON.stringify(repo.toJSON());
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes > POLICY_LIMITS.repositoryBytes) {
+    throw new PolicyValidationError(
+      `the policy repository would be ${bytes} bytes as stored; the limit is ${POLICY_LIMITS.repositoryBytes} bytes (it is one store value, and Consul refuses values over 512 KiB): delete policies or make them smaller`,
+    );
+  }
+  return value;
 }
 
 /** What changed between two repositories, as a PolicyChange (for affectedIdentities). */

@@ -190,33 +190,34 @@ function halves(prefix: IpPrefix): [IpPrefix, IpPrefix] {
   ];
 }
 
-function subtractOne(base: IpPrefix, except: IpPrefix): IpPrefix[] {
-  if (!prefixesOverlap(base, except)) return [base];
-  if (prefixContains(except, base)) return [];
-  // `except` lies strictly inside `base`: keep the half without it whole, split the other.
-  const result: IpPrefix[] = [];
-  let current = base;
-  while (current.bits < except.bits) {
-    const [low, high] = halves(current);
-    if (prefixContains(low, except)) {
-      result.push(high);
-      current = low;
-    } else {
-      result.push(low);
-      current = high;
-    }
-  }
-  return result;
-}
-
 /**
  * `base` minus every prefix in `excepts`, as the fewest disjoint prefixes, sorted by address.
  * Removing one /n from a /m yields n-m prefixes, so the result stays small (at most 128 per except).
+ *
+ * Recursive halving with the excepts partitioned between the halves: every except is looked at
+ * once per level, so the cost is O(excepts x prefix length), not the O(excepts^2) of subtracting
+ * the excepts one after another from a growing list.
  */
 export function subtractPrefixes(base: IpPrefix, excepts: readonly IpPrefix[]): IpPrefix[] {
-  let remaining = [base];
-  for (const except of excepts) remaining = remaining.flatMap((p) => subtractOne(p, except));
-  return remaining.sort(comparePrefixes);
+  const result: IpPrefix[] = [];
+  const inside = excepts.filter((e) => prefixesOverlap(base, e));
+  subtractInto(base, inside, result);
+  return result;
+}
+
+/** Appends `base` minus `excepts` (all overlapping `base`) to `into`, in address order. */
+function subtractInto(base: IpPrefix, excepts: readonly IpPrefix[], into: IpPrefix[]): void {
+  if (excepts.length === 0) {
+    into.push(base);
+    return;
+  }
+  if (excepts.some((e) => e.bits <= base.bits)) return; // an except covers all of base
+  const [low, high] = halves(base);
+  const lowExcepts: IpPrefix[] = [];
+  const highExcepts: IpPrefix[] = [];
+  for (const e of excepts) (prefixContains(low, e) ? lowExcepts : highExcepts).push(e);
+  subtractInto(low, lowExcepts, into);
+  subtractInto(high, highExcepts, into);
 }
 
 /** Orders prefixes by family, address, then length (shorter first). */

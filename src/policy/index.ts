@@ -5,6 +5,7 @@
  */
 export * from './cidr.js';
 export * from './compile.js';
+export { POLICY_LIMITS } from './limits.js';
 export * from './parse.js';
 export { MAX_PORTS_PER_RULE } from './parse-ports.js';
 export * from './peer-match.js';

@@ -14,6 +14,7 @@
  */
 import { parseAllDocuments } from 'yaml';
 import { PolicyValidationError } from '../util/errors.js';
+import { checkCidrPrefixLimit, checkDocumentLimits, importTextProblem, POLICY_LIMITS } from './limits.js';
 import { parseRule } from './parse-rule.js';
 import { describe, isObject, joinPath, ProblemList } from './problem-list.js';
 import type { CiliumNetworkPolicy, PolicyKind, PolicyRule } from './rule-types.js';
@@ -37,7 +38,16 @@ export interface DocumentValidation {
  * Validates one decoded document. `position` (1-based) names the document in messages until its
  * `metadata.name` is known.
  */
-export function validatePolicyDocument(value: unknown, position = 1): DocumentValidation {
+/** Options of validation. */
+export interface ValidationOptions {
+  /**
+   * Hold the input to {@link POLICY_LIMITS} (default true). Off only for documents read back from
+   * the store, which were accepted before and must stay loadable and deletable.
+   */
+  readonly limits?: boolean;
+}
+
+export function validatePolicyDocument(value: unknown, position = 1, options: ValidationOptions = {}): DocumentValidation {
   const problems = new ProblemList(`document ${position}`);
   const doc = isObject(value) ? value : undefined;
   if (!doc) {
@@ -47,6 +57,7 @@ export function validatePolicyDocument(value: unknown, position = 1): DocumentVa
   const metadata = isObject(doc['metadata']) ? doc['metadata'] : undefined;
   const rawName = metadata?.['name'];
   if (typeof rawName === 'string' && rawName !== '') problems.subject = `policy ${JSON.stringify(rawName)}`;
+  if (options.limits !== false && !checkDocumentLimits(doc, problems)) return { policy: undefined, problems: problems.messages };
 
   if (doc['apiVersion'] === undefined && doc['kind'] === undefined && (doc['endpointSelector'] !== undefined || doc['ingress'] !== undefined || doc['egress'] !== undefined)) {
     problems.add(
@@ -101,6 +112,7 @@ export function validatePolicyDocument(value: unknown, position = 1): DocumentVa
     if (rule) rules.push(rule);
   }
 
+  if (options.limits !== false && problems.messages.length === 0) checkCidrPrefixLimit(rules, problems);
   if (problems.messages.length > 0 || name === undefined) return { policy: undefined, problems: problems.messages };
   return {
     policy: {
@@ -132,14 +144,17 @@ function throwIfProblems(problems: readonly string[]): void {
  * Validates already-decoded documents (a document, an array of them, or a `List`), e.g. a JSON
  * request body. Throws one {@link PolicyValidationError} listing every problem.
  */
-export function parsePolicyValue(value: unknown): CiliumNetworkPolicy[] {
+export function parsePolicyValue(value: unknown, options: ValidationOptions = {}): CiliumNetworkPolicy[] {
   const documents = flattenDocuments(value);
   if (documents.length === 0) throw new PolicyValidationError('no policy documents found; expected a CiliumNetworkPolicy document, a list of them, or a YAML stream');
+  if (options.limits !== false && documents.length > POLICY_LIMITS.policies) {
+    throw new PolicyValidationError(`${documents.length} policy documents in one input; the limit is ${POLICY_LIMITS.policies} policies`);
+  }
   const policies: CiliumNetworkPolicy[] = [];
   const problems: string[] = [];
   const seen = new Map<string, number>();
   for (const [i, doc] of documents.entries()) {
-    const result = validatePolicyDocument(doc, i + 1);
+    const result = validatePolicyDocument(doc, i + 1, options);
     problems.push(...result.problems);
     if (!result.policy) continue;
     const first = seen.get(result.policy.name);
@@ -162,6 +177,8 @@ const MAX_ALIAS_EXPANSIONS = 100;
  * more policy documents. Throws one {@link PolicyValidationError} listing every problem.
  */
 export function parsePolicyText(text: string): CiliumNetworkPolicy[] {
+  const tooLarge = importTextProblem(text);
+  if (tooLarge) throw new PolicyValidationError(tooLarge);
   const streams = parseAllDocuments(text, { uniqueKeys: true, prettyErrors: true });
   const yamlDocuments = Array.isArray(streams) ? streams : [];
   const syntax: string[] = [];

@@ -82,6 +82,14 @@ export class PolicyRepository {
     return this.policies.size;
   }
 
+  /** An independent copy (the validated policies are shared: they are never modified). */
+  clone(): PolicyRepository {
+    const copy = new PolicyRepository();
+    copy.policies = new Map(this.policies);
+    copy.currentRevision = this.currentRevision;
+    return copy;
+  }
+
   private commit(imported: string[], deleted: string[], selectors: EndpointSelector[]): PolicyChange {
     this.currentRevision += 1;
     this.ruleList = undefined;
@@ -176,7 +184,8 @@ export class PolicyRepository {
     for (const record of policies as unknown[]) {
       const { name, revision: policyRevision, document } = (record ?? {}) as Partial<PolicyRecord>;
       if (typeof policyRevision !== 'number' || policyRevision > revision) throw bad(`policy ${JSON.stringify(name)} has an invalid revision`);
-      const [policy] = parsePolicyValue(document);
+      // Not held to the import limits: what was accepted once must stay loadable (and deletable).
+      const [policy] = parsePolicyValue(document, { limits: false });
       if (!policy || policy.name !== name) throw bad(`record ${JSON.stringify(name)} holds policy ${JSON.stringify(policy?.name)}`);
       repo.policies.set(policy.name, { name: policy.name, revision: policyRevision, policy });
     }

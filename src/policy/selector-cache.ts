@@ -10,10 +10,16 @@
  *
  * Label-selector evaluation uses an inverted index (`source:key=value` -> identities), so a
  * selector costs about the size of its smallest positive requirement's posting list, not the
- * number of identities.
+ * number of identities. CIDR identities are also kept sorted by prefix, so a CIDR peer finds the
+ * identities inside its prefixes by binary search instead of testing every CIDR identity.
+ *
+ * Batches ({@link SelectorCache.addIdentities}, {@link SelectorCache.removeIdentities}) keep the
+ * cost of a policy with N CIDR peers (N selections, N CIDR identities) near-linear: each memoised
+ * selection looks its members up in an index of the batch, instead of every new identity being
+ * tested against every selection (N x N).
  */
 import { SOURCE_ANY, type LabelSet } from '../identity/labels.js';
-import { identityPrefix, SOURCE_CIDR } from './cidr.js';
+import { comparePrefixes, identityPrefix, SOURCE_CIDR, type IpPrefix } from './cidr.js';
 import { isWildcardPeer, peerSelectsLabels } from './peer-match.js';
 import { entitySelects, withReservedIdentities, type Entity } from './reserved.js';
 import type { Peer, PolicyRule } from './rule-types.js';
@@ -32,14 +38,68 @@ interface KeyPostings {
 
 const NO_IDENTITIES: ReadonlySet<number> = new Set();
 
+/** source (and `any`) -> key -> postings. */
+type Postings = Map<string, Map<string, KeyPostings>>;
+
+/** A CIDR identity's own prefix, for the sorted index. */
+interface CidrIdentity {
+  readonly prefix: IpPrefix;
+  readonly id: number;
+}
+
+/**
+ * A memoised selection: its identities and how to recognise a member. `prefixes` (CIDR peers) and
+ * `selector` (endpoint selectors) let batch updates look members up in indexes.
+ */
+interface Selection {
+  readonly ids: Set<number>;
+  readonly matches: (labels: LabelSet) => boolean;
+  readonly prefixes?: readonly IpPrefix[];
+  readonly selector?: EndpointSelector;
+}
+
+/** Below this many identities a batch is applied identity by identity (no batch index). */
+const SMALL_BATCH = 8;
+
+function hostMask(prefix: IpPrefix): bigint {
+  return (1n << BigInt((prefix.family === 4 ? 32 : 128) - prefix.bits)) - 1n;
+}
+
+/** Index of the first element of `sorted` not ordered before `prefix`. */
+function lowerBound(sorted: readonly CidrIdentity[], prefix: IpPrefix): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (comparePrefixes(sorted[mid]!.prefix, prefix) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Calls `fn` for every identity of `sorted` (ordered by {@link comparePrefixes}) whose prefix lies
+ * inside `outer`: they are one contiguous run, from `outer` itself to its last address.
+ */
+function forEachInside(sorted: readonly CidrIdentity[], outer: IpPrefix, fn: (id: number) => void): void {
+  const last = outer.address | hostMask(outer);
+  for (let i = lowerBound(sorted, outer); i < sorted.length; i++) {
+    const { prefix, id } = sorted[i]!;
+    if (prefix.family !== outer.family || prefix.address > last) break;
+    if (prefix.bits >= outer.bits) fn(id);
+  }
+}
+
 /** The label-to-identities index and the memoised selections of one identity set. */
 export class SelectorCache {
   private readonly labelsById: Map<number, LabelSet>;
   /** source (and `any`) -> key -> postings: the inverted index. */
-  private readonly postings = new Map<string, Map<string, KeyPostings>>();
-  private readonly cidrIdentities = new Set<number>();
-  private readonly selections = new Map<string, Set<number>>();
-  private readonly selectionFns = new Map<string, (labels: LabelSet) => boolean>();
+  private readonly postings: Postings = new Map();
+  /** CIDR identity -> its own prefix. */
+  private readonly cidrIdentities = new Map<number, IpPrefix>();
+  /** The CIDR identities sorted by prefix; rebuilt on first use after a change. */
+  private sortedCidr: CidrIdentity[] | undefined;
+  private readonly selections = new Map<string, Selection>();
 
   /**
    * @param identities numeric identity -> labels. Reserved identities (1 host, 2 world, ...) the
@@ -60,24 +120,19 @@ export class SelectorCache {
     return this.labelsById.get(id);
   }
 
-  private postingsOf(source: string, key: string): KeyPostings | undefined {
-    return this.postings.get(source)?.get(key);
+  private postingsOf(source: string, key: string, postings: Postings = this.postings): KeyPostings | undefined {
+    return postings.get(source)?.get(key);
   }
 
   private index(id: number, labels: LabelSet): void {
-    for (const l of labels.labels) {
-      for (const source of [l.source, SOURCE_ANY]) {
-        let keys = this.postings.get(source);
-        if (!keys) this.postings.set(source, (keys = new Map()));
-        let entry = keys.get(l.key);
-        if (!entry) keys.set(l.key, (entry = { all: new Set(), byValue: new Map() }));
-        entry.all.add(id);
-        let ids = entry.byValue.get(l.value);
-        if (!ids) entry.byValue.set(l.value, (ids = new Set()));
-        ids.add(id);
+    indexLabels(this.postings, id, labels);
+    if (labels.labels.some((l) => l.source === SOURCE_CIDR)) {
+      const prefix = identityPrefix(labels);
+      if (prefix) {
+        this.cidrIdentities.set(id, prefix);
+        this.sortedCidr = undefined;
       }
     }
-    if (labels.labels.some((l) => l.source === SOURCE_CIDR) && identityPrefix(labels)) this.cidrIdentities.add(id);
   }
 
   private unindex(id: number, labels: LabelSet): void {
@@ -88,7 +143,12 @@ export class SelectorCache {
         entry?.byValue.get(l.value)?.delete(id);
       }
     }
-    this.cidrIdentities.delete(id);
+    if (this.cidrIdentities.delete(id)) this.sortedCidr = undefined;
+  }
+
+  private sortedCidrIdentities(): readonly CidrIdentity[] {
+    this.sortedCidr ??= [...this.cidrIdentities].map(([id, prefix]) => ({ id, prefix })).sort((a, b) => comparePrefixes(a.prefix, b.prefix));
+    return this.sortedCidr;
   }
 
   /** Adds (or relabels) an identity and updates every memoised selection in place. */
@@ -97,9 +157,9 @@ export class SelectorCache {
     if (previous) this.unindex(id, previous);
     this.labelsById.set(id, labels);
     this.index(id, labels);
-    for (const [key, set] of this.selections) {
-      if (this.selectionFns.get(key)!(labels)) set.add(id);
-      else set.delete(id);
+    for (const selection of this.selections.values()) {
+      if (selection.matches(labels)) selection.ids.add(id);
+      else selection.ids.delete(id);
     }
   }
 
@@ -109,17 +169,74 @@ export class SelectorCache {
     if (!previous) return;
     this.unindex(id, previous);
     this.labelsById.delete(id);
-    for (const set of this.selections.values()) set.delete(id);
+    for (const selection of this.selections.values()) selection.ids.delete(id);
   }
 
-  private memo(key: string, matches: (labels: LabelSet) => boolean, compute: () => Iterable<number>): Set<number> {
-    let set = this.selections.get(key);
-    if (!set) {
-      set = new Set(compute());
-      this.selections.set(key, set);
-      this.selectionFns.set(key, matches);
+  /**
+   * Adds many identities at once (e.g. the CIDR identities of a policy); identities already known
+   * are relabelled one by one. Cost: about the batch size plus, per memoised selection, its new
+   * members (see the module comment).
+   */
+  addIdentities(entries: Iterable<readonly [number, LabelSet]>): void {
+    const fresh: Array<readonly [number, LabelSet]> = [];
+    for (const [id, labels] of entries) {
+      if (this.labelsById.has(id)) {
+        this.addIdentity(id, labels);
+        continue;
+      }
+      this.labelsById.set(id, labels);
+      this.index(id, labels);
+      fresh.push([id, labels]);
     }
-    return set;
+    this.updateSelections(fresh, (ids, id) => ids.add(id));
+  }
+
+  /** Removes many identities at once; unknown ones are skipped. */
+  removeIdentities(ids: Iterable<number>): void {
+    const gone: Array<readonly [number, LabelSet]> = [];
+    for (const id of ids) {
+      const labels = this.labelsById.get(id);
+      if (!labels) continue;
+      this.unindex(id, labels);
+      this.labelsById.delete(id);
+      gone.push([id, labels]);
+    }
+    this.updateSelections(gone, (set, id) => set.delete(id));
+  }
+
+  /** Applies `apply` to each memoised selection and each identity of `batch` it selects. */
+  private updateSelections(batch: ReadonlyArray<readonly [number, LabelSet]>, apply: (ids: Set<number>, id: number) => void): void {
+    if (batch.length === 0) return;
+    if (batch.length < SMALL_BATCH) {
+      for (const selection of this.selections.values()) for (const [id, labels] of batch) if (selection.matches(labels)) apply(selection.ids, id);
+      return;
+    }
+    const labelsOf = new Map(batch);
+    const postings: Postings = new Map();
+    const cidr: CidrIdentity[] = [];
+    for (const [id, labels] of batch) {
+      indexLabels(postings, id, labels);
+      const prefix = labels.labels.some((l) => l.source === SOURCE_CIDR) ? identityPrefix(labels) : undefined;
+      if (prefix) cidr.push({ id, prefix });
+    }
+    cidr.sort((a, b) => comparePrefixes(a.prefix, b.prefix));
+    for (const selection of this.selections.values()) {
+      if (selection.prefixes) {
+        for (const p of selection.prefixes) forEachInside(cidr, p, (id) => apply(selection.ids, id));
+        continue;
+      }
+      const candidates = selection.selector ? this.bestCandidates(selection.selector, postings) : undefined;
+      for (const id of candidates ?? labelsOf.keys()) if (selection.matches(labelsOf.get(id)!)) apply(selection.ids, id);
+    }
+  }
+
+  private memo(key: string, shape: Omit<Selection, 'ids'>, compute: () => Iterable<number>): Set<number> {
+    let selection = this.selections.get(key);
+    if (!selection) {
+      selection = { ...shape, ids: new Set(compute()) };
+      this.selections.set(key, selection);
+    }
+    return selection.ids;
   }
 
   private scan(candidates: Iterable<number>, matches: (labels: LabelSet) => boolean): number[] {
@@ -129,8 +246,8 @@ export class SelectorCache {
   }
 
   /** Identities that may satisfy a positive requirement (In, Exists); undefined for negative ones. */
-  private candidatesFor(r: LabelRequirement): ReadonlySet<number> | undefined {
-    const entry = this.postingsOf(r.source, r.key);
+  private candidatesFor(r: LabelRequirement, postings: Postings = this.postings): ReadonlySet<number> | undefined {
+    const entry = this.postingsOf(r.source, r.key, postings);
     if (r.operator === 'Exists') return entry?.all ?? NO_IDENTITIES;
     if (r.operator !== 'In') return undefined;
     if (r.values.length === 1) return entry?.byValue.get(r.values[0]!) ?? NO_IDENTITIES;
@@ -139,23 +256,26 @@ export class SelectorCache {
     return union;
   }
 
+  /** The smallest candidate set of a selector's positive requirements; undefined if it has none. */
+  private bestCandidates(selector: EndpointSelector, postings: Postings = this.postings): ReadonlySet<number> | undefined {
+    let best: ReadonlySet<number> | undefined;
+    for (const r of selector.requirements) {
+      const candidates = this.candidatesFor(r, postings);
+      if (candidates && (!best || candidates.size < best.size)) best = candidates;
+    }
+    return best;
+  }
+
   /** Identities an endpoint selector selects (memoised by the selector's canonical key). */
   selectEndpoints(selector: EndpointSelector): ReadonlySet<number> {
     const matches = (labels: LabelSet) => selectorMatches(selector, labels);
-    return this.memo(SelectorCache.endpointSelectorKey(selector), matches, () => {
-      let best: ReadonlySet<number> | undefined;
-      for (const r of selector.requirements) {
-        const candidates = this.candidatesFor(r);
-        if (candidates && (!best || candidates.size < best.size)) best = candidates;
-      }
-      return this.scan(best ?? this.labelsById.keys(), matches);
-    });
+    return this.memo(SelectorCache.endpointSelectorKey(selector), { matches, selector }, () => this.scan(this.bestCandidates(selector) ?? this.labelsById.keys(), matches));
   }
 
   /** Identities an entity selects (for `all`, every identity; compilation uses the wildcard instead). */
   selectEntity(entity: Entity): ReadonlySet<number> {
     const matches = (labels: LabelSet) => entitySelects(entity, labels);
-    return this.memo(`entity:${entity}`, matches, () => this.scan(this.labelsById.keys(), matches));
+    return this.memo(`entity:${entity}`, { matches }, () => this.scan(this.labelsById.keys(), matches));
   }
 
   /**
@@ -171,7 +291,13 @@ export class SelectorCache {
         return { wildcard: false, identities: this.selectEntity(peer.entity) };
       case 'cidr': {
         const matches = (labels: LabelSet) => peerSelectsLabels(peer, labels);
-        return { wildcard: false, identities: this.memo(SelectorCache.peerKey(peer)!, matches, () => this.scan(this.cidrIdentities, matches)) };
+        const compute = () => {
+          const ids: number[] = [];
+          const sorted = this.sortedCidrIdentities();
+          for (const p of peer.prefixes) forEachInside(sorted, p, (id) => ids.push(id));
+          return ids.sort((a, b) => a - b);
+        };
+        return { wildcard: false, identities: this.memo(SelectorCache.peerKey(peer)!, { matches, prefixes: peer.prefixes }, compute) };
       }
     }
   }
@@ -190,7 +316,6 @@ export class SelectorCache {
     for (const key of [...this.selections.keys()]) {
       if (used.has(key)) continue;
       this.selections.delete(key);
-      this.selectionFns.delete(key);
       dropped++;
     }
     return dropped;
@@ -212,5 +337,20 @@ export class SelectorCache {
   /** Cache key of an endpoint selector's selection. */
   static endpointSelectorKey(selector: EndpointSelector): string {
     return `endpoints:${selector.key}`;
+  }
+}
+
+function indexLabels(postings: Postings, id: number, labels: LabelSet): void {
+  for (const l of labels.labels) {
+    for (const source of [l.source, SOURCE_ANY]) {
+      let keys = postings.get(source);
+      if (!keys) postings.set(source, (keys = new Map()));
+      let entry = keys.get(l.key);
+      if (!entry) keys.set(l.key, (entry = { all: new Set(), byValue: new Map() }));
+      entry.all.add(id);
+      let ids = entry.byValue.get(l.value);
+      if (!ids) entry.byValue.set(l.value, (ids = new Set()));
+      ids.add(id);
+    }
   }
 }
