@@ -28,7 +28,7 @@ export function renderBpfPolicy(policy: BpfEndpointPolicyModel): string {
   const rows = policy.entries.map((e) => [
     capitalized(e.direction),
     String(e.identity),
-    e.labels.join('\n') || (e.identity === 0 ? 'ANY' : ''),
+    e.labels.length > 0 ? e.labels : e.identity === 0 ? 'ANY' : '',
     formatPortProtocol(e.dport, e.portPrefixLen, e.protocol),
     capitalized(e.verdict),
     e.policy ?? '',

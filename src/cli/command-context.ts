@@ -4,6 +4,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiClient, DEFAULT_API_HOST } from '../api/client.js';
+import { guardTerminalOutput, terminalJson } from './terminal-text.js';
 
 /** `-o table` (default, for people) or `-o json` (for programs). */
 export type OutputFormat = 'table' | 'json';
@@ -24,14 +25,17 @@ export function outputOption(): Option {
   return new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table');
 }
 
-/** Writes text to stdout as is. */
+/**
+ * Writes formatted text to stdout. Formatters escape daemon values (terminal-text.ts); a control
+ * character that still got here is written as a visible escape, never raw.
+ */
 export function print(text: string): void {
-  process.stdout.write(text);
+  process.stdout.write(guardTerminalOutput(text));
 }
 
-/** Writes a value as indented JSON and a newline. */
+/** Writes a value as indented JSON and a newline (terminal-safe, see terminalJson). */
 export function printJson(value: unknown): void {
-  print(JSON.stringify(value, null, 2) + '\n');
+  print(terminalJson(value, 2) + '\n');
 }
 
 /**

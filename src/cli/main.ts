@@ -11,21 +11,22 @@ import { apiClient, outputFormat, outputOption, print, printJson } from './comma
 import { addMonitorCommand } from './monitor-command.js';
 import { addNetworkCommands } from './network-commands.js';
 import { addPolicyCommands } from './policy-commands.js';
-import { renderTable } from './table.js';
+import { renderTable, type TableCell } from './table.js';
+import { escapeTerminalText, terminalLines } from './terminal-text.js';
 
-function endpointRows(eps: EndpointModel[]): string[][] {
+function endpointRows(eps: EndpointModel[]): TableCell[][] {
   return eps.map((e) => [
     String(e.id),
     e.containerName ?? '',
     String(e.identity),
-    e.labels.join('\n') || 'reserved:init',
+    e.labels.length > 0 ? e.labels : 'reserved:init',
     e.ipv4,
     e.state,
   ]);
 }
 
-function identityRows(ids: IdentityModel[]): string[][] {
-  return ids.map((i) => [String(i.id), i.labels.join('\n'), i.reserved ? 'reserved' : String(i.localReferences)]);
+function identityRows(ids: IdentityModel[]): TableCell[][] {
+  return ids.map((i) => [String(i.id), i.labels, i.reserved ? 'reserved' : String(i.localReferences)]);
 }
 
 /** Builds the command tree. */
@@ -44,7 +45,7 @@ export function buildProgram(): Command {
       if (outputFormat(cmd) === 'json') return printJson(s);
       const eps = Object.entries(s.endpoints).map(([k, v]) => `${v} ${k}`).join(', ') || 'none';
       print(
-        [
+        terminalLines([
           `Node:        ${s.node}`,
           `Version:     ${s.version}`,
           `Uptime:      ${s.uptimeSeconds}s`,
@@ -57,9 +58,11 @@ export function buildProgram(): Command {
           `Endpoints:   ${eps}`,
           `Identities:  ${s.identities}`,
           `Routing:     ${s.overlay ? (s.overlay.routingMode ?? 'tunnel') : 'single host'}`,
-          `Overlay:     ${s.overlay ? `${s.overlay.routingMode === 'native' ? `native (no encapsulation) via ${s.overlay.device}` : `${s.overlay.tunnel} ${s.overlay.device} port ${s.overlay.port}${s.overlay.encap === 'bpf' ? `, encapsulation in BPF via ${s.overlay.underlayDevice}` : ''}`}, underlay ${s.overlay.underlayIp}, MTU ${s.overlay.mtu}; ${s.overlay.peers.length} peer(s)${s.overlay.peers.map((p) => `\n             ${p.name} ${p.underlayIp ?? '(no underlay)'} blocks ${p.blocks.join(',') || '-'}, ${p.endpoints} endpoint(s)`).join('')}${(s.overlay.routes ?? []).map((r) => `\n             route ${r.prefix} via ${r.via}`).join('')}` : 'disabled (single host)'}`,
+          `Overlay:     ${s.overlay ? `${s.overlay.routingMode === 'native' ? `native (no encapsulation) via ${s.overlay.device}` : `${s.overlay.tunnel} ${s.overlay.device} port ${s.overlay.port}${s.overlay.encap === 'bpf' ? `, encapsulation in BPF via ${s.overlay.underlayDevice}` : ''}`}, underlay ${s.overlay.underlayIp}, MTU ${s.overlay.mtu}; ${s.overlay.peers.length} peer(s)` : 'disabled (single host)'}`,
+          ...(s.overlay?.peers ?? []).map((p) => `             ${p.name} ${p.underlayIp ?? '(no underlay)'} blocks ${p.blocks.join(',') || '-'}, ${p.endpoints} endpoint(s)`),
+          ...(s.overlay?.routes ?? []).map((r) => `             route ${r.prefix} via ${r.via}`),
           `DNS:         ${s.dns ? `${s.dns.address}, upstreams ${s.dns.upstreams.join(',') || 'none'}; ${s.dns.queries} queries, ${s.dns.clusterAnswers} cluster answers, ${s.dns.nxdomain} NXDOMAIN, ${s.dns.forwarded} forwarded, ${s.dns.upstreamFailures} upstream failures, ${s.dns.refused} refused, ${s.dns.malformed} malformed` : 'disabled'}`,
-        ].join('\n') + '\n',
+        ]),
       );
     });
 
@@ -81,7 +84,7 @@ export function buildProgram(): Command {
       const ep = await apiClient(cmd).getEndpoint(ref);
       if (outputFormat(cmd) === 'json') return printJson(ep);
       print(
-        [
+        terminalLines([
           `ID:               ${ep.id}`,
           `Docker endpoint:  ${ep.endpointId}`,
           `Container:        ${ep.containerName ?? ''} ${ep.containerId ?? ''}`.trimEnd(),
@@ -93,7 +96,7 @@ export function buildProgram(): Command {
           `Identity:         ${ep.identity}`,
           `Labels:           ${ep.labels.join(', ') || 'reserved:init'}`,
           `Policy revision:  ${ep.policyRevision}`,
-        ].join('\n') + '\n',
+        ]),
       );
     });
 
@@ -134,7 +137,7 @@ export function buildProgram(): Command {
     .action(async (_opts, cmd: Command) => {
       const r = await apiClient(cmd).cleanup();
       if (outputFormat(cmd) === 'json') return printJson(r);
-      print(r.removed.length ? `removed: ${r.removed.join(', ')}\n` : 'nothing to remove\n');
+      print(r.removed.length ? terminalLines([`removed: ${r.removed.join(', ')}`]) : 'nothing to remove\n');
     });
 
   addPolicyCommands(program);
@@ -150,7 +153,8 @@ export async function main(argv: string[]): Promise<void> {
     await buildProgram().parseAsync(argv);
   } catch (err) {
     const message = err instanceof CiliumDockerError ? `Error: ${err.message} (${err.code})` : `Error: ${err instanceof Error ? err.message : String(err)}`;
-    process.stderr.write(message + '\n');
+    // Daemon messages quote labels and names: escaped like every other output.
+    process.stderr.write(escapeTerminalText(message) + '\n');
     process.exitCode = 1;
   }
 }

@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { apiClient, collectList, outputFormat, outputOption, print } from './command-context.js';
 import { formatMonitorEvent } from './monitor-format.js';
+import { terminalJson } from './terminal-text.js';
 
 /** Adds `cilium monitor [--type T]... [-o json]`. */
 export function addMonitorCommand(program: Command): void {
@@ -14,7 +15,7 @@ export function addMonitorCommand(program: Command): void {
     .addOption(outputOption())
     .action(async (opts: { type?: string[] }, cmd: Command) => {
       const json = outputFormat(cmd) === 'json';
-      const stream = apiClient(cmd).monitor(opts.type, (event) => print((json ? JSON.stringify(event) : formatMonitorEvent(event)) + '\n'));
+      const stream = apiClient(cmd).monitor(opts.type, (event) => print((json ? terminalJson(event) : formatMonitorEvent(event)) + '\n'));
       const stop = () => stream.close();
       // Ctrl-C and a closed stdout (`cilium monitor | head`) end the stream; both are normal exits.
       process.once('SIGINT', stop);

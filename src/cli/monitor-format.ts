@@ -10,6 +10,7 @@
  */
 import type { MonitorEventModel } from '../api/models.js';
 import { protocolHasPorts, protocolName } from './protocol-name.js';
+import { escapeTerminalText } from './terminal-text.js';
 
 function address(ip: string, port: number, protocol: number): string {
   return protocolHasPorts(protocol) ? `${ip}:${port}` : ip;
@@ -27,8 +28,15 @@ function tracePoint(event: MonitorEventModel): string {
   return where === 'endpoint' ? `${arrow} endpoint ${event.endpoint}` : `${arrow} ${where} (endpoint ${event.endpoint})`;
 }
 
-/** The text line for one event (without newline). */
+/**
+ * The text line for one event (without newline). Labels, policy names and reasons come from
+ * containers and policies: the line is escaped for the terminal (terminal-text.ts).
+ */
 export function formatMonitorEvent(event: MonitorEventModel): string {
+  return escapeTerminalText(eventLine(event));
+}
+
+function eventLine(event: MonitorEventModel): string {
   const flow =
     `${address(event.saddr, event.sport, event.protocol)} -> ${address(event.daddr, event.dport, event.protocol)} ` +
     `${protocolName(event.protocol).toLowerCase()} ${labelList(event.srcLabels)} -> ${labelList(event.dstLabels)}`;

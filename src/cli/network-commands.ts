@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import type { NetworkModel } from '../api/models.js';
 import { apiClient, outputFormat, outputOption, print, printJson } from './command-context.js';
 import { renderTable } from './table.js';
+import { terminalLines } from './terminal-text.js';
 
 /** Table rows: one per network; a conflict's explanation follows the table. */
 export function networkRows(networks: NetworkModel[]): string[][] {
@@ -33,7 +34,7 @@ export function addNetworkCommands(program: Command): void {
       const networks = await apiClient(cmd).listNetworks();
       if (outputFormat(cmd) === 'json') return printJson(networks);
       let text = renderTable(['NAME', 'NETWORK ID', 'SUBNET', 'IP RANGE', 'GATEWAY', 'INTERNAL', 'CREATED BY', 'NODES', 'STATUS'], networkRows(networks));
-      for (const n of networks) if (n.detail && n.status !== 'ok') text += `${n.name || n.networkId?.slice(0, 12)}: ${n.detail}\n`;
+      text += terminalLines(networks.filter((n) => n.detail && n.status !== 'ok').map((n) => `${n.name || n.networkId?.slice(0, 12)}: ${n.detail}`));
       print(text);
     });
 }

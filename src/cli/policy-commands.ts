@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { TraceRequestModel } from '../api/models.js';
 import { apiClient, collectList, integerParser, outputFormat, outputOption, print, printJson } from './command-context.js';
+import { terminalJson, terminalLines } from './terminal-text.js';
 
 const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -60,7 +61,7 @@ export function addPolicyCommands(program: Command): void {
     .action(async (name: string | undefined, _opts, cmd: Command) => {
       const list = await apiClient(cmd).getPolicy(name);
       if (outputFormat(cmd) === 'json') return printJson(list);
-      print(`Revision: ${list.revision}\n${JSON.stringify(list.policies, null, 2)}\n`);
+      print(`Revision: ${list.revision}\n${terminalJson(list.policies, 2)}\n`);
     });
 
   policy
@@ -88,7 +89,7 @@ export function addPolicyCommands(program: Command): void {
       const trace = await apiClient(cmd).tracePolicy({ srcLabels: opts.srcLabels, dstLabels: opts.dstLabels, dport: opts.dport, protocol: opts.protocol });
       if (outputFormat(cmd) === 'json') return printJson(trace);
       // The verdict is the answer, not a failure: exit 0 either way (Cilium does the same).
-      print(trace.explanation.map((line) => line + '\n').join(''));
+      print(terminalLines(trace.explanation));
     });
 
   policy

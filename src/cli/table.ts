@@ -2,12 +2,20 @@
  * Plain-text tables for CLI output: a header row and left-aligned columns separated by
  * three spaces (like Cilium's CLI).
  */
+import { escapeTerminalText } from './terminal-text.js';
 
-/** Renders rows under `headers`; multi-line cells become extra lines in the same row. */
-export function renderTable(headers: string[], rows: string[][]): string {
+/**
+ * One cell: a string is one line; an array is one line per element (a label set, one label per
+ * line). Either way each line is shown literally: a newline or escape sequence inside a value is
+ * printed as a visible escape (`\n`, `\x1b`), so no value can draw a row or drive the terminal.
+ */
+export type TableCell = string | readonly string[];
+
+/** Renders rows under `headers`; a multi-line cell makes its row several lines high. */
+export function renderTable(headers: string[], rows: TableCell[][]): string {
   const expanded: string[][] = [];
   for (const row of rows) {
-    const parts = row.map((cell) => cell.split('\n'));
+    const parts = row.map((cell) => (typeof cell === 'string' ? [cell] : cell).map(escapeTerminalText));
     const height = Math.max(1, ...parts.map((p) => p.length));
     for (let i = 0; i < height; i++) expanded.push(parts.map((p) => p[i] ?? ''));
   }
