@@ -3,7 +3,7 @@
  * endpoint manager -> plugin server, Docker watcher, agent API. The only module that wires
  * concrete implementations together; also owns signals and shutdown.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, helpText, type Config } from './config/config.js';
 import { log, setLogLevel } from './util/log.js';
@@ -19,6 +19,11 @@ import { Ipam } from './ipam/ipam.js';
 import { NetworkRegistry } from './ipam/network-registry.js';
 import { IdentityAllocator } from './identity/allocator.js';
 import { BpfDatapath } from './datapath/bpf-datapath.js';
+import { checkBpfRoot, datapathInstalled } from './datapath/bpf-datapath.js';
+import { CleanupStack } from './util/cleanup-stack.js';
+import { checkListenAddresses, type ListenAddress } from './util/listen-check.js';
+import { assertPrivateDir, ensurePrivateDir } from './util/private-dir.js';
+import { checkUnixSocketPath } from './util/http-server.js';
 import { PolicyEngine } from './endpoint/policy-engine.js';
 import { NodeSync } from './cluster/node-sync.js';
 import { PeerWatcher } from './cluster/peer-watcher.js';
@@ -46,7 +51,7 @@ const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', impo
 async function openStore(config: Config): Promise<KvStore> {
   switch (config.kvstore) {
     case 'local':
-      mkdirSync(config.stateDir, { recursive: true });
+      ensureStateDir(config);
       return LocalKvStore.open({ path: join(config.stateDir, 'kvstore.db'), ...localOptionsFromKvstoreOpts(config.kvstoreOpts) });
     case 'etcd':
       return EtcdKvStore.open(etcdOptionsFromKvstoreOpts(config.kvstoreOpts));
@@ -64,7 +69,7 @@ async function openStore(config: Config): Promise<KvStore> {
  */
 async function openNodeStore(config: Config, cluster: KvStore): Promise<KvStore> {
   if (config.kvstore === 'local') return cluster;
-  mkdirSync(config.stateDir, { recursive: true });
+  ensureStateDir(config);
   const node = LocalKvStore.open({ path: join(config.stateDir, 'node-state.db') });
   // Nothing is migrated: records an older version kept in the cluster store are only reported.
   const prefix = nodeRecordPrefix(config.nodeName);
@@ -75,12 +80,57 @@ async function openNodeStore(config: Config, cluster: KvStore): Promise<KvStore>
   return node;
 }
 
-/** Starts every part of the daemon; resolves with a stop function. */
+/** The state directory, private to the daemon's user (0700; see util/private-dir.ts). */
+function ensureStateDir(config: Config): void {
+  const { narrowedFrom } = ensurePrivateDir(config.stateDir, '--state-dir');
+  if (narrowedFrom) log.warn({ stateDir: config.stateDir, mode: narrowedFrom }, 'the state directory let other users read the store: narrowed to 0700');
+}
+
+/**
+ * Everything that can be checked before the host is touched (links, pins, the masquerade rule,
+ * sockets, the state directory): a bad setting fails the start naming its flag, leaving nothing.
+ */
+async function preflight(config: Config): Promise<void> {
+  cronExpressionFor(config.resyncIntervalMs);
+  if (config.kvstore === 'local') localOptionsFromKvstoreOpts(config.kvstoreOpts);
+  else if (config.kvstore === 'etcd') etcdOptionsFromKvstoreOpts(config.kvstoreOpts);
+  else consulOptionsFromKvstoreOpts(config.kvstoreOpts);
+  assertPrivateDir(config.stateDir, '--state-dir');
+  checkBpfRoot(config.bpfRoot);
+  for (const [option, path] of [['--plugin-socket', config.pluginSocket], ['--api-socket', config.apiSocket]] as const) {
+    await checkUnixSocketPath(path).catch((err: unknown) => {
+      throw err instanceof CiliumDockerError ? new CiliumDockerError(err.kind, err.code, `${option}: ${err.message}`, { cause: err }) : err;
+    });
+  }
+  const listeners: ListenAddress[] = [];
+  for (const [option, address, protocols] of [['--metrics-address', config.metricsAddress, ['tcp']], ['--dns-address', config.dnsAddress, ['udp', 'tcp']]] as const) {
+    if (address === '') continue;
+    const colon = address.lastIndexOf(':');
+    listeners.push({ option, host: address.slice(0, colon), port: Number(address.slice(colon + 1)), protocols });
+  }
+  await checkListenAddresses(listeners);
+}
+
+/**
+ * Starts every part of the daemon; resolves with a stop function. A start that fails after the
+ * pre-flight checks undoes what it did, newest first (each step registers its undo).
+ */
 export async function startDaemon(config: Config): Promise<{ stop: () => Promise<void> }> {
-  const started = Date.now();
   setLogLevel(config.logLevel);
+  await preflight(config);
+  const undo = new CleanupStack();
+  try {
+    return await startParts(config, undo);
+  } catch (err) {
+    log.error({ err: err instanceof Error ? err.message : String(err), steps: undo.size }, 'start-up failed: undoing what it did');
+    await undo.unwind(log);
+    throw err;
+  }
+}
+
+async function startParts(config: Config, undo: CleanupStack): Promise<{ stop: () => Promise<void> }> {
+  const started = Date.now();
   const metrics = new Metrics();
-  cronExpressionFor(config.resyncIntervalMs); // validate before anything starts
   // Kernel features first: a tunnel the kernel cannot do fails the start before anything is configured.
   const features = await probeKernelFeatures();
   log.info({ vxlanExternal: features.vxlanExternal, geneveExternal: features.geneveExternal }, 'kernel features probed');
@@ -98,10 +148,12 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
     else log.warn({ tunnel: config.tunnel }, 'no underlay address (no default route and no --underlay-ip): overlay off, this node is reachable from no other node');
   }
   const rawStore = await openStore(config);
+  undo.push('close the store', () => rawStore.close());
   const store = new InstrumentedKvStore(rawStore, (action, seconds, ok) => {
     metrics.kvstoreSeconds.observe({ action, outcome: ok ? 'success' : 'fail' }, seconds);
   });
   const nodeStore = await openNodeStore(config, store);
+  if (nodeStore !== store) undo.push('close the node store', () => nodeStore.close());
   const ipam = new Ipam({
     store,
     nodeStore,
@@ -112,6 +164,10 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   });
   const identities = new IdentityAllocator({ store, nodeName: config.nodeName, log: log.child({ component: 'identity' }) });
   const datapath = new BpfDatapath({ bpfRoot: config.bpfRoot, log: log.child({ component: 'datapath' }), tunnel, native, ctAccounting: config.ctAccounting });
+  // An earlier agent's datapath keeps running containers connected: a failed start only lets go
+  // of it. One this start created (perhaps half-way) is removed: links, pins, the masquerade rule.
+  const earlierDatapath = await datapathInstalled(config.bpfRoot);
+  undo.push(earlierDatapath ? 'release the datapath' : 'remove the datapath', () => (earlierDatapath ? datapath.close() : datapath.cleanup([], [])));
   await datapath.init();
   const networks = new NetworkRegistry({ store, nodeName: config.nodeName, ipam, log: log.child({ component: 'networks' }) });
   const endpoints = new EndpointManager({ store: nodeStore, identityTimeoutMs: config.identityTimeoutMs, nodeName: config.nodeName, datapath, identities, networks, log: log.child({ component: 'endpoint' }) });
@@ -482,10 +538,13 @@ export async function startDaemon(config: Config): Promise<{ stop: () => Promise
   });
 
   await plugin.start();
+  undo.push('remove the plugin socket', () => plugin.stop());
   await api.start();
+  undo.push('remove the API socket', () => api.stop());
   await dns?.start().catch((err: unknown) => {
     throw new ConfigError(`--dns-address ${config.dnsAddress}: cannot listen (${err instanceof Error ? err.message : String(err)}); give an address of this host whose port is free, or leave --dns-address empty`);
   });
+  if (dns) undo.push('stop the DNS resolver', () => dns.stop());
   const metricsServer = config.metricsAddress === '' ? undefined : await serveMetrics(metrics, config.metricsAddress);
   watcher.start();
   log.info({ node: config.nodeName, kvstore: config.kvstore, version: VERSION }, 'cilium-docker ready');

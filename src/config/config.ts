@@ -8,12 +8,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../util/errors.js';
 
 /** Which store backend the daemon uses. */
 export type KvStoreBackend = 'local' | 'etcd' | 'consul';
+const KVSTORE_BACKENDS: readonly KvStoreBackend[] = ['local', 'etcd', 'consul'];
+const isKvStoreBackend = (name: string): name is KvStoreBackend => (KVSTORE_BACKENDS as readonly string[]).includes(name);
 /** Cilium's policy enforcement modes. */
 export type EnforcementMode = 'default' | 'always' | 'never';
 /** How containers on different hosts reach each other. */
@@ -119,6 +122,7 @@ export function helpText(): string {
 
 /** Parses a duration like `5m`, `30s`, `1500ms`, `1h` into milliseconds. */
 export function parseDuration(text: string, what: string): number {
+  if (/^\s*-/.test(text)) throw new ConfigError(`${what}: "${text}" is negative; give a duration above zero, e.g. 500ms, 30s, 5m or 1h`);
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
   if (!m) throw new ConfigError(`${what}: "${text}" is not a duration; use e.g. 500ms, 30s, 5m or 1h`);
   const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
@@ -136,20 +140,34 @@ function parseCidr(text: string, what: string): string {
   if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32) {
     throw new ConfigError(`${what}: "${text}" is not an IPv4 CIDR such as 10.200.0.0/16`);
   }
+  const length = Number(m[5]);
+  const address = m.slice(1, 5).reduce((n, o) => n * 256 + Number(o), 0);
+  const size = 2 ** (32 - length);
+  if (address % size !== 0) {
+    const network = address - (address % size);
+    const dotted = [24, 16, 8, 0].map((shift) => Math.floor(network / 2 ** shift) % 256).join('.');
+    throw new ConfigError(`${what}: "${text}" has host bits set; the network is ${dotted}/${length}`);
+  }
   return text;
 }
 
 /** Reads argv, env and the config file into a validated Config. Throws ConfigError. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config | 'help' {
-  const parsed = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: Object.fromEntries([
-      ...OPTIONS.map((o) => [o.name, { type: 'string' as const, multiple: o.multiple ?? false }]),
-      ['help', { type: 'boolean' as const }],
-    ]),
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: Object.fromEntries([
+        ...OPTIONS.map((o) => [o.name, { type: 'string' as const, multiple: o.multiple ?? false }]),
+        ['help', { type: 'boolean' as const }],
+      ]),
+    });
+  } catch (err) {
+    // Node's messages name the flag and the fix (`--resync-interval=-5m` for a value with a dash).
+    throw new ConfigError((err as Error).message.replace(/\s*\n\s*/g, ' '), { cause: err });
+  }
   const flags = parsed.values as Record<string, string | string[] | boolean | undefined>;
   if (flags.help === true) return 'help';
 
@@ -188,22 +206,34 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   };
 
   const kvstore = value('kvstore');
-  if (kvstore !== 'local' && kvstore !== 'etcd' && kvstore !== 'consul') {
+  if (!isKvStoreBackend(kvstore)) {
     throw new ConfigError(`--kvstore: "${kvstore}" is not a backend; use local, etcd or consul`);
   }
   const kvstoreOpts: Record<string, string> = {};
   for (const item of list('kvstore-opt')) {
     const eq = item.indexOf('=');
     if (eq <= 0) throw new ConfigError(`--kvstore-opt: "${item}" must be key=value, e.g. etcd.address=http://127.0.0.1:2379`);
-    kvstoreOpts[item.slice(0, eq)] = item.slice(eq + 1);
+    const key = item.slice(0, eq);
+    // Each backend checks its own option names (kvstore/*-options.ts); an option of another
+    // backend would be ignored silently, e.g. etcd.address with the default --kvstore local.
+    if (!key.startsWith(`${kvstore}.`)) {
+      const other = KVSTORE_BACKENDS.find((b) => key.startsWith(`${b}.`));
+      throw new ConfigError(
+        other
+          ? `--kvstore-opt ${key}: an option of the ${other} store, but --kvstore is ${kvstore}; add --kvstore ${other} or drop the option`
+          : `--kvstore-opt ${key}: unknown option; options of the ${kvstore} store start with "${kvstore}." (see --help and the README)`,
+      );
+    }
+    kvstoreOpts[key] = item.slice(eq + 1);
   }
   const enforcement = value('enable-policy');
   if (enforcement !== 'default' && enforcement !== 'always' && enforcement !== 'never') {
     throw new ConfigError(`--enable-policy: "${enforcement}" is not a mode; use default, always or never`);
   }
   const metricsAddress = value('metrics-address');
-  if (metricsAddress !== '' && !/^[^:\s]+:\d+$/.test(metricsAddress)) {
-    throw new ConfigError(`--metrics-address: "${metricsAddress}" must be host:port (or empty to turn metrics off)`);
+  const metricsPort = /^[^:\s]+:(\d{1,5})$/.exec(metricsAddress)?.[1];
+  if (metricsAddress !== '' && (metricsPort === undefined || Number(metricsPort) < 1 || Number(metricsPort) > 65535)) {
+    throw new ConfigError(`--metrics-address: "${metricsAddress}" must be host:port with a port from 1 to 65535 (or empty to turn metrics off)`);
   }
   const logLevel = value('log-level');
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel)) {
@@ -213,6 +243,17 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const defaultPoolPrefixLength = parseIntIn(value('default-pool-prefix-length'), '--default-pool-prefix-length', 8, 30);
   if (defaultPoolPrefixLength < Number(defaultPool.split('/')[1])) {
     throw new ConfigError(`--default-pool-prefix-length ${defaultPoolPrefixLength} is shorter than --default-pool ${defaultPool}`);
+  }
+  const blockPrefixLength = parseIntIn(value('block-prefix-length'), '--block-prefix-length', 8, 32);
+  if (blockPrefixLength < defaultPoolPrefixLength) {
+    throw new ConfigError(
+      `--block-prefix-length ${blockPrefixLength} is shorter than the /${defaultPoolPrefixLength} subnets carved from --default-pool (--default-pool-prefix-length): a node's block must fit in a network's subnet; use ${defaultPoolPrefixLength} or more`,
+    );
+  }
+  const pluginSocket = value('plugin-socket');
+  const apiSocket = value('api-socket');
+  if (resolvePath(pluginSocket) === resolvePath(apiSocket)) {
+    throw new ConfigError(`--plugin-socket and --api-socket are both ${pluginSocket}; give each its own path`);
   }
   const tunnel = value('tunnel');
   if (tunnel !== 'vxlan' && tunnel !== 'geneve' && tunnel !== 'disabled') {
@@ -240,15 +281,15 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   else if (upstreamList.length > 0) dnsUpstreams = upstreamList.map((u) => parseIpPort(u, '--dns-upstream'));
   return Object.freeze({
     stateDir: value('state-dir'),
-    pluginSocket: value('plugin-socket'),
-    apiSocket: value('api-socket'),
+    pluginSocket,
+    apiSocket,
     dockerHost: value('docker-host'),
     nodeName: value('node-name') || hostname(),
     kvstore,
     kvstoreOpts: Object.freeze(kvstoreOpts),
     defaultPool,
     defaultPoolPrefixLength,
-    blockPrefixLength: parseIntIn(value('block-prefix-length'), '--block-prefix-length', 8, 32),
+    blockPrefixLength,
     bpfRoot: value('bpf-root'),
     metricsAddress,
     resyncIntervalMs: parseDuration(value('resync-interval'), '--resync-interval'),

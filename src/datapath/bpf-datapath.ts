@@ -8,8 +8,8 @@
  * (until then its packets would be dropped as unknown sources).
  */
 import { execFile } from 'node:child_process';
-import { readdirSync, rmSync, statfsSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, rmSync, statfsSync, statSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { DatapathEndpoint, DatapathNetwork } from './datapath.js';
 import { RoutingDatapath } from './routing-datapath.js';
 import { getLink, HOST_DEVICE } from './link/veth.js';
@@ -26,7 +26,7 @@ import { ensureVxlanDevice, underlayNexthop, VXLAN_OVERHEAD } from './link/tunne
 import { listPeerRoutes, removePeerRoutes, syncPeerRoutes, type PeerRoute, type PeerRouteForm } from './link/peer-routes.js';
 import { deleteLink } from './link/veth.js';
 import { TUNNEL_DEVICE, type TunnelKind } from './features.js';
-import { UnsupportedError } from '../util/errors.js';
+import { ConfigError, UnsupportedError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -74,6 +74,34 @@ async function detachOurIngress(device: string, name: string): Promise<boolean> 
   if (!ours) return false;
   bpfNative().tcDetach(link.ifindex, 'ingress', DEFAULT_TC_HANDLE, DEFAULT_TC_PRIORITY);
   return true;
+}
+
+const BPF_FS_ROOT = '/sys/fs/bpf';
+
+/** Whether init will mount a bpffs on /sys/fs/bpf first (a root under it, where none is mounted). */
+function bpffsToMount(bpfRoot: string): boolean {
+  return bpfRoot.startsWith(`${BPF_FS_ROOT}/`) && existsSync(BPF_FS_ROOT) && statfsSync(BPF_FS_ROOT).type !== BPF_FS_MAGIC;
+}
+
+/**
+ * Refuses, changing nothing, a --bpf-root where pinning would fail after the links are made:
+ * one whose nearest existing directory is on another filesystem than bpffs (pins exist only
+ * there). A root under /sys/fs/bpf with no bpffs mounted there yet passes: init mounts one.
+ */
+export function checkBpfRoot(bpfRoot: string): void {
+  if (bpffsToMount(bpfRoot)) return;
+  let dir = bpfRoot;
+  while (!existsSync(dir) && dir !== dirname(dir)) dir = dirname(dir);
+  if (!statSync(dir).isDirectory()) throw new ConfigError(`--bpf-root ${bpfRoot}: ${dir} is not a directory; choose a directory under ${BPF_FS_ROOT}`);
+  if (statfsSync(dir).type !== BPF_FS_MAGIC) {
+    throw new ConfigError(`--bpf-root ${bpfRoot}: ${dir} is not a bpf filesystem (programs and maps can be pinned only on bpffs); choose a directory under ${BPF_FS_ROOT}, or mount one first (mount -t bpf bpf DIR)`);
+  }
+}
+
+/** Whether an earlier agent's datapath is on this host: the cilium_host link, or pins under bpfRoot. */
+export async function datapathInstalled(bpfRoot: string): Promise<boolean> {
+  if (await getLink(HOST_DEVICE)) return true;
+  return existsSync(bpfRoot) && statfsSync(bpfRoot).type === BPF_FS_MAGIC && readdirSync(bpfRoot).length > 0;
 }
 
 function mountBpffs(dir: string): Promise<void> {
@@ -208,10 +236,9 @@ export class BpfDatapath extends RoutingDatapath {
 
   override async init(): Promise<void> {
     await super.init();
-    const fsRoot = '/sys/fs/bpf';
-    if (this.options.bpfRoot.startsWith(`${fsRoot}/`) && existsSync(fsRoot) && statfsSync(fsRoot).type !== BPF_FS_MAGIC) {
-      this.options.log.info({ dir: fsRoot }, 'mounting bpffs');
-      await mountBpffs(fsRoot);
+    if (bpffsToMount(this.options.bpfRoot)) {
+      this.options.log.info({ dir: BPF_FS_ROOT }, 'mounting bpffs');
+      await mountBpffs(BPF_FS_ROOT);
     }
     const tunnel = this.options.tunnel;
     if (tunnel) {

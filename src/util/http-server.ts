@@ -7,7 +7,7 @@
  * answers, the file is stale and removed; if a live process answers, we refuse to steal it.
  */
 import express, { type Express, type Request, type Response, type NextFunction, type Router } from 'express';
-import { mkdirSync, chmodSync, unlinkSync, existsSync, lstatSync } from 'node:fs';
+import { mkdirSync, chmodSync, unlinkSync, existsSync, lstatSync, statSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import { connect, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
@@ -147,16 +147,33 @@ async function socketIsLive(path: string): Promise<boolean> {
   });
 }
 
-/** Removes `path` if it is a socket nobody listens on; throws if a live process owns it. */
-export async function removeStaleSocket(path: string): Promise<void> {
-  if (!existsSync(path)) return;
+/**
+ * Whether a Unix socket can be listened on at `path`, changing nothing: 'absent' (its nearest
+ * existing ancestor is a directory) or 'stale' (a socket file nobody answers on). Throws
+ * ERR_SOCKET_PATH when the path or an ancestor is something else, ERR_SOCKET_IN_USE when a live
+ * process listens there.
+ */
+export async function checkUnixSocketPath(path: string): Promise<'absent' | 'stale'> {
+  if (!existsSync(path)) {
+    let ancestor = dirname(path);
+    while (!existsSync(ancestor) && ancestor !== dirname(ancestor)) ancestor = dirname(ancestor);
+    if (!statSync(ancestor).isDirectory()) {
+      throw new CiliumDockerError('Conflict', 'ERR_SOCKET_PATH', `${path} cannot be created: ${ancestor} is not a directory; choose another path`);
+    }
+    return 'absent';
+  }
   if (!lstatSync(path).isSocket()) {
     throw new CiliumDockerError('Conflict', 'ERR_SOCKET_PATH', `${path} exists and is not a socket; remove it or choose another path`);
   }
   if (await socketIsLive(path)) {
     throw new CiliumDockerError('Conflict', 'ERR_SOCKET_IN_USE', `another process is listening on ${path}; stop it first (is a cilium-docker daemon already running?)`);
   }
-  unlinkSync(path);
+  return 'stale';
+}
+
+/** Removes `path` if it is a socket nobody listens on; throws if a live process owns it. */
+export async function removeStaleSocket(path: string): Promise<void> {
+  if ((await checkUnixSocketPath(path)) === 'stale') unlinkSync(path);
 }
 
 /** Listens on a Unix socket (creating its directory, cleaning a stale file) and sets its mode. */

@@ -26,7 +26,7 @@
  * leases are swept at open and every `sweepIntervalMs`, deleting their keys as watch events.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { CiliumDockerError, ConfigError, KvUnavailableError } from '../../util/errors.js';
@@ -75,6 +75,27 @@ export function localOptionsFromKvstoreOpts(opts: Readonly<Record<string, string
     out.sync = value;
   }
   return out;
+}
+
+/**
+ * Keeps the store's files readable by their owner only (they hold every key). SQLite creates the
+ * `-wal`, `-shm` and `-journal` files with the mode of the database file, so the database is
+ * created 0600 before SQLite opens it; files an older version left readable by others (0644)
+ * are narrowed to 0600.
+ */
+function restrictStoreFiles(path: string): void {
+  closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
+    let mode: number;
+    try {
+      mode = statSync(file).mode;
+    } catch {
+      continue;
+    }
+    if ((mode & 0o077) === 0) continue;
+    chmodSync(file, 0o600);
+    log.warn({ file, mode: `0${(mode & 0o777).toString(8)}` }, 'store file was readable by other users: narrowed to 0600');
+  }
 }
 
 const DEFAULT_LEASE_TTL_MS = 15 * 60 * 1000;
@@ -160,7 +181,8 @@ export class LocalKvStore implements KvStore {
   static open(options: LocalKvStoreOptions): LocalKvStore {
     let db: DatabaseSync | undefined;
     try {
-      mkdirSync(dirname(options.path), { recursive: true });
+      mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
+      restrictStoreFiles(options.path);
       db = new DatabaseSync(options.path, { readBigInts: true, timeout: BUSY_TIMEOUT_MS });
       // Exclusive locking: the lock taken by the schema transaction below is held until close,
       // so a second daemon on the same file fails here instead of silently starving watchers.
