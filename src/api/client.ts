@@ -139,6 +139,16 @@ export class ApiClient {
     if (name === '') return Promise.reject(new BadRequestError('empty policy name; use deleteAllPolicies() to delete every policy'));
     return this.call('DELETE', `/v1/policy/${encodeURIComponent(name)}`);
   }
+  /** `GET /v1/policy?labels=...`: the policies with a rule carrying all these labels. */
+  getPolicyByLabels(labels: readonly string[]): Promise<PolicyListModel> {
+    if (labels.length === 0) return Promise.reject(new BadRequestError('no labels given; use getPolicy() for every policy'));
+    return this.call('GET', `/v1/policy?${labels.map((l) => `labels=${encodeURIComponent(l)}`).join('&')}`);
+  }
+  /** `DELETE /v1/policy?labels=...`: deletes the policies whose rules carry all these labels. */
+  deletePolicyByLabels(labels: readonly string[]): Promise<PolicyRevisionModel> {
+    if (labels.length === 0 || labels.includes('')) return Promise.reject(new BadRequestError('no labels given; use deleteAllPolicies() to delete every policy'));
+    return this.call('DELETE', `/v1/policy?${labels.map((l) => `labels=${encodeURIComponent(l)}`).join('&')}`);
+  }
   /** `DELETE /v1/policy`: deletes every policy (a separate method so that no empty name deletes all). */
   deleteAllPolicies(): Promise<PolicyRevisionModel> {
     return this.call('DELETE', '/v1/policy');

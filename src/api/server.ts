@@ -48,6 +48,10 @@ export interface AgentBackend {
   getPolicy(name?: string): Promise<PolicyListModel>;
   /** Deletes one policy by name, or all when name is undefined. */
   deletePolicy(name?: string): Promise<PolicyRevisionModel>;
+  /** Stored policies with a rule carrying all these labels (`source:key=value`, no source = any). */
+  getPolicyByLabels(labels: readonly string[]): Promise<PolicyListModel>;
+  /** Deletes the policies whose rules carry all these labels; NotFoundError if none does. */
+  deletePolicyByLabels(labels: readonly string[]): Promise<PolicyRevisionModel>;
   tracePolicy(request: TraceRequestModel): Promise<TraceModel>;
   /** Resolves once every local endpoint applied `revision`; rejects Unavailable after timeoutMs. */
   waitPolicy(revision: number, timeoutMs: number): Promise<PolicyWaitModel>;
@@ -108,6 +112,19 @@ function parseTraceLabels(body: Record<string, unknown>, field: 'srcLabels' | 'd
     }
     return label;
   });
+}
+
+/**
+ * `?labels=a&labels=b` of `GET|DELETE /v1/policy`: the labels (Cilium's `source:key=value`) that
+ * select policies. Present but empty is refused, so that no malformed query deletes everything.
+ */
+function parsePolicyLabelsQuery(query: Request['query']): string[] {
+  const raw = query['labels'];
+  const labels = (Array.isArray(raw) ? raw : [raw]).filter((l): l is string => typeof l === 'string');
+  if (labels.length === 0 || labels.length !== (Array.isArray(raw) ? raw.length : 1) || labels.some((l) => l === '')) {
+    throw new BadRequestError('labels must be one or more non-empty ?labels=source:key=value parameters');
+  }
+  return labels;
 }
 
 /** Validates `POST /v1/policy/trace` bodies; `dport` defaults to 0 (any) and `protocol` to ANY. */
@@ -217,13 +234,14 @@ export class ApiServer {
     app.post('/v1/cleanup', route(() => backend.cleanup()));
 
     app.post('/v1/policy', route((req) => backend.importPolicy(parsePolicyImportBody(req.body))));
-    app.get('/v1/policy', route(() => backend.getPolicy()));
+    app.get('/v1/policy', route((req) => (req.query['labels'] === undefined ? backend.getPolicy() : backend.getPolicyByLabels(parsePolicyLabelsQuery(req.query)))));
     app.delete(
       '/v1/policy',
       route(async (req) => {
         // Non-strict routing also sends `DELETE /v1/policy/` here: a client that built the path
         // from an empty name must not delete every policy.
         if (req.path !== '/v1/policy') throw new BadRequestError('empty policy name; to delete every policy use DELETE /v1/policy');
+        if (req.query['labels'] !== undefined) return backend.deletePolicyByLabels(parsePolicyLabelsQuery(req.query));
         return backend.deletePolicy();
       }),
     );

@@ -40,6 +40,16 @@ async function readPolicyText(file: string): Promise<string> {
   }
 }
 
+/**
+ * `cilium policy get|delete` arguments: one word is a policy name (names have no `=` or `:`);
+ * anything else is a list of labels (`name=l3-rule`, `unspec:name=l3-rule`), as in Cilium.
+ */
+export function policySelection(args: readonly string[]): { name?: string; labels?: string[] } {
+  if (args.length === 0) return {};
+  if (args.length === 1 && !/[=:]/.test(args[0]!)) return { name: args[0]! };
+  return { labels: [...args] };
+}
+
 /** Adds `cilium policy import|get|delete|trace|wait`. */
 export function addPolicyCommands(program: Command): void {
   const policy = program.command('policy').description('CiliumNetworkPolicy management');
@@ -55,24 +65,27 @@ export function addPolicyCommands(program: Command): void {
     });
 
   policy
-    .command('get [name]')
-    .description('the stored policies (all, or the one named)')
+    .command('get [name-or-labels...]')
+    .description('the stored policies: all, the one named, or those with rules carrying all the labels given (key=value or source:key=value)')
     .addOption(outputOption())
-    .action(async (name: string | undefined, _opts, cmd: Command) => {
-      const list = await apiClient(cmd).getPolicy(name);
+    .action(async (args: string[], _opts, cmd: Command) => {
+      const selection = policySelection(args);
+      const client = apiClient(cmd);
+      const list = selection.labels ? await client.getPolicyByLabels(selection.labels) : await client.getPolicy(selection.name);
       if (outputFormat(cmd) === 'json') return printJson(list);
       print(`Revision: ${list.revision}\n${terminalJson(list.policies, 2)}\n`);
     });
 
   policy
-    .command('delete [name]')
-    .description('delete the named policy, or every policy with --all')
+    .command('delete [name-or-labels...]')
+    .description('delete the named policy, the policies whose rules carry all the labels given (key=value or source:key=value), or every policy with --all')
     .option('--all', 'delete every policy')
     .addOption(outputOption())
-    .action(async (name: string | undefined, opts: { all?: boolean }, cmd: Command) => {
-      if (name === '' || (name === undefined) === !opts.all) cmd.error('error: give either a policy name or --all (exactly one of them)');
+    .action(async (args: string[], opts: { all?: boolean }, cmd: Command) => {
+      if (args.includes('') || (args.length === 0) === !opts.all) cmd.error('error: give either a policy name, labels, or --all (exactly one of them)');
       const client = apiClient(cmd);
-      const result = name === undefined ? await client.deleteAllPolicies() : await client.deletePolicy(name);
+      const selection = policySelection(args);
+      const result = selection.labels ? await client.deletePolicyByLabels(selection.labels) : selection.name === undefined ? await client.deleteAllPolicies() : await client.deletePolicy(selection.name);
       if (outputFormat(cmd) === 'json') return printJson(result);
       print(`Revision: ${result.revision}\n`);
     });

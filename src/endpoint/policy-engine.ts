@@ -24,6 +24,8 @@ import {
   cidrIdentityLabels,
   selectorMatches,
   trace,
+  parseRuleLabelText,
+  type RuleLabel,
   type EnforcementMode,
   type PolicyChange,
   type RepositorySnapshot,
@@ -31,7 +33,8 @@ import {
   type EndpointPolicy,
 } from '../policy/index.js';
 import { LabelSet } from '../identity/labels.js';
-import { RESERVED_IDENTITIES, IDENTITY_INIT } from '../identity/reserved.js';
+import { RESERVED_IDENTITIES, IDENTITY_INIT, MIN_ALLOCATED_IDENTITY } from '../identity/reserved.js';
+import { ALLOCATED_LABEL_SOURCES } from '../identity/allocator.js';
 import { KvConflictError, CiliumDockerError, PolicyValidationError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { EndpointManager } from './endpoint-manager.js';
@@ -78,6 +81,8 @@ export class PolicyEngine {
   private readonly compiled = new Map<number, EndpointPolicy>();
   /** Labels an endpoint still waiting for its identity was last compiled with (see `regenerate`). */
   private readonly compiledWaitingLabels = new Map<number, string>();
+  /** Store keys of identities ignored for policy (warned about once). */
+  private readonly ignoredIdentities = new Set<string>();
 
   constructor(private readonly deps: PolicyEngineDeps) {
     this.cache = new SelectorCache(RESERVED_IDENTITIES.map((r) => [r.id, r.labels] as const));
@@ -123,7 +128,10 @@ export class PolicyEngine {
   /** Loads identities and the repository, starts watching both, regenerates every endpoint. */
   async start(): Promise<void> {
     const ids = await this.deps.store.list(IDENTITY_PREFIX);
-    for (const p of ids.pairs) this.cache.addIdentity(Number(p.key.slice(IDENTITY_PREFIX.length)), LabelSet.fromCanonical(p.value));
+    for (const p of ids.pairs) {
+      const stored = this.storedIdentity(p.key, p.value);
+      if (stored) this.cache.addIdentity(stored.id, stored.labels);
+    }
     const repo = await this.deps.store.get(REPOSITORY_KEY);
     if (repo) {
       this.repository = PolicyRepository.fromJSON(JSON.parse(repo.value));
@@ -136,9 +144,9 @@ export class PolicyEngine {
     this.watchers.push(
       this.deps.store.watch(IDENTITY_PREFIX, ids.revision, {
         onEvent: (e) => {
-          const id = Number(e.key.slice(IDENTITY_PREFIX.length));
-          if (e.type === 'put') this.identityAdded(id, LabelSet.fromCanonical(e.value));
-          else this.identityRemoved(id);
+          const stored = e.type === 'put' ? this.storedIdentity(e.key, e.value) : undefined;
+          if (stored) this.identityAdded(stored.id, stored.labels);
+          else if (isAllocatedIdentity(identityOfKey(e.key))) this.identityRemoved(identityOfKey(e.key));
         },
         onResyncNeeded: () => void this.resyncIdentities(),
       }),
@@ -173,11 +181,37 @@ export class PolicyEngine {
     const ids = await this.deps.store.list(IDENTITY_PREFIX);
     const seen = new Set<number>();
     for (const p of ids.pairs) {
-      const id = Number(p.key.slice(IDENTITY_PREFIX.length));
-      seen.add(id);
-      if (!this.cache.labelsOf(id)) this.identityAdded(id, LabelSet.fromCanonical(p.value));
+      const stored = this.storedIdentity(p.key, p.value);
+      if (!stored) continue;
+      seen.add(stored.id);
+      if (!this.cache.labelsOf(stored.id)) this.identityAdded(stored.id, stored.labels);
     }
-    for (const id of this.cache.identities.keys()) if (id >= 256 && id < FIRST_CIDR_IDENTITY && !seen.has(id)) this.identityRemoved(id);
+    for (const id of this.cache.identities.keys()) if (isAllocatedIdentity(id) && !seen.has(id)) this.identityRemoved(id);
+  }
+
+  /**
+   * An identity read from the store, or undefined (logged once) when it is not one this daemon
+   * could have allocated: a number outside the allocated range (it would replace a reserved or
+   * CIDR identity's labels) or a label source other than container/docker (`reserved:host`
+   * written unescaped by an older node). Such an identity selects nothing and matches no selector,
+   * so its traffic meets only the default deny of enforced endpoints.
+   */
+  private storedIdentity(key: string, canonical: string): { id: number; labels: LabelSet } | undefined {
+    const id = identityOfKey(key);
+    let problem: string | undefined;
+    let labels: LabelSet | undefined;
+    if (!isAllocatedIdentity(id)) problem = `identity number outside ${MIN_ALLOCATED_IDENTITY}-${FIRST_CIDR_IDENTITY - 1}`;
+    else {
+      labels = LabelSet.fromCanonical(canonical);
+      const foreign = labels.labels.find((l) => !ALLOCATED_LABEL_SOURCES.has(l.source));
+      if (foreign) problem = `label source "${foreign.source}" is never allocated`;
+    }
+    if (problem === undefined) return { id, labels: labels! };
+    if (!this.ignoredIdentities.has(key)) {
+      this.ignoredIdentities.add(key);
+      this.deps.log.warn({ key, labels: canonical.slice(0, 256), problem }, 'ignoring a stored identity for policy: not one this daemon allocates');
+    }
+    return undefined;
   }
 
   private async reloadRepository(): Promise<void> {
@@ -355,6 +389,20 @@ export class PolicyEngine {
     return this.mutate((repo) => (name === undefined ? repo.deleteAll() : repo.delete(name)));
   }
 
+  /**
+   * Deletes the policies whose rules carry all these labels (`cilium policy delete <labels>`,
+   * `source:key=value`, no source = any); NotFoundError if none does.
+   */
+  async deletePolicyByLabels(labels: readonly string[]): Promise<number> {
+    const selection = parseLabelSelection(labels);
+    return this.mutate((repo) => repo.deleteByLabels(selection));
+  }
+
+  /** The stored documents with a rule carrying all these labels (`cilium policy get <labels>`). */
+  getPoliciesByLabels(labels: readonly string[]): { revision: number; policies: unknown[] } {
+    return { revision: this.repository.revision, policies: this.repository.getByLabels(parseLabelSelection(labels)).map((p) => p.policy.document) };
+  }
+
   /** The stored documents (one by name, or all). */
   getPolicies(name?: string): { revision: number; policies: unknown[] } {
     return { revision: this.repository.revision, policies: this.repository.get(name).map((p) => p.policy.document) };
@@ -451,6 +499,32 @@ function diffRepositories(previous: PolicyRepository, next: PolicyRepository): P
 }
 
 /** True for an endpoint whose container labels are known while its identity is still reserved:init. */
+/** The identity number of a key under identities/v1/id/ (NaN when it is not a number). */
+function identityOfKey(key: string): number {
+  const text = key.slice(IDENTITY_PREFIX.length);
+  return /^[0-9]{1,10}$/.test(text) ? Number(text) : Number.NaN;
+}
+
+/** True for numbers the allocator hands out (not reserved, not node-local CIDR identities). */
+function isAllocatedIdentity(id: number): boolean {
+  return Number.isSafeInteger(id) && id >= MIN_ALLOCATED_IDENTITY && id < FIRST_CIDR_IDENTITY;
+}
+
 function waitingWithLabels(ep: EndpointRecord): boolean {
   return ep.identity === IDENTITY_INIT && ep.labels.length > 0;
+}
+
+/** At most this many labels select policies (a rule is named by a few). */
+const MAX_SELECTION_LABELS = 64;
+
+/** Parses `cilium policy get|delete` label arguments (`source:key=value`; no source = any source). */
+function parseLabelSelection(labels: readonly string[]): RuleLabel[] {
+  if (labels.length === 0 || labels.length > MAX_SELECTION_LABELS) {
+    throw new PolicyValidationError(`give from 1 to ${MAX_SELECTION_LABELS} labels (source:key=value) to select policies by, not ${labels.length}`);
+  }
+  return labels.map((text) => {
+    const label = parseRuleLabelText(text, 'any');
+    if (label.key === '' || label.source === '' || text.length > 1024) throw new PolicyValidationError(`label ${JSON.stringify(text.slice(0, 64))} must be key=value or source:key=value (at most 1024 characters)`);
+    return label;
+  });
 }

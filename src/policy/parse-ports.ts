@@ -1,6 +1,10 @@
 /**
  * Validation of `toPorts`: numeric ports (named ports are rejected), `endPort` ranges, and the
- * protocols TCP, UDP and ANY. L7 `rules` and TLS fields are rejected by name.
+ * protocols TCP, UDP and ANY. L7 `rules` and TLS fields are rejected by name. Also `icmps`
+ * (ICMP types by number or Cilium's names), which compile like ports of protocol ICMP.
+ *
+ * Omissions follow Cilium: a `ports[]` item without `port` (or with `port: "0"`) is every port of
+ * its protocol, and a `toPorts[]` item without `ports` is every port of every protocol.
  */
 import { describe, isObject, joinPath, type ProblemList } from './problem-list.js';
 import type { PortProtocolName, PortRange } from './rule-types.js';
@@ -14,18 +18,14 @@ function parsePortNumber(value: unknown, path: string, problems: ProblemList): n
   if (typeof value === 'number') {
     n = value;
   } else if (typeof value === 'string') {
-    if (value === '') {
-      problems.add(path, 'is required, e.g. port: "80"');
-      return undefined;
-    }
+    if (value === '') return 0;
     if (!/^[0-9]+$/.test(value)) {
       problems.add(path, `named ports (${JSON.stringify(value)}) are not supported; use the port number`);
       return undefined;
     }
     n = Number(value);
   } else if (value === undefined || value === null) {
-    problems.add(path, 'is required, e.g. port: "80"');
-    return undefined;
+    return 0;
   } else {
     problems.add(path, `must be a port number such as "80", not ${describe(value)}`);
     return undefined;
@@ -46,7 +46,9 @@ function parseProtocol(value: unknown, path: string, problems: ProblemList): Por
   const upper = value.toUpperCase();
   if (upper === 'TCP' || upper === 'UDP' || upper === 'ANY') return upper;
   if (upper === 'SCTP') problems.add(path, 'protocol SCTP is not supported yet; use TCP, UDP or ANY');
-  else if (['ICMP', 'ICMPV6', 'VRRP', 'IGMP'].includes(upper))
+  else if (upper === 'ICMP' || upper === 'ICMPV6')
+    problems.add(path, `protocol ${value} is not allowed in toPorts (as in Cilium); write ICMP rules as icmps: [{fields: [{type: 8}]}] in a rule item without toPorts`);
+  else if (['VRRP', 'IGMP'].includes(upper))
     problems.add(path, `protocol ${value} is not supported in toPorts; use TCP, UDP or ANY (a rule without toPorts allows every protocol)`);
   else problems.add(path, `unknown protocol ${JSON.stringify(value)}; use TCP, UDP or ANY`);
   return undefined;
@@ -78,9 +80,9 @@ export function parsePortRules(value: unknown, path: string, deny: boolean, prob
     const portsPath = joinPath(itemPath, 'ports');
     const ports = problems.list(rule['ports'], portsPath);
     if (!ports || ports.length === 0) {
-      if (ports) problems.add(portsPath, 'at least one port is required, e.g. ports: [{port: "80", protocol: TCP}]');
-      else if (rule['ports'] === undefined || rule['ports'] === null) problems.add(portsPath, 'is required, e.g. ports: [{port: "80", protocol: TCP}]');
-      ok = false;
+      // `toPorts: [{}]`: no ports listed means every port of every protocol.
+      if (ports || rule['ports'] === undefined || rule['ports'] === null) ranges.push({ port: 0, endPort: 0, protocol: 'ANY' });
+      else ok = false;
       continue;
     }
     if (ports.length > MAX_PORTS_PER_RULE) {
@@ -119,6 +121,95 @@ export function parsePortRules(value: unknown, path: string, deny: boolean, prob
         continue;
       }
       ranges.push({ port: number, endPort, protocol });
+    }
+  }
+  return ok ? ranges : undefined;
+}
+
+/** Cilium's limit on `icmps[].fields` (`maxICMPFields` in `pkg/policy/api/rule_validation.go`). */
+export const MAX_ICMP_FIELDS = 40;
+
+/** The ICMP type of protocol 1, as policy entries carry it. */
+const ICMPV4_TYPE_NAMES: Readonly<Record<string, number>> = {
+  // Cilium's icmpIpv4TypeNameToCode (pkg/policy/api/icmp.go).
+  EchoReply: 0,
+  DestinationUnreachable: 3,
+  Redirect: 5,
+  Echo: 8,
+  EchoRequest: 8,
+  RouterAdvertisement: 9,
+  RouterSelection: 10,
+  TimeExceeded: 11,
+  ParameterProblem: 12,
+  Timestamp: 13,
+  TimestampReply: 14,
+  Photuris: 40,
+  ExtendedEchoRequest: 42,
+  ExtendedEchoReply: 43,
+};
+
+function parseIcmpType(value: unknown, path: string, problems: ProblemList): number | undefined {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 255) return value;
+  if (typeof value === 'string' && /^[0-9]{1,3}$/.test(value) && Number(value) <= 255) return Number(value);
+  if (typeof value === 'string' && Object.hasOwn(ICMPV4_TYPE_NAMES, value)) return ICMPV4_TYPE_NAMES[value];
+  if (value === undefined || value === null) problems.add(path, 'is required, e.g. type: 8 or type: EchoRequest');
+  else problems.add(path, `${describe(value)} is not an ICMP type; use a number from 0 to 255 or one of ${Object.keys(ICMPV4_TYPE_NAMES).join(', ')}`);
+  return undefined;
+}
+
+/**
+ * Validates an `icmps` list at `path` (`[{fields: [{type, family}]}]`) into port ranges of
+ * protocol ICMP, one per type; an empty list when absent, undefined if invalid. Family IPv6 is
+ * refused: the datapath is IPv4 only.
+ */
+export function parseIcmpRules(value: unknown, path: string, problems: ProblemList): PortRange[] | undefined {
+  const items = problems.list(value, path);
+  if (!items) return value === undefined || value === null ? [] : undefined;
+  const ranges: PortRange[] = [];
+  let ok = true;
+  for (const [i, item] of items.entries()) {
+    const itemPath = joinPath(path, i);
+    const rule = problems.object(item, itemPath);
+    if (!rule) {
+      ok = false;
+      continue;
+    }
+    problems.checkFields(rule, itemPath, ['fields']);
+    const fieldsPath = joinPath(itemPath, 'fields');
+    const fields = problems.list(rule['fields'], fieldsPath);
+    if (!fields || fields.length === 0) {
+      if (rule['fields'] === undefined || rule['fields'] === null || fields) problems.add(fieldsPath, 'at least one ICMP field is required, e.g. fields: [{type: 8, family: IPv4}]');
+      ok = false;
+      continue;
+    }
+    if (fields.length > MAX_ICMP_FIELDS) {
+      problems.add(fieldsPath, `too many ICMP types (${fields.length}); the maximum is ${MAX_ICMP_FIELDS}, split them over several icmps items`);
+      ok = false;
+      continue;
+    }
+    for (const [j, f] of fields.entries()) {
+      const fieldPath = joinPath(fieldsPath, j);
+      const field = problems.object(f, fieldPath);
+      if (!field) {
+        ok = false;
+        continue;
+      }
+      problems.checkFields(field, fieldPath, ['type', 'family']);
+      const family = field['family'];
+      if (family !== undefined && family !== null && family !== '' && family !== 'IPv4') {
+        problems.add(
+          joinPath(fieldPath, 'family'),
+          family === 'IPv6' ? 'ICMPv6 rules are not supported: the datapath is IPv4 only; remove this field or use family: IPv4' : `${describe(family)} is not a family; use IPv4`,
+        );
+        ok = false;
+        continue;
+      }
+      const type = parseIcmpType(field['type'], joinPath(fieldPath, 'type'), problems);
+      if (type === undefined) {
+        ok = false;
+        continue;
+      }
+      ranges.push({ port: type, endPort: type, protocol: 'ICMP' });
     }
   }
   return ok ? ranges : undefined;

@@ -1,13 +1,14 @@
 /**
- * Validation of one Cilium rule: `endpointSelector`, `description`, and the items of `ingress`,
- * `ingressDeny`, `egress` and `egressDeny` with their peers (endpoints, CIDRs, entities) and ports.
+ * Validation of one Cilium rule: `endpointSelector`, `description`, `labels`, and the items of
+ * `ingress`, `ingressDeny`, `egress` and `egressDeny` with their peers (endpoints, CIDRs,
+ * entities), ports and ICMP types.
  */
 import { formatPrefix, parsePrefix, prefixContains, subtractPrefixes, type IpPrefix } from './cidr.js';
-import { parsePortRules } from './parse-ports.js';
+import { parseIcmpRules, parsePortRules } from './parse-ports.js';
 import { parseSelector } from './parse-selector.js';
-import { describe, joinPath, type ProblemList } from './problem-list.js';
+import { describe, isObject, joinPath, type ProblemList } from './problem-list.js';
 import { SUPPORTED_ENTITIES, UNSUPPORTED_CILIUM_ENTITIES, type Entity } from './reserved.js';
-import type { Direction, Peer, PeerRule, PolicyRule, Verdict } from './rule-types.js';
+import type { Direction, Peer, PeerRule, PolicyRule, RuleLabel, Verdict } from './rule-types.js';
 import type { EndpointSelector } from './selector.js';
 import { UNSUPPORTED_CIDR_RULE, UNSUPPORTED_EGRESS, UNSUPPORTED_INGRESS, UNSUPPORTED_SPEC } from './unsupported-fields.js';
 
@@ -44,7 +45,7 @@ function parsePeerRule(value: unknown, path: string, shape: SectionShape, proble
   if (!obj) return undefined;
   const p = shape.prefix;
   const deny = shape.verdict === 'deny';
-  const fields = [`${p}Endpoints`, `${p}CIDR`, `${p}CIDRSet`, `${p}Entities`, 'toPorts'];
+  const fields = [`${p}Endpoints`, `${p}CIDR`, `${p}CIDRSet`, `${p}Entities`, 'toPorts', 'icmps'];
   const unsupported = { ...(shape.direction === 'ingress' ? UNSUPPORTED_INGRESS : UNSUPPORTED_EGRESS) };
   if (deny) unsupported['authentication'] = 'authentication is not allowed in deny rules; remove it';
   problems.checkFields(obj, path, fields, unsupported);
@@ -136,9 +137,16 @@ function parsePeerRule(value: unknown, path: string, shape: SectionShape, proble
     ok = false;
   }
 
-  const ports = parsePortRules(obj['toPorts'], joinPath(path, 'toPorts'), deny, problems);
-  if (!ports) ok = false;
-  if (!ok || !ports) return undefined;
+  const toPorts = parsePortRules(obj['toPorts'], joinPath(path, 'toPorts'), deny, problems);
+  const icmps = parseIcmpRules(obj['icmps'], joinPath(path, 'icmps'), problems);
+  if (!toPorts || !icmps) ok = false;
+  if (Array.isArray(obj['toPorts']) && obj['toPorts'].length > 0 && Array.isArray(obj['icmps']) && obj['icmps'].length > 0) {
+    // Cilium's sanitize() refuses this too: the item would mean "these ports or these types".
+    problems.add(path, 'icmps may only be present without toPorts (as in Cilium); write a separate rule item for toPorts');
+    ok = false;
+  }
+  if (!ok || !toPorts || !icmps) return undefined;
+  const ports = [...toPorts, ...icmps];
 
   // An item with neither peers nor ports (`ingress: [{}]`) allows nothing: it only turns on
   // default deny, as Cilium documents. Ports without peers apply to every peer.
@@ -155,11 +163,88 @@ const SECTIONS: ReadonlyArray<readonly [string, SectionShape]> = [
   ['egressDeny', { direction: 'egress', verdict: 'deny', prefix: 'to' }],
 ];
 
+/** At most this many labels per rule (Cilium has no limit; a rule needs a few to be named). */
+export const MAX_RULE_LABELS = 64;
+/** Longest label key or value accepted (Kubernetes' limit for a prefixed key). */
+const MAX_LABEL_TEXT = 317;
+/** Cilium's source for rule labels written without one. */
+export const RULE_LABEL_DEFAULT_SOURCE = 'unspec';
+
+/**
+ * Parses `source:key=value` (Cilium's string form of a label, `cilium policy get` arguments):
+ * no source means `defaultSource`, no `=` an empty value.
+ */
+export function parseRuleLabelText(text: string, defaultSource: string): RuleLabel {
+  const eq = text.indexOf('=');
+  const name = eq >= 0 ? text.slice(0, eq) : text;
+  const value = eq >= 0 ? text.slice(eq + 1) : '';
+  const colon = name.indexOf(':');
+  if (colon > 0) return { source: name.slice(0, colon), key: name.slice(colon + 1), value };
+  return { source: defaultSource, key: name, value };
+}
+
+/** Canonical order of labels: source, key, value. */
+export function compareRuleLabels(a: RuleLabel, b: RuleLabel): number {
+  return a.source < b.source ? -1 : a.source > b.source ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : a.value < b.value ? -1 : a.value > b.value ? 1 : 0;
+}
+
+/** `source:key=value`, as Cilium prints a label. */
+export function formatRuleLabel(label: RuleLabel): string {
+  return `${label.source}:${label.key}=${label.value}`;
+}
+
+/**
+ * Validates a rule's `labels` (`[{key, value, source}]`, or `"source:key=value"` strings as
+ * Cilium also reads them): sorted, duplicates removed; undefined if invalid.
+ */
+export function parseRuleLabels(value: unknown, path: string, problems: ProblemList): RuleLabel[] | undefined {
+  const items = problems.list(value, path);
+  if (!items) return value === undefined || value === null ? [] : undefined;
+  if (items.length > MAX_RULE_LABELS) {
+    problems.add(path, `too many labels (${items.length}); the maximum is ${MAX_RULE_LABELS}`);
+    return undefined;
+  }
+  const labels = new Map<string, RuleLabel>();
+  let ok = true;
+  for (const [i, item] of items.entries()) {
+    const itemPath = joinPath(path, i);
+    let label: RuleLabel | undefined;
+    if (typeof item === 'string') {
+      label = parseRuleLabelText(item, RULE_LABEL_DEFAULT_SOURCE);
+    } else if (isObject(item)) {
+      problems.checkFields(item, itemPath, ['key', 'value', 'source']);
+      const { key, value: text = '', source = RULE_LABEL_DEFAULT_SOURCE } = item;
+      const bad = ([['key', key], ['value', text], ['source', source]] as const).find(([, v]) => typeof v !== 'string');
+      if (bad) problems.add(joinPath(itemPath, bad[0]), bad[1] === undefined ? 'is required' : `must be a string, not ${describe(bad[1])}`);
+      else label = { source: source as string, key: key as string, value: text as string };
+    } else {
+      problems.add(itemPath, `a label must be {key: ..., value: ..., source: ...} or "source:key=value", not ${describe(item)}`);
+    }
+    if (!label) {
+      ok = false;
+      continue;
+    }
+    if (label.key === '' || label.source === '' || label.source === 'any') {
+      problems.add(itemPath, label.key === '' ? 'a label needs a non-empty key' : 'a rule label needs a source other than "any" (default unspec)');
+      ok = false;
+      continue;
+    }
+    if (label.key.length > MAX_LABEL_TEXT || label.value.length > MAX_LABEL_TEXT || label.source.length > MAX_LABEL_TEXT) {
+      problems.add(itemPath, `label source, key and value are at most ${MAX_LABEL_TEXT} characters each`);
+      ok = false;
+      continue;
+    }
+    labels.set(formatRuleLabel(label), label);
+  }
+  return ok ? [...labels.values()].sort(compareRuleLabels) : undefined;
+}
+
 /** Validates one rule (`spec` or `specs[i]`) of policy `policyName`; undefined if invalid. */
 export function parseRule(value: unknown, path: string, policyName: string, problems: ProblemList): PolicyRule | undefined {
   const spec = problems.object(value, path);
   if (!spec) return undefined;
-  problems.checkFields(spec, path, ['endpointSelector', 'description', ...SECTIONS.map(([s]) => s)], UNSUPPORTED_SPEC);
+  problems.checkFields(spec, path, ['endpointSelector', 'description', 'labels', ...SECTIONS.map(([s]) => s)], UNSUPPORTED_SPEC);
+  const labels = parseRuleLabels(spec['labels'], joinPath(path, 'labels'), problems);
   let ok = true;
   let endpointSelector: EndpointSelector | undefined;
   if (spec['endpointSelector'] === undefined || spec['endpointSelector'] === null) {
@@ -189,9 +274,10 @@ export function parseRule(value: unknown, path: string, policyName: string, prob
     }
     counts[shape.direction] += items?.length ?? 0;
   }
-  if (!ok || !endpointSelector) return undefined;
+  if (!ok || !endpointSelector || !labels) return undefined;
   return {
     policyName,
+    labels,
     path,
     description: description as string | undefined,
     endpointSelector,

@@ -3,6 +3,7 @@
  * see `selector.ts` for their meaning).
  */
 import { describe, joinPath, type ProblemList } from './problem-list.js';
+import { SOURCE_ANY } from '../identity/labels.js';
 import {
   makeEndpointSelector,
   parseSelectorKey,
@@ -11,6 +12,25 @@ import {
   type LabelRequirement,
   type SelectorOperator,
 } from './selector.js';
+
+/** Key prefixes of labels that only Kubernetes sets (on pods, namespaces or policies). */
+const KUBERNETES_KEY_PREFIXES = ['io.kubernetes.', 'io.cilium.k8s.'];
+
+/**
+ * Why a selector key can never match a container here, or undefined. Kubernetes-only keys are
+ * refused rather than accepted: in an endpointSelector they silently select nothing, and on the
+ * peer side (e.g. Cilium's kube-dns policy, `toEndpoints` with `k8s:io.kubernetes.pod.namespace`)
+ * they silently cut the selected containers off.
+ */
+export function kubernetesOnlyKeyProblem(text: string, parsed: { source: string; key: string }): string | undefined {
+  const k8sKey = KUBERNETES_KEY_PREFIXES.some((p) => parsed.key.startsWith(p));
+  if (parsed.source !== 'k8s' && !(k8sKey && parsed.source === SOURCE_ANY)) return undefined;
+  const what = parsed.source === 'k8s' ? '"k8s:" labels come from Kubernetes pods' : `"${KUBERNETES_KEY_PREFIXES.map((p) => p + '*').join('" and "')}" labels are set by Kubernetes`;
+  const hint = k8sKey
+    ? 'remove it (there are no namespaces here: every policy applies to all containers)'
+    : `use the container label instead ("${parsed.key}" or "container:${parsed.key}")`;
+  return `label key "${text}" can never match here: ${what}, and Docker containers have none (their labels are container:..., see \`cilium endpoint list\`); ${hint}`;
+}
 
 /** Validates a LabelSelector (`matchLabels`, `matchExpressions`) at `path`; undefined if invalid. */
 export function parseSelector(value: unknown, path: string, problems: ProblemList): EndpointSelector | undefined {
@@ -27,6 +47,11 @@ export function parseSelector(value: unknown, path: string, problems: ProblemLis
     const parsed = parseSelectorKey(text);
     if (parsed.key === '' || parsed.source === '') {
       problems.add(keyPath, `label key "${text}" must be "key" or "source:key" (e.g. "app" or "container:app")`);
+      return undefined;
+    }
+    const kubernetes = kubernetesOnlyKeyProblem(text, parsed);
+    if (kubernetes) {
+      problems.add(keyPath, kubernetes);
       return undefined;
     }
     return parsed;

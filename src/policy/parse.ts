@@ -14,6 +14,7 @@
  */
 import { parseAllDocuments } from 'yaml';
 import { PolicyValidationError } from '../util/errors.js';
+import { groupBareRules, isBareRule } from './bare-rules.js';
 import { checkCidrPrefixLimit, checkDocumentLimits, importTextProblem, POLICY_LIMITS } from './limits.js';
 import { parseRule } from './parse-rule.js';
 import { describe, isObject, joinPath, ProblemList } from './problem-list.js';
@@ -62,7 +63,7 @@ export function validatePolicyDocument(value: unknown, position = 1, options: Va
   if (doc['apiVersion'] === undefined && doc['kind'] === undefined && (doc['endpointSelector'] !== undefined || doc['ingress'] !== undefined || doc['egress'] !== undefined)) {
     problems.add(
       '',
-      'this is a bare Cilium rule; wrap it in a policy document: {apiVersion: cilium.io/v2, kind: CiliumNetworkPolicy, metadata: {name: <name>}, spec: <the rule>}',
+      'this is a bare Cilium rule; import it as a list of rules, or wrap it in a policy document: {apiVersion: cilium.io/v2, kind: CiliumNetworkPolicy, metadata: {name: <name>}, spec: <the rule>}',
     );
     return { policy: undefined, problems: problems.messages };
   }
@@ -153,8 +154,18 @@ export function parsePolicyValue(value: unknown, options: ValidationOptions = {}
   const policies: CiliumNetworkPolicy[] = [];
   const problems: string[] = [];
   const seen = new Map<string, number>();
-  for (const [i, doc] of documents.entries()) {
-    const result = validatePolicyDocument(doc, i + 1, options);
+  // Bare rules (Cilium's non-Kubernetes form) become one document per label set (bare-rules.ts).
+  const bare = documents.flatMap((doc, i) => (isBareRule(doc) ? [{ value: doc, position: i + 1 }] : []));
+  const { groups, problems: ruleProblems } = groupBareRules(bare);
+  problems.push(...ruleProblems);
+  const inputs: Array<{ doc: unknown; position: number; ruleLabels?: CiliumNetworkPolicy['ruleLabels'] }> = [
+    ...documents.flatMap((doc, i) => (isBareRule(doc) ? [] : [{ doc, position: i + 1 }])),
+    ...groups.map((g) => ({ doc: g.document, position: bare[0]!.position, ruleLabels: g.labels })),
+  ];
+  for (const { doc, position, ruleLabels } of inputs) {
+    const i = position - 1;
+    const validated = validatePolicyDocument(doc, position, options);
+    const result = validated.policy && ruleLabels ? { ...validated, policy: { ...validated.policy, ruleLabels } } : validated;
     problems.push(...result.problems);
     if (!result.policy) continue;
     const first = seen.get(result.policy.name);

@@ -40,6 +40,8 @@ export const PROTO_ANY = 0;
 export const PROTO_TCP = 6;
 /** UDP's protocol number. */
 export const PROTO_UDP = 17;
+/** ICMP's protocol number: `icmps` entries carry the ICMP type in `dport` (Cilium's encoding). */
+export const PROTO_ICMP = 1;
 
 /** The key of a policy map entry. */
 export interface PolicyEntryKey {
@@ -50,7 +52,7 @@ export interface PolicyEntryKey {
   readonly dport: number;
   /** 16 = exactly `dport`; 0 = every port; in between = the aligned block starting at `dport`. */
   readonly portPrefixLen: number;
-  /** 6 TCP, 17 UDP, 0 any protocol. */
+  /** 6 TCP, 17 UDP, 1 ICMP (`dport` is then the ICMP type), 0 any protocol. */
   readonly protocol: number;
 }
 
@@ -98,6 +100,8 @@ export function portRangeToPrefixes(low: number, high: number): Array<{ dport: n
 
 /** Turns one `ports[]` item into key port parts (see the module comment for ANY and ranges). */
 export function portRangeKeys(range: PortRange, maxExpanded = MAX_EXPANDED_RANGE): PortKey[] {
+  // One ICMP type per entry; type 0 (echo reply) is a real type here, not "every port".
+  if (range.protocol === 'ICMP') return [{ dport: range.port, portPrefixLen: 16, protocol: PROTO_ICMP }];
   const protocols = range.protocol === 'TCP' ? [PROTO_TCP] : range.protocol === 'UDP' ? [PROTO_UDP] : [PROTO_TCP, PROTO_UDP];
   if (range.port === 0) {
     return range.protocol === 'ANY' ? [{ dport: 0, portPrefixLen: 0, protocol: PROTO_ANY }] : protocols.map((protocol) => ({ dport: 0, portPrefixLen: 0, protocol }));

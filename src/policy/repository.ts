@@ -3,8 +3,11 @@
  *
  * As in Cilium (`pkg/policy/repository.go`) the revision starts at 1 and grows by one with every
  * change (each import, each delete), so `cilium policy wait <rev>` and every endpoint's
- * "realized revision" can be compared with it. Unlike Cilium 1.x, policies are identified by
- * `metadata.name` (a re-import of a name replaces it), not by rule labels.
+ * "realized revision" can be compared with it. Policies are identified by `metadata.name` (a
+ * re-import of a name replaces it). Rules may also carry `labels`, which name them as in Cilium's
+ * non-Kubernetes mode: `get` and `delete` select by them ({@link PolicyRepository.getByLabels},
+ * {@link PolicyRepository.deleteByLabels}), and importing bare rules (`bare-rules.ts`) replaces
+ * the stored rules whose labels contain the imported rules' labels.
  *
  * The repository is pure data. The caller persists it (`policies/v1/<name>` in the store, see
  * {@link PolicyRepository.toJSON}) and regenerates the endpoints a change affects
@@ -13,7 +16,8 @@
 import { NotFoundError, PolicyValidationError } from '../util/errors.js';
 import { parsePolicyText, parsePolicyValue } from './parse.js';
 import { ruleCookie } from './policy-entries.js';
-import type { CiliumNetworkPolicy, PolicyRule } from './rule-types.js';
+import { formatRuleLabel } from './parse-rule.js';
+import type { CiliumNetworkPolicy, PolicyRule, RuleLabel } from './rule-types.js';
 import type { SelectorCache } from './selector-cache.js';
 import type { EndpointSelector } from './selector.js';
 
@@ -66,6 +70,18 @@ function dedupeSelectors(selectors: EndpointSelector[]): EndpointSelector[] {
   return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
+/**
+ * True if `rule` carries every label of `selection` (Cilium's LabelArray.Contains). A selection
+ * label with source `any` matches the key and value under every source.
+ */
+export function ruleHasLabels(rule: PolicyRule, selection: readonly RuleLabel[]): boolean {
+  return selection.every((want) => rule.labels.some((l) => l.key === want.key && l.value === want.value && (want.source === 'any' || l.source === want.source)));
+}
+
+function describeLabels(selection: readonly RuleLabel[]): string {
+  return selection.map(formatRuleLabel).join(' ');
+}
+
 /** Named policies plus a revision; see the module comment. */
 export class PolicyRepository {
   private policies = new Map<string, StoredPolicy>();
@@ -113,13 +129,63 @@ export class PolicyRepository {
       if (names.has(p.name)) throw new PolicyValidationError(`policy ${JSON.stringify(p.name)}: defined twice in this import; names must be unique`);
       names.add(p.name);
     }
+    // Bare rules replace the stored rules that carry their labels (Cilium's import by labels).
+    const replaced = new Set<string>();
+    for (const policy of incoming) {
+      if (policy.ruleLabels && policy.ruleLabels.length > 0) for (const p of this.selectForRemoval(policy.ruleLabels)) if (!names.has(p.name)) replaced.add(p.name);
+    }
     const selectors: EndpointSelector[] = [];
+    for (const name of replaced) {
+      selectors.push(...selectorsOf(this.policies.get(name)?.policy));
+      this.policies.delete(name);
+    }
     const revision = this.currentRevision + 1;
     for (const policy of incoming) {
       selectors.push(...selectorsOf(this.policies.get(policy.name)?.policy), ...selectorsOf(policy));
       this.policies.set(policy.name, { name: policy.name, revision, policy });
     }
-    return this.commit([...names], [], selectors);
+    return this.commit([...names], [...replaced], selectors);
+  }
+
+  /**
+   * Policies all of whose rules carry `selection`. A policy with only some such rules is an error:
+   * removing part of a named document is not done behind its author's back.
+   */
+  private selectForRemoval(selection: readonly RuleLabel[]): StoredPolicy[] {
+    const selected: StoredPolicy[] = [];
+    for (const stored of this.get()) {
+      const matching = stored.policy.rules.filter((r) => ruleHasLabels(r, selection)).length;
+      if (matching === 0) continue;
+      if (matching < stored.policy.rules.length) {
+        throw new PolicyValidationError(
+          `policy ${JSON.stringify(stored.name)} has ${matching} of its ${stored.policy.rules.length} rules labelled ${describeLabels(selection)}; ` +
+            'only whole policies are replaced or deleted: delete or re-import it by name',
+        );
+      }
+      selected.push(stored);
+    }
+    return selected;
+  }
+
+  /**
+   * Removes every policy whose rules carry all labels of `selection` (`cilium policy delete
+   * <labels>`); NotFoundError (and no revision step) if none does.
+   */
+  deleteByLabels(selection: readonly RuleLabel[]): PolicyChange {
+    if (selection.length === 0) throw new PolicyValidationError('no labels given; to delete every policy use deleteAll');
+    const removed = this.selectForRemoval(selection);
+    if (removed.length === 0) throw new NotFoundError(`no policy has rules labelled ${describeLabels(selection)}; \`cilium policy get\` lists the imported policies`);
+    for (const p of removed) this.policies.delete(p.name);
+    return this.commit(
+      [],
+      removed.map((p) => p.name),
+      removed.flatMap((p) => selectorsOf(p.policy)),
+    );
+  }
+
+  /** Policies with a rule that carries all labels of `selection`, sorted by name (`cilium policy get <labels>`). */
+  getByLabels(selection: readonly RuleLabel[]): StoredPolicy[] {
+    return this.get().filter((p) => p.policy.rules.some((r) => ruleHasLabels(r, selection)));
   }
 
   /** Removes one policy by name; throws NotFoundError (and keeps the revision) if there is none. */

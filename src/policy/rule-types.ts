@@ -16,10 +16,16 @@ export type Direction = 'ingress' | 'egress';
 /** What a matching rule does. Deny beats allow (Cilium `ingressDeny`/`egressDeny`). */
 export type Verdict = 'allow' | 'deny';
 
-/** Protocols a port rule may name; `ANY` means TCP and UDP when a port is given. */
-export type PortProtocolName = 'TCP' | 'UDP' | 'ANY';
+/**
+ * Protocols a port rule may name; `ANY` means TCP and UDP when a port is given. `ICMP` comes from
+ * `icmps` only (Cilium's encoding: the ICMP type is the port, IPv4 only here).
+ */
+export type PortProtocolName = 'TCP' | 'UDP' | 'ANY' | 'ICMP';
 
-/** One `toPorts[].ports[]` item. `port` 0 means every port; `endPort` equals `port` for one port. */
+/**
+ * One `toPorts[].ports[]` item, or one `icmps[].fields[]` item (protocol ICMP, `port` = `endPort`
+ * = the type). `port` 0 means every port (not for ICMP); `endPort` equals `port` for one port.
+ */
 export interface PortRange {
   readonly port: number;
   readonly endPort: number;
@@ -56,10 +62,22 @@ export interface PeerRule {
   readonly path: string;
 }
 
+/**
+ * A rule label (`labels: [{key, value, source}]`): how Cilium names rules outside Kubernetes
+ * (`cilium policy get|delete <labels>`). `source` defaults to `unspec`.
+ */
+export interface RuleLabel {
+  readonly source: string;
+  readonly key: string;
+  readonly value: string;
+}
+
 /** One Cilium rule (a `spec`, or one element of `specs`) of a named policy. */
 export interface PolicyRule {
   /** `metadata.name` of the policy this rule belongs to. */
   readonly policyName: string;
+  /** The rule's `labels`, sorted by source, key, value; empty when it has none. */
+  readonly labels: readonly RuleLabel[];
   /** `spec` or `specs[i]`. */
   readonly path: string;
   readonly description: string | undefined;
@@ -86,4 +104,9 @@ export interface CiliumNetworkPolicy {
   readonly rules: readonly PolicyRule[];
   /** The document as given (plain JSON data): what `get` shows and what is persisted. */
   readonly document: Readonly<Record<string, unknown>>;
+  /**
+   * Set when the policy was made from bare rules at import (see `bare-rules.ts`): the labels its
+   * rules share. Importing it replaces the stored rules that carry these labels, as in Cilium.
+   */
+  readonly ruleLabels?: readonly RuleLabel[];
 }

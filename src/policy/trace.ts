@@ -15,7 +15,7 @@ import { LabelSet, SOURCE_RESERVED } from '../identity/labels.js';
 import { BadRequestError } from '../util/errors.js';
 import { SOURCE_CIDR } from './cidr.js';
 import { ALLOW_LOCALHOST_RULE, directionEnforced, type CompileOptions } from './compile.js';
-import { PROTO_ANY, PROTO_TCP, PROTO_UDP } from './policy-entries.js';
+import { PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './policy-entries.js';
 import { peerSelectsLabels, portRangeMatches } from './peer-match.js';
 import type { PolicyRepository } from './repository.js';
 import type { Direction, Peer, PeerRule, PolicyRule, PortProtocolName, PortRange } from './rule-types.js';
@@ -64,7 +64,7 @@ function formatLabels(labels: LabelSet): string {
 function formatPorts(ports: readonly PortRange[]): string {
   if (ports.length === 0) return 'any port';
   return ports
-    .map((p) => (p.port === 0 ? `any/${p.protocol}` : p.endPort > p.port ? `${p.port}-${p.endPort}/${p.protocol}` : `${p.port}/${p.protocol}`))
+    .map((p) => (p.protocol === 'ICMP' ? `ICMP type ${p.port}` : p.port === 0 ? `any/${p.protocol}` : p.endPort > p.port ? `${p.port}-${p.endPort}/${p.protocol}` : `${p.port}/${p.protocol}`))
     .join(', ');
 }
 
@@ -86,7 +86,7 @@ function formatPeers(item: PeerRule): string {
 }
 
 function protocolNumber(name: PortProtocolName): number {
-  return name === 'TCP' ? PROTO_TCP : name === 'UDP' ? PROTO_UDP : PROTO_ANY;
+  return name === 'TCP' ? PROTO_TCP : name === 'UDP' ? PROTO_UDP : name === 'ICMP' ? PROTO_ICMP : PROTO_ANY;
 }
 
 interface Match {

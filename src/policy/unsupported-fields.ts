@@ -21,19 +21,16 @@ export const UNSUPPORTED_TOP: Record<string, string> = {
 /** Rule (`spec`) fields of Cilium we do not enforce. */
 export const UNSUPPORTED_SPEC: Record<string, string> = {
   nodeSelector: 'host policies (nodeSelector) are not supported; select containers with endpointSelector',
-  labels: 'rule labels are not supported; policies are identified by metadata.name',
   enableDefaultDeny:
     'enableDefaultDeny is not supported yet; any ingress/egress section puts the selected endpoints into default deny for that direction',
   log: 'policy verdict logging (log) is not supported yet; remove it and use `cilium monitor`',
 };
-const ICMP_HINT = 'ICMP rules (icmps) are not supported yet; a rule without toPorts allows every protocol, ICMP included';
 const AUTH_HINT = 'mutual authentication (authentication) is not supported; remove it';
 /** `ingress`/`ingressDeny` item fields of Cilium we do not enforce. */
 export const UNSUPPORTED_INGRESS: Record<string, string> = {
   fromRequires: 'fromRequires is not supported yet; add the required labels to each fromEndpoints selector instead',
   fromGroups: 'fromGroups (cloud provider groups) is not supported; use fromCIDR or fromCIDRSet',
   fromNodes: 'fromNodes is not supported; use fromEntities: [host] for the local host',
-  icmps: ICMP_HINT,
   authentication: AUTH_HINT,
 };
 /** `egress`/`egressDeny` item fields of Cilium we do not enforce. */
@@ -43,7 +40,6 @@ export const UNSUPPORTED_EGRESS: Record<string, string> = {
   toFQDNs: 'DNS-based rules (toFQDNs) are not supported yet; use toCIDR or toCIDRSet with the addresses',
   toGroups: 'toGroups (cloud provider groups) is not supported; use toCIDR or toCIDRSet',
   toNodes: 'toNodes is not supported; use toEntities: [host] for the local host',
-  icmps: ICMP_HINT,
   authentication: AUTH_HINT,
 };
 const TLS_HINT = 'is not supported; TLS inspection needs the L7 proxy, which we do not have';

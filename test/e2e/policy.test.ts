@@ -11,6 +11,7 @@ import { startDockerHost, type DockerHost } from '../lab/docker-host.js';
 import { ensureBusyboxImage } from '../lab/busybox-image.js';
 import { requireRoot } from '../lab/preconditions.js';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { runCommand } from '../lab/exec.js';
 import { CiliumDaemon, eventually } from '../support/cilium-daemon.js';
 import type { EndpointModel, BpfEndpointPolicyModel } from '../../src/api/models.js';
@@ -235,6 +236,51 @@ spec:
   await deleteAll();
   t.ok(await http('client', ip.db!, 5432), 'policy delete restores the default');
   t.ok(await ping('web', ip.db!), 'icmp back');
+});
+
+/** One ICMP timestamp request (type 13) from a raw socket; exit 0 when its reply (type 14) arrives. */
+const ICMP_TIMESTAMP = `import os,socket,struct,sys,time
+def csum(b):
+  t=sum(struct.unpack('!%dH'%(len(b)//2),b));t=(t>>16)+(t&0xffff);t+=t>>16;return ~t&0xffff
+ident=os.getpid()&0xffff
+m=struct.pack('!BBHHHIII',13,0,0,ident,1,0,0,0);m=m[:2]+struct.pack('!H',csum(m))+m[4:]
+s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_ICMP);s.settimeout(0.5)
+s.sendto(m,(sys.argv[1],0));end=time.time()+2
+while time.time()<end:
+  try: d=s.recv(200)
+  except socket.timeout: continue
+  h=(d[0]&15)*4
+  if d[h]==14 and struct.unpack('!H',d[h+4:h+6])[0]==ident: sys.exit(0)
+sys.exit(1)`;
+
+async function icmpTimestamp(from: string, to: string): Promise<boolean> {
+  const r = await host.execInContainerNetns(from, ['python3', '-c', ICMP_TIMESTAMP, to], { timeoutMs: 20_000 });
+  return r.code === 0;
+}
+
+t.test('icmps in a bare rule list with labels: echo allowed, other types dropped; get and delete by labels', async (t) => {
+  t.ok(await icmpTimestamp('web', ip.db!), 'baseline: db answers an ICMP timestamp request');
+  const rules = readFileSync(new URL('../fixtures/cilium-policies/icmp-e2e.json', import.meta.url), 'utf8');
+  await importPolicy(rules);
+  t.ok(await ping('web', ip.db!), 'web -> db echo allowed by icmps; the reply passes web\'s enforced ingress by conntrack');
+  t.notOk(await icmpTimestamp('web', ip.db!), 'web -> db timestamp request (type 13) dropped');
+  t.notOk(await ping('client', ip.db!), 'client -> db echo dropped (peer not in the rule)');
+  t.notOk(await http('web', ip.db!, 5432), 'icmps allow no TCP');
+  const got = await daemon.cliJson<{ policies: Array<{ metadata: { name: string } }> }>(['policy', 'get', 'name=icmp-e2e']);
+  t.equal(got.policies.length, 1, 'policy get by labels');
+  t.match(got.policies[0]!.metadata.name, /^icmp-e2e-[0-9a-f]{8}$/);
+  const reimport = await importPolicy(rules);
+  t.equal((await daemon.cliJson<{ policies: unknown[] }>(['policy', 'get'])).policies.length, 1, `re-import (revision ${reimport}) replaced the rules with the same labels`);
+  const del = await daemon.cli(['policy', 'delete', 'unspec:name=icmp-e2e', '-o', 'json']);
+  t.equal(del.code, 0, `policy delete by labels: ${del.stderr}`);
+  const revision = (JSON.parse(del.stdout) as { revision: number }).revision;
+  await daemon.cli(['policy', 'wait', String(revision), '--timeout', '20s']);
+  t.same((await daemon.cliJson<{ policies: unknown[] }>(['policy', 'get'])).policies, [], 'nothing left');
+  const again = await daemon.cli(['policy', 'delete', 'name=icmp-e2e']);
+  t.not(again.code, 0, 'deleting labels nothing carries fails');
+  t.match(again.stderr, /no policy has rules labelled any:name=icmp-e2e/);
+  t.ok(await icmpTimestamp('web', ip.db!), 'after delete: timestamp answered again');
+  t.ok(await ping('client', ip.db!), 'and client reaches db');
 });
 
 t.test('CIDR with except and entities', async (t) => {

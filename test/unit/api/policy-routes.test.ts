@@ -76,6 +76,22 @@ t.test('an empty policy name never deletes every policy', async (t) => {
   t.equal(backend.revision, 2);
 });
 
+t.test('GET and DELETE /v1/policy?labels=... select by labels; an empty labels query deletes nothing', async (t) => {
+  const { client, backend, socketPath } = await startApi(t);
+  await client.importPolicy(webPolicy + '---\n' + dbPolicy);
+  t.same((await client.getPolicyByLabels(['name=db-policy'])).policies.length, 1);
+  t.same((await client.getPolicyByLabels(['name=none'])).policies, []);
+  for (const query of ['labels=', 'labels=&labels=name%3Dweb-policy']) {
+    const reply = await rawRequest(socketPath, 'DELETE', `/v1/policy?${query}`);
+    t.equal(reply.status, 400, `DELETE /v1/policy?${query} refused`);
+  }
+  await t.rejects(client.deletePolicyByLabels([]), { code: 'ERR_BAD_REQUEST' });
+  t.equal(backend.policies.size, 2, 'nothing deleted by a malformed selection');
+  t.same(await client.deletePolicyByLabels(['name=web-policy']), { revision: 3 });
+  t.same([...backend.policies.keys()], ['db-policy']);
+  await t.rejects(client.deletePolicyByLabels(['name=web-policy']), { code: 'ERR_NOT_FOUND' });
+});
+
 t.test('policy names are path-encoded', async (t) => {
   const { client } = await startApi(t);
   await t.rejects(client.getPolicy('a/b c'), { message: 'policy "a/b c" not found' });

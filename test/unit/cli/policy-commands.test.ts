@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { parseDuration } from '../../../src/cli/policy-commands.js';
+import { parseDuration, policySelection } from '../../../src/cli/policy-commands.js';
 import { INVALID_POLICY_MESSAGE, startApi } from '../api/fixtures/api-harness.js';
 import { runCli } from './fixtures/run-cli.js';
 
@@ -99,16 +99,17 @@ t.test('policy delete NAME and policy delete --all print the new revision', asyn
   t.equal(missing.stderr, 'Error: policy "web-policy" not found (ERR_NOT_FOUND)\n');
 });
 
-t.test('policy delete needs exactly one of NAME and --all', async (t) => {
+t.test('policy delete needs exactly one of NAME, labels and --all', async (t) => {
   const { host, backend } = await startApi(t);
   const [neither, both, empty] = await Promise.all([
     runCli(['--host', host, 'policy', 'delete']),
     runCli(['--host', host, 'policy', 'delete', 'web-policy', '--all']),
     runCli(['--host', host, 'policy', 'delete', '']),
   ]);
-  for (const r of [neither, both, empty]) {
+  const labelsAndAll = await runCli(['--host', host, 'policy', 'delete', 'name=web-policy', '--all']);
+  for (const r of [neither, both, empty, labelsAndAll]) {
     t.equal(r.code, 1);
-    t.match(r.stderr, /^error: give either a policy name or --all \(exactly one of them\)\n/);
+    t.match(r.stderr, /^error: give either a policy name, labels, or --all \(exactly one of them\)\n/);
     t.equal(r.stdout, '');
   }
   t.equal(backend.revision, 1, 'nothing was deleted');
@@ -190,4 +191,12 @@ t.test('a daemon that is not running: exit 1 with a hint', async (t) => {
   const r = await runCli(['--host', 'unix:///nonexistent/cilium.sock', 'policy', 'get']);
   t.equal(r.code, 1);
   t.match(r.stderr, /^Error: cannot reach the cilium-docker daemon at \/nonexistent\/cilium.sock \(ENOENT\); is it running\?.*\(ERR_DAEMON_UNREACHABLE\)\n$/);
+});
+
+t.test('policy get|delete: one word is a name, anything with = or : is labels (as in Cilium)', async (t) => {
+  t.same(policySelection([]), {});
+  t.same(policySelection(['web-policy']), { name: 'web-policy' });
+  t.same(policySelection(['name=l3-rule']), { labels: ['name=l3-rule'] });
+  t.same(policySelection(['unspec:name']), { labels: ['unspec:name'] });
+  t.same(policySelection(['a', 'b']), { labels: ['a', 'b'] });
 });

@@ -163,7 +163,7 @@ function crossCheck(seed: number, policyCount: number, enforcement: 'default' | 
       {},
       { matchLabels: { app: pick(apps) } },
       { matchLabels: { 'container:app': pick(apps) } },
-      { matchLabels: { 'k8s:app': pick(apps) } },
+      { matchLabels: { 'docker:app': pick(apps) } },
       { matchExpressions: [{ key: 'app', operator: 'In', values: [pick(apps), pick(apps)] }] },
       { matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['x'] }] },
       { matchExpressions: [{ key: 'tier', operator: 'Exists' }] },
@@ -202,7 +202,7 @@ function crossCheck(seed: number, policyCount: number, enforcement: 'default' | 
 
   const identities: Array<[number, LabelSet]> = [];
   for (let i = 0; i < 24; i++) {
-    const source = pick(['container', 'k8s']);
+    const source = pick(['container', 'docker']);
     const l = [`${source}:app=${pick(apps)}`];
     if (rand() < 0.5) l.push(`container:tier=${pick(['x', 'y'])}`);
     identities.push([256 + i, LabelSet.parse(l)]);
