@@ -502,7 +502,7 @@ function diffRepositories(previous: PolicyRepository, next: PolicyRepository): P
 /** The identity number of a key under identities/v1/id/ (NaN when it is not a number). */
 function identityOfKey(key: string): number {
   const text = key.slice(IDENTITY_PREFIX.length);
-  return /^[0-9]{1,10}$/.test(text) ? Number(text) : Number.NaN;
+  return /^[1-9][0-9]{0,9}$/.test(text) ? Number(text) : Number.NaN;
 }
 
 /** True for numbers the allocator hands out (not reserved, not node-local CIDR identities). */
