@@ -41,6 +41,9 @@ import { PluginServer } from './plugin/server.js';
 import { NetworkCreationTracker } from './plugin/network-creation-tracker.js';
 import { DockerWatcher } from './docker/docker-watcher.js';
 import { ApiServer, type AgentBackend } from './api/server.js';
+import { kvstoreRoutes } from './api/kvstore-routes.js';
+import { nodeRoutes } from './api/node-routes.js';
+import { versionRoutes } from './api/version-routes.js';
 import { DnsServer, nameserversOf } from './dns/dns-server.js';
 import type { NamedEndpoint } from './dns/cluster-names.js';
 import type { EndpointModel, NetworkModel, StatusModel } from './api/models.js';
@@ -352,11 +355,13 @@ async function startParts(config: Config, undo: CleanupStack): Promise<{ stop: (
       return e ? toModel(e) : undefined;
     },
     async listIdentities() {
-      return (await identities.list()).map((i) => ({ id: i.id, labels: i.labels.toStrings(), reserved: i.reserved, localReferences: i.localReferences }));
+      const nodes = await identities.referencingNodes().catch(() => undefined);
+      return (await identities.list()).map((i) => ({ id: i.id, labels: i.labels.toStrings(), reserved: i.reserved, localReferences: i.localReferences, ...(nodes && !i.reserved && { nodes: nodes.get(i.id) ?? [] }) }));
     },
     async getIdentity(id) {
       const i = await identities.get(id);
-      return i ? { id: i.id, labels: i.labels.toStrings(), reserved: i.reserved, localReferences: i.localReferences } : undefined;
+      const nodes = i && !i.reserved ? await identities.referencingNodes(i.labels).catch(() => undefined) : undefined;
+      return i ? { id: i.id, labels: i.labels.toStrings(), reserved: i.reserved, localReferences: i.localReferences, ...(nodes && { nodes: nodes.get(i.id) ?? [] }) } : undefined;
     },
     async listIps() {
       const local = endpoints.listEndpoints().map((e) => ({ ip: e.ipv4, identity: e.identity, node: config.nodeName, endpoint: e.id, source: 'local' as const }));
@@ -520,7 +525,7 @@ async function startParts(config: Config, undo: CleanupStack): Promise<{ stop: (
       }));
     },
   };
-  const api = new ApiServer({ socketPath: config.apiSocket, backend, log: log.child({ component: 'api' }) });
+  const api = new ApiServer({ socketPath: config.apiSocket, backend, log: log.child({ component: 'api' }), routes: [kvstoreRoutes(rawStore), nodeRoutes({ peers, store }), versionRoutes(VERSION, config.nodeName)] });
 
   metrics.onCollect(async () => {
     metrics.endpoints.reset();

@@ -12,7 +12,11 @@ import type {
   ErrorModel,
   IdentityModel,
   IpModel,
+  KvstoreDeleteModel,
+  KvstoreGetModel,
+  KvstoreSetModel,
   NetworkModel,
+  NodeModel,
   MonitorEventModel,
   PolicyListModel,
   PolicyRevisionModel,
@@ -20,6 +24,7 @@ import type {
   StatusModel,
   TraceModel,
   TraceRequestModel,
+  VersionModel,
 } from './models.js';
 
 /** Default agent API address. */
@@ -61,7 +66,7 @@ export class ApiClient {
    * `timeoutMs` is how long the socket may stay idle (default 30 s); calls the daemon may hold
    * open on purpose (policy wait) pass more.
    */
-  call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, options: { timeoutMs?: number } = {}): Promise<T> {
+  call<T>(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown, options: { timeoutMs?: number } = {}): Promise<T> {
     return new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const req = request(
@@ -120,6 +125,31 @@ export class ApiClient {
   /** `GET /v1/ip`. */
   listIps(): Promise<IpModel[]> {
     return this.call('GET', '/v1/ip');
+  }
+  /** `GET /v1/node`: every node with a record, this one included, with its health. */
+  listNodes(): Promise<NodeModel[]> {
+    return this.call('GET', '/v1/node');
+  }
+  /** `GET /v1/version`. */
+  version(): Promise<VersionModel> {
+    return this.call('GET', '/v1/version');
+  }
+  /** `GET /v1/kvstore`: one key, or every key under a prefix with `recursive` (at most `limit`). */
+  kvstoreGet(key: string, options: { recursive?: boolean; limit?: number } = {}): Promise<KvstoreGetModel> {
+    const query = new URLSearchParams({ key });
+    if (options.recursive) query.set('recursive', 'true');
+    if (options.limit !== undefined) query.set('limit', String(options.limit));
+    return this.call('GET', `/v1/kvstore?${query}`);
+  }
+  /** `PUT /v1/kvstore`: writes one key (unconditional, unleased). */
+  kvstoreSet(key: string, value: string): Promise<KvstoreSetModel> {
+    return this.call('PUT', '/v1/kvstore', { key, value });
+  }
+  /** `DELETE /v1/kvstore`: one key, or every key under a (non-empty) prefix with `recursive`. */
+  kvstoreDelete(key: string, options: { recursive?: boolean } = {}): Promise<KvstoreDeleteModel> {
+    const query = new URLSearchParams({ key });
+    if (options.recursive) query.set('recursive', 'true');
+    return this.call('DELETE', `/v1/kvstore?${query}`);
   }
   /** `POST /v1/cleanup`. */
   cleanup(): Promise<{ removed: string[] }> {

@@ -28,6 +28,12 @@ export interface IdentityModel {
   labels: string[];
   reserved: boolean;
   localReferences: number;
+  /**
+   * Nodes holding a reference to it, from their reference keys in the store (one per node,
+   * leased: a dead node's reference goes with its lease); absent for reserved identities and when
+   * the store could not be read.
+   */
+  nodes?: string[];
 }
 
 /**
@@ -261,4 +267,87 @@ export interface BpfEndpointModel {
   enforceEgress: boolean;
   mac: string;
   nodeMac: string;
+}
+
+/** One key of `cilium kvstore get`. Revisions are decimal strings (64-bit, never floats). */
+export interface KvstoreEntryModel {
+  key: string;
+  value: string;
+  createRevision: string;
+  modRevision: string;
+  /** The lease the key is bound to (it vanishes with its owner's lease), if any. */
+  lease?: string;
+}
+
+/** `GET /v1/kvstore?key=K[&recursive=true][&limit=N]`. */
+export interface KvstoreGetModel {
+  /** Sorted by key; at most `limit` of them (and a bounded number of bytes). */
+  entries: KvstoreEntryModel[];
+  /** How many keys matched (more than `entries` when `truncated`). */
+  total: number;
+  truncated: boolean;
+}
+
+/** `PUT /v1/kvstore` request: an unconditional, unleased write (an operator's tool). */
+export interface KvstoreSetRequestModel {
+  key: string;
+  value: string;
+}
+
+/** `PUT /v1/kvstore` reply. */
+export interface KvstoreSetModel {
+  key: string;
+  /** The key's new mod revision. */
+  revision: string;
+}
+
+/** `DELETE /v1/kvstore?key=K[&recursive=true]` reply. */
+export interface KvstoreDeleteModel {
+  deleted: number;
+}
+
+/**
+ * One node of `cilium node list`: its record (`nodes/v1/<node>`, leased: a node whose lease
+ * expired is not listed) as this node's peer watcher holds it, and its heartbeat.
+ */
+export interface NodeModel {
+  name: string;
+  /** The node answering the call. */
+  local: boolean;
+  hostname: string;
+  /** The address peers send its containers' traffic to; absent without overlay. */
+  underlayIp?: string;
+  /** `tunnel` (with `tunnel` and `tunnelPort`), `native`, or `none` (no overlay: single host). */
+  routingMode: 'tunnel' | 'native' | 'none';
+  tunnel?: string;
+  tunnelPort?: number;
+  /** Its IPAM address blocks (claims under ipam/v1/blocks/). */
+  blocks: string[];
+  /** Its endpoints as its ip/v1 entries say. */
+  endpoints: number;
+  bootId: string;
+  startedAt: string;
+  /** Whether the answering node programs it as a peer (same routing mode and an underlay address). */
+  peer: boolean;
+  /** Its last heartbeat (its own clock; written every minute), absent when none is stored. */
+  lastSeen?: string;
+  /** Seconds since lastSeen by the answering node's clock (0 when the clocks disagree the other way). */
+  lastSeenSecondsAgo?: number;
+  /** `ok`: heartbeat fresh; `stale`: none for several intervals; `unknown`: no heartbeat stored. */
+  health: 'ok' | 'stale' | 'unknown';
+  /** Why health is not ok, or why the node is not a peer. */
+  detail?: string;
+}
+
+/** `GET /v1/version`: the daemon's build and where it runs. */
+export interface VersionModel {
+  version: string;
+  node: string;
+  /** `process.version` of the daemon's Node.js. */
+  nodejs: string;
+  /** `linux/x64`. */
+  platform: string;
+  /** Kernel release (`uname -r`) and version string (`uname -v`). */
+  kernel: string;
+  kernelVersion: string;
 }

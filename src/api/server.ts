@@ -12,6 +12,7 @@ import type { Server } from 'node:net';
 import { asCiliumDockerError, statusForKind, NotFoundError, BadRequestError } from '../util/errors.js';
 import { createJsonApp, finishJsonApp, listenOnUnixSocket, closeUnixServer, type Request, type Response } from '../util/http-server.js';
 import type { Logger } from '../util/log.js';
+import { singleQueryValue, type RouteGroup } from './route-group.js';
 import type {
   EndpointModel,
   IdentityModel,
@@ -151,14 +152,6 @@ export function parseTraceRequest(body: unknown): TraceRequestModel {
   return { srcLabels, dstLabels, dport, protocol: upper };
 }
 
-/** A query parameter as one string (undefined when absent); repeated parameters are refused. */
-function singleQueryValue(query: Request['query'], name: string): string | undefined {
-  const value = query[name];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw new BadRequestError(`query parameter "${name}" must be given once`);
-  return value;
-}
-
 function parseWaitTimeout(query: Request['query']): number {
   const text = singleQueryValue(query, 'timeout');
   if (text === undefined) return DEFAULT_POLICY_WAIT_MS;
@@ -192,8 +185,11 @@ export class ApiServer {
   /** Open `GET /v1/monitor` responses, ended by stop() so their clients see a clean end of stream. */
   private readonly monitorStreams = new Set<Response>();
 
-  /** `monitorHeartbeatMs` defaults to {@link MONITOR_HEARTBEAT_MS} (tests shorten it). */
-  constructor(private readonly options: { socketPath: string; backend: AgentBackend; log: Logger; monitorHeartbeatMs?: number }) {}
+  /**
+   * `monitorHeartbeatMs` defaults to {@link MONITOR_HEARTBEAT_MS} (tests shorten it); `routes`:
+   * route groups of their own modules (kvstore, nodes, version), mounted after the backend's.
+   */
+  constructor(private readonly options: { socketPath: string; backend: AgentBackend; log: Logger; monitorHeartbeatMs?: number; routes?: readonly RouteGroup[] }) {}
 
   /** Starts listening. */
   async start(): Promise<void> {
@@ -263,6 +259,15 @@ export class ApiServer {
     app.get('/v1/bpf/ipcache', route(() => backend.bpfIpcache()));
     app.get('/v1/bpf/ct', route(() => backend.bpfConntrack()));
     app.get('/v1/bpf/endpoint', route(() => backend.bpfEndpoints()));
+
+    for (const mount of this.options.routes ?? []) {
+      mount({
+        get: (path, handler) => app.get(path, route(handler)),
+        put: (path, handler) => app.put(path, route(handler)),
+        post: (path, handler) => app.post(path, route(handler)),
+        delete: (path, handler) => app.delete(path, route(handler)),
+      });
+    }
 
     app.use((req: Request, res: Response) => {
       res.status(404).json({ error: { code: 'ERR_NOT_FOUND', message: `no API route ${req.method} ${req.path}` } });

@@ -9,10 +9,13 @@ import { CiliumDockerError } from '../util/errors.js';
 import { addBpfCommands } from './bpf-commands.js';
 import { apiClient, outputFormat, outputOption, print, printJson } from './command-context.js';
 import { addMonitorCommand } from './monitor-command.js';
+import { addKvstoreCommands } from './kvstore-commands.js';
 import { addNetworkCommands } from './network-commands.js';
+import { addNodeCommands, renderClusterHealth } from './node-commands.js';
 import { addPolicyCommands } from './policy-commands.js';
 import { renderTable, type TableCell } from './table.js';
 import { escapeTerminalText, terminalLines } from './terminal-text.js';
+import { addVersionCommand } from './version-command.js';
 
 function endpointRows(eps: EndpointModel[]): TableCell[][] {
   return eps.map((e) => [
@@ -25,8 +28,9 @@ function endpointRows(eps: EndpointModel[]): TableCell[][] {
   ]);
 }
 
+/** LOCAL REFS: this node's references; NODES: every node holding one, from the store ('?': unreadable). */
 function identityRows(ids: IdentityModel[]): TableCell[][] {
-  return ids.map((i) => [String(i.id), i.labels, i.reserved ? 'reserved' : String(i.localReferences)]);
+  return ids.map((i) => [String(i.id), i.labels, i.reserved ? 'reserved' : String(i.localReferences), i.reserved ? '' : (i.nodes ?? '?')]);
 }
 
 /** Builds the command tree. */
@@ -39,10 +43,12 @@ export function buildProgram(): Command {
   program
     .command('status')
     .description('daemon, store, Docker and datapath health')
+    .option('--all-nodes', 'add the health of every node of the cluster (as `cilium node list` shows it)')
     .addOption(outputOption())
-    .action(async (_opts, cmd: Command) => {
+    .action(async (opts: { allNodes?: boolean }, cmd: Command) => {
       const s = await apiClient(cmd).status();
-      if (outputFormat(cmd) === 'json') return printJson(s);
+      const nodes = opts.allNodes ? await apiClient(cmd).listNodes() : undefined;
+      if (outputFormat(cmd) === 'json') return printJson(nodes ? { ...s, nodes } : s);
       const eps = Object.entries(s.endpoints).map(([k, v]) => `${v} ${k}`).join(', ') || 'none';
       print(
         terminalLines([
@@ -64,6 +70,7 @@ export function buildProgram(): Command {
           `DNS:         ${s.dns ? `${s.dns.address}, upstreams ${s.dns.upstreams.join(',') || 'none'}; ${s.dns.queries} queries, ${s.dns.clusterAnswers} cluster answers, ${s.dns.nxdomain} NXDOMAIN, ${s.dns.forwarded} forwarded, ${s.dns.upstreamFailures} upstream failures, ${s.dns.refused} refused, ${s.dns.malformed} malformed` : 'disabled'}`,
         ]),
       );
+      if (nodes) print(renderClusterHealth(nodes));
     });
 
   const endpoint = program.command('endpoint').description('endpoints of this node');
@@ -108,7 +115,7 @@ export function buildProgram(): Command {
     .action(async (_opts, cmd: Command) => {
       const ids = await apiClient(cmd).listIdentities();
       if (outputFormat(cmd) === 'json') return printJson(ids);
-      print(renderTable(['ID', 'LABELS', 'REFS'], identityRows(ids)));
+      print(renderTable(['ID', 'LABELS', 'LOCAL REFS', 'NODES'], identityRows(ids)));
     });
   identity
     .command('get <id>')
@@ -117,7 +124,7 @@ export function buildProgram(): Command {
     .action(async (id: string, _opts, cmd: Command) => {
       const i = await apiClient(cmd).getIdentity(id);
       if (outputFormat(cmd) === 'json') return printJson(i);
-      print(renderTable(['ID', 'LABELS', 'REFS'], identityRows([i])));
+      print(renderTable(['ID', 'LABELS', 'LOCAL REFS', 'NODES'], identityRows([i])));
     });
 
   const ip = program.command('ip').description('IP -> identity mappings');
@@ -144,6 +151,9 @@ export function buildProgram(): Command {
   addNetworkCommands(program);
   addMonitorCommand(program);
   addBpfCommands(program);
+  addKvstoreCommands(program);
+  addNodeCommands(program);
+  addVersionCommand(program);
   return program;
 }
 
@@ -159,4 +169,5 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-await main(process.argv);
+// Only as the entry point: tests import buildProgram() to inspect the command tree.
+if (import.meta.main) await main(process.argv);

@@ -20,6 +20,14 @@ import { scheduleEvery } from './resync-schedule.js';
 const IP_PREFIX = 'ip/v1/';
 const NODE_PREFIX = 'nodes/v1/';
 const HEARTBEAT_PREFIX = 'heartbeat/v1/';
+/** How often a node writes `heartbeat/v1/<node>` (its time, leased). */
+export const HEARTBEAT_INTERVAL_MS = 60_000;
+
+/** Every node's last heartbeat as the store holds it: node name -> ISO time (the writer's clock). */
+export async function readHeartbeats(store: Pick<KvStore, 'list'>): Promise<Map<string, string>> {
+  const { pairs } = await store.list(HEARTBEAT_PREFIX);
+  return new Map(pairs.map((p) => [p.key.slice(HEARTBEAT_PREFIX.length), p.value]));
+}
 
 /** One local endpoint's address mapping. */
 export interface LocalIpEntry {
@@ -126,7 +134,7 @@ export class NodeSync {
     await this.resync('start').catch(() => undefined);
     this.schedule = scheduleEvery(this.deps.intervalMs, `resync-${this.deps.nodeName}`, () => this.resync('interval'));
     const beat = () => void this.heartbeat();
-    this.heartbeatTimer = setInterval(beat, this.deps.heartbeatIntervalMs ?? 60_000);
+    this.heartbeatTimer = setInterval(beat, this.deps.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS);
     this.heartbeatTimer.unref();
     beat();
   }

@@ -74,7 +74,7 @@ export interface PeerWatcherDeps {
   log: Logger;
 }
 
-/** A peer as `cilium node list` shows it. */
+/** A peer as `cilium status` shows it. */
 export interface PeerStatus {
   name: string;
   underlayIp?: string;
@@ -82,6 +82,15 @@ export interface PeerStatus {
   bootId: string;
   blocks: string[];
   endpoints: number;
+}
+
+/** A node as `cilium node list` shows it: its record, with blocks from the block claims. */
+export interface ClusterNodeStatus extends NodeRecord {
+  endpoints: number;
+  /** This node. */
+  local: boolean;
+  /** Programmed as a peer by this node (same routing mode, an underlay address). */
+  peer: boolean;
 }
 
 function ipv4ToInt(ip: string): number {
@@ -176,6 +185,22 @@ export class PeerWatcher {
         blocks: [...this.blocks].filter(([, b]) => b.node === n.name).map(([cidr]) => cidr),
         endpoints: [...this.ips.values()].filter((e) => e.node === n.name).length,
       }));
+  }
+
+  /**
+   * Every node with a record, this one included, sorted by name (`cilium node list`): the record,
+   * the blocks and endpoint count the store gives it, and whether this node programs it as a peer.
+   */
+  nodeList(): ClusterNodeStatus[] {
+    return [...this.nodes.values()]
+      .map((n) => ({
+        ...n,
+        blocks: [...this.blocks].filter(([, b]) => b.node === n.name).map(([cidr]) => cidr),
+        endpoints: [...this.ips.values()].filter((e) => e.node === n.name).length,
+        local: n.name === this.deps.nodeName,
+        peer: this.endpointOf(n.name) !== undefined,
+      }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /**

@@ -381,6 +381,23 @@ export class IdentityAllocator {
   }
 
   /**
+   * The nodes holding a reference to each identity, from their reference keys in the store
+   * (`cilium identity list`): identity number -> node names, sorted. Only those of `labels` when
+   * given.
+   */
+  async referencingNodes(labels?: LabelSet): Promise<Map<number, string[]>> {
+    const { pairs } = await this.store.list(labels ? this.valueKey(labels, '') : VALUE_PREFIX);
+    const out = new Map<number, string[]>();
+    for (const p of pairs) {
+      const id = Number(p.value);
+      if (!Number.isSafeInteger(id)) continue;
+      out.set(id, [...(out.get(id) ?? []), p.key.slice(p.key.lastIndexOf('/') + 1)]);
+    }
+    for (const nodes of out.values()) nodes.sort();
+    return out;
+  }
+
+  /**
    * Removes identities that the escaped label encoding cannot keep: those written before it that
    * contain a backslash (their meaning changed), any stored set not in canonical form, and any
    * holding a label source that is never allocated (forged through unescaped text, e.g.

@@ -23,7 +23,7 @@ import { requireRoot } from '../lab/preconditions.js';
 import { startUnderlay } from '../lab/underlay.js';
 import { Cluster, DB_FROM_WEB, RESYNC_MS, type ClusterHostOptions } from '../lab/cluster.js';
 import { eventually } from '../support/cilium-daemon.js';
-import type { StatusModel } from '../../src/api/models.js';
+import type { NodeModel, StatusModel } from '../../src/api/models.js';
 
 if (!requireRoot(t)) process.exit(process.env.CI === 'true' ? 1 : 0);
 
@@ -111,7 +111,14 @@ async function scenario(t: Test, backend: Backend, prefix: string, subnet: strin
       const status = await c.daemons[h]!.cliJson<StatusModel>(['status']);
       t.same(status.overlay?.peers.map((p) => p.underlayIp).sort(), c.underlayIps.filter((_, o) => o !== h).sort(), `h${h}: status lists the two peers`);
       t.match(status.kvstore, { backend, healthy: true }, `h${h}: ${backend} healthy`);
+      const nodes = await c.daemons[h]!.cliJson<NodeModel[]>(['node', 'list']);
+      t.same(nodes.map((n) => n.underlayIp).sort(), [...c.underlayIps.slice(0, 3)].sort(), `h${h}: node list shows the three nodes with their underlay IPs`);
+      t.same(nodes.filter((n) => n.local).map((n) => n.underlayIp), [c.underlayIps[h]], `h${h}: itself marked local`);
+      t.ok(nodes.every((n) => n.health === 'ok' && n.routingMode === 'tunnel' && n.blocks.length > 0 && (n.local || n.peer)), `h${h}: all healthy tunnel peers with blocks (${JSON.stringify(nodes.map((n) => [n.name, n.health, n.detail]))})`);
     }
+    const table = await c.daemons[0]!.cli(['node', 'list']);
+    t.equal(table.code, 0, table.stderr);
+    for (const ip of c.underlayIps.slice(0, 3)) t.match(table.stdout, new RegExp(`\\s${ip.replaceAll('.', '\\.')}\\s+tunnel vxlan:\\d+\\s`), `node list table row for ${ip}`);
   });
 
   await t.test('a policy imported on host 0 is enforced on hosts 1 and 2', async (t) => {

@@ -61,7 +61,7 @@ const allowed: Record<string, string[]> = {
   endpoint: ['ipam', 'identity', 'policy', 'datapath', 'datapath/link', 'docker', 'kvstore', 'util'],
   cluster: ['kvstore', 'datapath', 'util'],
   plugin: ['endpoint', 'ipam', 'util'],
-  api: ['endpoint', 'identity', 'policy', 'cluster', 'util'],
+  api: ['endpoint', 'identity', 'policy', 'cluster', 'kvstore', 'util'],
   cli: ['api', 'util'],
   dns: ['util'],
   util: [],
