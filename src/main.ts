@@ -525,7 +525,7 @@ async function startParts(config: Config, undo: CleanupStack): Promise<{ stop: (
       }));
     },
   };
-  const api = new ApiServer({ socketPath: config.apiSocket, backend, log: log.child({ component: 'api' }), routes: [kvstoreRoutes(rawStore), nodeRoutes({ peers, store }), versionRoutes(VERSION, config.nodeName)] });
+  const api = new ApiServer({ socketPath: config.apiSocket, backend, log: log.child({ component: 'api' }), routes: [kvstoreRoutes(store), nodeRoutes({ peers, store }), versionRoutes(VERSION, config.nodeName)] });
 
   metrics.onCollect(async () => {
     metrics.endpoints.reset();

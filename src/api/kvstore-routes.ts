@@ -1,8 +1,9 @@
 /**
  * `cilium kvstore get|set|delete`: the cluster store (embedded, etcd or consul, whichever the
  * daemon runs with) through the KvStore contract, as Cilium's `cilium kvstore` reaches its etcd.
- * main.ts hands it the store below the cluster key prefix: keys are the store's own, prefix
- * included, as Cilium users know them (`cilium/state/identities/v1/…`) and as etcdctl shows them.
+ * main.ts hands it the cluster's view of the store, below the key prefix (`--kvstore-opt
+ * prefix`): keys are named as the daemon names them everywhere else (`identities/v1/…`, as in its
+ * messages), and one cluster's operator cannot reach another's keys in a shared etcd.
  *
  *   GET    /v1/kvstore?key=K[&recursive=true][&limit=N]  -> KvstoreGetModel
  *   PUT    /v1/kvstore  {"key": K, "value": V}            -> KvstoreSetModel
