@@ -77,6 +77,14 @@ Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// progGetFdById(id) -> fd of the loaded program with that id (e.g. the one a tc filter runs).
+Napi::Value ProgGetFdById(const Napi::CallbackInfo& info) {
+  uint32_t id = ArgU32(info, 0);
+  int fd = bpf_prog_get_fd_by_id(id);
+  if (fd < 0) ThrowErrno(info.Env(), errno, "bpf_prog_get_fd_by_id", "program id " + std::to_string(id));
+  return Napi::Number::New(info.Env(), fd);
+}
+
 // progTestRun(fd, packet, repeat) -> { retval, durationNs, packetOut }: BPF_PROG_TEST_RUN.
 Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
@@ -113,6 +121,7 @@ void InitObjects(Napi::Env env, Napi::Object exports) {
   exports.Set("objUnpin", Napi::Function::New(env, ObjUnpin, "objUnpin"));
   exports.Set("mapInfo", Napi::Function::New(env, MapInfo, "mapInfo"));
   exports.Set("progInfo", Napi::Function::New(env, ProgInfo, "progInfo"));
+  exports.Set("progGetFdById", Napi::Function::New(env, ProgGetFdById, "progGetFdById"));
   exports.Set("progTestRun", Napi::Function::New(env, ProgTestRun, "progTestRun"));
   exports.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus, "numPossibleCpus"));
 }

@@ -141,6 +141,8 @@ export interface BpfNative {
   objUnpin(path: string): void;
   mapInfo(fd: number): NativeMapInfo;
   progInfo(fd: number): NativeProgramInfo;
+  /** Opens the loaded program with that id (as tcQuery reports it); the fd belongs to the caller. */
+  progGetFdById(id: number): number;
   /** Runs a program once per repeat on a copy of packet (BPF_PROG_TEST_RUN). */
   progTestRun(fd: number, packet: Buffer, repeat: number): NativeTestRun;
   /** Value slots per key of a per-CPU map. */

@@ -9,6 +9,7 @@
  * it is down. So TcAttachment has detach() and no close().
  */
 import type { BpfProgram } from './bpf-program.js';
+import { BpfError } from './errors.js';
 import { bpfNative, type TcAttachPoint } from './native.js';
 
 /** 'ingress' or 'egress' of the clsact qdisc. */
@@ -55,6 +56,29 @@ export function attachTcProgram(ifindex: number, point: TcAttachPoint, program: 
   const filter = bpfNative().tcAttach(ifindex, point, program.fd, options.handle ?? DEFAULT_TC_HANDLE,
     options.priority ?? DEFAULT_TC_PRIORITY, options.replace ?? true);
   return new TcAttachment(ifindex, point, filter.handle, filter.priority, filter.progId);
+}
+
+/**
+ * Name of the program a filter runs (the C function name, as the kernel keeps it), or null when
+ * there is no such filter: which agent's or tool's program sits in a hook, without `tc -json`.
+ */
+export function tcFilterProgramName(ifindex: number, point: TcAttachPoint, handle = DEFAULT_TC_HANDLE,
+  priority = DEFAULT_TC_PRIORITY): string | null {
+  const native = bpfNative();
+  const id = native.tcQuery(ifindex, point, handle, priority);
+  if (id === null) return null;
+  let fd: number;
+  try {
+    fd = native.progGetFdById(id);
+  } catch (err) {
+    if (err instanceof BpfError && err.code === 'ENOENT') return null; // replaced or detached since
+    throw err;
+  }
+  try {
+    return native.progInfo(fd).name;
+  } finally {
+    native.closeFd(fd);
+  }
 }
 
 /** Removes the clsact qdisc of ifindex and every filter on it (cleanup of a device we own). */
