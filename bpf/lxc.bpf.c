@@ -25,6 +25,14 @@
  *   from_underlay   tc ingress of the underlay device (encapsulation in BPF): VXLAN packets for
  *                   a local endpoint are decapsulated and delivered as from_overlay does; the
  *                   rest passes on to the stack (and to the tunnel device).
+ *
+ * One object for the container and the overlay programs, not a separate overlay object as
+ * maps.h's pinning allows: from_overlay and from_underlay deliver through the same ingress-policy,
+ * conntrack and redirect code as from_container's local path (deliver_from_overlay,
+ * enforce_policy), and all four take the same load-time constants (tunnel and underlay ifindex,
+ * underlay address, port). A re-created tunnel or underlay device therefore reloads all of them
+ * (src/datapath/bpf-loader.ts); one object keeps that a single load and verification, with one set
+ * of constants, instead of two loads that must agree.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -197,16 +205,11 @@ int from_container(struct __sk_buff *skb)
 	__u32 now;
 	int reason;
 
-	eth = eth_header(skb, sizeof(struct ethhdr));
-	if (!eth)
-		return drop_packet(skb, &f, &who, DROP_INVALID);
-	if (eth->h_proto == bpf_htons(ETH_P_ARP))
+	reason = parse_frame(skb, &f, 1);
+	if (reason == FRAME_ARP)
 		return answer_arp(skb);
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return drop_packet(skb, &f, &who, DROP_UNSUPPORTED_L3);
-	reason = -parse_ipv4(skb, &f);
 	if (reason)
-		return drop_packet(skb, &f, &who, reason);
+		return drop_packet(skb, &f, &who, -reason);
 
 	src = lookup_endpoint(f.saddr);
 	if (!src || src->ifindex != skb->ifindex)
@@ -275,20 +278,14 @@ int to_container(struct __sk_buff *skb)
 	struct peer src;
 	struct ct_entry *ct;
 	enum ct_state state;
-	struct ethhdr *eth;
 	__u32 now;
 	int reason;
 
-	eth = eth_header(skb, sizeof(struct ethhdr));
-	if (!eth)
-		return drop_packet(skb, &f, &who, DROP_INVALID);
-	if (eth->h_proto == bpf_htons(ETH_P_ARP))
+	reason = parse_frame(skb, &f, 1);
+	if (reason == FRAME_ARP)
 		return TC_ACT_OK;
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return drop_packet(skb, &f, &who, DROP_UNSUPPORTED_L3);
-	reason = -parse_ipv4(skb, &f);
 	if (reason)
-		return drop_packet(skb, &f, &who, reason);
+		return drop_packet(skb, &f, &who, -reason);
 
 	dst = lookup_endpoint(f.daddr);
 	if (!dst || dst->ifindex != skb->ifindex)
@@ -373,14 +370,9 @@ static __always_inline int deliver_from_overlay(struct __sk_buff *skb, __u32 src
 	__u32 now;
 	int reason;
 
-	eth = eth_header(skb, sizeof(struct ethhdr));
-	if (!eth)
-		return drop_packet(skb, &f, &who, DROP_INVALID);
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return drop_packet(skb, &f, &who, DROP_UNSUPPORTED_L3);
-	reason = -parse_ipv4(skb, &f);
+	reason = parse_frame(skb, &f, 0);
 	if (reason)
-		return drop_packet(skb, &f, &who, reason);
+		return drop_packet(skb, &f, &who, -reason);
 	if (src_identity == IDENTITY_HOST || src_identity == IDENTITY_REMOTE_NODE) {
 		src_identity = node_identity(&f, outer_saddr, src_identity);
 		who.src_identity = src_identity;

@@ -2,8 +2,9 @@
 /*
  * The pinned maps every program shares. LIBBPF_PIN_BY_NAME: libbpf pins each map at
  * <pin_root_path>/<name> on first load and reuses the pinned map on later loads, so an agent
- * restart (or a second object such as the overlay program) sees the same state. The sizes here
- * are defaults; the loader may change max_entries before load.
+ * restart (or a second object, should one be added) sees the same state. The overlay programs
+ * share the lxc object (lxc.bpf.c says why). The sizes here are defaults; the loader may change
+ * max_entries before load.
  */
 #ifndef CILIUM_DOCKER_MAPS_H
 #define CILIUM_DOCKER_MAPS_H

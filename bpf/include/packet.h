@@ -132,6 +132,28 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
 	return 0;
 }
 
+/* parse_frame's result for an ARP frame (when the caller accepts ARP). */
+#define FRAME_ARP 1
+
+/*
+ * The L2/L3 preamble every program starts with: an Ethernet frame carrying IPv4, parsed into f.
+ * Returns 0, FRAME_ARP for an ARP frame when accept_arp (the caller answers it or lets it pass;
+ * without accept_arp ARP is an unsupported L3), or -DROP_INVALID / -DROP_UNSUPPORTED_L3 /
+ * parse_ipv4's reason, for the caller to drop with (f holds what was parsed so far).
+ */
+static __always_inline int parse_frame(struct __sk_buff *skb, struct flow *f, const int accept_arp)
+{
+	struct ethhdr *eth = eth_header(skb, sizeof(struct ethhdr));
+
+	if (!eth)
+		return -DROP_INVALID;
+	if (accept_arp && eth->h_proto == bpf_htons(ETH_P_ARP))
+		return FRAME_ARP;
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return -DROP_UNSUPPORTED_L3;
+	return parse_ipv4(skb, f);
+}
+
 /*
  * The port policy sees. For ICMP it is the message type, as Cilium encodes `icmps` rules in its
  * policy map (protocol ICMP, the type in the port field): flow.sport/dport hold conntrack's echo
