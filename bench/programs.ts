@@ -211,7 +211,7 @@ interface Instance {
 async function loadInstance(name: string, fill: number, objectPath: string, cleanups: Array<() => void>): Promise<Instance> {
   const pinRoot = mkdtempSync(join(privateBpffs(), `cdbench-${process.pid}-${name}-`));
   cleanups.push(() => rmSync(pinRoot, { recursive: true, force: true }));
-  // As the daemon loads it (src/datapath/bpf-datapath.ts): default map sizes, the tunnel ifindex.
+  // As the daemon loads it (src/datapath/bpf-loader.ts): default map sizes, the tunnel ifindex.
   const dp = await loadLxcDatapath({ pinRoot, objectPath, config: { tunnelIfindex: TUNNEL_IFINDEX } });
   cleanups.push(() => dp.close());
   await dp.endpoints.setMany([A, B, C, D].map(({ ip, ...info }) => [ip, info] as const));

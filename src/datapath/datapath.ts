@@ -1,7 +1,9 @@
 /**
  * What the endpoint layer needs from a datapath. The plain-routing datapath (`routing-datapath.ts`)
- * implements it with kernel routes and proxy ARP; the eBPF datapath adds policy on top.
- * Types here are domain types (camelCase), independent of Docker's wire format.
+ * implements it with kernel routes and proxy ARP; the eBPF datapath (`bpf-datapath.ts`) adds
+ * policy on top. The types the endpoint and cluster layers hand to the eBPF datapath (enforcement,
+ * policy entries, remote ipcache entries) live here too, so those layers never import the concrete
+ * datapath. Types here are domain types (camelCase), independent of Docker's wire format.
  */
 
 /** A Docker network as the datapath sees it. */
@@ -30,6 +32,44 @@ export interface DatapathEndpoint {
   mtu: number;
   /** Security identity (reserved:init until labels are known). */
   identity: number;
+}
+
+/** Per-endpoint enforcement computed by the policy layer. */
+export interface EndpointEnforcement {
+  enforceIngress: boolean;
+  enforceEgress: boolean;
+}
+
+/** One policy map entry of an endpoint, in the compiler's shape. */
+export interface DatapathPolicyEntry {
+  direction: 'ingress' | 'egress';
+  peer: number;
+  dport: number;
+  portPrefixLen: number;
+  protocol: number;
+  verdict: 'allow' | 'deny';
+  cookie: number;
+}
+
+/** A remote address or prefix and what the ipcache says about it (another node's). */
+export interface RemoteIpcacheEntry {
+  /** 'a.b.c.d/32' for a remote endpoint, a node's block CIDR otherwise. */
+  prefix: string;
+  identity: number;
+  /** Docker network number (see networkNumber); 0 when unknown. */
+  netId: number;
+  /**
+   * Underlay IPv4 of the node behind the prefix. With native routing it only marks the entry as
+   * a peer's (the datapath has no tunnel device and leaves the packet to the kernel's routes).
+   */
+  tunnelEndpoint: string;
+}
+
+/** Docker network number used for isolation: the subnet's network address as an integer (never 0). */
+export function networkNumber(subnet: string): number {
+  const [addr] = subnet.split('/');
+  const n = addr!.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  return n === 0 ? 1 : n;
 }
 
 /** Kernel programming for networks and endpoints. Every method is idempotent. */

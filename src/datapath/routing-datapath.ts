@@ -1,6 +1,7 @@
 /**
  * The plain kernel-routing datapath: a veth per container, a /32 route to it, proxy ARP on the
- * host side and the gateway address on `cilium_host`. No policy; the eBPF datapath builds on it.
+ * host side and the gateway address on `cilium_host`. No policy; the eBPF datapath
+ * (`bpf-datapath.ts`) holds one and adds its maps and programs around each call.
  */
 import type { Datapath, DatapathEndpoint, DatapathNetwork } from './datapath.js';
 import {
@@ -17,6 +18,14 @@ import {
 } from './link/veth.js';
 import { stopIpWorker } from './link/ip-worker.js';
 
+/** What a user of the routing datapath is told about (the eBPF datapath keeps link facts, logs). */
+export interface RoutingDatapathOptions {
+  /** A veth pair was created: its host side's name, ifindex and MAC. */
+  onLinkCreated?: (hostIfName: string, ifindex: number, mac: string) => void;
+  /** Background work (a veth deletion) failed; nobody waits for it to report the error. */
+  onBackgroundFailure?: (err: unknown, what: string) => void;
+}
+
 /** Routing-only datapath. */
 export class RoutingDatapath implements Datapath {
   readonly name: string = 'routing';
@@ -24,6 +33,8 @@ export class RoutingDatapath implements Datapath {
   private readonly routed = new Set<string>();
   /** Link deletions still running in the background, by host veth name. */
   private readonly deleting = new Map<string, Promise<void>>();
+
+  constructor(private readonly options: RoutingDatapathOptions = {}) {}
 
   async init(): Promise<void> {
     await ensureHostDevice();
@@ -45,12 +56,9 @@ export class RoutingDatapath implements Datapath {
     const names = { host: endpoint.hostIfName, container: endpoint.containerIfName };
     const { host, container, routed } = await createVethPair(names, { mac: endpoint.mac || undefined, mtu: endpoint.mtu, routeIp: endpoint.ipv4 });
     if (routed) this.routed.add(endpoint.hostIfName);
-    this.linkCreated(endpoint.hostIfName, host.ifindex, host.address);
+    this.options.onLinkCreated?.(endpoint.hostIfName, host.ifindex, host.address);
     return { mac: container.address, hostIfIndex: host.ifindex };
   }
-
-  /** Hook for subclasses that keep per-link facts (ifindex, MAC of the host side). */
-  protected linkCreated(_hostIfName: string, _ifindex: number, _mac: string): void {}
 
   async activateEndpoint(endpoint: DatapathEndpoint): Promise<void> {
     // Routed at creation by this process; otherwise (restore after a restart, re-join) assert it.
@@ -90,8 +98,9 @@ export class RoutingDatapath implements Datapath {
     this.deleting.set(name, deletion);
   }
 
-  /** Called when background work (a veth deletion) fails; the eBPF datapath logs it. */
-  protected backgroundFailed(_err: unknown, _what: string): void {}
+  private backgroundFailed(err: unknown, what: string): void {
+    this.options.onBackgroundFailure?.(err, what);
+  }
 
   /** Waits for background link deletions (before close, in tests). */
   async settle(): Promise<void> {

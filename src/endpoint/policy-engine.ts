@@ -39,8 +39,7 @@ import { KvConflictError, CiliumDockerError, PolicyValidationError } from '../ut
 import type { Logger } from '../util/log.js';
 import type { EndpointManager } from './endpoint-manager.js';
 import type { EndpointRecord } from './endpoint.js';
-import type { DatapathEndpoint } from '../datapath/datapath.js';
-import type { EndpointEnforcement, DatapathPolicyEntry } from '../datapath/bpf-datapath.js';
+import type { DatapathEndpoint, DatapathPolicyEntry, EndpointEnforcement } from '../datapath/datapath.js';
 
 const REPOSITORY_KEY = 'policies/v1/repository';
 const IDENTITY_PREFIX = 'identities/v1/id/';

@@ -96,6 +96,23 @@ t.test('no import cycles between modules', async (t) => {
   t.same(cycle, [], 'no cycle');
 });
 
+/**
+ * The concrete eBPF datapath (bpf-datapath.ts and the loader, Linux side and maps layer it
+ * composes) is wired up by the composition root only: the endpoint, policy and cluster layers
+ * program it through datapath.ts's interface and types.
+ */
+const CONCRETE_DATAPATH = ['datapath/bpf-datapath.ts', 'datapath/bpf-loader.ts', 'datapath/linux-node.ts', 'datapath/datapath-maps.ts'];
+t.test('only main.ts and datapath/ import the concrete eBPF datapath', async (t) => {
+  for (const file of files(SRC)) {
+    const rel = relative(SRC, file);
+    if (rel === 'main.ts' || rel.startsWith('datapath/')) continue;
+    for (const m of readFileSync(file, 'utf8').matchAll(/^(?:import|export)[^'"]*from\s+'(\.[^']+)'/gm)) {
+      const target = relative(SRC, resolve(dirname(file), m[1]!.replace(/\.js$/, '.ts')));
+      t.notOk(CONCRETE_DATAPATH.includes(target), `${rel} imports ${target}`);
+    }
+  }
+});
+
 t.test('each third-party package is imported from one module', async (t) => {
   const users = new Map<string, string[]>();
   for (const [mod, { packages }] of imports) for (const p of packages) users.set(p, [...(users.get(p) ?? []), mod]);

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalKvStore } from '../../../src/kvstore/local/local-store.js';
 import { PeerWatcher, type PeerRoute, type RemoteEntry } from '../../../src/cluster/peer-watcher.js';
-import { networkNumber } from '../../../src/datapath/bpf-datapath.js';
+import { networkNumber } from '../../../src/datapath/datapath.js';
 import { log } from '../../../src/util/log.js';
 
 async function waitFor(fn: () => boolean, ms: number, what: string): Promise<void> {

@@ -8,7 +8,7 @@ import t from 'tap';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkBpfRoot } from '../../../src/datapath/bpf-datapath.js';
+import { checkBpfRoot } from '../../../src/datapath/bpf-loader.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bpf-root-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -13,7 +13,7 @@ import { LocalKvStore } from '../../../src/kvstore/local/local-store.js';
 import { PolicyEngine, type PolicyDatapath } from '../../../src/endpoint/policy-engine.js';
 import type { EndpointManager } from '../../../src/endpoint/endpoint-manager.js';
 import type { EndpointRecord } from '../../../src/endpoint/endpoint.js';
-import type { DatapathPolicyEntry } from '../../../src/datapath/bpf-datapath.js';
+import type { DatapathPolicyEntry } from '../../../src/datapath/datapath.js';
 import { LabelSet } from '../../../src/identity/labels.js';
 import { log } from '../../../src/util/log.js';
 
