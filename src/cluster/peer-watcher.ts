@@ -26,6 +26,7 @@
  * (coalesced: at most one sync runs, and one more is queued while it does).
  */
 import type { KvStore, Watcher, WatchEvent } from '../kvstore/kvstore.js';
+import { cidrContainsAddress, parseIpv4, parseIpv4Cidr } from '../util/ipv4.js';
 import type { Logger } from '../util/log.js';
 import { parseNodeRecord, type NodeRecord } from './node-sync.js';
 
@@ -93,17 +94,10 @@ export interface ClusterNodeStatus extends NodeRecord {
   peer: boolean;
 }
 
-function ipv4ToInt(ip: string): number {
-  return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-}
-
 function cidrContains(cidr: string, ip: string): boolean {
-  const [net, len] = cidr.split('/');
-  const bits = Number(len);
-  const size = 2 ** (32 - bits);
-  const start = Math.floor(ipv4ToInt(net!) / size) * size;
-  const n = ipv4ToInt(ip);
-  return n >= start && n < start + size;
+  const prefix = parseIpv4Cidr(cidr);
+  const address = parseIpv4(ip);
+  return prefix !== undefined && address !== undefined && cidrContainsAddress(prefix, address);
 }
 
 /** Watches the cluster and programs remote endpoints and blocks into the ipcache. */
@@ -255,6 +249,12 @@ export class PeerWatcher {
       this.ips.delete(ip);
       return;
     }
+    // Another node wrote the key: one that is no address (or not in canonical form) must not
+    // reach the ipcache, where it would fail the whole sync.
+    if (parseIpv4(ip) === undefined) {
+      this.deps.log.warn({ key: e.key }, 'ignoring an ip entry whose key is not an IPv4 address');
+      return;
+    }
     try {
       const v = JSON.parse(e.value) as { identity?: number; node?: string; name?: unknown; aliases?: unknown; network?: unknown };
       if (typeof v.identity === 'number' && typeof v.node === 'string') {
@@ -275,13 +275,17 @@ export class PeerWatcher {
       this.blocks.delete(cidr);
       return;
     }
+    if (parseIpv4Cidr(cidr) === undefined) {
+      this.deps.log.warn({ key: e.key }, 'ignoring a block claim whose key has no IPv4 CIDR');
+      return;
+    }
     this.blocks.set(cidr, { node: e.value, subnet: rest.slice(0, slash).replace('-', '/') });
   }
 
   /** Underlay address through which `node` is reached, if it is a live peer in this node's routing mode. */
   private endpointOf(node: string): string | undefined {
     const r = node === this.deps.nodeName ? undefined : this.nodes.get(node);
-    if (!r?.underlayIp) return undefined;
+    if (!r?.underlayIp || parseIpv4(r.underlayIp) === undefined) return undefined;
     const native = r.routingMode === 'native';
     if (this.deps.routingMode === 'native' ? !native : native || !r.tunnel) return undefined;
     return r.underlayIp;

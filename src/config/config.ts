@@ -12,6 +12,7 @@ import { resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../util/errors.js';
+import { cidrContaining, formatIpv4Cidr, hasHostBits, parseIpv4, parseIpv4WithPrefix } from '../util/ipv4.js';
 
 /** Which store backend the daemon uses. */
 export type KvStoreBackend = 'local' | 'etcd' | 'consul';
@@ -136,17 +137,10 @@ function parseIntIn(text: string, what: string, min: number, max: number): numbe
 }
 
 function parseCidr(text: string, what: string): string {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
-  if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32) {
-    throw new ConfigError(`${what}: "${text}" is not an IPv4 CIDR such as 10.200.0.0/16`);
-  }
-  const length = Number(m[5]);
-  const address = m.slice(1, 5).reduce((n, o) => n * 256 + Number(o), 0);
-  const size = 2 ** (32 - length);
-  if (address % size !== 0) {
-    const network = address - (address % size);
-    const dotted = [24, 16, 8, 0].map((shift) => Math.floor(network / 2 ** shift) % 256).join('.');
-    throw new ConfigError(`${what}: "${text}" has host bits set; the network is ${dotted}/${length}`);
+  const parsed = parseIpv4WithPrefix(text);
+  if (!parsed) throw new ConfigError(`${what}: "${text}" is not an IPv4 CIDR such as 10.200.0.0/16`);
+  if (hasHostBits(parsed.address, parsed.prefixLength)) {
+    throw new ConfigError(`${what}: "${text}" has host bits set; the network is ${formatIpv4Cidr(cidrContaining(parsed.address, parsed.prefixLength))}`);
   }
   return text;
 }
@@ -268,10 +262,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const tunnelEncap = value('tunnel-encap');
   if (tunnelEncap !== 'bpf' && tunnelEncap !== 'device') throw new ConfigError(`--tunnel-encap: "${tunnelEncap}" is not a mode; use bpf or device`);
   const underlayIp = value('underlay-ip');
-  if (underlayIp !== '' && !/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(underlayIp)) {
-    throw new ConfigError(`--underlay-ip: "${underlayIp}" is not an IPv4 address`);
-  }
-  if (underlayIp.split('.').some((o) => Number(o) > 255)) throw new ConfigError(`--underlay-ip: "${underlayIp}" is not an IPv4 address`);
+  if (underlayIp !== '' && parseIpv4(underlayIp) === undefined) throw new ConfigError(`--underlay-ip: "${underlayIp}" is not an IPv4 address`);
   const ctAccountingText = value('bpf-ct-accounting');
   if (!['true', 'false'].includes(ctAccountingText)) throw new ConfigError(`--bpf-ct-accounting: "${ctAccountingText}" must be true or false`);
   const dnsAddress = parseDnsAddress(value('dns-address'));
@@ -308,8 +299,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
 }
 
 function parseIpPort(text: string, what: string): string {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?::(\d{1,5}))?$/.exec(text);
-  if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || (m[5] !== undefined && (Number(m[5]) < 1 || Number(m[5]) > 65535))) {
+  const m = /^([^:]*)(?::(\d{1,5}))?$/.exec(text);
+  if (!m || parseIpv4(m[1]!) === undefined || (m[2] !== undefined && (Number(m[2]) < 1 || Number(m[2]) > 65535))) {
     throw new ConfigError(`${what}: "${text}" is not an IPv4 address with an optional port, e.g. 198.18.0.1 or 198.18.0.1:5353`);
   }
   return text;

@@ -7,6 +7,7 @@
  * Decoding never throws on hostile input: a message that is not a well-formed query decodes to
  * `undefined` (or to a header only, so a FORMERR can still carry the query's id).
  */
+import { parseIpv4 } from '../util/ipv4.js';
 
 /** Record types the resolver knows by name. */
 export const QTYPE_A = 1;
@@ -129,7 +130,8 @@ export interface AnswerSpec {
  * the question's name with a compression pointer (offset 12).
  */
 export function encodeAnswer(query: DnsQuery, spec: AnswerSpec): Buffer {
-  const addresses = spec.addresses ?? [];
+  // Addresses come from endpoint records; one that is not an address gets no record rather than zeros.
+  const addresses = (spec.addresses ?? []).map(parseIpv4).filter((a): a is number => a !== undefined);
   const header = Buffer.alloc(HEADER_LENGTH);
   header.writeUInt16BE(query.header.id, 0);
   const flags = 0x8000 | ((query.header.opcode & 0xf) << 11) | (spec.authoritative ? 0x0400 : 0) | (query.header.recursionDesired ? 0x0100 : 0) | (spec.recursionAvailable ? 0x0080 : 0) | (spec.rcode & 0xf);
@@ -143,7 +145,7 @@ export function encodeAnswer(query: DnsQuery, spec: AnswerSpec): Buffer {
     r.writeUInt16BE(QCLASS_IN, 4);
     r.writeUInt32BE(spec.ttlSeconds ?? 0, 6);
     r.writeUInt16BE(4, 10);
-    ip.split('.').forEach((octet, i) => r.writeUInt8(Number(octet), 12 + i));
+    r.writeUInt32BE(ip, 12);
     return r;
   });
   return Buffer.concat([header, query.questionBytes, ...records]);

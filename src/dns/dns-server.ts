@@ -15,6 +15,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { connect, createServer, type Server, type Socket as TcpSocket } from 'node:net';
+import { parseIpv4 } from '../util/ipv4.js';
 import type { Logger } from '../util/log.js';
 import { decodeHeader, decodeQuery, encodeAnswer, encodeHeaderError, QTYPE_A, RCODE } from './dns-message.js';
 import { lookupClusterName, type NamedEndpoint } from './cluster-names.js';
@@ -237,6 +238,7 @@ function forwardTcp(message: Buffer, upstream: string, timeoutMs: number): Promi
 export function nameserversOf(resolvConf: string, exclude: string[] = []): string[] {
   return resolvConf
     .split('\n')
-    .map((l) => /^\s*nameserver\s+(\d{1,3}(?:\.\d{1,3}){3})\s*(?:#.*)?$/.exec(l)?.[1])
-    .filter((ip): ip is string => ip !== undefined && !exclude.includes(ip));
+    .map((l) => /^\s*nameserver\s+([^\s#]+)\s*(?:#.*)?$/.exec(l)?.[1])
+    // A leading zero (`010.0.0.1`) is octal to glibc: refused rather than read as another server.
+    .filter((ip): ip is string => ip !== undefined && parseIpv4(ip) !== undefined && !exclude.includes(ip));
 }

@@ -36,7 +36,7 @@ import {
   subnetCount,
   cidrContainsAddress,
   type Ipv4Cidr,
-} from './ipv4.js';
+} from '../util/ipv4.js';
 import type { AddressRecord, AddressScope, PoolStore, StoredBlock } from './pool-store.js';
 import { describePool, type PoolView } from './pool-view.js';
 

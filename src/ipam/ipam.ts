@@ -34,7 +34,7 @@ import {
   parseIpv4Cidr,
   subnetCount,
   type Ipv4Cidr,
-} from './ipv4.js';
+} from '../util/ipv4.js';
 import { PoolStore, poolIdForSubnet, type PoolRecord, type StoredPool } from './pool-store.js';
 import { toPoolView } from './pool-view.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';

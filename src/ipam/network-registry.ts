@@ -27,7 +27,7 @@ import { BadRequestError, KvConflictError, NetworkConflictError } from '../util/
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { Logger } from '../util/log.js';
 import type { Ipam } from './ipam.js';
-import { cidrsOverlap, formatIpv4Cidr, parseIpv4, parseIpv4Cidr } from './ipv4.js';
+import { cidrsOverlap, formatIpv4Cidr, parseIpv4, parseIpv4Cidr } from '../util/ipv4.js';
 import { poolIdForSubnet } from './pool-store.js';
 import type { RequestPoolRequest, RequestPoolResult } from './types.js';
 

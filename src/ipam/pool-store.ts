@@ -23,7 +23,7 @@
  */
 import type { CasResult, KvStore } from '../kvstore/kvstore.js';
 import { KvUnavailableError } from '../util/errors.js';
-import { formatIpv4, formatIpv4Cidr, parseIpv4, parseIpv4Cidr, type Ipv4Cidr } from './ipv4.js';
+import { formatIpv4, formatIpv4Cidr, parseIpv4, parseIpv4Cidr, type Ipv4Cidr } from '../util/ipv4.js';
 import type { AddressKind } from './types.js';
 
 const POOLS = 'ipam/v1/pools/';

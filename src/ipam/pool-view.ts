@@ -2,7 +2,7 @@
  * A pool record decoded into address arithmetic: the subnet, the range dynamic addresses come
  * from, and the gateway. Built fresh from the store for every request, never cached.
  */
-import { formatIpv4Cidr, parseIpv4, parseIpv4Cidr, type Ipv4Cidr } from './ipv4.js';
+import { formatIpv4Cidr, parseIpv4, parseIpv4Cidr, type Ipv4Cidr } from '../util/ipv4.js';
 import type { StoredPool } from './pool-store.js';
 
 /** A pool ready for allocation decisions. */

@@ -5,8 +5,17 @@
 import type { Ipam } from '../ipam/ipam.js';
 import { NETWORK_NAME_OPTION, type NetworkRegistry } from '../ipam/network-registry.js';
 import { BadRequestError } from '../util/errors.js';
+import { parseIpv4 } from '../util/ipv4.js';
 import type { NetworkCreationTracker } from './network-creation-tracker.js';
-import { optionalBoolean, optionalObject, optionalString, requireObject, requireString } from './request-body.js';
+import {
+  bindCalls,
+  decodeReleaseAddressRequest,
+  decodeReleasePoolRequest,
+  decodeRequestAddressRequest,
+  decodeRequestPoolRequest,
+  decoded,
+  type RawHandler,
+} from './wire-decoders.js';
 import {
   GATEWAY_REQUEST_TYPE,
   type AddressSpacesResponse,
@@ -19,11 +28,14 @@ import {
 export const LOCAL_ADDRESS_SPACE = 'CiliumLocal';
 export const GLOBAL_ADDRESS_SPACE = 'CiliumGlobal';
 
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+/** A plain address as dockerd sends it (util/ipv4.ts's strict form: `010.0.0.1` is refused). */
+function checkAddress(call: string, address: string): void {
+  if (parseIpv4(address) === undefined) throw new BadRequestError(`${call}: Address "${address}" is not an IPv4 address`);
+}
 
 /** The IpamDriver handlers, keyed by method name. */
-export function ipamDriverHandlers(ipam: Ipam, creations: NetworkCreationTracker, networks?: NetworkRegistry): Record<string, (body: unknown) => Promise<unknown>> {
-  return {
+export function ipamDriverHandlers(ipam: Ipam, creations: NetworkCreationTracker, networks?: NetworkRegistry): Record<string, RawHandler> {
+  return bindCalls({
     async GetCapabilities(): Promise<IpamCapabilitiesResponse> {
       // No replay: pools and addresses are persisted in our store and survive dockerd restarts.
       return { RequiresMACAddress: false, RequiresRequestReplay: false };
@@ -33,63 +45,43 @@ export function ipamDriverHandlers(ipam: Ipam, creations: NetworkCreationTracker
       return { LocalDefaultAddressSpace: LOCAL_ADDRESS_SPACE, GlobalDefaultAddressSpace: GLOBAL_ADDRESS_SPACE };
     },
 
-    async RequestPool(raw): Promise<RequestPoolResponse> {
-      const call = 'RequestPool';
-      const body = requireObject(call, raw);
-      // dockerd always names the address space; a body without it is not a real request.
-      requireString(call, body, 'AddressSpace');
-      const pool = optionalString(call, body, 'Pool');
-      const subPool = optionalString(call, body, 'SubPool');
-      const v6 = optionalBoolean(call, body, 'V6');
-      const options: Record<string, string> = {};
-      for (const [k, v] of Object.entries(optionalObject(call, body, 'Options'))) options[k] = String(v);
-      if (v6) throw new BadRequestError('IPv6 pools are not supported by the cilium IPAM driver yet; create the network without --ipv6');
+    RequestPool: decoded(decodeRequestPoolRequest, async (req): Promise<RequestPoolResponse> => {
+      if (req.V6) throw new BadRequestError('IPv6 pools are not supported by the cilium IPAM driver yet; create the network without --ipv6');
       // `--ipam-opt cilium.network=<name>`: the pool is the cluster's for that name (networks/v1/<name>).
-      const name = options[NETWORK_NAME_OPTION];
+      const name = req.Options[NETWORK_NAME_OPTION];
       if (name !== undefined && !networks) {
         throw new BadRequestError(`--ipam-opt ${NETWORK_NAME_OPTION} needs the daemon's network registry, which this daemon was started without`);
       }
-      const request = { pool, subPool, options, v6 };
+      const request = { pool: req.Pool, subPool: req.SubPool, options: req.Options, v6: req.V6 };
       const result = name !== undefined && networks ? await networks.requestPool(name, request) : await ipam.requestPool(request);
       creations.poolRequested(result.poolId, result.pool);
       return { PoolID: result.poolId, Pool: result.pool, Data: result.data };
-    },
+    }),
 
-    async ReleasePool(raw) {
-      const body = requireObject('ReleasePool', raw);
-      const poolId = requireString('ReleasePool', body, 'PoolID');
+    ReleasePool: decoded(decodeReleasePoolRequest, async (req) => {
       try {
-        await ipam.releasePool(poolId);
+        await ipam.releasePool(req.PoolID);
       } finally {
         // The name's user key goes with the pool even if the pool was already gone; a store
         // failure here is repaired by the resync (which sweeps records nobody uses).
-        await networks?.poolReleased(poolId).catch(() => undefined);
+        await networks?.poolReleased(req.PoolID).catch(() => undefined);
       }
-      creations.poolReleased(poolId);
+      creations.poolReleased(req.PoolID);
       return {};
-    },
+    }),
 
-    async RequestAddress(raw): Promise<RequestAddressResponse> {
-      const call = 'RequestAddress';
-      const body = requireObject(call, raw);
-      const poolId = requireString(call, body, 'PoolID');
-      const address = optionalString(call, body, 'Address');
-      if (address !== '' && !IPV4.test(address)) throw new BadRequestError(`${call}: Address "${address}" is not an IPv4 address`);
-      const options = optionalObject(call, body, 'Options');
-      const gateway = options.RequestAddressType === GATEWAY_REQUEST_TYPE;
-      const reserved = !gateway && address !== '' && creations.isCreating(poolId);
-      const result = await ipam.requestAddress({ poolId, address, gateway, reserved });
+    RequestAddress: decoded(decodeRequestAddressRequest, async (req): Promise<RequestAddressResponse> => {
+      if (req.Address !== '') checkAddress('RequestAddress', req.Address);
+      const gateway = req.Options.RequestAddressType === GATEWAY_REQUEST_TYPE;
+      const reserved = !gateway && req.Address !== '' && creations.isCreating(req.PoolID);
+      const result = await ipam.requestAddress({ poolId: req.PoolID, address: req.Address, gateway, reserved });
       return { Address: `${result.address}/${result.prefixLength}`, Data: {} };
-    },
+    }),
 
-    async ReleaseAddress(raw) {
-      const call = 'ReleaseAddress';
-      const body = requireObject(call, raw);
-      const poolId = requireString(call, body, 'PoolID');
-      const address = requireString(call, body, 'Address');
-      if (!IPV4.test(address)) throw new BadRequestError(`${call}: Address "${address}" is not an IPv4 address`);
-      await ipam.releaseAddress(poolId, address);
+    ReleaseAddress: decoded(decodeReleaseAddressRequest, async (req) => {
+      checkAddress('ReleaseAddress', req.Address);
+      await ipam.releaseAddress(req.PoolID, req.Address);
       return {};
-    },
-  };
+    }),
+  });
 }

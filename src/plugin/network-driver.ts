@@ -6,8 +6,22 @@
 import type { EndpointManager } from '../endpoint/endpoint-manager.js';
 import type { Ipam } from '../ipam/ipam.js';
 import { BadRequestError } from '../util/errors.js';
+import { formatIpv4, parseIpv4WithPrefix } from '../util/ipv4.js';
 import type { NetworkCreationTracker } from './network-creation-tracker.js';
-import { optionalArray, optionalObject, optionalString, requireId, requireObject, type Body } from './request-body.js';
+import { optionalObject, type Body } from './request-body.js';
+import {
+  bindCalls,
+  decodeAllocateNetworkRequest,
+  decodeCreateEndpointRequest,
+  decodeCreateNetworkRequest,
+  decodeEndpointIdRequest,
+  decodeEndpointOnlyRequest,
+  decodeJoinRequest,
+  decodeNetworkIdRequest,
+  decodeProgramExternalConnectivityRequest,
+  decoded,
+  type RawHandler,
+} from './wire-decoders.js';
 import {
   OPTION_GENERIC,
   OPTION_INTERNAL,
@@ -23,12 +37,11 @@ const DEFAULT_MTU = 1500;
 /** CreateEndpoint option listing `-p` port mappings. */
 const OPTION_PORT_MAP = 'com.docker.network.portmap';
 
+/** `a.b.c.d/len` as dockerd sends it (util/ipv4.ts's strict form: `010.0.0.1/24` is refused). */
 function parseCidr(call: string, field: string, value: string): { ip: string; prefixLength: number } {
-  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(value);
-  if (!m || Number(m[2]) > 32 || m[1].split('.').some((o) => Number(o) > 255)) {
-    throw new BadRequestError(`${call}: ${field} "${value}" is not an IPv4 address in CIDR form (a.b.c.d/len)`);
-  }
-  return { ip: m[1], prefixLength: Number(m[2]) };
+  const parsed = parseIpv4WithPrefix(value);
+  if (!parsed) throw new BadRequestError(`${call}: ${field} "${value}" is not an IPv4 address in CIDR form (a.b.c.d/len)`);
+  return { ip: formatIpv4(parsed.address), prefixLength: parsed.prefixLength };
 }
 
 function stringMap(obj: Body): Record<string, string> {
@@ -50,125 +63,97 @@ export function networkDriverHandlers(
   allocations: AllocationChecks,
   /** defaultMtu: containers' MTU when the network sets none (the overlay's, on tunnelled hosts). */
   driverOptions: { defaultMtu?: number } = {},
-): Record<string, (body: unknown) => Promise<unknown>> {
-  return {
+): Record<string, RawHandler> {
+  return bindCalls({
     async GetCapabilities(): Promise<NetworkCapabilitiesResponse> {
       return { Scope: 'local', ConnectivityScope: 'local' };
     },
 
-    async CreateNetwork(raw) {
+    CreateNetwork: decoded(decodeCreateNetworkRequest, async (req) => {
       const call = 'CreateNetwork';
-      const body = requireObject(call, raw);
-      const networkId = requireId(call, body, 'NetworkID');
-      const options = optionalObject(call, body, 'Options');
-      const ipv4 = optionalArray(call, body, 'IPv4Data');
-      const ipv6 = optionalArray(call, body, 'IPv6Data');
-      if (ipv6.length > 0) throw new BadRequestError('IPv6 is not supported by the cilium driver yet; create the network without --ipv6');
-      if (ipv4.length === 0) throw new BadRequestError('network has no IPv4 pool; create it with --ipam-driver cilium (and optionally --subnet)');
-      if (ipv4.length > 1) throw new BadRequestError('only one IPv4 subnet per network is supported; pass a single --subnet');
-      const data = ipv4[0];
-      if (typeof data !== 'object' || data === null) throw new BadRequestError(`${call}: IPv4Data[0] must be an object`);
-      const pool = optionalString(call, data as Body, 'Pool');
-      const gatewayCidr = optionalString(call, data as Body, 'Gateway');
+      if (req.IPv6Data.length > 0) throw new BadRequestError('IPv6 is not supported by the cilium driver yet; create the network without --ipv6');
+      if (req.IPv4Data.length === 0) throw new BadRequestError('network has no IPv4 pool; create it with --ipam-driver cilium (and optionally --subnet)');
+      if (req.IPv4Data.length > 1) throw new BadRequestError('only one IPv4 subnet per network is supported; pass a single --subnet');
+      const { Pool: pool, Gateway: gatewayCidr } = req.IPv4Data[0]!;
       if (pool === '') throw new BadRequestError(`${call}: IPv4Data[0].Pool is missing`);
       parseCidr(call, 'IPv4Data[0].Pool', pool);
       const gateway = gatewayCidr === '' ? '' : parseCidr(call, 'IPv4Data[0].Gateway', gatewayCidr).ip;
-      const generic = stringMap(optionalObject(call, options, OPTION_GENERIC));
+      const generic = stringMap(optionalObject(call, req.Options[OPTION_GENERIC], OPTION_GENERIC));
       let mtu = driverOptions.defaultMtu ?? DEFAULT_MTU;
       if (generic[OPTION_MTU] !== undefined) {
         mtu = Number(generic[OPTION_MTU]);
         if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new BadRequestError(`option ${OPTION_MTU}="${generic[OPTION_MTU]}" must be an integer from 576 to 65535`);
       }
       // A retried CreateNetwork of a network already recorded is answered from the record.
-      if (!endpoints.getNetwork(networkId)) await allocations.checkNetworkPool(pool, gateway);
+      if (!endpoints.getNetwork(req.NetworkID)) await allocations.checkNetworkPool(pool, gateway);
       creations.networkCreated(pool);
+      const internal = req.Options[OPTION_INTERNAL];
       await endpoints.createNetwork({
-        networkId,
+        networkId: req.NetworkID,
         subnet: pool,
         gateway,
-        internal: options[OPTION_INTERNAL] === true || options[OPTION_INTERNAL] === 'true',
+        internal: internal === true || internal === 'true',
         mtu,
         options: generic,
       });
       return {};
-    },
+    }),
 
-    async DeleteNetwork(raw) {
-      const body = requireObject('DeleteNetwork', raw);
-      await endpoints.deleteNetwork(requireId('DeleteNetwork', body, 'NetworkID'));
+    DeleteNetwork: decoded(decodeNetworkIdRequest, async (req) => {
+      await endpoints.deleteNetwork(req.NetworkID);
       return {};
-    },
+    }),
 
-    async CreateEndpoint(raw): Promise<CreateEndpointResponse> {
+    CreateEndpoint: decoded(decodeCreateEndpointRequest, async (req): Promise<CreateEndpointResponse> => {
       const call = 'CreateEndpoint';
-      const body = requireObject(call, raw);
-      const networkId = requireId(call, body, 'NetworkID');
-      const endpointId = requireId(call, body, 'EndpointID');
-      const iface = optionalObject(call, body, 'Interface');
-      const address = optionalString(call, iface, 'Address');
-      const requestedMac = optionalString(call, iface, 'MacAddress');
-      if (optionalString(call, iface, 'AddressIPv6') !== '') throw new BadRequestError('IPv6 is not supported by the cilium driver yet');
-      if (address === '') throw new BadRequestError(`${call}: endpoint ${endpointId.slice(0, 12)} has no IPv4 address; use --ipam-driver cilium for cilium networks`);
+      const { Address: address, AddressIPv6: addressIpv6, MacAddress: requestedMac } = req.Interface;
+      if (addressIpv6 !== '') throw new BadRequestError('IPv6 is not supported by the cilium driver yet');
+      if (address === '') throw new BadRequestError(`${call}: endpoint ${req.EndpointID.slice(0, 12)} has no IPv4 address; use --ipam-driver cilium for cilium networks`);
       if (requestedMac !== '' && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(requestedMac)) throw new BadRequestError(`${call}: MacAddress "${requestedMac}" is not a MAC address`);
       const { ip, prefixLength } = parseCidr(call, 'Interface.Address', address);
       // Remote drivers must publish ports themselves; refusing is better than pretending.
-      const portmap = optionalObject(call, body, 'Options')[OPTION_PORT_MAP];
+      const portmap = req.Options[OPTION_PORT_MAP];
       if (Array.isArray(portmap) && portmap.length > 0) {
         throw new BadRequestError('publishing ports (-p/--publish) is not supported by the cilium driver yet; reach the container by its address, or publish through a container on the default bridge');
       }
       // dockerd's order is RequestAddress, then CreateEndpoint: the address must be one the IPAM
       // handed out for this network (an unknown network is the endpoint manager's NotFound).
-      const network = endpoints.getNetwork(networkId);
+      const network = endpoints.getNetwork(req.NetworkID);
       if (network) await allocations.checkEndpointAddress(network.subnet, ip, prefixLength);
-      const ep = await endpoints.createEndpoint({ networkId, endpointId, ipv4: ip, prefixLength, mac: requestedMac });
+      const ep = await endpoints.createEndpoint({ networkId: req.NetworkID, endpointId: req.EndpointID, ipv4: ip, prefixLength, mac: requestedMac });
       // Only empty fields may be filled in the reply ("driver modified interface address" otherwise).
       return requestedMac === '' ? { Interface: { MacAddress: ep.mac } } : {};
-    },
+    }),
 
-    async EndpointOperInfo(raw): Promise<EndpointOperInfoResponse> {
-      const body = requireObject('EndpointOperInfo', raw);
-      const ep = endpoints.getEndpoint(requireId('EndpointOperInfo', body, 'EndpointID'));
+    EndpointOperInfo: decoded(decodeEndpointOnlyRequest, async (req): Promise<EndpointOperInfoResponse> => {
+      const ep = endpoints.getEndpoint(req.EndpointID);
       if (!ep) return { Value: {} };
       return { Value: { id: ep.id, state: ep.state, identity: ep.identity, hostInterface: ep.hostIfName, ipv4: ep.ipv4, mac: ep.mac } };
-    },
+    }),
 
-    async DeleteEndpoint(raw) {
-      const body = requireObject('DeleteEndpoint', raw);
-      await endpoints.deleteEndpoint(requireId('DeleteEndpoint', body, 'NetworkID'), requireId('DeleteEndpoint', body, 'EndpointID'));
+    DeleteEndpoint: decoded(decodeEndpointIdRequest, async (req) => {
+      await endpoints.deleteEndpoint(req.NetworkID, req.EndpointID);
       return {};
-    },
+    }),
 
-    async Join(raw): Promise<JoinResponse> {
-      const call = 'Join';
-      const body = requireObject(call, raw);
-      const networkId = requireId(call, body, 'NetworkID');
-      const endpointId = requireId(call, body, 'EndpointID');
-      const sandboxKey = optionalString(call, body, 'SandboxKey');
-      const result = await endpoints.join(networkId, endpointId, sandboxKey);
+    Join: decoded(decodeJoinRequest, async (req): Promise<JoinResponse> => {
+      const result = await endpoints.join(req.NetworkID, req.EndpointID, req.SandboxKey);
       const reply: JoinResponse = { InterfaceName: { SrcName: result.srcName, DstPrefix: 'eth' } };
       if (result.gateway) reply.Gateway = result.gateway;
       else reply.DisableGatewayService = true;
       return reply;
-    },
+    }),
 
-    async Leave(raw) {
-      const body = requireObject('Leave', raw);
-      await endpoints.leave(requireId('Leave', body, 'NetworkID'), requireId('Leave', body, 'EndpointID'));
+    Leave: decoded(decodeEndpointIdRequest, async (req) => {
+      await endpoints.leave(req.NetworkID, req.EndpointID);
       return {};
-    },
+    }),
 
-    async ProgramExternalConnectivity(raw) {
-      const body = requireObject('ProgramExternalConnectivity', raw);
-      requireId('ProgramExternalConnectivity', body, 'EndpointID');
-      return {};
-    },
+    ProgramExternalConnectivity: decoded(decodeProgramExternalConnectivityRequest, async () => ({})),
 
-    async RevokeExternalConnectivity(raw) {
-      const body = requireObject('RevokeExternalConnectivity', raw);
-      requireId('RevokeExternalConnectivity', body, 'EndpointID');
-      return {};
-    },
+    RevokeExternalConnectivity: decoded(decodeEndpointOnlyRequest, async () => ({})),
 
+    // Node discovery is for global-scope drivers; dockerd 20.10 sends it anyway: nothing to learn.
     async DiscoverNew() {
       return {};
     },
@@ -177,16 +162,8 @@ export function networkDriverHandlers(
       return {};
     },
 
-    async AllocateNetwork(raw) {
-      const body = requireObject('AllocateNetwork', raw);
-      requireId('AllocateNetwork', body, 'NetworkID');
-      return { Options: {} };
-    },
+    AllocateNetwork: decoded(decodeAllocateNetworkRequest, async () => ({ Options: {} })),
 
-    async FreeNetwork(raw) {
-      const body = requireObject('FreeNetwork', raw);
-      requireId('FreeNetwork', body, 'NetworkID');
-      return {};
-    },
-  };
+    FreeNetwork: decoded(decodeNetworkIdRequest, async () => ({})),
+  });
 }

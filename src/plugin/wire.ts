@@ -3,6 +3,9 @@
  * `ipams/remote/api`), field names exactly as on the wire (Go structs without json tags, so
  * PascalCase). Nothing outside `src/plugin/` sees these types. "Who sets it" follows each field.
  * Observed behaviour of dockerd 20.10 is in shared/reference/docker-plugin-protocol.md.
+ *
+ * Requests are the types `wire-decoders.ts` decodes bodies into, as Go's zero values: a field
+ * dockerd omits or sends as null is '' / {} / [] / false here.
  */
 
 /** Reply to `Plugin.Activate` (plugin). */
@@ -20,8 +23,10 @@ export interface NetworkCapabilitiesResponse {
 export interface IPAMData {
   AddressSpace: string;
   Pool: string;
-  Gateway?: string;
-  AuxAddresses?: Record<string, string>;
+  /** '' when the network has no gateway. */
+  Gateway: string;
+  /** `--aux-address` names -> CIDR strings. */
+  AuxAddresses: Record<string, string>;
 }
 
 /** `NetworkDriver.CreateNetwork` request (dockerd). */
@@ -69,6 +74,7 @@ export interface CreateEndpointResponse {
 
 /** Requests naming one endpoint (EndpointOperInfo, DeleteEndpoint, Leave, RevokeExternalConnectivity). */
 export interface EndpointIdRequest {
+  /** dockerd always sends it; '' for the calls that do not need it when a caller omitted it. */
   NetworkID: string;
   EndpointID: string;
 }
@@ -104,12 +110,16 @@ export interface JoinResponse {
 
 /** `NetworkDriver.ProgramExternalConnectivity` request (dockerd). */
 export interface ProgramExternalConnectivityRequest {
+  /** As in {@link EndpointIdRequest}. */
   NetworkID: string;
   EndpointID: string;
   Options: Record<string, unknown>;
 }
 
-/** `NetworkDriver.DiscoverNew` / `DiscoverDelete` request (dockerd, global scope only). */
+/**
+ * `NetworkDriver.DiscoverNew` / `DiscoverDelete` request (dockerd 20.10 sends it to local-scope
+ * drivers too). Not decoded: the driver learns nothing from it and answers {} to any body.
+ */
 export interface DiscoveryRequest {
   DiscoveryType: number;
   DiscoveryData: unknown;
@@ -132,7 +142,8 @@ export interface RequestPoolRequest {
   AddressSpace: string;
   Pool: string;
   SubPool: string;
-  Options: Record<string, string> | null;
+  /** `--ipam-opt` values; null on the wire when there are none. */
+  Options: Record<string, string>;
   V6: boolean;
 }
 
@@ -152,8 +163,8 @@ export interface ReleasePoolRequest {
 export interface RequestAddressRequest {
   PoolID: string;
   Address: string;
-  /** `{"RequestAddressType":"com.docker.network.gateway"}` for the gateway; null for endpoints. */
-  Options: Record<string, string> | null;
+  /** `{"RequestAddressType":"com.docker.network.gateway"}` for the gateway; null (so {}) or the MAC option for endpoints. */
+  Options: Record<string, string>;
 }
 
 /** `IpamDriver.RequestAddress` reply (plugin): Address in CIDR form. */

@@ -2,8 +2,9 @@
  * IP prefixes for CIDR policy: parsing, normalising, containment, `cidr` minus `except`, and the
  * `cidr:` labels of CIDR identities.
  *
- * Pure arithmetic on bigint addresses so that IPv4 and IPv6 share one code path and the module
- * needs no imports beyond labels (the policy module may not import `node:net` or ipaddr.js).
+ * Pure arithmetic on bigint addresses so that IPv4 and IPv6 share one code path (the policy module
+ * may not import `node:net`). IPv4 text and prefix lengths are parsed by util/ipv4.ts, the
+ * daemon's one strict parser, so a policy accepts exactly the addresses the rest of the daemon does.
  *
  * How CIDR rules reach the datapath (the Cilium design, `Documentation/policy/language.rst`
  * "CIDR based" and `pkg/labels/cidr.go`):
@@ -24,6 +25,7 @@
  */
 import { LabelSet, SOURCE_RESERVED, type Label } from '../identity/labels.js';
 import { PolicyValidationError } from '../util/errors.js';
+import { parseIpv4 as parseIpv4Number, parsePrefixLength } from '../util/ipv4.js';
 
 /** Label source of CIDR identities' labels (`cidr:10.0.0.0/8`), as in Cilium. */
 export const SOURCE_CIDR = 'cidr';
@@ -40,17 +42,8 @@ export interface IpPrefix {
 const WIDTH = { 4: 32, 6: 128 } as const;
 
 function parseIpv4(text: string): bigint | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  let value = 0n;
-  for (const part of parts) {
-    // Leading zeros are rejected as Go's netip does: "010" is ambiguous (octal in some parsers).
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(part)) return undefined;
-    const n = Number(part);
-    if (n > 255) return undefined;
-    value = (value << 8n) | BigInt(n);
-  }
-  return value;
+  const value = parseIpv4Number(text);
+  return value === undefined ? undefined : BigInt(value);
 }
 
 function parseIpv6Groups(text: string): number[] | undefined {
@@ -126,10 +119,11 @@ export function parsePrefix(text: string, allowBareAddress: boolean): PrefixPars
     return { ok: true, prefix: makePrefix(ip.family, ip.address, width) };
   }
   const bitsText = text.slice(slash + 1);
-  if (!/^(0|[1-9][0-9]{0,2})$/.test(bitsText) || Number(bitsText) > width) {
+  const bits = parsePrefixLength(bitsText, width);
+  if (bits === undefined) {
     return { ok: false, reason: `prefix length "${bitsText}" must be a number from 0 to ${width} for IPv${ip.family}` };
   }
-  return { ok: true, prefix: makePrefix(ip.family, ip.address, Number(bitsText)) };
+  return { ok: true, prefix: makePrefix(ip.family, ip.address, bits) };
 }
 
 function formatIpv4(address: bigint): string {

@@ -1,12 +1,20 @@
 /**
- * IPv4 address and prefix arithmetic for the IPAM.
+ * IPv4 addresses and prefixes: the one parser of address text in the daemon (plugin requests,
+ * IPAM, flags, store keys, BPF map keys, policy CIDRs, resolv.conf all go through it).
  *
  * An address is an unsigned 32-bit integer held in a JS number (every value 0 .. 2^32-1 is exact in
  * a double, and arithmetic stays below 2^33, so nothing rounds). Bitwise operators are avoided for
  * masks because they work on signed 32-bit values; `Math.floor(x / size) * size` is used instead.
  *
- * Parsing is strict, as Go's net.ParseIP is since Go 1.17 (what dockerd uses): four decimal octets,
- * no leading zeros, no other notations.
+ * Parsing is strict, as Go's net.ParseIP is since Go 1.17 (what dockerd uses, so dockerd only ever
+ * sends this form): four decimal octets 0-255, no leading zeros (`010` is octal to inet_aton and
+ * decimal to others, so it is refused rather than guessed), no whitespace, no other notations.
+ * Prefix lengths likewise: decimal, no leading zeros.
+ *
+ * IPv6 goes beside this file when the daemon supports it (`ipv6.ts`: 128-bit bigint addresses,
+ * the same function names with `Ipv6`); {@link parsePrefixLength} is already family-neutral, and
+ * policy/cidr.ts shows the family-tagged form (`{ family, address: bigint, bits }`) both fit in.
+ * ipaddr.js is not used: its `parse` accepts octal, hex and short forms (`10.1` = 10.0.0.1).
  */
 
 /** An IPv4 prefix in canonical form: `network` has no host bits set. */
@@ -21,6 +29,7 @@ const OCTET = /^(0|[1-9][0-9]{0,2})$/;
 
 /** Parses a dotted-quad IPv4 address; undefined if `text` is anything else. */
 export function parseIpv4(text: string): number | undefined {
+  if (text.length > 15) return undefined; // 255.255.255.255; hostile text is not split
   const parts = text.split('.');
   if (parts.length !== 4) return undefined;
   let value = 0;
@@ -50,18 +59,45 @@ export function cidrContaining(address: number, prefixLength: number): Ipv4Cidr 
 }
 
 /**
+ * Parses a prefix length of an address family `width` bits wide (32 for IPv4): decimal digits
+ * without leading zeros, 0..width. Undefined otherwise.
+ */
+export function parsePrefixLength(text: string, width: number): number | undefined {
+  if (!/^(0|[1-9][0-9]{0,2})$/.test(text)) return undefined;
+  const length = Number(text);
+  return length <= width ? length : undefined;
+}
+
+/** An address with the prefix length of its subnet, as an interface is configured (`198.18.0.5/24`). */
+export interface Ipv4AddressWithPrefix {
+  /** The address itself (host bits kept), as an unsigned 32-bit integer. */
+  readonly address: number;
+  /** Prefix length, 0..32. */
+  readonly prefixLength: number;
+}
+
+/** Parses `a.b.c.d/len` keeping the host bits (an interface address); undefined if not that form. */
+export function parseIpv4WithPrefix(text: string): Ipv4AddressWithPrefix | undefined {
+  const slash = text.indexOf('/');
+  if (slash < 0) return undefined;
+  const address = parseIpv4(text.slice(0, slash));
+  const prefixLength = parsePrefixLength(text.slice(slash + 1), 32);
+  if (address === undefined || prefixLength === undefined) return undefined;
+  return { address, prefixLength };
+}
+
+/** True if `address` has bits set beyond the first `prefixLength` (so `address/len` is not a network). */
+export function hasHostBits(address: number, prefixLength: number): boolean {
+  return cidrContaining(address, prefixLength).network !== address;
+}
+
+/**
  * Parses `a.b.c.d/len` and clears host bits (Docker's built-in IPAM canonicalises the same way:
  * `--subnet 10.1.2.3/24` means 10.1.2.0/24). Undefined if `text` is not an IPv4 CIDR.
  */
 export function parseIpv4Cidr(text: string): Ipv4Cidr | undefined {
-  const slash = text.indexOf('/');
-  if (slash < 0) return undefined;
-  const address = parseIpv4(text.slice(0, slash));
-  const lengthText = text.slice(slash + 1);
-  if (address === undefined || !/^(0|[1-9][0-9]?)$/.test(lengthText)) return undefined;
-  const prefixLength = Number(lengthText);
-  if (prefixLength > 32) return undefined;
-  return cidrContaining(address, prefixLength);
+  const parsed = parseIpv4WithPrefix(text);
+  return parsed && cidrContaining(parsed.address, parsed.prefixLength);
 }
 
 /** `a.b.c.d/len`. */

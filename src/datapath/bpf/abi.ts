@@ -9,6 +9,7 @@
  * run on (x86-64, arm64) is little-endian. Addresses and ports are network order, as in the C.
  */
 import { endianness } from 'node:os';
+import { parseIpv4, parsePrefixLength } from '../../util/ipv4.js';
 
 if (endianness() !== 'LE') throw new Error('datapath ABI: only little-endian hosts are supported');
 
@@ -198,14 +199,13 @@ export function encodeLoadTimeConstants(config: Partial<DatapathConfig>): Record
 
 // ---- addresses ----------------------------------------------------------------------------
 
-/** Bytes of a dotted-quad IPv4 address; throws TypeError for anything else. */
+/** Bytes of a dotted-quad IPv4 address (util/ipv4.ts's strict form); throws TypeError for anything else. */
 export function ipv4Bytes(address: string): Buffer {
-  const parts = address.split('.');
-  const bytes = parts.map(Number);
-  if (parts.length !== 4 || bytes.some((b, i) => !/^\d{1,3}$/.test(parts[i]!) || b > 255)) {
-    throw new TypeError(`not an IPv4 address: '${address}'`);
-  }
-  return Buffer.from(bytes);
+  const value = parseIpv4(address);
+  if (value === undefined) throw new TypeError(`not an IPv4 address: '${address}'`);
+  const buf = Buffer.alloc(4);
+  buf.writeUInt32BE(value);
+  return buf;
 }
 
 /** Dotted-quad text of 4 bytes at offset. */
@@ -226,12 +226,10 @@ export function macString(buf: Buffer, offset = 0): string {
 
 /** Splits 'a.b.c.d/n' (a bare address means /32); throws TypeError when malformed. */
 export function parseIpv4Prefix(prefix: string): { address: string; length: number } {
-  const [address = '', lengthText, extra] = prefix.split('/');
-  const length = lengthText === undefined ? 32 : Number(lengthText);
-  if (extra !== undefined || !Number.isInteger(length) || length < 0 || length > 32 || lengthText === '') {
-    throw new TypeError(`not an IPv4 prefix: '${prefix}'`);
-  }
-  ipv4Bytes(address);
+  const slash = prefix.indexOf('/');
+  const address = slash < 0 ? prefix : prefix.slice(0, slash);
+  const length = slash < 0 ? 32 : parsePrefixLength(prefix.slice(slash + 1), 32);
+  if (parseIpv4(address) === undefined || length === undefined) throw new TypeError(`not an IPv4 prefix: '${prefix}'`);
   return { address, length };
 }
 
