@@ -275,11 +275,12 @@ export class PeerWatcher {
       this.blocks.delete(cidr);
       return;
     }
-    if (parseIpv4Cidr(cidr) === undefined) {
+    const subnet = rest.slice(0, slash).replace('-', '/');
+    if (parseIpv4Cidr(cidr) === undefined || parseIpv4Cidr(subnet) === undefined) {
       this.deps.log.warn({ key: e.key }, 'ignoring a block claim whose key has no IPv4 CIDR');
       return;
     }
-    this.blocks.set(cidr, { node: e.value, subnet: rest.slice(0, slash).replace('-', '/') });
+    this.blocks.set(cidr, { node: e.value, subnet });
   }
 
   /** Underlay address through which `node` is reached, if it is a live peer in this node's routing mode. */

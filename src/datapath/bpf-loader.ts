@@ -17,6 +17,7 @@ import { bpfNative } from './bpf/native.js';
 import { DEFAULT_TC_HANDLE, DEFAULT_TC_PRIORITY } from './bpf/tc.js';
 import { getLink, HOST_DEVICE } from './link/veth.js';
 import { ConfigError, UnsupportedError } from '../util/errors.js';
+import { parseIpv4 } from '../util/ipv4.js';
 import type { Logger } from '../util/log.js';
 
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -55,7 +56,9 @@ function mountBpffs(dir: string): Promise<void> {
 }
 
 function ipv4ToNumber(ip: string): number {
-  return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  const value = parseIpv4(ip);
+  if (value === undefined) throw new TypeError(`underlay address: not an IPv4 address: '${ip}'`);
+  return value;
 }
 
 /** The devices the programs are loaded for (load-time constants; 0: none). */

@@ -5,6 +5,7 @@
  * policy entries, remote ipcache entries) live here too, so those layers never import the concrete
  * datapath. Types here are domain types (camelCase), independent of Docker's wire format.
  */
+import { parseIpv4 } from '../util/ipv4.js';
 
 /** A Docker network as the datapath sees it. */
 export interface DatapathNetwork {
@@ -65,10 +66,13 @@ export interface RemoteIpcacheEntry {
   tunnelEndpoint: string;
 }
 
-/** Docker network number used for isolation: the subnet's network address as an integer (never 0). */
+/**
+ * Docker network number used for isolation: the subnet's network address as an integer (never 0
+ * for a subnet; 0, "unknown", for text that is not one).
+ */
 export function networkNumber(subnet: string): number {
-  const [addr] = subnet.split('/');
-  const n = addr!.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  const n = parseIpv4(subnet.split('/')[0]!);
+  if (n === undefined) return 0;
   return n === 0 ? 1 : n;
 }
 

@@ -3,8 +3,8 @@
  * refuses. The former lax parsers accepted a leading zero (`010.0.0.1`: 8.0.0.1 to inet_aton and
  * glibc's resolver, 10.0.0.1 to them) and, some, a prefix length like `/024`; dockerd never sends
  * either (Go's parser refuses them), so each caller now refuses them: the plugin handlers, the
- * flags, the BPF map key encoders, the resolv.conf reader, the peer watcher's store keys and the
- * policy CIDR parser.
+ * flags, the BPF map key encoders, network numbers, the resolv.conf reader, the peer watcher's
+ * store keys and the policy CIDR parser.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import t from 'tap';
 import { PeerWatcher, type RemoteEntry } from '../../../src/cluster/peer-watcher.js';
 import { loadConfig } from '../../../src/config/config.js';
 import { encodeIpcacheKey, encodeIpcacheEntry, ipv4Bytes } from '../../../src/datapath/bpf/abi.js';
+import { networkNumber } from '../../../src/datapath/datapath.js';
 import { nameserversOf } from '../../../src/dns/dns-server.js';
 import { LocalKvStore } from '../../../src/kvstore/local/local-store.js';
 import { parsePrefix } from '../../../src/policy/cidr.js';
@@ -104,6 +105,7 @@ t.test("peer watcher: another node's keys with leading zeros never reach the ipc
   await store.put('nodes/v1/c', node('c', '198.019.250.3'));
   await store.put('ipam/v1/blocks/198.18.120.0-24/198.18.120.64/26', 'b');
   await store.put('ipam/v1/blocks/198.18.120.0-24/198.18.120.0128/26', 'b');
+  await store.put('ipam/v1/blocks/198.018.121.0-24/198.18.121.0/26', 'b');
   await store.put('ip/v1/198.18.120.66', JSON.stringify({ identity: 400, node: 'b', endpoint: 1 }));
   await store.put('ip/v1/198.18.120.067', JSON.stringify({ identity: 401, node: 'b', endpoint: 2 }));
   const watcher = new PeerWatcher({ store, nodeName: 'me', datapath, networkNumber: () => 7, routingMode: 'tunnel', log: quiet });
@@ -117,7 +119,13 @@ t.test("peer watcher: another node's keys with leading zeros never reach the ipc
     { prefix: '198.18.120.64/26', identity: 2, netId: 7, tunnelEndpoint: '198.19.250.2' },
     { prefix: '198.18.120.66/32', identity: 400, netId: 7, tunnelEndpoint: '198.19.250.2' },
     { prefix: '198.19.250.2/32', identity: 6, netId: 0, tunnelEndpoint: '198.19.250.2' },
-  ], 'only the canonical keys of b; not .067, not the block .0128, not node c at 198.019.250.3');
+  ], 'only the canonical keys of b; not .067, not the block .0128 nor one in pool 198.018.121.0, not node c at 198.019.250.3');
+});
+
+t.test('datapath: network numbers', async (t) => {
+  t.equal(networkNumber('198.18.120.0/24'), 0xc6127800);
+  t.equal(networkNumber('0.0.0.0/0'), 1, 'never 0 for a subnet');
+  t.equal(networkNumber('198.018.120.0/24'), 0, 'a leading zero is no subnet: unknown, not 198.18.120.0');
 });
 
 t.test('policy CIDRs (already strict) agree', async (t) => {
