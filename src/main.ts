@@ -12,6 +12,7 @@ import type { KvStore } from './kvstore/kvstore.js';
 import { nodeRecordPrefix } from './kvstore/store-scopes.js';
 import { LocalKvStore, localOptionsFromKvstoreOpts } from './kvstore/local/local-store.js';
 import { InstrumentedKvStore } from './kvstore/instrumented-store.js';
+import { openPrefixedStore, parseStorePrefix } from './kvstore/store-prefix.js';
 import { EtcdKvStore, etcdOptionsFromKvstoreOpts } from './kvstore/etcd/etcd-store.js';
 import { ConsulKvStore, consulOptionsFromKvstoreOpts } from './kvstore/consul/consul-store.js';
 import { Metrics, serveMetrics } from './util/metrics.js';
@@ -98,6 +99,7 @@ async function preflight(config: Config): Promise<void> {
   if (config.kvstore === 'local') localOptionsFromKvstoreOpts(config.kvstoreOpts);
   else if (config.kvstore === 'etcd') etcdOptionsFromKvstoreOpts(config.kvstoreOpts);
   else consulOptionsFromKvstoreOpts(config.kvstoreOpts);
+  parseStorePrefix(config.kvstorePrefix);
   assertPrivateDir(config.stateDir, '--state-dir');
   checkBpfRoot(config.bpfRoot);
   for (const [option, path] of [['--plugin-socket', config.pluginSocket], ['--api-socket', config.apiSocket]] as const) {
@@ -152,7 +154,15 @@ async function startParts(config: Config, undo: CleanupStack): Promise<{ stop: (
   }
   const rawStore = await openStore(config);
   undo.push('close the store', () => rawStore.close());
-  const store = new InstrumentedKvStore(rawStore, (action, seconds, ok) => {
+  // Every cluster key under --kvstore-opt prefix; the embedded store is this node's alone, so its
+  // unprefixed keys of an earlier version are moved without asking (kvstore/store-prefix.ts).
+  const { store: prefixedStore } = await openPrefixedStore(rawStore, {
+    prefix: config.kvstorePrefix,
+    migrate: config.kvstore === 'local' || config.kvstoreMigratePrefix,
+    backend: `--kvstore ${config.kvstore}`,
+    log: log.child({ component: 'kvstore' }),
+  });
+  const store = new InstrumentedKvStore(prefixedStore, (action, seconds, ok) => {
     metrics.kvstoreSeconds.observe({ action, outcome: ok ? 'success' : 'fail' }, seconds);
   });
   const nodeStore = await openNodeStore(config, store);

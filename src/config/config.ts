@@ -14,6 +14,8 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../util/errors.js';
 import { cidrContaining, formatIpv4Cidr, hasHostBits, parseIpv4, parseIpv4WithPrefix } from '../util/ipv4.js';
 
+/** Where the cluster store's keys live unless `--kvstore-opt prefix=` says otherwise (Cilium's own). */
+export const DEFAULT_KVSTORE_PREFIX = 'cilium/state/';
 /** Which store backend the daemon uses. */
 export type KvStoreBackend = 'local' | 'etcd' | 'consul';
 const KVSTORE_BACKENDS: readonly KvStoreBackend[] = ['local', 'etcd', 'consul'];
@@ -42,6 +44,14 @@ export interface Config {
   nodeName: string;
   kvstore: KvStoreBackend;
   kvstoreOpts: Readonly<Record<string, string>>;
+  /**
+   * `--kvstore-opt prefix=` (default {@link DEFAULT_KVSTORE_PREFIX}): the key prefix the cluster
+   * store lives under, whatever the backend; '' = the unprefixed layout of earlier versions.
+   * Validated at start by `kvstore/store-prefix.ts` (parseStorePrefix).
+   */
+  kvstorePrefix: string;
+  /** `--kvstore-opt migrate-prefix=true`: move keys of the unprefixed layout under the prefix at start. */
+  kvstoreMigratePrefix: boolean;
   defaultPool: string;
   defaultPoolPrefixLength: number;
   blockPrefixLength: number;
@@ -87,7 +97,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'docker-host', help: "dockerd's API (events and inspect)", default: 'unix:///var/run/docker.sock' },
   { name: 'node-name', help: 'this node\'s name in the cluster (default: hostname)', default: '' },
   { name: 'kvstore', help: 'store backend: local | etcd | consul', default: 'local' },
-  { name: 'kvstore-opt', help: 'backend option key=value (repeatable), e.g. etcd.address=http://h:2379', default: '', multiple: true },
+  { name: 'kvstore-opt', help: 'store option key=value (repeatable), e.g. etcd.address=http://h:2379; prefix=cilium/state/ (the default), migrate-prefix=true', default: '', multiple: true },
   { name: 'default-pool', help: 'pool carved into per-network subnets when `docker network create` has no --subnet', default: '10.200.0.0/16' },
   { name: 'default-pool-prefix-length', help: 'prefix length of the subnets carved from --default-pool', default: '24' },
   { name: 'block-prefix-length', help: 'prefix length of the per-node address blocks claimed in each pool', default: '26' },
@@ -204,10 +214,16 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     throw new ConfigError(`--kvstore: "${kvstore}" is not a backend; use local, etcd or consul`);
   }
   const kvstoreOpts: Record<string, string> = {};
+  /** `prefix` and `migrate-prefix`: options of the store layer every backend shares, not of one backend. */
+  const layoutOpts: Record<string, string> = {};
   for (const item of list('kvstore-opt')) {
     const eq = item.indexOf('=');
     if (eq <= 0) throw new ConfigError(`--kvstore-opt: "${item}" must be key=value, e.g. etcd.address=http://127.0.0.1:2379`);
     const key = item.slice(0, eq);
+    if (key === 'prefix' || key === 'migrate-prefix') {
+      layoutOpts[key] = item.slice(eq + 1);
+      continue;
+    }
     // Each backend checks its own option names (kvstore/*-options.ts); an option of another
     // backend would be ignored silently, e.g. etcd.address with the default --kvstore local.
     if (!key.startsWith(`${kvstore}.`)) {
@@ -215,10 +231,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
       throw new ConfigError(
         other
           ? `--kvstore-opt ${key}: an option of the ${other} store, but --kvstore is ${kvstore}; add --kvstore ${other} or drop the option`
-          : `--kvstore-opt ${key}: unknown option; options of the ${kvstore} store start with "${kvstore}." (see --help and the README)`,
+          : `--kvstore-opt ${key}: unknown option; options of the ${kvstore} store start with "${kvstore}."; prefix and migrate-prefix apply to every store (see --help and the README)`,
       );
     }
     kvstoreOpts[key] = item.slice(eq + 1);
+  }
+  const migratePrefix = layoutOpts['migrate-prefix'] ?? 'false';
+  if (migratePrefix !== 'true' && migratePrefix !== 'false') {
+    throw new ConfigError(`--kvstore-opt migrate-prefix=${migratePrefix}: use true (move keys of the unprefixed layout under the prefix at start) or false`);
   }
   const enforcement = value('enable-policy');
   if (enforcement !== 'default' && enforcement !== 'always' && enforcement !== 'never') {
@@ -278,6 +298,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     nodeName: value('node-name') || hostname(),
     kvstore,
     kvstoreOpts: Object.freeze(kvstoreOpts),
+    kvstorePrefix: layoutOpts.prefix ?? DEFAULT_KVSTORE_PREFIX,
+    kvstoreMigratePrefix: migratePrefix === 'true',
     defaultPool,
     defaultPoolPrefixLength,
     blockPrefixLength,

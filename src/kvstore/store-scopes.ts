@@ -17,6 +17,10 @@
  * | `ipam/v1/blocks/<pool>/<cidr>`               | cluster | create-only claims: two hosts never hold one block |
  * | `identities/v1/…`, `ip/v1/…`, `nodes/v1/…`, `policies/v1/…` | cluster | shared by every host |
  *
+ * Keys are as the daemon's modules name them: the cluster store puts them all under
+ * `--kvstore-opt prefix` (default `cilium/state/`, kvstore/prefixed-store.ts, docs/store-layout.md);
+ * the node store of etcd/consul nodes is a private file without prefix.
+ *
  * With `--kvstore local` both scopes are the same store object (`PoolStore.split` is false) and every key
  * stays where it always was. With etcd or consul nothing is migrated: endpoint records and
  * container addresses an older version wrote to the cluster store stay there, unused (the daemon

@@ -87,6 +87,11 @@ export class VxlanUnsupportedError extends named('Unsupported', 'ERR_VXLAN_UNSUP
 export class PolicyValidationError extends named('BadRequest', 'ERR_POLICY_INVALID') {}
 /** A label set no identity may be allocated for (a source other than `container`/`docker`, e.g. `reserved:`). */
 export class InvalidIdentityLabelsError extends named('BadRequest', 'ERR_INVALID_IDENTITY_LABELS') {}
+/**
+ * The store holds the keys of an earlier version's unprefixed layout and none under
+ * `--kvstore-opt prefix`: the daemon refuses to start rather than split the cluster.
+ */
+export class KvLayoutError extends named('Conflict', 'ERR_KV_LAYOUT') {}
 
 /** Wraps anything thrown into a CiliumDockerError (unknown errors become Internal). */
 export function asCiliumDockerError(err: unknown): CiliumDockerError {

@@ -10,6 +10,9 @@
  * trip), one with a new label set is admitted as waiting-for-identity with reserved:init and its
  * own policy (README, "Store outages"), and converges once etcd is back. Last, a killed daemon's
  * leased keys expire and another node collects its identities once nothing references them.
+ * The store prefix (docs/store-layout.md): keys under cilium/state/, an earlier version's
+ * unprefixed keys refused at start on etcd and moved with migrate-prefix=true, and moved without
+ * asking in the embedded store of a node with running containers.
  */
 import t from 'tap';
 import { join } from 'node:path';
@@ -18,6 +21,7 @@ import { startDockerHost, type DockerHost } from '../lab/docker-host.js';
 import { ensureBusyboxImage } from '../lab/busybox-image.js';
 import { requireRoot } from '../lab/preconditions.js';
 import type { LabProcess } from '../lab/lab-process.js';
+import { LocalKvStore } from '../../src/kvstore/local/local-store.js';
 import { CiliumDaemon, eventually } from '../support/cilium-daemon.js';
 import { EtcdGateway } from '../support/etcd-gateway.js';
 import type { EndpointModel, IdentityModel, IpModel, StatusModel } from '../../src/api/models.js';
@@ -54,8 +58,12 @@ function startEtcd(): void {
   );
 }
 
-/** etcd's JSON gateway, from inside the host (busybox wget). */
-const gateway = new EtcdGateway((argv) => host.exec(argv), ETCD_URL);
+/** The daemons' keys live under the default `--kvstore-opt prefix`. */
+const STORE_PREFIX = 'cilium/state/';
+/** etcd's JSON gateway, from inside the host (busybox wget): keys as the daemon names them. */
+const gateway = new EtcdGateway((argv) => host.exec(argv), ETCD_URL, STORE_PREFIX);
+/** The same, over etcd's whole key space. */
+const rawGateway = new EtcdGateway((argv) => host.exec(argv), ETCD_URL);
 const etcdGet = (key: string) => gateway.get(key);
 const etcdKeys = (prefix: string) => gateway.keys(prefix);
 const etcdDelete = (key: string) => gateway.delete(key);
@@ -95,6 +103,7 @@ t.test('identities, ip entries and policy live in etcd', async (t) => {
   t.ok(ids.includes(`identities/v1/id/${a.identity}`), `identity ${a.identity} allocated in etcd`);
   const ipKey = await etcdGet(`ip/v1/${a.ipv4}`);
   t.match(JSON.parse(ipKey ?? '{}'), { identity: a.identity, node: host.name }, `ip/v1 entry in etcd (${ipKey})`);
+
   // `cilium kvstore` reaches etcd through the daemon, printed `key => value` as Cilium does.
   const kv = await daemon.cli(['kvstore', 'get', '--recursive', 'identities/v1/id/']);
   t.equal(kv.code, 0, kv.stderr);
@@ -275,4 +284,87 @@ t.test("a killed daemon's leased keys expire; another node collects its identiti
   await daemon.start();
   await docker(['rm', '-f', 'ca', 'cb']);
   await docker(['network', 'rm', 'en']);
+});
+
+t.test("the store prefix: every key under cilium/state/; an earlier version's unprefixed keys refused at start, moved with migrate-prefix=true", async (t) => {
+  t.ok((await rawGateway.keys(`${STORE_PREFIX}nodes/v1/`)).includes(`${STORE_PREFIX}nodes/v1/${host.name}`), 'the node record is under the prefix in etcd');
+  for (const old of ['identities/v1/', 'ip/v1/', 'nodes/v1/', 'networks/v1/', 'ipam/v1/', 'policies/v1/', 'heartbeat/v1/']) {
+    t.same(await rawGateway.keys(old), [], `nothing at ${old} of etcd's root`);
+  }
+  await daemon.stop();
+
+  // What an earlier version left at the root, next to another tool's key. A fresh prefix (the
+  // default one holds this test's keys by now) stands for an upgraded node's first start.
+  const prefix = 'e2e-upgrade/cilium/state/';
+  await rawGateway.put('heartbeat/v1/e2e-legacy', '2025-01-01T00:00:00Z');
+  await rawGateway.put('e2e-other-tool/config', 'theirs');
+  t.teardown(async () => {
+    await rawGateway.call('/v3/kv/deleterange', { key: Buffer.from('e2e-').toString('base64'), range_end: Buffer.from('e2e.').toString('base64') });
+    await rawGateway.delete('heartbeat/v1/e2e-legacy');
+  });
+  const refused = host.spawn([...daemon.argv(), '--kvstore-opt', `prefix=${prefix}`], {}, { logName: 'cilium-docker-old-layout.log' });
+  const exit = await refused.wait(20_000).finally(() => (refused.exited ? undefined : refused.stop(2_000)));
+  t.not(exit.code, 0, 'the start fails');
+  t.match(refused.readLog(), /the store holds 1 keys of the unprefixed layout of earlier versions \(heartbeat\/v1\/\) and none under --kvstore-opt prefix=e2e-upgrade\/cilium\/state\/; .*migrate-prefix=true.*prefix= \(empty\)/, 'saying why and what to do');
+  t.equal(await rawGateway.get('heartbeat/v1/e2e-legacy'), '2025-01-01T00:00:00Z', 'nothing moved');
+  t.same(await rawGateway.keys('e2e-upgrade/'), [], 'nothing written under the prefix');
+
+  const migrating = new CiliumDaemon(host, { extraArgs: ['--kvstore', 'etcd', '--kvstore-opt', `etcd.address=${ETCD_URL}`, '--kvstore-opt', 'etcd.lease-ttl=10s', '--kvstore-opt', `prefix=${prefix}`, '--kvstore-opt', 'migrate-prefix=true'] });
+  try {
+    await migrating.start();
+    t.equal(await rawGateway.get(`${prefix}heartbeat/v1/e2e-legacy`), '2025-01-01T00:00:00Z', 'the old key moved under the prefix');
+    t.equal(await rawGateway.get('heartbeat/v1/e2e-legacy'), undefined, 'and is gone from the root');
+    t.equal(await rawGateway.get('e2e-other-tool/config'), 'theirs', "another tool's key untouched");
+    t.match(migrating.log(), /moved the keys of the unprefixed layout under the store prefix/);
+    const kv = await migrating.cli(['kvstore', 'get', 'heartbeat/v1/e2e-legacy']);
+    t.match(kv.stdout, /^heartbeat\/v1\/e2e-legacy => 2025-01-01T00:00:00Z/, `the daemon reads it without the prefix (${kv.stdout.trim()} ${kv.stderr.trim()})`);
+    await eventually(async () => (await rawGateway.keys(`${prefix}nodes/v1/`)).includes(`${prefix}nodes/v1/${host.name}`) || undefined, 10_000, 'node record');
+    t.pass('its own keys go under its prefix');
+  } finally {
+    await migrating.stop();
+  }
+});
+
+t.test('an embedded store of the unprefixed layout is moved under the prefix at start; its containers keep their endpoints', async (t) => {
+  const stateDir = join(host.dir, 'old-layout-state');
+  /** The store file's keys (the daemon is stopped), with whether each is leased. */
+  const storeKeys = async (): Promise<Array<{ key: string; leased: boolean }>> => {
+    const store = LocalKvStore.open({ path: join(stateDir, 'kvstore.db') });
+    try {
+      return (await store.list('')).pairs.map((p) => ({ key: p.key, leased: p.lease !== undefined }));
+    } finally {
+      await store.close();
+    }
+  };
+  await daemon.stop();
+  // An earlier version: the embedded store without prefix (what prefix= keeps).
+  const old = new CiliumDaemon(host, { extraArgs: ['--state-dir', stateDir, '--kvstore-opt', 'prefix='] });
+  await old.start();
+  try {
+    await docker(['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', '198.18.121.0/24', 'pl']);
+    await docker(['run', '-d', '--name', 'cp1', '--network', 'pl', '-l', 'app=p', 'bb', 'sleep', '10000']);
+  } finally {
+    await old.stop();
+  }
+  const before = await storeKeys();
+  t.ok(before.some((k) => k.key.startsWith('identities/v1/id/')) && !before.some((k) => k.key.startsWith(STORE_PREFIX)), `the old layout (${before.length} keys)`);
+
+  const upgraded = new CiliumDaemon(host, { extraArgs: ['--state-dir', stateDir] });
+  await upgraded.start();
+  try {
+    t.match(upgraded.log(), /moved the keys of the unprefixed layout under the store prefix/);
+    const ready = (name: string) => eventually(async () => ((await endpointNamed(name))?.state === 'ready' ? endpointNamed(name) : undefined), 20_000, `${name} ready`);
+    const cp1 = (await ready('cp1'))!;
+    await docker(['run', '-d', '--name', 'cp2', '--network', 'pl', '-l', 'app=p', 'bb', 'sleep', '10000']);
+    const cp2 = (await ready('cp2'))!;
+    t.equal(cp2.identity, cp1.identity, 'the same label set gets the identity moved from the old layout');
+    t.not(cp2.ipv4, cp1.ipv4, "the moved IPAM records keep cp1's address taken");
+    t.ok(await ping('cp2', cp1.ipv4), 'cp2 -> cp1');
+    await docker(['rm', '-f', 'cp1', 'cp2']);
+    await docker(['network', 'rm', 'pl']);
+  } finally {
+    await upgraded.stop();
+  }
+  const after = await storeKeys();
+  t.same(after.filter((k) => !k.key.startsWith(STORE_PREFIX) && !k.leased), [], 'outside the prefix only leased keys of the old daemon are left, to expire');
 });

@@ -39,8 +39,8 @@ let daemonA: CiliumDaemon;
 let daemonB: CiliumDaemon;
 let etcd: LabProcess | undefined;
 
-/** etcd's JSON gateway, from inside host A (busybox wget). */
-const gateway = new EtcdGateway((argv) => hostA.exec(argv, { timeoutMs: 15_000 }), ETCD_URL);
+/** etcd's JSON gateway, from inside host A (busybox wget); keys as the daemons name them, under their default `--kvstore-opt prefix`. */
+const gateway = new EtcdGateway((argv) => hostA.exec(argv, { timeoutMs: 15_000 }), ETCD_URL, 'cilium/state/');
 const etcdGet = (key: string) => gateway.get(key);
 const etcdKeys = (prefix: string) => gateway.keys(prefix);
 

@@ -15,7 +15,8 @@ import {
   type ConsulStoreOptions,
 } from '../../../src/kvstore/consul/consul-store.js';
 import { ConsulApiServer, type ConsulApiServerOptions } from '../../support/consul-api-server.js';
-import { runKvStoreContract, type KvStoreFixture } from './contract.js';
+import { runKvStoreContract, type KvStoreFixture, type KvStoreOpenOptions } from './contract.js';
+import { PREFIX, prefixedFixture, runKvStorePrefixChecks } from './prefix-contract.js';
 
 /** A server closed when `t` ends; sessions may be as short as 1 s (session_ttl_min = 1s). */
 async function serve(t: Test, options: ConsulApiServerOptions = {}): Promise<ConsulApiServer> {
@@ -50,28 +51,51 @@ async function until(condition: () => boolean | Promise<boolean>, what: string, 
   }
 }
 
-runKvStoreContract(
-  t,
-  'ConsulKvStore',
-  async ({ leaseTtlMs }): Promise<KvStoreFixture> => {
-    const server = await ConsulApiServer.listen({ sessionTtlMinMs: 1_000 });
-    const opened: KvStore[] = [];
-    const open = async (ttl: number | undefined) => {
-      const store = await ConsulKvStore.open({ address: server.address, ...(ttl !== undefined && { leaseTtlMs: ttl }) });
-      opened.push(store);
-      return store;
-    };
-    return {
-      store: await open(leaseTtlMs),
-      reopen: (options = {}) => open(options.leaseTtlMs),
-      cleanup: async () => {
-        for (const store of opened) await store.close();
-        await server.close();
-      },
-    };
-  },
-  { leaseTtlMs: 1_000 },
-);
+/** A fresh server per contract subtest. */
+async function contractFixture({ leaseTtlMs }: KvStoreOpenOptions): Promise<KvStoreFixture> {
+  const server = await ConsulApiServer.listen({ sessionTtlMinMs: 1_000 });
+  const opened: KvStore[] = [];
+  const open = async (ttl: number | undefined) => {
+    const store = await ConsulKvStore.open({ address: server.address, ...(ttl !== undefined && { leaseTtlMs: ttl }) });
+    opened.push(store);
+    return store;
+  };
+  return {
+    store: await open(leaseTtlMs),
+    reopen: (options = {}) => open(options.leaseTtlMs),
+    cleanup: async () => {
+      for (const store of opened) await store.close();
+      await server.close();
+    },
+  };
+}
+
+runKvStoreContract(t, 'ConsulKvStore', contractFixture, { leaseTtlMs: 1_000 });
+runKvStoreContract(t, `ConsulKvStore under ${PREFIX}`, async (options) => prefixedFixture(await contractFixture(options)), { leaseTtlMs: 1_000 });
+
+runKvStorePrefixChecks(t, 'ConsulKvStore', async () => {
+  const server = await ConsulApiServer.listen({ sessionTtlMinMs: 1_000 });
+  // Two clients (two sessions): two daemons of different clusters on one consul.
+  const opened = [await ConsulKvStore.open({ address: server.address })];
+  return {
+    store: opened[0]!,
+    second: async () => {
+      opened.push(await ConsulKvStore.open({ address: server.address }));
+      return opened.at(-1)!;
+    },
+    // Consul's HTTP API, not the backend: `?recurse` from the root with each entry's session.
+    rawEntries: async () => {
+      const response = await fetch(`${server.address}/v1/kv/?recurse`);
+      if (response.status === 404) return [];
+      const entries = (await response.json()) as Array<{ Key: string; Value: string | null; Session?: string }>;
+      return entries.map((e) => ({ key: e.Key, value: Buffer.from(e.Value ?? '', 'base64').toString(), leased: (e.Session ?? '') !== '' }));
+    },
+    cleanup: async () => {
+      for (const store of opened) await store.close();
+      await server.close();
+    },
+  };
+});
 
 t.test('consulOptionsFromKvstoreOpts parses the daemon options and names the bad one', async (t) => {
   t.same(

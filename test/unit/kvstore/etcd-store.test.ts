@@ -17,7 +17,8 @@ import {
   type EtcdStoreOptions,
 } from '../../../src/kvstore/etcd/etcd-store.js';
 import { EtcdTestServer, etcdUnavailableReason } from '../../support/etcd-server.js';
-import { runKvStoreContract, type KvStoreFixture } from './contract.js';
+import { runKvStoreContract, type KvStoreFixture, type KvStoreOpenOptions } from './contract.js';
+import { PREFIX, prefixedFixture, runKvStorePrefixChecks, type RawEntry } from './prefix-contract.js';
 
 t.test('etcdOptionsFromKvstoreOpts', async (t) => {
   t.test('etcd.address: one or several endpoints; a bare host:port gets http://', async (t) => {
@@ -111,7 +112,7 @@ if (missing !== undefined) {
   t.teardown(() => admin.close());
 
   let fixtures = 0;
-  runKvStoreContract(t, 'EtcdKvStore', async ({ leaseTtlMs }): Promise<KvStoreFixture> => {
+  const contractFixture = async ({ leaseTtlMs }: KvStoreOpenOptions): Promise<KvStoreFixture> => {
     // A fresh key namespace per subtest on the shared member.
     const namespace = `contract-${++fixtures}/`;
     const base: EtcdStoreOptions = { endpoints: [server.clientUrl], namespace };
@@ -123,6 +124,39 @@ if (missing !== undefined) {
         opened.push(store);
         return store;
       },
+      cleanup: async () => {
+        for (const store of opened) await store.close();
+        await admin.deletePrefix(namespace);
+      },
+    };
+  };
+  runKvStoreContract(t, 'EtcdKvStore', contractFixture);
+  runKvStoreContract(t, `EtcdKvStore under ${PREFIX}`, async (options) => prefixedFixture(await contractFixture(options)));
+
+  /** Every key under `namespace` as etcd's JSON gateway returns it (no client code of ours), without the namespace. */
+  const rawEntries = async (namespace: string): Promise<RawEntry[]> => {
+    const b64 = (b: Buffer) => b.toString('base64');
+    const end = Buffer.from(namespace);
+    end[end.length - 1]! += 1;
+    const response = await fetch(`${server.clientUrl}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: b64(Buffer.from(namespace)), range_end: b64(end) }) });
+    const body = (await response.json()) as { kvs?: Array<{ key: string; value?: string; lease?: string }> };
+    return (body.kvs ?? []).map((kv) => ({
+      key: Buffer.from(kv.key, 'base64').toString().slice(namespace.length),
+      value: Buffer.from(kv.value ?? '', 'base64').toString(),
+      leased: (kv.lease ?? '0') !== '0',
+    }));
+  };
+  runKvStorePrefixChecks(t, 'EtcdKvStore', async () => {
+    const namespace = `prefix-${++fixtures}/`;
+    // Two clients: two daemons of different clusters on one etcd.
+    const opened = [await EtcdKvStore.open({ endpoints: [server.clientUrl], namespace })];
+    return {
+      store: opened[0]!,
+      second: async () => {
+        opened.push(await EtcdKvStore.open({ endpoints: [server.clientUrl], namespace }));
+        return opened.at(-1)!;
+      },
+      rawEntries: () => rawEntries(namespace),
       cleanup: async () => {
         for (const store of opened) await store.close();
         await admin.deletePrefix(namespace);

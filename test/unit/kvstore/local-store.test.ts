@@ -12,7 +12,8 @@ import t, { type Test } from 'tap';
 import type { KvStore, WatchEvent } from '../../../src/kvstore/kvstore.js';
 import { DatabaseSync } from 'node:sqlite';
 import { LocalKvStore, localOptionsFromKvstoreOpts, type LocalKvStoreOptions } from '../../../src/kvstore/local/local-store.js';
-import { runKvStoreContract, type KvStoreFixture } from './contract.js';
+import { runKvStoreContract, type KvStoreFixture, type KvStoreOpenOptions } from './contract.js';
+import { PREFIX, prefixedFixture, runKvStorePrefixChecks } from './prefix-contract.js';
 
 /** A fresh directory for one store file, removed when `t` ends. */
 function storePath(t: Test): string {
@@ -28,7 +29,8 @@ function openStore(t: Test, options: LocalKvStoreOptions): LocalKvStore {
   return store;
 }
 
-runKvStoreContract(t, 'LocalKvStore', async ({ leaseTtlMs }): Promise<KvStoreFixture> => {
+/** A fresh store file per contract subtest. */
+async function contractFixture({ leaseTtlMs }: KvStoreOpenOptions): Promise<KvStoreFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'cilium-kv-contract-'));
   const path = join(dir, 'store.db');
   const opened: KvStore[] = [LocalKvStore.open({ path, leaseTtlMs })];
@@ -41,6 +43,27 @@ runKvStoreContract(t, 'LocalKvStore', async ({ leaseTtlMs }): Promise<KvStoreFix
     },
     cleanup: async () => {
       for (const store of opened) await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+runKvStoreContract(t, 'LocalKvStore', contractFixture);
+runKvStoreContract(t, `LocalKvStore under ${PREFIX}`, async (options) => prefixedFixture(await contractFixture(options)));
+
+runKvStorePrefixChecks(t, 'LocalKvStore', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cilium-kv-prefix-'));
+  const path = join(dir, 'store.db');
+  const store = LocalKvStore.open({ path });
+  return {
+    store,
+    // One client per file: both prefixes share it.
+    second: async () => store,
+    // The open store holds the file's lock exclusively (no second reader), so the backend's own
+    // unprefixed view stands in for a raw client here.
+    rawEntries: async () => (await store.list('')).pairs.map((p) => ({ key: p.key, value: p.value, leased: p.lease !== undefined })),
+    cleanup: async () => {
+      await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
