@@ -19,7 +19,6 @@ import {
   affectedIdentities,
   identitiesAffectedByIdentityChange,
   requiredCidrPrefixes,
-  parsePolicyText,
   POLICY_LIMITS,
   cidrIdentityLabels,
   selectorMatches,
@@ -28,13 +27,13 @@ import {
   type RuleLabel,
   type EnforcementMode,
   type PolicyChange,
-  type RepositorySnapshot,
   type TraceResult,
   type EndpointPolicy,
 } from '../policy/index.js';
 import { LabelSet } from '../identity/labels.js';
 import { RESERVED_IDENTITIES, IDENTITY_INIT, MIN_ALLOCATED_IDENTITY } from '../identity/reserved.js';
 import { ALLOCATED_LABEL_SOURCES } from '../identity/allocator.js';
+import { PolicyParser } from './policy-parser.js';
 import { KvConflictError, CiliumDockerError, PolicyValidationError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { EndpointManager } from './endpoint-manager.js';
@@ -80,6 +79,10 @@ export class PolicyEngine {
   private readonly compiled = new Map<number, EndpointPolicy>();
   /** Labels an endpoint still waiting for its identity was last compiled with (see `regenerate`). */
   private readonly compiledWaitingLabels = new Map<number, string>();
+  /** Parses imports and stored repositories off the main thread. */
+  private readonly parser = new PolicyParser();
+  /** The repository value being written by {@link mutate}, and the repository it was made from. */
+  private ownWrite: { value: string; repository: PolicyRepository } | undefined;
   /** Store keys of identities ignored for policy (warned about once). */
   private readonly ignoredIdentities = new Set<string>();
 
@@ -133,7 +136,7 @@ export class PolicyEngine {
     }
     const repo = await this.deps.store.get(REPOSITORY_KEY);
     if (repo) {
-      this.repository = PolicyRepository.fromJSON(JSON.parse(repo.value));
+      this.repository = PolicyRepository.fromParsedSnapshot(await this.parser.parseSnapshot(repo.value));
       this.repositoryRevision = repo.modRevision;
       this.compiler = this.newCompiler();
     }
@@ -151,7 +154,12 @@ export class PolicyEngine {
       }),
       this.deps.store.watch(REPOSITORY_KEY, repo?.modRevision ?? ids.revision, {
         onEvent: (e) => {
-          if (e.type === 'put' && e.key === REPOSITORY_KEY) this.applySnapshot(JSON.parse(e.value) as RepositorySnapshot, e.modRevision);
+          if (e.type !== 'put' || e.key !== REPOSITORY_KEY) return;
+          // Our own write (the event may come before atomicPut returns): apply the repository it
+          // was made from instead of validating every stored document again.
+          const own = this.ownWrite;
+          if (own?.value === e.value) this.applyRepository(own.repository, e.modRevision);
+          else this.applySnapshot(e.value, e.modRevision);
         },
         onResyncNeeded: () => void this.reloadRepository(),
       }),
@@ -166,6 +174,7 @@ export class PolicyEngine {
 
   /** Stops watching. */
   stop(): void {
+    void this.parser.close();
     for (const w of this.watchers) w.close();
     this.watchers = [];
   }
@@ -215,7 +224,7 @@ export class PolicyEngine {
 
   private async reloadRepository(): Promise<void> {
     const repo = await this.deps.store.get(REPOSITORY_KEY);
-    if (repo) this.applySnapshot(JSON.parse(repo.value) as RepositorySnapshot, repo.modRevision);
+    if (repo) this.applySnapshot(repo.value, repo.modRevision);
   }
 
   private identityAdded(id: number, labels: LabelSet): void {
@@ -238,10 +247,13 @@ export class PolicyEngine {
   }
 
   /** Applies a repository snapshot (from our own write or another node's) and regenerates what it affects. */
-  private applySnapshot(snapshot: RepositorySnapshot, modRevision: bigint): void {
+  private applySnapshot(value: string, modRevision: bigint): void {
     if (this.repositoryRevision !== 'absent' && modRevision <= this.repositoryRevision) return;
-    if (snapshot.revision < this.repository.revision) return;
-    this.applyRepository(PolicyRepository.fromJSON(snapshot), modRevision);
+    // Validated in the parser thread; applyRepository drops it if a newer one was applied meanwhile.
+    this.parser.parseSnapshot(value).then(
+      (parsed) => this.applyRepository(PolicyRepository.fromParsedSnapshot(parsed), modRevision),
+      (err: unknown) => this.deps.log.error({ modRevision: String(modRevision), err: err instanceof Error ? err.message : String(err) }, 'stored policy repository not applied'),
+    );
   }
 
   /** Makes `next` (the repository stored at `modRevision`) current and regenerates what changed. */
@@ -280,15 +292,19 @@ export class PolicyEngine {
   private async syncCidrIdentities(): Promise<void> {
     const wanted = new Set(requiredCidrPrefixes(this.repository).filter((p) => !p.includes(':')));
     await yieldToEventLoop();
+    // Selections of removed rules first: the identity updates below then maintain only live ones.
+    this.cache.pruneSelections(this.repository.rules());
     const removed: number[] = [];
     for (const [prefix, id] of this.cidrIdentities) {
       if (wanted.has(prefix)) continue;
       this.cidrIdentities.delete(prefix);
       removed.push(id);
     }
-    if (removed.length > 0) {
-      this.cache.removeIdentities(removed);
-      this.freeCidrIdentities.push(...removed);
+    for (let i = 0; i < removed.length; i += CIDR_SYNC_CHUNK) {
+      await yieldToEventLoop();
+      const batch = removed.slice(i, i + CIDR_SYNC_CHUNK);
+      this.cache.removeIdentities(batch);
+      this.freeCidrIdentities.push(...batch);
     }
     const missing = [...wanted].filter((prefix) => !this.cidrIdentities.has(prefix));
     for (let i = 0; i < missing.length; i += CIDR_SYNC_CHUNK) {
@@ -301,10 +317,7 @@ export class PolicyEngine {
       }
       this.cache.addIdentities(batch);
     }
-    if (removed.length > 0 || missing.length > 0) {
-      this.cache.pruneSelections(this.repository.rules());
-      this.compiler = this.newCompiler();
-    }
+    if (removed.length > 0 || missing.length > 0) this.compiler = this.newCompiler();
     await this.deps.datapath.syncCidrIdentities(this.cidrIdentities);
   }
 
@@ -332,7 +345,9 @@ export class PolicyEngine {
     // the rules that select its labels: it never gets more access than its policy gives it.
     const waiting = waitingWithLabels(ep);
     const selecting = waiting ? this.repository.rules().filter((r) => selectorMatches(r.endpointSelector, LabelSet.parse(ep.labels))) : undefined;
-    const policy = this.compiler.compile(ep.identity === 0 ? IDENTITY_INIT : ep.identity, selecting);
+    // In slices with a yield between them: an endpoint selected by a policy with tens of thousands
+    // of CIDR peers does not hold up plugin calls while it compiles.
+    const policy = await this.compiler.compileInSlices(ep.identity === 0 ? IDENTITY_INIT : ep.identity, selecting, yieldToEventLoop);
     if (waiting) this.compiledWaitingLabels.set(ep.id, JSON.stringify(ep.labels));
     else this.compiledWaitingLabels.delete(ep.id);
     const entries: DatapathPolicyEntry[] = policy.entries.map((e) => ({
@@ -365,9 +380,16 @@ export class PolicyEngine {
       let repo: PolicyRepository;
       if (!current) repo = new PolicyRepository();
       else if (current.modRevision === this.repositoryRevision) repo = this.repository.clone();
-      else repo = PolicyRepository.fromJSON(JSON.parse(current.value));
+      else repo = PolicyRepository.fromParsedSnapshot(await this.parser.parseSnapshot(current.value));
       fn(repo);
-      const written = await this.deps.store.atomicPut(REPOSITORY_KEY, checkRepositorySize(repo), current ? current.modRevision : 'absent');
+      const value = checkRepositorySize(repo);
+      this.ownWrite = { value, repository: repo };
+      let written: Awaited<ReturnType<KvStore['atomicPut']>>;
+      try {
+        written = await this.deps.store.atomicPut(REPOSITORY_KEY, value, current ? current.modRevision : 'absent');
+      } finally {
+        this.ownWrite = undefined;
+      }
       if (written.ok) {
         this.applyRepository(repo, written.revision);
         return repo.revision;
@@ -378,7 +400,7 @@ export class PolicyEngine {
 
   /** Imports CiliumNetworkPolicy text (validated before anything is written); returns the new revision. */
   async importPolicy(text: string): Promise<number> {
-    const policies = parsePolicyText(text); // validation errors surface before any store access
+    const policies = await this.parser.parseText(text); // validation errors surface before any store access
     return this.mutate((repo) => repo.import(policies));
   }
 

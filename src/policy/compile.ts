@@ -102,6 +102,9 @@ export function directionEnforced(rules: readonly PolicyRule[], direction: Direc
 
 const ANY_PORT: readonly PortKey[] = [{ dport: 0, portPrefixLen: 0, protocol: 0 }];
 
+/** Entries (or peers) compiled between two pauses of {@link PolicyCompiler.compileInSlices}. */
+export const COMPILE_SLICE = 4096;
+
 /**
  * Compiles endpoints against one repository revision and one identity set. Create one per
  * (revision, identity set); it reuses the selector cache, so creating it again after a policy
@@ -159,6 +162,31 @@ export class PolicyCompiler {
 
   /** Compiles the policy of the endpoint with this identity (NotFoundError if the cache lacks it). */
   compile(identity: number, selecting?: readonly PolicyRule[]): EndpointPolicy {
+    const steps = this.compileSteps(identity, selecting);
+    for (;;) {
+      const step = steps.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  /**
+   * {@link compile}, awaiting `pause()` after every slice of about {@link COMPILE_SLICE} entries:
+   * the daemon yields to its event loop there, so a policy with tens of thousands of peers does
+   * not hold up plugin calls. CIDR identities must not be synced meanwhile (the engine's queue
+   * runs one compilation or CIDR sync at a time); an identity arriving from the store meanwhile
+   * is safe (Set iteration tolerates it) and schedules another regeneration anyway.
+   */
+  async compileInSlices(identity: number, selecting: readonly PolicyRule[] | undefined, pause: () => Promise<void>): Promise<EndpointPolicy> {
+    const steps = this.compileSteps(identity, selecting);
+    for (;;) {
+      const step = steps.next();
+      if (step.done) return step.value;
+      await pause();
+    }
+  }
+
+  /** The compilation, yielding between slices of work (see {@link compileInSlices}). */
+  private *compileSteps(identity: number, selecting?: readonly PolicyRule[]): Generator<void, EndpointPolicy, void> {
     if (!this.cache.labelsOf(identity)) {
       throw new NotFoundError(`identity ${identity} is not in the identity set given to the policy compiler; add it before compiling its endpoint`);
     }
@@ -169,6 +197,7 @@ export class PolicyCompiler {
     };
     const builder = new PolicyEntryBuilder();
     const cidr = new Map<string, { entry: CidrPolicyEntry; prefix: IpPrefix }>();
+    let work = 0;
     for (const rule of rules) {
       const cookie = ruleCookie(rule.policyName);
       for (const item of rule.peerRules) {
@@ -193,15 +222,33 @@ export class PolicyCompiler {
             continue;
           }
           const selection = this.cache.selectPeer(peer);
-          if (!selection.wildcard) for (const id of selection.identities) addPeer(id);
-          if (peer.kind === 'cidr') for (const prefix of peer.prefixes) addCidrEntries(cidr, prefix, ports, base);
+          if (!selection.wildcard) {
+            for (const id of selection.identities) {
+              addPeer(id);
+              work += ports.length;
+              if (work >= COMPILE_SLICE) {
+                work = 0;
+                yield;
+              }
+            }
+          }
+          if (peer.kind === 'cidr') {
+            for (const prefix of peer.prefixes) addCidrEntries(cidr, prefix, ports, base);
+            work += peer.prefixes.length * ports.length;
+          }
+          if (++work >= COMPILE_SLICE) {
+            work = 0;
+            yield;
+          }
         }
       }
     }
     if (enforced.ingress && this.allowLocalhost === 'always') {
       builder.add({ direction: 'ingress', peer: IDENTITY_HOST, dport: 0, portPrefixLen: 0, protocol: 0, verdict: 'allow', ruleName: ALLOW_LOCALHOST_RULE, cookie: 0 });
     }
+    yield;
     const entries = builder.finish();
+    yield;
     const prefixLengths = new Set<number>();
     for (const e of entries) if (e.portPrefixLen !== 0 && e.portPrefixLen !== 16) prefixLengths.add(e.portPrefixLen);
     return {

@@ -55,6 +55,12 @@ export interface PolicyRecord {
   readonly document: Readonly<Record<string, unknown>>;
 }
 
+/** A validated snapshot: {@link PolicyRepository.parseSnapshot}. */
+export interface ParsedSnapshot {
+  readonly revision: number;
+  readonly policies: readonly StoredPolicy[];
+}
+
 /** Persisted form of the whole repository. */
 export interface RepositorySnapshot {
   readonly revision: number;
@@ -241,22 +247,37 @@ export class PolicyRepository {
 
   /** Rebuilds a repository from {@link toJSON} output, validating every document again. */
   static fromJSON(snapshot: unknown): PolicyRepository {
+    return PolicyRepository.fromParsedSnapshot(PolicyRepository.parseSnapshot(snapshot));
+  }
+
+  /**
+   * A repository from {@link parseSnapshot}'s result (validated already, e.g. in another thread:
+   * the result is plain data that survives structured cloning).
+   */
+  static fromParsedSnapshot(parsed: ParsedSnapshot): PolicyRepository {
+    const repo = new PolicyRepository();
+    for (const p of parsed.policies) repo.policies.set(p.name, p);
+    repo.currentRevision = parsed.revision;
+    return repo;
+  }
+
+  /** Validates {@link toJSON} output (every document again) into its revision and policies. */
+  static parseSnapshot(snapshot: unknown): ParsedSnapshot {
     const bad = (why: string) => new PolicyValidationError(`policy repository snapshot: ${why}; it was not written by this version, re-import the policies`);
     if (typeof snapshot !== 'object' || snapshot === null) throw bad('not an object');
     const { revision, policies } = snapshot as { revision?: unknown; policies?: unknown };
     if (typeof revision !== 'number' || !Number.isInteger(revision) || revision < INITIAL_POLICY_REVISION) throw bad('revision must be a positive integer');
     if (!Array.isArray(policies)) throw bad('policies must be a list');
-    const repo = new PolicyRepository();
+    const parsed: StoredPolicy[] = [];
     for (const record of policies as unknown[]) {
       const { name, revision: policyRevision, document } = (record ?? {}) as Partial<PolicyRecord>;
       if (typeof policyRevision !== 'number' || policyRevision > revision) throw bad(`policy ${JSON.stringify(name)} has an invalid revision`);
       // Not held to the import limits: what was accepted once must stay loadable (and deletable).
       const [policy] = parsePolicyValue(document, { limits: false });
       if (!policy || policy.name !== name) throw bad(`record ${JSON.stringify(name)} holds policy ${JSON.stringify(policy?.name)}`);
-      repo.policies.set(policy.name, { name: policy.name, revision: policyRevision, policy });
+      parsed.push({ name: policy.name, revision: policyRevision, policy });
     }
-    repo.currentRevision = revision;
-    return repo;
+    return { revision, policies: parsed };
   }
 }
 
