@@ -33,7 +33,8 @@ import { InstrumentedKvStore } from '../src/kvstore/instrumented-store.js';
 import type { KvStore } from '../src/kvstore/kvstore.js';
 import { IdentityAllocator } from '../src/identity/allocator.js';
 import { LabelSet } from '../src/identity/labels.js';
-import { NodeSync, type LocalIpEntry } from '../src/cluster/node-sync.js';
+import { NodeSync } from '../src/cluster/node-sync.js';
+import { IpPublisher, type LocalIpEntry } from '../src/cluster/ip-publisher.js';
 import { log } from '../src/util/log.js';
 import { EtcdTestServer, etcdUnavailableReason } from '../test/support/etcd-server.js';
 import { runIdentityRace } from '../test/support/identity-race.js';
@@ -186,7 +187,7 @@ async function resyncPhase(endpoint: string, size: number) {
       nodeName: 'resync-node',
       log,
       intervalMs: 5 * 60_000,
-      localIps: () => endpoints,
+      ips: new IpPublisher({ store: counted.store as KvStore, nodeName: 'resync-node', log, localIps: () => endpoints }),
       reassertIdentities: () => allocator.reassertReferences(),
       // The daemon re-lists its watched prefixes here; the identities are the big one.
       relist: async () => {

@@ -1,41 +1,33 @@
 /**
  * Composition root of the cilium-docker daemon: config -> store -> IPAM, identities, datapath ->
  * endpoint manager -> plugin server, Docker watcher, agent API. The only module that wires
- * concrete implementations together; also owns signals and shutdown.
+ * concrete implementations together; also owns the start/stop order, signals and shutdown.
+ * The checks before the host is touched are in daemon/preflight.ts, the agent API's handlers in
+ * api/backend/ (one module per resource), this node's ip/v1 entries in cluster/ip-publisher.ts.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { loadConfig, helpText, type Config } from './config/config.js';
 import { log, setLogLevel } from './util/log.js';
-import { CiliumDockerError, ConfigError, UnsupportedError } from './util/errors.js';
-import type { KvStore } from './kvstore/kvstore.js';
-import { nodeRecordPrefix } from './kvstore/store-scopes.js';
-import { LocalKvStore, localOptionsFromKvstoreOpts } from './kvstore/local/local-store.js';
+import { CiliumDockerError, ConfigError } from './util/errors.js';
 import { InstrumentedKvStore } from './kvstore/instrumented-store.js';
-import { openPrefixedStore, parseStorePrefix } from './kvstore/store-prefix.js';
-import { EtcdKvStore, etcdOptionsFromKvstoreOpts } from './kvstore/etcd/etcd-store.js';
-import { ConsulKvStore, consulOptionsFromKvstoreOpts } from './kvstore/consul/consul-store.js';
+import { openPrefixedStore } from './kvstore/store-prefix.js';
 import { Metrics, serveMetrics } from './util/metrics.js';
+import { CleanupStack } from './util/cleanup-stack.js';
+import { preflight } from './daemon/preflight.js';
+import { openNodeStore, openStore } from './daemon/stores.js';
+import { chooseRouting } from './daemon/routing.js';
 import { Ipam } from './ipam/ipam.js';
 import { NetworkRegistry } from './ipam/network-registry.js';
 import { IdentityAllocator } from './identity/allocator.js';
-import { BpfDatapath } from './datapath/bpf-datapath.js';
-import { checkBpfRoot, datapathInstalled } from './datapath/bpf-datapath.js';
-import { CleanupStack } from './util/cleanup-stack.js';
-import { checkListenAddresses, type ListenAddress } from './util/listen-check.js';
-import { assertPrivateDir, ensurePrivateDir } from './util/private-dir.js';
-import { checkUnixSocketPath } from './util/http-server.js';
-import { PolicyEngine } from './endpoint/policy-engine.js';
-import { NodeSync } from './cluster/node-sync.js';
-import { PeerWatcher } from './cluster/peer-watcher.js';
-import { probeKernelFeatures, requireTunnelSupport } from './datapath/features.js';
-import { findUnderlay } from './datapath/link/tunnel-link.js';
-import { networkNumber, type TunnelSettings } from './datapath/bpf-datapath.js';
-import { cronExpressionFor } from './cluster/resync-schedule.js';
+import { BpfDatapath, checkBpfRoot, datapathInstalled, networkNumber } from './datapath/bpf-datapath.js';
+import { probeKernelFeatures } from './datapath/features.js';
 import { dropReasonName } from './datapath/bpf/abi.js';
-import { NotFoundError } from './util/errors.js';
-import type { MonitorEventModel } from './api/models.js';
+import { PolicyEngine } from './endpoint/policy-engine.js';
 import { EndpointManager } from './endpoint/endpoint-manager.js';
+import { releaseStaleAddresses } from './endpoint/stale-addresses.js';
+import { NodeSync } from './cluster/node-sync.js';
+import { IpPublisher } from './cluster/ip-publisher.js';
+import { PeerWatcher } from './cluster/peer-watcher.js';
 import { networkDriverHandlers } from './plugin/network-driver.js';
 import { ipamDriverHandlers } from './plugin/ipam-driver.js';
 import { PluginServer } from './plugin/server.js';
@@ -45,76 +37,19 @@ import { ApiServer, type AgentBackend } from './api/server.js';
 import { kvstoreRoutes } from './api/kvstore-routes.js';
 import { nodeRoutes } from './api/node-routes.js';
 import { versionRoutes } from './api/version-routes.js';
+import { statusHandlers } from './api/backend/status.js';
+import { endpointHandlers } from './api/backend/endpoint.js';
+import { identityHandlers } from './api/backend/identity.js';
+import { ipHandlers } from './api/backend/ip.js';
+import { networkHandlers } from './api/backend/network.js';
+import { cleanupHandlers } from './api/backend/cleanup.js';
+import { policyHandlers } from './api/backend/policy.js';
+import { monitorHandlers } from './api/backend/monitor.js';
+import { bpfHandlers } from './api/backend/bpf.js';
 import { DnsServer, nameserversOf } from './dns/dns-server.js';
 import type { NamedEndpoint } from './dns/cluster-names.js';
-import type { EndpointModel, NetworkModel, StatusModel } from './api/models.js';
-import type { EndpointRecord } from './endpoint/endpoint.js';
 
 const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-
-async function openStore(config: Config): Promise<KvStore> {
-  switch (config.kvstore) {
-    case 'local':
-      ensureStateDir(config);
-      return LocalKvStore.open({ path: join(config.stateDir, 'kvstore.db'), ...localOptionsFromKvstoreOpts(config.kvstoreOpts) });
-    case 'etcd':
-      return EtcdKvStore.open(etcdOptionsFromKvstoreOpts(config.kvstoreOpts));
-    case 'consul':
-      return ConsulKvStore.open(consulOptionsFromKvstoreOpts(config.kvstoreOpts));
-    default:
-      throw new UnsupportedError(`--kvstore ${String(config.kvstore)} is not a backend; use local, etcd or consul`);
-  }
-}
-
-/**
- * The node-local store (`kvstore/store-scopes.ts`): the cluster store itself with `--kvstore
- * local`, otherwise an embedded file of its own under the state dir (`node-state.db`, not
- * `kvstore.db`: a state dir that ran with `--kvstore local` before is never read as node state).
- */
-async function openNodeStore(config: Config, cluster: KvStore): Promise<KvStore> {
-  if (config.kvstore === 'local') return cluster;
-  ensureStateDir(config);
-  const node = LocalKvStore.open({ path: join(config.stateDir, 'node-state.db') });
-  // Nothing is migrated: records an older version kept in the cluster store are only reported.
-  const prefix = nodeRecordPrefix(config.nodeName);
-  const leftovers = await cluster.list(prefix).then((r) => r.pairs.length, () => 0);
-  if (leftovers > 0 && (await node.list(prefix)).pairs.length === 0) {
-    log.warn({ prefix, keys: leftovers, nodeStore: join(config.stateDir, 'node-state.db') }, 'endpoint records of this node found in the cluster store are not used: node-local state lives in the node store now (see README, Stores)');
-  }
-  return node;
-}
-
-/** The state directory, private to the daemon's user (0700; see util/private-dir.ts). */
-function ensureStateDir(config: Config): void {
-  const { narrowedFrom } = ensurePrivateDir(config.stateDir, '--state-dir');
-  if (narrowedFrom) log.warn({ stateDir: config.stateDir, mode: narrowedFrom }, 'the state directory let other users read the store: narrowed to 0700');
-}
-
-/**
- * Everything that can be checked before the host is touched (links, pins, the masquerade rule,
- * sockets, the state directory): a bad setting fails the start naming its flag, leaving nothing.
- */
-async function preflight(config: Config): Promise<void> {
-  cronExpressionFor(config.resyncIntervalMs);
-  if (config.kvstore === 'local') localOptionsFromKvstoreOpts(config.kvstoreOpts);
-  else if (config.kvstore === 'etcd') etcdOptionsFromKvstoreOpts(config.kvstoreOpts);
-  else consulOptionsFromKvstoreOpts(config.kvstoreOpts);
-  parseStorePrefix(config.kvstorePrefix);
-  assertPrivateDir(config.stateDir, '--state-dir');
-  checkBpfRoot(config.bpfRoot);
-  for (const [option, path] of [['--plugin-socket', config.pluginSocket], ['--api-socket', config.apiSocket]] as const) {
-    await checkUnixSocketPath(path).catch((err: unknown) => {
-      throw err instanceof CiliumDockerError ? new CiliumDockerError(err.kind, err.code, `${option}: ${err.message}`, { cause: err }) : err;
-    });
-  }
-  const listeners: ListenAddress[] = [];
-  for (const [option, address, protocols] of [['--metrics-address', config.metricsAddress, ['tcp']], ['--dns-address', config.dnsAddress, ['udp', 'tcp']]] as const) {
-    if (address === '') continue;
-    const colon = address.lastIndexOf(':');
-    listeners.push({ option, host: address.slice(0, colon), port: Number(address.slice(colon + 1)), protocols });
-  }
-  await checkListenAddresses(listeners);
-}
 
 /**
  * Starts every part of the daemon; resolves with a stop function. A start that fails after the
@@ -122,7 +57,7 @@ async function preflight(config: Config): Promise<void> {
  */
 export async function startDaemon(config: Config): Promise<{ stop: () => Promise<void> }> {
   setLogLevel(config.logLevel);
-  await preflight(config);
+  await preflight(config, checkBpfRoot);
   const undo = new CleanupStack();
   try {
     return await startParts(config, undo);
@@ -139,19 +74,7 @@ async function startParts(config: Config, undo: CleanupStack): Promise<{ stop: (
   // Kernel features first: a tunnel the kernel cannot do fails the start before anything is configured.
   const features = await probeKernelFeatures();
   log.info({ vxlanExternal: features.vxlanExternal, geneveExternal: features.geneveExternal }, 'kernel features probed');
-  let tunnel: (TunnelSettings & { underlayIp: string }) | undefined;
-  let native: { underlayMtu: number; underlayIp: string; device: string } | undefined;
-  if (config.routingMode === 'native') {
-    // No encapsulation: --tunnel does not apply; peers route our blocks to the underlay address.
-    const underlay = await findUnderlay(config.underlayIp);
-    if (underlay) native = { underlayMtu: underlay.mtu, underlayIp: underlay.ip, device: underlay.device };
-    else log.warn({ routingMode: 'native' }, 'no underlay address (no default route and no --underlay-ip): native routing off, this node is reachable from no other node');
-  } else if (config.tunnel !== 'disabled') {
-    requireTunnelSupport(config.tunnel, features);
-    const underlay = await findUnderlay(config.underlayIp);
-    if (underlay) tunnel = { kind: config.tunnel, port: config.tunnelPort, underlayMtu: underlay.mtu, underlayIp: underlay.ip, underlayDevice: underlay.device, encap: config.tunnelEncap };
-    else log.warn({ tunnel: config.tunnel }, 'no underlay address (no default route and no --underlay-ip): overlay off, this node is reachable from no other node');
-  }
+  const { tunnel, native } = await chooseRouting(config, features);
   const rawStore = await openStore(config);
   undo.push('close the store', () => rawStore.close());
   // Every cluster key under --kvstore-opt prefix; the embedded store is this node's alone, so its
@@ -197,12 +120,7 @@ async function startParts(config: Config, undo: CleanupStack): Promise<{ stop: (
   // Before any identity is adopted or allocated: identities stored in the unescaped label form.
   await identities.migrateLabelEncoding();
   const { restored, stale } = await endpoints.restore();
-  for (const ep of stale) {
-    const network = endpoints.getNetwork(ep.networkId);
-    const pools = await ipam.listPools();
-    const pool = pools.find((p) => p.pool === network?.subnet);
-    if (pool) await ipam.releaseAddress(pool.poolId, ep.ipv4);
-  }
+  await releaseStaleAddresses(stale, { getNetwork: (id) => endpoints.getNetwork(id), ipam });
   log.info({ restored, stale: stale.length }, 'endpoints restored');
   await policy.start();
   /** The network name endpoints publish and the DNS resolver scopes names by: `cilium.network`, else Docker's name. */
@@ -210,16 +128,22 @@ async function startParts(config: Config, undo: CleanupStack): Promise<{ stop: (
     const n = endpoints.getNetwork(networkId);
     return n?.clusterName ?? n?.name;
   };
-  const nodeSync = new NodeSync({
+  const ips = new IpPublisher({
     store,
     nodeName: config.nodeName,
     log: log.child({ component: 'cluster' }),
-    intervalMs: config.resyncIntervalMs,
     localIps: () =>
       endpoints
         .listEndpoints()
         .filter((e) => e.state !== 'created')
         .map((e) => ({ ip: e.ipv4, identity: e.identity, endpoint: e.id, name: e.containerName?.replace(/^\//, ''), aliases: e.aliases, network: clusterNetworkName(e.networkId) })),
+  });
+  const nodeSync = new NodeSync({
+    store,
+    nodeName: config.nodeName,
+    log: log.child({ component: 'cluster' }),
+    intervalMs: config.resyncIntervalMs,
+    ips,
     reassertIdentities: async () => {
       await identities.reassertReferences();
       await identities.collectUnreferenced();
@@ -234,26 +158,7 @@ async function startParts(config: Config, undo: CleanupStack): Promise<{ stop: (
     localBlocks: async () => (await ipam.listPools()).flatMap((p) => p.blocks.filter((b) => b.node === config.nodeName).map((b) => b.cidr)),
   });
   const peers = new PeerWatcher({ store, nodeName: config.nodeName, datapath, networkNumber, routes: (native || tunnel) && datapath, routingMode: native ? 'native' : 'tunnel', log: log.child({ component: 'peers' }) });
-  let publishing = false;
-  let publishAgain = false;
-  const publishIps = (): void => {
-    if (publishing) {
-      publishAgain = true;
-      return;
-    }
-    publishing = true;
-    void nodeSync
-      .publishIps()
-      .catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'publishing ip entries failed; the resync retries'))
-      .finally(() => {
-        publishing = false;
-        if (publishAgain) {
-          publishAgain = false;
-          publishIps();
-        }
-      });
-  };
-  endpoints.onChange(() => publishIps());
+  endpoints.onChange(() => ips.schedule());
   await nodeSync.start();
   await networks.start().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'watching network names failed; the resync compares them'));
   await peers.start().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'listing peers failed; the resync retries'));
@@ -307,233 +212,30 @@ async function startParts(config: Config, undo: CleanupStack): Promise<{ stop: (
   // is back, not at the next sweep.
   reconnectable.onReconnect?.(() => void watcher.sweepWaiting().catch(() => undefined));
 
-  const toModel = (e: EndpointRecord): EndpointModel => ({
-    id: e.id,
-    endpointId: e.endpointId,
-    networkId: e.networkId,
-    networkName: endpoints.getNetwork(e.networkId)?.name,
-    containerId: e.containerId,
-    containerName: e.containerName,
-    ...(e.aliases ? { aliases: e.aliases } : {}),
-    ipv4: e.ipv4,
-    mac: e.mac,
-    hostInterface: e.hostIfName,
-    state: e.state,
-    identity: e.identity,
-    labels: e.labels,
-    policyRevision: e.policyRevision,
-    createdAt: e.createdAt,
-  });
-
-  /** `cilium status`'s overlay section: the tunnel or the native routes, and the peers either way. */
-  const overlayStatus = async (): Promise<StatusModel['overlay']> => {
-    if (!tunnel && !native) return undefined;
-    const common = {
-      mtu: datapath.overlayMtu ?? 0,
-      lastSync: peers.lastSync,
-      peers: peers.peers().map((p) => ({ name: p.name, underlayIp: p.underlayIp, bootId: p.bootId, blocks: p.blocks, endpoints: p.endpoints })),
-    };
-    if (tunnel) return { routingMode: 'tunnel', tunnel: tunnel.kind, port: tunnel.port, encap: tunnel.encap, underlayDevice: tunnel.underlayDevice, device: datapath.tunnelDevice ?? '', underlayIp: tunnel.underlayIp, ...common, routes: await datapath.peerRoutes().catch(() => []) };
-    return { routingMode: 'native', tunnel: 'disabled', port: 0, device: native!.device, underlayIp: native!.underlayIp, ...common, routes: await datapath.peerRoutes().catch(() => []) };
-  };
-
   const backend: AgentBackend = {
-    async status() {
-      const kv = await store.status().catch((err: unknown) => ({ backend: config.kvstore, healthy: false, detail: String(err) }));
-      const byState: Record<string, number> = {};
-      for (const e of endpoints.listEndpoints()) byState[e.state] = (byState[e.state] ?? 0) + 1;
-      const ids = await identities.list().catch(() => []);
-      return {
-        node: config.nodeName,
-        version: VERSION,
-        uptimeSeconds: Math.round((Date.now() - started) / 1000),
-        driver: plugin.driverName,
-        kvstore: { backend: kv.backend, healthy: kv.healthy, detail: kv.detail },
-        docker: watcher.status(),
-        datapath: datapath.name,
-        resync: nodeSync.getStatus(),
-        endpoints: byState,
-        identities: ids.filter((i) => !i.reserved).length,
-        networks: endpoints.listNetworks().length,
-        overlay: await overlayStatus(),
-        dns: dns?.status(),
-      };
-    },
-    listEndpoints: () => endpoints.listEndpoints().map(toModel),
-    getEndpoint: (ref) => {
-      const e = endpoints.findEndpoint(ref);
-      return e ? toModel(e) : undefined;
-    },
-    async listIdentities() {
-      const nodes = await identities.referencingNodes().catch(() => undefined);
-      return (await identities.list()).map((i) => ({ id: i.id, labels: i.labels.toStrings(), reserved: i.reserved, localReferences: i.localReferences, ...(nodes && !i.reserved && { nodes: nodes.get(i.id) ?? [] }) }));
-    },
-    async getIdentity(id) {
-      const i = await identities.get(id);
-      const nodes = i && !i.reserved ? await identities.referencingNodes(i.labels).catch(() => undefined) : undefined;
-      return i ? { id: i.id, labels: i.labels.toStrings(), reserved: i.reserved, localReferences: i.localReferences, ...(nodes && { nodes: nodes.get(i.id) ?? [] }) } : undefined;
-    },
-    async listIps() {
-      const local = endpoints.listEndpoints().map((e) => ({ ip: e.ipv4, identity: e.identity, node: config.nodeName, endpoint: e.id, source: 'local' as const }));
-      const seen = new Set(local.map((e) => e.ip));
-      // Other nodes' endpoints, from their leased ip/v1/<ip> keys (unreachable store: local only).
-      const remote = (await store.list('ip/v1/').catch(() => ({ pairs: [] }))).pairs
-        .map((p) => ({ ip: p.key.slice('ip/v1/'.length), ...(JSON.parse(p.value) as { identity: number; node: string }) }))
-        .filter((e) => e.node !== config.nodeName && !seen.has(e.ip))
-        .map((e) => ({ ip: e.ip, identity: e.identity, node: e.node, source: 'remote' as const }));
-      return [...local, ...remote].sort((a, b) => (a.ip < b.ip ? -1 : 1));
-    },
-    async listNetworks() {
-      // Cluster records (unreachable store: this node's view only), then local networks on top.
-      const records = await networks.list().catch(() => []);
-      const claims = new Map(networks.claims().map((c) => [c.networkId, c]));
-      const rows = new Map<string, NetworkModel>();
-      for (const { record, users } of records) {
-        rows.set(record.name, {
-          name: record.name,
-          subnet: record.subnet,
-          ipRange: record.ipRange,
-          gateway: record.details?.gateway,
-          internal: record.details?.internal,
-          mtu: record.details?.mtu,
-          createdBy: record.createdBy,
-          createdAt: record.createdAt,
-          nodes: users.map((u) => u.node).sort(),
-          status: 'remote',
-        });
-      }
-      const unnamed: NetworkModel[] = [];
-      for (const n of endpoints.listNetworks()) {
-        const claim = claims.get(n.networkId);
-        const cluster = claim ? rows.get(claim.name) : undefined;
-        const row: NetworkModel = {
-          name: claim?.name ?? '',
-          networkId: n.networkId,
-          subnet: n.subnet,
-          ipRange: cluster?.ipRange ?? claim?.definition.ipRange,
-          gateway: n.gateway,
-          internal: n.internal,
-          createdBy: cluster?.createdBy,
-          createdAt: cluster?.createdAt,
-          nodes: cluster?.nodes ?? [],
-          status: !claim ? 'unnamed' : claim.status === 'agreed' ? 'ok' : claim.status,
-          detail: claim?.detail,
-        };
-        if (claim) rows.set(claim.name, row);
-        else unnamed.push(row);
-      }
-      return [...[...rows.values()].sort((a, b) => (a.name < b.name ? -1 : 1)), ...unnamed];
-    },
-    async cleanup() {
-      const removed = endpoints.listEndpoints().map((e) => e.hostIfName);
-      const routes = await datapath.peerRoutes().catch(() => []);
-      // The watcher would re-program what cleanup removes (peer routes) at its next event.
-      peers.stop();
-      await endpoints.cleanupDatapath();
-      return { removed: [...removed, 'cilium_host', 'cilium_net', `pins under ${config.bpfRoot}`, 'masquerade rule', ...routes.map((r) => `route ${r.prefix} via ${r.via}`)] };
-    },
-    async importPolicy(text) {
-      return { revision: await policy.importPolicy(text) };
-    },
-    async getPolicy(name) {
-      return policy.getPolicies(name);
-    },
-    async deletePolicy(name) {
-      return { revision: await policy.deletePolicy(name) };
-    },
-    async tracePolicy(req) {
-      const r = policy.trace(req.srcLabels, req.dstLabels, req.dport, req.protocol);
-      return { verdict: r.verdict, decidingRule: r.decidingRule, explanation: r.explanation };
-    },
-    waitPolicy: (revision, timeoutMs) => policy.waitForRevision(revision, timeoutMs),
-    subscribeMonitor(types, onEvent) {
-      return datapath.onEvent((e) => {
-        if (types && !types.has(e.type)) return;
-        const labels = (id: number) => policy.labelsOf(id)?.toStrings() ?? (id === 2 ? ['reserved:world'] : []);
-        const model: MonitorEventModel = {
-          type: e.type,
-          time: new Date().toISOString(),
-          endpoint: e.epId,
-          direction: e.direction,
-          srcIdentity: e.srcIdentity,
-          dstIdentity: e.dstIdentity,
-          srcLabels: labels(e.srcIdentity),
-          dstLabels: labels(e.dstIdentity),
-          saddr: e.saddr,
-          daddr: e.daddr,
-          sport: e.sport,
-          dport: e.dport,
-          protocol: e.protocol,
-          length: e.length,
-        };
-        if (e.type === 'drop') {
-          model.reason = e.reason;
-          model.reasonName = dropReasonName(e.reason);
-        } else if (e.type === 'policy-verdict') {
-          model.verdict = e.verdict;
-          model.match = e.match;
-          model.policy = policy.policyForCookie(e.cookie);
-        } else {
-          model.observationPoint = e.observationPoint;
-        }
-        onEvent(model);
-      });
-    },
-    async bpfPolicy(ref) {
-      const ep = endpoints.findEndpoint(ref);
-      if (!ep) throw new NotFoundError(`endpoint "${ref}" not found; "cilium endpoint list" shows the endpoints of this node`);
-      const flags = datapath.endpointEnforcement(ep.id);
-      const entries = await datapath.policyEntries(ep.id);
-      return {
-        endpoint: ep.id,
-        identity: ep.identity,
-        enforceIngress: flags.enforceIngress,
-        enforceEgress: flags.enforceEgress,
-        entries: entries.map(([k, v]) => ({
-          direction: k.direction,
-          identity: k.peer,
-          labels: k.peer === 0 ? ['(any)'] : (policy.labelsOf(k.peer)?.toStrings() ?? []),
-          dport: k.dport,
-          portPrefixLen: k.portPrefixLen,
-          protocol: k.protocol,
-          verdict: v.verdict,
-          policy: policy.policyForCookie(v.cookie),
-        })),
-      };
-    },
-    async bpfIpcache() {
-      return (await datapath.ipcacheEntries()).map(([prefix, e]) => ({ prefix, identity: e.identity, netId: e.netId, tunnelEndpoint: e.tunnelEndpoint, tunnelNexthop: e.tunnelNexthop }));
-    },
-    async bpfConntrack() {
-      const now = Math.floor(performance.now() / 1000);
-      return (await datapath.conntrackEntries()).map(([k, v]) => ({
-        saddr: k.saddr,
-        daddr: k.daddr,
-        sport: k.sport,
-        dport: k.dport,
-        protocol: k.protocol,
-        srcIdentity: v.srcIdentity,
-        // Without accounting the counters hold only the packet that created the entry: not shown.
-        ...(config.ctAccounting && { packetsFwd: String(v.packetsFwd), bytesFwd: String(v.bytesFwd), packetsRev: String(v.packetsRev), bytesRev: String(v.bytesRev) }),
-        replySeen: v.replySeen,
-        closing: v.closing,
-        denied: v.denied,
-        expiresInSeconds: v.expires - monotonicSeconds(now),
-      }));
-    },
-    async bpfEndpoints() {
-      return (await datapath.endpointEntries()).map(([ip, e]) => ({
-        ip,
-        endpoint: e.epId,
-        ifindex: e.ifindex,
-        identity: e.identity,
-        netId: e.netId,
-        enforceIngress: e.enforceIngress,
-        enforceEgress: e.enforceEgress,
-        mac: e.mac,
-        nodeMac: e.nodeMac,
-      }));
-    },
+    ...statusHandlers({
+      nodeName: config.nodeName,
+      version: VERSION,
+      startedAt: started,
+      kvstoreBackend: config.kvstore,
+      store,
+      endpoints,
+      identities,
+      plugin,
+      docker: watcher,
+      datapath,
+      resync: nodeSync,
+      overlay: { tunnel, native, datapath, peers },
+      dns,
+    }),
+    ...endpointHandlers(endpoints),
+    ...identityHandlers(identities),
+    ...ipHandlers({ nodeName: config.nodeName, endpoints, store }),
+    ...networkHandlers({ networks, endpoints }),
+    ...cleanupHandlers({ endpoints, datapath, peers, bpfRoot: config.bpfRoot }),
+    ...policyHandlers(policy),
+    ...monitorHandlers({ datapath, policy }),
+    ...bpfHandlers({ datapath, endpoints, policy, ctAccounting: config.ctAccounting }),
   };
   const api = new ApiServer({ socketPath: config.apiSocket, backend, log: log.child({ component: 'api' }), routes: [kvstoreRoutes(store), nodeRoutes({ peers, store }), versionRoutes(VERSION, config.nodeName)] });
 
@@ -579,11 +281,6 @@ async function startParts(config: Config, undo: CleanupStack): Promise<{ stop: (
       await datapath.close();
     },
   };
-}
-
-/** CLOCK_MONOTONIC seconds, the clock of conntrack expiry times (bpf_ktime_get_coarse_ns, a tick behind at most). */
-function monotonicSeconds(_fallback: number): number {
-  return Number(process.hrtime.bigint() / 1_000_000_000n);
 }
 
 async function run(): Promise<void> {

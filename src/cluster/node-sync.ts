@@ -1,9 +1,8 @@
 /**
  * This node's keys in the shared store and the periodic resync (DESIGN "Resync and outages").
  *
- * Owned keys: `nodes/v1/<node>` (node record, leased), `ip/v1/<ip>` -> {identity, node, endpoint,
- * name, aliases, network} for every local endpoint (leased; name, aliases (when any) and network
- * once the container is known, for the cluster DNS resolver), `heartbeat/v1/<node>` (written every minute), the
+ * Owned keys: `nodes/v1/<node>` (node record, leased), `ip/v1/<ip>` for every local endpoint
+ * (through the IP publisher, ip-publisher.ts), `heartbeat/v1/<node>` (written every minute), the
  * identity references the allocator holds, and the network-name keys of the network registry
  * (`networks/v1/<name>/users/<node>`, leased, and the records it agrees with). A resync runs every --resync-interval (default 5 m,
  * never overlapping) and at once after the store reconnects: it re-asserts every owned key,
@@ -13,13 +12,14 @@
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { KvStore } from '../kvstore/kvstore.js';
-import { putBatched } from '../kvstore/batched-writes.js';
 import type { Logger } from '../util/log.js';
 import { scheduleEvery } from './resync-schedule.js';
+import type { IpPublisher } from './ip-publisher.js';
 
-const IP_PREFIX = 'ip/v1/';
-const NODE_PREFIX = 'nodes/v1/';
-const HEARTBEAT_PREFIX = 'heartbeat/v1/';
+/** Top-level prefix of the node records, `nodes/v1/<node>` (one of the store layout's, kvstore/store-prefix.ts); peers watch it. */
+export const NODES_PREFIX = 'nodes/v1/';
+/** Top-level prefix of the heartbeats, `heartbeat/v1/<node>`. */
+export const HEARTBEAT_PREFIX = 'heartbeat/v1/';
 /** How often a node writes `heartbeat/v1/<node>` (its time, leased). */
 export const HEARTBEAT_INTERVAL_MS = 60_000;
 
@@ -27,19 +27,6 @@ export const HEARTBEAT_INTERVAL_MS = 60_000;
 export async function readHeartbeats(store: Pick<KvStore, 'list'>): Promise<Map<string, string>> {
   const { pairs } = await store.list(HEARTBEAT_PREFIX);
   return new Map(pairs.map((p) => [p.key.slice(HEARTBEAT_PREFIX.length), p.value]));
-}
-
-/** One local endpoint's address mapping. */
-export interface LocalIpEntry {
-  ip: string;
-  identity: number;
-  endpoint: number;
-  /** Container name (no leading '/'), once known. */
-  name?: string;
-  /** The container's aliases on the network (published only when there are some). */
-  aliases?: string[];
-  /** Cluster-wide network name, once known. */
-  network?: string;
 }
 
 /** `nodes/v1/<node>`: what peers need to reach this node (Cilium's node registration). */
@@ -60,6 +47,11 @@ export interface NodeRecord {
   blocks: string[];
 }
 
+/** The node a key under `nodes/v1/` is the record of. */
+export function nodeOfRecordKey(key: string): string {
+  return key.slice(NODES_PREFIX.length);
+}
+
 /** Parses a node record; undefined when the value is not one. */
 export function parseNodeRecord(value: string): NodeRecord | undefined {
   try {
@@ -78,8 +70,8 @@ export interface NodeSyncDeps {
   log: Logger;
   intervalMs: number;
   heartbeatIntervalMs?: number;
-  /** Current local endpoints' addresses. */
-  localIps(): LocalIpEntry[];
+  /** This node's `ip/v1/` entries, re-asserted by each resync. */
+  ips: Pick<IpPublisher, 'republish'>;
   /** Re-writes identity references. */
   reassertIdentities(): Promise<void>;
   /** Re-asserts this node's network-name keys (`networks/v1/<name>/users/<node>`) and their records. */
@@ -114,7 +106,6 @@ function bootId(): string {
 
 /** Keeps this node's keys in the store and runs the periodic resync. */
 export class NodeSync {
-  private readonly published = new Map<string, string>();
   private readonly status: ResyncStatus;
   private schedule: { stop(): void } | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -143,33 +134,6 @@ export class NodeSync {
   stop(): void {
     this.schedule?.stop();
     clearInterval(this.heartbeatTimer);
-  }
-
-  private ipValue(e: LocalIpEntry): string {
-    return JSON.stringify({ identity: e.identity, node: this.deps.nodeName, endpoint: e.endpoint, name: e.name, aliases: e.aliases?.length ? e.aliases : undefined, network: e.network });
-  }
-
-  /**
-   * Publishes the current local addresses now (after an endpoint change; all of them in a resync,
-   * which forgets what was published first). New or changed entries are written in batched
-   * transactions, so a resync of 10 000 addresses costs ~160 round trips, not 10 000. Errors are
-   * logged; the resync retries.
-   */
-  async publishIps(): Promise<void> {
-    const wanted = new Map(this.deps.localIps().map((e) => [e.ip, this.ipValue(e)]));
-    const changed = [...wanted].filter(([ip, value]) => this.published.get(ip) !== value);
-    await putBatched(
-      this.deps.store,
-      changed.map(([ip, value]) => ({ key: `${IP_PREFIX}${ip}`, value, leased: true })),
-    );
-    for (const [ip, value] of changed) this.published.set(ip, value);
-    for (const ip of [...this.published.keys()]) {
-      if (wanted.has(ip)) continue;
-      const current = await this.deps.store.get(`${IP_PREFIX}${ip}`);
-      // Another node may own the address now; delete only our own entry.
-      if (current && (JSON.parse(current.value) as { node?: string }).node === this.deps.nodeName) await this.deps.store.atomicDelete(current.key, current.modRevision);
-      this.published.delete(ip);
-    }
   }
 
   private async heartbeat(): Promise<void> {
@@ -208,7 +172,7 @@ export class NodeSync {
       record.underlayIp = this.deps.native.underlayIp;
       record.routingMode = 'native';
     }
-    await this.deps.store.put(`${NODE_PREFIX}${this.deps.nodeName}`, JSON.stringify(record), { leased: true });
+    await this.deps.store.put(`${NODES_PREFIX}${this.deps.nodeName}`, JSON.stringify(record), { leased: true });
   }
 
   private async doResync(reason: string): Promise<void> {
@@ -216,15 +180,7 @@ export class NodeSync {
     try {
       await this.publishNode();
       // Re-assert every owned ip key (repairs deletions behind our back) and drop stale ones.
-      this.published.clear();
-      const ours = await this.deps.store.list(IP_PREFIX);
-      const local = new Set(this.deps.localIps().map((e) => e.ip));
-      for (const p of ours.pairs) {
-        const ip = p.key.slice(IP_PREFIX.length);
-        const owner = (JSON.parse(p.value) as { node?: string }).node;
-        if (owner === this.deps.nodeName && !local.has(ip)) await this.deps.store.atomicDelete(p.key, p.modRevision);
-      }
-      await this.publishIps();
+      await this.deps.ips.republish();
       await this.deps.reassertIdentities();
       await this.deps.reassertNetworks?.();
       await this.deps.relist();

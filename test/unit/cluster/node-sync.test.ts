@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalKvStore } from '../../../src/kvstore/local/local-store.js';
-import { NodeSync, type LocalIpEntry } from '../../../src/cluster/node-sync.js';
+import { NodeSync } from '../../../src/cluster/node-sync.js';
+import { IpPublisher, type LocalIpEntry } from '../../../src/cluster/ip-publisher.js';
 import { cronExpressionFor } from '../../../src/cluster/resync-schedule.js';
 import { log } from '../../../src/util/log.js';
 
@@ -28,13 +29,14 @@ t.test('publishes, repairs within one interval, removes stale entries, never ove
   let relists = 0;
   let concurrent = 0;
   let maxConcurrent = 0;
+  const publisher = new IpPublisher({ store, nodeName: 'node-a', log, localIps: () => ips });
   const sync = new NodeSync({
     store,
     nodeName: 'node-a',
     log,
     intervalMs: 1000,
     heartbeatIntervalMs: 200,
-    localIps: () => ips,
+    ips: publisher,
     reassertIdentities: async () => undefined,
     relist: async () => {
       concurrent++;
@@ -67,7 +69,7 @@ t.test('publishes, repairs within one interval, removes stale entries, never ove
   t.pass('deleted keys repaired by the resync');
 
   ips = [{ ip: '198.18.7.3', identity: 300, endpoint: 2 }];
-  await sync.publishIps();
+  await publisher.publish();
   t.notOk(await store.get('ip/v1/198.18.7.2'), 'entry of a removed endpoint deleted');
   t.ok(await store.get('ip/v1/198.18.7.3'), 'new endpoint published');
   await waitFor(async () => relists >= 3, 10_000, 'three resyncs');
