@@ -24,12 +24,13 @@
  * Leases: a row with an absolute expiry in wall-clock milliseconds (the only clock two processes
  * sharing the file over time agree on), renewed every TTL/3 while the store is open. Expired
  * leases are swept at open and every `sweepIntervalMs`, deleting their keys as watch events.
+ *
+ * Parts: local-database.ts (the file, its schema and statements), local-watcher.ts (the event
+ * history and the watches), local-options.ts (`--kvstore-opt local.*`).
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { CiliumDockerError, ConfigError, KvUnavailableError } from '../../util/errors.js';
+import type { DatabaseSync } from 'node:sqlite';
+import { CiliumDockerError, KvUnavailableError } from '../../util/errors.js';
 import { log, type Logger } from '../../util/log.js';
 import { assertBatchShape, assertTransactionShape } from '../transaction-shape.js';
 import type {
@@ -47,92 +48,17 @@ import type {
   WatchHandlers,
   Watcher,
 } from '../kvstore.js';
+import { openStoreDatabase, prefixRange, prepareStatements, toPair, type KvRow, type LocalStatements } from './local-database.js';
+import type { LocalKvStoreOptions } from './local-options.js';
+import { EventHistory, LocalWatcher } from './local-watcher.js';
 
-/** Options of {@link LocalKvStore.open}. */
-export interface LocalKvStoreOptions {
-  /** The database file; its parent directory is created if missing. */
-  path: string;
-  /** TTL of this instance's lease; keys written with `{ leased: true }` vanish this long after the last renewal. Default 15 minutes. */
-  leaseTtlMs?: number;
-  /** How often expired leases are looked for. Default: the smaller of 1 s and the lease TTL. */
-  sweepIntervalMs?: number;
-  /** How many recent events are kept for watches that start in the past. Default 10 000. */
-  historyLimit?: number;
-  /** 'normal' (default): crash-safe, not power-loss-safe; 'full': fsync at every commit. */
-  sync?: LocalSyncMode;
-}
-
-/** SQLite synchronous mode of the store file (see the module comment). */
-export type LocalSyncMode = 'normal' | 'full';
-
-/** Options of the local backend from `--kvstore-opt local.*` (only `local.sync=normal|full`). */
-export function localOptionsFromKvstoreOpts(opts: Readonly<Record<string, string>>): Pick<LocalKvStoreOptions, 'sync'> {
-  const out: Pick<LocalKvStoreOptions, 'sync'> = {};
-  for (const [name, value] of Object.entries(opts)) {
-    if (!name.startsWith('local.')) continue;
-    if (name !== 'local.sync') throw new ConfigError(`--kvstore-opt ${name}: unknown local store option; the local store takes local.sync=normal|full`);
-    if (value !== 'normal' && value !== 'full') throw new ConfigError(`--kvstore-opt local.sync=${value}: use normal (crash-safe, the default) or full (fsync every commit: power-loss-safe, slower)`);
-    out.sync = value;
-  }
-  return out;
-}
-
-/**
- * Keeps the store's files readable by their owner only (they hold every key). SQLite creates the
- * `-wal`, `-shm` and `-journal` files with the mode of the database file, so the database is
- * created 0600 before SQLite opens it; files an older version left readable by others (0644)
- * are narrowed to 0600.
- */
-function restrictStoreFiles(path: string): void {
-  closeSync(openSync(path, 'a', 0o600));
-  for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
-    let mode: number;
-    try {
-      mode = statSync(file).mode;
-    } catch {
-      continue;
-    }
-    if ((mode & 0o077) === 0) continue;
-    chmodSync(file, 0o600);
-    log.warn({ file, mode: `0${(mode & 0o777).toString(8)}` }, 'store file was readable by other users: narrowed to 0600');
-  }
-}
+/** Re-exported so callers configure the backend from one module. */
+export { localOptionsFromKvstoreOpts, type LocalKvStoreOptions, type LocalSyncMode } from './local-options.js';
 
 const DEFAULT_LEASE_TTL_MS = 15 * 60 * 1000;
 const DEFAULT_HISTORY_LIMIT = 10_000;
-/** How long a statement waits for the file lock before failing (another process holds it). */
-const BUSY_TIMEOUT_MS = 2_000;
+/** SQLite's error code when another process holds the file lock. */
 const SQLITE_BUSY = 5;
-
-const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS meta (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    revision INTEGER NOT NULL
-  );
-  INSERT OR IGNORE INTO meta (id, revision) VALUES (1, 0);
-  CREATE TABLE IF NOT EXISTS kv (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL,
-    create_revision INTEGER NOT NULL,
-    mod_revision INTEGER NOT NULL,
-    lease TEXT
-  ) WITHOUT ROWID;
-  CREATE INDEX IF NOT EXISTS kv_by_lease ON kv (lease) WHERE lease IS NOT NULL;
-  CREATE TABLE IF NOT EXISTS leases (
-    id TEXT PRIMARY KEY,
-    ttl_ms INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL
-  );
-  CREATE INDEX IF NOT EXISTS leases_by_expiry ON leases (expires_at);
-`;
-
-interface KvRow {
-  key: string;
-  value: string;
-  create_revision: bigint;
-  mod_revision: bigint;
-  lease: string | null;
-}
 
 /** State of one write transaction: the revision it claimed (if it changed anything) and its events. */
 interface WriteTx {
@@ -146,13 +72,10 @@ export class LocalKvStore implements KvStore {
   private readonly db: DatabaseSync;
   private readonly path: string;
   private readonly leaseTtlMs: number;
-  private readonly historyLimit: number;
   private readonly logger: Logger;
-  private readonly stmt: ReturnType<typeof prepareStatements>;
+  private readonly stmt: LocalStatements;
   private readonly watchers = new Set<LocalWatcher>();
-  /** Recent events, oldest first; every event with a revision above `compactedThrough` is here. */
-  private readonly history: WatchEvent[] = [];
-  private compactedThrough: bigint;
+  private readonly history: EventHistory;
   private lease: string | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private readonly sweepTimer: NodeJS.Timeout;
@@ -162,11 +85,10 @@ export class LocalKvStore implements KvStore {
     this.db = db;
     this.path = options.path;
     this.leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
-    this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
     this.logger = log.child({ component: 'kvstore', backend: 'local', path: this.path });
     this.stmt = prepareStatements(db);
     // Nothing before the open is in memory, so a watch can only start from here on.
-    this.compactedThrough = this.currentRevision();
+    this.history = new EventHistory(options.historyLimit ?? DEFAULT_HISTORY_LIMIT, this.currentRevision());
     // Leases of a previous process that stopped renewing them expire now, not a sweep later.
     const swept = this.sweepExpiredLeases();
     const sweepIntervalMs = options.sweepIntervalMs ?? Math.min(1_000, this.leaseTtlMs);
@@ -181,19 +103,7 @@ export class LocalKvStore implements KvStore {
   static open(options: LocalKvStoreOptions): LocalKvStore {
     let db: DatabaseSync | undefined;
     try {
-      mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
-      restrictStoreFiles(options.path);
-      db = new DatabaseSync(options.path, { readBigInts: true, timeout: BUSY_TIMEOUT_MS });
-      // Exclusive locking: the lock taken by the schema transaction below is held until close,
-      // so a second daemon on the same file fails here instead of silently starving watchers.
-      db.exec('PRAGMA locking_mode = EXCLUSIVE');
-      const mode = db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode: string };
-      if (mode.journal_mode !== 'wal') {
-        throw new Error(`the filesystem does not support WAL (journal mode stayed ${mode.journal_mode})`);
-      }
-      // See "Durability" above: NORMAL survives any daemon crash; FULL also survives power loss.
-      db.exec(`PRAGMA synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
-      db.exec(`BEGIN IMMEDIATE; ${SCHEMA} COMMIT;`);
+      db = openStoreDatabase(options.path, options.sync);
       return new LocalKvStore(db, options);
     } catch (err) {
       if (db?.isOpen) db.close();
@@ -314,13 +224,13 @@ export class LocalKvStore implements KvStore {
   watch(prefix: string, fromRevision: bigint, handlers: WatchHandlers): Watcher {
     this.assertOpen('watch');
     const watcher = new LocalWatcher(prefix, handlers, this.logger, (w) => this.watchers.delete(w));
-    if (fromRevision < this.compactedThrough) {
+    if (fromRevision < this.history.compactedThrough) {
       watcher.resync(
-        `revision ${fromRevision} is older than the local kvstore's event history (kept after revision ${this.compactedThrough}); re-list ${prefix}`,
+        `revision ${fromRevision} is older than the local kvstore's event history (kept after revision ${this.history.compactedThrough}); re-list ${prefix}`,
       );
       return watcher;
     }
-    watcher.enqueue(this.history.filter((event) => event.modRevision > fromRevision));
+    watcher.enqueue(this.history.since(fromRevision));
     this.watchers.add(watcher);
     return watcher;
   }
@@ -468,14 +378,7 @@ export class LocalKvStore implements KvStore {
 
   private publish(events: WatchEvent[]): void {
     if (events.length === 0) return;
-    this.history.push(...events);
-    if (this.history.length > this.historyLimit) {
-      // Drop whole revisions only, so "everything after compactedThrough is kept" stays true.
-      let cut = this.history.length - this.historyLimit;
-      while (cut < this.history.length && this.history[cut]!.modRevision === this.history[cut - 1]!.modRevision) cut++;
-      this.compactedThrough = this.history[cut - 1]!.modRevision;
-      this.history.splice(0, cut);
-    }
+    this.history.append(events);
     for (const watcher of this.watchers) watcher.enqueue(events);
   }
 
@@ -491,118 +394,5 @@ export class LocalKvStore implements KvStore {
       `local kvstore ${this.path}: ${what} failed: ${(err as Error).message}; check the disk and the file's permissions`,
       { cause: err },
     );
-  }
-}
-
-/** The statements the store runs, prepared once per open. */
-function prepareStatements(db: DatabaseSync) {
-  const columns = 'key, value, create_revision, mod_revision, lease';
-  const statements = {
-    begin: db.prepare('BEGIN IMMEDIATE'),
-    commit: db.prepare('COMMIT'),
-    rollback: db.prepare('ROLLBACK'),
-    revision: db.prepare('SELECT revision FROM meta WHERE id = 1'),
-    bumpRevision: db.prepare('UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision'),
-    get: db.prepare(`SELECT ${columns} FROM kv WHERE key = ?`),
-    listRange: db.prepare(`SELECT ${columns} FROM kv WHERE key >= ? AND key < ? ORDER BY key`),
-    listKeys: db.prepare('SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key'),
-    upsert: db.prepare(
-      `INSERT INTO kv (${columns}) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision, lease = excluded.lease
-       RETURNING create_revision`,
-    ),
-    deleteKey: db.prepare('DELETE FROM kv WHERE key = ?'),
-    deleteRange: db.prepare('DELETE FROM kv WHERE key >= ? AND key < ?'),
-    insertLease: db.prepare('INSERT INTO leases (id, ttl_ms, expires_at) VALUES (?, ?, ?)'),
-    renewLease: db.prepare('UPDATE leases SET expires_at = ? WHERE id = ?'),
-    expiredLeases: db.prepare('SELECT id FROM leases WHERE expires_at <= ? ORDER BY id'),
-    keysOfLease: db.prepare('SELECT key FROM kv WHERE lease = ? ORDER BY key'),
-    deleteKeysOfLease: db.prepare('DELETE FROM kv WHERE lease = ?'),
-    deleteLease: db.prepare('DELETE FROM leases WHERE id = ?'),
-  } satisfies Record<string, StatementSync>;
-  return statements;
-}
-
-function toPair(row: KvRow | undefined): KvPair | undefined {
-  if (row === undefined) return undefined;
-  return {
-    key: row.key,
-    value: row.value,
-    createRevision: row.create_revision,
-    modRevision: row.mod_revision,
-    ...(row.lease !== null && { lease: row.lease }),
-  };
-}
-
-/**
- * The half-open key range `[from, to)` holding exactly the keys that start with `prefix`.
- *
- * SQLite compares TEXT as UTF-8 bytes, which orders like code points, so the bound is the prefix
- * with its last code point incremented (trailing U+10FFFF dropped first; the surrogate block
- * skipped). With no such bound (empty prefix, or all U+10FFFF) the upper end is an empty BLOB:
- * SQLite sorts every TEXT value before every BLOB.
- */
-function prefixRange(prefix: string): [from: string, to: string | Uint8Array] {
-  const codePoints = [...prefix].map((ch) => ch.codePointAt(0)!);
-  while (codePoints.length > 0 && codePoints.at(-1) === 0x10ffff) codePoints.pop();
-  if (codePoints.length === 0) return [prefix, new Uint8Array(0)];
-  let last = codePoints.pop()! + 1;
-  if (last === 0xd800) last = 0xe000;
-  return [prefix, String.fromCodePoint(...codePoints, last)];
-}
-
-/**
- * One watch: a queue drained in a microtask, so handlers never run inside the write that caused
- * the event, and events reach each handler in revision order.
- */
-class LocalWatcher implements Watcher {
-  private queue: WatchEvent[] = [];
-  private scheduled = false;
-  private closed = false;
-
-  constructor(
-    private readonly prefix: string,
-    private readonly handlers: WatchHandlers,
-    private readonly logger: Logger,
-    private readonly onClose: (watcher: LocalWatcher) => void,
-  ) {}
-
-  enqueue(events: readonly WatchEvent[]): void {
-    for (const event of events) if (event.key.startsWith(this.prefix)) this.queue.push(event);
-    if (!this.scheduled && this.queue.length > 0) {
-      this.scheduled = true;
-      queueMicrotask(() => this.drain());
-    }
-  }
-
-  /** Ends the watch and tells the caller to re-list, in a later microtask like any event. */
-  resync(reason: string): void {
-    queueMicrotask(() => {
-      if (this.closed) return;
-      this.close();
-      if (this.handlers.onResyncNeeded) this.handlers.onResyncNeeded(reason);
-      else this.logger.warn({ prefix: this.prefix, reason }, 'watch needs a resync but has no onResyncNeeded handler');
-    });
-  }
-
-  close(): void {
-    this.closed = true;
-    this.queue = [];
-    this.onClose(this);
-  }
-
-  private drain(): void {
-    this.scheduled = false;
-    // A handler may write (enqueuing to a fresh queue and scheduling another drain) or close.
-    const batch = this.queue;
-    this.queue = [];
-    for (const event of batch) {
-      if (this.closed) return;
-      try {
-        this.handlers.onEvent(event);
-      } catch (err) {
-        this.logger.error({ err, prefix: this.prefix, key: event.key }, 'watch handler threw');
-      }
-    }
   }
 }
