@@ -188,7 +188,7 @@ export class EtcdWatcher implements Watcher {
     const delay = backoff / 2 + Math.random() * (backoff / 2);
     if (this.failures === 1) {
       this.context.logger.warn(
-        { prefix: this.prefix, from: String(this.nextRevision), err: (err as Error)?.message },
+        { prefix: this.prefix, from: String(this.nextRevision), err },
         'watch stream lost; reconnecting',
       );
     }
