@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ROOT := $(CURDIR)
 export PATH := $(ROOT)/.tools/bin:$(PATH)
 
-.PHONY: all setup build build-bpf build-native build-ts run test bench clean cleanup
+.PHONY: all setup build build-bpf build-native build-ts check fmt run test bench clean cleanup
 
 all: build
 
@@ -20,6 +20,16 @@ build-native:
 
 build-ts:
 	node node_modules/typescript/bin/tsc -p tsconfig.json
+
+# Type-checks src, test and bench, then Biome's format and lint check (biome.jsonc) of every
+# TypeScript and JavaScript source; test/unit/lint.test.ts runs the same Biome check in the suite.
+check: setup
+	node node_modules/typescript/bin/tsc -p tsconfig.check.json --noEmit
+	node node_modules/@biomejs/biome/bin/biome ci --error-on-warnings --max-diagnostics=50 .
+
+# Formats every source in place and applies Biome's safe lint fixes; `make check` then says what is left.
+fmt: setup
+	node node_modules/@biomejs/biome/bin/biome check --write .
 
 # Starts the daemon in the foreground on the embedded store, registered with the host's dockerd.
 run: build
