@@ -307,7 +307,7 @@ export class IdentityAllocator {
       this.local.delete(canonical);
     } catch (err) {
       held.releasePending = true;
-      this.log.warn({ identity: held.id, labels: canonical, err: err instanceof Error ? err.message : String(err) }, 'identity release pending: the store is unreachable; the resync finishes it');
+      this.log.warn({ identity: held.id, labels: canonical, err }, 'identity release pending: the store is unreachable; the resync finishes it');
     }
   }
 
