@@ -14,6 +14,7 @@ import { openPrefixedStore } from './kvstore/store-prefix.js';
 import { Metrics, serveMetrics } from './util/metrics.js';
 import { CleanupStack } from './util/cleanup-stack.js';
 import { preflight } from './daemon/preflight.js';
+import { STORE_LAYOUT_PREFIXES } from './daemon/store-layout.js';
 import { openNodeStore, openStore } from './daemon/stores.js';
 import { chooseRouting } from './daemon/routing.js';
 import { Ipam } from './ipam/ipam.js';
@@ -82,6 +83,7 @@ async function startParts(config: Config, undo: CleanupStack): Promise<{ stop: (
   const { store: prefixedStore } = await openPrefixedStore(rawStore, {
     prefix: config.kvstorePrefix,
     migrate: config.kvstore === 'local' || config.kvstoreMigratePrefix,
+    layout: STORE_LAYOUT_PREFIXES,
     backend: `--kvstore ${config.kvstore}`,
     log: log.child({ component: 'kvstore' }),
   });

@@ -13,6 +13,7 @@ import { addKvstoreCommands } from './kvstore-commands.js';
 import { addNetworkCommands } from './network-commands.js';
 import { addNodeCommands, renderClusterHealth } from './node-commands.js';
 import { addPolicyCommands } from './policy-commands.js';
+import { formatStatus } from './status-format.js';
 import { renderTable, type TableCell } from './table.js';
 import { escapeTerminalText, terminalLines } from './terminal-text.js';
 import { addVersionCommand } from './version-command.js';
@@ -30,7 +31,12 @@ function endpointRows(eps: EndpointModel[]): TableCell[][] {
 
 /** LOCAL REFS: this node's references; NODES: every node holding one, from the store ('?': unreadable). */
 function identityRows(ids: IdentityModel[]): TableCell[][] {
-  return ids.map((i) => [String(i.id), i.labels, i.reserved ? 'reserved' : String(i.localReferences), i.reserved ? '' : (i.nodes ?? '?')]);
+  return ids.map((i) => [
+    String(i.id),
+    i.labels,
+    i.reserved ? 'reserved' : String(i.localReferences),
+    i.reserved ? '' : (i.nodes ?? '?'),
+  ]);
 }
 
 /** Builds the command tree. */
@@ -49,27 +55,7 @@ export function buildProgram(): Command {
       const s = await apiClient(cmd).status();
       const nodes = opts.allNodes ? await apiClient(cmd).listNodes() : undefined;
       if (outputFormat(cmd) === 'json') return printJson(nodes ? { ...s, nodes } : s);
-      const eps = Object.entries(s.endpoints).map(([k, v]) => `${v} ${k}`).join(', ') || 'none';
-      print(
-        terminalLines([
-          `Node:        ${s.node}`,
-          `Version:     ${s.version}`,
-          `Uptime:      ${s.uptimeSeconds}s`,
-          `Driver:      ${s.driver}`,
-          `KVStore:     ${s.kvstore.healthy ? 'Ok' : 'Failure'}   ${s.kvstore.backend}: ${s.kvstore.detail}`,
-          `Docker:      ${s.docker.connected ? 'Ok' : 'Failure'}   ${s.docker.detail}`,
-          `Datapath:    ${s.datapath}`,
-          `Resync:      ${s.resync ? `every ${Math.round(s.resync.intervalMs / 1000)}s, ${s.resync.resyncs} done, last ${s.resync.lastResyncAt ?? 'never'}${s.resync.lastResyncMs !== undefined ? ` (${s.resync.lastResyncMs} ms)` : ''}${s.resync.lastResyncError ? `, failing: ${s.resync.lastResyncError}` : ''}; heartbeat ${s.resync.lastHeartbeatAt ?? 'never'}` : 'n/a'}`,
-          `Networks:    ${s.networks}`,
-          `Endpoints:   ${eps}`,
-          `Identities:  ${s.identities}`,
-          `Routing:     ${s.overlay ? (s.overlay.routingMode ?? 'tunnel') : 'single host'}`,
-          `Overlay:     ${s.overlay ? `${s.overlay.routingMode === 'native' ? `native (no encapsulation) via ${s.overlay.device}` : `${s.overlay.tunnel} ${s.overlay.device} port ${s.overlay.port}${s.overlay.encap === 'bpf' ? `, encapsulation in BPF via ${s.overlay.underlayDevice}` : ''}`}, underlay ${s.overlay.underlayIp}, MTU ${s.overlay.mtu}; ${s.overlay.peers.length} peer(s)` : 'disabled (single host)'}`,
-          ...(s.overlay?.peers ?? []).map((p) => `             ${p.name} ${p.underlayIp ?? '(no underlay)'} blocks ${p.blocks.join(',') || '-'}, ${p.endpoints} endpoint(s)`),
-          ...(s.overlay?.routes ?? []).map((r) => `             route ${r.prefix} via ${r.via}`),
-          `DNS:         ${s.dns ? `${s.dns.address}, upstreams ${s.dns.upstreams.join(',') || 'none'}; ${s.dns.queries} queries, ${s.dns.clusterAnswers} cluster answers, ${s.dns.nxdomain} NXDOMAIN, ${s.dns.forwarded} forwarded, ${s.dns.upstreamFailures} upstream failures, ${s.dns.refused} refused, ${s.dns.malformed} malformed` : 'disabled'}`,
-        ]),
-      );
+      print(formatStatus(s));
       if (nodes) print(renderClusterHealth(nodes));
     });
 
@@ -81,7 +67,12 @@ export function buildProgram(): Command {
     .action(async (_opts, cmd: Command) => {
       const eps = await apiClient(cmd).listEndpoints();
       if (outputFormat(cmd) === 'json') return printJson(eps);
-      print(renderTable(['ENDPOINT', 'CONTAINER', 'IDENTITY', 'LABELS (source:key[=value])', 'IPv4', 'STATUS'], endpointRows(eps)));
+      print(
+        renderTable(
+          ['ENDPOINT', 'CONTAINER', 'IDENTITY', 'LABELS (source:key[=value])', 'IPv4', 'STATUS'],
+          endpointRows(eps),
+        ),
+      );
     });
   endpoint
     .command('get <endpoint>')
@@ -134,7 +125,12 @@ export function buildProgram(): Command {
     .action(async (_opts, cmd: Command) => {
       const ips = await apiClient(cmd).listIps();
       if (outputFormat(cmd) === 'json') return printJson(ips);
-      print(renderTable(['IP', 'IDENTITY', 'SOURCE', 'NODE'], ips.map((i) => [`${i.ip}/32`, String(i.identity), i.source, i.node])));
+      print(
+        renderTable(
+          ['IP', 'IDENTITY', 'SOURCE', 'NODE'],
+          ips.map((i) => [`${i.ip}/32`, String(i.identity), i.source, i.node]),
+        ),
+      );
     });
 
   program
@@ -162,9 +158,12 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
-    const message = err instanceof CiliumDockerError ? `Error: ${err.message} (${err.code})` : `Error: ${err instanceof Error ? err.message : String(err)}`;
+    const message =
+      err instanceof CiliumDockerError
+        ? `Error: ${err.message} (${err.code})`
+        : `Error: ${err instanceof Error ? err.message : String(err)}`;
     // Daemon messages quote labels and names: escaped like every other output.
-    process.stderr.write(escapeTerminalText(message) + '\n');
+    process.stderr.write(`${escapeTerminalText(message)}\n`);
     process.exitCode = 1;
   }
 }

@@ -17,8 +17,18 @@ import type { KvStore } from '../kvstore/kvstore.js';
 import { putBatched } from '../kvstore/batched-writes.js';
 import type { Logger } from '../util/log.js';
 
-/** Key prefix of the address entries (`ip/v1/<ipv4>`). */
+/** Top-level prefix of the address entries, `ip/v1/<ipv4>` (one of the store layout's, daemon/store-layout.ts). */
 export const IP_PREFIX = 'ip/v1/';
+
+/** The key of an address's entry. */
+export function ipEntryKey(ip: string): string {
+  return `${IP_PREFIX}${ip}`;
+}
+
+/** The address of a key under `ip/v1/`, as written (not validated: any node may have written it). */
+export function ipOfEntryKey(key: string): string {
+  return key.slice(IP_PREFIX.length);
+}
 
 /** One local endpoint's address mapping. */
 export interface LocalIpEntry {
@@ -40,11 +50,30 @@ export interface IpEntry {
   node: string;
 }
 
+/** An address entry with the names the cluster DNS serves, as far as its writer gave them. */
+export interface NamedIpEntry extends IpEntry {
+  /** Container name, when the entry has one. */
+  name: string | undefined;
+  /** The aliases that can be DNS names, when there are some. */
+  aliases?: string[];
+  /** Cluster-wide network name, when the entry has one. */
+  network: string | undefined;
+}
+
 /**
  * Reads one `ip/v1/<ip>` pair; undefined when the key is outside the prefix or the value is not
  * an object with a numeric `identity` and a string `node` (another node's entry is not trusted).
  */
 export function parseIpEntry(key: string, value: string): IpEntry | undefined {
+  const entry = parseNamedIpEntry(key, value);
+  return entry && { ip: entry.ip, identity: entry.identity, node: entry.node };
+}
+
+/**
+ * Reads one `ip/v1/<ip>` pair with its names (the peer watcher's view): as parseIpEntry, plus
+ * `name` and `network` when they are strings and the `aliases` that can be DNS names.
+ */
+export function parseNamedIpEntry(key: string, value: string): NamedIpEntry | undefined {
   if (!key.startsWith(IP_PREFIX)) return undefined;
   let v: unknown;
   try {
@@ -53,9 +82,20 @@ export function parseIpEntry(key: string, value: string): IpEntry | undefined {
     return undefined;
   }
   if (typeof v !== 'object' || v === null) return undefined;
-  const { identity, node } = v as { identity?: unknown; node?: unknown };
+  const { identity, node, name, aliases, network } = v as { identity?: unknown; node?: unknown; name?: unknown; aliases?: unknown; network?: unknown };
   if (typeof identity !== 'number' || typeof node !== 'string') return undefined;
-  return { ip: key.slice(IP_PREFIX.length), identity, node };
+  const names = parseAliases(aliases);
+  return { ip: ipOfEntryKey(key), identity, node, name: typeof name === 'string' ? name : undefined, ...(names ? { aliases: names } : {}), network: typeof network === 'string' ? network : undefined };
+}
+
+/** At most this many aliases of one endpoint are kept (a peer's entry is not trusted to be small). */
+const MAX_ALIASES = 64;
+
+/** An entry's `aliases`: the strings that can be DNS names (1-253 chars), or undefined. */
+function parseAliases(v: unknown): string[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const out = v.filter((a): a is string => typeof a === 'string' && a.length > 0 && a.length <= 253).slice(0, MAX_ALIASES);
+  return out.length > 0 ? out : undefined;
 }
 
 /** Whether a stored entry was written by `nodeName` (a value that does not parse is no one's). */
@@ -101,12 +141,12 @@ export class IpPublisher {
     const changed = [...wanted].filter(([ip, value]) => this.published.get(ip) !== value);
     await putBatched(
       this.deps.store,
-      changed.map(([ip, value]) => ({ key: `${IP_PREFIX}${ip}`, value, leased: true })),
+      changed.map(([ip, value]) => ({ key: ipEntryKey(ip), value, leased: true })),
     );
     for (const [ip, value] of changed) this.published.set(ip, value);
     for (const ip of [...this.published.keys()]) {
       if (wanted.has(ip)) continue;
-      const current = await this.deps.store.get(`${IP_PREFIX}${ip}`);
+      const current = await this.deps.store.get(ipEntryKey(ip));
       // Another node may own the address now; delete only our own entry.
       if (current && ownedBy(current.value, this.deps.nodeName)) await this.deps.store.atomicDelete(current.key, current.modRevision);
       this.published.delete(ip);
@@ -150,7 +190,7 @@ export class IpPublisher {
     const stored = await this.deps.store.list(IP_PREFIX);
     const local = new Set(this.deps.localIps().map((e) => e.ip));
     for (const p of stored.pairs) {
-      const ip = p.key.slice(IP_PREFIX.length);
+      const ip = ipOfEntryKey(p.key);
       if (ownedBy(p.value, this.deps.nodeName) && !local.has(ip)) await this.deps.store.atomicDelete(p.key, p.modRevision);
     }
     await this.publish();

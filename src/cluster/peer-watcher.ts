@@ -28,12 +28,10 @@
 import type { KvStore, Watcher, WatchEvent } from '../kvstore/kvstore.js';
 import { cidrContainsAddress, parseIpv4, parseIpv4Cidr } from '../util/ipv4.js';
 import type { Logger } from '../util/log.js';
-import { parseNodeRecord, type NodeRecord } from './node-sync.js';
+import { BLOCKS_PREFIX, parseBlockKey, subnetOfPoolId } from '../ipam/pool-store.js';
+import { IP_PREFIX, ipOfEntryKey, parseNamedIpEntry } from './ip-publisher.js';
+import { NODES_PREFIX, nodeOfRecordKey, parseNodeRecord, type NodeRecord } from './node-sync.js';
 
-const NODE_PREFIX = 'nodes/v1/';
-const IP_PREFIX = 'ip/v1/';
-/** IPAM's claims (src/ipam/pool-store.ts): `ipam/v1/blocks/<poolId>/<block cidr>` -> node; poolId is `<network>-<prefix length>`. */
-const BLOCK_PREFIX = 'ipam/v1/blocks/';
 const IDENTITY_WORLD = 2;
 const IDENTITY_REMOTE_NODE = 6;
 
@@ -139,7 +137,7 @@ export class PeerWatcher {
   }
 
   private async load(): Promise<{ nodes: bigint; ips: bigint; blocks: bigint }> {
-    const [nodes, ips, blocks] = await Promise.all([this.deps.store.list(NODE_PREFIX), this.deps.store.list(IP_PREFIX), this.deps.store.list(BLOCK_PREFIX)]);
+    const [nodes, ips, blocks] = await Promise.all([this.deps.store.list(NODES_PREFIX), this.deps.store.list(IP_PREFIX), this.deps.store.list(BLOCKS_PREFIX)]);
     this.nodes.clear();
     this.ips.clear();
     this.blocks.clear();
@@ -160,9 +158,9 @@ export class PeerWatcher {
       void this.watchFromList().catch((err: unknown) => this.deps.log.warn({ err: String(err) }, 'peer re-list failed; the resync retries'));
     };
     this.watchers.push(
-      this.deps.store.watch(NODE_PREFIX, revisions.nodes, { onEvent: (e) => this.changed(() => this.applyNode(e)), onResyncNeeded: resync }),
+      this.deps.store.watch(NODES_PREFIX, revisions.nodes, { onEvent: (e) => this.changed(() => this.applyNode(e)), onResyncNeeded: resync }),
       this.deps.store.watch(IP_PREFIX, revisions.ips, { onEvent: (e) => this.changed(() => this.applyIp(e)), onResyncNeeded: resync }),
-      this.deps.store.watch(BLOCK_PREFIX, revisions.blocks, { onEvent: (e) => this.changed(() => this.applyBlock(e)), onResyncNeeded: resync }),
+      this.deps.store.watch(BLOCKS_PREFIX, revisions.blocks, { onEvent: (e) => this.changed(() => this.applyBlock(e)), onResyncNeeded: resync }),
     );
     await this.sync();
   }
@@ -221,7 +219,7 @@ export class PeerWatcher {
   }
 
   private applyNode(e: WatchEvent): void {
-    const name = e.key.slice(NODE_PREFIX.length);
+    const name = nodeOfRecordKey(e.key);
     if (e.type === 'delete') {
       this.nodes.delete(name);
       if (this.seen.delete(name)) this.deps.log.info({ node: name }, 'node left (record deleted or lease expired): removing its entries');
@@ -244,7 +242,7 @@ export class PeerWatcher {
   }
 
   private applyIp(e: WatchEvent): void {
-    const ip = e.key.slice(IP_PREFIX.length);
+    const ip = ipOfEntryKey(e.key);
     if (e.type === 'delete') {
       this.ips.delete(ip);
       return;
@@ -255,27 +253,23 @@ export class PeerWatcher {
       this.deps.log.warn({ key: e.key }, 'ignoring an ip entry whose key is not an IPv4 address');
       return;
     }
-    try {
-      const v = JSON.parse(e.value) as { identity?: number; node?: string; name?: unknown; aliases?: unknown; network?: unknown };
-      if (typeof v.identity === 'number' && typeof v.node === 'string') {
-        const aliases = parseAliases(v.aliases);
-        this.ips.set(ip, { identity: v.identity, node: v.node, name: typeof v.name === 'string' ? v.name : undefined, ...(aliases ? { aliases } : {}), network: typeof v.network === 'string' ? v.network : undefined });
-      }
-    } catch {
+    const entry = parseNamedIpEntry(e.key, e.value);
+    if (!entry) {
       this.deps.log.warn({ key: e.key }, 'ignoring an ip entry that does not parse');
+      return;
     }
+    this.ips.set(ip, { identity: entry.identity, node: entry.node, name: entry.name, ...(entry.aliases ? { aliases: entry.aliases } : {}), network: entry.network });
   }
 
   private applyBlock(e: WatchEvent): void {
-    const rest = e.key.slice(BLOCK_PREFIX.length);
-    const slash = rest.indexOf('/');
-    if (slash < 0) return;
-    const cidr = rest.slice(slash + 1);
+    const claim = parseBlockKey(e.key);
+    if (!claim) return;
+    const { cidr } = claim;
     if (e.type === 'delete') {
       this.blocks.delete(cidr);
       return;
     }
-    const subnet = rest.slice(0, slash).replace('-', '/');
+    const subnet = subnetOfPoolId(claim.poolId);
     if (parseIpv4Cidr(cidr) === undefined || parseIpv4Cidr(subnet) === undefined) {
       this.deps.log.warn({ key: e.key }, 'ignoring a block claim whose key has no IPv4 CIDR');
       return;
@@ -354,14 +348,4 @@ export class PeerWatcher {
     })();
     return this.syncing;
   }
-}
-
-/** At most this many aliases of one endpoint are kept (a peer's entry is not trusted to be small). */
-const MAX_ALIASES = 64;
-
-/** An ip/v1 entry's `aliases`: the strings that can be DNS names (1-253 chars), or undefined. */
-function parseAliases(v: unknown): string[] | undefined {
-  if (!Array.isArray(v)) return undefined;
-  const out = v.filter((a): a is string => typeof a === 'string' && a.length > 0 && a.length <= 253).slice(0, MAX_ALIASES);
-  return out.length > 0 ? out : undefined;
 }

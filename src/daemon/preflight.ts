@@ -9,6 +9,7 @@ import { localOptionsFromKvstoreOpts } from '../kvstore/local/local-store.js';
 import { etcdOptionsFromKvstoreOpts } from '../kvstore/etcd/etcd-store.js';
 import { consulOptionsFromKvstoreOpts } from '../kvstore/consul/consul-store.js';
 import { parseStorePrefix } from '../kvstore/store-prefix.js';
+import { STORE_LAYOUT_PREFIXES } from './store-layout.js';
 import { cronExpressionFor } from '../cluster/resync-schedule.js';
 import { checkListenAddresses, type ListenAddress } from '../util/listen-check.js';
 import { assertPrivateDir } from '../util/private-dir.js';
@@ -24,7 +25,7 @@ export async function preflight(config: Config, checkBpfRoot: (bpfRoot: string) 
   if (config.kvstore === 'local') localOptionsFromKvstoreOpts(config.kvstoreOpts);
   else if (config.kvstore === 'etcd') etcdOptionsFromKvstoreOpts(config.kvstoreOpts);
   else consulOptionsFromKvstoreOpts(config.kvstoreOpts);
-  parseStorePrefix(config.kvstorePrefix);
+  parseStorePrefix(config.kvstorePrefix, STORE_LAYOUT_PREFIXES);
   assertPrivateDir(config.stateDir, '--state-dir');
   checkBpfRoot(config.bpfRoot);
   for (const [option, path] of [['--plugin-socket', config.pluginSocket], ['--api-socket', config.apiSocket]] as const) {

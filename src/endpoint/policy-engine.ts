@@ -33,6 +33,7 @@ import {
 import { LabelSet } from '../identity/labels.js';
 import { RESERVED_IDENTITIES, IDENTITY_INIT, MIN_ALLOCATED_IDENTITY } from '../identity/reserved.js';
 import { ALLOCATED_LABEL_SOURCES } from '../identity/allocator.js';
+import { IDENTITY_ID_PREFIX, identityOfIdKey } from '../identity/identity-keys.js';
 import { PolicyParser } from './policy-parser.js';
 import { KvConflictError, CiliumDockerError, PolicyValidationError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -40,8 +41,10 @@ import type { EndpointManager } from './endpoint-manager.js';
 import type { EndpointRecord } from './endpoint.js';
 import type { DatapathEndpoint, DatapathPolicyEntry, EndpointEnforcement } from '../datapath/datapath.js';
 
-const REPOSITORY_KEY = 'policies/v1/repository';
-const IDENTITY_PREFIX = 'identities/v1/id/';
+/** Top-level prefix of the policy keys (one of the store layout's, daemon/store-layout.ts). */
+export const POLICIES_PREFIX = 'policies/v1/';
+/** The policy repository: one key, updated by compare-and-swap (see the module comment). */
+const REPOSITORY_KEY = `${POLICIES_PREFIX}repository`;
 /** Node-local identities for CIDR prefixes (Cilium's local scope starts at 2^24). */
 const FIRST_CIDR_IDENTITY = 16_777_216;
 
@@ -129,7 +132,7 @@ export class PolicyEngine {
 
   /** Loads identities and the repository, starts watching both, regenerates every endpoint. */
   async start(): Promise<void> {
-    const ids = await this.deps.store.list(IDENTITY_PREFIX);
+    const ids = await this.deps.store.list(IDENTITY_ID_PREFIX);
     for (const p of ids.pairs) {
       const stored = this.storedIdentity(p.key, p.value);
       if (stored) this.cache.addIdentity(stored.id, stored.labels);
@@ -144,11 +147,11 @@ export class PolicyEngine {
     // (and with it the plugin socket) never waits for a large CIDR policy.
     this.queue = this.queue.then(() => this.syncCidrIdentitiesLogged());
     this.watchers.push(
-      this.deps.store.watch(IDENTITY_PREFIX, ids.revision, {
+      this.deps.store.watch(IDENTITY_ID_PREFIX, ids.revision, {
         onEvent: (e) => {
           const stored = e.type === 'put' ? this.storedIdentity(e.key, e.value) : undefined;
           if (stored) this.identityAdded(stored.id, stored.labels);
-          else if (isAllocatedIdentity(identityOfKey(e.key))) this.identityRemoved(identityOfKey(e.key));
+          else if (isAllocatedIdentity(identityOfIdKey(e.key))) this.identityRemoved(identityOfIdKey(e.key));
         },
         onResyncNeeded: () => void this.resyncIdentities(),
       }),
@@ -186,7 +189,7 @@ export class PolicyEngine {
   }
 
   private async resyncIdentities(): Promise<void> {
-    const ids = await this.deps.store.list(IDENTITY_PREFIX);
+    const ids = await this.deps.store.list(IDENTITY_ID_PREFIX);
     const seen = new Set<number>();
     for (const p of ids.pairs) {
       const stored = this.storedIdentity(p.key, p.value);
@@ -205,7 +208,7 @@ export class PolicyEngine {
    * so its traffic meets only the default deny of enforced endpoints.
    */
   private storedIdentity(key: string, canonical: string): { id: number; labels: LabelSet } | undefined {
-    const id = identityOfKey(key);
+    const id = identityOfIdKey(key);
     let problem: string | undefined;
     let labels: LabelSet | undefined;
     if (!isAllocatedIdentity(id)) problem = `identity number outside ${MIN_ALLOCATED_IDENTITY}-${FIRST_CIDR_IDENTITY - 1}`;
@@ -519,18 +522,12 @@ function diffRepositories(previous: PolicyRepository, next: PolicyRepository): P
   return { revision: next.revision, imported, deleted, endpointSelectors: selectors };
 }
 
-/** True for an endpoint whose container labels are known while its identity is still reserved:init. */
-/** The identity number of a key under identities/v1/id/ (NaN when it is not a number). */
-function identityOfKey(key: string): number {
-  const text = key.slice(IDENTITY_PREFIX.length);
-  return /^[1-9][0-9]{0,9}$/.test(text) ? Number(text) : Number.NaN;
-}
-
 /** True for numbers the allocator hands out (not reserved, not node-local CIDR identities). */
 function isAllocatedIdentity(id: number): boolean {
   return Number.isSafeInteger(id) && id >= MIN_ALLOCATED_IDENTITY && id < FIRST_CIDR_IDENTITY;
 }
 
+/** True for an endpoint whose container labels are known while its identity is still reserved:init. */
 function waitingWithLabels(ep: EndpointRecord): boolean {
   return ep.identity === IDENTITY_INIT && ep.labels.length > 0;
 }

@@ -1,7 +1,7 @@
 /**
  * Label set -> numeric security identity, allocated through the store.
  *
- * Layout (DESIGN.md): `identities/v1/id/<n>` -> canonical label set (create-only: winning that
+ * Layout (declared in identity-keys.ts): `identities/v1/id/<n>` -> canonical label set (create-only: winning that
  * key reserves the number), `identities/v1/labels/<encoded label set>` -> `<n>` (create-only:
  * winning it binds the label set to that number, so two nodes allocating the same labels at once
  * agree on one number) and `identities/v1/value/<encoded label set>/<node>` -> `<n>` (this node's
@@ -28,25 +28,8 @@ import { LabelSet, SOURCE_CONTAINER, SOURCE_DOCKER } from './labels.js';
 import { MAX_ALLOCATED_IDENTITY, MIN_ALLOCATED_IDENTITY, RESERVED_IDENTITIES } from './reserved.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { Logger } from '../util/log.js';
+import { encodeLabelKey, IDENTITY_ENCODING_KEY, IDENTITY_ID_PREFIX, IDENTITY_LABELS_PREFIX, IDENTITY_VALUE_PREFIX, identityIdKey } from './identity-keys.js';
 
-const ID_PREFIX = 'identities/v1/id/';
-
-/**
- * A label set as one key segment: base64url of the canonical form. Label values may contain
- * '/', '..' or anything else; every backend (etcd, consul's path checks) accepts base64url.
- */
-function encodeLabelKey(canonical: string): string {
-  return Buffer.from(canonical, 'utf8').toString('base64url');
-}
-const VALUE_PREFIX = 'identities/v1/value/';
-/** `identities/v1/labels/<label set>` -> number: create-only, makes a label set's number unique cluster-wide. */
-const LABELS_PREFIX = 'identities/v1/labels/';
-/**
- * `identities/v1/encoding` -> `escaped`: written once the label sets in the store are in the
- * escaped canonical form (labels.ts). Before it, a stored label set containing a backslash was
- * written unescaped and means something else in the escaped form.
- */
-const ENCODING_KEY = 'identities/v1/encoding';
 const ENCODING_ESCAPED = 'escaped';
 
 /**
@@ -128,7 +111,7 @@ export class IdentityAllocator {
   }
 
   private valueKey(labels: LabelSet, node = this.nodeName): string {
-    return `${VALUE_PREFIX}${encodeLabelKey(labels.toCanonical())}/${node}`;
+    return `${IDENTITY_VALUE_PREFIX}${encodeLabelKey(labels.toCanonical())}/${node}`;
   }
 
   /** The identity this node already knows for `labels`, without any store access. */
@@ -206,7 +189,7 @@ export class IdentityAllocator {
    */
   private async referenceExisting(labels: LabelSet, id: number): Promise<boolean> {
     const canonical = labels.toCanonical();
-    const idKey = `${ID_PREFIX}${id}`;
+    const idKey = identityIdKey(id);
     const referenced = await this.batcher.submit(
       [{ key: idKey, value: canonical }],
       [
@@ -229,11 +212,11 @@ export class IdentityAllocator {
    */
   private async resolveOrAllocate(labels: LabelSet): Promise<number> {
     const canonical = labels.toCanonical();
-    const labelKey = `${LABELS_PREFIX}${encodeLabelKey(canonical)}`;
+    const labelKey = `${IDENTITY_LABELS_PREFIX}${encodeLabelKey(canonical)}`;
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
       this.counters.attempts++;
       const candidate = this.minId + Math.floor(Math.random() * (this.maxId - this.minId + 1));
-      const idKey = `${ID_PREFIX}${candidate}`;
+      const idKey = identityIdKey(candidate);
       const created = await this.batcher.submit(
         [
           { key: labelKey, absent: true },
@@ -316,12 +299,12 @@ export class IdentityAllocator {
    * conditional on the id key's revision, read before the reference check.
    */
   private async collect(labels: LabelSet, id: number): Promise<void> {
-    const master = await this.store.get(`${ID_PREFIX}${id}`);
+    const master = await this.store.get(identityIdKey(id));
     if (!master) return;
-    const refs = await this.store.list(`${VALUE_PREFIX}${encodeLabelKey(labels.toCanonical())}/`);
+    const refs = await this.store.list(`${IDENTITY_VALUE_PREFIX}${encodeLabelKey(labels.toCanonical())}/`);
     if (refs.pairs.length > 0) return;
     if (await this.store.atomicDelete(master.key, master.modRevision)) {
-      const labelKey = await this.store.get(`${LABELS_PREFIX}${encodeLabelKey(labels.toCanonical())}`);
+      const labelKey = await this.store.get(`${IDENTITY_LABELS_PREFIX}${encodeLabelKey(labels.toCanonical())}`);
       if (labelKey?.value === String(id)) await this.store.atomicDelete(labelKey.key, labelKey.modRevision);
       this.log.info({ identity: id }, 'released identity');
     }
@@ -356,17 +339,17 @@ export class IdentityAllocator {
    * Returns the numbers collected.
    */
   async collectUnreferenced(): Promise<number[]> {
-    const [ids, refs] = await Promise.all([this.store.list(ID_PREFIX), this.store.list(VALUE_PREFIX)]);
-    const referenced = new Set(refs.pairs.map((p) => p.key.slice(VALUE_PREFIX.length).split('/')[0]));
+    const [ids, refs] = await Promise.all([this.store.list(IDENTITY_ID_PREFIX), this.store.list(IDENTITY_VALUE_PREFIX)]);
+    const referenced = new Set(refs.pairs.map((p) => p.key.slice(IDENTITY_VALUE_PREFIX.length).split('/')[0]));
     const localIds = new Set([...this.local.values()].map((e) => e.id));
     const seen = new Map<number, bigint>();
     const collected: number[] = [];
     for (const p of ids.pairs) {
-      const id = Number(p.key.slice(ID_PREFIX.length));
+      const id = Number(p.key.slice(IDENTITY_ID_PREFIX.length));
       if (localIds.has(id) || referenced.has(encodeLabelKey(p.value))) continue;
       if (this.unreferenced.get(id) === p.modRevision) {
         if (await this.store.atomicDelete(p.key, p.modRevision)) {
-          const labelKey = await this.store.get(`${LABELS_PREFIX}${encodeLabelKey(p.value)}`);
+          const labelKey = await this.store.get(`${IDENTITY_LABELS_PREFIX}${encodeLabelKey(p.value)}`);
           if (labelKey?.value === String(id)) await this.store.atomicDelete(labelKey.key, labelKey.modRevision);
           collected.push(id);
           this.log.info({ identity: id, labels: p.value }, 'collected identity no node references');
@@ -386,7 +369,7 @@ export class IdentityAllocator {
    * given.
    */
   async referencingNodes(labels?: LabelSet): Promise<Map<number, string[]>> {
-    const { pairs } = await this.store.list(labels ? this.valueKey(labels, '') : VALUE_PREFIX);
+    const { pairs } = await this.store.list(labels ? this.valueKey(labels, '') : IDENTITY_VALUE_PREFIX);
     const out = new Map<number, string[]>();
     for (const p of pairs) {
       const id = Number(p.value);
@@ -411,33 +394,33 @@ export class IdentityAllocator {
    * older than the marker holds only unescaped sets.
    */
   async migrateLabelEncoding(): Promise<number[]> {
-    const ids = await this.store.list(ID_PREFIX);
-    const marker = await this.store.get(ENCODING_KEY);
+    const ids = await this.store.list(IDENTITY_ID_PREFIX);
+    const marker = await this.store.get(IDENTITY_ENCODING_KEY);
     const legacyListing = marker === undefined || marker.modRevision > ids.revision;
     const removed: number[] = [];
     for (const p of ids.pairs) {
       const reason = unkeepableLabelSet(p.value, legacyListing);
       if (reason === undefined) continue;
       if (!(await this.store.atomicDelete(p.key, p.modRevision))) continue;
-      const id = p.key.slice(ID_PREFIX.length);
+      const id = p.key.slice(IDENTITY_ID_PREFIX.length);
       const encoded = encodeLabelKey(p.value);
-      const labelKey = await this.store.get(`${LABELS_PREFIX}${encoded}`);
+      const labelKey = await this.store.get(`${IDENTITY_LABELS_PREFIX}${encoded}`);
       if (labelKey?.value === id) await this.store.atomicDelete(labelKey.key, labelKey.modRevision);
-      await this.store.delete(`${VALUE_PREFIX}${encoded}/${this.nodeName}`);
+      await this.store.delete(`${IDENTITY_VALUE_PREFIX}${encoded}/${this.nodeName}`);
       removed.push(Number(id));
       this.log.warn({ identity: Number(id), labels: p.value, reason }, 'removed an identity stored in the unescaped label form');
     }
-    if (marker === undefined) await this.store.create(ENCODING_KEY, ENCODING_ESCAPED);
+    if (marker === undefined) await this.store.create(IDENTITY_ENCODING_KEY, ENCODING_ESCAPED);
     return removed;
   }
 
   /** Every identity: reserved ones plus those in the store. */
   async list(): Promise<Identity[]> {
     const out: Identity[] = RESERVED_IDENTITIES.map((r) => ({ id: r.id, labels: r.labels, reserved: true, localReferences: 0 }));
-    const { pairs } = await this.store.list(ID_PREFIX);
+    const { pairs } = await this.store.list(IDENTITY_ID_PREFIX);
     const localById = new Map([...this.local.values()].map((e) => [e.id, e.refs]));
     for (const p of pairs) {
-      const id = Number(p.key.slice(ID_PREFIX.length));
+      const id = Number(p.key.slice(IDENTITY_ID_PREFIX.length));
       out.push({ id, labels: LabelSet.fromCanonical(p.value), reserved: false, localReferences: localById.get(id) ?? 0 });
     }
     return out.sort((a, b) => a.id - b.id);
@@ -447,7 +430,7 @@ export class IdentityAllocator {
   async get(id: number): Promise<Identity | undefined> {
     const r = RESERVED_IDENTITIES.find((x) => x.id === id);
     if (r) return { id, labels: r.labels, reserved: true, localReferences: 0 };
-    const p = await this.store.get(`${ID_PREFIX}${id}`);
+    const p = await this.store.get(identityIdKey(id));
     if (!p) return undefined;
     const local = [...this.local.values()].find((e) => e.id === id);
     return { id, labels: LabelSet.fromCanonical(p.value), reserved: false, localReferences: local?.refs ?? 0 };

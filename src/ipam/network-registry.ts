@@ -34,7 +34,8 @@ import type { RequestPoolRequest, RequestPoolResult } from './types.js';
 /** `--ipam-opt cilium.network=<name>`: the cluster-wide name of the network being created. */
 export const NETWORK_NAME_OPTION = 'cilium.network';
 
-const PREFIX = 'networks/v1/';
+/** Top-level prefix of the network-name keys (one of the store layout's, daemon/store-layout.ts). */
+export const NETWORKS_PREFIX = 'networks/v1/';
 const USERS = '/users/';
 /** Docker's own rule for network names (daemon/network: `^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`). */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -318,10 +319,10 @@ export class NetworkRegistry {
    */
   async start(): Promise<void> {
     this.#stopped = false;
-    const { revision } = await this.#store.list(PREFIX);
+    const { revision } = await this.#store.list(NETWORKS_PREFIX);
     if (this.#stopped) return;
     this.#watcher?.close();
-    this.#watcher = this.#store.watch(PREFIX, revision, {
+    this.#watcher = this.#store.watch(NETWORKS_PREFIX, revision, {
       onEvent: (event) => this.#onRecordEvent(event),
       onResyncNeeded: (reason) => {
         this.#log.info({ reason }, 'network registry watch lost events: re-listing');
@@ -339,7 +340,7 @@ export class NetworkRegistry {
   }
 
   #onRecordEvent(event: WatchEvent): void {
-    const name = event.key.slice(PREFIX.length);
+    const name = event.key.slice(NETWORKS_PREFIX.length);
     if (name.includes(USERS)) return; // user keys: only records decide
     const claims = [...this.#claims.values()].filter((c) => c.name === name);
     // Our own touches and creations come back as puts of a record we agree with: nothing to do.
@@ -409,18 +410,18 @@ export class NetworkRegistry {
         }
         await this.#store.put(userKey(name, this.#node), userValue, { leased: true });
         const settled: ClusterNetwork = existing.record.details || !definition.details ? existing.record : { ...existing.record, details: definition.details };
-        const touched = await this.#store.atomicPut(PREFIX + name, JSON.stringify(settled), existing.modRevision);
+        const touched = await this.#store.atomicPut(NETWORKS_PREFIX + name, JSON.stringify(settled), existing.modRevision);
         if (touched.ok) return { ok: true, record: settled };
         continue; // changed or removed meanwhile: compare again
       }
       await this.#store.put(userKey(name, this.#node), userValue, { leased: true });
       const record: ClusterNetwork = { name, ...definition, createdBy: this.#node, createdAt: new Date().toISOString() };
-      const created = await this.#store.create(PREFIX + name, JSON.stringify(record));
+      const created = await this.#store.create(NETWORKS_PREFIX + name, JSON.stringify(record));
       if (!created.ok) continue;
       // Two names created on overlapping subnets at the same moment: the later record loses.
       const winner = subnetOwner((await this.#listAll()).records, name, definition.subnet, created.revision);
       if (winner) {
-        await this.#store.atomicDelete(PREFIX + name, created.revision);
+        await this.#store.atomicDelete(NETWORKS_PREFIX + name, created.revision);
         await this.#dropUserKey(name);
         return { ok: false, record: winner.record, message: subnetTaken(definition.subnet, winner.record) };
       }
@@ -447,9 +448,9 @@ export class NetworkRegistry {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const stored = await this.#get(name);
       if (!stored) return;
-      const { pairs } = await this.#store.list(PREFIX + name + USERS);
+      const { pairs } = await this.#store.list(NETWORKS_PREFIX + name + USERS);
       if (pairs.length > 0) return;
-      if (await this.#store.atomicDelete(PREFIX + name, stored.modRevision)) {
+      if (await this.#store.atomicDelete(NETWORKS_PREFIX + name, stored.modRevision)) {
         this.#log.info({ name, subnet: stored.record.subnet }, 'network name removed from the cluster: no node uses it');
         return;
       }
@@ -457,18 +458,18 @@ export class NetworkRegistry {
   }
 
   async #get(name: string): Promise<StoredRecord | undefined> {
-    const pair = await this.#store.get(PREFIX + name);
+    const pair = await this.#store.get(NETWORKS_PREFIX + name);
     return pair ? decodeRecord(pair) : undefined;
   }
 
   async #listAll(): Promise<{ records: Map<string, StoredRecord>; users: Map<string, NetworkUser[]> }> {
-    const { pairs } = await this.#store.list(PREFIX);
+    const { pairs } = await this.#store.list(NETWORKS_PREFIX);
     const records = new Map<string, StoredRecord>();
     const users = new Map<string, NetworkUser[]>();
     for (const pair of pairs) {
       // One unreadable key (written by something else) must not stop every resync: skip it, say so.
       try {
-        const rest = pair.key.slice(PREFIX.length);
+        const rest = pair.key.slice(NETWORKS_PREFIX.length);
         const slash = rest.indexOf(USERS);
         if (slash < 0) {
           records.set(rest, decodeRecord(pair));
@@ -511,7 +512,7 @@ function canonical(definition: NetworkDefinition): NetworkDefinition {
 }
 
 function userKey(name: string, node: string): string {
-  return `${PREFIX}${name}${USERS}${node}`;
+  return `${NETWORKS_PREFIX}${name}${USERS}${node}`;
 }
 
 /** The definition a RequestPool asks for, if it names a subnet (canonical form), else undefined. */

@@ -26,10 +26,13 @@ import { KvUnavailableError } from '../util/errors.js';
 import { formatIpv4, formatIpv4Cidr, parseIpv4, parseIpv4Cidr, type Ipv4Cidr } from '../util/ipv4.js';
 import type { AddressKind } from './types.js';
 
-const POOLS = 'ipam/v1/pools/';
-const POOL_USERS = 'ipam/v1/pool-users/';
-const BLOCKS = 'ipam/v1/blocks/';
-const ADDRESSES = 'ipam/v1/addresses/';
+/** Top-level prefix of every IPAM key (one of the store layout's, daemon/store-layout.ts). */
+export const IPAM_PREFIX = 'ipam/v1/';
+const POOLS = `${IPAM_PREFIX}pools/`;
+const POOL_USERS = `${IPAM_PREFIX}pool-users/`;
+/** Block claims, `ipam/v1/blocks/<poolId>/<block cidr>` -> node: other nodes' peer watchers read them too. */
+export const BLOCKS_PREFIX = `${IPAM_PREFIX}blocks/`;
+const ADDRESSES = `${IPAM_PREFIX}addresses/`;
 
 /** The stored definition of a pool. */
 export interface PoolRecord {
@@ -89,6 +92,25 @@ export type CreateAddressResult = { ok: true } | { ok: false; current: StoredAdd
 /** The stable pool id of a subnet: `198.18.10.0/24` -> `198.18.10.0-24` (no '/', same on every host). */
 export function poolIdForSubnet(subnet: Ipv4Cidr): string {
   return `${formatIpv4(subnet.network)}-${subnet.prefixLength}`;
+}
+
+/** The subnet a pool id names, as text: `198.18.10.0-24` -> `198.18.10.0/24` (not validated). */
+export function subnetOfPoolId(poolId: string): string {
+  return poolId.replace('-', '/');
+}
+
+/** The parts of a block claim's key, as written (not validated: any node may have written it). */
+export interface BlockKey {
+  poolId: string;
+  /** The block's CIDR text. */
+  cidr: string;
+}
+
+/** Splits `ipam/v1/blocks/<poolId>/<block cidr>`; undefined when no '/' follows the pool id. */
+export function parseBlockKey(key: string): BlockKey | undefined {
+  const rest = key.slice(BLOCKS_PREFIX.length);
+  const slash = rest.indexOf('/');
+  return slash < 0 ? undefined : { poolId: rest.slice(0, slash), cidr: rest.slice(slash + 1) };
 }
 
 /** Typed reads and writes of the IPAM keys. */
@@ -194,21 +216,21 @@ export class PoolStore {
 
   /** Block claims of one pool, or of every pool, in address order. */
   async listBlocks(poolId?: string): Promise<StoredBlock[]> {
-    const prefix = poolId === undefined ? BLOCKS : `${BLOCKS}${poolId}/`;
+    const prefix = poolId === undefined ? BLOCKS_PREFIX : `${BLOCKS_PREFIX}${poolId}/`;
     const { pairs } = await this.#clusterRead(`list:${prefix}`, () => this.#store.list(prefix));
     const blocks: StoredBlock[] = [];
     for (const pair of pairs) {
-      const [id, cidrText] = splitOnce(pair.key.slice(BLOCKS.length));
-      const block = parseIpv4Cidr(cidrText);
-      if (!block) throw new Error(`ipam: malformed block key ${pair.key} in the store`);
-      blocks.push({ poolId: id, block, node: pair.value, modRevision: pair.modRevision });
+      const claim = parseBlockKey(pair.key);
+      const block = claim && parseIpv4Cidr(claim.cidr);
+      if (!claim || !block) throw new Error(`ipam: malformed block key ${pair.key} in the store`);
+      blocks.push({ poolId: claim.poolId, block, node: pair.value, modRevision: pair.modRevision });
     }
     return blocks.sort((a, b) => compareIds(a.poolId, b.poolId) || a.block.network - b.block.network);
   }
 
   /** Claims a block for `node` with a create-only write; true if this call created the claim. */
   async claimBlock(poolId: string, block: Ipv4Cidr, node: string): Promise<boolean> {
-    const result = await this.#store.create(`${BLOCKS}${poolId}/${formatIpv4Cidr(block)}`, node);
+    const result = await this.#store.create(`${BLOCKS_PREFIX}${poolId}/${formatIpv4Cidr(block)}`, node);
     // The remembered claims must include this one before an outage needs them.
     if (result.ok) await this.listBlocks(poolId).catch(() => undefined);
     return result.ok;
@@ -216,7 +238,7 @@ export class PoolStore {
 
   /** Drops a block claim if it is still at `prevRevision`; true if removed. */
   deleteBlock(poolId: string, block: Ipv4Cidr, prevRevision: bigint): Promise<boolean> {
-    return this.#store.atomicDelete(`${BLOCKS}${poolId}/${formatIpv4Cidr(block)}`, prevRevision);
+    return this.#store.atomicDelete(`${BLOCKS_PREFIX}${poolId}/${formatIpv4Cidr(block)}`, prevRevision);
   }
 
   /** One address key (node-local first, then cluster), or undefined. */
@@ -273,7 +295,7 @@ export class PoolStore {
 
   /** Deletes every block claim and address key of a pool (its last user is gone); returns the count. */
   async deletePoolContents(poolId: string): Promise<number> {
-    const blocks = await this.#store.deletePrefix(`${BLOCKS}${poolId}/`);
+    const blocks = await this.#store.deletePrefix(`${BLOCKS_PREFIX}${poolId}/`);
     const addresses = await this.#store.deletePrefix(`${ADDRESSES}${poolId}/`);
     const local = this.split ? await this.#node.deletePrefix(`${ADDRESSES}${poolId}/`) : 0;
     return blocks + addresses + local;

@@ -22,21 +22,6 @@ import type { Logger } from '../util/log.js';
 import { MAX_TXN_OPERATIONS, type KvPair, type KvStore } from './kvstore.js';
 import { PrefixedKvStore } from './prefixed-store.js';
 
-/**
- * The top-level prefixes of the unprefixed layout (every `<name>/v1/` a module of src/ writes;
- * a unit test checks this list against the sources).
- */
-export const LEGACY_LAYOUT_PREFIXES: readonly string[] = [
-  'docker/v1/',
-  'heartbeat/v1/',
-  'identities/v1/',
-  'ip/v1/',
-  'ipam/v1/',
-  'networks/v1/',
-  'nodes/v1/',
-  'policies/v1/',
-];
-
 /** Longest prefix accepted, in characters (all ASCII). */
 export const MAX_STORE_PREFIX_LENGTH = 128;
 
@@ -49,8 +34,10 @@ const SEGMENT = /^[A-Za-z0-9._~-]+$/;
  * {@link MAX_STORE_PREFIX_LENGTH} characters, path segments of letters, digits and `._~-` (no
  * `.`/`..` segment, which consul rewrites), no leading `/`, a trailing `/`, and apart from the
  * old layout's prefixes (either way round, or old and new keys would be taken for each other).
+ * `layout` is the top-level prefixes of the unprefixed layout (`<name>/v1/`): each is declared by
+ * the module that owns its keys, and the composition root lists them (daemon/store-layout.ts).
  */
-export function parseStorePrefix(text: string): string {
+export function parseStorePrefix(text: string, layout: readonly string[]): string {
   const what = `--kvstore-opt prefix=${JSON.stringify(text).slice(1, -1)}`;
   if (text === '') return text;
   if (text.length > MAX_STORE_PREFIX_LENGTH) throw new ConfigError(`${what}: longer than ${MAX_STORE_PREFIX_LENGTH} characters`);
@@ -60,7 +47,7 @@ export function parseStorePrefix(text: string): string {
   if (segments.some((s) => !SEGMENT.test(s) || s === '.' || s === '..')) {
     throw new ConfigError(`${what}: use path segments of letters, digits and . _ ~ - separated by single '/' (no '.' or '..' segment, no spaces)`);
   }
-  const clash = LEGACY_LAYOUT_PREFIXES.find((legacy) => legacy.startsWith(text) || text.startsWith(legacy));
+  const clash = layout.find((legacy) => legacy.startsWith(text) || text.startsWith(legacy));
   if (clash !== undefined) throw new ConfigError(`${what}: overlaps ${clash}, a part of the unprefixed layout; choose another, e.g. cilium/state/`);
   return text;
 }
@@ -71,6 +58,8 @@ export interface StorePrefixOptions {
   prefix: string;
   /** Move keys of the unprefixed layout under the prefix instead of refusing to start. */
   migrate: boolean;
+  /** The top-level prefixes of the unprefixed layout (as for `parseStorePrefix`). */
+  layout: readonly string[];
   /** The backend as messages name it, e.g. `--kvstore etcd`. */
   backend: string;
   log: Logger;
@@ -95,11 +84,11 @@ export async function openPrefixedStore(backend: KvStore, options: StorePrefixOp
   const report: StorePrefixReport = { legacyKeys: 0, moved: 0, left: 0 };
   if (options.prefix === '') return { store: backend, report };
   const store = new PrefixedKvStore(backend, options.prefix);
-  const legacy = (await Promise.all(LEGACY_LAYOUT_PREFIXES.map((p) => backend.list(p)))).flatMap((r) => r.pairs);
+  const legacy = (await Promise.all(options.layout.map((p) => backend.list(p)))).flatMap((r) => r.pairs);
   report.legacyKeys = legacy.length;
   if (legacy.length === 0) return { store, report };
   const leased = legacy.filter((p) => p.lease !== undefined).length;
-  const sample = [...new Set(legacy.map((p) => LEGACY_LAYOUT_PREFIXES.find((l) => p.key.startsWith(l))!))];
+  const sample = [...new Set(legacy.map((p) => options.layout.find((l) => p.key.startsWith(l))!))];
   if (!options.migrate) {
     const current = (await backend.list(options.prefix)).pairs.length;
     if (current === 0) {

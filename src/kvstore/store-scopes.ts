@@ -27,7 +27,15 @@
  * logs how many it found at start; see README "Store outages").
  */
 
-/** Prefix of this node's endpoint and network records (node scope). */
+/**
+ * Top-level prefix of the node-scope records (`docker/v1/<node>/…`; one of the store layout's,
+ * daemon/store-layout.ts). Declared here, with the scopes it defines, and not in the endpoint
+ * layer that writes the records below it (`networks/<id>`, `endpoints/<id>`, `label-encoding`):
+ * opening the node store (daemon/stores.ts) looks for them too.
+ */
+export const NODE_RECORDS_PREFIX = 'docker/v1/';
+
+/** Prefix of this node's endpoint and network records (node scope): `docker/v1/<node>/`. */
 export function nodeRecordPrefix(nodeName: string): string {
-  return `docker/v1/${nodeName}/`;
+  return `${NODE_RECORDS_PREFIX}${nodeName}/`;
 }

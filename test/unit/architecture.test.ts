@@ -72,8 +72,9 @@ const allowed: Record<string, string[]> = {
   'api/backend': ['api', 'endpoint', 'identity', 'ipam', 'cluster', 'kvstore', 'datapath', 'datapath/bpf', 'util'],
   cli: ['api', 'util'],
   dns: ['util'],
-  // Start-up pieces main.ts runs: pre-flight checks, opening the stores, the routing choice.
-  daemon: ['config', 'kvstore', 'kvstore/local', 'kvstore/etcd', 'kvstore/consul', 'datapath', 'datapath/link', 'cluster', 'util'],
+  // Start-up pieces main.ts runs: pre-flight checks, opening the stores, the routing choice, and
+  // the store layout (each top-level key prefix from its owner: identity, ipam, endpoint, cluster).
+  daemon: ['config', 'kvstore', 'kvstore/local', 'kvstore/etcd', 'kvstore/consul', 'identity', 'ipam', 'endpoint', 'datapath', 'datapath/link', 'cluster', 'util'],
   util: [],
 };
 

@@ -13,7 +13,8 @@ import t, { type Test } from 'tap';
 import type { KvStore, TxnCondition, TxnOperation, TxnResult } from '../../../src/kvstore/kvstore.js';
 import { LocalKvStore } from '../../../src/kvstore/local/local-store.js';
 import { PrefixedKvStore } from '../../../src/kvstore/prefixed-store.js';
-import { LEGACY_LAYOUT_PREFIXES, MAX_STORE_PREFIX_LENGTH, openPrefixedStore, parseStorePrefix } from '../../../src/kvstore/store-prefix.js';
+import { MAX_STORE_PREFIX_LENGTH, openPrefixedStore, parseStorePrefix } from '../../../src/kvstore/store-prefix.js';
+import { STORE_LAYOUT_PREFIXES } from '../../../src/daemon/store-layout.js';
 import type { Logger } from '../../../src/util/log.js';
 
 const PREFIX = 'cilium/state/';
@@ -61,8 +62,8 @@ const UNLEASED_OLD = ['docker/v1/h1/endpoints/e1', 'identities/v1/id/300', 'iden
 const LEASED_OLD = ['heartbeat/v1/h1', 'identities/v1/value/container:app=a/h1', 'ip/v1/198.18.44.2', 'nodes/v1/h1'];
 
 t.test('parseStorePrefix: printable path segments, no leading /, a trailing /, bounded, apart from the old layout', async (t) => {
-  for (const good of ['cilium/state/', 'a/', 'cluster-1/cilium.v2/state_x~/', 'ipx/', '']) t.equal(parseStorePrefix(good), good, `accepts "${good}"`);
-  t.equal(parseStorePrefix(`${'a/'.repeat(MAX_STORE_PREFIX_LENGTH / 2)}`).length, MAX_STORE_PREFIX_LENGTH, 'accepts the longest');
+  for (const good of ['cilium/state/', 'a/', 'cluster-1/cilium.v2/state_x~/', 'ipx/', '']) t.equal(parseStorePrefix(good, STORE_LAYOUT_PREFIXES), good, `accepts "${good}"`);
+  t.equal(parseStorePrefix(`${'a/'.repeat(MAX_STORE_PREFIX_LENGTH / 2)}`, STORE_LAYOUT_PREFIXES).length, MAX_STORE_PREFIX_LENGTH, 'accepts the longest');
   const refusals: Array<[string, RegExp]> = [
     ['/cilium/state/', /cannot begin with '\/'/],
     ['cilium/state', /must end with '\/', e\.g\. cilium\/state\//],
@@ -81,9 +82,9 @@ t.test('parseStorePrefix: printable path segments, no leading /, a trailing /, b
     ['identities/v1/x/', /overlaps identities\/v1\//],
   ];
   for (const [bad, message] of refusals) {
-    t.throws(() => parseStorePrefix(bad), { code: 'ERR_CONFIG', message }, `refuses ${JSON.stringify(bad)}`);
+    t.throws(() => parseStorePrefix(bad, STORE_LAYOUT_PREFIXES), { code: 'ERR_CONFIG', message }, `refuses ${JSON.stringify(bad)}`);
   }
-  t.throws(() => parseStorePrefix('x\n/'), { message: /prefix=x\\n\// }, 'the message escapes what it quotes');
+  t.throws(() => parseStorePrefix('x\n/', STORE_LAYOUT_PREFIXES), { message: /prefix=x\\n\// }, 'the message escapes what it quotes');
 });
 
 t.test('the old layout list covers every <name>/vN/ key prefix the sources write', async (t) => {
@@ -99,13 +100,13 @@ t.test('the old layout list covers every <name>/vN/ key prefix the sources write
   };
   walk(SRC);
   t.ok(found.has('identities/v1/') && found.has('ipam/v1/'), `the scan finds the layout (${[...found].join(', ')})`);
-  t.same([...found].filter((p) => !LEGACY_LAYOUT_PREFIXES.includes(p) && !newLayoutOnly.includes(p)), [], 'no prefix missing');
+  t.same([...found].filter((p) => !STORE_LAYOUT_PREFIXES.includes(p) && !newLayoutOnly.includes(p)), [], 'no prefix missing');
 });
 
 t.test('a fresh store: nothing to check, every key goes under the prefix', async (t) => {
   const backend = openStore(t);
   const { log, warnings } = capturingLogger();
-  const { store, report } = await openPrefixedStore(backend, { prefix: PREFIX, migrate: false, backend: '--kvstore etcd', log });
+  const { store, report } = await openPrefixedStore(backend, { prefix: PREFIX, migrate: false, layout: STORE_LAYOUT_PREFIXES, backend: '--kvstore etcd', log });
   t.ok(store instanceof PrefixedKvStore);
   t.same(report, { legacyKeys: 0, moved: 0, left: 0 });
   await store.put('identities/v1/id/300', 'x');
@@ -118,7 +119,7 @@ t.test('the old layout alone, without migrate-prefix: refused with what to do, n
   await seedOldLayout(backend);
   const before = await everything(backend);
   const { log } = capturingLogger();
-  await t.rejects(openPrefixedStore(backend, { prefix: PREFIX, migrate: false, backend: '--kvstore etcd', log }), {
+  await t.rejects(openPrefixedStore(backend, { prefix: PREFIX, migrate: false, layout: STORE_LAYOUT_PREFIXES, backend: '--kvstore etcd', log }), {
     code: 'ERR_KV_LAYOUT',
     message: /^--kvstore etcd: the store holds 10 keys of the unprefixed layout of earlier versions \(.*identities\/v1\/.*\) and none under --kvstore-opt prefix=cilium\/state\/; .*split the cluster.*--kvstore-opt migrate-prefix=true.*--kvstore-opt prefix= \(empty\)/,
   });
@@ -127,14 +128,14 @@ t.test('the old layout alone, without migrate-prefix: refused with what to do, n
   // Leased keys alone count too: old nodes running with nothing allocated yet.
   const live = openStore(t);
   await live.put('nodes/v1/h2', '{}', { leased: true });
-  await t.rejects(openPrefixedStore(live, { prefix: PREFIX, migrate: false, backend: '--kvstore etcd', log }), { code: 'ERR_KV_LAYOUT', message: /holds 1 keys .*nodes\/v1\// });
+  await t.rejects(openPrefixedStore(live, { prefix: PREFIX, migrate: false, layout: STORE_LAYOUT_PREFIXES, backend: '--kvstore etcd', log }), { code: 'ERR_KV_LAYOUT', message: /holds 1 keys .*nodes\/v1\// });
 });
 
 t.test('prefix= (empty) keeps the old layout: the backend as it is, no check', async (t) => {
   const backend = openStore(t);
   await seedOldLayout(backend);
   const { log } = capturingLogger();
-  const { store } = await openPrefixedStore(backend, { prefix: '', migrate: false, backend: '--kvstore etcd', log });
+  const { store } = await openPrefixedStore(backend, { prefix: '', migrate: false, layout: STORE_LAYOUT_PREFIXES, backend: '--kvstore etcd', log });
   t.equal(store, backend);
   t.equal((await store.get('identities/v1/id/300'))?.value, 'container:app=a');
 });
@@ -144,7 +145,7 @@ t.test('migrate-prefix moves the unleased keys, leaves leased and foreign ones; 
   await seedOldLayout(backend);
   const before = await everything(backend);
   const { log, warnings } = capturingLogger();
-  const { store, report } = await openPrefixedStore(backend, { prefix: PREFIX, migrate: true, backend: '--kvstore etcd', log });
+  const { store, report } = await openPrefixedStore(backend, { prefix: PREFIX, migrate: true, layout: STORE_LAYOUT_PREFIXES, backend: '--kvstore etcd', log });
   t.same(report, { legacyKeys: 10, moved: 6, left: 4 });
   const after = await everything(backend);
   for (const key of UNLEASED_OLD) {
@@ -162,7 +163,7 @@ t.test('migrate-prefix moves the unleased keys, leaves leased and foreign ones; 
 
   // The other nodes then start without migrate-prefix: the prefix has keys, the leased leftovers are only reported.
   const next = capturingLogger();
-  const again = await openPrefixedStore(backend, { prefix: PREFIX, migrate: false, backend: '--kvstore etcd', log: next.log });
+  const again = await openPrefixedStore(backend, { prefix: PREFIX, migrate: false, layout: STORE_LAYOUT_PREFIXES, backend: '--kvstore etcd', log: next.log });
   t.same(again.report, { legacyKeys: 4, moved: 0, left: 4 });
   t.match(next.warnings, [{ legacyKeys: 4, leased: 4, msg: /remain next to the prefixed ones/ }]);
 });
@@ -176,7 +177,7 @@ t.test('migrate-prefix: many keys in batches, a key already under the prefix win
   await backend.put(`${PREFIX}networks/v1/r2`, 'new');
   await backend.put('networks/v1/r2', 'old');
   const { log } = capturingLogger();
-  const { report } = await openPrefixedStore(backend, { prefix: PREFIX, migrate: true, backend: '--kvstore local', log });
+  const { report } = await openPrefixedStore(backend, { prefix: PREFIX, migrate: true, layout: STORE_LAYOUT_PREFIXES, backend: '--kvstore local', log });
   t.same(report, { legacyKeys: 41, moved: 40, left: 1 });
   const after = await everything(backend);
   t.equal(Object.keys(after).filter((k) => k.startsWith(`${PREFIX}ipam/v1/addresses/`)).length, 40, 'every address moved');
@@ -208,7 +209,7 @@ t.test('migrate-prefix: a key rewritten during the move is moved with its new va
     },
   });
   const { log } = capturingLogger();
-  const { report } = await openPrefixedStore(backend, { prefix: PREFIX, migrate: true, backend: '--kvstore local', log });
+  const { report } = await openPrefixedStore(backend, { prefix: PREFIX, migrate: true, layout: STORE_LAYOUT_PREFIXES, backend: '--kvstore local', log });
   t.ok(interfered);
   t.same(report, { legacyKeys: 2, moved: 2, left: 0 });
   t.same(await everything(inner), { [`${PREFIX}identities/v1/id/300`]: 'container:app=a', [`${PREFIX}policies/v1/repository`]: '{"revision":8}' }, 'the newer value moved; no old key left');
