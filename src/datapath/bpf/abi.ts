@@ -8,7 +8,7 @@
  * Host-order fields are little-endian: clang -target bpf emits host byte order and every host we
  * run on (x86-64, arm64) is little-endian. Addresses and ports are network order, as in the C.
  *
- * Why one file of ~700 lines (issue 17 sets ~450): it is the single mirror of one wire, the C
+ * Why one file of ~800 lines (issue 17 sets ~450): it is the single mirror of one wire, the C
  * headers, section by section in abi.h's order (one section per map, then the event records), and
  * test/unit/datapath/abi.test.ts checks all of it against one object's BTF. Split per map, every
  * codec would still write through `structLayouts`, and a change to abi.h would have to be
@@ -83,11 +83,22 @@ export function dropReasonName(reason: number): string {
 }
 
 /** Where a trace event observed the packet (Cilium's observation-point numbers). */
-export const TracePoint = { 0: 'to-endpoint', 2: 'to-overlay', 3: 'to-stack', 5: 'from-endpoint' } as const satisfies Record<number, string>;
+export const TracePoint = {
+  0: 'to-endpoint',
+  2: 'to-overlay',
+  3: 'to-stack',
+  5: 'from-endpoint',
+} as const satisfies Record<number, string>;
 
 /** Which key of the policy map matched (Cilium v1.19 match types). */
 export const PolicyMatch = {
-  0: 'none', 1: 'l3-only', 2: 'l3-l4', 3: 'l4-only', 4: 'all', 5: 'l3-proto', 6: 'proto-only',
+  0: 'none',
+  1: 'l3-only',
+  2: 'l3-l4',
+  3: 'l4-only',
+  4: 'all',
+  5: 'l3-proto',
+  6: 'proto-only',
 } as const satisfies Record<number, string>;
 
 /** A field: byte offset and size (arrays: total bytes). */
@@ -108,30 +119,99 @@ function layout(size: number, fields: Array<[name: string, offset: number, size:
 
 /** Every struct of bpf/include/abi.h, as the C compiler lays it out. */
 export const structLayouts = {
-  endpoint_key: layout(20, [['addr', 0, 16], ['family', 16, 1], ['pad', 17, 3]]),
+  endpoint_key: layout(20, [
+    ['addr', 0, 16],
+    ['family', 16, 1],
+    ['pad', 17, 3],
+  ]),
   endpoint_info: layout(28, [
-    ['ifindex', 0, 4], ['ep_id', 4, 2], ['flags', 6, 2], ['sec_identity', 8, 4], ['net_id', 12, 4],
-    ['mac', 16, 6], ['node_mac', 22, 6],
+    ['ifindex', 0, 4],
+    ['ep_id', 4, 2],
+    ['flags', 6, 2],
+    ['sec_identity', 8, 4],
+    ['net_id', 12, 4],
+    ['mac', 16, 6],
+    ['node_mac', 22, 6],
   ]),
   policy_key: layout(16, [
-    ['prefixlen', 0, 4], ['ep_id', 4, 2], ['direction', 6, 1], ['pad1', 7, 1], ['sec_identity', 8, 4], ['pad2', 12, 1],
-    ['protocol', 13, 1], ['dport', 14, 2],
+    ['prefixlen', 0, 4],
+    ['ep_id', 4, 2],
+    ['direction', 6, 1],
+    ['pad1', 7, 1],
+    ['sec_identity', 8, 4],
+    ['pad2', 12, 1],
+    ['protocol', 13, 1],
+    ['dport', 14, 2],
   ]),
-  policy_entry: layout(8, [['deny', 0, 1], ['l4_prefixlen', 1, 1], ['pad', 2, 2], ['cookie', 4, 4]]),
-  ipcache_key: layout(24, [['prefixlen', 0, 4], ['pad1', 4, 2], ['pad2', 6, 1], ['family', 7, 1], ['addr', 8, 16]]),
-  ipcache_entry: layout(16, [['sec_identity', 0, 4], ['tunnel_endpoint', 4, 4], ['net_id', 8, 4], ['tunnel_nexthop', 12, 4]]),
-  ct_key: layout(16, [['saddr', 0, 4], ['daddr', 4, 4], ['sport', 8, 2], ['dport', 10, 2], ['protocol', 12, 1], ['pad', 13, 3]]),
+  policy_entry: layout(8, [
+    ['deny', 0, 1],
+    ['l4_prefixlen', 1, 1],
+    ['pad', 2, 2],
+    ['cookie', 4, 4],
+  ]),
+  ipcache_key: layout(24, [
+    ['prefixlen', 0, 4],
+    ['pad1', 4, 2],
+    ['pad2', 6, 1],
+    ['family', 7, 1],
+    ['addr', 8, 16],
+  ]),
+  ipcache_entry: layout(16, [
+    ['sec_identity', 0, 4],
+    ['tunnel_endpoint', 4, 4],
+    ['net_id', 8, 4],
+    ['tunnel_nexthop', 12, 4],
+  ]),
+  ct_key: layout(16, [
+    ['saddr', 0, 4],
+    ['daddr', 4, 4],
+    ['sport', 8, 2],
+    ['dport', 10, 2],
+    ['protocol', 12, 1],
+    ['pad', 13, 3],
+  ]),
   ct_entry: layout(48, [
-    ['packets_fwd', 0, 8], ['bytes_fwd', 8, 8], ['packets_rev', 16, 8], ['bytes_rev', 24, 8], ['created', 32, 4],
-    ['expires', 36, 4], ['src_identity', 40, 4], ['tcp_flags_fwd', 44, 1], ['tcp_flags_rev', 45, 1], ['flags', 46, 2],
+    ['packets_fwd', 0, 8],
+    ['bytes_fwd', 8, 8],
+    ['packets_rev', 16, 8],
+    ['bytes_rev', 24, 8],
+    ['created', 32, 4],
+    ['expires', 36, 4],
+    ['src_identity', 40, 4],
+    ['tcp_flags_fwd', 44, 1],
+    ['tcp_flags_rev', 45, 1],
+    ['flags', 46, 2],
   ]),
-  metrics_key: layout(4, [['reason', 0, 1], ['direction', 1, 1], ['pad', 2, 2]]),
-  metrics_value: layout(16, [['packets', 0, 8], ['bytes', 8, 8]]),
+  metrics_key: layout(4, [
+    ['reason', 0, 1],
+    ['direction', 1, 1],
+    ['pad', 2, 2],
+  ]),
+  metrics_value: layout(16, [
+    ['packets', 0, 8],
+    ['bytes', 8, 8],
+  ]),
   event: layout(184, [
-    ['type', 0, 1], ['subtype', 1, 1], ['ep_id', 2, 2], ['ifindex', 4, 4], ['timestamp', 8, 8],
-    ['src_identity', 16, 4], ['dst_identity', 20, 4], ['saddr', 24, 4], ['daddr', 28, 4], ['sport', 32, 2],
-    ['dport', 34, 2], ['protocol', 36, 1], ['direction', 37, 1], ['verdict', 38, 1], ['pad1', 39, 1],
-    ['cookie', 40, 4], ['len_orig', 44, 4], ['len_cap', 48, 2], ['pad2', 50, 2], ['payload', 52, 128],
+    ['type', 0, 1],
+    ['subtype', 1, 1],
+    ['ep_id', 2, 2],
+    ['ifindex', 4, 4],
+    ['timestamp', 8, 8],
+    ['src_identity', 16, 4],
+    ['dst_identity', 20, 4],
+    ['saddr', 24, 4],
+    ['daddr', 28, 4],
+    ['sport', 32, 2],
+    ['dport', 34, 2],
+    ['protocol', 36, 1],
+    ['direction', 37, 1],
+    ['verdict', 38, 1],
+    ['pad1', 39, 1],
+    ['cookie', 40, 4],
+    ['len_orig', 44, 4],
+    ['len_cap', 48, 2],
+    ['pad2', 50, 2],
+    ['payload', 52, 128],
     ['pad3', 180, 4],
   ]),
 } as const satisfies Record<string, StructLayout>;
@@ -412,7 +492,12 @@ export function encodePolicyValue(value: PolicyValue, key: PolicyKey): Buffer {
 }
 
 /** Writes a cilium_policy value at `offset` of `buf` (value bytes zero beforehand). */
-export function writePolicyValue(buf: Buffer, offset: number, value: PolicyValue, key: Pick<PolicyKey, 'protocol' | 'portPrefixLen'>): void {
+export function writePolicyValue(
+  buf: Buffer,
+  offset: number,
+  value: PolicyValue,
+  key: Pick<PolicyKey, 'protocol' | 'portPrefixLen'>,
+): void {
   buf[offset + PE_DENY] = value.verdict === 'deny' ? 1 : 0;
   buf[offset + PE_L4_PREFIXLEN] = policyL4PrefixLen(key);
   buf.writeUInt32LE(value.cookie, offset + PE_COOKIE);
@@ -472,7 +557,8 @@ export function encodeIpcacheEntry(entry: IpcacheEntry): Buffer {
   buf.writeUInt32LE(entry.identity, off('ipcache_entry', 'sec_identity'));
   if (entry.tunnelEndpoint) ipv4Bytes(entry.tunnelEndpoint).copy(buf, off('ipcache_entry', 'tunnel_endpoint'));
   buf.writeUInt32LE(entry.netId, off('ipcache_entry', 'net_id'));
-  if (entry.tunnelNexthop === 'device') buf.writeUInt32BE(TUNNEL_NEXTHOP_DEVICE, off('ipcache_entry', 'tunnel_nexthop'));
+  if (entry.tunnelNexthop === 'device')
+    buf.writeUInt32BE(TUNNEL_NEXTHOP_DEVICE, off('ipcache_entry', 'tunnel_nexthop'));
   else if (entry.tunnelNexthop) ipv4Bytes(entry.tunnelNexthop).copy(buf, off('ipcache_entry', 'tunnel_nexthop'));
   return buf;
 }
@@ -562,7 +648,8 @@ export function encodeCtEntry(entry: CtEntry): Buffer {
   buf.writeUInt32LE(entry.srcIdentity, off('ct_entry', 'src_identity'));
   buf.writeUInt8(entry.tcpFlagsFwd, off('ct_entry', 'tcp_flags_fwd'));
   buf.writeUInt8(entry.tcpFlagsRev, off('ct_entry', 'tcp_flags_rev'));
-  const flags = (entry.replySeen ? CT_F_REPLY_SEEN : 0) | (entry.closing ? CT_F_CLOSING : 0) | (entry.denied ? CT_F_DENIED : 0);
+  const flags =
+    (entry.replySeen ? CT_F_REPLY_SEEN : 0) | (entry.closing ? CT_F_CLOSING : 0) | (entry.denied ? CT_F_DENIED : 0);
   buf.writeUInt16LE(flags, off('ct_entry', 'flags'));
   return buf;
 }
@@ -617,7 +704,10 @@ export function encodeMetricsKey(key: MetricsKey): Buffer {
 
 /** Reads a cilium_metrics key. */
 export function decodeMetricsKey(buf: Buffer): MetricsKey {
-  return { reason: buf.readUInt8(off('metrics_key', 'reason')), direction: directionOf(buf.readUInt8(off('metrics_key', 'direction'))) };
+  return {
+    reason: buf.readUInt8(off('metrics_key', 'reason')),
+    direction: directionOf(buf.readUInt8(off('metrics_key', 'direction'))),
+  };
 }
 
 /** Sums the per-CPU values of one key (value_size 16 is a multiple of 8: no per-CPU padding). */
@@ -699,14 +789,20 @@ export function decodeEvent(buf: Buffer): DatapathEvent {
     protocol: buf.readUInt8(off('event', 'protocol')),
     direction: directionOf(buf.readUInt8(off('event', 'direction'))),
     length: buf.readUInt32LE(off('event', 'len_orig')),
-    payload: Buffer.from(buf.subarray(payloadOffset, payloadOffset + Math.min(buf.readUInt16LE(off('event', 'len_cap')), 128))),
+    payload: Buffer.from(
+      buf.subarray(payloadOffset, payloadOffset + Math.min(buf.readUInt16LE(off('event', 'len_cap')), 128)),
+    ),
   };
   const type = buf.readUInt8(off('event', 'type'));
   switch (type) {
     case EVENT_DROP:
       return { ...base, type: 'drop', reason: subtype };
     case EVENT_TRACE:
-      return { ...base, type: 'trace', observationPoint: TracePoint[subtype as keyof typeof TracePoint] ?? `point-${subtype}` };
+      return {
+        ...base,
+        type: 'trace',
+        observationPoint: TracePoint[subtype as keyof typeof TracePoint] ?? `point-${subtype}`,
+      };
     case EVENT_POLICY_VERDICT:
       return {
         ...base,

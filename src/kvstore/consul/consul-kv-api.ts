@@ -9,7 +9,14 @@ import type { ConsulHttpClient } from './consul-client.js';
 import { kvPath } from './consul-keys.js';
 import { formatGoDuration } from './consul-options.js';
 import type { PrefixState } from './consul-watcher.js';
-import { parseConsulJson, stringifyConsulJson, type KVPair, type TxnError, type TxnOp, type TxnResponse } from './consul-wire.js';
+import {
+  parseConsulJson,
+  stringifyConsulJson,
+  type KVPair,
+  type TxnError,
+  type TxnOp,
+  type TxnResponse,
+} from './consul-wire.js';
 
 /** Outcome of one `/v1/txn` call. */
 export type TxnOutcome = { ok: true; results: KVPair[] } | { ok: false; errors: TxnError[] };
@@ -48,7 +55,12 @@ export class ConsulKvApi {
 
   /** The value of one key, or undefined (`GET /v1/kv/<key>`). */
   async get(key: string): Promise<KvPair | undefined> {
-    const reply = await this.client.request({ method: 'GET', path: kvPath(key), accept: [200, 404], what: `get ${key}` });
+    const reply = await this.client.request({
+      method: 'GET',
+      path: kvPath(key),
+      accept: [200, 404],
+      what: `get ${key}`,
+    });
     if (reply.index !== undefined) this.observeIndex(reply.index);
     if (reply.status === 404) return undefined;
     const [entry] = parseConsulJson(reply.body) as KVPair[];
@@ -72,7 +84,9 @@ export class ConsulKvApi {
       ...(signal !== undefined && { signal }),
     });
     if (reply.index === undefined) {
-      throw new KvUnavailableError(`consul ${this.address}: ${blocking ? 'watch' : 'list'} ${prefix}: the answer has no X-Consul-Index`);
+      throw new KvUnavailableError(
+        `consul ${this.address}: ${blocking ? 'watch' : 'list'} ${prefix}: the answer has no X-Consul-Index`,
+      );
     }
     this.observeIndex(reply.index);
     const entries = reply.status === 200 ? (parseConsulJson(reply.body) as KVPair[]) : [];
@@ -105,7 +119,12 @@ export class ConsulKvApi {
 
   /** The raft leader's address, '' when the cluster has none. */
   async leader(): Promise<string> {
-    const reply = await this.client.request({ method: 'GET', path: '/v1/status/leader', accept: [200], what: 'read the raft leader' });
+    const reply = await this.client.request({
+      method: 'GET',
+      path: '/v1/status/leader',
+      accept: [200],
+      what: 'read the raft leader',
+    });
     const leader = JSON.parse(reply.body) as unknown;
     return typeof leader === 'string' ? leader : '';
   }

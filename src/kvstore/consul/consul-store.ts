@@ -46,7 +46,12 @@ import { assertBatchShape, assertTransactionShape } from '../transaction-shape.j
 import { ConsulHttpClient } from './consul-client.js';
 import { assertConsulKey, assertConsulPrefix } from './consul-keys.js';
 import { ConsulKvApi } from './consul-kv-api.js';
-import { CONSUL_SESSION_TTL_MAX_MS, formatGoDuration, normalizeConsulAddress, type ConsulStoreOptions } from './consul-options.js';
+import {
+  CONSUL_SESSION_TTL_MAX_MS,
+  formatGoDuration,
+  normalizeConsulAddress,
+  type ConsulStoreOptions,
+} from './consul-options.js';
 import { ConsulSession } from './consul-session.js';
 import { ConsulWatcher } from './consul-watcher.js';
 import { ConsulWriter, type DeletedKey } from './consul-writer.js';
@@ -108,7 +113,12 @@ export class ConsulKvStore implements KvStore {
         onUnreachable: (err) => this.markUnreachable(err),
       },
     });
-    this.api = new ConsulKvApi({ client, address: this.address, requestTimeoutMs, watchWaitMs: options.watchWaitMs ?? DEFAULT_WATCH_WAIT_MS });
+    this.api = new ConsulKvApi({
+      client,
+      address: this.address,
+      requestTimeoutMs,
+      watchWaitMs: options.watchWaitMs ?? DEFAULT_WATCH_WAIT_MS,
+    });
     this.session = new ConsulSession({
       client,
       ttlMs: this.leaseTtlMs,
@@ -138,12 +148,16 @@ export class ConsulKvStore implements KvStore {
   static async open(options: ConsulStoreOptions): Promise<ConsulKvStore> {
     const ttl = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     if (!Number.isFinite(ttl) || ttl < MIN_LEASE_TTL_MS || ttl > CONSUL_SESSION_TTL_MAX_MS) {
-      throw new ConfigError(`consul lease TTL ${ttl} ms: consul session TTLs must be between 1s (given a low session_ttl_min) and 24h`);
+      throw new ConfigError(
+        `consul lease TTL ${ttl} ms: consul session TTLs must be between 1s (given a low session_ttl_min) and 24h`,
+      );
     }
     const store = new ConsulKvStore(options);
     const leader = await store.api.leader();
     if (leader === '') {
-      throw new KvUnavailableError(`consul ${store.address}: the cluster has no leader; it cannot serve the kvstore until one is elected`);
+      throw new KvUnavailableError(
+        `consul ${store.address}: the cluster has no leader; it cannot serve the kvstore until one is elected`,
+      );
     }
     store.logger.info({ leader, leaseTtl: formatGoDuration(store.leaseTtlMs) }, 'consul kvstore opened');
     return store;
@@ -172,6 +186,7 @@ export class ConsulKvStore implements KvStore {
     assertConsulPrefix(prefix);
     const knownBefore = this.api.knownIndex;
     const { index, pairs } = await this.api.readPrefix(prefix, undefined);
+    // biome-ignore lint/complexity/useMathMinMax: bigint indexes; Math.max takes numbers only
     const revision = index > knownBefore ? index : knownBefore;
     this.rememberSnapshot({
       prefix,
@@ -197,7 +212,12 @@ export class ConsulKvStore implements KvStore {
   }
 
   /** Writes only if the key's ModifyIndex is `prevRevision` (or it is absent, for `'absent'`). */
-  async atomicPut(key: string, value: string, prevRevision: bigint | 'absent', options?: PutOptions): Promise<CasResult> {
+  async atomicPut(
+    key: string,
+    value: string,
+    prevRevision: bigint | 'absent',
+    options?: PutOptions,
+  ): Promise<CasResult> {
     if (prevRevision === 'absent') return this.create(key, value, options);
     this.assertOpen('atomicPut');
     assertConsulKey(key);
@@ -309,7 +329,8 @@ export class ConsulKvStore implements KvStore {
     if (fromRevision === 0n) return new Map();
     for (let i = this.snapshots.length - 1; i >= 0; i--) {
       const snapshot = this.snapshots[i]!;
-      if (!prefix.startsWith(snapshot.prefix) || fromRevision < snapshot.validFrom || fromRevision > snapshot.validTo) continue;
+      if (!prefix.startsWith(snapshot.prefix) || fromRevision < snapshot.validFrom || fromRevision > snapshot.validTo)
+        continue;
       const baseline = new Map<string, bigint>();
       for (const [key, revision] of snapshot.revisions) if (key.startsWith(prefix)) baseline.set(key, revision);
       return baseline;
@@ -338,7 +359,10 @@ export class ConsulKvStore implements KvStore {
       const relevant = deleted.filter(({ key }) => watcher.covers(key));
       if (relevant.length === 0) continue;
       waits.push(
-        watcher.waitFor(() => relevant.every(({ key, modRevision }) => watcher.hasSeenDelete(key, modRevision)), WATCH_SETTLE_MS),
+        watcher.waitFor(
+          () => relevant.every(({ key, modRevision }) => watcher.hasSeenDelete(key, modRevision)),
+          WATCH_SETTLE_MS,
+        ),
       );
     }
     if (waits.length > 0) await Promise.all(waits);

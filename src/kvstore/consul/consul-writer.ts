@@ -96,7 +96,13 @@ export class ConsulWriter {
    * Create-only (`'absent'`: `cas` with index 0, or `check-not-exists` + `lock` when leased) or
    * compare-and-swap write (`prevRevision` > 0: `cas`, or `check-index` + `lock`).
    */
-  async conditionalPut(what: string, key: string, value: string, prevRevision: bigint | 'absent', leased: boolean | undefined): Promise<CasResult> {
+  async conditionalPut(
+    what: string,
+    key: string,
+    value: string,
+    prevRevision: bigint | 'absent',
+    leased: boolean | undefined,
+  ): Promise<CasResult> {
     const outcome = leased
       ? await this.writeLeased(what, key, value, prevRevision)
       : await this.writeUnleased(what, key, value, prevRevision === 'absent' ? 0n : prevRevision);
@@ -105,7 +111,10 @@ export class ConsulWriter {
 
   /** Unconditional delete; true if a key was removed. */
   async delete(key: string): Promise<boolean> {
-    const outcome = await this.api.txn(`delete ${key}`, [{ KV: { Verb: 'get', Key: key } }, { KV: { Verb: 'delete', Key: key } }]);
+    const outcome = await this.api.txn(`delete ${key}`, [
+      { KV: { Verb: 'get', Key: key } },
+      { KV: { Verb: 'delete', Key: key } },
+    ]);
     if (!outcome.ok) {
       if (outcome.errors.every((error) => error.OpIndex === 0)) return false; // "key doesn't exist"
       throw this.api.txnFailure(`delete ${key}`, outcome.errors);
@@ -138,7 +147,9 @@ export class ConsulWriter {
     ]);
     if (!outcome.ok) throw this.api.txnFailure(`deletePrefix ${prefix}`, outcome.errors);
     for (const entry of outcome.results) this.boundKeys.delete(entry.Key);
-    await this.context.settleDeletes(outcome.results.map((entry) => ({ key: entry.Key, modRevision: entry.ModifyIndex })));
+    await this.context.settleDeletes(
+      outcome.results.map((entry) => ({ key: entry.Key, modRevision: entry.ModifyIndex })),
+    );
     return outcome.results.length;
   }
 
@@ -162,7 +173,8 @@ export class ConsulWriter {
       const origin: ({ condition: number } | { operation: number })[] = [];
       for (const [i, condition] of conditions.entries()) {
         if ('absent' in condition) ops.push({ KV: { Verb: 'check-not-exists', Key: condition.key } });
-        else if ('modRevision' in condition) ops.push({ KV: { Verb: 'check-index', Key: condition.key, Index: condition.modRevision } });
+        else if ('modRevision' in condition)
+          ops.push({ KV: { Verb: 'check-index', Key: condition.key, Index: condition.modRevision } });
         else {
           const pair = await this.context.get(condition.key);
           if (pair?.value !== condition.value) return this.failedTransaction(conditions);
@@ -170,7 +182,9 @@ export class ConsulWriter {
         }
         origin.push({ condition: i });
       }
-      const session = operations.some((o) => o.op === 'put' && o.leased === true) ? await this.session.ensure() : this.session.current;
+      const session = operations.some((o) => o.op === 'put' && o.leased === true)
+        ? await this.session.ensure()
+        : this.session.current;
       for (const [i, operation] of operations.entries()) {
         const key = operation.key;
         if (operation.op === 'delete') {
@@ -185,7 +199,8 @@ export class ConsulWriter {
           origin.push({ operation: i });
         }
         if (operation.leased === true) ops.push({ KV: { Verb: 'lock', Key: key, Value: encoded, Session: session! } });
-        else if (session !== undefined && this.boundKeys.get(key) === session) ops.push({ KV: { Verb: 'unlock', Key: key, Value: encoded, Session: session } });
+        else if (session !== undefined && this.boundKeys.get(key) === session)
+          ops.push({ KV: { Verb: 'unlock', Key: key, Value: encoded, Session: session } });
         else ops.push({ KV: { Verb: 'set', Key: key, Value: encoded } });
         origin.push({ operation: i });
       }
@@ -208,20 +223,27 @@ export class ConsulWriter {
         const operation = operations[from.operation]!;
         const verb = ops[error.OpIndex]!.KV.Verb;
         lastError = error.What;
-        if (/invalid session/i.test(error.What) && session !== undefined) this.session.lost(session, `consul refused session ${session} in ${what}: ${error.What}`);
-        else if (verb === 'unlock') this.boundKeys.delete(operation.key); // no longer ours: a plain set next time
-        else if (verb === 'delete-cas') takeOver.delete(operation.key); // changed again: look again
+        if (/invalid session/i.test(error.What) && session !== undefined)
+          this.session.lost(session, `consul refused session ${session} in ${what}: ${error.What}`);
+        else if (verb === 'unlock')
+          this.boundKeys.delete(operation.key); // no longer ours: a plain set next time
+        else if (verb === 'delete-cas')
+          takeOver.delete(operation.key); // changed again: look again
         else if (verb === 'lock' && /already held/i.test(error.What)) {
           const current = (await this.context.get(operation.key))?.modRevision;
           if (current !== undefined) takeOver.set(operation.key, current);
         } else if (verb === 'lock' && /lock delay/i.test(error.What)) {
-          throw new KvUnavailableError(`consul ${this.address}: ${what}: ${operation.key} is in its lock-delay after the session that held it ended; retry shortly`);
+          throw new KvUnavailableError(
+            `consul ${this.address}: ${what}: ${operation.key} is in its lock-delay after the session that held it ended; retry shortly`,
+          );
         } else throw this.api.txnFailure(what, outcome.errors);
         retry = true;
       }
       if (!retry) throw this.api.txnFailure(what, outcome.errors);
     }
-    throw new KvUnavailableError(`consul ${this.address}: ${what} failed ${TRANSACTION_ATTEMPTS} times; last error: ${lastError || 'a value condition kept changing'}`);
+    throw new KvUnavailableError(
+      `consul ${this.address}: ${what} failed ${TRANSACTION_ATTEMPTS} times; last error: ${lastError || 'a value condition kept changing'}`,
+    );
   }
 
   /** The not-applied result: every condition key as it is now. */
@@ -254,13 +276,18 @@ export class ConsulWriter {
         written.push({ key, revision: entry.ModifyIndex });
         if (entry.ModifyIndex > revision) revision = entry.ModifyIndex;
       }
-      if (verb === 'get-or-empty' && entry !== undefined && entry.ModifyIndex > 0n) deleted.push({ key, modRevision: entry.ModifyIndex });
+      if (verb === 'get-or-empty' && entry !== undefined && entry.ModifyIndex > 0n)
+        deleted.push({ key, modRevision: entry.ModifyIndex });
     });
     for (const operation of operations) {
-      if (operation.op === 'put' && operation.leased === true && session !== undefined) this.boundKeys.set(operation.key, session);
+      if (operation.op === 'put' && operation.leased === true && session !== undefined)
+        this.boundKeys.set(operation.key, session);
       else this.boundKeys.delete(operation.key);
     }
-    await Promise.all([...written.map((w) => this.context.settleWrite(w.key, w.revision)), this.context.settleDeletes(deleted)]);
+    await Promise.all([
+      ...written.map((w) => this.context.settleWrite(w.key, w.revision)),
+      this.context.settleDeletes(deleted),
+    ]);
     // A transaction that only deleted (or did nothing) leaves no index in its answer.
     return { ok: true, revision: revision > 0n ? revision : this.api.knownIndex };
   }
@@ -269,7 +296,12 @@ export class ConsulWriter {
    * A write without a lease: `set`, or `cas` when `prevRevision` is given (0 = create-only). A key
    * this store holds is released (`unlock`) by the same write instead.
    */
-  private async writeUnleased(what: string, key: string, value: string, prevRevision: bigint | undefined): Promise<WriteOutcome> {
+  private async writeUnleased(
+    what: string,
+    key: string,
+    value: string,
+    prevRevision: bigint | undefined,
+  ): Promise<WriteOutcome> {
     const encoded = Buffer.from(value, 'utf8').toString('base64');
     const session = this.session.current;
     if (session !== undefined && this.boundKeys.get(key) === session && prevRevision !== 0n) {
@@ -349,7 +381,8 @@ export class ConsulWriter {
       }
       if (typeof condition === 'bigint' && rebind.errors.some((error) => error.OpIndex === 0)) return { ok: false };
       lastError = rebind.errors.map((error) => error.What).join('; ');
-      if (/invalid session/i.test(lastError)) this.session.lost(session, `consul refused session ${session} writing ${key}: ${lastError}`);
+      if (/invalid session/i.test(lastError))
+        this.session.lost(session, `consul refused session ${session} writing ${key}: ${lastError}`);
     }
     throw new KvUnavailableError(
       `consul ${this.address}: ${what} ${key} with this store's session failed ${LEASED_WRITE_ATTEMPTS} times; last error: ${lastError}`,

@@ -34,7 +34,9 @@ export function createEtcdClient(options: EtcdStoreOptions, requestTimeoutMs: nu
         ...(certFile !== undefined && { certChain: readFileSync(certFile) }),
       };
     } catch (err) {
-      throw new KvUnavailableError(`etcd ${endpoints}: cannot read TLS files: ${(err as Error).message}`, { cause: err });
+      throw new KvUnavailableError(`etcd ${endpoints}: cannot read TLS files: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
   try {
@@ -46,9 +48,16 @@ export function createEtcdClient(options: EtcdStoreOptions, requestTimeoutMs: nu
       // open for 5 s after 3 failed calls and back a watch off to 30 s, which delayed
       // convergence after etcd returned by up to that much (measured 8–9 s with a 2 s resync).
       faultHandling: {
-        host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: HOST_RETRY_MS, breaker: new ConsecutiveBreaker(3) }),
+        host: () =>
+          circuitBreaker(handleWhen(isRecoverableError), {
+            halfOpenAfter: HOST_RETRY_MS,
+            breaker: new ConsecutiveBreaker(3),
+          }),
         // etcd3 types this as an IBackoff but uses it as the factory its own default is.
-        watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: WATCH_BACKOFF_MAX_MS }) as unknown as WatchBackoff,
+        watchBackoff: new ExponentialBackoff({
+          initialDelay: 100,
+          maxDelay: WATCH_BACKOFF_MAX_MS,
+        }) as unknown as WatchBackoff,
       },
       // A deadline on every unary call (the auth token exchange included); streams have none.
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
@@ -61,7 +70,9 @@ export function createEtcdClient(options: EtcdStoreOptions, requestTimeoutMs: nu
       },
     });
   } catch (err) {
-    throw new KvUnavailableError(`etcd ${endpoints}: invalid client settings: ${(err as Error).message}`, { cause: err });
+    throw new KvUnavailableError(`etcd ${endpoints}: invalid client settings: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 
@@ -85,7 +96,8 @@ function isBrokenCircuit(err: unknown): boolean {
 
 /** A short reason from a client error. */
 export function describeError(err: unknown): string {
-  if (isBrokenCircuit(err)) return `not attempted: the last calls to etcd failed, next attempt within ${HOST_RETRY_MS / 1000} s`;
+  if (isBrokenCircuit(err))
+    return `not attempted: the last calls to etcd failed, next attempt within ${HOST_RETRY_MS / 1000} s`;
   if (err instanceof Error) return err.message.replace(/^\w+Error: /, '');
   return String(err);
 }

@@ -1,10 +1,10 @@
 /**
  * The etcd store's keys inside etcd's keyspace (etcd-store.ts): every key under the configured
  * namespace, as bytes; prefixes as `[key, range_end)` ranges; and the compares and Txn requests a
- * create, compare-and-swap or {@link KvStore.transaction} becomes, with their answers read back.
+ * create, compare-and-swap or `KvStore.transaction` becomes, with their answers read back.
  */
 import type { ICompare, IKeyValue, IRequestOp, IResponseOp, ITxnRequest } from 'etcd3';
-import type { KvPair, KvStore, TxnCondition, TxnOperation, TxnResult } from '../kvstore.js';
+import type { KvPair, TxnCondition, TxnOperation, TxnResult } from '../kvstore.js';
 
 /** Keys, pairs and transactions of one store on the wire; `namespace` is prepended to every key. */
 export class EtcdKeyspace {
@@ -78,7 +78,13 @@ export class EtcdKeyspace {
     });
     const success: IRequestOp[] = operations.map((o) =>
       o.op === 'put'
-        ? { request_put: { key: this.encodeKey(o.key), value: Buffer.from(o.value, 'utf8'), lease: o.leased === true ? lease : '0' } }
+        ? {
+            request_put: {
+              key: this.encodeKey(o.key),
+              value: Buffer.from(o.value, 'utf8'),
+              lease: o.leased === true ? lease : '0',
+            },
+          }
         : { request_delete_range: { key: this.encodeKey(o.key) } },
     );
     const failure: IRequestOp[] = conditions.map((c) => ({ request_range: { key: this.encodeKey(c.key) } }));
@@ -86,7 +92,12 @@ export class EtcdKeyspace {
   }
 
   /** The result of a Txn built by {@link txnRequest}: committed at `revision`, or the conditions' keys as they are now. */
-  txnResult(conditions: readonly TxnCondition[], succeeded: boolean, responses: readonly IResponseOp[], revision: string): TxnResult {
+  txnResult(
+    conditions: readonly TxnCondition[],
+    succeeded: boolean,
+    responses: readonly IResponseOp[],
+    revision: string,
+  ): TxnResult {
     if (succeeded) return { ok: true, revision: BigInt(revision) };
     const current = new Map<string, KvPair | undefined>();
     conditions.forEach((c, i) => {

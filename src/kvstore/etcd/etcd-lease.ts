@@ -58,7 +58,8 @@ export class EtcdLease {
       try {
         return await write(lease.id);
       } catch (err) {
-        if (!(err instanceof KvUnavailableError && err.cause instanceof EtcdLeaseInvalidError) || attempt > 1) throw err;
+        if (!(err instanceof KvUnavailableError && err.cause instanceof EtcdLeaseInvalidError) || attempt > 1)
+          throw err;
         this.lost(lease, `etcd no longer knows lease ${lease.id} (expired)`);
       }
     }
@@ -80,28 +81,30 @@ export class EtcdLease {
     this.context.assertOpen(what);
     if (this.lease !== undefined) return this.lease;
     const handle = this.context.client.lease(this.context.ttlSeconds);
-    const granting = this.context.call(`lease grant for ${what}`, () => handle.grant()).then(
-      (id) => {
-        const lease: ActiveLease = { id, handle };
-        if (this.context.isClosed()) {
-          handle.release();
+    const granting = this.context
+      .call(`lease grant for ${what}`, () => handle.grant())
+      .then(
+        (id) => {
+          const lease: ActiveLease = { id, handle };
+          if (this.context.isClosed()) {
+            handle.release();
+            return lease;
+          }
+          this.activeLease = lease;
+          handle.on('lost', (err) => this.lost(lease, `keepalive failed: ${err.message}`));
+          handle.on('keepaliveSucceeded', () => this.context.onKeepaliveSucceeded());
+          handle.on('keepaliveFailed', (err) => this.context.onKeepaliveFailed(err));
+          this.context.logger.info({ lease: id, ttlSeconds: this.context.ttlSeconds }, 'lease granted');
           return lease;
-        }
-        this.activeLease = lease;
-        handle.on('lost', (err) => this.lost(lease, `keepalive failed: ${err.message}`));
-        handle.on('keepaliveSucceeded', () => this.context.onKeepaliveSucceeded());
-        handle.on('keepaliveFailed', (err) => this.context.onKeepaliveFailed(err));
-        this.context.logger.info({ lease: id, ttlSeconds: this.context.ttlSeconds }, 'lease granted');
-        return lease;
-      },
-      (err: unknown) => {
-        // Nothing was granted (or the grant's answer was lost and the lease will just expire);
-        // the next leased write tries again.
-        handle.release();
-        if (this.lease === granting) this.lease = undefined;
-        throw err;
-      },
-    );
+        },
+        (err: unknown) => {
+          // Nothing was granted (or the grant's answer was lost and the lease will just expire);
+          // the next leased write tries again.
+          handle.release();
+          if (this.lease === granting) this.lease = undefined;
+          throw err;
+        },
+      );
     this.lease = granting;
     return granting;
   }
@@ -112,7 +115,10 @@ export class EtcdLease {
     lease.handle.release();
     this.activeLease = undefined;
     this.lease = undefined;
-    this.context.logger.warn({ lease: lease.id, reason }, 'lease lost; leased keys are gone or going, a new lease is granted on the next leased write');
+    this.context.logger.warn(
+      { lease: lease.id, reason },
+      'lease lost; leased keys are gone or going, a new lease is granted on the next leased write',
+    );
     this.context.onLost(lease.id, reason);
   }
 }

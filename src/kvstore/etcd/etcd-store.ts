@@ -135,7 +135,9 @@ export class EtcdKvStore implements KvStore {
 
   /** The value of one key, or undefined. */
   async get(key: string): Promise<KvPair | undefined> {
-    const response = await this.call('get', (callOptions) => this.client.kv.range({ key: this.keyspace.encodeKey(key) }, callOptions));
+    const response = await this.call('get', (callOptions) =>
+      this.client.kv.range({ key: this.keyspace.encodeKey(key) }, callOptions),
+    );
     return response.kvs[0] && this.keyspace.toPair(response.kvs[0]);
   }
 
@@ -146,7 +148,11 @@ export class EtcdKvStore implements KvStore {
         return await this.listOnce(prefix);
       } catch (err) {
         // Compaction overtook the revision the first page was read at; start over at a new one.
-        if (!(err instanceof KvUnavailableError && err.cause instanceof GRPCOutOfRangeError) || attempt >= LIST_ATTEMPTS) throw err;
+        if (
+          !(err instanceof KvUnavailableError && err.cause instanceof GRPCOutOfRangeError) ||
+          attempt >= LIST_ATTEMPTS
+        )
+          throw err;
       }
     }
   }
@@ -155,7 +161,10 @@ export class EtcdKvStore implements KvStore {
   async put(key: string, value: string, options?: PutOptions): Promise<bigint> {
     return this.lease.write('put', options?.leased, async (lease) => {
       const response = await this.call('put', (callOptions) =>
-        this.client.kv.put({ key: this.keyspace.encodeKey(key), value: Buffer.from(value, 'utf8'), lease }, callOptions),
+        this.client.kv.put(
+          { key: this.keyspace.encodeKey(key), value: Buffer.from(value, 'utf8'), lease },
+          callOptions,
+        ),
       );
       return BigInt(response.header.revision);
     });
@@ -170,7 +179,12 @@ export class EtcdKvStore implements KvStore {
    * Writes only if the key's mod revision is `prevRevision` (or it is absent, for `'absent'`); on
    * a failed compare the same transaction reads the current pair.
    */
-  async atomicPut(key: string, value: string, prevRevision: bigint | 'absent', options?: PutOptions): Promise<CasResult> {
+  async atomicPut(
+    key: string,
+    value: string,
+    prevRevision: bigint | 'absent',
+    options?: PutOptions,
+  ): Promise<CasResult> {
     return this.conditionalPut('atomicPut', key, value, prevRevision, options);
   }
 
@@ -188,7 +202,10 @@ export class EtcdKvStore implements KvStore {
     const wireKey = this.keyspace.encodeKey(key);
     const response = await this.call('atomicDelete', (callOptions) =>
       this.client.kv.txn(
-        { compare: [this.keyspace.revisionCompare(wireKey, prevRevision)], success: [{ request_delete_range: { key: wireKey } }] },
+        {
+          compare: [this.keyspace.revisionCompare(wireKey, prevRevision)],
+          success: [{ request_delete_range: { key: wireKey } }],
+        },
         callOptions,
       ),
     );
@@ -228,11 +245,18 @@ export class EtcdKvStore implements KvStore {
     if (requests.length === 0) return [];
     const leased = requests.some((r) => r.operations.some((o) => o.op === 'put' && o.leased === true));
     return this.lease.write('transactions', leased, async (lease) => {
-      const success: IRequestOp[] = requests.map((r) => ({ request_txn: this.keyspace.txnRequest(r.conditions, r.operations, lease) }));
-      const response = await this.call('transactions', (callOptions) => this.client.kv.txn({ compare: [], success, failure: [] }, callOptions));
+      const success: IRequestOp[] = requests.map((r) => ({
+        request_txn: this.keyspace.txnRequest(r.conditions, r.operations, lease),
+      }));
+      const response = await this.call('transactions', (callOptions) =>
+        this.client.kv.txn({ compare: [], success, failure: [] }, callOptions),
+      );
       return requests.map((r, i) => {
         const nested = response.responses[i]?.response_txn;
-        if (nested === undefined) throw new KvUnavailableError(`etcd ${this.endpoints.join(', ')}: transactions: no answer for transaction ${i}`);
+        if (nested === undefined)
+          throw new KvUnavailableError(
+            `etcd ${this.endpoints.join(', ')}: transactions: no answer for transaction ${i}`,
+          );
         return this.keyspace.txnResult(r.conditions, nested.succeeded, nested.responses, response.header.revision);
       });
     });
@@ -315,7 +339,10 @@ export class EtcdKvStore implements KvStore {
     let from = key;
     for (;;) {
       const response = await this.call('list', (callOptions) =>
-        this.client.kv.range({ key: from, range_end: rangeEnd, limit: LIST_PAGE_SIZE, revision: revision ?? '0' }, callOptions),
+        this.client.kv.range(
+          { key: from, range_end: rangeEnd, limit: LIST_PAGE_SIZE, revision: revision ?? '0' },
+          callOptions,
+        ),
       );
       revision ??= response.header.revision;
       for (const kv of response.kvs) pairs.push(this.keyspace.toPair(kv));
@@ -352,7 +379,11 @@ export class EtcdKvStore implements KvStore {
    * client's retries and auth exchange could otherwise outlast it) and maps every failure to
    * KvUnavailableError naming the endpoints, with the client's error as `cause`.
    */
-  private async call<T>(what: string, op: (callOptions: CallOptions) => Promise<T>, opts: { timeoutMs?: number } = {}): Promise<T> {
+  private async call<T>(
+    what: string,
+    op: (callOptions: CallOptions) => Promise<T>,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<T> {
     this.assertOpen(what);
     const timeoutMs = opts.timeoutMs ?? this.requestTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
@@ -374,7 +405,8 @@ export class EtcdKvStore implements KvStore {
 
   private unavailable(what: string, err: unknown): KvUnavailableError {
     const endpoints = this.endpoints.join(', ');
-    if (this.closed) return new KvUnavailableError(`etcd kvstore ${endpoints} is closed; cannot ${what}`, { cause: err });
+    if (this.closed)
+      return new KvUnavailableError(`etcd kvstore ${endpoints} is closed; cannot ${what}`, { cause: err });
     const reason = err instanceof CallTimeoutError ? err.message : describeError(err);
     return new KvUnavailableError(
       `etcd ${endpoints}: ${what} failed: ${reason}; check that etcd is running and reachable (--kvstore-opt etcd.address / etcd.config)`,
@@ -410,7 +442,7 @@ export class EtcdKvStore implements KvStore {
   }
 
   private assertOpen(what: string): void {
-    if (this.closed) throw new KvUnavailableError(`etcd kvstore ${this.endpoints.join(', ')} is closed; cannot ${what}`);
+    if (this.closed)
+      throw new KvUnavailableError(`etcd kvstore ${this.endpoints.join(', ')} is closed; cannot ${what}`);
   }
 }
-

@@ -129,7 +129,9 @@ export class EtcdWatcher implements Watcher {
       clearTimeout(this.createTimer);
       const clusterId = response.header.cluster_id;
       if (this.clusterId !== undefined && clusterId !== this.clusterId) {
-        this.resync(`etcd cluster changed (id ${this.clusterId} -> ${clusterId}) while the watch on ${this.prefix} reconnected; re-list`);
+        this.resync(
+          `etcd cluster changed (id ${this.clusterId} -> ${clusterId}) while the watch on ${this.prefix} reconnected; re-list`,
+        );
         return;
       }
       if (headerRevision < this.observedRevision) {
@@ -139,7 +141,8 @@ export class EtcdWatcher implements Watcher {
         return;
       }
       this.clusterId = clusterId;
-      if (this.failures > 0) this.context.logger.info({ prefix: this.prefix, from: String(this.nextRevision) }, 'watch resumed');
+      if (this.failures > 0)
+        this.context.logger.info({ prefix: this.prefix, from: String(this.nextRevision) }, 'watch resumed');
       this.failures = 0;
       this.context.onConnected();
     }
@@ -202,7 +205,11 @@ export class EtcdWatcher implements Watcher {
     if (this.closed) return;
     this.close();
     if (this.handlers.onResyncNeeded) this.handlers.onResyncNeeded(reason);
-    else this.context.logger.warn({ prefix: this.prefix, reason }, 'watch needs a resync but has no onResyncNeeded handler');
+    else
+      this.context.logger.warn(
+        { prefix: this.prefix, reason },
+        'watch needs a resync but has no onResyncNeeded handler',
+      );
   }
 
   private dropStream(): void {

@@ -26,7 +26,10 @@ function restrictStoreFiles(path: string): void {
     }
     if ((mode & 0o077) === 0) continue;
     chmodSync(file, 0o600);
-    log.warn({ file, mode: `0${(mode & 0o777).toString(8)}` }, 'store file was readable by other users: narrowed to 0600');
+    log.warn(
+      { file, mode: `0${(mode & 0o777).toString(8)}` },
+      'store file was readable by other users: narrowed to 0600',
+    );
   }
 }
 

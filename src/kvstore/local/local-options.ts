@@ -26,8 +26,14 @@ export function localOptionsFromKvstoreOpts(opts: Readonly<Record<string, string
   const out: Pick<LocalKvStoreOptions, 'sync'> = {};
   for (const [name, value] of Object.entries(opts)) {
     if (!name.startsWith('local.')) continue;
-    if (name !== 'local.sync') throw new ConfigError(`--kvstore-opt ${name}: unknown local store option; the local store takes local.sync=normal|full`);
-    if (value !== 'normal' && value !== 'full') throw new ConfigError(`--kvstore-opt local.sync=${value}: use normal (crash-safe, the default) or full (fsync every commit: power-loss-safe, slower)`);
+    if (name !== 'local.sync')
+      throw new ConfigError(
+        `--kvstore-opt ${name}: unknown local store option; the local store takes local.sync=normal|full`,
+      );
+    if (value !== 'normal' && value !== 'full')
+      throw new ConfigError(
+        `--kvstore-opt local.sync=${value}: use normal (crash-safe, the default) or full (fsync every commit: power-loss-safe, slower)`,
+      );
     out.sync = value;
   }
   return out;

@@ -48,7 +48,14 @@ import type {
   WatchHandlers,
   Watcher,
 } from '../kvstore.js';
-import { openStoreDatabase, prefixRange, prepareStatements, toPair, type KvRow, type LocalStatements } from './local-database.js';
+import {
+  openStoreDatabase,
+  prefixRange,
+  prepareStatements,
+  toPair,
+  type KvRow,
+  type LocalStatements,
+} from './local-database.js';
 import type { LocalKvStoreOptions } from './local-options.js';
 import { EventHistory, LocalWatcher } from './local-watcher.js';
 
@@ -144,7 +151,12 @@ export class LocalKvStore implements KvStore {
   }
 
   /** Writes only if the key's mod revision is `prevRevision` (or the key is absent, for `'absent'`). */
-  async atomicPut(key: string, value: string, prevRevision: bigint | 'absent', options?: PutOptions): Promise<CasResult> {
+  async atomicPut(
+    key: string,
+    value: string,
+    prevRevision: bigint | 'absent',
+    options?: PutOptions,
+  ): Promise<CasResult> {
     const lease = this.leaseFor(options);
     return this.write('atomicPut', (tx): CasResult => {
       const current = toPair(this.stmt.get.get(key) as KvRow | undefined);
@@ -190,15 +202,24 @@ export class LocalKvStore implements KvStore {
   /** The batch in one SQLite transaction: one commit, one revision shared by every applied transaction. */
   async transactions(requests: readonly TxnRequest[]): Promise<TxnResult[]> {
     assertBatchShape(requests);
-    const lease = this.leaseFor({ leased: requests.some((r) => r.operations.some((o) => o.op === 'put' && o.leased === true)) });
+    const lease = this.leaseFor({
+      leased: requests.some((r) => r.operations.some((o) => o.op === 'put' && o.leased === true)),
+    });
     return this.write('transactions', (tx) => {
       const results = requests.map((r) => this.applyTransaction(tx, r.conditions, r.operations, lease));
       // Revisions are only known once every write is in (a transaction that wrote nothing says the current one).
-      return results.map((r) => (r.ok ? { ok: true as const, revision: tx.events.length > 0 ? tx.revision() : this.currentRevision() } : r));
+      return results.map((r) =>
+        r.ok ? { ok: true as const, revision: tx.events.length > 0 ? tx.revision() : this.currentRevision() } : r,
+      );
     });
   }
 
-  private applyTransaction(tx: WriteTx, conditions: readonly TxnCondition[], operations: readonly TxnOperation[], lease: string | null): TxnResult {
+  private applyTransaction(
+    tx: WriteTx,
+    conditions: readonly TxnCondition[],
+    operations: readonly TxnOperation[],
+    lease: string | null,
+  ): TxnResult {
     const current = new Map<string, KvPair | undefined>();
     let holds = true;
     for (const condition of conditions) {
@@ -210,7 +231,8 @@ export class LocalKvStore implements KvStore {
     }
     if (!holds) return { ok: false, current };
     for (const operation of operations) {
-      if (operation.op === 'put') this.writeKey(tx, operation.key, operation.value, operation.leased === true ? lease : null);
+      if (operation.op === 'put')
+        this.writeKey(tx, operation.key, operation.value, operation.leased === true ? lease : null);
       else this.deleteKey(tx, operation.key);
     }
     return { ok: true, revision: tx.events.length > 0 ? tx.revision() : this.currentRevision() };
