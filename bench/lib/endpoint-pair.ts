@@ -112,9 +112,9 @@ export class RoutedTopology implements EndpointPair {
   readonly clientIp: string;
   readonly serverIp: string;
   readonly gatewayIp: string;
-  readonly #processes: LabProcess[] = [];
-  #unregister: () => void = () => {};
-  #destroyed = false;
+  private readonly processes: LabProcess[] = [];
+  private unregister: () => void = () => {};
+  private destroyed = false;
 
   private constructor(
     readonly tag: string,
@@ -137,7 +137,7 @@ export class RoutedTopology implements EndpointPair {
     mkdirSync(logDir, { recursive: true });
     const t = new RoutedTopology(tag, octet, logDir);
     const names = [t.router, t.c1, t.c2];
-    t.#unregister = registerEmergencyCleanup(() => {
+    t.unregister = registerEmergencyCleanup(() => {
       for (const n of names) {
         try {
           execFileSync(labBinaries().ip, ['netns', 'del', n], { stdio: 'ignore' });
@@ -147,7 +147,7 @@ export class RoutedTopology implements EndpointPair {
       }
     });
     try {
-      await t.#build();
+      await t.build();
     } catch (err) {
       await t.destroy();
       throw err;
@@ -155,26 +155,26 @@ export class RoutedTopology implements EndpointPair {
     return t;
   }
 
-  async #ip(args: string[]): Promise<void> {
+  private async ip(args: string[]): Promise<void> {
     await runCommand(labBinaries().ip, args, { check: true, timeoutMs: 30_000 });
   }
 
-  async #build(): Promise<void> {
+  private async build(): Promise<void> {
     const { router: r, c1, c2 } = this;
     for (const ns of [r, c1, c2]) {
-      await this.#ip(['netns', 'add', ns]);
-      await this.#ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+      await this.ip(['netns', 'add', ns]);
+      await this.ip(['-n', ns, 'link', 'set', 'lo', 'up']);
     }
     // Created inside r: neither end ever exists in the root namespace.
     for (const [dev, ns, addr] of [['v1', c1, this.clientIp], ['v2', c2, this.serverIp]] as const) {
-      await this.#ip(['-n', r, 'link', 'add', dev, 'type', 'veth', 'peer', 'name', 'ceth0', 'netns', ns]);
-      await this.#ip(['-n', r, 'addr', 'add', `${this.gatewayIp}/32`, 'dev', dev]);
-      await this.#ip(['-n', r, 'link', 'set', dev, 'up']);
-      await this.#ip(['-n', r, 'route', 'add', `${addr}/32`, 'dev', dev]);
-      await this.#ip(['-n', ns, 'addr', 'add', `${addr}/32`, 'dev', 'ceth0']);
-      await this.#ip(['-n', ns, 'link', 'set', 'ceth0', 'up']);
-      await this.#ip(['-n', ns, 'route', 'add', `${this.gatewayIp}/32`, 'dev', 'ceth0', 'scope', 'link']);
-      await this.#ip(['-n', ns, 'route', 'add', 'default', 'via', this.gatewayIp, 'dev', 'ceth0']);
+      await this.ip(['-n', r, 'link', 'add', dev, 'type', 'veth', 'peer', 'name', 'ceth0', 'netns', ns]);
+      await this.ip(['-n', r, 'addr', 'add', `${this.gatewayIp}/32`, 'dev', dev]);
+      await this.ip(['-n', r, 'link', 'set', dev, 'up']);
+      await this.ip(['-n', r, 'route', 'add', `${addr}/32`, 'dev', dev]);
+      await this.ip(['-n', ns, 'addr', 'add', `${addr}/32`, 'dev', 'ceth0']);
+      await this.ip(['-n', ns, 'link', 'set', 'ceth0', 'up']);
+      await this.ip(['-n', ns, 'route', 'add', `${this.gatewayIp}/32`, 'dev', 'ceth0', 'scope', 'link']);
+      await this.ip(['-n', ns, 'route', 'add', 'default', 'via', this.gatewayIp, 'dev', 'ceth0']);
     }
     const fwd = await this.runIn(r, ['sysctl', '-qw', 'net.ipv4.ip_forward=1'], 10_000);
     if (fwd.code !== 0) throw new Error(`ip_forward in ${r}: ${fwd.stderr}`);
@@ -188,7 +188,7 @@ export class RoutedTopology implements EndpointPair {
   /** Starts a long-running argv in namespace `ns`; stopped by destroy(). */
   startIn(ns: string, argv: readonly string[], logName: string): LabProcess {
     const p = LabProcess.start([labBinaries().nsenter, `--net=${join(NETNS_DIR, ns)}`, '--', ...argv], { logPath: join(this.logDir, logName) });
-    this.#processes.push(p);
+    this.processes.push(p);
     return p;
   }
 
@@ -210,12 +210,12 @@ export class RoutedTopology implements EndpointPair {
 
   /** Stops the processes started here and deletes the namespaces (and with them the veths). */
   async destroy(): Promise<void> {
-    if (this.#destroyed) return;
-    this.#destroyed = true;
-    await Promise.all(this.#processes.map((p) => p.stop(3_000)));
+    if (this.destroyed) return;
+    this.destroyed = true;
+    await Promise.all(this.processes.map((p) => p.stop(3_000)));
     for (const ns of [this.router, this.c1, this.c2]) {
       if (existsSync(join(NETNS_DIR, ns))) await runCommand(labBinaries().ip, ['netns', 'del', ns], { timeoutMs: 30_000 });
     }
-    this.#unregister();
+    this.unregister();
   }
 }

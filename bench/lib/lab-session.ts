@@ -7,11 +7,11 @@ import { readFileSync } from 'node:fs';
 import type { LabTest } from '../../test/lab/lab.js';
 
 export class LabSession implements LabTest {
-  readonly #teardowns: (() => unknown)[] = [];
-  #failed = false;
+  private readonly teardowns: (() => unknown)[] = [];
+  private failed = false;
 
   teardown(fn: () => unknown): void {
-    this.#teardowns.push(fn);
+    this.teardowns.push(fn);
   }
 
   comment(...message: unknown[]): void {
@@ -19,18 +19,18 @@ export class LabSession implements LabTest {
   }
 
   passing(): boolean {
-    return !this.#failed;
+    return !this.failed;
   }
 
   /** Marks the run failed: the lab then prints log tails of its processes at stop. */
   fail(): void {
-    this.#failed = true;
+    this.failed = true;
   }
 
   /** Runs every teardown, newest first; errors are reported and do not stop the others. */
   async close(): Promise<void> {
-    while (this.#teardowns.length > 0) {
-      const fn = this.#teardowns.pop()!;
+    while (this.teardowns.length > 0) {
+      const fn = this.teardowns.pop()!;
       try {
         await fn();
       } catch (err) {

@@ -35,17 +35,17 @@ export interface StraceResult {
 
 /** A running `strace -f -p PID`; stop() detaches and parses. */
 export class StraceSession {
-  readonly #proc: ChildProcess;
-  readonly #out: string;
-  readonly #unregister: () => void;
-  #exited: Promise<void>;
+  private readonly proc: ChildProcess;
+  private readonly out: string;
+  private readonly unregister: () => void;
+  private exited: Promise<void>;
 
   private constructor(proc: ChildProcess, out: string) {
-    this.#proc = proc;
-    this.#out = out;
-    this.#exited = new Promise((r) => proc.once('exit', () => r()));
+    this.proc = proc;
+    this.out = out;
+    this.exited = new Promise((r) => proc.once('exit', () => r()));
     const pid = proc.pid!;
-    this.#unregister = registerEmergencyCleanup(() => {
+    this.unregister = registerEmergencyCleanup(() => {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
@@ -77,18 +77,18 @@ export class StraceSession {
 
   /** Detaches (SIGINT) and parses the trace; the trace file is moved to `keepAs`, else removed. */
   async stop(keepAs?: string): Promise<StraceResult> {
-    if (this.#proc.exitCode === null && this.#proc.signalCode === null) this.#proc.kill('SIGINT');
-    await Promise.race([this.#exited, sleep(5_000)]);
-    if (this.#proc.exitCode === null && this.#proc.signalCode === null) this.#proc.kill('SIGKILL');
-    this.#unregister();
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGINT');
+    await Promise.race([this.exited, sleep(5_000)]);
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
+    this.unregister();
     let text = '';
     try {
-      text = readFileSync(this.#out, 'utf8');
+      text = readFileSync(this.out, 'utf8');
     } catch {
       /* nothing traced */
     }
     if (keepAs && text !== '') writeFileSync(keepAs, text);
-    rmSync(this.#out, { force: true });
+    rmSync(this.out, { force: true });
     return parseStrace(text);
   }
 }

@@ -53,16 +53,16 @@ interface ConflictBudget {
 
 /** Allocates and releases addresses of one node through the store. */
 export class AddressAllocator {
-  readonly #store: PoolStore;
-  readonly #node: string;
-  readonly #blockPrefixLength: number;
-  readonly #log: Logger;
+  private readonly store: PoolStore;
+  private readonly node: string;
+  private readonly blockPrefixLength: number;
+  private readonly log: Logger;
 
   constructor(store: PoolStore, node: string, blockPrefixLength: number, log: Logger) {
-    this.#store = store;
-    this.#node = node;
-    this.#blockPrefixLength = blockPrefixLength;
-    this.#log = log;
+    this.store = store;
+    this.node = node;
+    this.blockPrefixLength = blockPrefixLength;
+    this.log = log;
   }
 
   /**
@@ -86,9 +86,9 @@ export class AddressAllocator {
     }
     const budget: ConflictBudget = { conflicts: 0 };
     for (;;) {
-      const result = await this.#store.createAddress(pool.poolId, address, { node: this.#node, kind: 'gateway' });
+      const result = await this.store.createAddress(pool.poolId, address, { node: this.node, kind: 'gateway' });
       if (result.ok) {
-        this.#log.info({ poolId: pool.poolId, address: formatIpv4(address) }, 'gateway allocated');
+        this.log.info({ poolId: pool.poolId, address: formatIpv4(address) }, 'gateway allocated');
         break;
       }
       if (result.current?.record.kind === 'gateway') break;
@@ -100,9 +100,9 @@ export class AddressAllocator {
         );
       }
       // The key vanished between our create and the read of its value: try again.
-      this.#countConflict(budget, pool);
+      this.countConflict(budget, pool);
     }
-    await this.#setRecordedGateway(pool.poolId, address);
+    await this.setRecordedGateway(pool.poolId, address);
     return address;
   }
 
@@ -114,44 +114,44 @@ export class AddressAllocator {
   async allocateStatic(pool: PoolView, requested: string, kind: 'endpoint' | 'reserved', owner?: string): Promise<number> {
     const flag = kind === 'reserved' ? '--aux-address' : '--ip';
     const address = parseRequestedAddress(pool, requested, flag);
-    const record: AddressRecord = owner === undefined ? { node: this.#node, kind } : { node: this.#node, kind, owner };
-    if (this.#store.split) return this.#allocateStaticSplit(pool, requested, address, record, flag);
+    const record: AddressRecord = owner === undefined ? { node: this.node, kind } : { node: this.node, kind, owner };
+    if (this.store.split) return this.allocateStaticSplit(pool, requested, address, record, flag);
     const budget: ConflictBudget = { conflicts: 0 };
     for (;;) {
-      const result = await this.#store.createAddress(pool.poolId, address, record);
+      const result = await this.store.createAddress(pool.poolId, address, record);
       if (result.ok) return address;
       if (result.current) {
         if (kind === 'reserved' && result.current.record.kind === 'reserved') return address;
         throw addressInUse(pool, requested, result.current.record, flag);
       }
-      this.#countConflict(budget, pool);
+      this.countConflict(budget, pool);
     }
   }
 
   /** allocateStatic with a node-local store of its own (see the module comment for the rules). */
-  async #allocateStaticSplit(pool: PoolView, requested: string, address: number, record: AddressRecord, flag: string): Promise<number> {
-    const existing = (await this.#store.listClusterAddresses(pool.poolId)).find((a) => a.address === address);
+  private async allocateStaticSplit(pool: PoolView, requested: string, address: number, record: AddressRecord, flag: string): Promise<number> {
+    const existing = (await this.store.listClusterAddresses(pool.poolId)).find((a) => a.address === address);
     if (existing) {
       if (record.kind === 'reserved' && existing.record.kind === 'reserved') return address;
       throw addressInUse(pool, requested, existing.record, flag);
     }
-    const holder = blockHolding(await this.#store.listBlocks(pool.poolId), address);
-    if (holder && holder.node !== this.#node) throw heldByOtherNode(pool, requested, holder, flag);
+    const holder = blockHolding(await this.store.listBlocks(pool.poolId), address);
+    if (holder && holder.node !== this.node) throw heldByOtherNode(pool, requested, holder, flag);
     if (holder && record.kind === 'endpoint') {
-      const result = await this.#store.createAddress(pool.poolId, address, record, 'node');
+      const result = await this.store.createAddress(pool.poolId, address, record, 'node');
       if (result.ok) return address;
       throw addressInUse(pool, requested, result.current?.record ?? record, flag);
     }
-    const result = await this.#store.createAddress(pool.poolId, address, record, 'cluster');
+    const result = await this.store.createAddress(pool.poolId, address, record, 'cluster');
     if (!result.ok) {
       if (record.kind === 'reserved' && result.current?.record.kind === 'reserved') return address;
       throw addressInUse(pool, requested, result.current?.record ?? record, flag);
     }
     // Fence against a node claiming the block at the same moment: our key is written, now read the claims.
-    const after = blockHolding(await this.#store.listBlocks(pool.poolId), address);
-    if (after && after.node !== this.#node) {
-      const mine = await this.#store.getAddress(pool.poolId, address);
-      if (mine?.scope === 'cluster') await this.#store.deleteAddress(pool.poolId, address, mine.modRevision, 'cluster');
+    const after = blockHolding(await this.store.listBlocks(pool.poolId), address);
+    if (after && after.node !== this.node) {
+      const mine = await this.store.getAddress(pool.poolId, address);
+      if (mine?.scope === 'cluster') await this.store.deleteAddress(pool.poolId, address, mine.modRevision, 'cluster');
       throw heldByOtherNode(pool, requested, after, flag);
     }
     return address;
@@ -163,42 +163,42 @@ export class AddressAllocator {
    */
   async allocateNext(pool: PoolView, owner?: string): Promise<number> {
     const [blocks, addresses] = await Promise.all([
-      this.#store.listBlocks(pool.poolId),
-      this.#store.listAddresses(pool.poolId),
+      this.store.listBlocks(pool.poolId),
+      this.store.listAddresses(pool.poolId),
     ]);
     const taken = new Set(addresses.map((a) => a.address));
     const budget: ConflictBudget = { conflicts: 0 };
-    const scope: AddressScope = this.#store.split ? 'node' : 'cluster';
+    const scope: AddressScope = this.store.split ? 'node' : 'cluster';
 
     for (const claim of blocks) {
-      if (claim.node !== this.#node) continue;
-      const address = await this.#allocateInBlock(pool, claim.block, taken, budget, owner, scope);
+      if (claim.node !== this.node) continue;
+      const address = await this.allocateInBlock(pool, claim.block, taken, budget, owner, scope);
       if (address !== undefined) return address;
     }
 
     const claimed = new Set(blocks.map((b) => b.block.network));
-    const blockLength = Math.max(this.#blockPrefixLength, pool.range.prefixLength);
+    const blockLength = Math.max(this.blockPrefixLength, pool.range.prefixLength);
     const count = subnetCount(pool.range, blockLength);
     for (let index = 0; index < count; index++) {
       const block = nthSubnet(pool.range, blockLength, index);
       if (claimed.has(block.network)) continue;
       // A block whose every address is already taken (static addresses) is not worth a claim.
       if (lowestFree(pool.subnet, block, taken) === undefined) continue;
-      if (!(await this.#store.claimBlock(pool.poolId, block, this.#node))) {
+      if (!(await this.store.claimBlock(pool.poolId, block, this.node))) {
         claimed.add(block.network);
-        this.#countConflict(budget, pool);
+        this.countConflict(budget, pool);
         continue;
       }
-      this.#log.info({ poolId: pool.poolId, block: formatIpv4Cidr(block), node: this.#node }, 'address block claimed');
-      if (this.#store.split) {
+      this.log.info({ poolId: pool.poolId, block: formatIpv4Cidr(block), node: this.node }, 'address block claimed');
+      if (this.store.split) {
         // The other half of the fence in #allocateStaticSplit: static keys written before our claim are seen now.
-        for (const a of await this.#store.listClusterAddresses(pool.poolId)) taken.add(a.address);
+        for (const a of await this.store.listClusterAddresses(pool.poolId)) taken.add(a.address);
       }
-      const address = await this.#allocateInBlock(pool, block, taken, budget, owner, scope);
+      const address = await this.allocateInBlock(pool, block, taken, budget, owner, scope);
       if (address !== undefined) return address;
     }
 
-    throw this.#exhausted(pool, blocks);
+    throw this.exhausted(pool, blocks);
   }
 
   /**
@@ -207,34 +207,34 @@ export class AddressAllocator {
    * reservations belong to the network's definition and go only when no other node uses the pool.
    */
   async release(poolId: string, address: number): Promise<void> {
-    const current = await this.#store.getAddress(poolId, address);
+    const current = await this.store.getAddress(poolId, address);
     const fields = { poolId, address: formatIpv4(address) };
     if (!current) {
-      this.#log.debug(fields, 'release of an unallocated address ignored');
+      this.log.debug(fields, 'release of an unallocated address ignored');
       return;
     }
     const { record } = current;
     if (record.kind === 'endpoint') {
-      if (record.node !== this.#node) {
-        this.#log.warn({ ...fields, owner: record.node }, 'release of an address another node allocated ignored');
+      if (record.node !== this.node) {
+        this.log.warn({ ...fields, owner: record.node }, 'release of an address another node allocated ignored');
         return;
       }
-      await this.#store.deleteAddress(poolId, address, current.modRevision, current.scope);
-      this.#log.debug(fields, 'address released');
+      await this.store.deleteAddress(poolId, address, current.modRevision, current.scope);
+      this.log.debug(fields, 'address released');
       return;
     }
-    const otherUsers = (await this.#store.listPoolUsers(poolId)).filter((node) => node !== this.#node);
+    const otherUsers = (await this.store.listPoolUsers(poolId)).filter((node) => node !== this.node);
     if (otherUsers.length > 0) {
-      this.#log.info({ ...fields, kind: record.kind, otherUsers }, 'address kept: other nodes still use the pool');
+      this.log.info({ ...fields, kind: record.kind, otherUsers }, 'address kept: other nodes still use the pool');
       return;
     }
-    if (await this.#store.deleteAddress(poolId, address, current.modRevision, current.scope)) {
-      if (record.kind === 'gateway') await this.#clearRecordedGateway(poolId, address);
-      this.#log.info({ ...fields, kind: record.kind }, 'address released');
+    if (await this.store.deleteAddress(poolId, address, current.modRevision, current.scope)) {
+      if (record.kind === 'gateway') await this.clearRecordedGateway(poolId, address);
+      this.log.info({ ...fields, kind: record.kind }, 'address released');
     }
   }
 
-  async #allocateInBlock(
+  private async allocateInBlock(
     pool: PoolView,
     block: Ipv4Cidr,
     taken: Set<number>,
@@ -246,16 +246,16 @@ export class AddressAllocator {
       const candidate = lowestFree(pool.subnet, block, taken);
       if (candidate === undefined) return undefined;
       const record: AddressRecord = owner === undefined
-        ? { node: this.#node, kind: 'endpoint' }
-        : { node: this.#node, kind: 'endpoint', owner };
-      const result = await this.#store.createAddress(pool.poolId, candidate, record, scope);
+        ? { node: this.node, kind: 'endpoint' }
+        : { node: this.node, kind: 'endpoint', owner };
+      const result = await this.store.createAddress(pool.poolId, candidate, record, scope);
       taken.add(candidate);
       if (result.ok) return candidate;
-      this.#countConflict(budget, pool);
+      this.countConflict(budget, pool);
     }
   }
 
-  #countConflict(budget: ConflictBudget, pool: PoolView): void {
+  private countConflict(budget: ConflictBudget, pool: PoolView): void {
     budget.conflicts += 1;
     if (budget.conflicts > MAX_CONFLICTS) {
       throw new KvConflictError(
@@ -265,9 +265,9 @@ export class AddressAllocator {
     }
   }
 
-  #exhausted(pool: PoolView, blocks: StoredBlock[]): PoolExhaustedError {
+  private exhausted(pool: PoolView, blocks: StoredBlock[]): PoolExhaustedError {
     const usable = hostAddressCount(pool.subnet, pool.range);
-    const otherNodes = [...new Set(blocks.filter((b) => b.node !== this.#node).map((b) => b.node))].sort();
+    const otherNodes = [...new Set(blocks.filter((b) => b.node !== this.node).map((b) => b.node))].sort();
     if (otherNodes.length === 0) {
       return new PoolExhaustedError(
         `no free address in pool ${describePool(pool)}: all ${usable} usable addresses are in use; ` +
@@ -275,34 +275,34 @@ export class AddressAllocator {
       );
     }
     return new PoolExhaustedError(
-      `no free address in pool ${describePool(pool)} for node ${this.#node}: this node's address blocks are full ` +
+      `no free address in pool ${describePool(pool)} for node ${this.node}: this node's address blocks are full ` +
         `and the rest of the ${usable} usable addresses are in blocks held by ${otherNodes.join(', ')}; ` +
         'use a larger --subnet or --ip-range, or remove containers',
     );
   }
 
-  async #setRecordedGateway(poolId: string, address: number): Promise<void> {
-    await this.#updateGatewayField(poolId, (current) => (current === formatIpv4(address) ? undefined : formatIpv4(address)));
+  private async setRecordedGateway(poolId: string, address: number): Promise<void> {
+    await this.updateGatewayField(poolId, (current) => (current === formatIpv4(address) ? undefined : formatIpv4(address)));
   }
 
-  async #clearRecordedGateway(poolId: string, address: number): Promise<void> {
-    await this.#updateGatewayField(poolId, (current) => (current === formatIpv4(address) ? null : undefined));
+  private async clearRecordedGateway(poolId: string, address: number): Promise<void> {
+    await this.updateGatewayField(poolId, (current) => (current === formatIpv4(address) ? null : undefined));
   }
 
   /**
    * CAS loop on the pool record's gateway field. `decide` returns the new value, `null` to remove
    * the field, or undefined to leave the record alone. A missing record is left missing.
    */
-  async #updateGatewayField(poolId: string, decide: (current: string | undefined) => string | null | undefined): Promise<void> {
+  private async updateGatewayField(poolId: string, decide: (current: string | undefined) => string | null | undefined): Promise<void> {
     for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
-      const stored = await this.#store.getPool(poolId);
+      const stored = await this.store.getPool(poolId);
       if (!stored) return;
       const next = decide(stored.record.gateway);
       if (next === undefined) return;
       const record = { ...stored.record };
       if (next === null) delete record.gateway;
       else record.gateway = next;
-      if (await this.#store.updatePool(poolId, record, stored.modRevision)) return;
+      if (await this.store.updatePool(poolId, record, stored.modRevision)) return;
     }
     throw new KvConflictError(`could not record the gateway of pool ${poolId}: the pool record kept changing; retry the command`);
   }

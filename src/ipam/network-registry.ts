@@ -118,31 +118,31 @@ type ClaimOutcome = { ok: true; record: ClusterNetwork } | { ok: false; record: 
 
 /** The `networks/v1/` records of one node: claims, comparisons, release and resync. */
 export class NetworkRegistry {
-  readonly #store: KvStore;
-  readonly #node: string;
-  readonly #ipam: Ipam;
-  readonly #log: Logger;
-  readonly #locks = new KeyedMutex();
+  private readonly store: KvStore;
+  private readonly node: string;
+  private readonly ipam: Ipam;
+  private readonly log: Logger;
+  private readonly locks = new KeyedMutex();
   /** Local networks by Docker network id. */
-  readonly #claims = new Map<string, NetworkClaim>();
+  private readonly claimsByNetworkId = new Map<string, NetworkClaim>();
   /** Explicit RequestPool reservations waiting for their CreateNetwork, by pool id. */
-  readonly #pending = new Map<string, { name: string; definition: NetworkDefinition; since: number }>();
-  #watcher: Watcher | undefined;
-  #stopped = false;
+  private readonly pending = new Map<string, { name: string; definition: NetworkDefinition; since: number }>();
+  private watcher: Watcher | undefined;
+  private stopped = false;
   /** Names whose claims are being re-registered because their record changed. */
-  readonly #rechecking = new Set<string>();
+  private readonly rechecking = new Set<string>();
   /**
    * Networks (by id) whose --ip-range is still to be read from their pool: CreateNetwork does not
    * carry it and this node's network record does not keep it. Such a claim is registered only once
    * the read succeeded, so a store failure never makes a network claim "no --ip-range".
    */
-  readonly #rangeUnread = new Set<string>();
+  private readonly rangeUnread = new Set<string>();
 
   constructor(options: NetworkRegistryOptions) {
-    this.#store = options.store;
-    this.#node = options.nodeName;
-    this.#ipam = options.ipam;
-    this.#log = options.log;
+    this.store = options.store;
+    this.node = options.nodeName;
+    this.ipam = options.ipam;
+    this.log = options.log;
   }
 
   /**
@@ -154,9 +154,9 @@ export class NetworkRegistry {
     if (!NAME.test(name)) {
       throw new BadRequestError(`--ipam-opt ${NETWORK_NAME_OPTION}="${name}" is not a network name: use letters, digits, '_', '.' and '-', starting with a letter or digit`);
     }
-    return this.#locks.run(name, async () => {
+    return this.locks.run(name, async () => {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const { records } = await this.#listAll();
+        const { records } = await this.listAll();
         const existing = records.get(name);
         const asked = requestedDefinition(req);
         const owner = asked && subnetOwner(records, name, asked.subnet);
@@ -164,28 +164,28 @@ export class NetworkRegistry {
         let poolRequest = req;
         if (existing) {
           if (asked) {
-            const message = differences(existing.record, asked, this.#node);
+            const message = differences(existing.record, asked, this.node);
             if (message) throw new NetworkConflictError(conflictMessage(name, existing.record, message, true));
           }
           poolRequest = { ...req, pool: existing.record.subnet, subPool: existing.record.ipRange ?? '' };
         }
-        const result = await this.#ipam.requestPool(poolRequest);
+        const result = await this.ipam.requestPool(poolRequest);
         const definition: NetworkDefinition = { subnet: result.pool };
-        const pool = await this.#ipam.getPool(result.poolId);
+        const pool = await this.ipam.getPool(result.poolId);
         if (pool?.subPool !== undefined) definition.ipRange = pool.subPool;
         let outcome: ClaimOutcome;
         try {
-          outcome = await this.#claim(name, definition, undefined);
+          outcome = await this.claim(name, definition, undefined);
         } catch (err) {
-          await this.#ipam.releasePool(result.poolId).catch(() => undefined);
+          await this.ipam.releasePool(result.poolId).catch(() => undefined);
           throw err;
         }
         if (outcome.ok) {
-          this.#pending.set(result.poolId, { name, definition, since: Date.now() });
-          this.#log.info({ network: name, subnet: result.pool }, 'network name reserved in the cluster');
+          this.pending.set(result.poolId, { name, definition, since: Date.now() });
+          this.log.info({ network: name, subnet: result.pool }, 'network name reserved in the cluster');
           return result;
         }
-        await this.#ipam.releasePool(result.poolId).catch(() => undefined);
+        await this.ipam.releasePool(result.poolId).catch(() => undefined);
         // Another host defined the name while this one carved a subnet: take the cluster's.
         if (req.pool === '' && !existing) continue;
         throw new NetworkConflictError(conflictMessage(name, outcome.record, outcome.message, true));
@@ -200,19 +200,19 @@ export class NetworkRegistry {
    * the name. Otherwise undefined: the name comes later from the Docker API ({@link nameLearned}).
    */
   async networkCreated(networkId: string, subnet: string, details: NetworkDetails): Promise<string | undefined> {
-    const existing = this.#claims.get(networkId);
+    const existing = this.claimsByNetworkId.get(networkId);
     if (existing) return existing.explicit ? existing.name : undefined;
     const cidr = parseIpv4Cidr(subnet);
     const poolId = cidr ? poolIdForSubnet(cidr) : subnet;
-    const pending = this.#pending.get(poolId);
+    const pending = this.pending.get(poolId);
     if (!pending || Date.now() - pending.since > PENDING_TTL_MS) return undefined;
     const { name } = pending;
-    return this.#locks.run(name, async () => {
+    return this.locks.run(name, async () => {
       const definition: NetworkDefinition = { ...pending.definition, details };
-      const outcome = await this.#claim(name, definition, networkId);
+      const outcome = await this.claim(name, definition, networkId);
       if (!outcome.ok) throw new NetworkConflictError(conflictMessage(name, outcome.record, outcome.message, true));
-      this.#pending.delete(poolId);
-      this.#claims.set(networkId, { networkId, name, explicit: true, definition, status: 'agreed', record: outcome.record });
+      this.pending.delete(poolId);
+      this.claimsByNetworkId.set(networkId, { networkId, name, explicit: true, definition, status: 'agreed', record: outcome.record });
       return name;
     });
   }
@@ -223,17 +223,17 @@ export class NetworkRegistry {
    * A store failure leaves the claim `unregistered`; the resync retries. Never throws.
    */
   async nameLearned(networkId: string, dockerName: string, definition: NetworkDefinition): Promise<NetworkClaim> {
-    const known = this.#claims.get(networkId);
+    const known = this.claimsByNetworkId.get(networkId);
     if (known) {
       if (known.explicit && known.name !== dockerName) {
-        this.#log.warn({ network: networkId, dockerName, clusterName: known.name }, `network is named "${dockerName}" in Docker but "${known.name}" in the cluster (--ipam-opt ${NETWORK_NAME_OPTION}); the cluster name counts`);
+        this.log.warn({ network: networkId, dockerName, clusterName: known.name }, `network is named "${dockerName}" in Docker but "${known.name}" in the cluster (--ipam-opt ${NETWORK_NAME_OPTION}); the cluster name counts`);
       }
       return known;
     }
     const claim: NetworkClaim = { networkId, name: dockerName, explicit: false, definition: canonical(definition), status: 'unregistered' };
-    this.#claims.set(networkId, claim);
-    if (claim.definition.ipRange === undefined) this.#rangeUnread.add(networkId);
-    await this.#locks.run(claim.name, () => this.#register(claim));
+    this.claimsByNetworkId.set(networkId, claim);
+    if (claim.definition.ipRange === undefined) this.rangeUnread.add(networkId);
+    await this.locks.run(claim.name, () => this.register(claim));
     return claim;
   }
 
@@ -243,31 +243,31 @@ export class NetworkRegistry {
    * record does not keep it): a restart claims exactly the definition the network was created with.
    */
   adopt(networkId: string, name: string, explicit: boolean, definition: NetworkDefinition): void {
-    if (this.#claims.has(networkId)) return;
+    if (this.claimsByNetworkId.has(networkId)) return;
     const claim: NetworkClaim = { networkId, name, explicit, definition: canonical(definition), status: 'unregistered' };
-    this.#claims.set(networkId, claim);
-    if (claim.definition.ipRange === undefined) this.#rangeUnread.add(networkId);
+    this.claimsByNetworkId.set(networkId, claim);
+    if (claim.definition.ipRange === undefined) this.rangeUnread.add(networkId);
   }
 
   /** NetworkConflictError if the network's name is defined differently in the cluster (CreateEndpoint). */
   check(networkId: string): void {
-    const claim = this.#claims.get(networkId);
+    const claim = this.claimsByNetworkId.get(networkId);
     if (claim?.status === 'conflict') throw new NetworkConflictError(claim.detail ?? `network "${claim.name}" conflicts with the cluster's definition`);
   }
 
   /** The claim of a local network, if its name is known. */
   claimOf(networkId: string): NetworkClaim | undefined {
-    const claim = this.#claims.get(networkId);
+    const claim = this.claimsByNetworkId.get(networkId);
     return claim ? { ...claim } : undefined;
   }
 
   /** DeleteNetwork: this node stops using the name; the last user removes the record. */
   async networkDeleted(networkId: string): Promise<void> {
-    const claim = this.#claims.get(networkId);
+    const claim = this.claimsByNetworkId.get(networkId);
     if (!claim) return;
-    this.#claims.delete(networkId);
-    this.#rangeUnread.delete(networkId);
-    await this.#locks.run(claim.name, () => this.#release(claim.name));
+    this.claimsByNetworkId.delete(networkId);
+    this.rangeUnread.delete(networkId);
+    await this.locks.run(claim.name, () => this.release(claim.name));
   }
 
   /**
@@ -277,20 +277,20 @@ export class NetworkRegistry {
    */
   async poolReleased(poolId: string): Promise<void> {
     const names = new Set<string>();
-    const pending = this.#pending.get(poolId);
+    const pending = this.pending.get(poolId);
     if (pending) {
-      this.#pending.delete(poolId);
+      this.pending.delete(poolId);
       names.add(pending.name);
     }
-    for (const [networkId, claim] of this.#claims) {
+    for (const [networkId, claim] of this.claimsByNetworkId) {
       const cidr = parseIpv4Cidr(claim.definition.subnet);
       if (cidr && poolIdForSubnet(cidr) === poolId) {
-        this.#claims.delete(networkId);
-        this.#rangeUnread.delete(networkId);
+        this.claimsByNetworkId.delete(networkId);
+        this.rangeUnread.delete(networkId);
         names.add(claim.name);
       }
     }
-    for (const name of names) await this.#locks.run(name, () => this.#release(name));
+    for (const name of names) await this.locks.run(name, () => this.release(name));
   }
 
   /**
@@ -299,15 +299,15 @@ export class NetworkRegistry {
    * and removes records whose users are all gone (their leases expired).
    */
   async reassert(): Promise<void> {
-    for (const claim of [...this.#claims.values()]) {
-      await this.#locks.run(claim.name, () => this.#register(claim));
+    for (const claim of [...this.claimsByNetworkId.values()]) {
+      await this.locks.run(claim.name, () => this.register(claim));
     }
-    for (const [poolId, pending] of this.#pending) if (Date.now() - pending.since > PENDING_TTL_MS) this.#pending.delete(poolId);
-    const { records, users } = await this.#listAll();
+    for (const [poolId, pending] of this.pending) if (Date.now() - pending.since > PENDING_TTL_MS) this.pending.delete(poolId);
+    const { records, users } = await this.listAll();
     for (const [name, stored] of records) {
       if ((users.get(name) ?? []).length > 0) continue;
-      if ([...this.#pending.values()].some((p) => p.name === name)) continue;
-      await this.#locks.run(name, () => this.#removeIfUnused(name));
+      if ([...this.pending.values()].some((p) => p.name === name)) continue;
+      await this.locks.run(name, () => this.removeIfUnused(name));
     }
   }
 
@@ -318,15 +318,15 @@ export class NetworkRegistry {
    * covers everything the watch would.
    */
   async start(): Promise<void> {
-    this.#stopped = false;
-    const { revision } = await this.#store.list(NETWORKS_PREFIX);
-    if (this.#stopped) return;
-    this.#watcher?.close();
-    this.#watcher = this.#store.watch(NETWORKS_PREFIX, revision, {
-      onEvent: (event) => this.#onRecordEvent(event),
+    this.stopped = false;
+    const { revision } = await this.store.list(NETWORKS_PREFIX);
+    if (this.stopped) return;
+    this.watcher?.close();
+    this.watcher = this.store.watch(NETWORKS_PREFIX, revision, {
+      onEvent: (event) => this.onRecordEvent(event),
       onResyncNeeded: (reason) => {
-        this.#log.info({ reason }, 'network registry watch lost events: re-listing');
-        void this.start().catch((err: unknown) => this.#log.warn({ err: err instanceof Error ? err.message : String(err) }, 'network registry watch not restarted; the resync covers it'));
+        this.log.info({ reason }, 'network registry watch lost events: re-listing');
+        void this.start().catch((err: unknown) => this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'network registry watch not restarted; the resync covers it'));
         void this.reassert().catch(() => undefined);
       },
     });
@@ -334,136 +334,136 @@ export class NetworkRegistry {
 
   /** Stops the watch. */
   stop(): void {
-    this.#stopped = true;
-    this.#watcher?.close();
-    this.#watcher = undefined;
+    this.stopped = true;
+    this.watcher?.close();
+    this.watcher = undefined;
   }
 
-  #onRecordEvent(event: WatchEvent): void {
+  private onRecordEvent(event: WatchEvent): void {
     const name = event.key.slice(NETWORKS_PREFIX.length);
     if (name.includes(USERS)) return; // user keys: only records decide
-    const claims = [...this.#claims.values()].filter((c) => c.name === name);
+    const claims = [...this.claimsByNetworkId.values()].filter((c) => c.name === name);
     // Our own touches and creations come back as puts of a record we agree with: nothing to do.
     if (claims.length === 0 || (event.type === 'put' && claims.every((c) => c.status === 'agreed'))) return;
-    if (this.#rechecking.has(name)) return;
-    this.#rechecking.add(name);
-    void this.#locks
+    if (this.rechecking.has(name)) return;
+    this.rechecking.add(name);
+    void this.locks
       .run(name, async () => {
-        this.#rechecking.delete(name);
-        for (const claim of claims) if (this.#claims.get(claim.networkId) === claim) await this.#register(claim);
+        this.rechecking.delete(name);
+        for (const claim of claims) if (this.claimsByNetworkId.get(claim.networkId) === claim) await this.register(claim);
       })
       .catch(() => undefined);
   }
 
   /** Every cluster record with its users, by name. */
   async list(): Promise<ClusterNetworkInfo[]> {
-    const { records, users } = await this.#listAll();
+    const { records, users } = await this.listAll();
     return [...records.values()].map((stored) => ({ record: stored.record, users: users.get(stored.record.name) ?? [] }));
   }
 
   /** Local claims, by network id. */
   claims(): NetworkClaim[] {
-    return [...this.#claims.values()].map((c) => ({ ...c }));
+    return [...this.claimsByNetworkId.values()].map((c) => ({ ...c }));
   }
 
-  async #register(claim: NetworkClaim): Promise<void> {
+  private async register(claim: NetworkClaim): Promise<void> {
     try {
-      if (this.#rangeUnread.has(claim.networkId)) {
-        claim.definition = await this.#withIpRange(claim.definition);
-        this.#rangeUnread.delete(claim.networkId);
+      if (this.rangeUnread.has(claim.networkId)) {
+        claim.definition = await this.withIpRange(claim.definition);
+        this.rangeUnread.delete(claim.networkId);
       }
-      const outcome = await this.#claim(claim.name, claim.definition, claim.networkId);
+      const outcome = await this.claim(claim.name, claim.definition, claim.networkId);
       claim.record = outcome.record;
       if (outcome.ok) {
-        if (claim.status !== 'agreed') this.#log.info({ network: claim.networkId, name: claim.name, subnet: claim.definition.subnet }, 'network agrees with the cluster definition');
+        if (claim.status !== 'agreed') this.log.info({ network: claim.networkId, name: claim.name, subnet: claim.definition.subnet }, 'network agrees with the cluster definition');
         claim.status = 'agreed';
         claim.detail = undefined;
       } else {
         const message = conflictMessage(claim.name, outcome.record, outcome.message, false);
-        if (claim.status !== 'conflict' || claim.detail !== message) this.#log.error({ network: claim.networkId, name: claim.name, code: NetworkConflictError.code }, message);
+        if (claim.status !== 'conflict' || claim.detail !== message) this.log.error({ network: claim.networkId, name: claim.name, code: NetworkConflictError.code }, message);
         claim.status = 'conflict';
         claim.detail = message;
       }
     } catch (err) {
       claim.detail = `not registered yet: ${err instanceof Error ? err.message : String(err)}`;
       if (claim.status !== 'conflict') claim.status = 'unregistered';
-      this.#log.warn({ network: claim.networkId, name: claim.name, err: claim.detail }, 'network name not registered; the resync retries');
+      this.log.warn({ network: claim.networkId, name: claim.name, err: claim.detail }, 'network name not registered; the resync retries');
     }
   }
 
   /** Registers `definition` under `name` for this node: user key, then create or touch the record. */
-  async #claim(name: string, definition: NetworkDefinition, networkId: string | undefined): Promise<ClaimOutcome> {
+  private async claim(name: string, definition: NetworkDefinition, networkId: string | undefined): Promise<ClaimOutcome> {
     const userValue = JSON.stringify(networkId === undefined ? { definition } : { networkId, definition });
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const { records } = await this.#listAll();
+      const { records } = await this.listAll();
       const other = subnetOwner(records, name, definition.subnet);
       if (other) {
-        await this.#dropUserKey(name);
+        await this.dropUserKey(name);
         return { ok: false, record: other.record, message: subnetTaken(definition.subnet, other.record) };
       }
       const existing = records.get(name);
       if (existing) {
-        const message = differences(existing.record, definition, this.#node);
+        const message = differences(existing.record, definition, this.node);
         if (message) {
-          await this.#dropUserKey(name);
+          await this.dropUserKey(name);
           return { ok: false, record: existing.record, message };
         }
-        await this.#store.put(userKey(name, this.#node), userValue, { leased: true });
+        await this.store.put(userKey(name, this.node), userValue, { leased: true });
         const settled: ClusterNetwork = existing.record.details || !definition.details ? existing.record : { ...existing.record, details: definition.details };
-        const touched = await this.#store.atomicPut(NETWORKS_PREFIX + name, JSON.stringify(settled), existing.modRevision);
+        const touched = await this.store.atomicPut(NETWORKS_PREFIX + name, JSON.stringify(settled), existing.modRevision);
         if (touched.ok) return { ok: true, record: settled };
         continue; // changed or removed meanwhile: compare again
       }
-      await this.#store.put(userKey(name, this.#node), userValue, { leased: true });
-      const record: ClusterNetwork = { name, ...definition, createdBy: this.#node, createdAt: new Date().toISOString() };
-      const created = await this.#store.create(NETWORKS_PREFIX + name, JSON.stringify(record));
+      await this.store.put(userKey(name, this.node), userValue, { leased: true });
+      const record: ClusterNetwork = { name, ...definition, createdBy: this.node, createdAt: new Date().toISOString() };
+      const created = await this.store.create(NETWORKS_PREFIX + name, JSON.stringify(record));
       if (!created.ok) continue;
       // Two names created on overlapping subnets at the same moment: the later record loses.
-      const winner = subnetOwner((await this.#listAll()).records, name, definition.subnet, created.revision);
+      const winner = subnetOwner((await this.listAll()).records, name, definition.subnet, created.revision);
       if (winner) {
-        await this.#store.atomicDelete(NETWORKS_PREFIX + name, created.revision);
-        await this.#dropUserKey(name);
+        await this.store.atomicDelete(NETWORKS_PREFIX + name, created.revision);
+        await this.dropUserKey(name);
         return { ok: false, record: winner.record, message: subnetTaken(definition.subnet, winner.record) };
       }
-      this.#log.info({ name, subnet: definition.subnet }, 'network name registered in the cluster');
+      this.log.info({ name, subnet: definition.subnet }, 'network name registered in the cluster');
       return { ok: true, record };
     }
     throw new KvConflictError(`could not register network "${name}": other hosts kept changing its record; retry`);
   }
 
-  async #release(name: string): Promise<void> {
+  private async release(name: string): Promise<void> {
     // Another local network of the same name (re-created at once) still needs the key.
-    if ([...this.#claims.values()].some((c) => c.name === name && c.status === 'agreed')) return;
-    if ([...this.#pending.values()].some((p) => p.name === name)) return;
-    await this.#dropUserKey(name);
-    await this.#removeIfUnused(name);
+    if ([...this.claimsByNetworkId.values()].some((c) => c.name === name && c.status === 'agreed')) return;
+    if ([...this.pending.values()].some((p) => p.name === name)) return;
+    await this.dropUserKey(name);
+    await this.removeIfUnused(name);
   }
 
-  async #dropUserKey(name: string): Promise<void> {
-    await this.#store.delete(userKey(name, this.#node));
+  private async dropUserKey(name: string): Promise<void> {
+    await this.store.delete(userKey(name, this.node));
   }
 
   /** Deletes the record at the revision read before listing its users, when it has none. */
-  async #removeIfUnused(name: string): Promise<void> {
+  private async removeIfUnused(name: string): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const stored = await this.#get(name);
+      const stored = await this.get(name);
       if (!stored) return;
-      const { pairs } = await this.#store.list(NETWORKS_PREFIX + name + USERS);
+      const { pairs } = await this.store.list(NETWORKS_PREFIX + name + USERS);
       if (pairs.length > 0) return;
-      if (await this.#store.atomicDelete(NETWORKS_PREFIX + name, stored.modRevision)) {
-        this.#log.info({ name, subnet: stored.record.subnet }, 'network name removed from the cluster: no node uses it');
+      if (await this.store.atomicDelete(NETWORKS_PREFIX + name, stored.modRevision)) {
+        this.log.info({ name, subnet: stored.record.subnet }, 'network name removed from the cluster: no node uses it');
         return;
       }
     }
   }
 
-  async #get(name: string): Promise<StoredRecord | undefined> {
-    const pair = await this.#store.get(NETWORKS_PREFIX + name);
+  private async get(name: string): Promise<StoredRecord | undefined> {
+    const pair = await this.store.get(NETWORKS_PREFIX + name);
     return pair ? decodeRecord(pair) : undefined;
   }
 
-  async #listAll(): Promise<{ records: Map<string, StoredRecord>; users: Map<string, NetworkUser[]> }> {
-    const { pairs } = await this.#store.list(NETWORKS_PREFIX);
+  private async listAll(): Promise<{ records: Map<string, StoredRecord>; users: Map<string, NetworkUser[]> }> {
+    const { pairs } = await this.store.list(NETWORKS_PREFIX);
     const records = new Map<string, StoredRecord>();
     const users = new Map<string, NetworkUser[]>();
     for (const pair of pairs) {
@@ -482,7 +482,7 @@ export class NetworkRegistry {
         if (typeof value.networkId === 'string') user.networkId = value.networkId;
         users.set(name, [...(users.get(name) ?? []), user]);
       } catch (err) {
-        this.#log.warn({ key: pair.key, err: err instanceof Error ? err.message : String(err) }, 'unreadable network registry key skipped');
+        this.log.warn({ key: pair.key, err: err instanceof Error ? err.message : String(err) }, 'unreadable network registry key skipped');
       }
     }
     return { records, users };
@@ -493,11 +493,11 @@ export class NetworkRegistry {
    * network per subnet, so the subnet's pool is this network's). Store failures are thrown: the
    * caller must not guess "no range".
    */
-  async #withIpRange(definition: NetworkDefinition): Promise<NetworkDefinition> {
+  private async withIpRange(definition: NetworkDefinition): Promise<NetworkDefinition> {
     if (definition.ipRange !== undefined) return definition;
     const cidr = parseIpv4Cidr(definition.subnet);
     if (!cidr) return definition;
-    const pool = await this.#ipam.getPool(poolIdForSubnet(cidr));
+    const pool = await this.ipam.getPool(poolIdForSubnet(cidr));
     return pool?.subPool === undefined ? definition : canonical({ ...definition, ipRange: pool.subPool });
   }
 }

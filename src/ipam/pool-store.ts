@@ -115,41 +115,41 @@ export function parseBlockKey(key: string): BlockKey | undefined {
 
 /** Typed reads and writes of the IPAM keys. */
 export class PoolStore {
-  readonly #store: KvStore;
-  readonly #node: KvStore;
+  private readonly store: KvStore;
+  private readonly node: KvStore;
   /** Last successful cluster reads, answered while the cluster store is unreachable. */
-  readonly #lastKnown = new Map<string, unknown>();
+  private readonly lastKnown = new Map<string, unknown>();
 
   /** `node` omitted or the same object as `cluster`: one store for every key. */
   constructor(cluster: KvStore, node: KvStore = cluster) {
-    this.#store = cluster;
-    this.#node = node;
+    this.store = cluster;
+    this.node = node;
   }
 
   /** True when node-local address keys live in a store of their own. */
   get split(): boolean {
-    return this.#node !== this.#store;
+    return this.node !== this.store;
   }
 
   /**
    * A cluster read remembered under `cacheKey`; when the cluster store is unreachable the last
    * value read is answered instead (and the KvUnavailableError is thrown if there is none).
    */
-  async #clusterRead<T>(cacheKey: string, read: () => Promise<T>): Promise<T> {
+  private async clusterRead<T>(cacheKey: string, read: () => Promise<T>): Promise<T> {
     try {
       const value = await read();
-      this.#lastKnown.set(cacheKey, value);
+      this.lastKnown.set(cacheKey, value);
       return value;
     } catch (err) {
-      if (err instanceof KvUnavailableError && this.#lastKnown.has(cacheKey)) return this.#lastKnown.get(cacheKey) as T;
+      if (err instanceof KvUnavailableError && this.lastKnown.has(cacheKey)) return this.lastKnown.get(cacheKey) as T;
       throw err;
     }
   }
 
   /** The pool record, or undefined. */
   getPool(poolId: string): Promise<StoredPool | undefined> {
-    return this.#clusterRead(`pool:${poolId}`, async () => {
-      const pair = await this.#store.get(POOLS + poolId);
+    return this.clusterRead(`pool:${poolId}`, async () => {
+      const pair = await this.store.get(POOLS + poolId);
       if (!pair) return undefined;
       return { poolId, record: decodePoolRecord(pair.key, pair.value), createRevision: pair.createRevision, modRevision: pair.modRevision };
     });
@@ -157,7 +157,7 @@ export class PoolStore {
 
   /** Every pool record, in key order. */
   async listPools(): Promise<StoredPool[]> {
-    const { pairs } = await this.#clusterRead('pools', () => this.#store.list(POOLS));
+    const { pairs } = await this.clusterRead('pools', () => this.store.list(POOLS));
     return pairs.map((pair) => ({
       poolId: pair.key.slice(POOLS.length),
       record: decodePoolRecord(pair.key, pair.value),
@@ -168,30 +168,30 @@ export class PoolStore {
 
   /** Create-only write of a pool record. */
   createPool(poolId: string, record: PoolRecord): Promise<CasResult> {
-    return this.#store.create(POOLS + poolId, JSON.stringify(record));
+    return this.store.create(POOLS + poolId, JSON.stringify(record));
   }
 
   /** Rewrites a pool record if it is still at `prevRevision`; true on success. */
   async updatePool(poolId: string, record: PoolRecord, prevRevision: bigint): Promise<boolean> {
-    const result = await this.#store.atomicPut(POOLS + poolId, JSON.stringify(record), prevRevision);
+    const result = await this.store.atomicPut(POOLS + poolId, JSON.stringify(record), prevRevision);
     return result.ok;
   }
 
   /** Deletes a pool record if it is still at `prevRevision`; true if removed. */
   deletePool(poolId: string, prevRevision: bigint): Promise<boolean> {
-    return this.#store.atomicDelete(POOLS + poolId, prevRevision);
+    return this.store.atomicDelete(POOLS + poolId, prevRevision);
   }
 
   /** Nodes using the pool, sorted. */
   async listPoolUsers(poolId: string): Promise<string[]> {
     const prefix = `${POOL_USERS}${poolId}/`;
-    const { pairs } = await this.#store.list(prefix);
+    const { pairs } = await this.store.list(prefix);
     return pairs.map((pair) => pair.key.slice(prefix.length)).sort();
   }
 
   /** Every pool's users: poolId -> sorted node names. */
   async listAllPoolUsers(): Promise<Map<string, string[]>> {
-    const { pairs } = await this.#store.list(POOL_USERS);
+    const { pairs } = await this.store.list(POOL_USERS);
     const users = new Map<string, string[]>();
     for (const pair of pairs) {
       const [poolId, node] = splitOnce(pair.key.slice(POOL_USERS.length));
@@ -206,18 +206,18 @@ export class PoolStore {
 
   /** Records that `node` uses the pool. */
   async addPoolUser(poolId: string, node: string): Promise<void> {
-    await this.#store.put(`${POOL_USERS}${poolId}/${node}`, '');
+    await this.store.put(`${POOL_USERS}${poolId}/${node}`, '');
   }
 
   /** Removes `node` from the pool's users; true if it was one. */
   removePoolUser(poolId: string, node: string): Promise<boolean> {
-    return this.#store.delete(`${POOL_USERS}${poolId}/${node}`);
+    return this.store.delete(`${POOL_USERS}${poolId}/${node}`);
   }
 
   /** Block claims of one pool, or of every pool, in address order. */
   async listBlocks(poolId?: string): Promise<StoredBlock[]> {
     const prefix = poolId === undefined ? BLOCKS_PREFIX : `${BLOCKS_PREFIX}${poolId}/`;
-    const { pairs } = await this.#clusterRead(`list:${prefix}`, () => this.#store.list(prefix));
+    const { pairs } = await this.clusterRead(`list:${prefix}`, () => this.store.list(prefix));
     const blocks: StoredBlock[] = [];
     for (const pair of pairs) {
       const claim = parseBlockKey(pair.key);
@@ -230,7 +230,7 @@ export class PoolStore {
 
   /** Claims a block for `node` with a create-only write; true if this call created the claim. */
   async claimBlock(poolId: string, block: Ipv4Cidr, node: string): Promise<boolean> {
-    const result = await this.#store.create(`${BLOCKS_PREFIX}${poolId}/${formatIpv4Cidr(block)}`, node);
+    const result = await this.store.create(`${BLOCKS_PREFIX}${poolId}/${formatIpv4Cidr(block)}`, node);
     // The remembered claims must include this one before an outage needs them.
     if (result.ok) await this.listBlocks(poolId).catch(() => undefined);
     return result.ok;
@@ -238,17 +238,17 @@ export class PoolStore {
 
   /** Drops a block claim if it is still at `prevRevision`; true if removed. */
   deleteBlock(poolId: string, block: Ipv4Cidr, prevRevision: bigint): Promise<boolean> {
-    return this.#store.atomicDelete(`${BLOCKS_PREFIX}${poolId}/${formatIpv4Cidr(block)}`, prevRevision);
+    return this.store.atomicDelete(`${BLOCKS_PREFIX}${poolId}/${formatIpv4Cidr(block)}`, prevRevision);
   }
 
   /** One address key (node-local first, then cluster), or undefined. */
   async getAddress(poolId: string, address: number): Promise<StoredAddress | undefined> {
     const key = addressKey(poolId, address);
     if (this.split) {
-      const local = await this.#node.get(key);
+      const local = await this.node.get(key);
       if (local) return { poolId, address, record: decodeAddressRecord(key, local.value), modRevision: local.modRevision, scope: 'node' };
     }
-    const pair = await this.#store.get(key);
+    const pair = await this.store.get(key);
     if (!pair) return undefined;
     return { poolId, address, record: decodeAddressRecord(key, pair.value), modRevision: pair.modRevision, scope: 'cluster' };
   }
@@ -258,21 +258,21 @@ export class PoolStore {
     const cluster = await this.listClusterAddresses(poolId);
     if (!this.split) return cluster;
     const prefix = poolId === undefined ? ADDRESSES : `${ADDRESSES}${poolId}/`;
-    const local = decodeAddresses((await this.#node.list(prefix)).pairs, 'node');
+    const local = decodeAddresses((await this.node.list(prefix)).pairs, 'node');
     return [...cluster, ...local].sort((a, b) => compareIds(a.poolId, b.poolId) || a.address - b.address);
   }
 
   /** Address keys in the cluster store only (the last ones read while it is unreachable). */
   async listClusterAddresses(poolId?: string): Promise<StoredAddress[]> {
     const prefix = poolId === undefined ? ADDRESSES : `${ADDRESSES}${poolId}/`;
-    const { pairs } = await this.#clusterRead(`list:${prefix}`, () => this.#store.list(prefix));
+    const { pairs } = await this.clusterRead(`list:${prefix}`, () => this.store.list(prefix));
     return decodeAddresses(pairs, 'cluster').sort((a, b) => compareIds(a.poolId, b.poolId) || a.address - b.address);
   }
 
   /** Create-only write of an address key in `scope`; on conflict returns the key that is there. */
   async createAddress(poolId: string, address: number, record: AddressRecord, scope: AddressScope = 'cluster'): Promise<CreateAddressResult> {
     const key = addressKey(poolId, address);
-    const result = await this.#scoped(scope).create(key, JSON.stringify(compactAddressRecord(record)));
+    const result = await this.scoped(scope).create(key, JSON.stringify(compactAddressRecord(record)));
     if (result.ok) {
       // The remembered cluster keys (gateway, reservations) must include this one before an outage needs them.
       if (scope === 'cluster') await this.listClusterAddresses(poolId).catch(() => undefined);
@@ -286,18 +286,18 @@ export class PoolStore {
 
   /** Deletes an address key of `scope` if it is still at `prevRevision`; true if removed. */
   deleteAddress(poolId: string, address: number, prevRevision: bigint, scope: AddressScope = 'cluster'): Promise<boolean> {
-    return this.#scoped(scope).atomicDelete(addressKey(poolId, address), prevRevision);
+    return this.scoped(scope).atomicDelete(addressKey(poolId, address), prevRevision);
   }
 
-  #scoped(scope: AddressScope): KvStore {
-    return scope === 'node' ? this.#node : this.#store;
+  private scoped(scope: AddressScope): KvStore {
+    return scope === 'node' ? this.node : this.store;
   }
 
   /** Deletes every block claim and address key of a pool (its last user is gone); returns the count. */
   async deletePoolContents(poolId: string): Promise<number> {
-    const blocks = await this.#store.deletePrefix(`${BLOCKS_PREFIX}${poolId}/`);
-    const addresses = await this.#store.deletePrefix(`${ADDRESSES}${poolId}/`);
-    const local = this.split ? await this.#node.deletePrefix(`${ADDRESSES}${poolId}/`) : 0;
+    const blocks = await this.store.deletePrefix(`${BLOCKS_PREFIX}${poolId}/`);
+    const addresses = await this.store.deletePrefix(`${ADDRESSES}${poolId}/`);
+    const local = this.split ? await this.node.deletePrefix(`${ADDRESSES}${poolId}/`) : 0;
     return blocks + addresses + local;
   }
 }

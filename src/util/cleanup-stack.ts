@@ -12,16 +12,16 @@ interface UndoStep {
 
 /** A stack of undo steps; `unwind` runs them newest first. */
 export class CleanupStack {
-  readonly #steps: UndoStep[] = [];
+  private readonly steps: UndoStep[] = [];
 
   /** Registers the undo of the step just taken (or about to be taken, when it can fail half-way). */
   push(what: string, undo: () => Promise<void> | void): void {
-    this.#steps.push({ what, undo });
+    this.steps.push({ what, undo });
   }
 
   /** How many undo steps are registered. */
   get size(): number {
-    return this.#steps.length;
+    return this.steps.length;
   }
 
   /**
@@ -31,7 +31,7 @@ export class CleanupStack {
    */
   async unwind(logger: Pick<Logger, 'info' | 'warn'>): Promise<string[]> {
     const failed: string[] = [];
-    for (let step = this.#steps.pop(); step; step = this.#steps.pop()) {
+    for (let step = this.steps.pop(); step; step = this.steps.pop()) {
       try {
         await step.undo();
         logger.info({ step: step.what }, 'start-up step undone');

@@ -7,29 +7,29 @@
  * endpoint manager (calls for one endpoint never interleave) and the identity allocator.
  */
 export class KeyedMutex {
-  readonly #tails = new Map<string, Promise<void>>();
+  private readonly tails = new Map<string, Promise<void>>();
 
   /** Runs `task` once every earlier task for `key` has settled; resolves or rejects as `task` does. */
   async run<T>(key: string, task: () => Promise<T>): Promise<T> {
-    const previous = this.#tails.get(key) ?? Promise.resolve();
+    const previous = this.tails.get(key) ?? Promise.resolve();
     let release!: () => void;
     const done = new Promise<void>((resolve) => {
       release = resolve;
     });
     // `previous` only ever resolves (it is built from `done` promises), so the chain never rejects.
     const tail = previous.then(() => done);
-    this.#tails.set(key, tail);
+    this.tails.set(key, tail);
     await previous;
     try {
       return await task();
     } finally {
       release();
-      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+      if (this.tails.get(key) === tail) this.tails.delete(key);
     }
   }
 
   /** Number of keys with a running or queued task (for tests and diagnostics). */
   get activeKeys(): number {
-    return this.#tails.size;
+    return this.tails.size;
   }
 }

@@ -149,26 +149,26 @@ export class DockerHost {
   readonly logDir: string;
   readonly dockerdLogPath: string;
 
-  readonly #t: LabTest;
-  readonly #opts: DockerHostOptions;
-  readonly #bin: LabBinaries;
-  readonly #record: HostRecord;
-  readonly #nsDir: string;
-  readonly #pidFile: string;
-  readonly #dockerConfigDir: string;
-  #dockerd: LabProcess | undefined;
-  readonly #dockerdPids: number[] = [];
-  readonly #containerdPids = new Set<number>();
-  readonly #spawned: LabProcess[] = [];
-  #stopping: Promise<void> | undefined;
-  #created = false;
-  #unregisterEmergency: () => void = () => {};
+  private readonly t: LabTest;
+  private readonly opts: DockerHostOptions;
+  private readonly bin: LabBinaries;
+  private readonly record: HostRecord;
+  private readonly nsDir: string;
+  private readonly pidFile: string;
+  private readonly dockerConfigDir: string;
+  private dockerd: LabProcess | undefined;
+  private readonly dockerdPids: number[] = [];
+  private readonly containerdPids = new Set<number>();
+  private readonly spawned: LabProcess[] = [];
+  private stopping: Promise<void> | undefined;
+  private created = false;
+  private unregisterEmergency: () => void = () => {};
 
   /** @internal Use {@link startDockerHost}. */
   constructor(t: LabTest, id: string, opts: DockerHostOptions) {
-    this.#t = t;
-    this.#opts = opts;
-    this.#bin = labBinaries();
+    this.t = t;
+    this.opts = opts;
+    this.bin = labBinaries();
     this.id = id;
     this.name = `cdl-${id}`;
     this.hostname = this.name;
@@ -181,18 +181,18 @@ export class DockerHost {
     this.dockerdLogPath = join(this.logDir, 'dockerd.log');
     this.pluginDir = join(this.dir, 'priv', 'run-docker', 'plugins');
     this.ciliumRunDir = join(this.dir, 'priv', 'run-cilium');
-    this.#nsDir = join(this.dir, 'ns');
-    this.#pidFile = join(this.dir, 'dockerd.pid');
-    this.#dockerConfigDir = join(this.dir, 'docker-config');
+    this.nsDir = join(this.dir, 'ns');
+    this.pidFile = join(this.dir, 'dockerd.pid');
+    this.dockerConfigDir = join(this.dir, 'docker-config');
     this.defaultAddressPool = opts.defaultAddressPool ?? defaultPoolFor(hostsStarted++);
     if (!insideLabRange(this.defaultAddressPool)) {
       throw new Error(`defaultAddressPool ${this.defaultAddressPool} is not inside 198.18.0.0/15`);
     }
-    this.#record = {
+    this.record = {
       id,
       netns: this.name,
       dir: this.dir,
-      nsDir: this.#nsDir,
+      nsDir: this.nsDir,
       cgroupName: this.name,
       ownerPid: process.pid,
       ownerStartTime: processStartTime(process.pid) ?? '',
@@ -201,31 +201,31 @@ export class DockerHost {
 
   /** nsenter flags that put a command inside this host (net, mount and UTS namespaces). */
   get nsenterArgs(): string[] {
-    return [`--net=/run/netns/${this.name}`, `--mount=${this.#nsDir}/mnt`, `--uts=${this.#nsDir}/uts`];
+    return [`--net=/run/netns/${this.name}`, `--mount=${this.nsDir}/mnt`, `--uts=${this.nsDir}/uts`];
   }
 
   /** PID of the running dockerd, if any. */
   get dockerdPid(): number | undefined {
-    return this.#dockerd && !this.#dockerd.exited ? this.#dockerd.pid : undefined;
+    return this.dockerd && !this.dockerd.exited ? this.dockerd.pid : undefined;
   }
 
   /** Every dockerd PID this host has started, oldest first. */
   get dockerdPidHistory(): readonly number[] {
-    return this.#dockerdPids;
+    return this.dockerdPids;
   }
 
   /** Every containerd PID seen for this host (dockerd supervises them). */
   get containerdPidHistory(): readonly number[] {
     this.containerdPid();
-    return [...this.#containerdPids];
+    return [...this.containerdPids];
   }
 
   /** PID of the containerd dockerd started for this host, if it is alive. */
   containerdPid(): number | undefined {
     try {
-      const pid = Number(readFileSync(this.#containerdPidFile, 'utf8').trim());
+      const pid = Number(readFileSync(this.containerdPidFile, 'utf8').trim());
       if (pid > 0 && isProcessAlive(pid)) {
-        this.#containerdPids.add(pid);
+        this.containerdPids.add(pid);
         return pid;
       }
     } catch {
@@ -244,7 +244,7 @@ export class DockerHost {
     const host = new DockerHost(t, newHostId(), opts);
     t.teardown(() => host.stop());
     try {
-      await host.#setUp();
+      await host.setUp();
       await host.startDockerd();
     } catch (e) {
       await host.stop().catch(() => {});
@@ -254,13 +254,13 @@ export class DockerHost {
   }
 
   /** Creates directories, namespaces and private mounts. */
-  async #setUp(): Promise<void> {
+  private async setUp(): Promise<void> {
     mkdirSync(this.dir, { mode: 0o711 }); // EEXIST if another run took the id: not ours to clean
-    this.#created = true;
-    saveHostRecord(this.#record);
-    this.#unregisterEmergency = registerEmergencyCleanup(() => cleanupHostSync(this.#record));
+    this.created = true;
+    saveHostRecord(this.record);
+    this.unregisterEmergency = registerEmergencyCleanup(() => cleanupHostSync(this.record));
 
-    for (const d of [this.#nsDir, this.dataRoot, this.execRoot, this.logDir, this.#dockerConfigDir]) {
+    for (const d of [this.nsDir, this.dataRoot, this.execRoot, this.logDir, this.dockerConfigDir]) {
       mkdirSync(d, { recursive: true });
     }
     for (const [name, target] of PRIVATE_DIRS) {
@@ -270,17 +270,17 @@ export class DockerHost {
     mkdirSync(this.pluginDir, { recursive: true });
     writeFileSync(join(this.dir, 'daemon.json'), '{}\n');
     writeFileSync(join(this.dir, 'resolv.conf'), `nameserver ${LAB_NAMESERVER}\n`);
-    writeFileSync(join(this.#dockerConfigDir, 'config.json'), '{}\n');
-    writeFileSync(join(this.#nsDir, 'mnt'), '');
-    writeFileSync(join(this.#nsDir, 'uts'), '');
+    writeFileSync(join(this.dockerConfigDir, 'config.json'), '{}\n');
+    writeFileSync(join(this.nsDir, 'mnt'), '');
+    writeFileSync(join(this.nsDir, 'uts'), '');
 
-    const { ip, mount, nsenter, unshare } = this.#bin;
+    const { ip, mount, nsenter, unshare } = this.bin;
     await runCommand(ip, ['netns', 'add', this.name], { check: true });
 
     // The kernel refuses to bind a mount namespace file onto a shared mount (it could create a
     // reference loop), and / is shared on systemd machines: give the files a private mount.
-    await runCommand(mount, ['--bind', this.#nsDir, this.#nsDir], { check: true });
-    await runCommand(mount, ['--make-private', this.#nsDir], { check: true });
+    await runCommand(mount, ['--bind', this.nsDir, this.nsDir], { check: true });
+    await runCommand(mount, ['--make-private', this.nsDir], { check: true });
 
     // The script runs inside the host's netns (so lo, ip_forward and the fresh sysfs are the
     // host's: /sys/class/net lists its links, and writes there cannot reach the root
@@ -289,7 +289,7 @@ export class DockerHost {
     // never show up in the root namespace. The mounts below /sys (cgroup hierarchies,
     // securityfs, ...) are moved aside and back on top of the new sysfs, which is what
     // `ip netns exec` does not do.
-    const privateBpffs = this.#opts.privateBpffs !== false;
+    const privateBpffs = this.opts.privateBpffs !== false;
     const carried = sysSubmounts().filter((m) => !(privateBpffs && m === '/sys/fs/bpf'));
     const keeps = carried.map((_, i) => join(this.dir, 'keep', String(i)));
     for (const k of keeps) mkdirSync(k, { recursive: true });
@@ -323,8 +323,8 @@ export class DockerHost {
         `--net=/run/netns/${this.name}`,
         '--',
         unshare,
-        `--mount=${this.#nsDir}/mnt`,
-        `--uts=${this.#nsDir}/uts`,
+        `--mount=${this.nsDir}/mnt`,
+        `--uts=${this.nsDir}/uts`,
         '--propagation',
         'slave',
         '/bin/sh',
@@ -335,12 +335,12 @@ export class DockerHost {
     );
   }
 
-  #dockerdArgv(): string[] {
+  private dockerdArgv(): string[] {
     return [
-      this.#bin.nsenter,
+      this.bin.nsenter,
       ...this.nsenterArgs,
       '--',
-      this.#bin.dockerd,
+      this.bin.dockerd,
       '-H',
       this.dockerHost,
       '--data-root',
@@ -348,7 +348,7 @@ export class DockerHost {
       '--exec-root',
       this.execRoot,
       '--pidfile',
-      this.#pidFile,
+      this.pidFile,
       '--config-file',
       join(this.dir, 'daemon.json'),
       '--bridge=none',
@@ -357,11 +357,11 @@ export class DockerHost {
       '--default-address-pool',
       `base=${this.defaultAddressPool},size=24`,
       '--cgroup-parent',
-      `/${this.#record.cgroupName}`,
+      `/${this.record.cgroupName}`,
       '--exec-opt',
       'native.cgroupdriver=cgroupfs',
-      `--live-restore=${this.#opts.liveRestore === true}`,
-      ...(this.#opts.extraDockerdArgs ?? []),
+      `--live-restore=${this.opts.liveRestore === true}`,
+      ...(this.opts.extraDockerdArgs ?? []),
     ];
   }
 
@@ -371,14 +371,14 @@ export class DockerHost {
    */
   async startDockerd(): Promise<void> {
     if (this.dockerdPid !== undefined) throw new Error(`dockerd of ${this.name} is already running`);
-    this.#dropStaleContainerdPidFile();
-    const dockerd = LabProcess.start(this.#dockerdArgv(), {
-      env: { PATH: DOCKERD_PATH, HOME: '/root', ...this.#opts.dockerdEnv },
+    this.dropStaleContainerdPidFile();
+    const dockerd = LabProcess.start(this.dockerdArgv(), {
+      env: { PATH: DOCKERD_PATH, HOME: '/root', ...this.opts.dockerdEnv },
       logPath: this.dockerdLogPath,
     });
-    this.#dockerd = dockerd;
-    this.#dockerdPids.push(dockerd.pid);
-    const timeoutMs = this.#opts.readyTimeoutMs ?? 60_000;
+    this.dockerd = dockerd;
+    this.dockerdPids.push(dockerd.pid);
+    const timeoutMs = this.opts.readyTimeoutMs ?? 60_000;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (dockerd.exited) {
@@ -406,7 +406,7 @@ export class DockerHost {
    * dockerd starts a new one. No-op when dockerd is not running.
    */
   async stopDockerd(opts: DockerdStopOptions): Promise<ProcessExit | undefined> {
-    const dockerd = this.#dockerd;
+    const dockerd = this.dockerd;
     if (dockerd === undefined || dockerd.exited) return dockerd?.exitStatus;
     const containerd = this.containerdPid();
     let exit: ProcessExit;
@@ -420,11 +420,11 @@ export class DockerHost {
       exit = await dockerd.stop(opts.timeoutMs ?? DOCKERD_STOP_TIMEOUT_MS);
     }
     // dockerd refuses to start while its pid file names a live process; PIDs get reused.
-    rmSync(this.#pidFile, { force: true });
+    rmSync(this.pidFile, { force: true });
     return exit;
   }
 
-  get #containerdPidFile(): string {
+  private get containerdPidFile(): string {
     return join(this.execRoot, 'containerd', 'containerd.pid');
   }
 
@@ -434,14 +434,14 @@ export class DockerHost {
    * PR_SET_PDEATHSIG) is such a zombie until init reaps it, and dockerd would wait for it
    * forever ("timeout waiting for containerd to start"). Forget a pid file naming a dead process.
    */
-  #dropStaleContainerdPidFile(): void {
+  private dropStaleContainerdPidFile(): void {
     let pid: number;
     try {
-      pid = Number(readFileSync(this.#containerdPidFile, 'utf8').trim());
+      pid = Number(readFileSync(this.containerdPidFile, 'utf8').trim());
     } catch {
       return;
     }
-    if (!(pid > 0) || !isProcessAlive(pid)) rmSync(this.#containerdPidFile, { force: true });
+    if (!(pid > 0) || !isProcessAlive(pid)) rmSync(this.containerdPidFile, { force: true });
   }
 
   /** Stops dockerd with `signal` and starts it again with identical arguments. */
@@ -455,11 +455,11 @@ export class DockerHost {
    * Resolves with its output and exit code; never rejects unless `opts.check` is set.
    */
   docker(args: readonly string[], opts: RunOptions = {}): Promise<CommandResult> {
-    const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, DOCKER_CONFIG: this.#dockerConfigDir };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, DOCKER_CONFIG: this.dockerConfigDir };
     delete env.DOCKER_HOST;
     delete env.DOCKER_CONTEXT;
     delete env.DOCKER_TLS_VERIFY;
-    return runCommand(this.#bin.docker, ['-H', this.dockerHost, ...args], { ...opts, env });
+    return runCommand(this.bin.docker, ['-H', this.dockerHost, ...args], { ...opts, env });
   }
 
   /**
@@ -468,7 +468,7 @@ export class DockerHost {
    */
   exec(argv: readonly string[], opts: RunOptions = {}): Promise<CommandResult> {
     const env = { ...process.env, DOCKER_HOST: this.dockerHost, ...opts.env };
-    return runCommand(this.#bin.nsenter, [...this.nsenterArgs, '--', ...argv], { ...opts, env });
+    return runCommand(this.bin.nsenter, [...this.nsenterArgs, '--', ...argv], { ...opts, env });
   }
 
   /**
@@ -486,7 +486,7 @@ export class DockerHost {
     if (key.code !== 0 || sandbox === '') {
       throw new Error(`no network namespace for container ${container} on ${this.name}: ${key.stderr.trim()}`);
     }
-    return this.exec([this.#bin.nsenter, `--net=${sandbox}`, '--', ...argv], opts);
+    return this.exec([this.bin.nsenter, `--net=${sandbox}`, '--', ...argv], opts);
   }
 
   /**
@@ -495,14 +495,14 @@ export class DockerHost {
    * stop() ends it (after dockerd) if the test has not.
    */
   spawn(argv: readonly string[], env: Record<string, string> = {}, opts: SpawnOptions = {}): LabProcess {
-    if (this.#stopping) throw new Error(`host ${this.name} is stopping`);
-    const logName = opts.logName ?? `${basename(argv[0] ?? 'process')}-${this.#spawned.length + 1}.log`;
-    const proc = LabProcess.start([this.#bin.nsenter, ...this.nsenterArgs, '--', ...argv], {
+    if (this.stopping) throw new Error(`host ${this.name} is stopping`);
+    const logName = opts.logName ?? `${basename(argv[0] ?? 'process')}-${this.spawned.length + 1}.log`;
+    const proc = LabProcess.start([this.bin.nsenter, ...this.nsenterArgs, '--', ...argv], {
       env: { ...process.env, DOCKER_HOST: this.dockerHost, ...env },
       cwd: opts.cwd,
       logPath: join(this.logDir, logName),
     });
-    this.#spawned.push(proc);
+    this.spawned.push(proc);
     return proc;
   }
 
@@ -513,16 +513,16 @@ export class DockerHost {
    * removed.
    */
   stop(): Promise<void> {
-    this.#stopping ??= this.#stop();
-    return this.#stopping;
+    this.stopping ??= this.shutDown();
+    return this.stopping;
   }
 
-  async #stop(): Promise<void> {
-    if (!this.#created) return;
+  private async shutDown(): Promise<void> {
+    if (!this.created) return;
     const warnings: string[] = [];
     try {
-      await this.#stopProcesses(warnings);
-      if (!this.#safeIsPassing()) this.#commentLogs();
+      await this.stopProcesses(warnings);
+      if (!this.safeIsPassing()) this.commentLogs();
       if (process.env.CDL_KEEP_LOGS) {
         const keep = join('/tmp', `${this.name}-logs`);
         cpSync(this.logDir, keep, { recursive: true });
@@ -531,14 +531,14 @@ export class DockerHost {
     } catch (e) {
       warnings.push(`graceful stop failed, forcing: ${e instanceof Error ? e.message : String(e)}`);
     } finally {
-      for (const w of warnings) this.#comment(`${this.name}: ${w}`);
+      for (const w of warnings) this.comment(`${this.name}: ${w}`);
     }
-    cleanupHostSync(this.#record); // throws if the netns or a mount survives
-    this.#unregisterEmergency();
+    cleanupHostSync(this.record); // throws if the netns or a mount survives
+    this.unregisterEmergency();
   }
 
   /** The graceful part of stop(): containers, dockerd, spawned processes, containerd. */
-  async #stopProcesses(warnings: string[]): Promise<void> {
+  private async stopProcesses(warnings: string[]): Promise<void> {
     if (this.dockerdPid !== undefined) {
       // Containers first, while dockerd and any network plugin can still tear endpoints down.
       const ps = await this.docker(['ps', '-aq'], { timeoutMs: 30_000 });
@@ -549,7 +549,7 @@ export class DockerHost {
       }
       await this.stopDockerd({ signal: 'SIGTERM' });
     }
-    await Promise.all(this.#spawned.map((p) => p.stop(5_000)));
+    await Promise.all(this.spawned.map((p) => p.stop(5_000)));
     // dockerd stops the containerd it supervises on a clean shutdown; after a SIGKILL timeout
     // of dockerd it may not have.
     const containerd = this.containerdPid();
@@ -563,26 +563,26 @@ export class DockerHost {
     }
   }
 
-  #safeIsPassing(): boolean {
+  private safeIsPassing(): boolean {
     try {
-      return this.#t.passing();
+      return this.t.passing();
     } catch {
       return true;
     }
   }
 
-  #comment(msg: string): void {
+  private comment(msg: string): void {
     try {
-      this.#t.comment(msg);
+      this.t.comment(msg);
     } catch {
       process.stderr.write(`${msg}\n`);
     }
   }
 
-  #commentLogs(): void {
-    const logs = [this.#dockerd, ...this.#spawned].filter((p): p is LabProcess => p !== undefined);
+  private commentLogs(): void {
+    const logs = [this.dockerd, ...this.spawned].filter((p): p is LabProcess => p !== undefined);
     for (const p of new Set(logs)) {
-      this.#comment(`--- ${this.name}: ${basename(p.logPath)} (last 40 lines) ---\n${p.logTail(40)}`);
+      this.comment(`--- ${this.name}: ${basename(p.logPath)} (last 40 lines) ---\n${p.logTail(40)}`);
     }
   }
 

@@ -26,8 +26,8 @@ export class LabProcess {
   readonly pid: number;
   readonly argv: readonly string[];
   readonly logPath: string;
-  #exit: ProcessExit | undefined;
-  readonly #exited: Promise<ProcessExit>;
+  private exit: ProcessExit | undefined;
+  private readonly whenExited: Promise<ProcessExit>;
 
   private constructor(argv: readonly string[], opts: LabProcessOptions) {
     this.argv = argv;
@@ -47,11 +47,11 @@ export class LabProcess {
       }
       this.pid = child.pid;
       const unregister = registerEmergencyCleanup(() => killGroup(this.pid, 'SIGKILL'));
-      this.#exited = new Promise((resolve) => {
+      this.whenExited = new Promise((resolve) => {
         child.on('exit', (code, signal) => {
           unregister();
-          this.#exit = { code, signal };
-          resolve(this.#exit);
+          this.exit = { code, signal };
+          resolve(this.exit);
         });
       });
       // Not unref()'d: a test awaiting wait() must keep the event loop alive until the exit.
@@ -68,17 +68,17 @@ export class LabProcess {
 
   /** True once the process has exited (and been reaped). */
   get exited(): boolean {
-    return this.#exit !== undefined;
+    return this.exit !== undefined;
   }
 
   /** Exit status once exited, else undefined. */
   get exitStatus(): ProcessExit | undefined {
-    return this.#exit;
+    return this.exit;
   }
 
   /** Sends `signal` (default SIGTERM) to the process group. No-op once exited. */
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
-    if (this.#exit === undefined) killGroup(this.pid, signal);
+    if (this.exit === undefined) killGroup(this.pid, signal);
   }
 
   /**
@@ -86,13 +86,13 @@ export class LabProcess {
    * (the process is left alone).
    */
   wait(timeoutMs?: number): Promise<ProcessExit> {
-    if (timeoutMs === undefined) return this.#exited;
+    if (timeoutMs === undefined) return this.whenExited;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`${this.argv[0]} (pid ${this.pid}) still running after ${timeoutMs} ms`)),
         timeoutMs,
       );
-      void this.#exited.then((exit) => {
+      void this.whenExited.then((exit) => {
         clearTimeout(timer);
         resolve(exit);
       });
@@ -101,13 +101,13 @@ export class LabProcess {
 
   /** SIGTERM, then SIGKILL after `graceMs` (default 5 s); resolves once it has exited. */
   async stop(graceMs = 5_000): Promise<ProcessExit> {
-    if (this.#exit !== undefined) return this.#exit;
+    if (this.exit !== undefined) return this.exit;
     this.kill('SIGTERM');
     try {
       return await this.wait(graceMs);
     } catch {
       this.kill('SIGKILL');
-      return this.#exited;
+      return this.whenExited;
     }
   }
 

@@ -28,9 +28,9 @@ export class Underlay {
   /** The bridge's address: where shared services listen. */
   readonly serviceIp: string;
   readonly dir: string;
-  readonly #processes: LabProcess[] = [];
-  #unregister: () => void = () => {};
-  #stopped = false;
+  private readonly processes: LabProcess[] = [];
+  private unregister: () => void = () => {};
+  private stopped = false;
 
   private constructor(readonly id: string, prefix: string) {
     this.netns = `cdu-${id}`;
@@ -46,7 +46,7 @@ export class Underlay {
     const u = new Underlay(randomBytes(3).toString('hex'), prefix);
     t.teardown(() => u.stop());
     mkdirSync(u.dir, { recursive: true });
-    u.#unregister = registerEmergencyCleanup(() => {
+    u.unregister = registerEmergencyCleanup(() => {
       try {
         execFileSync('ip', ['netns', 'del', u.netns], { stdio: 'ignore' });
       } catch {
@@ -95,16 +95,16 @@ export class Underlay {
   /** Starts a long-running process inside the underlay namespace. */
   spawn(argv: readonly string[], logName: string): LabProcess {
     const p = LabProcess.start(['nsenter', `--net=/run/netns/${this.netns}`, '--', ...argv], { logPath: join(this.dir, logName) });
-    this.#processes.push(p);
+    this.processes.push(p);
     return p;
   }
 
-  #etcd: LabProcess | undefined;
+  private etcd: LabProcess | undefined;
 
   /** Stops etcd (SIGTERM), keeping its data: startEtcd() brings the same cluster back. */
   async stopEtcd(): Promise<void> {
-    await this.#etcd?.stop(5_000);
-    this.#etcd = undefined;
+    await this.etcd?.stop(5_000);
+    this.etcd = undefined;
   }
 
   /**
@@ -121,7 +121,7 @@ export class Underlay {
         '--heartbeat-interval=50', '--election-timeout=500', '--log-level=warn'],
       'etcd.log',
     );
-    this.#etcd = etcd;
+    this.etcd = etcd;
     const deadline = Date.now() + 20_000;
     for (;;) {
       const r = await runCommand('ip', ['netns', 'exec', this.netns, 'busybox', 'wget', '-q', '-O', '-', `${url}/health`], { timeoutMs: 5_000 });
@@ -131,7 +131,7 @@ export class Underlay {
     }
   }
 
-  #consul: LabProcess | undefined;
+  private consul: LabProcess | undefined;
 
   /**
    * Starts the in-repo Consul API server (test/support/consul-api-server.ts: no Consul can be
@@ -140,7 +140,7 @@ export class Underlay {
    * `sessionTtlMinMs` is the agent's session_ttl_min (Consul's default 10 s when omitted).
    */
   async startConsul(sessionTtlMinMs?: number): Promise<string> {
-    if (this.#consul && !this.#consul.exited) throw new Error(`consul in ${this.netns} is already running`);
+    if (this.consul && !this.consul.exited) throw new Error(`consul in ${this.netns} is already running`);
     const url = `http://${this.serviceIp}:8500`;
     const main = fileURLToPath(new URL('../support/consul-api-server-main.ts', import.meta.url));
     const hooks = new URL('../support/ts-resolve-hooks.mjs', import.meta.url).href;
@@ -150,7 +150,7 @@ export class Underlay {
         ...(sessionTtlMinMs === undefined ? [] : [String(sessionTtlMinMs)])],
       'consul.log',
     );
-    this.#consul = consul;
+    this.consul = consul;
     const deadline = Date.now() + 30_000;
     for (;;) {
       const r = await runCommand('ip', ['netns', 'exec', this.netns, 'busybox', 'wget', '-q', '-O', '-', `${url}/v1/status/leader`], { timeoutMs: 5_000 });
@@ -162,12 +162,12 @@ export class Underlay {
 
   /** Stops the processes and deletes the namespace (bridge and veths go with it). Idempotent. */
   async stop(): Promise<void> {
-    if (this.#stopped) return;
-    this.#stopped = true;
-    await Promise.all(this.#processes.map((p) => p.stop(5_000)));
+    if (this.stopped) return;
+    this.stopped = true;
+    await Promise.all(this.processes.map((p) => p.stop(5_000)));
     await runCommand('ip', ['netns', 'del', this.netns]);
     rmSync(this.dir, { recursive: true, force: true });
-    this.#unregister();
+    this.unregister();
   }
 }
 

@@ -44,11 +44,11 @@ const DEFAULT_BATCH = 4096;
 export class BpfMap {
   /** Bytes of one value as user space sees it: per-CPU maps hold one 8-aligned slot per CPU. */
   readonly valueBytes: number;
-  #fd: number;
+  private ownedFd: number;
 
   /** Takes ownership of fd. */
   constructor(fd: number, readonly info: NativeMapInfo, readonly pinPath?: string) {
-    this.#fd = fd;
+    this.ownedFd = fd;
     this.valueBytes = perCpuTypes.has(info.type)
       ? Math.ceil(info.valueSize / 8) * 8 * bpfNative().numPossibleCpus()
       : info.valueSize;
@@ -78,8 +78,8 @@ export class BpfMap {
 
   /** The fd, for handing to the addon (e.g. a ring-buffer reader). Throws once closed. */
   get fd(): number {
-    if (this.#fd < 0) throw new DatapathError(`map ${this.info.name} is closed`);
-    return this.#fd;
+    if (this.ownedFd < 0) throw new DatapathError(`map ${this.info.name} is closed`);
+    return this.ownedFd;
   }
 
   get name(): string {
@@ -186,9 +186,9 @@ export class BpfMap {
 
   /** Closes the fd; the map lives on while pinned or used by a program. Idempotent. */
   close(): void {
-    if (this.#fd < 0) return;
-    const fd = this.#fd;
-    this.#fd = -1;
+    if (this.ownedFd < 0) return;
+    const fd = this.ownedFd;
+    this.ownedFd = -1;
     bpfNative().closeFd(fd);
   }
 }

@@ -7,11 +7,11 @@ import { bpfNative, type NativeTestRun } from './native.js';
 
 /** A loaded program. Owns its fd: close() it. */
 export class BpfProgram {
-  #fd: number;
+  private ownedFd: number;
 
   /** Takes ownership of fd. */
   constructor(fd: number, readonly name: string, readonly id: number, readonly type: number) {
-    this.#fd = fd;
+    this.ownedFd = fd;
   }
 
   /** Opens the program pinned at path. */
@@ -29,8 +29,8 @@ export class BpfProgram {
 
   /** The fd, for handing to the addon. Throws once closed. */
   get fd(): number {
-    if (this.#fd < 0) throw new DatapathError(`program ${this.name} is closed`);
-    return this.#fd;
+    if (this.ownedFd < 0) throw new DatapathError(`program ${this.name} is closed`);
+    return this.ownedFd;
   }
 
   /** Pins the program at path (a bpffs file). */
@@ -45,9 +45,9 @@ export class BpfProgram {
 
   /** Closes the fd; attachments keep the program loaded. Idempotent. */
   close(): void {
-    if (this.#fd < 0) return;
-    const fd = this.#fd;
-    this.#fd = -1;
+    if (this.ownedFd < 0) return;
+    const fd = this.ownedFd;
+    this.ownedFd = -1;
     bpfNative().closeFd(fd);
   }
 }

@@ -16,7 +16,7 @@ export type EventListener = (event: DatapathEvent) => void;
 export class EventReader {
   /** Records that did not decode (short or of an unknown type). */
   undecodable = 0;
-  readonly #reader: NativeRingBufferReader;
+  private readonly reader: NativeRingBufferReader;
 
   /**
    * Starts reading `events` (the cilium_events map; the reader holds its own mapping, so the map
@@ -24,7 +24,7 @@ export class EventReader {
    */
   constructor(events: BpfMap, onEvent: EventListener, onError: (err: Error) => void = () => {}) {
     const { RingBufferReader } = bpfNative();
-    this.#reader = new RingBufferReader(events.fd, (records, error) => {
+    this.reader = new RingBufferReader(events.fd, (records, error) => {
       if (!records) {
         onError(error ?? new Error('ring buffer reader stopped'));
         return;
@@ -44,6 +44,6 @@ export class EventReader {
 
   /** Stops reading; resolves once the reader thread has exited. Idempotent. */
   close(): Promise<void> {
-    return this.#reader.close();
+    return this.reader.close();
   }
 }

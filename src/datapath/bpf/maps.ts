@@ -143,14 +143,14 @@ export type EndpointPolicyEntry = Omit<abi.PolicyKey, 'epId'> & abi.PolicyValue;
  */
 export class PolicyMap extends TypedMap<abi.PolicyKey, abi.PolicyValue> {
   /** epId -> (key bytes -> value bytes), both as latin1 strings (cheap to hold and compare). */
-  #mirror: Promise<Map<number, Map<string, string>>> | undefined;
+  private mirrorLoad: Promise<Map<number, Map<string, string>>> | undefined;
 
   constructor(map: BpfMap) {
     super(map, policyCodec);
   }
 
   private mirror(): Promise<Map<number, Map<string, string>>> {
-    this.#mirror ??= (async () => {
+    this.mirrorLoad ??= (async () => {
       const byEndpoint = new Map<number, Map<string, string>>();
       const KS = abi.POLICY_KEY_SIZE;
       const VS = abi.POLICY_VALUE_SIZE;
@@ -164,9 +164,9 @@ export class PolicyMap extends TypedMap<abi.PolicyKey, abi.PolicyValue> {
       }
       return byEndpoint;
     })();
-    const loading = this.#mirror;
+    const loading = this.mirrorLoad;
     loading.catch(() => {
-      if (this.#mirror === loading) this.#mirror = undefined;
+      if (this.mirrorLoad === loading) this.mirrorLoad = undefined;
     });
     return loading;
   }
@@ -216,7 +216,7 @@ export class PolicyMap extends TypedMap<abi.PolicyKey, abi.PolicyValue> {
       else byEndpoint.set(epId, next);
       return { written, deleted, unchanged };
     } catch (err) {
-      this.#mirror = undefined;
+      this.mirrorLoad = undefined;
       throw err;
     }
   }
@@ -227,18 +227,18 @@ export class PolicyMap extends TypedMap<abi.PolicyKey, abi.PolicyValue> {
   }
 
   override set(key: abi.PolicyKey, value: abi.PolicyValue): void {
-    this.#mirror = undefined;
+    this.mirrorLoad = undefined;
     super.set(key, value);
   }
 
   override delete(key: abi.PolicyKey): boolean {
-    this.#mirror = undefined;
+    this.mirrorLoad = undefined;
     return super.delete(key);
   }
 
   /** Writes all entries in one batch, encoded straight into one buffer. */
   override async setMany(entries: Iterable<readonly [abi.PolicyKey, abi.PolicyValue]>): Promise<number> {
-    this.#mirror = undefined;
+    this.mirrorLoad = undefined;
     const list = Array.isArray(entries) ? (entries as Array<readonly [abi.PolicyKey, abi.PolicyValue]>) : [...entries];
     const keys = Buffer.alloc(list.length * abi.POLICY_KEY_SIZE);
     const values = Buffer.alloc(list.length * abi.POLICY_VALUE_SIZE);
@@ -251,12 +251,12 @@ export class PolicyMap extends TypedMap<abi.PolicyKey, abi.PolicyValue> {
   }
 
   override async deleteMany(keys: Iterable<abi.PolicyKey>): Promise<number> {
-    this.#mirror = undefined;
+    this.mirrorLoad = undefined;
     return super.deleteMany(keys);
   }
 
   override async diffApply(desired: Iterable<readonly [abi.PolicyKey, abi.PolicyValue]>, scope?: (key: abi.PolicyKey) => boolean): Promise<DiffResult> {
-    this.#mirror = undefined;
+    this.mirrorLoad = undefined;
     return super.diffApply(desired, scope);
   }
 }
