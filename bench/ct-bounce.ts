@@ -40,8 +40,28 @@ const TC_ACT_REDIRECT = 7;
 // The same test-run skb is reused for every repetition, so a local delivery's MAC rewrite stays
 // in the frame: each side's lxc MAC (the rewritten source) is the other's container MAC, so the
 // next repetition passes the sender's source-MAC check (as in bench/programs.ts).
-const A = { ip: '198.18.7.2', ifindex: 1, epId: 21, identity: 3001, netId: 1, enforceIngress: false, enforceEgress: false, mac: '02:00:00:00:07:02', nodeMac: '02:00:00:00:07:03' };
-const B = { ip: '198.18.7.3', ifindex: 1, epId: 22, identity: 3002, netId: 1, enforceIngress: false, enforceEgress: false, mac: '02:00:00:00:07:03', nodeMac: '02:00:00:00:07:02' };
+const A = {
+  ip: '198.18.7.2',
+  ifindex: 1,
+  epId: 21,
+  identity: 3001,
+  netId: 1,
+  enforceIngress: false,
+  enforceEgress: false,
+  mac: '02:00:00:00:07:02',
+  nodeMac: '02:00:00:00:07:03',
+};
+const B = {
+  ip: '198.18.7.3',
+  ifindex: 1,
+  epId: 22,
+  identity: 3002,
+  netId: 1,
+  enforceIngress: false,
+  enforceEgress: false,
+  mac: '02:00:00:00:07:03',
+  nodeMac: '02:00:00:00:07:02',
+};
 const FLOW = { sport: 41000, dport: 80 };
 const CT_KEY: abi.CtKey = { saddr: A.ip, daddr: B.ip, sport: FLOW.sport, dport: FLOW.dport, protocol: 6 };
 
@@ -50,7 +70,16 @@ type Direction = 'fwd' | 'rev';
 function packet(direction: Direction, tcpFlags: number): Buffer {
   const [from, to] = direction === 'fwd' ? [A, B] : [B, A];
   const [sport, dport] = direction === 'fwd' ? [FLOW.sport, FLOW.dport] : [FLOW.dport, FLOW.sport];
-  return ipv4Packet({ srcMac: from.mac, dstMac: from.nodeMac, saddr: from.ip, daddr: to.ip, protocol: 'tcp', sport, dport, tcpFlags });
+  return ipv4Packet({
+    srcMac: from.mac,
+    dstMac: from.nodeMac,
+    saddr: from.ip,
+    daddr: to.ip,
+    protocol: 'tcp',
+    sport,
+    dport,
+    tcpFlags,
+  });
 }
 
 function load(pinRoot: string, ctAccounting: boolean): Promise<LxcDatapath> {
@@ -64,7 +93,9 @@ async function worker(pinRoot: string, direction: Direction, ctAccounting: boole
   process.stdout.write('ready\n');
   await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
   const run = dp.fromContainer.testRun(frame, REPEAT);
-  const drops = (await dp.metrics.read()).filter((m) => m.reason !== abi.REASON_FORWARDED).map((m) => `${abi.dropReasonName(m.reason)} ${m.direction} ${m.packets}`);
+  const drops = (await dp.metrics.read())
+    .filter((m) => m.reason !== abi.REASON_FORWARDED)
+    .map((m) => `${abi.dropReasonName(m.reason)} ${m.direction} ${m.packets}`);
   dp.close();
   process.stdout.write(`${JSON.stringify({ retval: run.retval, ns: run.durationNs, drops })}\n`);
 }
@@ -76,10 +107,24 @@ interface Child {
 }
 
 function startChild(cpu: number, pinRoot: string, direction: Direction, ctAccounting: boolean): Child {
-  const child = spawn('taskset', ['-c', String(cpu), process.execPath, ...process.execArgv, SELF, '--worker', pinRoot, direction, ctAccounting ? '1' : '0'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    env: process.env,
-  });
+  const child = spawn(
+    'taskset',
+    [
+      '-c',
+      String(cpu),
+      process.execPath,
+      ...process.execArgv,
+      SELF,
+      '--worker',
+      pinRoot,
+      direction,
+      ctAccounting ? '1' : '0',
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: process.env,
+    },
+  );
   let out = '';
   let onReady: () => void = () => undefined;
   const ready = new Promise<void>((resolve) => (onReady = resolve));
@@ -98,7 +143,12 @@ function startChild(cpu: number, pinRoot: string, direction: Direction, ctAccoun
 }
 
 /** Runs the given directions at once (each on its CPU); returns ns/run per direction. */
-async function measure(pinRoot: string, parent: LxcDatapath, ctAccounting: boolean, directions: Direction[]): Promise<Partial<Record<Direction, number>>> {
+async function measure(
+  pinRoot: string,
+  parent: LxcDatapath,
+  ctAccounting: boolean,
+  directions: Direction[],
+): Promise<Partial<Record<Direction, number>>> {
   const before = parent.ct.get(CT_KEY)!;
   const children = directions.map((d) => [d, startChild(d === 'fwd' ? 0 : 1, pinRoot, d, ctAccounting)] as const);
   await Promise.all(children.map(([, c]) => c.ready));
@@ -106,13 +156,18 @@ async function measure(pinRoot: string, parent: LxcDatapath, ctAccounting: boole
   const out: Partial<Record<Direction, number>> = {};
   for (const [d, c] of children) {
     const r = await c.result;
-    if (r.retval !== TC_ACT_REDIRECT) throw new Error(`${d}: from_container returned ${r.retval}, expected ${TC_ACT_REDIRECT} (redirect_peer); drops: ${r.drops.join(', ')}`);
+    if (r.retval !== TC_ACT_REDIRECT)
+      throw new Error(
+        `${d}: from_container returned ${r.retval}, expected ${TC_ACT_REDIRECT} (redirect_peer); drops: ${r.drops.join(', ')}`,
+      );
     out[d] = r.ns;
   }
   const after = parent.ct.get(CT_KEY)!;
   const want = (d: Direction) => (ctAccounting && directions.includes(d) ? BigInt(REPEAT) : 0n);
   if (after.packetsFwd - before.packetsFwd !== want('fwd') || after.packetsRev - before.packetsRev !== want('rev')) {
-    throw new Error(`conntrack counters moved by ${after.packetsFwd - before.packetsFwd}/${after.packetsRev - before.packetsRev}, expected ${want('fwd')}/${want('rev')}`);
+    throw new Error(
+      `conntrack counters moved by ${after.packetsFwd - before.packetsFwd}/${after.packetsRev - before.packetsRev}, expected ${want('fwd')}/${want('rev')}`,
+    );
   }
   return out;
 }
@@ -120,9 +175,17 @@ async function measure(pinRoot: string, parent: LxcDatapath, ctAccounting: boole
 async function main(): Promise<void> {
   if (cpus().length < 2) throw new Error('ct-bounce needs 2 CPUs');
   const rows: CtBounceRow[] = [];
-  const record = (accounting: boolean, scenario: 'alone' | 'together', direction: Direction, ns: number | undefined) => {
+  const record = (
+    accounting: boolean,
+    scenario: 'alone' | 'together',
+    direction: Direction,
+    ns: number | undefined,
+  ) => {
     let row = rows.find((r) => r.accounting === accounting && r.scenario === scenario && r.direction === direction);
-    if (!row) rows.push((row = { accounting, scenario, direction, ns: [] }));
+    if (!row) {
+      row = { accounting, scenario, direction, ns: [] };
+      rows.push(row);
+    }
     row.ns.push(ns!);
   };
   const started = new Date().toISOString();
@@ -135,14 +198,19 @@ async function main(): Promise<void> {
       setups.set(accounting, { pinRoot, dp });
       await dp.endpoints.setMany([A, B].map(({ ip, ...info }) => [ip, info] as const));
       // Open the flow: SYN A -> B, SYN-ACK back; the entry is established with the reply seen.
-      if (dp.fromContainer.testRun(packet('fwd', TCP_SYN)).retval !== TC_ACT_REDIRECT) throw new Error('SYN not forwarded');
-      if (dp.fromContainer.testRun(packet('rev', TCP_SYN | TCP_ACK)).retval !== TC_ACT_REDIRECT) throw new Error('SYN-ACK not forwarded');
+      if (dp.fromContainer.testRun(packet('fwd', TCP_SYN)).retval !== TC_ACT_REDIRECT)
+        throw new Error('SYN not forwarded');
+      if (dp.fromContainer.testRun(packet('rev', TCP_SYN | TCP_ACK)).retval !== TC_ACT_REDIRECT)
+        throw new Error('SYN-ACK not forwarded');
       if (!dp.ct.get(CT_KEY)?.replySeen) throw new Error('the flow has no established conntrack entry');
     }
     for (let round = 0; round < ROUNDS; round++) {
       for (const accounting of round % 2 ? [false, true] : [true, false]) {
         const { pinRoot, dp } = setups.get(accounting)!;
-        const alone = { ...(await measure(pinRoot, dp, accounting, ['fwd'])), ...(await measure(pinRoot, dp, accounting, ['rev'])) };
+        const alone = {
+          ...(await measure(pinRoot, dp, accounting, ['fwd'])),
+          ...(await measure(pinRoot, dp, accounting, ['rev'])),
+        };
         const together = await measure(pinRoot, dp, accounting, ['fwd', 'rev']);
         for (const d of ['fwd', 'rev'] as const) {
           record(accounting, 'alone', d, alone[d]);
@@ -157,7 +225,15 @@ async function main(): Promise<void> {
       rmSync(pinRoot, { recursive: true, force: true });
     }
   }
-  const result: CtBounceResult = { bench: 'ct-bounce', started, repeat: REPEAT, rounds: ROUNDS, load: loadBefore, loadEnd: machineLoad(), rows };
+  const result: CtBounceResult = {
+    bench: 'ct-bounce',
+    started,
+    repeat: REPEAT,
+    rounds: ROUNDS,
+    load: loadBefore,
+    loadEnd: machineLoad(),
+    rows,
+  };
   if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, `${JSON.stringify(result, null, 2)}\n`);
   else process.stdout.write(`${renderCtBounce(result).markdown}\n`);
 }

@@ -44,19 +44,29 @@
  * BENCH_OUT, BENCH_DAEMON_LOG.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBusyboxImage, startDockerHost, type DockerHost } from '../test/lab/lab.js';
 import { runCommand } from '../test/lab/exec.js';
 import type { LabProcess } from '../test/lab/lab-process.js';
-import { registerEmergencyCleanup } from '../test/lab/process-registry.js';
 import { CiliumDaemon } from '../test/support/cilium-daemon.js';
 import type { BpfEndpointPolicyModel, EndpointModel, PolicyRevisionModel, PolicyWaitModel } from '../src/api/models.js';
 import { ContainerPair, reapStaleTopologies, RoutedTopology, type EndpointPair } from './lib/endpoint-pair.js';
 import { envInt, LabSession, machineLoad, progress, sleep } from './lib/lab-session.js';
-import { combineRr, IPERF_PORT, measureRr, measureThroughput, RR_PORT, startServers, TCPRR, waitListening, type RrSample, type ThroughputSample } from './lib/netperf.js';
+import {
+  combineRr,
+  IPERF_PORT,
+  measureRr,
+  measureThroughput,
+  RR_PORT,
+  startServers,
+  TCPRR,
+  waitListening,
+  type RrSample,
+  type ThroughputSample,
+} from './lib/netperf.js';
 import { fillerPolicies, ingressAllowPolicy } from './lib/policy-text.js';
 import { StraceSession, type StraceResult } from './lib/strace.js';
 import { profileDuring } from './lib/perf-profile.js';
@@ -92,7 +102,8 @@ const CONFIGS = (process.env.DP_CONFIGS ?? DEFAULT_CONFIGS.join(','))
   .split(',')
   .map((s) => s.trim())
   .filter((s) => s !== '') as ConfigKey[];
-for (const c of CONFIGS) if (!ALL_CONFIGS.includes(c)) throw new Error(`DP_CONFIGS: unknown config "${c}" (${ALL_CONFIGS.join(', ')})`);
+for (const c of CONFIGS)
+  if (!ALL_CONFIGS.includes(c)) throw new Error(`DP_CONFIGS: unknown config "${c}" (${ALL_CONFIGS.join(', ')})`);
 
 const IMAGE = 'bb';
 const NET = { b: '198.18.240.0/24', bipt: '198.18.241.0/24', c: '198.18.242.0/23', d: '198.18.244.0/24' } as const;
@@ -137,8 +148,14 @@ async function hostSysctl(host: DockerHost, path: string): Promise<string> {
 }
 
 /** A lab host with its dockerd (appending `--iptables=true --ip-masq=true` when asked), the image and, when `ours`, our daemon. */
-async function labHost(what: string, opts: { iptables?: boolean; ours?: boolean }): Promise<{ host: DockerHost; daemon?: CiliumDaemon }> {
-  const host = await startDockerHost(session, opts.iptables ? { extraDockerdArgs: ['--iptables=true', '--ip-masq=true'] } : {});
+async function labHost(
+  what: string,
+  opts: { iptables?: boolean; ours?: boolean },
+): Promise<{ host: DockerHost; daemon?: CiliumDaemon }> {
+  const host = await startDockerHost(
+    session,
+    opts.iptables ? { extraDockerdArgs: ['--iptables=true', '--ip-masq=true'] } : {},
+  );
   hosts.push(host);
   await ensureBusyboxImage(host, IMAGE);
   let daemon: CiliumDaemon | undefined;
@@ -150,27 +167,59 @@ async function labHost(what: string, opts: { iptables?: boolean; ours?: boolean 
   return { host, daemon };
 }
 
-async function runSleepers(host: DockerHost, network: string, specs: Array<{ name: string; labels: string[] }>): Promise<void> {
-  for (const s of specs) await docker(host, ['run', '-d', '--name', s.name, '--network', network, ...s.labels.flatMap((l) => ['-l', l]), IMAGE, 'sleep', '10000000']);
+async function runSleepers(
+  host: DockerHost,
+  network: string,
+  specs: Array<{ name: string; labels: string[] }>,
+): Promise<void> {
+  for (const s of specs)
+    await docker(host, [
+      'run',
+      '-d',
+      '--name',
+      s.name,
+      '--network',
+      network,
+      ...s.labels.flatMap((l) => ['-l', l]),
+      IMAGE,
+      'sleep',
+      '10000000',
+    ]);
 }
 
-async function readyEndpoints(daemon: CiliumDaemon, names: readonly string[], timeoutMs = 120_000): Promise<EndpointModel[]> {
+async function readyEndpoints(
+  daemon: CiliumDaemon,
+  names: readonly string[],
+  timeoutMs = 120_000,
+): Promise<EndpointModel[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const eps = await daemon.api.call<EndpointModel[]>('GET', '/v1/endpoint');
     const ready = names.map((n) => eps.find((e) => e.containerName === n && e.state === 'ready'));
     if (ready.every((e) => e !== undefined)) return ready as EndpointModel[];
-    if (Date.now() > deadline) throw new Error(`endpoints not ready after ${timeoutMs} ms: ${names.filter((_, i) => !ready[i]).join(', ')}\n${daemon.process?.logTail(20)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `endpoints not ready after ${timeoutMs} ms: ${names.filter((_, i) => !ready[i]).join(', ')}\n${daemon.process?.logTail(20)}`,
+      );
     await sleep(200);
   }
 }
 
 /** Imports policy text and waits until every endpoint applied it; returns revision and timings. */
-async function importAndWait(daemon: CiliumDaemon, text: string, timeoutMs = 300_000): Promise<{ revision: number; postMs: number; totalMs: number; endpoints: number }> {
+async function importAndWait(
+  daemon: CiliumDaemon,
+  text: string,
+  timeoutMs = 300_000,
+): Promise<{ revision: number; postMs: number; totalMs: number; endpoints: number }> {
   const s = performance.now();
   const { revision } = await daemon.api.call<PolicyRevisionModel>('POST', '/v1/policy', { text }, { timeoutMs });
   const postMs = performance.now() - s;
-  const w = await daemon.api.call<PolicyWaitModel>('GET', `/v1/policy/wait/${revision}?timeout=${timeoutMs}`, undefined, { timeoutMs: timeoutMs + 30_000 });
+  const w = await daemon.api.call<PolicyWaitModel>(
+    'GET',
+    `/v1/policy/wait/${revision}?timeout=${timeoutMs}`,
+    undefined,
+    { timeoutMs: timeoutMs + 30_000 },
+  );
   return { revision, postMs, totalMs: performance.now() - s, endpoints: w.endpoints };
 }
 
@@ -205,17 +254,24 @@ async function loadIptablesRules(topo: RoutedTopology, n: number): Promise<Recor
 async function buildBridge(key: 'b' | 'bipt'): Promise<void> {
   const { host } = await labHost(key, { iptables: key === 'bipt' });
   await docker(host, ['network', 'create', '-d', 'bridge', '--subnet', NET[key], `bench-${key}`]);
-  await runSleepers(host, `bench-${key}`, [{ name: `${key}-cli`, labels: [] }, { name: `${key}-srv`, labels: [] }]);
+  await runSleepers(host, `bench-${key}`, [
+    { name: `${key}-cli`, labels: [] },
+    { name: `${key}-srv`, labels: [] },
+  ]);
   const pair = await ContainerPair.of(host, `${key}-cli`, `${key}-srv`, `bench-${key}`);
   const save = await host.exec(['iptables-save']);
   info[key] = {
     host: host.name,
-    dockerdArgs: key === 'bipt' ? '--iptables=true --ip-masq=true (after the lab\'s --iptables=false)' : 'lab default: --iptables=false --ip-masq=false',
+    dockerdArgs:
+      key === 'bipt'
+        ? "--iptables=true --ip-masq=true (after the lab's --iptables=false)"
+        : 'lab default: --iptables=false --ip-masq=false',
     bridgeNfCallIptables: await hostSysctl(host, 'net/bridge/bridge-nf-call-iptables'),
     iptablesRules: save.stdout.split('\n').filter((l) => l.startsWith('-A ')).length,
     iptablesSave: key === 'bipt' ? save.stdout : undefined,
   };
-  if (key === 'bipt' && !/DOCKER-ISOLATION/.test(save.stdout)) throw new Error(`bipt: dockerd installed no Docker ruleset:\n${save.stdout}`);
+  if (key === 'bipt' && !/DOCKER-ISOLATION/.test(save.stdout))
+    throw new Error(`bipt: dockerd installed no Docker ruleset:\n${save.stdout}`);
   pairs.set(key, pair);
 }
 
@@ -227,7 +283,17 @@ async function buildOurs(key: 'c' | 'd'): Promise<void> {
     hostC = host;
     daemonC = daemon;
   }
-  await docker(host, ['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', NET[key], `bench-${key}`]);
+  await docker(host, [
+    'network',
+    'create',
+    '-d',
+    'cilium',
+    '--ipam-driver',
+    'cilium',
+    '--subnet',
+    NET[key],
+    `bench-${key}`,
+  ]);
   if (key === 'c' && CONFIGS.includes('c0')) {
     await runSleepers(host, 'bench-c', [
       { name: 'c0-cli', labels: ['app=cli0'] },
@@ -235,7 +301,8 @@ async function buildOurs(key: 'c' | 'd'): Promise<void> {
     ]);
     await readyEndpoints(daemon, ['c0-cli', 'c0-srv']);
     const map = await daemon.api.call<BpfEndpointPolicyModel>('GET', '/v1/bpf/policy/c0-srv');
-    if (map.enforceIngress || map.enforceEgress) throw new Error('c0-srv: a policy selects it; c0 must run without one');
+    if (map.enforceIngress || map.enforceEgress)
+      throw new Error('c0-srv: a policy selects it; c0 must run without one');
     info.c0 = { host: host.name, srvPolicyMapEntries: map.entries.length, srvEnforceIngress: map.enforceIngress };
     pairs.set('c0', await ContainerPair.of(host, 'c0-cli', 'c0-srv', 'bench-c'));
   }
@@ -245,7 +312,10 @@ async function buildOurs(key: 'c' | 'd'): Promise<void> {
     { name: `${key}-srv`, labels: ['app=srv'] },
   ]);
   await readyEndpoints(daemon, [`${key}-cli`, `${key}-srv`]);
-  const base = await importAndWait(daemon, ingressAllowPolicy('bench-srv', { app: 'srv' }, { app: 'cli' }, [{ port: IPERF_PORT }, { port: RR_PORT }]));
+  const base = await importAndWait(
+    daemon,
+    ingressAllowPolicy('bench-srv', { app: 'srv' }, { app: 'cli' }, [{ port: IPERF_PORT }, { port: RR_PORT }]),
+  );
   let fill: Record<string, unknown> | undefined;
   if (key === 'd' && FILL > 0) {
     const policies = 50;
@@ -255,9 +325,12 @@ async function buildOurs(key: 'c' | 'd'): Promise<void> {
     fill = { policies, entries: FILL, textBytes: Buffer.byteLength(text), importToWaitMs: r.totalMs, postMs: r.postMs };
     progress(`d: imported and applied in ${r.totalMs.toFixed(0)} ms`);
   }
-  const map = await daemon.api.call<BpfEndpointPolicyModel>('GET', `/v1/bpf/policy/${key}-srv`, undefined, { timeoutMs: 120_000 });
+  const map = await daemon.api.call<BpfEndpointPolicyModel>('GET', `/v1/bpf/policy/${key}-srv`, undefined, {
+    timeoutMs: 120_000,
+  });
   if (!map.enforceIngress) throw new Error(`${key}-srv: ingress enforcement is off after importing its policy`);
-  if (key === 'd' && map.entries.length < FILL) throw new Error(`d-srv holds ${map.entries.length} policy map entries, expected >= ${FILL}`);
+  if (key === 'd' && map.entries.length < FILL)
+    throw new Error(`d-srv holds ${map.entries.length} policy map entries, expected >= ${FILL}`);
   info[key] = {
     host: host.name,
     basePolicy: { importToWaitMs: base.totalMs },
@@ -275,7 +348,8 @@ async function buildOurs(key: 'c' | 'd'): Promise<void> {
 /** DP_STRIP_DOCKER_NAT=1: dockerd's nat table out of every container's netns (bench/lib/docker-nat.ts). */
 async function stripContainersNat(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  for (const [key, pair] of pairs) if (pair instanceof ContainerPair) out[key] = { natRulesRemoved: await stripDockerNat(pair, key) };
+  for (const [key, pair] of pairs)
+    if (pair instanceof ContainerPair) out[key] = { natRulesRemoved: await stripDockerNat(pair, key) };
   return out;
 }
 
@@ -300,9 +374,11 @@ async function roundsPhase(): Promise<RoundSample[]> {
     // in one 5 s block catches or misses by luck; in slices they hit every config alike.
     const slices = new Map<ConfigKey, RrSample[]>(order.map((c) => [c, []]));
     for (let pass = 0; pass < RR_SLICES; pass++) {
-      for (const config of pass % 2 === 0 ? order : [...order].reverse()) slices.get(config)!.push(await measureRr(pairs.get(config)!, RR_S / RR_SLICES, 100));
+      for (const config of pass % 2 === 0 ? order : [...order].reverse())
+        slices.get(config)!.push(await measureRr(pairs.get(config)!, RR_S / RR_SLICES, 100));
     }
-    for (const [position, config] of order.entries()) samples.push({ round: r, position, config, tput: tputs.get(config)!, rr: combineRr(slices.get(config)!) });
+    for (const [position, config] of order.entries())
+      samples.push({ round: r, position, config, tput: tputs.get(config)!, rr: combineRr(slices.get(config)!) });
     const line = samples
       .filter((s) => s.round === r)
       .map((s) => `${s.config} ${s.tput.gbps.toFixed(2)} Gbit/s ${s.rr.p50.toFixed(1)} µs`)
@@ -326,7 +402,10 @@ async function perfPhase(): Promise<Record<string, unknown> | undefined> {
       servers.push(...(await startServers(pair, `${c}-perf`)));
       const tput = await profileDuring(() => measureThroughput(pair, IPERF_S), IPERF_S);
       const rr = await profileDuring(() => measureRr(pair, RR_S), RR_S);
-      out[c] = { tput: { gbps: tput.value.gbps, ...tput.profile }, rr: { p50: rr.value.p50, tps: rr.value.tps, ...rr.profile } };
+      out[c] = {
+        tput: { gbps: tput.value.gbps, ...tput.profile },
+        rr: { p50: rr.value.p50, tps: rr.value.tps, ...rr.profile },
+      };
       progress(`perf ${c}: iperf3 ${tput.value.gbps.toFixed(2)} Gbit/s, RR p50 ${rr.value.p50.toFixed(1)} µs profiled`);
     }
   } finally {
@@ -352,12 +431,22 @@ async function profilePhase(): Promise<Record<string, unknown> | undefined> {
         const pair = pairs.get(k)! as ContainerPair;
         servers.push(...(await startServers(pair, `${k}-profile`)));
         const ids = await ourProgramIds(pair.host);
-        if (!ids.has('from_container')) throw new Error(`no from_container program found in ${pair.host.name}: ${JSON.stringify([...ids])}`);
+        if (!ids.has('from_container'))
+          throw new Error(`no from_container program found in ${pair.host.name}: ${JSON.stringify([...ids])}`);
         const rr = await costDuring([ids], () => measureRr(pair, RR_S));
         const tput = await costDuring([ids], () => measureThroughput(pair, IPERF_S));
         const rrStats = rr.programs[0]!;
-        out[k] = { programIds: Object.fromEntries(ids), rr: rr.value, rrPrograms: rrStats, rrRunsPerTransaction: (rrStats.from_container?.runs ?? 0) / rr.value.transactions, tput: tput.value, tputPrograms: tput.programs[0] };
-        progress(`profile ${k}: from_container ${rrStats.from_container?.nsPerRun.toFixed(0)} ns/run during RR (${((rrStats.from_container?.runs ?? 0) / rr.value.transactions).toFixed(2)} runs per transaction)`);
+        out[k] = {
+          programIds: Object.fromEntries(ids),
+          rr: rr.value,
+          rrPrograms: rrStats,
+          rrRunsPerTransaction: (rrStats.from_container?.runs ?? 0) / rr.value.transactions,
+          tput: tput.value,
+          tputPrograms: tput.programs[0],
+        };
+        progress(
+          `profile ${k}: from_container ${rrStats.from_container?.nsPerRun.toFixed(0)} ns/run during RR (${((rrStats.from_container?.runs ?? 0) / rr.value.transactions).toFixed(2)} runs per transaction)`,
+        );
       }
     });
   } finally {
@@ -378,7 +467,10 @@ interface ProbeResult {
 async function waitForLine(proc: LabProcess, pattern: RegExp, timeoutMs: number): Promise<string | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const m = proc.readLog().split('\n').find((l) => pattern.test(l));
+    const m = proc
+      .readLog()
+      .split('\n')
+      .find((l) => pattern.test(l));
     if (m) return m;
     if (proc.exited || Date.now() > deadline) return undefined;
     await sleep(20);
@@ -394,11 +486,41 @@ async function latencyPhase(): Promise<Record<string, unknown> | undefined> {
   // CreateEndpoint + Join, ~1-2 s each on a busy machine): spread them over a few of our
   // networks so that starting them does not dominate the bench.
   const networks = Array.from({ length: Math.min(LAT_NETWORKS, LAT_N) }, (_, k) => `bench-lat${k}`);
-  for (const [k, n] of networks.entries()) await docker(host, ['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', `198.18.${246 + k}.0/24`, n]);
+  for (const [k, n] of networks.entries())
+    await docker(host, [
+      'network',
+      'create',
+      '-d',
+      'cilium',
+      '--ipam-driver',
+      'cilium',
+      '--subnet',
+      `198.18.${246 + k}.0/24`,
+      n,
+    ]);
   const networkOf = (i: number) => networks[i % networks.length]!;
   const started = performance.now();
   const runs = await Promise.all(
-    names.map((n, i) => host.docker(['run', '-d', '--name', n, '--network', networkOf(i), '-l', 'group=lat', '-l', `idx=${i}`, IMAGE, 'sleep', '10000000'], { timeoutMs: 600_000 })),
+    names.map((n, i) =>
+      host.docker(
+        [
+          'run',
+          '-d',
+          '--name',
+          n,
+          '--network',
+          networkOf(i),
+          '-l',
+          'group=lat',
+          '-l',
+          `idx=${i}`,
+          IMAGE,
+          'sleep',
+          '10000000',
+        ],
+        { timeoutMs: 600_000 },
+      ),
+    ),
   );
   const bad = runs.find((r) => r.code !== 0);
   if (bad) throw new Error(`starting latency containers: ${bad.stderr.trim()}`);
@@ -416,8 +538,12 @@ async function latencyPhase(): Promise<Record<string, unknown> | undefined> {
     await waitListening(probePair, server, RR_PORT, 'probe server');
     for (let k = 0; k < LAT_IMPORTS; k++) {
       // No policy selects group=lat now: the probe flows. The policy allows only RR_PORT + 1.
-      const probe = probePair.startInClient([TCPRR, 'probe', '-H', probePair.serverIp, '-p', String(RR_PORT), '-i', '1000', '-S', '300', '-t', '120'], `probe-${k}.log`);
-      if (!(await waitForLine(probe, /"ready"/, 10_000))) throw new Error(`probe ${k} did not connect: ${probe.logTail(5)}`);
+      const probe = probePair.startInClient(
+        [TCPRR, 'probe', '-H', probePair.serverIp, '-p', String(RR_PORT), '-i', '1000', '-S', '300', '-t', '120'],
+        `probe-${k}.log`,
+      );
+      if (!(await waitForLine(probe, /"ready"/, 10_000)))
+        throw new Error(`probe ${k} did not connect: ${probe.logTail(5)}`);
       await sleep(300);
       if (probe.exited) throw new Error(`probe ${k} ended before the import: ${probe.logTail(5)}`);
       const text = ingressAllowPolicy('bench-lat', { group: 'lat' }, { group: 'lat' }, [{ port: RR_PORT + 1 }]);
@@ -430,22 +556,47 @@ async function latencyPhase(): Promise<Record<string, unknown> | undefined> {
       const probeLowerMs = p?.stalled && p.lastAnsweredSentUs ? (p.lastAnsweredSentUs - wallStartUs) / 1000 : NaN;
       const del = performance.now();
       const { revision } = await daemon.api.call<PolicyRevisionModel>('DELETE', '/v1/policy/bench-lat');
-      await daemon.api.call<PolicyWaitModel>('GET', `/v1/policy/wait/${revision}?timeout=120000`, undefined, { timeoutMs: 150_000 });
+      await daemon.api.call<PolicyWaitModel>('GET', `/v1/policy/wait/${revision}?timeout=120000`, undefined, {
+        timeoutMs: 150_000,
+      });
       const deleteToWaitMs = performance.now() - del;
       const regen = regenerations(daemon.log(), wallStartUs / 1000, wallStartUs / 1000 + r.totalMs);
-      imports.push({ revision: r.revision, postMs: r.postMs, importToWaitMs: r.totalMs, endpoints: r.endpoints, probeDroppedMs: probeMs, probeLastAnsweredMs: probeLowerMs, probeStalled: p?.stalled ?? false, deleteToWaitMs, regenerations: regen });
-      progress(`latency import ${k + 1}/${LAT_IMPORTS}: wait returned after ${r.totalMs.toFixed(0)} ms (${r.endpoints} endpoints), probe dropped at ${probeMs.toFixed(0)} ms`);
+      imports.push({
+        revision: r.revision,
+        postMs: r.postMs,
+        importToWaitMs: r.totalMs,
+        endpoints: r.endpoints,
+        probeDroppedMs: probeMs,
+        probeLastAnsweredMs: probeLowerMs,
+        probeStalled: p?.stalled ?? false,
+        deleteToWaitMs,
+        regenerations: regen,
+      });
+      progress(
+        `latency import ${k + 1}/${LAT_IMPORTS}: wait returned after ${r.totalMs.toFixed(0)} ms (${r.endpoints} endpoints), probe dropped at ${probeMs.toFixed(0)} ms`,
+      );
       await sleep(500);
     }
   } finally {
     server.kill('SIGTERM');
   }
   const diagnostic = await tracedImport(daemon);
-  return { endpoints: LAT_N, networks: networks.length, containersStartMs: startMs, probe: `${names[0]} -> ${names[last]}:${RR_PORT}`, imports, diagnostic };
+  return {
+    endpoints: LAT_N,
+    networks: networks.length,
+    containersStartMs: startMs,
+    probe: `${names[0]} -> ${names[last]}:${RR_PORT}`,
+    imports,
+    diagnostic,
+  };
 }
 
 /** `"msg":"endpoint regenerated"` lines of the daemon log in [fromMs, toMs]: count and `ms` each. */
-function regenerations(log: string, fromMs: number, toMs: number): { count: number; totalMs: number; medianMs: number; maxMs: number } {
+function regenerations(
+  log: string,
+  fromMs: number,
+  toMs: number,
+): { count: number; totalMs: number; medianMs: number; maxMs: number } {
   const ms: number[] = [];
   for (const line of log.split('\n')) {
     if (!line.includes('"endpoint regenerated"')) continue;
@@ -457,7 +608,12 @@ function regenerations(log: string, fromMs: number, toMs: number): { count: numb
     }
   }
   ms.sort((a, b) => a - b);
-  return { count: ms.length, totalMs: ms.reduce((a, b) => a + b, 0), medianMs: ms.length ? ms[Math.floor(ms.length / 2)]! : NaN, maxMs: ms.at(-1) ?? NaN };
+  return {
+    count: ms.length,
+    totalMs: ms.reduce((a, b) => a + b, 0),
+    medianMs: ms.length ? ms[Math.floor(ms.length / 2)]! : NaN,
+    maxMs: ms.at(-1) ?? NaN,
+  };
 }
 
 /**
@@ -477,17 +633,33 @@ async function tracedImport(daemon: CiliumDaemon): Promise<Record<string, unknow
   let r: Awaited<ReturnType<typeof importAndWait>>;
   let result: StraceResult;
   try {
-    r = await importAndWait(daemon, ingressAllowPolicy('bench-lat', { group: 'lat' }, { group: 'lat' }, [{ port: RR_PORT + 1 }]), 120_000);
+    r = await importAndWait(
+      daemon,
+      ingressAllowPolicy('bench-lat', { group: 'lat' }, { group: 'lat' }, [{ port: RR_PORT + 1 }]),
+      120_000,
+    );
   } finally {
     result = await trace.stop();
   }
   const { revision } = await daemon.api.call<PolicyRevisionModel>('DELETE', '/v1/policy/bench-lat');
-  await daemon.api.call<PolicyWaitModel>('GET', `/v1/policy/wait/${revision}?timeout=120000`, undefined, { timeoutMs: 150_000 });
+  await daemon.api.call<PolicyWaitModel>('GET', `/v1/policy/wait/${revision}?timeout=120000`, undefined, {
+    timeoutMs: 150_000,
+  });
   const byCommand = new Map<string, number[]>();
   for (const sp of result.spawns) byCommand.set(sp.command, [...(byCommand.get(sp.command) ?? []), sp.totalMs]);
-  const spawns = [...byCommand].map(([command, ms]) => ({ command, count: ms.length, totalMs: ms.reduce((a, b) => a + b, 0) })).sort((a, b) => b.totalMs - a.totalMs);
-  const diag = { importToWaitMs: r.totalMs, endpoints: r.endpoints, spawns, syncs: result.syncs.length, syncMs: result.syncs.reduce((a, b) => a + b.ms, 0) };
-  progress(`traced import: ${result.spawns.length} processes spawned, ${result.syncs.length} fsyncs (${diag.syncMs.toFixed(0)} ms) for ${r.endpoints} endpoints`);
+  const spawns = [...byCommand]
+    .map(([command, ms]) => ({ command, count: ms.length, totalMs: ms.reduce((a, b) => a + b, 0) }))
+    .sort((a, b) => b.totalMs - a.totalMs);
+  const diag = {
+    importToWaitMs: r.totalMs,
+    endpoints: r.endpoints,
+    spawns,
+    syncs: result.syncs.length,
+    syncMs: result.syncs.reduce((a, b) => a + b.ms, 0),
+  };
+  progress(
+    `traced import: ${result.spawns.length} processes spawned, ${result.syncs.length} fsyncs (${diag.syncMs.toFixed(0)} ms) for ${r.endpoints} endpoints`,
+  );
   return diag;
 }
 
@@ -497,7 +669,14 @@ async function installPhase(): Promise<Record<string, unknown> | undefined> {
   if (INSTALL_ENTRIES === 0 || !hostC) return undefined;
   const loader = process.execArgv.find((a) => a.startsWith('--import='));
   const pinRoot = `/sys/fs/bpf/bench-install-${process.pid}`;
-  const argv = [process.execPath, ...(loader ? [loader] : []), join(ROOT, 'bench/lib/policy-install.ts'), pinRoot, String(INSTALL_ENTRIES), String(INSTALL_REPS)];
+  const argv = [
+    process.execPath,
+    ...(loader ? [loader] : []),
+    join(ROOT, 'bench/lib/policy-install.ts'),
+    pinRoot,
+    String(INSTALL_ENTRIES),
+    String(INSTALL_REPS),
+  ];
   const r = await hostC.exec(argv, { timeoutMs: 600_000, env: { TS_NODE_TRANSPILE_ONLY: '1' }, cwd: ROOT });
   process.stderr.write(r.stderr);
   if (r.code !== 0) throw new Error(`policy-install failed (exit ${r.code}): ${r.stderr.trim()}`);
@@ -510,7 +689,9 @@ const loadBefore = machineLoad();
 try {
   const reaped = reapStaleTopologies();
   if (reaped.length > 0) progress(`removed namespaces of dead bench runs: ${reaped.join(', ')}`);
-  progress(`datapath: configs ${CONFIGS.join(', ')}; ${ROUNDS} rounds of iperf3 ${IPERF_S} s + RR ${RR_S} s (load average ${loadBefore.load1} on ${loadBefore.cpus} CPUs)`);
+  progress(
+    `datapath: configs ${CONFIGS.join(', ')}; ${ROUNDS} rounds of iperf3 ${IPERF_S} s + RR ${RR_S} s (load average ${loadBefore.load1} on ${loadBefore.cpus} CPUs)`,
+  );
   if (loadBefore.cpus < 2) throw new Error('the pinning (CPU0, CPU1) needs at least 2 CPUs');
   const builds: Array<Promise<void>> = [];
   if (CONFIGS.includes('a')) builds.push(buildRouted('a', 220).then((t) => void pairs.set('a', t)));
@@ -530,11 +711,22 @@ try {
   if (failed) throw failed.reason;
   if (CONFIGS.includes('a')) {
     const a = pairs.get('a') as RoutedTopology;
-    info.a = { router: a.router, client: a.c1, server: a.c2, iptablesInRouter: (await a.runIn(a.router, ['iptables-save'], 30_000)).stdout.split('\n').filter((l) => l.startsWith('-A ')).length };
+    info.a = {
+      router: a.router,
+      client: a.c1,
+      server: a.c2,
+      iptablesInRouter: (await a.runIn(a.router, ['iptables-save'], 30_000)).stdout
+        .split('\n')
+        .filter((l) => l.startsWith('-A ')).length,
+    };
   }
   // What was measured: the tree is shared and rebuilt by others, so record it (as single-host does).
   const git = async (args: string[]): Promise<string> => (await runCommand('git', ['-C', ROOT, ...args])).stdout.trim();
-  const status = daemonC ? await daemonC.api.call<{ datapath?: string; kvstore?: { backend?: string } }>('GET', '/v1/status').catch(() => undefined) : undefined;
+  const status = daemonC
+    ? await daemonC.api
+        .call<{ datapath?: string; kvstore?: { backend?: string } }>('GET', '/v1/status')
+        .catch(() => undefined)
+    : undefined;
   const code = {
     head: await git(['rev-parse', '--short', 'HEAD']),
     uncommittedSrcFiles: (await git(['status', '--porcelain', '--', 'src'])).split('\n').filter((l) => l !== '').length,
@@ -565,14 +757,30 @@ try {
   // Before the latency phase: the 100 containers are not there yet to share the CPUs.
   const install = await timed('install', installPhase);
   const latency = await timed('latency', latencyPhase);
-  if (process.env.BENCH_DAEMON_LOG && daemonC?.process) copyFileSync(daemonC.process.logPath, process.env.BENCH_DAEMON_LOG);
+  if (process.env.BENCH_DAEMON_LOG && daemonC?.process)
+    copyFileSync(daemonC.process.logPath, process.env.BENCH_DAEMON_LOG);
 
   const result = {
     bench: 'datapath',
     startedAt,
     durationS: elapsedS(),
     phases,
-    settings: { configs: CONFIGS, rounds: ROUNDS, iperfS: IPERF_S, rrS: RR_S, rrSlices: RR_SLICES, warmupS: WARMUP_S, fill: FILL, iptRules: IPT_RULES, bpfStats: BPF_STATS, latEndpoints: LAT_N, latImports: LAT_IMPORTS, latNetworks: LAT_NETWORKS, installEntries: INSTALL_ENTRIES, installReps: INSTALL_REPS },
+    settings: {
+      configs: CONFIGS,
+      rounds: ROUNDS,
+      iperfS: IPERF_S,
+      rrS: RR_S,
+      rrSlices: RR_SLICES,
+      warmupS: WARMUP_S,
+      fill: FILL,
+      iptRules: IPT_RULES,
+      bpfStats: BPF_STATS,
+      latEndpoints: LAT_N,
+      latImports: LAT_IMPORTS,
+      latNetworks: LAT_NETWORKS,
+      installEntries: INSTALL_ENTRIES,
+      installReps: INSTALL_REPS,
+    },
     machine: { loadBefore, loadAfter: machineLoad(), versions },
     code,
     configs: info,

@@ -147,7 +147,10 @@ async function racePhase(server: EtcdTestServer, run: number) {
       stats: r.stats,
       storeCalls: r.storeCalls,
       // Latencies are kept as a sorted sample of at most 2000 per worker (quantiles stay exact enough).
-      latenciesMs: thin(r.latenciesMs.sort((x, y) => x - y), 2000),
+      latenciesMs: thin(
+        r.latenciesMs.sort((x, y) => x - y),
+        2000,
+      ),
     })),
   };
 }
@@ -181,13 +184,22 @@ async function resyncPhase(endpoint: string, size: number) {
         }
       }),
     );
-    const endpoints: LocalIpEntry[] = Array.from({ length: ipCount }, (_, i) => ({ ip: endpointIp(i), identity: ids[i % identityCount]!, endpoint: i + 1 }));
+    const endpoints: LocalIpEntry[] = Array.from({ length: ipCount }, (_, i) => ({
+      ip: endpointIp(i),
+      identity: ids[i % identityCount]!,
+      endpoint: i + 1,
+    }));
     const sync = new NodeSync({
       store: counted.store as KvStore,
       nodeName: 'resync-node',
       log,
       intervalMs: 5 * 60_000,
-      ips: new IpPublisher({ store: counted.store as KvStore, nodeName: 'resync-node', log, localIps: () => endpoints }),
+      ips: new IpPublisher({
+        store: counted.store as KvStore,
+        nodeName: 'resync-node',
+        log,
+        localIps: () => endpoints,
+      }),
       reassertIdentities: () => allocator.reassertReferences(),
       // The daemon re-lists its watched prefixes here; the identities are the big one.
       relist: async () => {
@@ -236,7 +248,10 @@ async function main(): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const etcdVersion = execFileSync(process.env.ETCD_BIN ?? '/usr/bin/etcd', ['--version']).toString().split('\n')[0]?.trim();
+    const etcdVersion = execFileSync(process.env.ETCD_BIN ?? '/usr/bin/etcd', ['--version'])
+      .toString()
+      .split('\n')[0]
+      ?.trim();
     progress(`etcd ${server.clientUrl} (data in ${server.dataDir})`);
     const latency = await latencyPhase(server.clientUrl);
     const races = [];
@@ -248,12 +263,23 @@ async function main(): Promise<void> {
     const resync = [];
     for (const size of RESYNC_SIZES) resync.push(await resyncPhase(server.clientUrl, size));
     const head = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']).toString().trim();
-    const uncommitted = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src']).toString().split('\n').filter((l) => l !== '').length;
+    const uncommitted = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src'])
+      .toString()
+      .split('\n')
+      .filter((l) => l !== '').length;
     const result = {
       bench: 'identity',
       startedAt,
       durationS: (performance.now() - t0) / 1000,
-      settings: { new: NEW, groups: GROUPS, perGroup: PER_GROUP, concurrency: CONC, raceRuns: RACE_RUNS, resyncRuns: RESYNC_RUNS, resyncSizes: RESYNC_SIZES },
+      settings: {
+        new: NEW,
+        groups: GROUPS,
+        perGroup: PER_GROUP,
+        concurrency: CONC,
+        raceRuns: RACE_RUNS,
+        resyncRuns: RESYNC_RUNS,
+        resyncSizes: RESYNC_SIZES,
+      },
       machine: { loadBefore, loadAfter: machineLoad(), versions: { etcd: etcdVersion, node: process.version } },
       code: { head, uncommittedSrcFiles: uncommitted },
       latency,

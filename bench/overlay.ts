@@ -52,7 +52,17 @@ import type { PolicyRevisionModel, PolicyWaitModel } from '../src/api/models.js'
 import { CiliumDaemon, eventually } from '../test/support/cilium-daemon.js';
 import { sandboxOf, type EndpointPair } from './lib/endpoint-pair.js';
 import { LabSession, envInt, progress, machineLoad, sleep } from './lib/lab-session.js';
-import { measureRr, measureThroughput, startServers, waitListening, IPERF_PORT, RR_PORT, TCPRR, type RrSample, type ThroughputSample } from './lib/netperf.js';
+import {
+  measureRr,
+  measureThroughput,
+  startServers,
+  waitListening,
+  IPERF_PORT,
+  RR_PORT,
+  TCPRR,
+  type RrSample,
+  type ThroughputSample,
+} from './lib/netperf.js';
 import { ingressAllowPolicy } from './lib/policy-text.js';
 import { renderOverlay, type ImportSample, type OverlayResult, type OverlayProfile } from './lib/overlay-report.mjs';
 import { costDuring, ourProgramIds, withBpfStats } from './lib/bpf-stats.js';
@@ -126,10 +136,45 @@ async function kernelVxlan(session: LabSession, hosts: DockerHost[], underlayIps
     const ns = names[i]!;
     await ip(['netns', 'add', ns]);
     await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-    await ip(['-n', h, 'link', 'add', 'vxlan42', 'type', 'vxlan', 'id', '42', 'remote', underlayIps[1 - i]!, 'local', underlayIps[i]!, 'dstport', '4789', 'dev', 'ul0']);
+    await ip([
+      '-n',
+      h,
+      'link',
+      'add',
+      'vxlan42',
+      'type',
+      'vxlan',
+      'id',
+      '42',
+      'remote',
+      underlayIps[1 - i]!,
+      'local',
+      underlayIps[i]!,
+      'dstport',
+      '4789',
+      'dev',
+      'ul0',
+    ]);
     await ip(['-n', h, 'addr', 'add', `198.18.131.${i + 1}/24`, 'dev', 'vxlan42']);
     await ip(['-n', h, 'link', 'set', 'vxlan42', 'up']);
-    await ip(['-n', h, 'link', 'add', 'bov0', 'mtu', '1450', 'type', 'veth', 'peer', 'name', 'ceth0', 'netns', ns, 'mtu', '1450']);
+    await ip([
+      '-n',
+      h,
+      'link',
+      'add',
+      'bov0',
+      'mtu',
+      '1450',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'ceth0',
+      'netns',
+      ns,
+      'mtu',
+      '1450',
+    ]);
     await ip(['-n', h, 'addr', 'add', '198.18.132.254/32', 'dev', 'bov0']);
     await ip(['-n', h, 'link', 'set', 'bov0', 'up']);
     await ip(['-n', h, 'route', 'add', `${addr(i)}/32`, 'dev', 'bov0']);
@@ -139,7 +184,11 @@ async function kernelVxlan(session: LabSession, hosts: DockerHost[], underlayIps
     await ip(['-n', ns, 'route', 'add', '198.18.132.254/32', 'dev', 'ceth0', 'scope', 'link']);
     await ip(['-n', ns, 'route', 'add', 'default', 'via', '198.18.132.254', 'dev', 'ceth0']);
   }
-  return new NetnsPair(addr(1), { host: hosts[0]!, netns: `/run/netns/${names[0]}` }, { host: hosts[1]!, netns: `/run/netns/${names[1]}` });
+  return new NetnsPair(
+    addr(1),
+    { host: hosts[0]!, netns: `/run/netns/${names[0]}` },
+    { host: hosts[1]!, netns: `/run/netns/${names[1]}` },
+  );
 }
 
 /** Namespaces `<prefix>-<i>` deleted at teardown and by the emergency handler. */
@@ -173,7 +222,24 @@ async function routedUnderlay(session: LabSession, hosts: DockerHost[], underlay
     const ns = names[i]!;
     await ip(['netns', 'add', ns]);
     await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-    await ip(['-n', h, 'link', 'add', 'bor0', 'mtu', '1450', 'type', 'veth', 'peer', 'name', 'ceth0', 'netns', ns, 'mtu', '1450']);
+    await ip([
+      '-n',
+      h,
+      'link',
+      'add',
+      'bor0',
+      'mtu',
+      '1450',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'ceth0',
+      'netns',
+      ns,
+      'mtu',
+      '1450',
+    ]);
     await ip(['-n', h, 'addr', 'add', '198.18.135.254/32', 'dev', 'bor0']);
     await ip(['-n', h, 'link', 'set', 'bor0', 'up']);
     await ip(['-n', h, 'route', 'add', `${addr(i)}/32`, 'dev', 'bor0']);
@@ -183,7 +249,11 @@ async function routedUnderlay(session: LabSession, hosts: DockerHost[], underlay
     await ip(['-n', ns, 'route', 'add', '198.18.135.254/32', 'dev', 'ceth0', 'scope', 'link']);
     await ip(['-n', ns, 'route', 'add', 'default', 'via', '198.18.135.254', 'dev', 'ceth0']);
   }
-  return new NetnsPair(addr(1), { host: hosts[0]!, netns: `/run/netns/${names[0]}` }, { host: hosts[1]!, netns: `/run/netns/${names[1]}` });
+  return new NetnsPair(
+    addr(1),
+    { host: hosts[0]!, netns: `/run/netns/${names[0]}` },
+    { host: hosts[1]!, netns: `/run/netns/${names[1]}` },
+  );
 }
 
 /**
@@ -198,36 +268,66 @@ async function classicOverlay(session: LabSession, underlay: Underlay, firstInde
   const data = join(underlay.dir, 'etcd-v2');
   mkdirSync(data, { recursive: true });
   const etcd = underlay.spawn(
-    ['/usr/bin/etcd', '--name=classic', `--data-dir=${data}`, '--enable-v2=true', `--listen-client-urls=${url}`, `--advertise-client-urls=${url}`,
-      '--listen-peer-urls=http://127.0.0.1:23800', '--initial-advertise-peer-urls=http://127.0.0.1:23800', '--initial-cluster=classic=http://127.0.0.1:23800', '--log-level=warn'],
+    [
+      '/usr/bin/etcd',
+      '--name=classic',
+      `--data-dir=${data}`,
+      '--enable-v2=true',
+      `--listen-client-urls=${url}`,
+      `--advertise-client-urls=${url}`,
+      '--listen-peer-urls=http://127.0.0.1:23800',
+      '--initial-advertise-peer-urls=http://127.0.0.1:23800',
+      '--initial-cluster=classic=http://127.0.0.1:23800',
+      '--log-level=warn',
+    ],
     'etcd-v2.log',
   );
-  await eventually(async () => {
-    if (etcd.exited) throw new Error(`etcd exited: ${etcd.logTail(10)}`);
-    return (await runCommand('ip', ['netns', 'exec', underlay.netns, 'busybox', 'wget', '-q', '-O', '-', `${url}/health`], { timeoutMs: 5_000 })).stdout.includes('true');
-  }, 20_000, 'etcd (v2 API) healthy');
+  await eventually(
+    async () => {
+      if (etcd.exited) throw new Error(`etcd exited: ${etcd.logTail(10)}`);
+      return (
+        await runCommand('ip', ['netns', 'exec', underlay.netns, 'busybox', 'wget', '-q', '-O', '-', `${url}/health`], {
+          timeoutMs: 5_000,
+        })
+      ).stdout.includes('true');
+    },
+    20_000,
+    'etcd (v2 API) healthy',
+  );
   const hosts: DockerHost[] = [];
   for (let i = 0; i < 2; i++) {
     // The address, not `ul0`: dockerd rejects an interface that does not exist yet.
     const advertise = `${underlay.prefix}.${firstIndex + i}:2376`;
-    const host = await startDockerHost(session, { extraDockerdArgs: ['--cluster-store', `etcd://${underlay.serviceIp}:23790`, '--cluster-advertise', advertise] });
+    const host = await startDockerHost(session, {
+      extraDockerdArgs: ['--cluster-store', `etcd://${underlay.serviceIp}:23790`, '--cluster-advertise', advertise],
+    });
     hosts.push(host);
     await underlay.attach(host, firstIndex + i);
     await ensureBusyboxImage(host, 'bb');
   }
   // dockerd started before its underlay address existed: restart it so serf binds that address.
   for (const host of hosts) await host.restartDockerd({ signal: 'SIGTERM' });
-  const created = await hosts[0]!.docker(['network', 'create', '-d', 'overlay', '--subnet', '198.18.134.0/24', 'ovc'], { timeoutMs: 60_000 });
+  const created = await hosts[0]!.docker(['network', 'create', '-d', 'overlay', '--subnet', '198.18.134.0/24', 'ovc'], {
+    timeoutMs: 60_000,
+  });
   if (created.code !== 0) throw new Error(`docker network create -d overlay: ${created.stderr}`);
   const container = async (h: number, name: string): Promise<{ netns: string; ip: string }> => {
     // The network reaches the second host through the store: retry until it resolves there.
-    await eventually(async () => {
-      const r = await hosts[h]!.docker(['run', '-d', '--name', name, '--network', 'ovc', 'bb', 'sleep', '100000'], { timeoutMs: 60_000 });
-      if (r.code === 0) return true;
-      await hosts[h]!.docker(['rm', '-f', name]);
-      throw new Error(r.stderr.trim());
-    }, 60_000, `docker run ${name} on the classic overlay`);
-    const addr = (await hosts[h]!.docker(['inspect', '-f', '{{(index .NetworkSettings.Networks "ovc").IPAddress}}', name])).stdout.trim();
+    await eventually(
+      async () => {
+        const r = await hosts[h]!.docker(['run', '-d', '--name', name, '--network', 'ovc', 'bb', 'sleep', '100000'], {
+          timeoutMs: 60_000,
+        });
+        if (r.code === 0) return true;
+        await hosts[h]!.docker(['rm', '-f', name]);
+        throw new Error(r.stderr.trim());
+      },
+      60_000,
+      `docker run ${name} on the classic overlay`,
+    );
+    const addr = (
+      await hosts[h]!.docker(['inspect', '-f', '{{(index .NetworkSettings.Networks "ovc").IPAddress}}', name])
+    ).stdout.trim();
     return { netns: await sandboxOf(hosts[h]!, name), ip: addr };
   };
   const client = await container(0, 'classic-client');
@@ -245,7 +345,10 @@ interface ProbeLine {
 async function waitForLine(proc: LabProcess, pattern: RegExp, timeoutMs: number): Promise<string | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const m = proc.readLog().split('\n').find((l) => pattern.test(l));
+    const m = proc
+      .readLog()
+      .split('\n')
+      .find((l) => pattern.test(l));
     if (m) return m;
     if (proc.exited || Date.now() > deadline) return undefined;
     await sleep(20);
@@ -259,9 +362,14 @@ async function waitForLine(proc: LabProcess, pattern: RegExp, timeoutMs: number)
 async function importLatency(hosts: DockerHost[], daemons: CiliumDaemon[]): Promise<ImportSample[]> {
   const out: ImportSample[] = [];
   const ep = async (h: number, name: string, role: string): Promise<{ netns: string; ip: string }> => {
-    const r = await hosts[h]!.docker(['run', '-d', '--name', name, '--network', 'ovb', '-l', `pimp=${role}`, 'bb', 'sleep', '100000'], { timeoutMs: 60_000 });
+    const r = await hosts[h]!.docker(
+      ['run', '-d', '--name', name, '--network', 'ovb', '-l', `pimp=${role}`, 'bb', 'sleep', '100000'],
+      { timeoutMs: 60_000 },
+    );
     if (r.code !== 0) throw new Error(`docker run ${name}: ${r.stderr}`);
-    const addr = (await hosts[h]!.docker(['inspect', '-f', '{{(index .NetworkSettings.Networks "ovb").IPAddress}}', name])).stdout.trim();
+    const addr = (
+      await hosts[h]!.docker(['inspect', '-f', '{{(index .NetworkSettings.Networks "ovb").IPAddress}}', name])
+    ).stdout.trim();
     return { netns: await sandboxOf(hosts[h]!, name), ip: addr };
   };
   const servers: Array<{ netns: string; ip: string }> = [];
@@ -270,27 +378,54 @@ async function importLatency(hosts: DockerHost[], daemons: CiliumDaemon[]): Prom
   for (let k = 0; k < 3; k++) clients.push(await ep(k, `pimp-cli-${k}`, 'cli'));
   const pairs = [0, 1, 2].map((k) => {
     const c = (k + 1) % 3;
-    return new NetnsPair(servers[k]!.ip, { host: hosts[c]!, netns: clients[c]!.netns }, { host: hosts[k]!, netns: servers[k]!.netns });
+    return new NetnsPair(
+      servers[k]!.ip,
+      { host: hosts[c]!, netns: clients[c]!.netns },
+      { host: hosts[k]!, netns: servers[k]!.netns },
+    );
   });
-  const rrServers = pairs.map((p, k) => p.startInServer([TCPRR, 'server', '-p', String(RR_PORT)], `pimp-server-${k}.log`));
+  const rrServers = pairs.map((p, k) =>
+    p.startInServer([TCPRR, 'server', '-p', String(RR_PORT)], `pimp-server-${k}.log`),
+  );
   try {
-    for (const [k, p] of pairs.entries()) await waitListening(p, rrServers[k]!, RR_PORT, `probe server on host ${k + 1}`);
+    for (const [k, p] of pairs.entries())
+      await waitListening(p, rrServers[k]!, RR_PORT, `probe server on host ${k + 1}`);
     // Each pair's first packets teach the hosts the peers' identities (ipcache via the store).
-    for (const [k, p] of pairs.entries()) await eventually(async () => (await p.runInClient(['busybox', 'ping', '-c', '1', '-W', '1', p.serverIp], 5_000)).code === 0, 30_000, `probe path into host ${k + 1}`);
+    for (const [k, p] of pairs.entries())
+      await eventually(
+        async () => (await p.runInClient(['busybox', 'ping', '-c', '1', '-W', '1', p.serverIp], 5_000)).code === 0,
+        30_000,
+        `probe path into host ${k + 1}`,
+      );
     const text = ingressAllowPolicy('bench-import', { pimp: 'srv' }, { pimp: 'cli' }, [{ port: RR_PORT + 1 }]);
     for (let i = 0; i < IMPORTS; i++) {
-      const probes = pairs.map((p, k) => p.startInClient([TCPRR, PROBE, '-H', p.serverIp, '-p', String(RR_PORT), '-i', '1000', '-S', '300', '-t', '120'], `pimp-probe-${i}-${k}.log`));
+      const probes = pairs.map((p, k) =>
+        p.startInClient(
+          [TCPRR, PROBE, '-H', p.serverIp, '-p', String(RR_PORT), '-i', '1000', '-S', '300', '-t', '120'],
+          `pimp-probe-${i}-${k}.log`,
+        ),
+      );
       try {
-        for (const [k, probe] of probes.entries()) if (!(await waitForLine(probe, /"ready"/, 10_000))) throw new Error(`probe into host ${k + 1} did not connect: ${probe.logTail(5)}`);
+        for (const [k, probe] of probes.entries())
+          if (!(await waitForLine(probe, /"ready"/, 10_000)))
+            throw new Error(`probe into host ${k + 1} did not connect: ${probe.logTail(5)}`);
         await sleep(300);
-        for (const [k, probe] of probes.entries()) if (probe.exited) throw new Error(`probe into host ${k + 1} ended before the import: ${probe.logTail(5)}`);
+        for (const [k, probe] of probes.entries())
+          if (probe.exited) throw new Error(`probe into host ${k + 1} ended before the import: ${probe.logTail(5)}`);
         const wallStartUs = (performance.timeOrigin + performance.now()) * 1000;
         const t0 = performance.now();
-        const { revision } = await daemons[0]!.api.call<PolicyRevisionModel>('POST', '/v1/policy', { text }, { timeoutMs: 60_000 });
+        const { revision } = await daemons[0]!.api.call<PolicyRevisionModel>(
+          'POST',
+          '/v1/policy',
+          { text },
+          { timeoutMs: 60_000 },
+        );
         const postMs = performance.now() - t0;
         const waitMs = await Promise.all(
           daemons.map(async (d) => {
-            await d.api.call<PolicyWaitModel>('GET', `/v1/policy/wait/${revision}?timeout=60000`, undefined, { timeoutMs: 90_000 });
+            await d.api.call<PolicyWaitModel>('GET', `/v1/policy/wait/${revision}?timeout=60000`, undefined, {
+              timeoutMs: 90_000,
+            });
             return performance.now() - t0;
           }),
         );
@@ -302,12 +437,22 @@ async function importLatency(hosts: DockerHost[], daemons: CiliumDaemon[]): Prom
           }),
         );
         out.push({ revision, postMs, waitMs, dropMs, allWaitMs: Math.max(...waitMs), allDropMs: Math.max(...dropMs) });
-        progress(`import ${i + 1}/${IMPORTS}: probes dropped on hosts 1-3 at ${dropMs.map((x) => x.toFixed(0)).join('/')} ms, policy wait returned at ${waitMs.map((x) => x.toFixed(0)).join('/')} ms`);
+        progress(
+          `import ${i + 1}/${IMPORTS}: probes dropped on hosts 1-3 at ${dropMs.map((x) => x.toFixed(0)).join('/')} ms, policy wait returned at ${waitMs.map((x) => x.toFixed(0)).join('/')} ms`,
+        );
       } finally {
         for (const probe of probes) probe.kill('SIGKILL');
       }
-      const { revision: del } = await daemons[0]!.api.call<PolicyRevisionModel>('DELETE', '/v1/policy/bench-import', undefined, { timeoutMs: 60_000 });
-      for (const d of daemons) await d.api.call<PolicyWaitModel>('GET', `/v1/policy/wait/${del}?timeout=60000`, undefined, { timeoutMs: 90_000 });
+      const { revision: del } = await daemons[0]!.api.call<PolicyRevisionModel>(
+        'DELETE',
+        '/v1/policy/bench-import',
+        undefined,
+        { timeoutMs: 60_000 },
+      );
+      for (const d of daemons)
+        await d.api.call<PolicyWaitModel>('GET', `/v1/policy/wait/${del}?timeout=60000`, undefined, {
+          timeoutMs: 90_000,
+        });
       await sleep(300);
     }
   } finally {
@@ -327,15 +472,25 @@ interface Sample {
  * One RR and one iperf3 run of each of our configs with kernel.bpf_stats_enabled on: runs and ns
  * per run of every program on the sending host (0) and the receiving host (1).
  */
-async function bpfCostPhase(configs: Array<[string, EndpointPair]>, hosts: DockerHost[]): Promise<OverlayProfile['bpf']> {
+async function bpfCostPhase(
+  configs: Array<[string, EndpointPair]>,
+  hosts: DockerHost[],
+): Promise<OverlayProfile['bpf']> {
   const out: NonNullable<OverlayProfile['bpf']> = {};
   await withBpfStats(async () => {
     const ids = await Promise.all(hosts.slice(0, 2).map((h) => ourProgramIds(h)));
     for (const [name, pair] of configs.filter(([n]) => n.startsWith('ours'))) {
       const { value: rr, programs: rrPrograms } = await costDuring(ids, () => measureRr(pair, RR_SECONDS));
       const { value: tput, programs: tputPrograms } = await costDuring(ids, () => measureThroughput(pair, SECONDS));
-      out[name] = { rr: { p50: rr.p50, transactions: rr.transactions }, rrPrograms, tput: { gbps: tput.gbps, seconds: SECONDS }, tputPrograms };
-      progress(`bpf cost ${name}: RR from_container ${rrPrograms[0]!.from_container?.nsPerRun.toFixed(0)} ns, from_underlay ${rrPrograms[1]!.from_underlay?.nsPerRun.toFixed(0)} ns, from_overlay ${rrPrograms[1]!.from_overlay?.nsPerRun.toFixed(0)} ns; iperf3 from_underlay ${tputPrograms[1]!.from_underlay?.runs} runs, from_overlay ${tputPrograms[1]!.from_overlay?.runs}`);
+      out[name] = {
+        rr: { p50: rr.p50, transactions: rr.transactions },
+        rrPrograms,
+        tput: { gbps: tput.gbps, seconds: SECONDS },
+        tputPrograms,
+      };
+      progress(
+        `bpf cost ${name}: RR from_container ${rrPrograms[0]!.from_container?.nsPerRun.toFixed(0)} ns, from_underlay ${rrPrograms[1]!.from_underlay?.nsPerRun.toFixed(0)} ns, from_overlay ${rrPrograms[1]!.from_overlay?.nsPerRun.toFixed(0)} ns; iperf3 from_underlay ${tputPrograms[1]!.from_underlay?.runs} runs, from_overlay ${tputPrograms[1]!.from_overlay?.runs}`,
+      );
     }
   });
   return out;
@@ -356,7 +511,10 @@ async function perfPhase(configs: Array<[string, EndpointPair]>): Promise<Overla
 async function main(): Promise<void> {
   const session = new LabSession();
   const started = new Date();
-  const stamp = started.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = started
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   const samples: Sample[] = [];
   let imports: ImportSample[] = [];
   const stripped: Record<string, number[]> = {};
@@ -375,26 +533,44 @@ async function main(): Promise<void> {
       hosts.push(host);
       await ensureBusyboxImage(host, 'bb');
       underlayIps.push(await underlay.attach(host, i + 1));
-      const d = new CiliumDaemon(host, { extraArgs: ['--kvstore', 'etcd', '--kvstore-opt', `etcd.address=${etcd}`, '--underlay-ip', underlayIps[i]!] });
+      const d = new CiliumDaemon(host, {
+        extraArgs: ['--kvstore', 'etcd', '--kvstore-opt', `etcd.address=${etcd}`, '--underlay-ip', underlayIps[i]!],
+      });
       await d.start(60_000);
       daemons.push(d);
     }
     for (let h = 0; h < nOurs; h++) {
-      const r = await hosts[h]!.docker(['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', '198.18.133.0/24', 'ovb'], { timeoutMs: 60_000 });
+      const r = await hosts[h]!.docker(
+        ['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', '198.18.133.0/24', 'ovb'],
+        { timeoutMs: 60_000 },
+      );
       if (r.code !== 0) throw new Error(`network create on h${h}: ${r.stderr}`);
     }
     const container = async (h: number, name: string, label: string): Promise<{ netns: string; ip: string }> => {
-      const r = await hosts[h]!.docker(['run', '-d', '--name', name, '--network', 'ovb', '-l', `app=${label}`, 'bb', 'sleep', '100000'], { timeoutMs: 60_000 });
+      const r = await hosts[h]!.docker(
+        ['run', '-d', '--name', name, '--network', 'ovb', '-l', `app=${label}`, 'bb', 'sleep', '100000'],
+        { timeoutMs: 60_000 },
+      );
       if (r.code !== 0) throw new Error(`docker run ${name}: ${r.stderr}`);
-      const addr = (await hosts[h]!.docker(['inspect', '-f', '{{(index .NetworkSettings.Networks "ovb").IPAddress}}', name])).stdout.trim();
+      const addr = (
+        await hosts[h]!.docker(['inspect', '-f', '{{(index .NetworkSettings.Networks "ovb").IPAddress}}', name])
+      ).stdout.trim();
       return { netns: await sandboxOf(hosts[h]!, name), ip: addr };
     };
     const openClient = await container(0, 'open-client', 'bench-open');
     const openServer = await container(1, 'open-server', 'bench-open');
     const polClient = await container(0, 'pol-client', 'bench-client');
     const polServer = await container(1, 'pol-server', 'bench-server');
-    const ours = new NetnsPair(openServer.ip, { host: hosts[0]!, netns: openClient.netns }, { host: hosts[1]!, netns: openServer.netns });
-    const oursPolicy = new NetnsPair(polServer.ip, { host: hosts[0]!, netns: polClient.netns }, { host: hosts[1]!, netns: polServer.netns });
+    const ours = new NetnsPair(
+      openServer.ip,
+      { host: hosts[0]!, netns: openClient.netns },
+      { host: hosts[1]!, netns: openServer.netns },
+    );
+    const oursPolicy = new NetnsPair(
+      polServer.ip,
+      { host: hosts[0]!, netns: polClient.netns },
+      { host: hosts[1]!, netns: polServer.netns },
+    );
     const policy = [
       'apiVersion: cilium.io/v2',
       'kind: CiliumNetworkPolicy',
@@ -423,7 +599,10 @@ async function main(): Promise<void> {
     const baseline = await kernelVxlan(session, hosts, underlayIps);
     const routed = await routedUnderlay(session, hosts, underlayIps);
 
-    const configs: Array<[string, EndpointPair]> = [['routed', routed], ['kernel-vxlan', baseline]];
+    const configs: Array<[string, EndpointPair]> = [
+      ['routed', routed],
+      ['kernel-vxlan', baseline],
+    ];
     if (CLASSIC) {
       progress('overlay bench: 2 more lab hosts with Docker classic overlay (--cluster-store)');
       configs.push(['docker-overlay', await classicOverlay(session, underlay, nOurs + 1)]);
@@ -432,11 +611,24 @@ async function main(): Promise<void> {
     for (const [name, pair] of configs) {
       await startServers(pair, name);
       // ICMP is not in the bench policy: the policy pair is checked by the first measurement.
-      if (name !== 'ours+policy') await eventually(async () => (await pair.runInClient(['busybox', 'ping', '-c', '1', '-W', '1', pair.serverIp], 5_000)).code === 0, 20_000, `${name} reachable`);
+      if (name !== 'ours+policy')
+        await eventually(
+          async () =>
+            (await pair.runInClient(['busybox', 'ping', '-c', '1', '-W', '1', pair.serverIp], 5_000)).code === 0,
+          20_000,
+          `${name} reachable`,
+        );
     }
-    if (STRIP_DOCKER_NAT) for (const [name, pair] of configs) if (name === 'docker-overlay' || name.startsWith('ours')) stripped[name] = await stripDockerNat(pair, name);
-    const denied = await oursPolicy.runInClient(['timeout', '3', 'busybox', 'nc', '-z', oursPolicy.serverIp, '80'], 10_000);
-    progress(`policy check: port 80 to the selected server ${denied.code === 0 ? 'OPEN (unexpected)' : 'refused by policy'}`);
+    if (STRIP_DOCKER_NAT)
+      for (const [name, pair] of configs)
+        if (name === 'docker-overlay' || name.startsWith('ours')) stripped[name] = await stripDockerNat(pair, name);
+    const denied = await oursPolicy.runInClient(
+      ['timeout', '3', 'busybox', 'nc', '-z', oursPolicy.serverIp, '80'],
+      10_000,
+    );
+    progress(
+      `policy check: port 80 to the selected server ${denied.code === 0 ? 'OPEN (unexpected)' : 'refused by policy'}`,
+    );
 
     for (let round = 0; round < ROUNDS; round++) {
       // Rotated, and reversed every other round: each config changes its position and the config
@@ -447,7 +639,9 @@ async function main(): Promise<void> {
         const throughput = await measureThroughput(pair, SECONDS);
         const rr = await measureRr(pair, RR_SECONDS);
         samples.push({ config: name, round, throughput, rr });
-        progress(`round ${round + 1}/${ROUNDS} ${name}: ${throughput.gbps.toFixed(2)} Gbit/s, RR p50 ${rr.p50.toFixed(1)} us`);
+        progress(
+          `round ${round + 1}/${ROUNDS} ${name}: ${throughput.gbps.toFixed(2)} Gbit/s, RR p50 ${rr.p50.toFixed(1)} us`,
+        );
       }
     }
     loadDuringRounds = machineLoad();
@@ -464,7 +658,20 @@ async function main(): Promise<void> {
     await session.close();
   }
 
-  const result: OverlayResult = { bench: 'overlay', probe: PROBE, started: started.toISOString(), rounds: ROUNDS, seconds: SECONDS, rrSeconds: RR_SECONDS, load: loadDuringRounds, loadEnd: machineLoad(), samples, imports, profile, strippedDockerNat: STRIP_DOCKER_NAT ? stripped : undefined };
+  const result: OverlayResult = {
+    bench: 'overlay',
+    probe: PROBE,
+    started: started.toISOString(),
+    rounds: ROUNDS,
+    seconds: SECONDS,
+    rrSeconds: RR_SECONDS,
+    load: loadDuringRounds,
+    loadEnd: machineLoad(),
+    samples,
+    imports,
+    profile,
+    strippedDockerNat: STRIP_DOCKER_NAT ? stripped : undefined,
+  };
   const out = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results', `${stamp}-overlay.json`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(result, null, 1));

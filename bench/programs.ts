@@ -85,8 +85,16 @@ const TUNNEL_IFINDEX = 4000;
 type Endpoint = abi.EndpointInfo & { ip: string };
 
 const endpoint = (ip: string, n: number, over: Partial<abi.EndpointInfo> = {}): Endpoint => ({
-  ip, ifindex: LOOPBACK_IFINDEX, epId: 10 + n, identity: 1000 + n, netId: 1, enforceIngress: false, enforceEgress: false,
-  mac: `02:00:00:00:00:0${n}`, nodeMac: `02:00:00:00:01:0${n}`, ...over,
+  ip,
+  ifindex: LOOPBACK_IFINDEX,
+  epId: 10 + n,
+  identity: 1000 + n,
+  netId: 1,
+  enforceIngress: false,
+  enforceEgress: false,
+  mac: `02:00:00:00:00:0${n}`,
+  nodeMac: `02:00:00:00:01:0${n}`,
+  ...over,
 });
 /** The sender of the from_container paths (its container MAC is checked on every packet). */
 const A = endpoint('198.18.1.2', 1);
@@ -101,8 +109,15 @@ const R = { ip: '198.19.5.5', identity: 2001, tunnelEndpoint: '198.18.100.2', ne
 const S = { ip: '198.19.7.7', identity: 2003, netId: 0 };
 const K = { ip: '198.19.6.6', identity: 2002, netId: 0 };
 
-const allowIngress = (peer: number, dport: number, cookie: number): EndpointPolicyEntry =>
-  ({ direction: 'ingress', peer, protocol: 6, dport, portPrefixLen: 16, verdict: 'allow', cookie });
+const allowIngress = (peer: number, dport: number, cookie: number): EndpointPolicyEntry => ({
+  direction: 'ingress',
+  peer,
+  protocol: 6,
+  dport,
+  portPrefixLen: 16,
+  verdict: 'allow',
+  cookie,
+});
 
 /** An IPv4 TCP frame of PACKET_BYTES bytes of IP (zero payload after the fixture's 16 bytes). */
 function tcpFrame(spec: Partial<Ipv4Spec> & Pick<Ipv4Spec, 'saddr' | 'daddr' | 'srcMac' | 'dstMac'>): Buffer {
@@ -129,9 +144,32 @@ interface Variant {
 }
 
 /** A TCP flow between two parties: frames in both directions and its conntrack key. */
-function flow(client: { ip: string; mac: string; nodeMac: string }, server: { ip: string; mac: string; nodeMac: string }, sport: number, dport: number) {
-  const fwd = (tcpFlags: number) => tcpFrame({ saddr: client.ip, daddr: server.ip, srcMac: client.mac, dstMac: client.nodeMac, sport, dport, tcpFlags });
-  const rev = (tcpFlags: number) => tcpFrame({ saddr: server.ip, daddr: client.ip, srcMac: server.mac, dstMac: server.nodeMac, sport: dport, dport: sport, tcpFlags });
+function flow(
+  client: { ip: string; mac: string; nodeMac: string },
+  server: { ip: string; mac: string; nodeMac: string },
+  sport: number,
+  dport: number,
+) {
+  const fwd = (tcpFlags: number) =>
+    tcpFrame({
+      saddr: client.ip,
+      daddr: server.ip,
+      srcMac: client.mac,
+      dstMac: client.nodeMac,
+      sport,
+      dport,
+      tcpFlags,
+    });
+  const rev = (tcpFlags: number) =>
+    tcpFrame({
+      saddr: server.ip,
+      daddr: client.ip,
+      srcMac: server.mac,
+      dstMac: server.nodeMac,
+      sport: dport,
+      dport: sport,
+      tcpFlags,
+    });
   return { fwd, rev, key: { saddr: client.ip, daddr: server.ip, sport, dport, protocol: 6 } };
 }
 
@@ -173,31 +211,99 @@ function openFlows(dp: LxcDatapath): void {
 }
 
 const variants: Variant[] = [
-  { key: 'local', datapath: 'small', program: 'from_container', retval: TC_ACT_REDIRECT, packet: flows.local.fwd(TCP_ACK), ct: { key: flows.local.key, direction: 'fwd' },
-    what: 'local destination, established, destination not enforcing' },
-  { key: 'local-policy', datapath: 'small', program: 'from_container', retval: TC_ACT_REDIRECT, packet: flows.policy.fwd(TCP_ACK), ct: { key: flows.policy.key, direction: 'fwd' },
-    what: 'local destination enforcing ingress, allow entry (3 entries in the map)' },
-  { key: 'reply', datapath: 'small', program: 'from_container', retval: TC_ACT_REDIRECT, packet: flows.reply.rev(TCP_ACK), ct: { key: flows.reply.key, direction: 'rev' },
-    what: 'local destination, reply direction (ct entry reversed)' },
-  { key: 'encap', datapath: 'small', program: 'from_container', retval: TC_ACT_REDIRECT, packet: flows.encap.fwd(TCP_ACK), ct: { key: flows.encap.key, direction: 'fwd' },
-    what: 'remote endpoint via the ipcache, tunnel endpoint set: encapsulate' },
-  { key: 'stack', datapath: 'small', program: 'from_container', retval: TC_ACT_OK, packet: flows.stack.fwd(TCP_ACK), ct: { key: flows.stack.key, direction: 'fwd' },
-    what: 'ipcache entry without tunnel endpoint: to the stack (masquerade mark)' },
-  { key: 'to-container', datapath: 'small', program: 'to_container', retval: TC_ACT_OK, packet: flows.toContainer.fwd(TCP_ACK), ct: { key: flows.toContainer.key, direction: 'fwd' },
-    what: 'from the stack, source in the ipcache, destination enforcing ingress, allow entry' },
-  { key: 'local-policy-50k', datapath: 'large', program: 'from_container', retval: TC_ACT_REDIRECT, packet: flows.policy.fwd(TCP_ACK), ct: { key: flows.policy.key, direction: 'fwd' },
-    what: `local-policy with ${FILL_ENTRIES} more entries for the destination` },
-  { key: 'local-50k', datapath: 'large', program: 'from_container', retval: TC_ACT_REDIRECT, packet: flows.local.fwd(TCP_ACK), ct: { key: flows.local.key, direction: 'fwd' },
-    what: 'local on the large datapath (control: no policy lookup)' },
-  { key: 'floor', datapath: 'small', program: 'to_container', retval: TC_ACT_OK, packet: arpRequest(outside(K.ip).mac, K.ip, D.ip),
-    what: 'ARP frame: returns after the EtherType (test-run harness + program entry)' },
+  {
+    key: 'local',
+    datapath: 'small',
+    program: 'from_container',
+    retval: TC_ACT_REDIRECT,
+    packet: flows.local.fwd(TCP_ACK),
+    ct: { key: flows.local.key, direction: 'fwd' },
+    what: 'local destination, established, destination not enforcing',
+  },
+  {
+    key: 'local-policy',
+    datapath: 'small',
+    program: 'from_container',
+    retval: TC_ACT_REDIRECT,
+    packet: flows.policy.fwd(TCP_ACK),
+    ct: { key: flows.policy.key, direction: 'fwd' },
+    what: 'local destination enforcing ingress, allow entry (3 entries in the map)',
+  },
+  {
+    key: 'reply',
+    datapath: 'small',
+    program: 'from_container',
+    retval: TC_ACT_REDIRECT,
+    packet: flows.reply.rev(TCP_ACK),
+    ct: { key: flows.reply.key, direction: 'rev' },
+    what: 'local destination, reply direction (ct entry reversed)',
+  },
+  {
+    key: 'encap',
+    datapath: 'small',
+    program: 'from_container',
+    retval: TC_ACT_REDIRECT,
+    packet: flows.encap.fwd(TCP_ACK),
+    ct: { key: flows.encap.key, direction: 'fwd' },
+    what: 'remote endpoint via the ipcache, tunnel endpoint set: encapsulate',
+  },
+  {
+    key: 'stack',
+    datapath: 'small',
+    program: 'from_container',
+    retval: TC_ACT_OK,
+    packet: flows.stack.fwd(TCP_ACK),
+    ct: { key: flows.stack.key, direction: 'fwd' },
+    what: 'ipcache entry without tunnel endpoint: to the stack (masquerade mark)',
+  },
+  {
+    key: 'to-container',
+    datapath: 'small',
+    program: 'to_container',
+    retval: TC_ACT_OK,
+    packet: flows.toContainer.fwd(TCP_ACK),
+    ct: { key: flows.toContainer.key, direction: 'fwd' },
+    what: 'from the stack, source in the ipcache, destination enforcing ingress, allow entry',
+  },
+  {
+    key: 'local-policy-50k',
+    datapath: 'large',
+    program: 'from_container',
+    retval: TC_ACT_REDIRECT,
+    packet: flows.policy.fwd(TCP_ACK),
+    ct: { key: flows.policy.key, direction: 'fwd' },
+    what: `local-policy with ${FILL_ENTRIES} more entries for the destination`,
+  },
+  {
+    key: 'local-50k',
+    datapath: 'large',
+    program: 'from_container',
+    retval: TC_ACT_REDIRECT,
+    packet: flows.local.fwd(TCP_ACK),
+    ct: { key: flows.local.key, direction: 'fwd' },
+    what: 'local on the large datapath (control: no policy lookup)',
+  },
+  {
+    key: 'floor',
+    datapath: 'small',
+    program: 'to_container',
+    retval: TC_ACT_OK,
+    packet: arpRequest(outside(K.ip).mac, K.ip, D.ip),
+    what: 'ARP frame: returns after the EtherType (test-run harness + program entry)',
+  },
 ];
 
 /** `PROG_PATHS` (comma separated keys): measure only these paths (e.g. under `perf record`). */
 const selected = (() => {
-  const keys = (process.env.PROG_PATHS ?? '').split(',').map((k) => k.trim()).filter((k) => k !== '');
+  const keys = (process.env.PROG_PATHS ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== '');
   const unknown = keys.filter((k) => !variants.some((v) => v.key === k));
-  if (unknown.length > 0) throw new Error(`PROG_PATHS: unknown path(s) ${unknown.join(', ')}; known: ${variants.map((v) => v.key).join(', ')}`);
+  if (unknown.length > 0)
+    throw new Error(
+      `PROG_PATHS: unknown path(s) ${unknown.join(', ')}; known: ${variants.map((v) => v.key).join(', ')}`,
+    );
   return keys.length === 0 ? variants : variants.filter((v) => keys.includes(v.key));
 })();
 
@@ -208,7 +314,12 @@ interface Instance {
   policyEntries: number;
 }
 
-async function loadInstance(name: string, fill: number, objectPath: string, cleanups: Array<() => void>): Promise<Instance> {
+async function loadInstance(
+  name: string,
+  fill: number,
+  objectPath: string,
+  cleanups: Array<() => void>,
+): Promise<Instance> {
   const pinRoot = mkdtempSync(join(privateBpffs(), `cdbench-${process.pid}-${name}-`));
   cleanups.push(() => rmSync(pinRoot, { recursive: true, force: true }));
   // As the daemon loads it (src/datapath/bpf-loader.ts): default map sizes, the tunnel ifindex.
@@ -223,10 +334,13 @@ async function loadInstance(name: string, fill: number, objectPath: string, clea
   const cEntries = [allowIngress(A.identity, 80, 1), allowIngress(R.identity, 443, 2)];
   // The fill: peers 3000, 3001, ... each allowed on 1000 TCP ports, as a big rule set would be.
   for (let i = 0; i < fill; i++) cEntries.push(allowIngress(3000 + Math.floor(i / 1000), 1000 + (i % 1000), 100 + i));
-  const written = (await dp.policy.syncEndpoint(C.epId, cEntries)).written + (await dp.policy.syncEndpoint(D.epId, [allowIngress(K.identity, 8080, 3)])).written;
+  const written =
+    (await dp.policy.syncEndpoint(C.epId, cEntries)).written +
+    (await dp.policy.syncEndpoint(D.epId, [allowIngress(K.identity, 8080, 3)])).written;
   let inMap = 0;
   for await (const batch of dp.policy.map.batches(8192)) inMap += batch.count;
-  if (inMap !== written || inMap !== 3 + fill) throw new Error(`${name}: policy map holds ${inMap} entries, wrote ${written}, expected ${3 + fill}`);
+  if (inMap !== written || inMap !== 3 + fill)
+    throw new Error(`${name}: policy map holds ${inMap} entries, wrote ${written}, expected ${3 + fill}`);
   openFlows(dp);
   return { dp, pinRoot, policyEntries: inMap };
 }
@@ -234,7 +348,8 @@ async function loadInstance(name: string, fill: number, objectPath: string, clea
 /** Sum of every drop counter (every reason but forwarded and events-lost). */
 async function drops(dp: LxcDatapath): Promise<bigint> {
   let sum = 0n;
-  for (const s of await dp.metrics.read()) if (s.reason !== abi.REASON_FORWARDED && s.reason !== abi.REASON_EVENTS_LOST) sum += s.packets;
+  for (const s of await dp.metrics.read())
+    if (s.reason !== abi.REASON_FORWARDED && s.reason !== abi.REASON_EVENTS_LOST) sum += s.packets;
   return sum;
 }
 
@@ -272,7 +387,8 @@ async function measure(inst: Instance, v: Variant, repeat: number): Promise<numb
   const dropDelta = (await drops(inst.dp)) - dropsBefore;
   if (retval !== v.retval) throw new Error(`${v.key}: ${v.program} returned ${retval}, expected ${v.retval}`);
   if (dropDelta !== 0n) throw new Error(`${v.key}: ${dropDelta} packets dropped during ${total} runs`);
-  if (v.ct && ctDelta !== BigInt(total)) throw new Error(`${v.key}: conntrack ${v.ct.direction} counter advanced by ${ctDelta}, expected ${total}`);
+  if (v.ct && ctDelta !== BigInt(total))
+    throw new Error(`${v.key}: conntrack ${v.ct.direction} counter advanced by ${ctDelta}, expected ${total}`);
   durations.sort((a, b) => a - b);
   return durations[Math.floor(durations.length / 2)]!;
 }
@@ -281,25 +397,32 @@ async function measure(inst: Instance, v: Variant, repeat: number): Promise<numb
 async function probeFromOverlay(inst: Instance) {
   const before = new Map((await inst.dp.metrics.read()).map((s) => [`${s.reason}/${s.direction}`, s.packets]));
   const run = inst.dp.fromOverlay.testRun(flows.encap.rev(TCP_ACK));
-  const moved = (await inst.dp.metrics.read()).filter((s) => s.packets !== (before.get(`${s.reason}/${s.direction}`) ?? 0n));
+  const moved = (await inst.dp.metrics.read()).filter(
+    (s) => s.packets !== (before.get(`${s.reason}/${s.direction}`) ?? 0n),
+  );
   return {
     key: 'from-overlay',
     program: 'from_overlay',
     retval: run.retval,
     dropReasons: moved.map((s) => abi.dropReasonName(s.reason)),
-    reason: 'bpf_skb_get_tunnel_key needs the tunnel metadata (skb dst of a collect_md vxlan device); a BPF_PROG_TEST_RUN skb has none, so the program drops at its first helper',
+    reason:
+      'bpf_skb_get_tunnel_key needs the tunnel metadata (skb dst of a collect_md vxlan device); a BPF_PROG_TEST_RUN skb has none, so the program drops at its first helper',
     dropsAsExpected: run.retval === TC_ACT_SHOT && moved.some((s) => s.reason === abi.DropReason.NoTunnelKey),
   };
 }
 
 function git(args: string[]): string {
-  return execFileSync('git', ['-C', ROOT, ...args]).toString().trim();
+  return execFileSync('git', ['-C', ROOT, ...args])
+    .toString()
+    .trim();
 }
 
 /** When bpf/lxc.bpf.o was built and whether a source is newer (scripts/build-bpf.sh rebuilds it). */
 function objectState() {
   const built = statSync(defaultLxcObjectPath).mtimeMs;
-  const sources = git(['ls-files', 'bpf']).split('\n').filter((f) => f.endsWith('.c') || f.endsWith('.h'));
+  const sources = git(['ls-files', 'bpf'])
+    .split('\n')
+    .filter((f) => f.endsWith('.c') || f.endsWith('.h'));
   const newer = sources.filter((f) => statSync(join(ROOT, f)).mtimeMs > built);
   return { path: defaultLxcObjectPath, built: new Date(built).toISOString(), sourcesNewer: newer };
 }
@@ -332,13 +455,19 @@ async function main(): Promise<void> {
     const loaded: Array<Record<Variant['datapath'], Instance>> = [];
     for (const [i, o] of OBJECTS.entries()) {
       const small = await loadInstance(`o${i}-small`, 0, o.path, cleanups);
-      loaded.push({ small, large: needLarge ? await loadInstance(`o${i}-large`, FILL_ENTRIES, o.path, cleanups) : small });
+      loaded.push({
+        small,
+        large: needLarge ? await loadInstance(`o${i}-large`, FILL_ENTRIES, o.path, cleanups) : small,
+      });
     }
     const instances = loaded[0]!;
-    progress(`loaded ${OBJECTS.map((o) => o.label).join(', ')}: policy maps with ${instances.small.policyEntries} and ${instances.large.policyEntries} entries; flows open`);
+    progress(
+      `loaded ${OBJECTS.map((o) => o.label).join(', ')}: policy maps with ${instances.small.policyEntries} and ${instances.large.policyEntries} entries; flows open`,
+    );
     const fromOverlay = await probeFromOverlay(instances.small);
 
-    if (WARMUP_REPEAT > 0 && COLD === 0) for (const inst of loaded) for (const v of selected) await measure(inst[v.datapath], v, WARMUP_REPEAT);
+    if (WARMUP_REPEAT > 0 && COLD === 0)
+      for (const inst of loaded) for (const v of selected) await measure(inst[v.datapath], v, WARMUP_REPEAT);
     const samples: Array<{ variant: string; object?: string; round: number; nsPerRun: number }> = [];
     for (let round = 0; round < ROUNDS; round++) {
       const order = selected.map((_, i) => selected[(i + round) % selected.length]!);
@@ -349,7 +478,15 @@ async function main(): Promise<void> {
           samples.push({ variant: v.key, ...(OBJECTS.length > 1 && { object: OBJECTS[o]!.label }), round, nsPerRun });
         }
       }
-      const line = selected.map((v) => `${v.key} ${samples.filter((s) => s.round === round && s.variant === v.key).map((s) => s.nsPerRun).join('/')}`).join(', ');
+      const line = selected
+        .map(
+          (v) =>
+            `${v.key} ${samples
+              .filter((s) => s.round === round && s.variant === v.key)
+              .map((s) => s.nsPerRun)
+              .join('/')}`,
+        )
+        .join(', ');
       progress(`round ${round + 1}/${ROUNDS} (ns/run): ${line}`);
     }
 
@@ -357,11 +494,33 @@ async function main(): Promise<void> {
       bench: 'programs',
       startedAt,
       durationS: (performance.now() - t0) / 1000,
-      settings: { cold: COLD, coldMib: COLD_MIB, repeat: REPEAT, rounds: ROUNDS, warmupRepeat: WARMUP_REPEAT, packetBytes: PACKET_BYTES, fillEntries: FILL_ENTRIES, tunnelIfindex: TUNNEL_IFINDEX },
+      settings: {
+        cold: COLD,
+        coldMib: COLD_MIB,
+        repeat: REPEAT,
+        rounds: ROUNDS,
+        warmupRepeat: WARMUP_REPEAT,
+        packetBytes: PACKET_BYTES,
+        fillEntries: FILL_ENTRIES,
+        tunnelIfindex: TUNNEL_IFINDEX,
+      },
       machine: { loadBefore, loadAfter: machineLoad(), kernel: release(), node: process.version },
-      code: { head: git(['rev-parse', '--short', 'HEAD']), uncommittedFiles: git(['status', '--porcelain', '--', 'bpf', 'src', 'native']).split('\n').filter((l) => l !== '').length, object: objectState() },
+      code: {
+        head: git(['rev-parse', '--short', 'HEAD']),
+        uncommittedFiles: git(['status', '--porcelain', '--', 'bpf', 'src', 'native'])
+          .split('\n')
+          .filter((l) => l !== '').length,
+        object: objectState(),
+      },
       policyEntries: { small: instances.small.policyEntries, large: instances.large.policyEntries },
-      variants: selected.map(({ key, datapath, program, what, packet, retval }) => ({ key, datapath, program, what, frameBytes: packet.length, retval })),
+      variants: selected.map(({ key, datapath, program, what, packet, retval }) => ({
+        key,
+        datapath,
+        program,
+        what,
+        frameBytes: packet.length,
+        retval,
+      })),
       ...(OBJECTS.length > 1 && { objects: OBJECTS }),
       samples: OBJECTS.length > 1 ? samples.filter((x) => x.object === OBJECTS[0]!.label) : samples,
       objectSamples: OBJECTS.length > 1 ? samples : undefined,

@@ -31,7 +31,11 @@ const TS_LOADER = join(ROOT, 'node_modules', '@tapjs', 'typescript', 'dist', 'es
 const BIN = join(ROOT, 'bench', 'bin');
 
 const BENCHES = {
-  'single-host': { file: join(ROOT, 'bench', 'single-host.ts'), render: renderSingleHost, what: 'container start latency and 50 concurrent starts: none vs Docker bridge vs ours, per-call profile' },
+  'single-host': {
+    file: join(ROOT, 'bench', 'single-host.ts'),
+    render: renderSingleHost,
+    what: 'container start latency and 50 concurrent starts: none vs Docker bridge vs ours, per-call profile',
+  },
   datapath: {
     file: join(ROOT, 'bench', 'datapath.ts'),
     render: renderDatapath,
@@ -65,7 +69,7 @@ const BENCHES = {
     // BPF_PROG_TEST_RUN in child processes pinned to CPU0/CPU1 on one pin root: root, no lab host.
     lab: false,
     root: true,
-    what: 'one flow\'s conntrack entry with its two directions on two CPUs at once vs alone, conntrack counters on and off (BPF_PROG_TEST_RUN)',
+    what: "one flow's conntrack entry with its two directions on two CPUs at once vs alone, conntrack counters on and off (BPF_PROG_TEST_RUN)",
   },
 };
 
@@ -107,10 +111,13 @@ function preflight(names) {
   const problems = [];
   const lab = names.some((n) => BENCHES[n].lab !== false);
   if (lab && process.getuid?.() !== 0) problems.push('benchmarks need root (network namespaces, dockerd)');
-  else if (names.some((n) => BENCHES[n].root) && process.getuid?.() !== 0) problems.push('benchmarks need root (BPF programs)');
-  if (lab && !existsSync(join(ROOT, 'dist', 'main.js'))) problems.push('dist/main.js is missing: run `make build` first');
+  else if (names.some((n) => BENCHES[n].root) && process.getuid?.() !== 0)
+    problems.push('benchmarks need root (BPF programs)');
+  if (lab && !existsSync(join(ROOT, 'dist', 'main.js')))
+    problems.push('dist/main.js is missing: run `make build` first');
   if (!existsSync(TS_LOADER)) problems.push(`${TS_LOADER} is missing: run \`make setup\` (npm ci) first`);
-  if (Number(process.versions.node.split('.')[0]) < 24) problems.push(`Node ${process.version}: need >= 24 (export PATH=${ROOT}.tools/bin:$PATH)`);
+  if (Number(process.versions.node.split('.')[0]) < 24)
+    problems.push(`Node ${process.version}: need >= 24 (export PATH=${ROOT}.tools/bin:$PATH)`);
   return problems;
 }
 
@@ -158,7 +165,8 @@ async function main() {
     return process.env.BENCH_STRICT === '1' && verdicts.some((v) => !v.ok) ? 1 : 0;
   }
   const names = selectedBenches(args);
-  for (const n of names) if (!BENCHES[n]) throw new Error(`unknown bench "${n}"; known: ${Object.keys(BENCHES).join(', ')}`);
+  for (const n of names)
+    if (!BENCHES[n]) throw new Error(`unknown bench "${n}"; known: ${Object.keys(BENCHES).join(', ')}`);
   const problems = preflight(names);
   if (problems.length > 0) {
     for (const p of problems) console.error(`bench: ${p}`);
@@ -166,7 +174,10 @@ async function main() {
   }
   for (const n of names) for (const tool of BENCHES[n].tools ?? []) buildTool(tool);
   mkdirSync(RESULTS, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   const sections = [];
   const allVerdicts = [];
   let failed = false;
@@ -175,7 +186,11 @@ async function main() {
     const base = join(RESULTS, `${stamp}-${name}`);
     const out = `${base}.json`;
     console.error(`bench: running ${name} (raw results -> ${out})`);
-    const code = await runBench(name, { BENCH_OUT: out, BENCH_DAEMON_LOG: `${base}-daemon.log`, BENCH_TRACE_FILE: `${base}-strace.txt` });
+    const code = await runBench(name, {
+      BENCH_OUT: out,
+      BENCH_DAEMON_LOG: `${base}-daemon.log`,
+      BENCH_TRACE_FILE: `${base}-strace.txt`,
+    });
     if (code !== 0 || !existsSync(out)) {
       console.error(`bench: ${name} failed (exit ${code})`);
       failed = true;

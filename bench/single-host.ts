@@ -65,12 +65,22 @@ const NULL_POOL = 60;
  * only network besides none/host on which dockerd does not start its embedded DNS server.
  */
 type ConfigKey = 'none' | 'default' | 'bridge' | 'null' | 'cilium';
-const NETWORK: Record<ConfigKey, string> = { none: 'none', default: 'bridge', bridge: 'bench-br', null: 'nullnet', cilium: 'bench-cil' };
+const NETWORK: Record<ConfigKey, string> = {
+  none: 'none',
+  default: 'bridge',
+  bridge: 'bench-br',
+  null: 'nullnet',
+  cilium: 'bench-cil',
+};
 const SERIAL_CONFIGS: ConfigKey[] = ['none', 'default', 'bridge', 'null', 'cilium'];
 const DEFAULT_BRIDGE = '198.18.204.1/24';
-const CONC_CONFIGS = (process.env.CONC_CONFIGS ?? 'bridge,cilium').split(',').map((s) => s.trim()).filter((s) => s !== '') as ConfigKey[];
+const CONC_CONFIGS = (process.env.CONC_CONFIGS ?? 'bridge,cilium')
+  .split(',')
+  .map((s) => s.trim())
+  .filter((s) => s !== '') as ConfigKey[];
 // Not `null`: its round-robin veth pool is for serial runs.
-for (const c of CONC_CONFIGS) if (!(c in NETWORK) || c === 'null') throw new Error(`CONC_CONFIGS: unknown config "${c}" (none, bridge, cilium)`);
+for (const c of CONC_CONFIGS)
+  if (!(c in NETWORK) || c === 'null') throw new Error(`CONC_CONFIGS: unknown config "${c}" (none, bridge, cilium)`);
 
 /** CPU ms spent by our daemon (incl. its `ip` children), dockerd and containerd. */
 interface CpuDelta {
@@ -105,11 +115,16 @@ let nullDriver: LabProcess | undefined;
 /** Starts the null driver inside the lab host and waits for its plugin socket. */
 async function startNullDriver(): Promise<LabProcess> {
   const script = new URL('./lib/null-driver.mjs', import.meta.url).pathname;
-  const proc = host.spawn([process.execPath, script, `/run/docker/plugins/${NULL_DRIVER}.sock`, String(NULL_POOL)], {}, { logName: 'null-driver.log' });
+  const proc = host.spawn(
+    [process.execPath, script, `/run/docker/plugins/${NULL_DRIVER}.sock`, String(NULL_POOL)],
+    {},
+    { logName: 'null-driver.log' },
+  );
   const sock = join(host.pluginDir, `${NULL_DRIVER}.sock`);
   const deadline = Date.now() + 15_000;
   while (!existsSync(sock)) {
-    if (proc.exited) throw new Error(`null driver exited at start: ${JSON.stringify(proc.exitStatus)}\n${proc.logTail(20)}`);
+    if (proc.exited)
+      throw new Error(`null driver exited at start: ${JSON.stringify(proc.exitStatus)}\n${proc.logTail(20)}`);
     if (Date.now() > deadline) throw new Error(`null driver: no ${sock} after 15 s\n${proc.logTail(20)}`);
     await sleep(50);
   }
@@ -123,7 +138,10 @@ function rotate<T>(xs: readonly T[], by: number): T[] {
 
 async function docker(args: string[], timeoutMs = 120_000): Promise<string> {
   const r = await host.docker(args, { timeoutMs });
-  if (r.code !== 0) throw new Error(`docker ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}\n--- daemon log ---\n${daemon?.process?.logTail(20) ?? ''}`);
+  if (r.code !== 0)
+    throw new Error(
+      `docker ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}\n--- daemon log ---\n${daemon?.process?.logTail(20) ?? ''}`,
+    );
   return r.stdout.trim();
 }
 
@@ -158,7 +176,12 @@ const failures: RunFailure[] = [];
 const MAX_ATTEMPTS = 3;
 
 function recordFailure(phase: string, config: ConfigKey, stderr: string): void {
-  const error = stderr.trim().split('\n').filter((l) => l !== '').pop() ?? '(no message)';
+  const error =
+    stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l !== '')
+      .pop() ?? '(no message)';
   failures.push({ phase, config, at: new Date().toISOString(), error });
   progress(`${phase}: a docker run on ${config} failed, retrying: ${error}`);
 }
@@ -171,7 +194,10 @@ async function timedRun(config: ConfigKey, phase = 'latency'): Promise<number> {
     const ms = performance.now() - t0;
     if (r.code === 0) return ms;
     recordFailure(phase, config, r.stderr);
-    if (attempt >= MAX_ATTEMPTS) throw new Error(`docker run on ${config} failed ${attempt} times in a row: ${r.stderr.trim()}\n--- daemon log ---\n${daemon.process?.logTail(20) ?? ''}`);
+    if (attempt >= MAX_ATTEMPTS)
+      throw new Error(
+        `docker run on ${config} failed ${attempt} times in a row: ${r.stderr.trim()}\n--- daemon log ---\n${daemon.process?.logTail(20) ?? ''}`,
+      );
     await sleep(500);
   }
 }
@@ -201,7 +227,10 @@ async function latencyPhase(): Promise<{ samples: LatencySample[]; fromMs: numbe
       const ms = await timedRun(config);
       samples.push({ round: r, config, position, ms, cpu: cpuSince(before) });
     }
-    const last = samples.slice(-SERIAL_CONFIGS.length).map((s) => `${s.config} ${s.ms.toFixed(0)}`).join(', ');
+    const last = samples
+      .slice(-SERIAL_CONFIGS.length)
+      .map((s) => `${s.config} ${s.ms.toFixed(0)}`)
+      .join(', ');
     progress(`latency round ${r + 1}/${ROUNDS}: ${last} ms`);
   }
   return { samples, fromMs, toMs: Date.now() };
@@ -215,12 +244,19 @@ async function concurrentBatch(round: number, config: ConfigKey): Promise<Concur
   const before = cpuSnapshot();
   const t0 = performance.now();
   const runs = await Promise.all(
-    names.map((name) => host.docker(['run', '-d', '--name', name, '--network', NETWORK[config], '-l', `bench.batch=${tag}`, IMAGE, 'sleep', '1000'], { timeoutMs: 300_000 })),
+    names.map((name) =>
+      host.docker(
+        ['run', '-d', '--name', name, '--network', NETWORK[config], '-l', `bench.batch=${tag}`, IMAGE, 'sleep', '1000'],
+        { timeoutMs: 300_000 },
+      ),
+    ),
   );
   const startMs = performance.now() - t0;
   const failed = runs.filter((r) => r.code !== 0);
   for (const f of failed) recordFailure('concurrent', config, f.stderr);
-  const running = (await docker(['ps', '-q', '--filter', `label=bench.batch=${tag}`, '--filter', 'status=running'])).split('\n').filter((s) => s !== '').length;
+  const running = (await docker(['ps', '-q', '--filter', `label=bench.batch=${tag}`, '--filter', 'status=running']))
+    .split('\n')
+    .filter((s) => s !== '').length;
   const t1 = performance.now();
   const rm = await host.docker(['rm', '-f', ...names], { timeoutMs: 300_000 });
   const removeMs = performance.now() - t1;
@@ -229,7 +265,8 @@ async function concurrentBatch(round: number, config: ConfigKey): Promise<Concur
   if (rm.code !== 0 && failed.length === 0) throw new Error(`docker rm -f of batch ${tag} failed: ${rm.stderr.trim()}`);
   if (config === 'cilium') await settle();
   await sleep(1_000);
-  if (failed.length === 0 && running !== CONC_N) throw new Error(`batch ${tag}: ${running}/${CONC_N} containers running after all starts returned`);
+  if (failed.length === 0 && running !== CONC_N)
+    throw new Error(`batch ${tag}: ${running}/${CONC_N} containers running after all starts returned`);
   return { round, config, n: CONC_N, startMs, removeMs, failures: failed.length, cpu };
 }
 
@@ -241,16 +278,21 @@ async function concurrentPhase(): Promise<{ samples: ConcurrentSample[]; fromMs:
       let s = await concurrentBatch(r, config);
       // A batch with failed starts is not a valid timing: run it again once.
       if (s.failures > 0) s = await concurrentBatch(r, config);
-      if (s.failures > 0) throw new Error(`concurrent round ${r + 1} on ${config}: ${s.failures}/${CONC_N} starts failed twice`);
+      if (s.failures > 0)
+        throw new Error(`concurrent round ${r + 1} on ${config}: ${s.failures}/${CONC_N} starts failed twice`);
       samples.push(s);
-      progress(`concurrent round ${r + 1}/${CONC_ROUNDS} ${config}: ${CONC_N} started in ${s.startMs.toFixed(0)} ms, removed in ${s.removeMs.toFixed(0)} ms`);
+      progress(
+        `concurrent round ${r + 1}/${CONC_ROUNDS} ${config}: ${CONC_N} started in ${s.startMs.toFixed(0)} ms, removed in ${s.removeMs.toFixed(0)} ms`,
+      );
     }
   }
   return { samples, fromMs, toMs: Date.now() };
 }
 
 /** A few cilium runs with strace on the daemon: processes spawned and fsyncs per container. */
-async function stracePhase(): Promise<(StraceResult & { runs: number; calls: ReturnType<typeof callProfile> }) | undefined> {
+async function stracePhase(): Promise<
+  (StraceResult & { runs: number; calls: ReturnType<typeof callProfile> }) | undefined
+> {
   if (PROFILE_RUNS === 0) return undefined;
   const pid = daemon.process?.pid;
   if (pid === undefined) return undefined;
@@ -272,7 +314,9 @@ async function stracePhase(): Promise<(StraceResult & { runs: number; calls: Ret
   if (failure !== undefined) throw failure;
   await sleep(300);
   const calls = callProfile(pluginCalls(daemon.log(), fromMs, Date.now()));
-  progress(`strace: ${result.spawns.length} processes spawned and ${result.syncs.length} fsyncs over ${PROFILE_RUNS} containers`);
+  progress(
+    `strace: ${result.spawns.length} processes spawned and ${result.syncs.length} fsyncs over ${PROFILE_RUNS} containers`,
+  );
   return { ...result, runs: PROFILE_RUNS, calls };
 }
 
@@ -284,7 +328,9 @@ async function stracePhase(): Promise<(StraceResult & { runs: number; calls: Ret
  * bridge skip it (daemon/container_operations.go sets DisableResolution for them), and no
  * driver can turn it off: this phase shows how much of the gap to `none` that is.
  */
-async function dockerdStracePhase(): Promise<Record<string, { runs: number; spawns: StraceResult['spawns'] }> | undefined> {
+async function dockerdStracePhase(): Promise<
+  Record<string, { runs: number; spawns: StraceResult['spawns'] }> | undefined
+> {
   if (DOCKERD_TRACE_RUNS === 0) return undefined;
   const out: Record<string, { runs: number; spawns: StraceResult['spawns'] }> = {};
   const pid = host.dockerdPid;
@@ -314,7 +360,14 @@ async function dockerdStracePhase(): Promise<Record<string, { runs: number; spaw
 async function microPhase(ballastMiB: number): Promise<Record<string, unknown> | undefined> {
   if (MICRO_REPS === 0) return undefined;
   const script = new URL('./lib/micro.mjs', import.meta.url).pathname;
-  const argv = [process.execPath, script, daemon.stateDir, String(MICRO_REPS), String(Math.round(ballastMiB)), `/run/netns/${host.name}`];
+  const argv = [
+    process.execPath,
+    script,
+    daemon.stateDir,
+    String(MICRO_REPS),
+    String(Math.round(ballastMiB)),
+    `/run/netns/${host.name}`,
+  ];
   const r = await host.exec(argv, { timeoutMs: 300_000 });
   if (r.code !== 0) {
     progress(`micro-benchmarks failed: ${r.stderr.trim()}`);
@@ -327,7 +380,9 @@ async function microPhase(ballastMiB: number): Promise<Record<string, unknown> |
  * Restarts the daemon under `node --cpu-prof`, runs CPUPROF_RUNS containers on our network and
  * summarises where the daemon's main thread was during those runs. Leaves the daemon stopped.
  */
-async function cpuProfilePhase(): Promise<(ProfileSummary & { runs: number; wallMs: number; cpu: CpuDelta }) | undefined> {
+async function cpuProfilePhase(): Promise<
+  (ProfileSummary & { runs: number; wallMs: number; cpu: CpuDelta }) | undefined
+> {
   if (CPUPROF_RUNS === 0) return undefined;
   const dir = join(host.dir, 'cpuprof');
   mkdirSync(dir, { recursive: true });
@@ -397,12 +452,40 @@ try {
   daemon = new CiliumDaemon(host);
   await daemon.start();
   await docker(['network', 'create', '-d', 'bridge', '--subnet', BRIDGE_SUBNET, NETWORK.bridge]);
-  await docker(['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', CILIUM_SUBNET, NETWORK.cilium]);
+  await docker([
+    'network',
+    'create',
+    '-d',
+    'cilium',
+    '--ipam-driver',
+    'cilium',
+    '--subnet',
+    CILIUM_SUBNET,
+    NETWORK.cilium,
+  ]);
   nullDriver = await startNullDriver();
   await docker(['network', 'create', '-d', NULL_DRIVER, '--subnet', NULL_SUBNET, NETWORK.null]);
   // The numbers mean nothing unless every network really gives the container an address.
-  for (const [config, prefix] of [['default', '198.18.204.'], ['bridge', '198.18.201.'], ['null', '198.18.203.'], ['cilium', '198.18.202.']] as const) {
-    const addr = await docker(['run', '--rm', '--network', NETWORK[config], IMAGE, 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
+  for (const [config, prefix] of [
+    ['default', '198.18.204.'],
+    ['bridge', '198.18.201.'],
+    ['null', '198.18.203.'],
+    ['cilium', '198.18.202.'],
+  ] as const) {
+    const addr = await docker([
+      'run',
+      '--rm',
+      '--network',
+      NETWORK[config],
+      IMAGE,
+      'ip',
+      '-o',
+      '-4',
+      'addr',
+      'show',
+      'dev',
+      'eth0',
+    ]);
     if (!addr.includes(prefix)) throw new Error(`${config}: container has no ${prefix}x address: ${addr}`);
   }
   const versions = {
@@ -412,7 +495,9 @@ try {
   };
   // What was measured: the tree is shared and rebuilt by others, so record it.
   const git = async (args: string[]): Promise<string> => (await runCommand('git', ['-C', ROOT, ...args])).stdout.trim();
-  const status = await daemon.cliJson<{ datapath?: string; kvstore?: { backend?: string } }>(['status']).catch(() => undefined);
+  const status = await daemon
+    .cliJson<{ datapath?: string; kvstore?: { backend?: string } }>(['status'])
+    .catch(() => undefined);
   const code = {
     head: await git(['rev-parse', '--short', 'HEAD']),
     uncommittedSrcFiles: (await git(['status', '--porcelain', '--', 'src'])).split('\n').filter((l) => l !== '').length,
@@ -433,19 +518,32 @@ try {
     concurrent: callProfile(pluginCalls(log, concurrent.fromMs, concurrent.toMs)),
   };
   const daemonRss = rssMiB(daemon.process?.pid);
-  progress(`diagnostics: strace over ${PROFILE_RUNS} runs, micro-benchmarks x${MICRO_REPS}, CPU profile over ${CPUPROF_RUNS} runs`);
+  progress(
+    `diagnostics: strace over ${PROFILE_RUNS} runs, micro-benchmarks x${MICRO_REPS}, CPU profile over ${CPUPROF_RUNS} runs`,
+  );
   const strace = withinBudget('strace') ? await stracePhase() : undefined;
   const dockerdStrace = withinBudget('dockerd strace') ? await dockerdStracePhase() : undefined;
   const micro = withinBudget('micro-benchmarks') ? await microPhase(daemonRss ?? 0) : undefined;
   // Copied before the profiling restart, which starts a new log file.
-  if (process.env.BENCH_DAEMON_LOG && daemon.process) copyFileSync(daemon.process.logPath, process.env.BENCH_DAEMON_LOG);
+  if (process.env.BENCH_DAEMON_LOG && daemon.process)
+    copyFileSync(daemon.process.logPath, process.env.BENCH_DAEMON_LOG);
   const cpuProfile = withinBudget('CPU profile') ? await cpuProfilePhase() : undefined;
 
   const result = {
     bench: 'single-host',
     startedAt,
     durationS: (performance.now() - t0) / 1000,
-    settings: { rounds: ROUNDS, warmup: WARMUP, concRounds: CONC_ROUNDS, concN: CONC_N, concConfigs: CONC_CONFIGS, profileRuns: PROFILE_RUNS, microReps: MICRO_REPS, cpuprofRuns: CPUPROF_RUNS, budgetS: BUDGET_S },
+    settings: {
+      rounds: ROUNDS,
+      warmup: WARMUP,
+      concRounds: CONC_ROUNDS,
+      concN: CONC_N,
+      concConfigs: CONC_CONFIGS,
+      profileRuns: PROFILE_RUNS,
+      microReps: MICRO_REPS,
+      cpuprofRuns: CPUPROF_RUNS,
+      budgetS: BUDGET_S,
+    },
     machine: { loadBefore, loadAfter: machineLoad(), versions, daemonRssMiB: daemonRss, stateDir: daemon.stateDir },
     code,
     networks: { bridge: BRIDGE_SUBNET, null: NULL_SUBNET, cilium: CILIUM_SUBNET },
@@ -468,7 +566,9 @@ try {
 } catch (err) {
   session.fail();
   process.exitCode = 1;
-  process.stderr.write(`bench single-host failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(
+    `bench single-host failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
 } finally {
   await session.close();
 }

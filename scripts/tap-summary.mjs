@@ -21,7 +21,10 @@ for (const line of lines) {
       skipped.push(rest);
       if (ci) failed++;
     } else if (status === 'ok') passed++;
-    else { failed++; fileFailures++; }
+    else {
+      failed++;
+      fileFailures++;
+    }
     continue;
   }
   const top = /^(not ok|ok) \d+ (?:- )?(.*)$/.exec(line);

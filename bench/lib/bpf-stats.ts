@@ -58,7 +58,10 @@ function statsDelta(before: ProgStats[], after: ProgStats[]): ProgramCost {
 }
 
 /** Runs `measure` and returns its value with the cost of the programs in `ids` (one map per host). */
-export async function costDuring<T>(ids: Array<Map<string, number>>, measure: () => Promise<T>): Promise<{ value: T; programs: ProgramCost[] }> {
+export async function costDuring<T>(
+  ids: Array<Map<string, number>>,
+  measure: () => Promise<T>,
+): Promise<{ value: T; programs: ProgramCost[] }> {
   const before = await Promise.all(ids.map((m) => progStats(m)));
   const value = await measure();
   const after = await Promise.all(ids.map((m) => progStats(m)));

@@ -45,12 +45,30 @@ export interface ProfileSummary {
 /** First matching rule (in this order) over the sample's whole stack names the bucket. */
 const RULES: readonly [string, (f: CallFrame) => boolean][] = [
   ['garbage collection', (f) => f.functionName === '(garbage collector)'],
-  ['spawning processes (child_process: fork + exec setup, pipes)', (f) => /^node:(internal\/)?child_process$/.test(f.url)],
+  [
+    'spawning processes (child_process: fork + exec setup, pipes)',
+    (f) => /^node:(internal\/)?child_process$/.test(f.url),
+  ],
   ['store: SQLite commits incl. fsync (src/kvstore)', (f) => f.url.includes('/dist/kvstore/')],
-  ['logging (pino)', (f) => f.url.includes('/node_modules/pino') || f.url.includes('/node_modules/sonic-boom') || f.url.includes('/dist/util/log')],
-  ['Docker watcher (dockerode, events, inspect)', (f) => /\/node_modules\/(dockerode|docker-modem)\//.test(f.url) || f.url.includes('/dist/docker/')],
+  [
+    'logging (pino)',
+    (f) =>
+      f.url.includes('/node_modules/pino') ||
+      f.url.includes('/node_modules/sonic-boom') ||
+      f.url.includes('/dist/util/log'),
+  ],
+  [
+    'Docker watcher (dockerode, events, inspect)',
+    (f) => /\/node_modules\/(dockerode|docker-modem)\//.test(f.url) || f.url.includes('/dist/docker/'),
+  ],
   ['module loading', (f) => f.url.startsWith('node:internal/modules/')],
-  ['plugin/API HTTP + JSON (express, http)', (f) => /\/node_modules\/(express|body-parser|router|raw-body|finalhandler|send|on-finished)\//.test(f.url) || /^node:_http_/.test(f.url) || f.url.includes('/dist/util/http-server')],
+  [
+    'plugin/API HTTP + JSON (express, http)',
+    (f) =>
+      /\/node_modules\/(express|body-parser|router|raw-body|finalhandler|send|on-finished)\//.test(f.url) ||
+      /^node:_http_/.test(f.url) ||
+      f.url.includes('/dist/util/http-server'),
+  ],
   ['daemon logic (endpoint, IPAM, identity, datapath, plugin handlers)', (f) => f.url.includes('/dist/')],
 ];
 
@@ -98,6 +116,12 @@ export function summariseCpuProfile(file: string, fromUs: number, toUs: number):
     const l = label(node.callFrame);
     self.set(l, (self.get(l) ?? 0) + dt);
   }
-  const sortDesc = (m: Map<string, number>): ProfileBucket[] => [...m.entries()].sort((a, b) => b[1] - a[1]).map(([bucket, us]) => ({ bucket, ms: us / 1000 }));
-  return { busyMs: busy / 1000, windowMs: (Math.min(toUs, p.endTime) - Math.max(fromUs, p.startTime)) / 1000, buckets: sortDesc(buckets), topSelf: sortDesc(self).slice(0, 12) };
+  const sortDesc = (m: Map<string, number>): ProfileBucket[] =>
+    [...m.entries()].sort((a, b) => b[1] - a[1]).map(([bucket, us]) => ({ bucket, ms: us / 1000 }));
+  return {
+    busyMs: busy / 1000,
+    windowMs: (Math.min(toUs, p.endTime) - Math.max(fromUs, p.startTime)) / 1000,
+    buckets: sortDesc(buckets),
+    topSelf: sortDesc(self).slice(0, 12),
+  };
 }

@@ -17,4 +17,7 @@ export interface CtBounceResult {
   loadEnd: { load1: number; load5: number; cpus: number };
   rows: CtBounceRow[];
 }
-export function renderCtBounce(result: CtBounceResult): { markdown: string; verdicts: Array<{ name: string; ok: boolean; text: string }> };
+export function renderCtBounce(result: CtBounceResult): {
+  markdown: string;
+  verdicts: Array<{ name: string; ok: boolean; text: string }>;
+};

@@ -32,11 +32,14 @@ export function renderCtBounce(r) {
   ];
   for (const accounting of [true, false]) {
     for (const d of ['fwd', 'rev']) {
-      const pick = (scenario) => r.rows.find((x) => x.accounting === accounting && x.scenario === scenario && x.direction === d)?.ns ?? [];
+      const pick = (scenario) =>
+        r.rows.find((x) => x.accounting === accounting && x.scenario === scenario && x.direction === d)?.ns ?? [];
       const alone = pick('alone');
       const together = pick('together');
       if (!alone.length || !together.length) continue;
-      lines.push(`| ${accounting ? 'on' : 'off'} | ${d} | ${span(alone)} | ${span(together)} | ${(median(together) - median(alone)).toFixed(0)} |`);
+      lines.push(
+        `| ${accounting ? 'on' : 'off'} | ${d} | ${span(alone)} | ${span(together)} | ${(median(together) - median(alone)).toFixed(0)} |`,
+      );
     }
   }
   return { markdown: lines.join('\n'), verdicts: [] };

@@ -76,20 +76,29 @@ export function callWindows(lines: PluginCallLine[]): { setup: WindowSample[]; t
   const sorted = [...lines].sort((a, b) => a.time - a.ms - (b.time - b.ms));
   let open: { kind: 'setup' | 'teardown'; start: number; end: number; plugin: number } | undefined;
   const close = (): void => {
-    if (open) (open.kind === 'setup' ? setup : teardown).push({ windowMs: open.end - open.start, pluginMs: open.plugin });
+    if (open)
+      (open.kind === 'setup' ? setup : teardown).push({ windowMs: open.end - open.start, pluginMs: open.plugin });
     open = undefined;
   };
   for (const l of sorted) {
     const start = l.time - l.ms;
     const call = l.call.split('.')[1];
-    if (call === 'RequestAddress' || call === 'RevokeExternalConnectivity' || (call === 'Leave' && open?.kind !== 'teardown')) {
+    if (
+      call === 'RequestAddress' ||
+      call === 'RevokeExternalConnectivity' ||
+      (call === 'Leave' && open?.kind !== 'teardown')
+    ) {
       close();
       open = { kind: call === 'RequestAddress' ? 'setup' : 'teardown', start, end: l.time, plugin: 0 };
     }
     if (!open) continue;
     open.end = Math.max(open.end, l.time);
     open.plugin += l.ms;
-    if ((open.kind === 'setup' && call === 'ProgramExternalConnectivity') || (open.kind === 'teardown' && call === 'ReleaseAddress')) close();
+    if (
+      (open.kind === 'setup' && call === 'ProgramExternalConnectivity') ||
+      (open.kind === 'teardown' && call === 'ReleaseAddress')
+    )
+      close();
   }
   close();
   return { setup, teardown };
@@ -111,6 +120,14 @@ export function callProfile(lines: PluginCallLine[]): CallProfileRow[] {
     .sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b))
     .map(([call, ls]) => {
       const s = summarize(ls.map((l) => l.ms));
-      return { call, n: ls.length, failed: ls.filter((l) => l.failed).length, median: s.median, p90: s.p90, max: s.max, total: s.mean * s.n };
+      return {
+        call,
+        n: ls.length,
+        failed: ls.filter((l) => l.failed).length,
+        median: s.median,
+        p90: s.p90,
+        max: s.max,
+        total: s.mean * s.n,
+      };
     });
 }

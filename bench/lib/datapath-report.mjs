@@ -40,16 +40,28 @@ export function renderDatapath(res) {
   out.push('');
   out.push(
     `Kernel ${m.versions?.kernel}, ${m.versions?.iperf3}, Node ${m.versions?.node}. Load average ${m.loadBefore?.load1} before / ${m.loadAfter?.load1} after on ${m.loadBefore?.cpus} CPUs` +
-      (m.loadBefore?.load1 > 1 || m.loadAfter?.load1 > 2 ? ' — **other work was running: read the paired ratios, not absolute numbers**.' : '.') +
+      (m.loadBefore?.load1 > 1 || m.loadAfter?.load1 > 2
+        ? ' — **other work was running: read the paired ratios, not absolute numbers**.'
+        : '.') +
       ` ${s.rounds} interleaved rounds (order rotated each round${s.warmupS > 0 ? `, after an unrecorded ${s.warmupS} s warm-up of each config` : ''}); per config and round one ` +
       `\`iperf3 -t ${s.iperfS}\` (TCP, 1 stream, receiver Gbit/s; client \`taskset -c 0\`, server \`-c 1\`), then \`tcprr\` for ${s.rrS} s ` +
       `(64-byte TCP_NODELAY ping-pong, client and server both on CPU1 = "same-CPU" RR)` +
-      ((s.rrSlices ?? 1) > 1 ? ` in ${s.rrSlices} passes of ${fmt(s.rrS / s.rrSlices, 1)} s over the configs (alternating direction; per round: median of the passes' percentiles, total transactions/s)` : '') +
+      ((s.rrSlices ?? 1) > 1
+        ? ` in ${s.rrSlices} passes of ${fmt(s.rrS / s.rrSlices, 1)} s over the configs (alternating direction; per round: median of the passes' percentiles, total transactions/s)`
+        : '') +
       '. Cells: median [min–max] over rounds; ratios: median of per-round paired ratios.',
   );
   const c = res.code;
-  if (c) out.push(`Code measured: HEAD ${c.head}${c.uncommittedSrcFiles ? ` + ${c.uncommittedSrcFiles} uncommitted file(s) under src/` : ''}, dist built ${c.distBuiltAt}, bpf/lxc.bpf.o built ${c.bpfObjectBuiltAt}; daemon datapath \`${c.datapath}\`, kvstore \`${c.kvstore}\`.`);
-  if (res.phases) out.push(`Time per phase (s): ${Object.entries(res.phases).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')} (then the lab hosts are removed).`);
+  if (c)
+    out.push(
+      `Code measured: HEAD ${c.head}${c.uncommittedSrcFiles ? ` + ${c.uncommittedSrcFiles} uncommitted file(s) under src/` : ''}, dist built ${c.distBuiltAt}, bpf/lxc.bpf.o built ${c.bpfObjectBuiltAt}; daemon datapath \`${c.datapath}\`, kvstore \`${c.kvstore}\`.`,
+    );
+  if (res.phases)
+    out.push(
+      `Time per phase (s): ${Object.entries(res.phases)
+        .map(([k, v]) => `${k} ${fmt(v)}`)
+        .join(', ')} (then the lab hosts are removed).`,
+    );
   out.push('');
 
   const samples = res.samples ?? [];
@@ -78,7 +90,16 @@ export function renderDatapath(res) {
     };
     out.push(
       table(
-        ['config', 'TCP 1 stream Gbit/s', 'RR p50 µs', 'RR p99 µs', 'RR trans/s', 'Gbit/s vs (a)', 'RR p50 vs (a)', 'target vs (a)'],
+        [
+          'config',
+          'TCP 1 stream Gbit/s',
+          'RR p50 µs',
+          'RR p99 µs',
+          'RR trans/s',
+          'Gbit/s vs (a)',
+          'RR p50 vs (a)',
+          'target vs (a)',
+        ],
         configs.map((c) => [
           LABEL[c],
           cell(sum(gbps(c)), 2),
@@ -99,7 +120,8 @@ export function renderDatapath(res) {
     const quietRounds = new Set();
     for (let r = 0; r < s.rounds; r++) {
       const inRound = samples.filter((x) => x.round === r);
-      if (inRound.length > 0 && inRound.every((x) => (x.rr.machineCpuBusy?.[0] ?? 100) < QUIET_BUSY)) quietRounds.add(r);
+      if (inRound.length > 0 && inRound.every((x) => (x.rr.machineCpuBusy?.[0] ?? 100) < QUIET_BUSY))
+        quietRounds.add(r);
     }
     const quietOnly = (arr) => arr.map((v, i) => (quietRounds.has(i) ? v : undefined));
     const rows = [];
@@ -110,8 +132,21 @@ export function renderDatapath(res) {
       const ofMedians = median(f(c1).filter((v) => v !== undefined)) / median(f(c2).filter((v) => v !== undefined));
       const ok = target === undefined ? undefined : higherIsBetter ? paired >= target : paired <= target;
       const digits = target !== undefined && Math.abs(paired - target) < 0.001 ? 4 : 3;
-      rows.push([name, metric, `**${fmt(paired, digits)}×**`, pairedQuiet, `${fmt(ofMedians, 3)}×`, target === undefined ? 'reference' : `${higherIsBetter ? '≥' : '≤'} ${target}×`, ok === undefined ? '' : verdict(ok)]);
-      if (ok !== undefined && count) verdicts.push({ name: `datapath: ${name} ${metric} ${higherIsBetter ? '>=' : '<='} ${target}x`, ok, text: `${fmt(paired, digits)}x` });
+      rows.push([
+        name,
+        metric,
+        `**${fmt(paired, digits)}×**`,
+        pairedQuiet,
+        `${fmt(ofMedians, 3)}×`,
+        target === undefined ? 'reference' : `${higherIsBetter ? '≥' : '≤'} ${target}×`,
+        ok === undefined ? '' : verdict(ok),
+      ]);
+      if (ok !== undefined && count)
+        verdicts.push({
+          name: `datapath: ${name} ${metric} ${higherIsBetter ? '>=' : '<='} ${target}x`,
+          ok,
+          text: `${fmt(paired, digits)}x`,
+        });
     };
     check('(c) / (a)', 'c', 'a', 'Gbit/s', gbps, TARGETS.cVsATput, true);
     check('(c) / (a)', 'c', 'a', 'RR p50', p50, TARGETS.cVsARrP50, false);
@@ -133,19 +168,39 @@ export function renderDatapath(res) {
     check('(d) / (e)', 'd', 'e', 'Gbit/s', gbps, undefined, true);
     check('(d) / (e)', 'd', 'e', 'RR trans/s', tps, undefined, true);
     if (rows.length > 0) {
-      out.push('Paired ratios and targets ("(c) ≥ 1.10× (b)" and "(d) ≥ 0.97× (c)" are checked on both throughput and RR transactions/s):');
+      out.push(
+        'Paired ratios and targets ("(c) ≥ 1.10× (b)" and "(d) ≥ 0.97× (c)" are checked on both throughput and RR transactions/s):',
+      );
       out.push('');
-      out.push(table(['comparison', 'metric', 'paired ratio (median of rounds)', `same, quiet rounds only (${quietRounds.size} of ${s.rounds})`, 'ratio of medians', 'target', 'verdict'], rows));
+      out.push(
+        table(
+          [
+            'comparison',
+            'metric',
+            'paired ratio (median of rounds)',
+            `same, quiet rounds only (${quietRounds.size} of ${s.rounds})`,
+            'ratio of medians',
+            'target',
+            'verdict',
+          ],
+          rows,
+        ),
+      );
       out.push('');
       out.push(
         `Verdicts use every round. "Quiet" rounds: CPU0 (which the RR pair does not use) < ${QUIET_BUSY} % busy during every RR run of the round` +
-          (quietRounds.size < s.rounds ? ` — **${s.rounds - quietRounds.size} of ${s.rounds} rounds ran while other work occupied the machine**.` : '.'),
+          (quietRounds.size < s.rounds
+            ? ` — **${s.rounds - quietRounds.size} of ${s.rounds} rounds ran while other work occupied the machine**.`
+            : '.'),
       );
       out.push('');
     }
 
     const notes = [];
-    if (cfg.a) notes.push(`(a) namespaces \`${cfg.a.client}\`, \`${cfg.a.router}\`, \`${cfg.a.server}\`; ${cfg.a.iptablesInRouter} iptables rules in the router.`);
+    if (cfg.a)
+      notes.push(
+        `(a) namespaces \`${cfg.a.client}\`, \`${cfg.a.router}\`, \`${cfg.a.server}\`; ${cfg.a.iptablesInRouter} iptables rules in the router.`,
+      );
     if (cfg.b)
       notes.push(
         `(b) lab dockerd runs with \`--iptables=false --ip-masq=false\` (the lab's setting), so **no Docker ruleset** is loaded; ` +
@@ -156,8 +211,14 @@ export function renderDatapath(res) {
         `(b') a second lab dockerd with \`--iptables=true --ip-masq=true\` appended: dockerd installed its own ${cfg.bipt.iptablesRules} rules ` +
           `(DOCKER, DOCKER-USER, DOCKER-ISOLATION-STAGE-1/2, MASQUERADE of the subnet; conntrack ESTABLISHED), \`bridge-nf-call-iptables\` = ${cfg.bipt.bridgeNfCallIptables}: the real Docker setup, baselines 1(e).`,
       );
-    if (cfg.c) notes.push(`(c) \`c-srv\` holds ${cfg.c.srvPolicyMapEntries} policy map entries (ingress enforced); lab host of its own.`);
-    if (cfg.c0) notes.push(`(c0) \`c0-cli\` → \`c0-srv\` in (c)'s host, selected by no policy: the programs run (endpoint, ipcache and conntrack lookups, redirect) but no policy lookup.`);
+    if (cfg.c)
+      notes.push(
+        `(c) \`c-srv\` holds ${cfg.c.srvPolicyMapEntries} policy map entries (ingress enforced); lab host of its own.`,
+      );
+    if (cfg.c0)
+      notes.push(
+        `(c0) \`c0-cli\` → \`c0-srv\` in (c)'s host, selected by no policy: the programs run (endpoint, ipcache and conntrack lookups, redirect) but no policy lookup.`,
+      );
     if (cfg.d)
       notes.push(
         `(d) \`d-srv\` holds **${fmt(cfg.d.srvPolicyMapEntries)}** policy map entries (checked with \`GET /v1/bpf/policy/d-srv\`), from ` +
@@ -167,36 +228,65 @@ export function renderDatapath(res) {
     if (cfg.strippedDockerNat)
       notes.push(
         `**DP_STRIP_DOCKER_NAT**: dockerd's nat table (its embedded-DNS DNAT) was removed from every container's netns before the rounds ` +
-          `(${Object.entries(cfg.strippedDockerNat).map(([k, v]) => `(${k}) ${v.natRulesRemoved.join(' + ')} rules`).join(', ')}), so no netfilter conntrack runs there; (a) never had any.`,
+          `(${Object.entries(cfg.strippedDockerNat)
+            .map(([k, v]) => `(${k}) ${v.natRulesRemoved.join(' + ')} rules`)
+            .join(', ')}), so no netfilter conntrack runs there; (a) never had any.`,
       );
-    if (cfg.e) notes.push(`(e) ${fmt(cfg.e.rules)} rules restored into the router's FORWARD chain in ${fmt(cfg.e.restoreMs)} ms (${cfg.e.iptables}); every packet walks all of them.`);
+    if (cfg.e)
+      notes.push(
+        `(e) ${fmt(cfg.e.rules)} rules restored into the router's FORWARD chain in ${fmt(cfg.e.restoreMs)} ms (${cfg.e.iptables}); every packet walks all of them.`,
+      );
     if (notes.length > 0) {
       out.push(notes.map((n) => `- ${n}`).join('\n'));
       out.push('');
     }
-    const retrans = configs.map((c) => `${c} ${fmt(median(series(c, (x) => x.tput.retransmits).filter((v) => v !== undefined)))}`).join(', ');
-    const cpu = configs.map((c) => `${c} ${fmt(median(series(c, (x) => x.tput.cpuSender).filter((v) => v !== undefined)))}/${fmt(median(series(c, (x) => x.tput.cpuReceiver).filter((v) => v !== undefined)))}`).join(', ');
-    const busy0 = configs.map((c) => `${c} ${fmt(median(series(c, (x) => x.rr.machineCpuBusy?.[0]).filter((v) => v !== undefined)))}`).join(', ');
+    const retrans = configs
+      .map((c) => `${c} ${fmt(median(series(c, (x) => x.tput.retransmits).filter((v) => v !== undefined)))}`)
+      .join(', ');
+    const cpu = configs
+      .map(
+        (c) =>
+          `${c} ${fmt(median(series(c, (x) => x.tput.cpuSender).filter((v) => v !== undefined)))}/${fmt(median(series(c, (x) => x.tput.cpuReceiver).filter((v) => v !== undefined)))}`,
+      )
+      .join(', ');
+    const busy0 = configs
+      .map((c) => `${c} ${fmt(median(series(c, (x) => x.rr.machineCpuBusy?.[0]).filter((v) => v !== undefined)))}`)
+      .join(', ');
     out.push(`iperf3 median retransmits: ${retrans}. iperf3 CPU % sender/receiver (median): ${cpu}.`);
-    out.push(`CPU0 busy % during the RR runs (client and server are on CPU1, so this is other work on the machine; median): ${busy0}.`);
+    out.push(
+      `CPU0 busy % during the RR runs (client and server are on CPU1, so this is other work on the machine; median): ${busy0}.`,
+    );
     const slicesOf = (c) => samples.filter((x) => x.config === c).flatMap((x) => x.rr.slices ?? [x.rr]);
     const slow = configs.map((c) => {
       const all = slicesOf(c);
       const typical = median(all.map((x) => x.p50));
       return `${c} ${all.filter((x) => x.p50 > typical * 1.2).length}/${all.length}`;
     });
-    out.push(`RR runs more than 20 % above their config's median p50 (this VM has slow phases of seconds, +~7 µs RTT on every config while CPU0 is idle): ${slow.join(', ')}.`);
+    out.push(
+      `RR runs more than 20 % above their config's median p50 (this VM has slow phases of seconds, +~7 µs RTT on every config while CPU0 is idle): ${slow.join(', ')}.`,
+    );
     out.push('');
   }
 
   // Profile.
   const prof = res.profile;
   if (prof && Object.keys(prof).length > 0) {
-    out.push('### Per-run cost of our programs (`kernel.bpf_stats_enabled=1` for this phase only, one RR and one iperf3 run)');
+    out.push(
+      '### Per-run cost of our programs (`kernel.bpf_stats_enabled=1` for this phase only, one RR and one iperf3 run)',
+    );
     out.push('');
     out.push(
       table(
-        ['config', 'from_container ns/run during RR', 'runs per RR transaction', 'BPF µs per RR transaction', 'to_container runs during RR', 'from_container ns/run during iperf3', 'runs during iperf3', 'RR p50 µs in this run'],
+        [
+          'config',
+          'from_container ns/run during RR',
+          'runs per RR transaction',
+          'BPF µs per RR transaction',
+          'to_container runs during RR',
+          'from_container ns/run during iperf3',
+          'runs during iperf3',
+          'RR p50 µs in this run',
+        ],
         Object.entries(prof).map(([k, p]) => [
           LABEL[k] ?? k,
           fmt(p.rrPrograms?.from_container?.nsPerRun, 0),
@@ -215,13 +305,40 @@ export function renderDatapath(res) {
   // perf families.
   const perf = res.perf;
   if (perf && Object.keys(perf).length > 0) {
-    const fams = [...new Set(Object.values(perf).flatMap((p) => [...Object.keys(p.tput.families ?? {}), ...Object.keys(p.rr.families ?? {})]))].sort();
-    for (const [kind, title] of [['tput', 'iperf3'], ['rr', 'RR']]) {
-      out.push(`### Where the CPUs go during one ${title} run (\`perf record -e cpu-clock -a\`, % of all samples on both CPUs)`);
+    const fams = [
+      ...new Set(
+        Object.values(perf).flatMap((p) => [
+          ...Object.keys(p.tput.families ?? {}),
+          ...Object.keys(p.rr.families ?? {}),
+        ]),
+      ),
+    ].sort();
+    for (const [kind, title] of [
+      ['tput', 'iperf3'],
+      ['rr', 'RR'],
+    ]) {
+      out.push(
+        `### Where the CPUs go during one ${title} run (\`perf record -e cpu-clock -a\`, % of all samples on both CPUs)`,
+      );
       out.push('');
-      out.push(table(['family', ...Object.keys(perf).map((k) => `(${k === 'bipt' ? "b'" : k})`)], fams.map((f) => [f, ...Object.values(perf).map((p) => fmt(p[kind].families?.[f] ?? 0, 1))])));
+      out.push(
+        table(
+          ['family', ...Object.keys(perf).map((k) => `(${k === 'bipt' ? "b'" : k})`)],
+          fams.map((f) => [f, ...Object.values(perf).map((p) => fmt(p[kind].families?.[f] ?? 0, 1))]),
+        ),
+      );
       out.push('');
-      out.push(Object.entries(perf).map(([k, p]) => `- (${k}) top: ${(p[kind].top ?? []).slice(0, 6).map((t) => `${t.symbol} ${fmt(t.pct, 1)}`).join(', ')}`).join('\n'));
+      out.push(
+        Object.entries(perf)
+          .map(
+            ([k, p]) =>
+              `- (${k}) top: ${(p[kind].top ?? [])
+                .slice(0, 6)
+                .map((t) => `${t.symbol} ${fmt(t.pct, 1)}`)
+                .join(', ')}`,
+          )
+          .join('\n'),
+      );
       out.push('');
     }
   }
@@ -252,7 +369,9 @@ export function renderDatapath(res) {
     );
     out.push('');
     const endpoints = [...new Set(imp.map((x) => x.endpoints))].join(', ');
-    out.push(`Endpoints counted by the wait: ${endpoints}. Probe stalled after every import: ${imp.every((x) => x.probeStalled) ? 'yes' : '**no**'}.`);
+    out.push(
+      `Endpoints counted by the wait: ${endpoints}. Probe stalled after every import: ${imp.every((x) => x.probeStalled) ? 'yes' : '**no**'}.`,
+    );
     const regen = imp.map((x) => x.regenerations).filter(Boolean);
     if (regen.length > 0) {
       out.push(
@@ -263,7 +382,10 @@ export function renderDatapath(res) {
     }
     const d = lat.diagnostic;
     if (d) {
-      const top = (d.spawns ?? []).slice(0, 4).map((x) => `\`${x.command}\` ×${x.count} (${fmt(x.totalMs)} ms)`).join(', ');
+      const top = (d.spawns ?? [])
+        .slice(0, 4)
+        .map((x) => `\`${x.command}\` ×${x.count} (${fmt(x.totalMs)} ms)`)
+        .join(', ');
       out.push(
         `One more import under \`strace -f\` on the daemon (not in the figures; ${fmt(d.importToWaitMs)} ms traced): ` +
           `${fmt((d.spawns ?? []).reduce((a, x) => a + x.count, 0))} processes spawned${top ? ` — ${top}` : ''}; ${fmt(d.syncs)} fsync/fdatasync (${fmt(d.syncMs)} ms) for ${d.endpoints} endpoints.`,
@@ -277,34 +399,74 @@ export function renderDatapath(res) {
   if (ins) {
     const rate = (f) => summarize(ins.reps.map((r) => ins.entries / (f(r) / 1000)));
     const msOf = (f) => summarize(ins.reps.map(f));
-    out.push(`### Policy install rate through bpf-napi (${fmt(ins.entries)} entries into \`cilium_policy\`, LPM trie, key ${ins.keyBytes} B / value ${ins.valueBytes} B, ${ins.reps.length} reps)`);
+    out.push(
+      `### Policy install rate through bpf-napi (${fmt(ins.entries)} entries into \`cilium_policy\`, LPM trie, key ${ins.keyBytes} B / value ${ins.valueBytes} B, ${ins.reps.length} reps)`,
+    );
     out.push('');
     const typed = rate((r) => r.typedMs);
     const raw = rate((r) => r.rawMs);
     const rows = [
-      ['`PolicyMap.setMany` (encode with abi.ts + one batch update): what a regeneration pays', msOf((r) => r.typedMs), typed, true],
+      [
+        '`PolicyMap.setMany` (encode with abi.ts + one batch update): what a regeneration pays',
+        msOf((r) => r.typedMs),
+        typed,
+        true,
+      ],
       ['addon `mapUpdateBatch` on pre-encoded buffers (kernel + addon only)', msOf((r) => r.rawMs), raw, true],
       ['`BpfMap.deleteBatch` of all of them', msOf((r) => r.deleteMs), rate((r) => r.deleteMs), false],
     ];
-    if (ins.reps[0]?.encodeMs !== undefined) rows.push([ins.reps[0]?.allocMs === undefined ? 'encoding alone (abi.ts writers into two packed buffers, no syscall)' : 'encoding alone (abi.ts encoders + Buffer.concat, no syscall)', msOf((r) => r.encodeMs), rate((r) => r.encodeMs), false]);
-    if (ins.reps[0]?.allocMs !== undefined) rows.push([`of which: ${fmt(2 * ins.entries)} × \`Buffer.alloc\` of ${ins.keyBytes} / ${ins.valueBytes} bytes (one per key and per value, as the encoders do)`, msOf((r) => r.allocMs), rate((r) => r.allocMs), false]);
-    if (ins.reps[0]?.hashRawMs !== undefined) rows.push(['reference: same batch into a `BPF_MAP_TYPE_HASH` of the same key/value', msOf((r) => r.hashRawMs), rate((r) => r.hashRawMs), false]);
+    if (ins.reps[0]?.encodeMs !== undefined)
+      rows.push([
+        ins.reps[0]?.allocMs === undefined
+          ? 'encoding alone (abi.ts writers into two packed buffers, no syscall)'
+          : 'encoding alone (abi.ts encoders + Buffer.concat, no syscall)',
+        msOf((r) => r.encodeMs),
+        rate((r) => r.encodeMs),
+        false,
+      ]);
+    if (ins.reps[0]?.allocMs !== undefined)
+      rows.push([
+        `of which: ${fmt(2 * ins.entries)} × \`Buffer.alloc\` of ${ins.keyBytes} / ${ins.valueBytes} bytes (one per key and per value, as the encoders do)`,
+        msOf((r) => r.allocMs),
+        rate((r) => r.allocMs),
+        false,
+      ]);
+    if (ins.reps[0]?.hashRawMs !== undefined)
+      rows.push([
+        'reference: same batch into a `BPF_MAP_TYPE_HASH` of the same key/value',
+        msOf((r) => r.hashRawMs),
+        rate((r) => r.hashRawMs),
+        false,
+      ]);
     out.push(
       table(
         ['path', 'median ms [min–max]', 'entries/s median', 'target'],
-        rows.map(([name, ms, r, isTarget]) => [name, cell(ms, 0), `**${fmt(r.median / 1e6, 2)} M/s**`, isTarget ? `≥ ${fmt(TARGETS.installPerS / 1e6, 0)} M/s → ${verdict(r.median >= TARGETS.installPerS)}` : '']),
+        rows.map(([name, ms, r, isTarget]) => [
+          name,
+          cell(ms, 0),
+          `**${fmt(r.median / 1e6, 2)} M/s**`,
+          isTarget ? `≥ ${fmt(TARGETS.installPerS / 1e6, 0)} M/s → ${verdict(r.median >= TARGETS.installPerS)}` : '',
+        ]),
       ),
     );
     out.push('');
-    verdicts.push({ name: `install: ${fmt(ins.entries)} policy entries via PolicyMap.setMany (encode + batch) >= 1M/s`, ok: typed.median >= TARGETS.installPerS, text: `${fmt(typed.median / 1e6, 2)} M/s` });
-    verdicts.push({ name: `install: ${fmt(ins.entries)} pre-encoded policy entries via the addon's batch update >= 1M/s`, ok: raw.median >= TARGETS.installPerS, text: `${fmt(raw.median / 1e6, 2)} M/s` });
+    verdicts.push({
+      name: `install: ${fmt(ins.entries)} policy entries via PolicyMap.setMany (encode + batch) >= 1M/s`,
+      ok: typed.median >= TARGETS.installPerS,
+      text: `${fmt(typed.median / 1e6, 2)} M/s`,
+    });
+    verdicts.push({
+      name: `install: ${fmt(ins.entries)} pre-encoded policy entries via the addon's batch update >= 1M/s`,
+      ok: raw.median >= TARGETS.installPerS,
+      text: `${fmt(raw.median / 1e6, 2)} M/s`,
+    });
     const sync = summarize(ins.reps.map((r) => r.sync1Ms).filter((v) => Number.isFinite(v)));
     const steady = summarize(ins.reps.map((r) => r.sync1SteadyMs).filter((v) => Number.isFinite(v)));
     out.push(
       steady.n > 0
         ? `\`PolicyMap.syncEndpoint\` of ONE endpoint's 100 entries while the map holds the ${fmt(ins.entries)} entries of others: first ${fmt(sync.median, 0)} ms (loads the per-endpoint mirror: one full read, as after a restart), then ${fmt(steady.median, 1)} ms (2 entries changed; diffs against the mirror).`
         : `\`PolicyMap.syncEndpoint\` of ONE endpoint's 100 entries while the map holds the ${fmt(ins.entries)} entries of others: ${fmt(sync.median, 0)} ms ` +
-            '(diff-apply reads the whole map to find the endpoint\'s current entries).',
+            "(diff-apply reads the whole map to find the endpoint's current entries).",
     );
     out.push('');
   }

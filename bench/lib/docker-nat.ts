@@ -21,7 +21,8 @@ export async function stripDockerNat(pair: EndpointPair, label: string): Promise
       if (r.code !== 0) throw new Error(`${label}: iptables -t nat ${args[0]} in a container netns: ${r.stderr}`);
     }
     const after = await run(['iptables', '-t', 'nat', '-S'], 30_000);
-    if (after.stdout.split('\n').some((l) => l.startsWith('-A '))) throw new Error(`${label}: nat rules left in a container netns:\n${after.stdout}`);
+    if (after.stdout.split('\n').some((l) => l.startsWith('-A ')))
+      throw new Error(`${label}: nat rules left in a container netns:\n${after.stdout}`);
   }
   progress(`${label}: removed dockerd's nat table from both containers (${rules.join(' + ')} rules)`);
   return rules;

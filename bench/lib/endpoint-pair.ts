@@ -41,7 +41,8 @@ export interface EndpointPair {
 export async function sandboxOf(host: DockerHost, container: string): Promise<string> {
   const r = await host.docker(['inspect', '--format', '{{.NetworkSettings.SandboxKey}}', container]);
   const key = r.stdout.trim();
-  if (r.code !== 0 || key === '') throw new Error(`no network namespace for container ${container} on ${host.name}: ${r.stderr.trim()}`);
+  if (r.code !== 0 || key === '')
+    throw new Error(`no network namespace for container ${container} on ${host.name}: ${r.stderr.trim()}`);
   return key;
 }
 
@@ -58,9 +59,22 @@ export class ContainerPair implements EndpointPair {
 
   /** `network` is the Docker network whose address of `server` the client uses. */
   static async of(host: DockerHost, client: string, server: string, network: string): Promise<ContainerPair> {
-    const ip = await host.docker(['inspect', '-f', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, server]);
-    if (ip.code !== 0 || !/^198\.1[89]\.\d+\.\d+$/.test(ip.stdout.trim())) throw new Error(`${server} has no 198.18/15 address on ${network}: ${ip.stdout}${ip.stderr}`);
-    return new ContainerPair(host, client, server, ip.stdout.trim(), await sandboxOf(host, client), await sandboxOf(host, server));
+    const ip = await host.docker([
+      'inspect',
+      '-f',
+      `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`,
+      server,
+    ]);
+    if (ip.code !== 0 || !/^198\.1[89]\.\d+\.\d+$/.test(ip.stdout.trim()))
+      throw new Error(`${server} has no 198.18/15 address on ${network}: ${ip.stdout}${ip.stderr}`);
+    return new ContainerPair(
+      host,
+      client,
+      server,
+      ip.stdout.trim(),
+      await sandboxOf(host, client),
+      await sandboxOf(host, server),
+    );
   }
 
   runInClient(argv: readonly string[], timeoutMs: number): Promise<CommandResult> {
@@ -166,7 +180,10 @@ export class RoutedTopology implements EndpointPair {
       await this.ip(['-n', ns, 'link', 'set', 'lo', 'up']);
     }
     // Created inside r: neither end ever exists in the root namespace.
-    for (const [dev, ns, addr] of [['v1', c1, this.clientIp], ['v2', c2, this.serverIp]] as const) {
+    for (const [dev, ns, addr] of [
+      ['v1', c1, this.clientIp],
+      ['v2', c2, this.serverIp],
+    ] as const) {
       await this.ip(['-n', r, 'link', 'add', dev, 'type', 'veth', 'peer', 'name', 'ceth0', 'netns', ns]);
       await this.ip(['-n', r, 'addr', 'add', `${this.gatewayIp}/32`, 'dev', dev]);
       await this.ip(['-n', r, 'link', 'set', dev, 'up']);
@@ -187,7 +204,9 @@ export class RoutedTopology implements EndpointPair {
 
   /** Starts a long-running argv in namespace `ns`; stopped by destroy(). */
   startIn(ns: string, argv: readonly string[], logName: string): LabProcess {
-    const p = LabProcess.start([labBinaries().nsenter, `--net=${join(NETNS_DIR, ns)}`, '--', ...argv], { logPath: join(this.logDir, logName) });
+    const p = LabProcess.start([labBinaries().nsenter, `--net=${join(NETNS_DIR, ns)}`, '--', ...argv], {
+      logPath: join(this.logDir, logName),
+    });
     this.processes.push(p);
     return p;
   }
@@ -214,7 +233,8 @@ export class RoutedTopology implements EndpointPair {
     this.destroyed = true;
     await Promise.all(this.processes.map((p) => p.stop(3_000)));
     for (const ns of [this.router, this.c1, this.c2]) {
-      if (existsSync(join(NETNS_DIR, ns))) await runCommand(labBinaries().ip, ['netns', 'del', ns], { timeoutMs: 30_000 });
+      if (existsSync(join(NETNS_DIR, ns)))
+        await runCommand(labBinaries().ip, ['netns', 'del', ns], { timeoutMs: 30_000 });
     }
     this.unregister();
   }

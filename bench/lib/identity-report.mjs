@@ -30,13 +30,17 @@ export function renderIdentity(res) {
   const verdicts = [];
   const s = res.settings;
   const m = res.machine;
-  out.push(`## Benchmark — identity allocation and resync against a real etcd (${res.startedAt}, ${fmt(res.durationS)} s)`);
+  out.push(
+    `## Benchmark — identity allocation and resync against a real etcd (${res.startedAt}, ${fmt(res.durationS)} s)`,
+  );
   out.push('');
   out.push(
     `${m.versions?.etcd}, one member on loopback (data on the local disk, fsync on), Node ${m.versions?.node}; code HEAD ${res.code?.head}` +
       (res.code?.uncommittedSrcFiles ? ` + ${res.code.uncommittedSrcFiles} uncommitted file(s) under src/` : '') +
       `. Load average ${m.loadBefore?.load1} before / ${m.loadAfter?.load1} after on ${m.loadBefore?.cpus} CPUs` +
-      (m.loadBefore?.load1 > 1 || m.loadAfter?.load1 > 2 ? ' — **other work was running**: latencies and throughput are lower bounds of what a quiet machine does; round trips and conflict rates do not depend on load.' : '.') +
+      (m.loadBefore?.load1 > 1 || m.loadAfter?.load1 > 2
+        ? ' — **other work was running**: latencies and throughput are lower bounds of what a quiet machine does; round trips and conflict rates do not depend on load.'
+        : '.') +
       ' Store round trips are store calls counted through `InstrumentedKvStore` (a transaction is one call; a list is one call, paged by etcd at 1 000 keys).',
   );
   out.push('');
@@ -47,14 +51,34 @@ export function renderIdentity(res) {
     const row = (what, samples, target, ok) => {
       const t = samples.map((x) => x.ms);
       const c = samples.map((x) => x.calls);
-      rows.push([what, target, `${ms(median(t))} / ${ms(quantile(t, 0.99))}`, `${fmt(median(c))} (max ${fmt(Math.max(...c))})`, ok === undefined ? '' : verdict(ok)]);
+      rows.push([
+        what,
+        target,
+        `${ms(median(t))} / ${ms(quantile(t, 0.99))}`,
+        `${fmt(median(c))} (max ${fmt(Math.max(...c))})`,
+        ok === undefined ? '' : verdict(ok),
+      ]);
     };
     const newP50 = median(lat.fresh.map((x) => x.calls));
     const heldMax = Math.max(...lat.held.map((x) => x.calls));
-    row(`new label set (${s.new}, one at a time)`, lat.fresh, `round trips ≤ ${TARGETS.newRoundTripsP50} p50`, newP50 <= TARGETS.newRoundTripsP50);
-    row('existing, already used on this node', lat.held, `round trips = ${TARGETS.existingRoundTrips}`, heldMax === TARGETS.existingRoundTrips);
+    row(
+      `new label set (${s.new}, one at a time)`,
+      lat.fresh,
+      `round trips ≤ ${TARGETS.newRoundTripsP50} p50`,
+      newP50 <= TARGETS.newRoundTripsP50,
+    );
+    row(
+      'existing, already used on this node',
+      lat.held,
+      `round trips = ${TARGETS.existingRoundTrips}`,
+      heldMax === TARGETS.existingRoundTrips,
+    );
     row('existing in the cluster, new on this node', lat.remote, '–');
-    verdicts.push({ name: `new identity ≤ ${TARGETS.newRoundTripsP50} round trips p50`, ok: newP50 <= TARGETS.newRoundTripsP50, text: `${fmt(newP50)} p50` });
+    verdicts.push({
+      name: `new identity ≤ ${TARGETS.newRoundTripsP50} round trips p50`,
+      ok: newP50 <= TARGETS.newRoundTripsP50,
+      text: `${fmt(newP50)} p50`,
+    });
     verdicts.push({ name: 'existing identity 0 round trips', ok: heldMax === 0, text: `max ${fmt(heldMax)}` });
   }
   out.push('### Latency and round trips per acquisition');
@@ -72,7 +96,9 @@ export function renderIdentity(res) {
 
   const races = res.races ?? [];
   if (races.length > 0) {
-    out.push(`### 3 daemon processes racing for the same ${fmt(s.groups)} × ${fmt(s.perGroup)} label sets (${s.concurrency} in flight each)`);
+    out.push(
+      `### 3 daemon processes racing for the same ${fmt(s.groups)} × ${fmt(s.perGroup)} label sets (${s.concurrency} in flight each)`,
+    );
     out.push('');
     const raceRows = races.map((r, i) => {
       const sum = (f) => r.workers.reduce((a, w) => a + f(w), 0);
@@ -88,20 +114,42 @@ export function renderIdentity(res) {
         `${ms(median(lats))} / ${ms(quantile(lats, 0.99))}`,
         fmt(calls / r.acquisitions, 2),
         `${fmt(sum((w) => w.cpuMs) / r.acquisitions, 2)} ms + etcd ${r.etcdCpuMs === undefined ? '–' : `${fmt(r.etcdCpuMs / r.acquisitions, 2)} ms`}`,
-        r.etcdCpuMs === undefined ? '–' : `${fmt((m.loadBefore?.cpus ?? 2) * 1000 / ((sum((w) => w.cpuMs) + r.etcdCpuMs) / r.acquisitions))}/s`,
-        r.agree && r.distinctNumbers === r.labelSets ? 'yes' : `**NO** (${r.distinctNumbers} numbers for ${r.labelSets})`,
+        r.etcdCpuMs === undefined
+          ? '–'
+          : `${fmt(((m.loadBefore?.cpus ?? 2) * 1000) / ((sum((w) => w.cpuMs) + r.etcdCpuMs) / r.acquisitions))}/s`,
+        r.agree && r.distinctNumbers === r.labelSets
+          ? 'yes'
+          : `**NO** (${r.distinctNumbers} numbers for ${r.labelSets})`,
       ];
     });
     out.push(
       table(
-        ['run', 'acquisitions', `throughput (target ≥ ${fmt(TARGETS.racePerS)}/s)`, 'conflict rate (collisions / attempts)', 'latency p50 / p99', 'round trips / acquisition', 'CPU / acquisition (workers + etcd)', 'CPU-bound ceiling on this machine', 'same mapping, no duplicates'],
+        [
+          'run',
+          'acquisitions',
+          `throughput (target ≥ ${fmt(TARGETS.racePerS)}/s)`,
+          'conflict rate (collisions / attempts)',
+          'latency p50 / p99',
+          'round trips / acquisition',
+          'CPU / acquisition (workers + etcd)',
+          'CPU-bound ceiling on this machine',
+          'same mapping, no duplicates',
+        ],
         raceRows,
       ),
     );
     const best = Math.max(...races.map((r) => r.acquisitions / (r.wallMs / 1000)));
     const allAgree = races.every((r) => r.agree && r.distinctNumbers === r.labelSets);
-    verdicts.push({ name: `≥ ${fmt(TARGETS.racePerS)} allocations/s across 3 daemons`, ok: best >= TARGETS.racePerS, text: `best of ${races.length}: ${fmt(best)}/s` });
-    verdicts.push({ name: 'race: every daemon sees the same mapping, no duplicates', ok: allAgree, text: allAgree ? 'yes' : 'no' });
+    verdicts.push({
+      name: `≥ ${fmt(TARGETS.racePerS)} allocations/s across 3 daemons`,
+      ok: best >= TARGETS.racePerS,
+      text: `best of ${races.length}: ${fmt(best)}/s`,
+    });
+    verdicts.push({
+      name: 'race: every daemon sees the same mapping, no duplicates',
+      ok: allAgree,
+      text: allAgree ? 'yes' : 'no',
+    });
     out.push('');
     out.push(
       'Each label set is allocated by one process (one transaction) and referenced by the two others (a failed allocation transaction that returns the label key, then one reference transaction): 1.67 transactions per acquisition, ' +
@@ -133,15 +181,25 @@ export function renderIdentity(res) {
       }
       if (r.size === 10_000) {
         const worst = Math.max(...r.runs.map((x) => x.ms));
-        verdicts.push({ name: `resync of 10 000 keys ≤ ${fmt(TARGETS.resync10kMs)} ms`, ok: worst <= TARGETS.resync10kMs, text: `worst of ${r.runs.length}: ${fmt(worst)} ms` });
+        verdicts.push({
+          name: `resync of 10 000 keys ≤ ${fmt(TARGETS.resync10kMs)} ms`,
+          ok: worst <= TARGETS.resync10kMs,
+          text: `worst of ${r.runs.length}: ${fmt(worst)} ms`,
+        });
       }
       const repaired = r.afterRepair.ip === r.ipKeys && r.afterRepair.references === r.identityReferences;
-      verdicts.push({ name: `resync ${fmt(r.size)}: keys deleted behind the node's back are restored`, ok: repaired, text: `${r.afterDelete.ip + r.afterDelete.references} left after the delete, ${r.afterRepair.ip + r.afterRepair.references} after the resync` });
+      verdicts.push({
+        name: `resync ${fmt(r.size)}: keys deleted behind the node's back are restored`,
+        ok: repaired,
+        text: `${r.afterDelete.ip + r.afterDelete.references} left after the delete, ${r.afterRepair.ip + r.afterRepair.references} after the resync`,
+      });
     }
-    out.push(table(['owned keys', 'resync', 'target', 'time', 'store calls (first run of the kind)', 'verdict'], resyncRows));
+    out.push(
+      table(['owned keys', 'resync', 'target', 'time', 'store calls (first run of the kind)', 'verdict'], resyncRows),
+    );
     out.push('');
     out.push(
-      '`first`: the ip keys are not in etcd yet (the references are); `steady`: everything is in place and re-asserted anyway; `repair`: after every owned key was deleted behind the node\'s back. ' +
+      "`first`: the ip keys are not in etcd yet (the references are); `steady`: everything is in place and re-asserted anyway; `repair`: after every owned key was deleted behind the node's back. " +
         'Writes go in transactions of 64 puts, 4 in flight (src/kvstore/batched-writes.ts); the `list` calls are the cluster-wide ip list (stale check) and the identity re-list.',
     );
   }

@@ -92,6 +92,8 @@ export function rssMiB(pid: number | undefined): number | undefined {
 /** 1-minute load average and CPU count, to judge how noisy a run was. */
 export function machineLoad(): { load1: number; load5: number; cpus: number } {
   const [l1, l5] = readFileSync('/proc/loadavg', 'utf8').split(' ').map(Number);
-  const cpus = readFileSync('/proc/cpuinfo', 'utf8').split('\n').filter((l) => l.startsWith('processor')).length;
+  const cpus = readFileSync('/proc/cpuinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('processor')).length;
   return { load1: l1 ?? NaN, load5: l5 ?? NaN, cpus };
 }

@@ -28,13 +28,16 @@ if (!scratch || !labNetns) throw new Error('usage: micro.mjs <scratch-dir> <reps
 // It makes veths and routes: only ever inside the lab host's network namespace (DockerHost.exec).
 const here = statSync('/proc/self/ns/net');
 const lab = statSync(labNetns);
-if (here.ino !== lab.ino || here.dev !== lab.dev) throw new Error(`micro.mjs must run inside ${labNetns} (use DockerHost.exec), not in this network namespace`);
+if (here.ino !== lab.ino || here.dev !== lab.dev)
+  throw new Error(`micro.mjs must run inside ${labNetns} (use DockerHost.exec), not in this network namespace`);
 
 const made = new Set();
 
 function ip(args) {
   return new Promise((resolve, reject) => {
-    execFile('ip', args, { timeout: 15_000 }, (err, stdout, stderr) => (err ? reject(new Error(`ip ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)));
+    execFile('ip', args, { timeout: 15_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`ip ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout),
+    );
   });
 }
 
@@ -97,7 +100,8 @@ async function vethLean(i) {
   const ifindex = Number(readFileSync(`/sys/class/net/${n.host}/ifindex`, 'utf8'));
   const mac = readFileSync(`/sys/class/net/${n.peer}/address`, 'utf8').trim();
   const up = (Number(readFileSync(`/sys/class/net/${n.host}/flags`, 'utf8').trim()) & 1) === 1;
-  if (!(ifindex > 0) || !/^[0-9a-f:]{17}$/.test(mac) || !up) throw new Error(`lean veth ${n.host}: ifindex ${ifindex}, mac ${mac}, up ${up}`);
+  if (!(ifindex > 0) || !/^[0-9a-f:]{17}$/.test(mac) || !up)
+    throw new Error(`lean veth ${n.host}: ifindex ${ifindex}, mac ${mac}, up ${up}`);
   const create = ms(t0);
   const t1 = process.hrtime.bigint();
   await ip(['route', 'replace', `${addr(i)}/32`, 'dev', n.host, 'scope', 'link']);
@@ -116,7 +120,9 @@ function sqlite(sync) {
     db.exec('PRAGMA journal_mode = WAL');
     db.exec(`PRAGMA synchronous = ${sync}`);
     db.exec('CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, rev INTEGER NOT NULL) WITHOUT ROWID');
-    const put = db.prepare('INSERT INTO kv (key, value, rev) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, rev = excluded.rev');
+    const put = db.prepare(
+      'INSERT INTO kv (key, value, rev) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, rev = excluded.rev',
+    );
     const value = JSON.stringify({ pad: 'x'.repeat(500) });
     const out = [];
     for (let i = 0; i < Math.max(reps * 3, 30); i++) {
@@ -143,7 +149,9 @@ try {
       const t0 = process.hrtime.bigint();
       let blocked = 0;
       await new Promise((resolve, reject) => {
-        execFile('ip', ['-json', 'link', 'show', 'dev', 'lo'], { timeout: 15_000 }, (err) => (err ? reject(err) : resolve()));
+        execFile('ip', ['-json', 'link', 'show', 'dev', 'lo'], { timeout: 15_000 }, (err) =>
+          err ? reject(err) : resolve(),
+        );
         blocked = ms(t0);
       });
       total.push(ms(t0));
@@ -166,10 +174,15 @@ try {
     result.spawnBlockBallast = big.block;
     if (ballast.length + objs.length < 0) throw new Error('unreachable');
   }
-  for (const [name, fn] of [['vethAsPlugin', vethAsPlugin], ['vethLean', vethLean]]) {
+  for (const [name, fn] of [
+    ['vethAsPlugin', vethAsPlugin],
+    ['vethLean', vethLean],
+  ]) {
     await fn(0); // warm-up
     const rows = await sample(fn);
-    result[name] = Object.fromEntries(['create', 'join', 'del', 'total'].map((k) => [k, median(rows.map((r) => r[k]))]));
+    result[name] = Object.fromEntries(
+      ['create', 'join', 'del', 'total'].map((k) => [k, median(rows.map((r) => r[k]))]),
+    );
   }
   result.sqliteFull = median(sqlite('FULL'));
   result.sqliteNormal = median(sqlite('NORMAL'));

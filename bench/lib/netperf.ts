@@ -26,7 +26,11 @@ function cpuTimes(): Array<[number, number]> {
     .split('\n')
     .filter((l) => /^cpu\d+ /.test(l))
     .map((l) => {
-      const [user, nice, system, idle, iowait, irq, softirq, steal] = l.trim().split(/\s+/).slice(1).map(Number) as number[];
+      const [user, nice, system, idle, iowait, irq, softirq, steal] = l
+        .trim()
+        .split(/\s+/)
+        .slice(1)
+        .map(Number) as number[];
       const busy = user! + nice! + system! + irq! + softirq! + steal!;
       return [busy, busy + idle! + iowait!];
     });
@@ -60,7 +64,10 @@ async function withCpuBusy<T>(fn: () => Promise<T>): Promise<[T, number[]]> {
   const before = cpuTimes();
   const value = await fn();
   const after = cpuTimes();
-  return [value, after.map(([b, t], i) => (t - before[i]![1] > 0 ? (100 * (b - before[i]![0])) / (t - before[i]![1]) : NaN))];
+  return [
+    value,
+    after.map(([b, t], i) => (t - before[i]![1] > 0 ? (100 * (b - before[i]![0])) / (t - before[i]![1]) : NaN)),
+  ];
 }
 
 /** One iperf3 run. */
@@ -98,15 +105,22 @@ export async function waitListening(pair: EndpointPair, proc: LabProcess, port: 
     const r = await pair.runInServer(['ss', '-Hltn', `sport = :${port}`], 10_000);
     if (r.code === 0 && r.stdout.trim() !== '') return;
     if (proc.exited) throw new Error(`${what} exited at start: ${proc.logTail(10)}`);
-    if (Date.now() > deadline) throw new Error(`${what} does not listen on port ${port} after 15 s: ${proc.logTail(10)} ${r.stderr}`);
+    if (Date.now() > deadline)
+      throw new Error(`${what} does not listen on port ${port} after 15 s: ${proc.logTail(10)} ${r.stderr}`);
     await sleep(100);
   }
 }
 
 /** Starts the iperf3 and tcprr servers on the server side, both pinned to CPU1. */
 export async function startServers(pair: EndpointPair, tag: string): Promise<LabProcess[]> {
-  const iperf = pair.startInServer([TASKSET, '-c', '1', IPERF3, '-s', '-p', String(IPERF_PORT)], `iperf3-server-${tag}.log`);
-  const rr = pair.startInServer([TASKSET, '-c', '1', TCPRR, 'server', '-p', String(RR_PORT)], `tcprr-server-${tag}.log`);
+  const iperf = pair.startInServer(
+    [TASKSET, '-c', '1', IPERF3, '-s', '-p', String(IPERF_PORT)],
+    `iperf3-server-${tag}.log`,
+  );
+  const rr = pair.startInServer(
+    [TASKSET, '-c', '1', TCPRR, 'server', '-p', String(RR_PORT)],
+    `tcprr-server-${tag}.log`,
+  );
   await waitListening(pair, iperf, IPERF_PORT, `iperf3 server (${tag})`);
   await waitListening(pair, rr, RR_PORT, `tcprr server (${tag})`);
   return [iperf, rr];
@@ -162,13 +176,39 @@ interface TcprrJson {
 
 /** One tcprr client run of `seconds` (after `warmupMs` unrecorded), pinned to CPU1. */
 export async function measureRr(pair: EndpointPair, seconds: number, warmupMs = 200): Promise<RrSample> {
-  const argv = [TASKSET, '-c', '1', TCPRR, 'client', '-H', pair.serverIp, '-p', String(RR_PORT), '-t', String(seconds), '-w', String(warmupMs), '-j'];
+  const argv = [
+    TASKSET,
+    '-c',
+    '1',
+    TCPRR,
+    'client',
+    '-H',
+    pair.serverIp,
+    '-p',
+    String(RR_PORT),
+    '-t',
+    String(seconds),
+    '-w',
+    String(warmupMs),
+    '-j',
+  ];
   const softirqBefore = ksoftirqdSwitches();
   const [r, busy] = await withCpuBusy(() => pair.runInClient(argv, (seconds + 30) * 1000));
   const ksoftirqd1Switches = ksoftirqdSwitches() - softirqBefore;
   if (r.code !== 0) throw new Error(`tcprr to ${pair.serverIp} failed (exit ${r.code}): ${r.stderr.trim()}`);
   const j = JSON.parse(r.stdout.trim()) as TcprrJson;
-  return { transactions: j.transactions, seconds: j.seconds, tps: j.tps, p50: j.p50_us, p90: j.p90_us, p99: j.p99_us, mean: j.mean_us, max: j.max_us, machineCpuBusy: busy, ksoftirqd1Switches };
+  return {
+    transactions: j.transactions,
+    seconds: j.seconds,
+    tps: j.tps,
+    p50: j.p50_us,
+    p90: j.p90_us,
+    p99: j.p99_us,
+    mean: j.mean_us,
+    max: j.max_us,
+    machineCpuBusy: busy,
+    ksoftirqd1Switches,
+  };
 }
 
 /**
@@ -193,7 +233,10 @@ export function combineRr(slices: readonly RrSample[]): RrSample & { slices: RrS
     p99: med((x) => x.p99),
     mean: slices.reduce((a, x) => a + x.mean * x.transactions, 0) / transactions,
     max: Math.max(...slices.map((x) => x.max)),
-    machineCpuBusy: Array.from({ length: cpus }, (_, i) => slices.reduce((a, x) => a + x.machineCpuBusy[i]!, 0) / slices.length),
+    machineCpuBusy: Array.from(
+      { length: cpus },
+      (_, i) => slices.reduce((a, x) => a + x.machineCpuBusy[i]!, 0) / slices.length,
+    ),
     ksoftirqd1Switches: slices.reduce((a, x) => a + x.ksoftirqd1Switches, 0),
     slices: [...slices],
   };

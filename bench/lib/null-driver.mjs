@@ -59,7 +59,16 @@ const handlers = {
     return reply;
   },
 };
-for (const call of ['DeleteNetwork', 'Leave', 'DeleteEndpoint', 'EndpointOperInfo', 'ProgramExternalConnectivity', 'RevokeExternalConnectivity', 'DiscoverNew', 'DiscoverDelete']) {
+for (const call of [
+  'DeleteNetwork',
+  'Leave',
+  'DeleteEndpoint',
+  'EndpointOperInfo',
+  'ProgramExternalConnectivity',
+  'RevokeExternalConnectivity',
+  'DiscoverNew',
+  'DiscoverDelete',
+]) {
   handlers[`NetworkDriver.${call}`] ??= () => ({});
 }
 

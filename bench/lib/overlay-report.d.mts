@@ -11,10 +11,21 @@ export interface ImportSample {
   allDropMs: number;
 }
 type Cost = Record<string, { runs: number; nsPerRun: number }>;
-interface Families { families: Record<string, number>; top: Array<{ symbol: string; pct: number }> }
+interface Families {
+  families: Record<string, number>;
+  top: Array<{ symbol: string; pct: number }>;
+}
 /** OV_PROFILE / OV_PERF phases. Program costs are per host: [sender, receiver]. */
 export interface OverlayProfile {
-  bpf?: Record<string, { rr: { p50: number; transactions: number }; rrPrograms: Cost[]; tput: { gbps: number; seconds: number }; tputPrograms: Cost[] }>;
+  bpf?: Record<
+    string,
+    {
+      rr: { p50: number; transactions: number };
+      rrPrograms: Cost[];
+      tput: { gbps: number; seconds: number };
+      tputPrograms: Cost[];
+    }
+  >;
   perf?: Record<string, { tput: { gbps: number } & Families; rr: { p50: number } & Families }>;
 }
 export interface OverlayResult {
@@ -27,10 +38,18 @@ export interface OverlayResult {
   probe?: string;
   load?: { load1: number; load5: number; cpus: number };
   loadEnd?: { load1: number; load5: number; cpus: number };
-  samples: Array<{ config: string; round: number; throughput: { gbps: number; retransmits: number }; rr: { p50: number; tps: number } }>;
+  samples: Array<{
+    config: string;
+    round: number;
+    throughput: { gbps: number; retransmits: number };
+    rr: { p50: number; tps: number };
+  }>;
   imports?: ImportSample[];
   profile?: OverlayProfile;
   /** OV_STRIP_DOCKER_NAT: nat rules removed from [client, server] netns per config. */
   strippedDockerNat?: Record<string, number[]>;
 }
-export function renderOverlay(result: OverlayResult): { markdown: string; verdicts: Array<{ name: string; ok: boolean; text: string }> };
+export function renderOverlay(result: OverlayResult): {
+  markdown: string;
+  verdicts: Array<{ name: string; ok: boolean; text: string }>;
+};

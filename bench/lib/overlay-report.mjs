@@ -31,17 +31,27 @@ export function renderOverlay(result) {
       retransmits: median(s.map((x) => x.throughput.retransmits)),
     };
   };
-  const base = row('kernel-vxlan');
   const thr = (a, b) => pairedMedian(result.samples, a, b, (x) => x.throughput.gbps);
   const lat = (a, b) => pairedMedian(result.samples, a, b, (x) => x.rr.p50);
-  const load = result.load ? ` Load after the rounds: ${fmt(result.load.load1, 2)}/${fmt(result.load.load5, 2)} (1/5 min) on ${result.load.cpus} CPUs.` : '';
+  const load = result.load
+    ? ` Load after the rounds: ${fmt(result.load.load1, 2)}/${fmt(result.load.load5, 2)} (1/5 min) on ${result.load.cpus} CPUs.`
+    : '';
   const lines = [
     `## overlay (${result.started})`,
     '',
     `Lab hosts on a shared underlay (veth + bridge, MTU 1500), ${result.rounds} interleaved rounds (order rotated), iperf3 ${result.seconds} s single stream, tcprr ${result.rrSeconds} s 64-byte RR.${load}`,
     'Ratios are medians of per-round ratios (the two samples of a ratio come from the same round, under a minute apart), so they hold better than the absolute figures on a loaded machine.',
     '',
-    ...(result.strippedDockerNat ? [`**OV_STRIP_DOCKER_NAT**: dockerd's embedded-DNS nat table was removed from the containers' netns before the rounds (${Object.entries(result.strippedDockerNat).map(([k, v]) => `${k} ${v.join(' + ')} rules`).join(', ')}); the routed and kernel-vxlan namespaces never had one.`, ''] : []),
+    ...(result.strippedDockerNat
+      ? [
+          `**OV_STRIP_DOCKER_NAT**: dockerd's embedded-DNS nat table was removed from the containers' netns before the rounds (${Object.entries(
+            result.strippedDockerNat,
+          )
+            .map(([k, v]) => `${k} ${v.join(' + ')} rules`)
+            .join(', ')}); the routed and kernel-vxlan namespaces never had one.`,
+          '',
+        ]
+      : []),
     '| config | Gbit/s (median) | × kernel-vxlan | × routed | RR p50 µs | × kernel-vxlan | RR tps | retransmits |',
     '|---|---|---|---|---|---|---|---|',
     ...present.map((c) => {
@@ -51,13 +61,25 @@ export function renderOverlay(result) {
   ];
   const ours = { gbps: thr('ours+policy', 'kernel-vxlan'), p50: lat('ours+policy', 'kernel-vxlan') };
   const verdicts = [
-    { name: `overlay: ours with policy >= ${TARGETS.throughput}x kernel VXLAN throughput`, ok: ours.gbps >= TARGETS.throughput, text: `${fmt(ours.gbps, 2)}x` },
-    { name: `overlay: ours with policy RR p50 <= ${TARGETS.rrP50}x kernel VXLAN`, ok: ours.p50 <= TARGETS.rrP50, text: `${fmt(ours.p50, 2)}x` },
+    {
+      name: `overlay: ours with policy >= ${TARGETS.throughput}x kernel VXLAN throughput`,
+      ok: ours.gbps >= TARGETS.throughput,
+      text: `${fmt(ours.gbps, 2)}x`,
+    },
+    {
+      name: `overlay: ours with policy RR p50 <= ${TARGETS.rrP50}x kernel VXLAN`,
+      ok: ours.p50 <= TARGETS.rrP50,
+      text: `${fmt(ours.p50, 2)}x`,
+    },
   ];
   if (present.includes('docker-overlay')) {
     const t = thr('ours+policy', 'docker-overlay');
     const l = lat('ours+policy', 'docker-overlay');
-    verdicts.push({ name: 'overlay: ours with policy >= Docker classic overlay (throughput, RR p50)', ok: t >= 1 && l <= 1, text: `${fmt(t, 2)}x throughput, ${fmt(l, 2)}x RR p50` });
+    verdicts.push({
+      name: 'overlay: ours with policy >= Docker classic overlay (throughput, RR p50)',
+      ok: t >= 1 && l <= 1,
+      text: `${fmt(t, 2)}x throughput, ${fmt(l, 2)}x RR p50`,
+    });
   }
   const imports = result.imports ?? [];
   if (imports.length > 0) {
@@ -80,7 +102,11 @@ export function renderOverlay(result) {
       `Probe dropped, median per host (1 = importing host): ${perHost.map((x) => fmt(x, 0)).join(' / ')} ms; ${imports.length - drop.length} imports where a probe never stalled.`,
     );
     const p50 = drop.length === imports.length ? median(drop) : NaN;
-    verdicts.push({ name: `overlay: policy import -> enforced on all 3 hosts p50 <= ${TARGETS.importP50Ms} ms`, ok: p50 <= TARGETS.importP50Ms, text: `${fmt(p50, 0)} ms` });
+    verdicts.push({
+      name: `overlay: policy import -> enforced on all 3 hosts p50 <= ${TARGETS.importP50Ms} ms`,
+      ok: p50 <= TARGETS.importP50Ms,
+      text: `${fmt(p50, 0)} ms`,
+    });
   }
   lines.push(...renderProfile(result.profile));
   return { markdown: lines.join('\n'), verdicts };
@@ -91,14 +117,26 @@ function renderProfile(profile) {
   const out = [];
   const bpf = profile?.bpf ?? {};
   if (Object.keys(bpf).length > 0) {
-    out.push('', '### Per-run cost of our programs (`kernel.bpf_stats_enabled=1`, one RR and one iperf3 run after the rounds)', '');
-    out.push('| config | measurement | host | program | runs | ns/run | runs per RR transaction / per Gbit |', '|---|---|---|---|---|---|---|');
+    out.push(
+      '',
+      '### Per-run cost of our programs (`kernel.bpf_stats_enabled=1`, one RR and one iperf3 run after the rounds)',
+      '',
+    );
+    out.push(
+      '| config | measurement | host | program | runs | ns/run | runs per RR transaction / per Gbit |',
+      '|---|---|---|---|---|---|---|',
+    );
     for (const [config, b] of Object.entries(bpf)) {
-      for (const [kind, progs, per] of [['RR', b.rrPrograms, b.rr.transactions], ['iperf3', b.tputPrograms, b.tput.gbps * b.tput.seconds]]) {
+      for (const [kind, progs, per] of [
+        ['RR', b.rrPrograms, b.rr.transactions],
+        ['iperf3', b.tputPrograms, b.tput.gbps * b.tput.seconds],
+      ]) {
         progs.forEach((byName, h) => {
           for (const [name, c] of Object.entries(byName)) {
             if (c.runs === 0) continue;
-            out.push(`| ${config} | ${kind} | ${h === 0 ? 'sender' : 'receiver'} | ${name} | ${fmt(c.runs)} | ${fmt(c.nsPerRun, 0)} | ${fmt(c.runs / per, 2)} |`);
+            out.push(
+              `| ${config} | ${kind} | ${h === 0 ? 'sender' : 'receiver'} | ${name} | ${fmt(c.runs)} | ${fmt(c.nsPerRun, 0)} | ${fmt(c.runs / per, 2)} |`,
+            );
           }
         });
       }
@@ -108,10 +146,33 @@ function renderProfile(profile) {
   if (Object.keys(perf).length > 0) {
     for (const kind of ['tput', 'rr']) {
       const fams = [...new Set(Object.values(perf).flatMap((p) => Object.keys(p[kind].families ?? {})))].sort();
-      out.push('', `### Where the CPUs go during ${kind === 'tput' ? 'iperf3' : 'RR'} (\`perf record -e cpu-clock -a\`, % of samples)`, '');
-      out.push(`| family | ${Object.keys(perf).join(' | ')} |`, `|---|${Object.keys(perf).map(() => '---').join('|')}|`);
-      for (const f of fams) out.push(`| ${f} | ${Object.values(perf).map((p) => fmt(p[kind].families?.[f] ?? 0, 1)).join(' | ')} |`);
-      out.push('', ...Object.entries(perf).map(([k, p]) => `- ${k} top: ${(p[kind].top ?? []).slice(0, 8).map((t) => `${t.symbol} ${fmt(t.pct, 1)}`).join(', ')}`));
+      out.push(
+        '',
+        `### Where the CPUs go during ${kind === 'tput' ? 'iperf3' : 'RR'} (\`perf record -e cpu-clock -a\`, % of samples)`,
+        '',
+      );
+      out.push(
+        `| family | ${Object.keys(perf).join(' | ')} |`,
+        `|---|${Object.keys(perf)
+          .map(() => '---')
+          .join('|')}|`,
+      );
+      for (const f of fams)
+        out.push(
+          `| ${f} | ${Object.values(perf)
+            .map((p) => fmt(p[kind].families?.[f] ?? 0, 1))
+            .join(' | ')} |`,
+        );
+      out.push(
+        '',
+        ...Object.entries(perf).map(
+          ([k, p]) =>
+            `- ${k} top: ${(p[kind].top ?? [])
+              .slice(0, 8)
+              .map((t) => `${t.symbol} ${fmt(t.pct, 1)}`)
+              .join(', ')}`,
+        ),
+      );
     }
   }
   return out;

@@ -25,8 +25,14 @@ const FAMILIES: Array<[string, RegExp]> = [
   ['veth', /^veth_/],
   ['copy to/from user', /copy_user|_copy_to_iter|_copy_from_iter|copyin|copyout|memcpy|memmove|rep_movs/],
   ['checksum', /csum/],
-  ['tcp/ip stack', /^(tcp_|__tcp|ip_|__ip|inet_|__inet|ipv4_|raw_|udp_|sk_|__sk|sock_|skb_|__skb|kfree_skb|__kfree_skb|consume_skb|napi|__napi|netif_|__netif|net_rx|process_backlog|dst_|fib_|ip_finish|neigh_|eth_|dev_|validate_xmit|__build_skb|__alloc_skb|kmalloc_reserve|page_frag|__dev)/],
-  ['scheduler / syscalls', /^(schedule|__schedule|pick_|enqueue|dequeue|update_|switch_|finish_task|try_to_wake|ttwu|__switch|entry_|syscall|do_syscall|__x64|x64_sys|ep_|do_epoll|__wake_up|autoremove|wait_woken|__sys_|__se_sys|ksys_|vfs_|fdget|__fget|sched_|psi_|native_|pvm_|irq|__irq|raw_spin|_raw_spin|read_tsc|ktime)/],
+  [
+    'tcp/ip stack',
+    /^(tcp_|__tcp|ip_|__ip|inet_|__inet|ipv4_|raw_|udp_|sk_|__sk|sock_|skb_|__skb|kfree_skb|__kfree_skb|consume_skb|napi|__napi|netif_|__netif|net_rx|process_backlog|dst_|fib_|ip_finish|neigh_|eth_|dev_|validate_xmit|__build_skb|__alloc_skb|kmalloc_reserve|page_frag|__dev)/,
+  ],
+  [
+    'scheduler / syscalls',
+    /^(schedule|__schedule|pick_|enqueue|dequeue|update_|switch_|finish_task|try_to_wake|ttwu|__switch|entry_|syscall|do_syscall|__x64|x64_sys|ep_|do_epoll|__wake_up|autoremove|wait_woken|__sys_|__se_sys|ksys_|vfs_|fdget|__fget|sched_|psi_|native_|pvm_|irq|__irq|raw_spin|_raw_spin|read_tsc|ktime)/,
+  ],
 ];
 
 /** Sample share by family and the top symbols of one profile. */
@@ -42,10 +48,17 @@ function family(symbol: string): string {
 }
 
 /** Runs `measure` under a system-wide cpu-clock profile and summarises it. */
-export async function profileDuring<T>(measure: () => Promise<T>, seconds: number): Promise<{ value: T; profile: CpuProfile }> {
+export async function profileDuring<T>(
+  measure: () => Promise<T>,
+  seconds: number,
+): Promise<{ value: T; profile: CpuProfile }> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-perf-'));
   const data = join(dir, 'perf.data');
-  const rec = spawn(PERF, ['record', '-e', 'cpu-clock', '-F', '2999', '-a', '-o', data, '--', 'sleep', String(seconds + 1)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const rec = spawn(
+    PERF,
+    ['record', '-e', 'cpu-clock', '-F', '2999', '-a', '-o', data, '--', 'sleep', String(seconds + 1)],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   const unregister = registerEmergencyCleanup(() => {
     try {
       process.kill(rec.pid!, 'SIGKILL');
@@ -58,7 +71,11 @@ export async function profileDuring<T>(measure: () => Promise<T>, seconds: numbe
     await sleep(300); // perf attached
     const value = await measure();
     await exited;
-    const rep = await runCommand(PERF, ['report', '-i', data, '--stdio', '--no-children', '--sort', 'sym', '-q', '--percent-limit', '0.1'], { timeoutMs: 120_000 });
+    const rep = await runCommand(
+      PERF,
+      ['report', '-i', data, '--stdio', '--no-children', '--sort', 'sym', '-q', '--percent-limit', '0.1'],
+      { timeoutMs: 120_000 },
+    );
     const top: Array<{ symbol: string; pct: number }> = [];
     const families: Record<string, number> = {};
     for (const line of rep.stdout.split('\n')) {

@@ -43,7 +43,14 @@ function key(i: number): PolicyKey {
   const peer = Math.floor(i / 64) % 1000;
   const dir = Math.floor(i / 64_000) % 2;
   const ep = Math.floor(i / 128_000);
-  return { epId: 1 + ep, direction: dir === 0 ? 'ingress' : 'egress', peer: 256 + peer, protocol: port % 2 === 0 ? 6 : 17, dport: 1000 + port, portPrefixLen: 16 };
+  return {
+    epId: 1 + ep,
+    direction: dir === 0 ? 'ingress' : 'egress',
+    peer: 256 + peer,
+    protocol: port % 2 === 0 ? 6 : 17,
+    dport: 1000 + port,
+    portPrefixLen: 16,
+  };
 }
 
 function progress(msg: string): void {
@@ -70,7 +77,13 @@ try {
   const keyList: Buffer[] = [];
   for (let i = 0; i < N; i++) keyList.push(keysBuf.subarray(i * keyBytes, (i + 1) * keyBytes));
 
-  const hash = BpfMap.create({ name: 'bench_install', type: MapType.Hash, keySize: keyBytes, valueSize: valueBytes, maxEntries: N });
+  const hash = BpfMap.create({
+    name: 'bench_install',
+    type: MapType.Hash,
+    keySize: keyBytes,
+    valueSize: valueBytes,
+    maxEntries: N,
+  });
   const reps: Array<Record<string, number>> = [];
   for (let r = 0; r < REPS; r++) {
     let t0 = performance.now();
@@ -89,7 +102,16 @@ try {
       for await (const _ of map.entries(8192)) countAfterTyped++;
       if (countAfterTyped !== N) throw new Error(`map holds ${countAfterTyped} entries after writing ${N}`);
       const own: EndpointPolicyEntry[] = [];
-      for (let i = 0; i < 100; i++) own.push({ direction: 'ingress', peer: 5000 + i, protocol: 6, dport: 80, portPrefixLen: 16, verdict: 'allow', cookie: 7 });
+      for (let i = 0; i < 100; i++)
+        own.push({
+          direction: 'ingress',
+          peer: 5000 + i,
+          protocol: 6,
+          dport: 80,
+          portPrefixLen: 16,
+          verdict: 'allow',
+          cookie: 7,
+        });
       // The first sync after a bulk write loads the policy map's mirror (a full read, as after a
       // restart); later ones diff against it.
       t0 = performance.now();
@@ -124,7 +146,8 @@ try {
       writePolicyValue(ev, i * valueBytes, v, k);
     }
     const encodeMs = ms(t0);
-    if (!ek.equals(keysBuf) || !ev.equals(valuesBuf)) throw new Error('packed encoding differs from the per-entry encoders');
+    if (!ek.equals(keysBuf) || !ev.equals(valuesBuf))
+      throw new Error('packed encoding differs from the per-entry encoders');
 
     t0 = performance.now();
     const hashWritten = await bpfNative().mapUpdateBatch(hash.fd, keysBuf, valuesBuf, 0);
@@ -132,14 +155,27 @@ try {
     if (hashWritten !== N) throw new Error(`hash batch wrote ${hashWritten} of ${N}`);
     await hash.deleteBatch(keyList);
 
-    reps.push({ typedMs, rawMs, deleteMs, encodeMs, hashRawMs, sync1Ms, sync1Written, sync1SteadyMs, sync1SteadyWritten, countAfterTyped });
+    reps.push({
+      typedMs,
+      rawMs,
+      deleteMs,
+      encodeMs,
+      hashRawMs,
+      sync1Ms,
+      sync1Written,
+      sync1SteadyMs,
+      sync1SteadyWritten,
+      countAfterTyped,
+    });
     progress(
       `rep ${r + 1}/${REPS}: typed ${typedMs.toFixed(0)} ms (encoding ${encodeMs.toFixed(0)} ms), raw ${rawMs.toFixed(0)} ms (hash map ${hashRawMs.toFixed(0)} ms), ` +
         `delete ${deleteMs.toFixed(0)} ms${r === 0 ? `, sync of 100 entries beside ${N}: first ${sync1Ms.toFixed(0)} ms (loads the mirror), next ${sync1SteadyMs.toFixed(1)} ms (${sync1SteadyWritten} written)` : ''}`,
     );
   }
   hash.close();
-  process.stdout.write(`${JSON.stringify({ entries: N, keyBytes, valueBytes, mapType: map.info.type, maxEntries: map.info.maxEntries, reps })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ entries: N, keyBytes, valueBytes, mapType: map.info.type, maxEntries: map.info.maxEntries, reps })}\n`,
+  );
 } finally {
   dp.close();
   // The pins are the maps' last references: unlinking them frees the maps.

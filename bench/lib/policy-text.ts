@@ -10,7 +10,10 @@ interface PortItem {
 
 function portsYaml(items: readonly PortItem[], indent: string): string {
   return items
-    .map((p) => `${indent}- port: "${p.port}"\n${p.endPort !== undefined ? `${indent}  endPort: ${p.endPort}\n` : ''}${indent}  protocol: TCP\n`)
+    .map(
+      (p) =>
+        `${indent}- port: "${p.port}"\n${p.endPort !== undefined ? `${indent}  endPort: ${p.endPort}\n` : ''}${indent}  protocol: TCP\n`,
+    )
     .join('');
 }
 
@@ -18,10 +21,19 @@ function portsYaml(items: readonly PortItem[], indent: string): string {
  * `name`: endpoints with `selector` accept ingress from endpoints with `from` on TCP `ports`.
  * More than 40 port items (Cilium's per-toPorts limit) are split over several toPorts items.
  */
-export function ingressAllowPolicy(name: string, selector: Record<string, string>, from: Record<string, string>, ports: readonly PortItem[]): string {
-  const labels = (l: Record<string, string>, indent: string) => Object.entries(l).map(([k, v]) => `${indent}${k}: ${v}\n`).join('');
+export function ingressAllowPolicy(
+  name: string,
+  selector: Record<string, string>,
+  from: Record<string, string>,
+  ports: readonly PortItem[],
+): string {
+  const labels = (l: Record<string, string>, indent: string) =>
+    Object.entries(l)
+      .map(([k, v]) => `${indent}${k}: ${v}\n`)
+      .join('');
   const toPorts: string[] = [];
-  for (let i = 0; i < ports.length; i += 40) toPorts.push(`    - ports:\n${portsYaml(ports.slice(i, i + 40), '      ')}`);
+  for (let i = 0; i < ports.length; i += 40)
+    toPorts.push(`    - ports:\n${portsYaml(ports.slice(i, i + 40), '      ')}`);
   return (
     'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n' +
     `metadata:\n  name: ${name}\n` +
@@ -46,7 +58,14 @@ export function portBlock(first: number, count: number): PortItem[] {
  * (one peer identity) on distinct TCP ports from `firstPort`, as `policies` separate policies
  * (`<prefix>-000`, ...), joined into one multi-document YAML text.
  */
-export function fillerPolicies(prefix: string, selector: Record<string, string>, from: Record<string, string>, entries: number, policies: number, firstPort: number): string {
+export function fillerPolicies(
+  prefix: string,
+  selector: Record<string, string>,
+  from: Record<string, string>,
+  entries: number,
+  policies: number,
+  firstPort: number,
+): string {
   const per = Math.ceil(entries / policies);
   const docs: string[] = [];
   for (let i = 0, port = firstPort, left = entries; left > 0; i++) {

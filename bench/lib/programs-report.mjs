@@ -13,9 +13,17 @@ const DIFFERENCES = [
   ['local-policy-50k', 'local-policy', 'the same lookups with 50 000 more entries under the destination'],
   ['local-50k', 'local', 'control: the large datapath without a policy lookup (should be ~0)'],
   ['reply', 'local', 'reply: a missed forward ct lookup + the reversed one, no policy'],
-  ['stack', 'local', 'ipcache LPM lookup instead of a local endpoint hit; no MAC rewrite, one metrics update instead of two'],
+  [
+    'stack',
+    'local',
+    'ipcache LPM lookup instead of a local endpoint hit; no MAC rewrite, one metrics update instead of two',
+  ],
   ['encap', 'stack', 'bpf_skb_set_tunnel_key + redirect instead of the masquerade mark'],
-  ['to-container', 'local-policy', 'to_container (ipcache LPM for the source + ingress policy) vs from_container to a local enforcing peer'],
+  [
+    'to-container',
+    'local-policy',
+    'to_container (ipcache LPM for the source + ingress policy) vs from_container to a local enforcing peer',
+  ],
   ['local', 'floor', 'from_container local path minus test-run harness and program entry'],
 ];
 
@@ -25,13 +33,21 @@ const DIFFERENCES = [
  */
 function renderObjects(res) {
   const [first, ...rest] = res.objects;
-  const xs = (variant, object) => res.objectSamples.filter((x) => x.variant === variant && x.object === object).sort((a, b) => a.round - b.round).map((x) => x.nsPerRun);
+  const xs = (variant, object) =>
+    res.objectSamples
+      .filter((x) => x.variant === variant && x.object === object)
+      .sort((a, b) => a.round - b.round)
+      .map((x) => x.nsPerRun);
   const rows = res.variants.map((v) => {
     const base = xs(v.key, first.label);
-    return [`\`${v.key}\``, fmt(median(base)), ...rest.flatMap((o) => {
-      const mine = xs(v.key, o.label);
-      return [fmt(median(mine)), `${fmt(pairedRatio(mine, base), 2)}×`];
-    })];
+    return [
+      `\`${v.key}\``,
+      fmt(median(base)),
+      ...rest.flatMap((o) => {
+        const mine = xs(v.key, o.label);
+        return [fmt(median(mine)), `${fmt(pairedRatio(mine, base), 2)}×`];
+      }),
+    ];
   });
   return [
     `Objects, interleaved in every round: ${res.objects.map((o) => `${o.label} = ${o.path}`).join('; ')}.`,
@@ -53,22 +69,46 @@ export function renderPrograms(res) {
       `HEAD ${res.code?.head}${res.code?.uncommittedFiles ? ` + ${res.code.uncommittedFiles} uncommitted file(s) under bpf/ src/ native/` : ''}, kernel ${m.kernel}. ` +
       (s.cold > 0
         ? `**Cold caches**: ${fmt(s.rounds)} interleaved rounds × ${fmt(s.cold)} single runs per path, each right after ${fmt(s.coldMib)} MiB of memory was rewritten (median per round) (TCP ACK`
-        : `${fmt(s.rounds)} interleaved rounds × ${fmt(s.repeat)} runs per path (TCP ACK`) + `  of an established flow, ${fmt(s.packetBytes)} bytes of IPv4); ` +
+        : `${fmt(s.rounds)} interleaved rounds × ${fmt(s.repeat)} runs per path (TCP ACK`) +
+      `  of an established flow, ${fmt(s.packetBytes)} bytes of IPv4); ` +
       `policy maps: ${fmt(res.policyEntries?.small)} entries (small), ${fmt(res.policyEntries?.large)} (large). ` +
       `Load average ${m.loadBefore?.load1} before / ${m.loadAfter?.load1} after on ${m.loadBefore?.cpus} CPUs` +
       (busy ? ' — **other work was running**: read the ratios (same round), not the absolute figures.' : '.') +
-      (s.cold > 0 ? ' ns/run is the kernel\'s figure for one run (integer ns, clock reads included).' : ' ns/run is the kernel\'s average over the repetitions (integer ns).'),
+      (s.cold > 0
+        ? " ns/run is the kernel's figure for one run (integer ns, clock reads included)."
+        : " ns/run is the kernel's average over the repetitions (integer ns)."),
   );
   out.push('');
 
-  const byVariant = new Map(res.variants.map((v) => [v.key, res.samples.filter((x) => x.variant === v.key).sort((a, b) => a.round - b.round).map((x) => x.nsPerRun)]));
+  const byVariant = new Map(
+    res.variants.map((v) => [
+      v.key,
+      res.samples
+        .filter((x) => x.variant === v.key)
+        .sort((a, b) => a.round - b.round)
+        .map((x) => x.nsPerRun),
+    ]),
+  );
   const base = byVariant.get('local') ?? [];
   const rows = res.variants.map((v) => {
     const xs = byVariant.get(v.key);
     const sum = summarize(xs);
-    return [`\`${v.key}\``, `${v.program}${v.datapath === 'large' ? ' (large)' : ''}`, v.what, `${fmt(sum.median)} [${fmt(sum.min)}–${fmt(sum.max)}]`, `${fmt(pairedRatio(xs, base), 2)}×`];
+    return [
+      `\`${v.key}\``,
+      `${v.program}${v.datapath === 'large' ? ' (large)' : ''}`,
+      v.what,
+      `${fmt(sum.median)} [${fmt(sum.min)}–${fmt(sum.max)}]`,
+      `${fmt(pairedRatio(xs, base), 2)}×`,
+    ];
   });
-  for (const n of res.notMeasured ?? []) rows.push([`\`${n.key}\``, n.program, `not measurable: ${n.reason} (observed: retval ${n.retval}, ${n.dropReasons.join(', ') || 'no counter moved'})`, '–', '–']);
+  for (const n of res.notMeasured ?? [])
+    rows.push([
+      `\`${n.key}\``,
+      n.program,
+      `not measurable: ${n.reason} (observed: retval ${n.retval}, ${n.dropReasons.join(', ') || 'no counter moved'})`,
+      '–',
+      '–',
+    ]);
   out.push(table(['path', 'program', 'what', 'ns/run median [min–max]', '× local (per-round median)'], rows));
   out.push('');
 

@@ -36,12 +36,16 @@ export function renderSingleHost(res) {
     `One lab host: private dockerd ${m.versions?.dockerd ?? '?'} (\`--bridge=none --iptables=false\`), our daemon beside it ` +
       `(embedded SQLite store on ${m.stateDir ?? '?'}), image \`bb\` (busybox). Node ${m.versions?.node ?? '?'}, kernel ${m.versions?.kernel ?? '?'}. ` +
       `Load average ${m.loadBefore?.load1} before / ${m.loadAfter?.load1} after on ${m.loadBefore?.cpus} CPUs` +
-      (m.loadBefore?.load1 > m.loadBefore?.cpus ? ' — **the machine was busy with other work: compare ratios, not absolute times**.' : '.'),
+      (m.loadBefore?.load1 > m.loadBefore?.cpus
+        ? ' — **the machine was busy with other work: compare ratios, not absolute times**.'
+        : '.'),
   );
   if (res.code) {
     const c = res.code;
     out.push('');
-    out.push(`Code measured: HEAD ${c.head}${c.uncommittedSrcFiles ? ` + ${c.uncommittedSrcFiles} uncommitted file(s) under src/` : ''}, dist built ${c.distBuiltAt}; daemon datapath \`${c.datapath}\`, kvstore \`${c.kvstore}\`.`);
+    out.push(
+      `Code measured: HEAD ${c.head}${c.uncommittedSrcFiles ? ` + ${c.uncommittedSrcFiles} uncommitted file(s) under src/` : ''}, dist built ${c.distBuiltAt}; daemon datapath \`${c.datapath}\`, kvstore \`${c.kvstore}\`.`,
+    );
   }
   out.push('');
 
@@ -52,7 +56,9 @@ export function renderSingleHost(res) {
       const k = `${f.phase} / ${f.config}: ${f.error}`;
       byKey.set(k, (byKey.get(k) ?? 0) + 1);
     }
-    out.push(`**${fails.length} \`docker run\` failed and were retried** (not counted in the timings; each one is a bug to look at):`);
+    out.push(
+      `**${fails.length} \`docker run\` failed and were retried** (not counted in the timings; each one is a bug to look at):`,
+    );
     out.push('');
     for (const [k, n] of byKey) out.push(`- ${n} × ${k}`);
     out.push('');
@@ -68,9 +74,13 @@ export function renderSingleHost(res) {
     return arr;
   };
   // `null` (the no-op remote driver) only in runs that had it.
-  const CONFIGS = ['none', 'default', 'bridge', 'null', 'cilium'].filter((c) => (c !== 'null' && c !== 'default') || by(c).length > 0);
+  const CONFIGS = ['none', 'default', 'bridge', 'null', 'cilium'].filter(
+    (c) => (c !== 'null' && c !== 'default') || by(c).length > 0,
+  );
   const st = Object.fromEntries(CONFIGS.map((c) => [c, summarize(by(c).map((x) => x.ms))]));
-  out.push(`### \`docker run --rm --network X bb true\` — ${s.rounds} interleaved rounds (order rotated per round, ${s.warmup} warm-up rounds not counted)`);
+  out.push(
+    `### \`docker run --rm --network X bb true\` — ${s.rounds} interleaved rounds (order rotated per round, ${s.warmup} warm-up rounds not counted)`,
+  );
   out.push('');
   const targetCell = {
     none: '',
@@ -81,7 +91,17 @@ export function renderSingleHost(res) {
   };
   out.push(
     table(
-      ['network', 'n', 'median ms', 'p90 ms', 'min ms', 'max ms', 'median / none median', 'paired ratio to none (median of rounds)', 'target'],
+      [
+        'network',
+        'n',
+        'median ms',
+        'p90 ms',
+        'min ms',
+        'max ms',
+        'median / none median',
+        'paired ratio to none (median of rounds)',
+        'target',
+      ],
       CONFIGS.map((c) => [
         LABEL[c],
         String(st[c].n),
@@ -113,7 +133,9 @@ export function renderSingleHost(res) {
       `floor of any remote driver here: null driver ${fmt(st.null.median / st.none.median, 2)}× none; ours − null = ${fmt(st.cilium.median - st.null.median)} ms ` +
         `(paired ours / null ${fmt(pairedRatio(perRound('cilium'), perRound('null')), 2)}×; null − none = ${fmt(st.null.median - st.none.median)} ms, ` +
         `bridge − null = ${fmt(st.bridge.median - st.null.median)} ms).` +
-        (calls.length ? ` The null driver's handlers took ~${fmt(handlerMs / nullRuns, 2)} ms per container: the rest of its overhead over none is dockerd's remote-driver path (plugin HTTP calls, moving a veth into the container and addressing it).` : ''),
+        (calls.length
+          ? ` The null driver's handlers took ~${fmt(handlerMs / nullRuns, 2)} ms per container: the rest of its overhead over none is dockerd's remote-driver path (plugin HTTP calls, moving a veth into the container and addressing it).`
+          : ''),
     );
   }
   if (st.default) {
@@ -125,7 +147,11 @@ export function renderSingleHost(res) {
         `Ours without that dockerd-side cost would be ~${fmt((st.cilium.median - dnsCost) / st.none.median, 2)}× none (ours − embedded DNS cost), against the target of ${TARGETS.latencyVsNone}×.`,
     );
   }
-  verdicts.push({ name: `latency: ours median <= ${TARGETS.latencyVsNone}x none`, ok: oursVsNone <= TARGETS.latencyVsNone, text: `${fmt(oursVsNone, 2)}x` });
+  verdicts.push({
+    name: `latency: ours median <= ${TARGETS.latencyVsNone}x none`,
+    ok: oursVsNone <= TARGETS.latencyVsNone,
+    text: `${fmt(oursVsNone, 2)}x`,
+  });
   out.push('');
   out.push('CPU time per container run (mean; 10 ms tick resolution summed over all runs):');
   out.push('');
@@ -136,7 +162,13 @@ export function renderSingleHost(res) {
   out.push(
     table(
       ['network', 'our daemon ms', '… its children (`ip`) ms', 'dockerd ms', 'containerd ms'],
-      CONFIGS.map((c) => [LABEL[c], fmt(cpuMean(c, 'daemon'), 1), fmt(cpuMean(c, 'daemonChildren'), 1), fmt(cpuMean(c, 'dockerd'), 1), fmt(cpuMean(c, 'containerd'), 1)]),
+      CONFIGS.map((c) => [
+        LABEL[c],
+        fmt(cpuMean(c, 'daemon'), 1),
+        fmt(cpuMean(c, 'daemonChildren'), 1),
+        fmt(cpuMean(c, 'dockerd'), 1),
+        fmt(cpuMean(c, 'containerd'), 1),
+      ]),
     ),
   );
   out.push('');
@@ -144,7 +176,9 @@ export function renderSingleHost(res) {
   // 2. Concurrent.
   const conc = res.concurrent ?? [];
   if (conc.length > 0) {
-    out.push(`### ${s.concN} × \`docker run -d … sleep\` started concurrently, then one \`docker rm -f\` of all — ${s.concRounds} interleaved rounds`);
+    out.push(
+      `### ${s.concN} × \`docker run -d … sleep\` started concurrently, then one \`docker rm -f\` of all — ${s.concRounds} interleaved rounds`,
+    );
     out.push('');
     const cs = (c, k) => summarize(conc.filter((x) => x.config === c).map((x) => x[k]));
     const configs = s.concConfigs;
@@ -152,11 +186,23 @@ export function renderSingleHost(res) {
     const baseRm = cs('bridge', 'removeMs').median;
     out.push(
       table(
-        ['network', 'rounds', `all ${s.concN} running: median s [min–max]`, 'amortised ms/container', 'vs bridge (start)', 'all removed: median s [min–max]', 'vs bridge (remove)', 'daemon CPU ms/container', 'target'],
+        [
+          'network',
+          'rounds',
+          `all ${s.concN} running: median s [min–max]`,
+          'amortised ms/container',
+          'vs bridge (start)',
+          'all removed: median s [min–max]',
+          'vs bridge (remove)',
+          'daemon CPU ms/container',
+          'target',
+        ],
         configs.map((c) => {
           const a = cs(c, 'startMs');
           const r = cs(c, 'removeMs');
-          const cpu = summarize(conc.filter((x) => x.config === c).map((x) => (x.cpu.daemon + x.cpu.daemonChildren) / x.n)).median;
+          const cpu = summarize(
+            conc.filter((x) => x.config === c).map((x) => (x.cpu.daemon + x.cpu.daemonChildren) / x.n),
+          ).median;
           return [
             LABEL[c],
             String(a.n),
@@ -175,11 +221,23 @@ export function renderSingleHost(res) {
     if (configs.includes('cilium') && configs.includes('bridge')) {
       const ratio = cs('cilium', 'startMs').median / base;
       const paired = pairedRatio(
-        conc.filter((x) => x.config === 'cilium').sort((a, b) => a.round - b.round).map((x) => x.startMs),
-        conc.filter((x) => x.config === 'bridge').sort((a, b) => a.round - b.round).map((x) => x.startMs),
+        conc
+          .filter((x) => x.config === 'cilium')
+          .sort((a, b) => a.round - b.round)
+          .map((x) => x.startMs),
+        conc
+          .filter((x) => x.config === 'bridge')
+          .sort((a, b) => a.round - b.round)
+          .map((x) => x.startMs),
       );
-      out.push(`Concurrent start, ours vs bridge: ${fmt(ratio, 2)}× ratio of medians (paired ${fmt(paired, 2)}×) → ${verdict(ratio <= TARGETS.concurrentVsBridge)}.`);
-      verdicts.push({ name: `concurrent: ${s.concN} starts no slower than bridge`, ok: ratio <= TARGETS.concurrentVsBridge, text: `${fmt(ratio, 2)}x` });
+      out.push(
+        `Concurrent start, ours vs bridge: ${fmt(ratio, 2)}× ratio of medians (paired ${fmt(paired, 2)}×) → ${verdict(ratio <= TARGETS.concurrentVsBridge)}.`,
+      );
+      verdicts.push({
+        name: `concurrent: ${s.concN} starts no slower than bridge`,
+        ok: ratio <= TARGETS.concurrentVsBridge,
+        text: `${fmt(ratio, 2)}x`,
+      });
       out.push('');
     }
   }
@@ -196,7 +254,17 @@ export function renderSingleHost(res) {
     const concRuns = conc.filter((x) => x.config === 'cilium').reduce((a, x) => a + x.n, 0);
     out.push(
       table(
-        ['call', 'n (serial)', 'median ms', 'p90 ms', 'max ms', 'per container ms (median × calls/container)', `n (${s.concN} concurrent)`, 'median ms (concurrent)', 'p90 ms (concurrent)'],
+        [
+          'call',
+          'n (serial)',
+          'median ms',
+          'p90 ms',
+          'max ms',
+          'per container ms (median × calls/container)',
+          `n (${s.concN} concurrent)`,
+          'median ms (concurrent)',
+          'p90 ms (concurrent)',
+        ],
         rows.map((r) => {
           const c = concRows.get(r.call);
           return [
@@ -222,7 +290,9 @@ export function renderSingleHost(res) {
       `Plugin handler time per container (serial, sum over the calls of one container's life): **${fmt(pluginPerContainer, 1)} ms**, ` +
         `against ours − none = ${fmt(overNone)} ms and ours − bridge = ${fmt(overBridge)} ms of wall time ` +
         `(Docker's bridge costs ${fmt(bridgeOverNone)} ms over none). ` +
-        (overNone > 0 ? `The plugin handlers are ~${fmt((100 * pluginPerContainer) / overNone)} % of our overhead over none. ` : '') +
+        (overNone > 0
+          ? `The plugin handlers are ~${fmt((100 * pluginPerContainer) / overNone)} % of our overhead over none. `
+          : '') +
         `Besides dockerd's own work between the calls (windows below), our daemon used ${fmt(cpuMean('cilium', 'daemon') + cpuMean('cilium', 'daemonChildren'))} ms of CPU per container ` +
         `(${fmt(cpuMean('cilium', 'daemonChildren'))} ms in \`ip\` children; ${fmt(cpuMean('none', 'daemon') + cpuMean('none', 'daemonChildren'))} ms on \`none\` runs) against dockerd's ${fmt(cpuMean('cilium', 'dockerd'))} ms: ` +
         `on ${m.loadBefore?.cpus ?? '?'} vCPUs that CPU is taken from dockerd, containerd and runc while the container starts.` +
@@ -239,8 +309,18 @@ export function renderSingleHost(res) {
       };
       out.push(
         table(
-          ['window of one container (serial runs)', 'n', 'median window ms', 'median plugin handler ms', 'median dockerd + HTTP between calls ms', 'plugin share %'],
-          [row('setup: `RequestAddress` start → `ProgramExternalConnectivity` end', w.setup), row('teardown: `RevokeExternalConnectivity` start → `ReleaseAddress` end', w.teardown)],
+          [
+            'window of one container (serial runs)',
+            'n',
+            'median window ms',
+            'median plugin handler ms',
+            'median dockerd + HTTP between calls ms',
+            'plugin share %',
+          ],
+          [
+            row('setup: `RequestAddress` start → `ProgramExternalConnectivity` end', w.setup),
+            row('teardown: `RevokeExternalConnectivity` start → `ReleaseAddress` end', w.teardown),
+          ],
         ),
       );
       out.push('');
@@ -250,7 +330,9 @@ export function renderSingleHost(res) {
   // 4. Diagnostics.
   const tr = res.strace;
   if (tr && tr.runs > 0) {
-    out.push(`### Diagnostics: \`strace -f\` on the daemon over ${tr.runs} serial runs on our network (counts exact, durations inflated by tracing)`);
+    out.push(
+      `### Diagnostics: \`strace -f\` on the daemon over ${tr.runs} serial runs on our network (counts exact, durations inflated by tracing)`,
+    );
     out.push('');
     const groups = new Map();
     for (const sp of tr.spawns) {
@@ -261,8 +343,18 @@ export function renderSingleHost(res) {
     const rowsSp = [...groups.entries()].sort((a, b) => b[1].length - a[1].length);
     out.push(
       table(
-        ['process spawned by the daemon', 'per container', 'median ms fork→exit', `median ms in ${tr.spawns[0]?.forkSyscall ?? 'fork'} (event loop blocked)`],
-        rowsSp.map(([cmd, g]) => [`\`${cmd}\``, fmt(g.length / tr.runs, 1), fmt(median(g.map((x) => x.totalMs)), 1), fmt(median(g.map((x) => x.forkMs)), 2)]),
+        [
+          'process spawned by the daemon',
+          'per container',
+          'median ms fork→exit',
+          `median ms in ${tr.spawns[0]?.forkSyscall ?? 'fork'} (event loop blocked)`,
+        ],
+        rowsSp.map(([cmd, g]) => [
+          `\`${cmd}\``,
+          fmt(g.length / tr.runs, 1),
+          fmt(median(g.map((x) => x.totalMs)), 1),
+          fmt(median(g.map((x) => x.forkMs)), 2),
+        ]),
       ),
     );
     out.push('');
@@ -277,7 +369,9 @@ export function renderSingleHost(res) {
   }
   const dt = res.dockerdStrace;
   if (dt && Object.keys(dt).length > 0) {
-    out.push('### Diagnostics: processes dockerd itself spawns per container (`strace -f` on dockerd; durations inflated by tracing)');
+    out.push(
+      '### Diagnostics: processes dockerd itself spawns per container (`strace -f` on dockerd; durations inflated by tracing)',
+    );
     out.push('');
     const isResolver = (c) => c.includes('setup-resolver') || c.startsWith('iptables');
     const rowsDt = Object.entries(dt).map(([config, d]) => {
@@ -297,13 +391,21 @@ export function renderSingleHost(res) {
     });
     out.push(
       table(
-        ['network', 'runs', '`setup-resolver` re-execs per container', 'ms in them per container (fork→exit, incl. their iptables)', 'iptables runs per container', 'other processes per container', 'other commands'],
+        [
+          'network',
+          'runs',
+          '`setup-resolver` re-execs per container',
+          'ms in them per container (fork→exit, incl. their iptables)',
+          'iptables runs per container',
+          'other processes per container',
+          'other commands',
+        ],
         rowsDt,
       ),
     );
     out.push('');
     out.push(
-      'dockerd starts its embedded DNS server (127.0.0.11) for every container on a user-defined network, whatever the driver: a re-exec of dockerd in the container\'s namespace that runs iptables 11 times. `--network none` and the default bridge skip it (daemon/container_operations.go: DisableResolution), and a network plugin cannot turn it off: it is part of every remote driver\'s latency over `none`.',
+      "dockerd starts its embedded DNS server (127.0.0.11) for every container on a user-defined network, whatever the driver: a re-exec of dockerd in the container's namespace that runs iptables 11 times. `--network none` and the default bridge skip it (daemon/container_operations.go: DisableResolution), and a network plugin cannot turn it off: it is part of every remote driver's latency over `none`.",
     );
     out.push('');
   }
@@ -316,7 +418,10 @@ export function renderSingleHost(res) {
       table(
         ['operation', 'CreateEndpoint part ms', 'Join part ms', 'DeleteEndpoint part ms', 'total ms'],
         [
-          ['veth + route as one `ip` process per command (link add, set up, 2× `-json link show`, route, del: 6 processes; the daemon now sends these to its long-lived `ip -batch` worker instead)', ...v(mi.vethAsPlugin)],
+          [
+            'veth + route as one `ip` process per command (link add, set up, 2× `-json link show`, route, del: 6 processes; the daemon now sends these to its long-lived `ip -batch` worker instead)',
+            ...v(mi.vethAsPlugin),
+          ],
           ['lean: `ip link add … up`, ifindex/MAC from /sys, route, del (3 `ip` processes)', ...v(mi.vethLean)],
         ],
       ),
@@ -324,7 +429,9 @@ export function renderSingleHost(res) {
     out.push('');
     out.push(
       `One \`ip -json link show\` through execFile: ${fmt(mi.spawnIp, 1)} ms from a ${fmt(mi.rssMiB)} MiB Node process, of which the execFile() call itself (fork + exec setup) blocks the event loop ${fmt(mi.spawnBlock, 2)} ms` +
-        (mi.spawnBlockBallast !== undefined ? `; from a ${fmt(mi.ballastRssMiB)} MiB process (the daemon's size): ${fmt(mi.spawnIpBallast, 1)} ms, blocking ${fmt(mi.spawnBlockBallast, 2)} ms. ` : '. ') +
+        (mi.spawnBlockBallast !== undefined
+          ? `; from a ${fmt(mi.ballastRssMiB)} MiB process (the daemon's size): ${fmt(mi.spawnIpBallast, 1)} ms, blocking ${fmt(mi.spawnBlockBallast, 2)} ms. `
+          : '. ') +
         `One SQLite put in its own transaction on the state directory's file system: ${fmt(mi.sqliteFull, 2)} ms with \`synchronous=FULL\` (\`local.sync=full\`), ${fmt(mi.sqliteNormal, 2)} ms with NORMAL (the default).` +
         (m.daemonRssMiB ? ` Daemon RSS ${fmt(m.daemonRssMiB)} MiB.` : ''),
     );
@@ -335,7 +442,9 @@ export function renderSingleHost(res) {
   }
   const cp = res.cpuProfile;
   if (cp && cp.runs > 0) {
-    out.push(`### Diagnostics: daemon main thread under \`node --cpu-prof\`, ${cp.runs} serial runs on our network (after a restart; sampling inflates times)`);
+    out.push(
+      `### Diagnostics: daemon main thread under \`node --cpu-prof\`, ${cp.runs} serial runs on our network (after a restart; sampling inflates times)`,
+    );
     out.push('');
     out.push(
       `Main thread busy ${fmt(cp.busyMs / cp.runs, 1)} ms per container (CPU plus waits inside synchronous calls such as fork() and fsync); ` +
@@ -349,7 +458,12 @@ export function renderSingleHost(res) {
       ),
     );
     out.push('');
-    out.push(`Top self time: ${cp.topSelf.slice(0, 6).map((b) => `\`${b.bucket}\` ${fmt(b.ms / cp.runs, 1)} ms`).join(', ')} (per container).`);
+    out.push(
+      `Top self time: ${cp.topSelf
+        .slice(0, 6)
+        .map((b) => `\`${b.bucket}\` ${fmt(b.ms / cp.runs, 1)} ms`)
+        .join(', ')} (per container).`,
+    );
     out.push('');
   }
   if (res.skipped?.length) {

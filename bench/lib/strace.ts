@@ -153,7 +153,11 @@ export function parseStrace(text: string): StraceResult {
       if (ret > 0) forkStart.set(ret, { ts: start, syscall, ms: Math.max(durMs, (end - start) * 1000) });
     } else if (syscall === 'execve') {
       const args = /^execve\("[^"]*", \[(.*?)\](?:\.\.\.)?, /.exec(head);
-      if (ret === 0 && args) argvOf.set(pid, [...args[1]!.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((x) => x[1]!));
+      if (ret === 0 && args)
+        argvOf.set(
+          pid,
+          [...args[1]!.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((x) => x[1]!),
+        );
     } else if (syscall === 'fsync' || syscall === 'fdatasync' || syscall === 'sync_file_range') {
       syncs.push({ syscall, ms: durMs });
     }
@@ -163,7 +167,12 @@ export function parseStrace(text: string): StraceResult {
     const argv = argvOf.get(child);
     const exit = exitTs.get(child);
     if (!argv || exit === undefined) continue; // a thread, or a child that never exec'd/exited
-    spawns.push({ command: normaliseCommand(argv), totalMs: (exit - f.ts) * 1000, forkMs: f.ms, forkSyscall: f.syscall });
+    spawns.push({
+      command: normaliseCommand(argv),
+      totalMs: (exit - f.ts) * 1000,
+      forkMs: f.ms,
+      forkSyscall: f.syscall,
+    });
   }
   return { spawns, syncs };
 }

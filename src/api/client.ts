@@ -66,11 +66,22 @@ export class ApiClient {
    * `timeoutMs` is how long the socket may stay idle (default 30 s); calls the daemon may hold
    * open on purpose (policy wait) pass more.
    */
-  call<T>(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown, options: { timeoutMs?: number } = {}): Promise<T> {
+  call<T>(
+    method: 'GET' | 'PUT' | 'POST' | 'DELETE',
+    path: string,
+    body?: unknown,
+    options: { timeoutMs?: number } = {},
+  ): Promise<T> {
     return new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const req = request(
-        { socketPath: this.socketPath, agent: false, method, path, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} },
+        {
+          socketPath: this.socketPath,
+          agent: false,
+          method,
+          path,
+          headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -80,7 +91,13 @@ export class ApiClient {
             try {
               parsed = text === '' ? undefined : JSON.parse(text);
             } catch {
-              reject(new CiliumDockerError('Internal', 'ERR_BAD_REPLY', `daemon sent a non-JSON reply to ${method} ${path}: ${text.slice(0, 200)}`));
+              reject(
+                new CiliumDockerError(
+                  'Internal',
+                  'ERR_BAD_REPLY',
+                  `daemon sent a non-JSON reply to ${method} ${path}: ${text.slice(0, 200)}`,
+                ),
+              );
               return;
             }
             if ((res.statusCode ?? 500) >= 400) {
@@ -166,17 +183,20 @@ export class ApiClient {
   }
   /** `DELETE /v1/policy/:name`. */
   deletePolicy(name: string): Promise<PolicyRevisionModel> {
-    if (name === '') return Promise.reject(new BadRequestError('empty policy name; use deleteAllPolicies() to delete every policy'));
+    if (name === '')
+      return Promise.reject(new BadRequestError('empty policy name; use deleteAllPolicies() to delete every policy'));
     return this.call('DELETE', `/v1/policy/${encodeURIComponent(name)}`);
   }
   /** `GET /v1/policy?labels=...`: the policies with a rule carrying all these labels. */
   getPolicyByLabels(labels: readonly string[]): Promise<PolicyListModel> {
-    if (labels.length === 0) return Promise.reject(new BadRequestError('no labels given; use getPolicy() for every policy'));
+    if (labels.length === 0)
+      return Promise.reject(new BadRequestError('no labels given; use getPolicy() for every policy'));
     return this.call('GET', `/v1/policy?${labels.map((l) => `labels=${encodeURIComponent(l)}`).join('&')}`);
   }
   /** `DELETE /v1/policy?labels=...`: deletes the policies whose rules carry all these labels. */
   deletePolicyByLabels(labels: readonly string[]): Promise<PolicyRevisionModel> {
-    if (labels.length === 0 || labels.includes('')) return Promise.reject(new BadRequestError('no labels given; use deleteAllPolicies() to delete every policy'));
+    if (labels.length === 0 || labels.includes(''))
+      return Promise.reject(new BadRequestError('no labels given; use deleteAllPolicies() to delete every policy'));
     return this.call('DELETE', `/v1/policy?${labels.map((l) => `labels=${encodeURIComponent(l)}`).join('&')}`);
   }
   /** `DELETE /v1/policy`: deletes every policy (a separate method so that no empty name deletes all). */
@@ -190,7 +210,9 @@ export class ApiClient {
   /** `GET /v1/policy/wait/:revision`: resolves once every local endpoint applied `revision`. */
   waitPolicy(revision: number, timeoutMs: number): Promise<PolicyWaitModel> {
     // The daemon holds the request up to timeoutMs and then answers with its own error.
-    return this.call('GET', `/v1/policy/wait/${revision}?timeout=${timeoutMs}`, undefined, { timeoutMs: timeoutMs + CALL_TIMEOUT_MS });
+    return this.call('GET', `/v1/policy/wait/${revision}?timeout=${timeoutMs}`, undefined, {
+      timeoutMs: timeoutMs + CALL_TIMEOUT_MS,
+    });
   }
 
   /**
@@ -223,7 +245,11 @@ export class ApiClient {
         try {
           event = JSON.parse(line) as MonitorEventModel;
         } catch {
-          throw new CiliumDockerError('Internal', 'ERR_BAD_REPLY', `daemon sent a non-JSON monitor event: ${line.slice(0, 200)}`);
+          throw new CiliumDockerError(
+            'Internal',
+            'ERR_BAD_REPLY',
+            `daemon sent a non-JSON monitor event: ${line.slice(0, 200)}`,
+          );
         }
         onEvent(event);
       };
@@ -231,9 +257,8 @@ export class ApiClient {
       res.on('data', (chunk: string) => {
         if (!settle) return;
         pending += chunk;
-        let newline: number;
         try {
-          while ((newline = pending.indexOf('\n')) >= 0) {
+          for (let newline = pending.indexOf('\n'); newline >= 0; newline = pending.indexOf('\n')) {
             const line = pending.slice(0, newline);
             pending = pending.slice(newline + 1);
             deliver(line);
@@ -258,7 +283,11 @@ export class ApiClient {
     });
     req.on('error', (err) => finish(this.unreachable(err)));
     req.setTimeout(MONITOR_IDLE_TIMEOUT_MS, () =>
-      finish(new DaemonUnreachableError(`the daemon at ${this.socketPath} sent nothing on the monitor stream for ${MONITOR_IDLE_TIMEOUT_MS / 1000}s (not even a heartbeat)`)),
+      finish(
+        new DaemonUnreachableError(
+          `the daemon at ${this.socketPath} sent nothing on the monitor stream for ${MONITOR_IDLE_TIMEOUT_MS / 1000}s (not even a heartbeat)`,
+        ),
+      ),
     );
     req.end();
     return {
@@ -287,7 +316,10 @@ export class ApiClient {
     return this.call('GET', '/v1/bpf/endpoint');
   }
 
-  private unreachable(err: NodeJS.ErrnoException, what = 'cannot reach the cilium-docker daemon'): DaemonUnreachableError {
+  private unreachable(
+    err: NodeJS.ErrnoException,
+    what = 'cannot reach the cilium-docker daemon',
+  ): DaemonUnreachableError {
     return new DaemonUnreachableError(
       `${what} at ${this.socketPath} (${err.code ?? err.message}); is it running? start it with "sudo make run" or point --host / CILIUM_HOST at its API socket`,
       { cause: err },
@@ -312,7 +344,13 @@ function readErrorReply(res: IncomingMessage, path: string): Promise<CiliumDocke
       try {
         resolve(replyError(res.statusCode ?? 500, JSON.parse(text)));
       } catch {
-        resolve(new CiliumDockerError(kindOf(res.statusCode ?? 500), 'ERR_BAD_REPLY', `daemon sent a non-JSON reply to GET ${path}: ${text.slice(0, 200)}`));
+        resolve(
+          new CiliumDockerError(
+            kindOf(res.statusCode ?? 500),
+            'ERR_BAD_REPLY',
+            `daemon sent a non-JSON reply to GET ${path}: ${text.slice(0, 200)}`,
+          ),
+        );
       }
     });
   });

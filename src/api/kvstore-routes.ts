@@ -31,13 +31,16 @@ export const MAX_KVSTORE_REPLY_BYTES = 16 * 1024 * 1024;
 /** What the routes use of the store. */
 export type KvstoreAccess = Pick<KvStore, 'get' | 'list' | 'put' | 'delete' | 'deletePrefix'>;
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point (keys must be printable).
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
 /** Validates a key (or a prefix, which may be empty when `allowEmpty`). */
 export function parseKvstoreKey(key: unknown, allowEmpty: boolean): string {
-  if (typeof key !== 'string') throw new BadRequestError('key must be given: ?key=<key> (a prefix with recursive=true)');
+  if (typeof key !== 'string')
+    throw new BadRequestError('key must be given: ?key=<key> (a prefix with recursive=true)');
   if (key === '' && !allowEmpty) throw new BadRequestError('empty key; give a key, or a prefix with recursive=true');
-  if (Buffer.byteLength(key, 'utf8') > MAX_KVSTORE_KEY_BYTES) throw new BadRequestError(`key is longer than ${MAX_KVSTORE_KEY_BYTES} bytes`);
+  if (Buffer.byteLength(key, 'utf8') > MAX_KVSTORE_KEY_BYTES)
+    throw new BadRequestError(`key is longer than ${MAX_KVSTORE_KEY_BYTES} bytes`);
   if (CONTROL_CHARACTERS.test(key)) throw new BadRequestError(`key ${JSON.stringify(key)} contains control characters`);
   return key;
 }
@@ -52,21 +55,34 @@ function parseLimit(text: string | undefined): number {
 
 /** Validates `PUT /v1/kvstore` bodies. */
 export function parseKvstoreSetBody(body: unknown): { key: string; value: string } {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequestError('kvstore set body must be a JSON object {"key": "...", "value": "..."}');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new BadRequestError('kvstore set body must be a JSON object {"key": "...", "value": "..."}');
   const { key, value, ...rest } = body as Record<string, unknown>;
   const unknown = Object.keys(rest);
-  if (unknown.length > 0) throw new BadRequestError(`unknown field "${unknown[0]}" in kvstore set body; expected key, value`);
+  if (unknown.length > 0)
+    throw new BadRequestError(`unknown field "${unknown[0]}" in kvstore set body; expected key, value`);
   if (typeof value !== 'string') throw new BadRequestError('value must be a string');
-  if (Buffer.byteLength(value, 'utf8') > MAX_KVSTORE_VALUE_BYTES) throw new BadRequestError(`value is larger than ${MAX_KVSTORE_VALUE_BYTES} bytes`);
+  if (Buffer.byteLength(value, 'utf8') > MAX_KVSTORE_VALUE_BYTES)
+    throw new BadRequestError(`value is larger than ${MAX_KVSTORE_VALUE_BYTES} bytes`);
   return { key: parseKvstoreKey(key, false), value };
 }
 
 function toModel(p: KvPair): KvstoreEntryModel {
-  return { key: p.key, value: p.value, createRevision: String(p.createRevision), modRevision: String(p.modRevision), ...(p.lease !== undefined ? { lease: p.lease } : {}) };
+  return {
+    key: p.key,
+    value: p.value,
+    createRevision: String(p.createRevision),
+    modRevision: String(p.modRevision),
+    ...(p.lease !== undefined ? { lease: p.lease } : {}),
+  };
 }
 
 /** The first pairs that fit both bounds. */
-export function boundedEntries(pairs: readonly KvPair[], limit: number, maxBytes = MAX_KVSTORE_REPLY_BYTES): KvstoreGetModel {
+export function boundedEntries(
+  pairs: readonly KvPair[],
+  limit: number,
+  maxBytes = MAX_KVSTORE_REPLY_BYTES,
+): KvstoreGetModel {
   const entries: KvstoreEntryModel[] = [];
   let bytes = 0;
   for (const p of pairs) {
@@ -86,7 +102,10 @@ export function kvstoreRoutes(store: KvstoreAccess): RouteGroup {
       const limit = parseLimit(singleQueryValue(req.query, 'limit'));
       if (recursive) return boundedEntries((await store.list(key)).pairs, limit);
       const pair = await store.get(key);
-      if (!pair) throw new NotFoundError(`key "${key}" not found in the kvstore; "cilium kvstore get --recursive <prefix>" lists the keys under a prefix`);
+      if (!pair)
+        throw new NotFoundError(
+          `key "${key}" not found in the kvstore; "cilium kvstore get --recursive <prefix>" lists the keys under a prefix`,
+        );
       return { entries: [toModel(pair)], total: 1, truncated: false };
     });
     routes.put('/v1/kvstore', async (req): Promise<KvstoreSetModel> => {

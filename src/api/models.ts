@@ -80,7 +80,14 @@ export interface StatusModel {
   docker: { connected: boolean; detail: string };
   datapath: string;
   /** Periodic store resync and heartbeat. */
-  resync?: { intervalMs: number; resyncs: number; lastResyncAt?: string; lastResyncMs?: number; lastResyncError?: string; lastHeartbeatAt?: string };
+  resync?: {
+    intervalMs: number;
+    resyncs: number;
+    lastResyncAt?: string;
+    lastResyncMs?: number;
+    lastResyncError?: string;
+    lastHeartbeatAt?: string;
+  };
   endpoints: Record<string, number>;
   identities: number;
   networks: number;

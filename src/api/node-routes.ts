@@ -41,7 +41,12 @@ function notPeerReason(node: ClusterNodeStatus, local: ClusterNodeStatus | undef
  * The node list with each node's health: `ok` when its last heartbeat is at most
  * {@link STALE_HEARTBEAT_INTERVALS} intervals old, `stale` past that, `unknown` without one.
  */
-export function nodeModels(nodes: readonly ClusterNodeStatus[], heartbeats: ReadonlyMap<string, string> | Error, now: number, intervalMs = HEARTBEAT_INTERVAL_MS): NodeModel[] {
+export function nodeModels(
+  nodes: readonly ClusterNodeStatus[],
+  heartbeats: ReadonlyMap<string, string> | Error,
+  now: number,
+  intervalMs = HEARTBEAT_INTERVAL_MS,
+): NodeModel[] {
   const local = nodes.find((n) => n.local);
   return nodes.map((n) => {
     const details: string[] = [];
@@ -50,11 +55,17 @@ export function nodeModels(nodes: readonly ClusterNodeStatus[], heartbeats: Read
     let health: NodeModel['health'] = 'unknown';
     let seconds: number | undefined;
     if (heartbeats instanceof Error) details.push(`heartbeats could not be read: ${heartbeats.message}`);
-    else if (Number.isNaN(at)) details.push(beat === undefined ? 'no heartbeat stored yet' : `heartbeat ${JSON.stringify(beat.slice(0, 64))} is not a time`);
+    else if (Number.isNaN(at))
+      details.push(
+        beat === undefined ? 'no heartbeat stored yet' : `heartbeat ${JSON.stringify(beat.slice(0, 64))} is not a time`,
+      );
     else {
       seconds = Math.max(0, Math.round((now - at) / 1000));
       health = now - at > STALE_HEARTBEAT_INTERVALS * intervalMs ? 'stale' : 'ok';
-      if (health === 'stale') details.push(`no heartbeat for ${seconds}s (one is due every ${Math.round(intervalMs / 1000)}s): the node is down, hung or cut off from the store; its record goes when its lease expires`);
+      if (health === 'stale')
+        details.push(
+          `no heartbeat for ${seconds}s (one is due every ${Math.round(intervalMs / 1000)}s): the node is down, hung or cut off from the store; its record goes when its lease expires`,
+        );
     }
     if (!n.local && !n.peer) details.push(notPeerReason(n, local));
     return {
@@ -81,7 +92,9 @@ export function nodeModels(nodes: readonly ClusterNodeStatus[], heartbeats: Read
 export function nodeRoutes(deps: NodeRoutesDeps): RouteGroup {
   return (routes) => {
     routes.get('/v1/node', async (): Promise<NodeModel[]> => {
-      const heartbeats = await readHeartbeats(deps.store).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+      const heartbeats = await readHeartbeats(deps.store).catch((err: unknown) =>
+        err instanceof Error ? err : new Error(String(err)),
+      );
       return nodeModels(deps.peers.nodeList(), heartbeats, (deps.now ?? Date.now)(), deps.heartbeatIntervalMs);
     });
   };

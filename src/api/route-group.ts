@@ -33,6 +33,7 @@ export function singleQueryValue(query: Request['query'], name: string): string 
 export function booleanQueryValue(query: Request['query'], name: string, fallback: boolean): boolean {
   const text = singleQueryValue(query, name);
   if (text === undefined) return fallback;
-  if (text !== 'true' && text !== 'false') throw new BadRequestError(`query parameter "${name}" must be true or false; got "${text}"`);
+  if (text !== 'true' && text !== 'false')
+    throw new BadRequestError(`query parameter "${name}" must be true or false; got "${text}"`);
   return text === 'true';
 }

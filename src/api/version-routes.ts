@@ -8,7 +8,14 @@ import type { RouteGroup } from './route-group.js';
 
 /** The daemon's version model. */
 export function versionModel(version: string, nodeName: string): VersionModel {
-  return { version, node: nodeName, nodejs: process.version, platform: `${process.platform}/${process.arch}`, kernel: release(), kernelVersion: kernelVersion() };
+  return {
+    version,
+    node: nodeName,
+    nodejs: process.version,
+    platform: `${process.platform}/${process.arch}`,
+    kernel: release(),
+    kernelVersion: kernelVersion(),
+  };
 }
 
 /** The `/v1/version` route of a daemon of `version` running as node `nodeName`. */

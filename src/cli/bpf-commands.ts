@@ -66,7 +66,9 @@ export function renderBpfConntrack(entries: BpfConntrackModel[]): string {
       String(e.srcIdentity),
       e.packetsFwd === undefined ? '-' : `${e.packetsFwd}/${e.packetsRev}`,
       e.bytesFwd === undefined ? '-' : `${e.bytesFwd}/${e.bytesRev}`,
-      [...(e.replySeen ? ['reply-seen'] : []), ...(e.closing ? ['closing'] : []), ...(e.denied ? ['denied'] : [])].join(',') || '-',
+      [...(e.replySeen ? ['reply-seen'] : []), ...(e.closing ? ['closing'] : []), ...(e.denied ? ['denied'] : [])].join(
+        ',',
+      ) || '-',
       `${e.expiresInSeconds}s`,
     ]),
   );

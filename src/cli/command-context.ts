@@ -2,7 +2,7 @@
  * What every `cilium` command shares: the API client for `--host`, the `-o` output format and
  * the writers for both formats.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ApiClient, DEFAULT_API_HOST } from '../api/client.js';
 import { guardTerminalOutput, terminalJson } from './terminal-text.js';
 
@@ -35,7 +35,7 @@ export function print(text: string): void {
 
 /** Writes a value as indented JSON and a newline (terminal-safe, see terminalJson). */
 export function printJson(value: unknown): void {
-  print(terminalJson(value, 2) + '\n');
+  print(`${terminalJson(value, 2)}\n`);
 }
 
 /**
@@ -43,13 +43,20 @@ export function printJson(value: unknown): void {
  * (`--type drop,trace --type policy-verdict`).
  */
 export function collectList(value: string, previous: string[] = []): string[] {
-  return [...previous, ...value.split(',').map((item) => item.trim()).filter((item) => item !== '')];
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== ''),
+  ];
 }
 
 /** Option/argument parser for a non-negative integer up to `max`. */
 export function integerParser(what: string, max: number): (value: string) => number {
   return (value) => {
-    if (!/^\d+$/.test(value) || Number(value) > max) throw new InvalidArgumentError(`${what} must be a whole number from 0 to ${max}.`);
+    if (!/^\d+$/.test(value) || Number(value) > max)
+      throw new InvalidArgumentError(`${what} must be a whole number from 0 to ${max}.`);
     return Number(value);
   };
 }

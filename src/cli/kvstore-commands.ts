@@ -23,7 +23,9 @@ function parseLimit(value: string): number {
 
 /** Adds `kvstore get|set|delete`. */
 export function addKvstoreCommands(program: Command): void {
-  const kvstore = program.command('kvstore').description('the cluster key-value store (embedded, etcd or consul) through the daemon');
+  const kvstore = program
+    .command('kvstore')
+    .description('the cluster key-value store (embedded, etcd or consul) through the daemon');
 
   kvstore
     .command('get <key>')
@@ -35,7 +37,10 @@ export function addKvstoreCommands(program: Command): void {
       const result = await apiClient(cmd).kvstoreGet(key, { recursive: opts.recursive, limit: opts.limit });
       if (outputFormat(cmd) === 'json') printJson(result);
       else print(renderKvstoreEntries(result));
-      if (result.truncated) process.stderr.write(`showing ${result.entries.length} of ${result.total} keys; narrow the prefix to see the rest\n`);
+      if (result.truncated)
+        process.stderr.write(
+          `showing ${result.entries.length} of ${result.total} keys; narrow the prefix to see the rest\n`,
+        );
     });
 
   kvstore
@@ -44,7 +49,8 @@ export function addKvstoreCommands(program: Command): void {
     .option('--value <value>', 'the value (instead of the second argument)')
     .addOption(outputOption())
     .action(async (key: string, positional: string | undefined, opts: { value?: string }, cmd: Command) => {
-      if ((positional === undefined) === (opts.value === undefined)) cmd.error('error: give the value either as the second argument or with --value (exactly one of them)');
+      if ((positional === undefined) === (opts.value === undefined))
+        cmd.error('error: give the value either as the second argument or with --value (exactly one of them)');
       const result = await apiClient(cmd).kvstoreSet(key, (positional ?? opts.value)!);
       if (outputFormat(cmd) === 'json') return printJson(result);
       print(`${escapeTerminalText(result.key)} set at revision ${result.revision}\n`);

@@ -25,7 +25,9 @@ function tracePoint(event: MonitorEventModel): string {
   const point = /^(to|from)-(.+)$/.exec(event.observationPoint ?? '');
   const arrow = point?.[1] === 'from' ? '<-' : '->';
   const where = point?.[2] ?? event.observationPoint ?? 'endpoint';
-  return where === 'endpoint' ? `${arrow} endpoint ${event.endpoint}` : `${arrow} ${where} (endpoint ${event.endpoint})`;
+  return where === 'endpoint'
+    ? `${arrow} endpoint ${event.endpoint}`
+    : `${arrow} ${where} (endpoint ${event.endpoint})`;
 }
 
 /**

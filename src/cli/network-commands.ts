@@ -28,13 +28,20 @@ export function addNetworkCommands(program: Command): void {
   const network = program.command('network').description('Docker networks by name across hosts');
   network
     .command('list')
-    .description('cluster network names and this node\'s networks, with their agreement status')
+    .description("cluster network names and this node's networks, with their agreement status")
     .addOption(outputOption())
     .action(async (_opts, cmd: Command) => {
       const networks = await apiClient(cmd).listNetworks();
       if (outputFormat(cmd) === 'json') return printJson(networks);
-      let text = renderTable(['NAME', 'NETWORK ID', 'SUBNET', 'IP RANGE', 'GATEWAY', 'INTERNAL', 'CREATED BY', 'NODES', 'STATUS'], networkRows(networks));
-      text += terminalLines(networks.filter((n) => n.detail && n.status !== 'ok').map((n) => `${n.name || n.networkId?.slice(0, 12)}: ${n.detail}`));
+      let text = renderTable(
+        ['NAME', 'NETWORK ID', 'SUBNET', 'IP RANGE', 'GATEWAY', 'INTERNAL', 'CREATED BY', 'NODES', 'STATUS'],
+        networkRows(networks),
+      );
+      text += terminalLines(
+        networks
+          .filter((n) => n.detail && n.status !== 'ok')
+          .map((n) => `${n.name || n.networkId?.slice(0, 12)}: ${n.detail}`),
+      );
       print(text);
     });
 }

@@ -22,7 +22,16 @@ function lastSeenColumn(n: NodeModel): string {
 export function renderNodeList(nodes: NodeModel[]): string {
   const table = renderTable(
     ['NAME', 'UNDERLAY IP', 'ROUTING', 'BLOCKS', 'ENDPOINTS', 'PEER', 'HEALTH', 'LAST SEEN'],
-    nodes.map((n) => [n.name, n.underlayIp ?? '-', routingColumn(n), n.blocks.length > 0 ? n.blocks : '-', String(n.endpoints), n.local ? 'local' : n.peer ? 'yes' : 'no', n.health, lastSeenColumn(n)]),
+    nodes.map((n) => [
+      n.name,
+      n.underlayIp ?? '-',
+      routingColumn(n),
+      n.blocks.length > 0 ? n.blocks : '-',
+      String(n.endpoints),
+      n.local ? 'local' : n.peer ? 'yes' : 'no',
+      n.health,
+      lastSeenColumn(n),
+    ]),
   );
   return table + terminalLines(nodes.filter((n) => n.detail).map((n) => `${n.name}: ${n.detail}`));
 }
@@ -30,13 +39,16 @@ export function renderNodeList(nodes: NodeModel[]): string {
 /** `cilium status --all-nodes`: one summary line and one line per node. */
 export function renderClusterHealth(nodes: NodeModel[]): string {
   const ok = nodes.filter((n) => n.health === 'ok').length;
-  const lines = nodes.map((n) => `  ${n.name}${n.local ? ' (local)' : ''}: ${n.health}, last seen ${lastSeenColumn(n)}${n.underlayIp ? `, underlay ${n.underlayIp}` : ''}${n.detail ? ` (${n.detail})` : ''}`);
+  const lines = nodes.map(
+    (n) =>
+      `  ${n.name}${n.local ? ' (local)' : ''}: ${n.health}, last seen ${lastSeenColumn(n)}${n.underlayIp ? `, underlay ${n.underlayIp}` : ''}${n.detail ? ` (${n.detail})` : ''}`,
+  );
   return terminalLines([`Cluster health:   ${ok}/${nodes.length} nodes ok (heartbeats in the store)`, ...lines]);
 }
 
 /** Adds `node list`. */
 export function addNodeCommands(program: Command): void {
-  const node = program.command('node').description('the cluster\'s nodes');
+  const node = program.command('node').description("the cluster's nodes");
   node
     .command('list')
     .description('every node with a record in the store: underlay address, routing, address blocks, health')

@@ -20,6 +20,10 @@ export function renderTable(headers: string[], rows: TableCell[][]): string {
     for (let i = 0; i < height; i++) expanded.push(parts.map((p) => p[i] ?? ''));
   }
   const widths = headers.map((h, i) => Math.max(h.length, ...expanded.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('   ').trimEnd();
-  return [line(headers), ...expanded.map(line)].join('\n') + '\n';
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
+      .join('   ')
+      .trimEnd();
+  return `${[line(headers), ...expanded.map(line)].join('\n')}\n`;
 }

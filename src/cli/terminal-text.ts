@@ -17,7 +17,10 @@
  */
 const UNSAFE = '\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069';
 const UNSAFE_OR_BACKSLASH = new RegExp(`[\\\\${UNSAFE}]`, 'g');
-const UNSAFE_EXCEPT_NEWLINE = new RegExp(`[${UNSAFE.replace('\\u0000-\\u001f', '\\u0000-\\u0009\\u000b-\\u001f')}]`, 'g');
+const UNSAFE_EXCEPT_NEWLINE = new RegExp(
+  `[${UNSAFE.replace('\\u0000-\\u001f', '\\u0000-\\u0009\\u000b-\\u001f')}]`,
+  'g',
+);
 /** What JSON.stringify leaves raw (it escapes C0 controls, `"` and `\` itself). */
 const UNSAFE_IN_JSON = new RegExp(`[${UNSAFE.replace('\\u0000-\\u001f', '')}]`, 'g');
 
@@ -25,7 +28,9 @@ const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '
 
 function visible(c: string): string {
   const code = c.charCodeAt(0);
-  return named[c] ?? (code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`);
+  return (
+    named[c] ?? (code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`)
+  );
 }
 
 /**
@@ -39,7 +44,7 @@ export function escapeTerminalText(text: string): string {
 
 /** Lines composed by the CLI (each holding daemon values) as text: each line escaped, each ending in a newline. */
 export function terminalLines(lines: readonly string[]): string {
-  return lines.map((line) => escapeTerminalText(line) + '\n').join('');
+  return lines.map((line) => `${escapeTerminalText(line)}\n`).join('');
 }
 
 /**
@@ -47,7 +52,10 @@ export function terminalLines(lines: readonly string[]): string {
  * U+2028/U+2029) as `\uXXXX` escapes: the same JSON value, nothing a terminal acts on.
  */
 export function terminalJson(value: unknown, indent?: number): string {
-  return (JSON.stringify(value, null, indent) ?? 'null').replace(UNSAFE_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return (JSON.stringify(value, null, indent) ?? 'null').replace(
+    UNSAFE_IN_JSON,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /**

@@ -10,7 +10,9 @@ import { terminalLines } from './terminal-text.js';
 
 /** The CLI's own version: package.json's (two levels up from src/cli/ and from dist/cli/). */
 export function cliVersion(): { version: string; nodejs: string; platform: string } {
-  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return { version, nodejs: process.version, platform: `${process.platform}/${process.arch}` };
 }
 
@@ -23,7 +25,7 @@ export function daemonVersionLine(v: VersionModel): string {
 export function addVersionCommand(program: Command): void {
   program
     .command('version')
-    .description('versions of this CLI and of the daemon, with the daemon\'s node and kernel')
+    .description("versions of this CLI and of the daemon, with the daemon's node and kernel")
     .addOption(outputOption())
     .action(async (_opts, cmd: Command) => {
       const client = cliVersion();

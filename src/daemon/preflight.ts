@@ -28,13 +28,21 @@ export async function preflight(config: Config, checkBpfRoot: (bpfRoot: string) 
   parseStorePrefix(config.kvstorePrefix, STORE_LAYOUT_PREFIXES);
   assertPrivateDir(config.stateDir, '--state-dir');
   checkBpfRoot(config.bpfRoot);
-  for (const [option, path] of [['--plugin-socket', config.pluginSocket], ['--api-socket', config.apiSocket]] as const) {
+  for (const [option, path] of [
+    ['--plugin-socket', config.pluginSocket],
+    ['--api-socket', config.apiSocket],
+  ] as const) {
     await checkUnixSocketPath(path).catch((err: unknown) => {
-      throw err instanceof CiliumDockerError ? new CiliumDockerError(err.kind, err.code, `${option}: ${err.message}`, { cause: err }) : err;
+      throw err instanceof CiliumDockerError
+        ? new CiliumDockerError(err.kind, err.code, `${option}: ${err.message}`, { cause: err })
+        : err;
     });
   }
   const listeners: ListenAddress[] = [];
-  for (const [option, address, protocols] of [['--metrics-address', config.metricsAddress, ['tcp']], ['--dns-address', config.dnsAddress, ['udp', 'tcp']]] as const) {
+  for (const [option, address, protocols] of [
+    ['--metrics-address', config.metricsAddress, ['tcp']],
+    ['--dns-address', config.dnsAddress, ['udp', 'tcp']],
+  ] as const) {
     if (address === '') continue;
     const colon = address.lastIndexOf(':');
     listeners.push({ option, host: address.slice(0, colon), port: Number(address.slice(colon + 1)), protocols });

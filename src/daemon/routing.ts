@@ -30,17 +30,36 @@ export interface NativeChoice {
  * and none is found (logged: the node is then reachable from no other node). A tunnel the kernel
  * cannot do fails the start before anything is configured.
  */
-export async function chooseRouting(config: Config, features: KernelFeatures): Promise<{ tunnel?: TunnelChoice; native?: NativeChoice }> {
+export async function chooseRouting(
+  config: Config,
+  features: KernelFeatures,
+): Promise<{ tunnel?: TunnelChoice; native?: NativeChoice }> {
   if (config.routingMode === 'native') {
     // No encapsulation: --tunnel does not apply; peers route our blocks to the underlay address.
     const underlay = await findUnderlay(config.underlayIp);
     if (underlay) return { native: { underlayMtu: underlay.mtu, underlayIp: underlay.ip, device: underlay.device } };
-    log.warn({ routingMode: 'native' }, 'no underlay address (no default route and no --underlay-ip): native routing off, this node is reachable from no other node');
+    log.warn(
+      { routingMode: 'native' },
+      'no underlay address (no default route and no --underlay-ip): native routing off, this node is reachable from no other node',
+    );
   } else if (config.tunnel !== 'disabled') {
     requireTunnelSupport(config.tunnel, features);
     const underlay = await findUnderlay(config.underlayIp);
-    if (underlay) return { tunnel: { kind: config.tunnel, port: config.tunnelPort, underlayMtu: underlay.mtu, underlayIp: underlay.ip, underlayDevice: underlay.device, encap: config.tunnelEncap } };
-    log.warn({ tunnel: config.tunnel }, 'no underlay address (no default route and no --underlay-ip): overlay off, this node is reachable from no other node');
+    if (underlay)
+      return {
+        tunnel: {
+          kind: config.tunnel,
+          port: config.tunnelPort,
+          underlayMtu: underlay.mtu,
+          underlayIp: underlay.ip,
+          underlayDevice: underlay.device,
+          encap: config.tunnelEncap,
+        },
+      };
+    log.warn(
+      { tunnel: config.tunnel },
+      'no underlay address (no default route and no --underlay-ip): overlay off, this node is reachable from no other node',
+    );
   }
   return {};
 }

@@ -8,11 +8,26 @@
  * Order matters: an endpoint is written to cilium_endpoints before its programs are attached
  * (until then its packets would be dropped as unknown sources).
  */
-import { Identity, type CtEntry, type CtKey, type EndpointInfo, type IpcacheEntry, type PolicyKey, type PolicyValue } from './bpf/abi.js';
+import {
+  Identity,
+  type CtEntry,
+  type CtKey,
+  type EndpointInfo,
+  type IpcacheEntry,
+  type PolicyKey,
+  type PolicyValue,
+} from './bpf/abi.js';
 import type { LxcDatapath } from './bpf/programs.js';
 import type { MetricsSample } from './bpf/maps.js';
 import { getLink } from './link/veth.js';
-import { networkNumber, type DatapathEndpoint, type DatapathNetwork, type DatapathPolicyEntry, type EndpointEnforcement, type RemoteIpcacheEntry } from './datapath.js';
+import {
+  networkNumber,
+  type DatapathEndpoint,
+  type DatapathNetwork,
+  type DatapathPolicyEntry,
+  type EndpointEnforcement,
+  type RemoteIpcacheEntry,
+} from './datapath.js';
 
 const NO_ENFORCEMENT: EndpointEnforcement = { enforceIngress: false, enforceEgress: false };
 
@@ -66,7 +81,8 @@ export class DatapathMaps {
   /** Undoes addNetwork (keeping a gateway another network still uses). */
   removeNetwork(network: DatapathNetwork, remaining: DatapathNetwork[]): void {
     this.subnets.delete(network.networkId);
-    if (network.gateway && !remaining.some((n) => n.gateway === network.gateway)) this.maps.ipcache.delete(`${network.gateway}/32`);
+    if (network.gateway && !remaining.some((n) => n.gateway === network.gateway))
+      this.maps.ipcache.delete(`${network.gateway}/32`);
   }
 
   /** Remembers a veth the routing datapath created (saves an `ip` spawn per endpoint write). */
@@ -109,7 +125,11 @@ export class DatapathMaps {
   }
 
   /** Writes an endpoint's enforcement flags and policy entries (diffed, batched). */
-  async applyEndpointPolicy(ep: DatapathEndpoint, enforcement: EndpointEnforcement, entries: DatapathPolicyEntry[]): Promise<{ added: number; deleted: number }> {
+  async applyEndpointPolicy(
+    ep: DatapathEndpoint,
+    enforcement: EndpointEnforcement,
+    entries: DatapathPolicyEntry[],
+  ): Promise<{ added: number; deleted: number }> {
     // Entries first, then the flags: a newly enforced direction never runs on an empty map.
     const diff = await this.maps.policy.syncEndpoint(ep.id, entries);
     this.enforcement.set(ep.id, enforcement);
@@ -143,7 +163,10 @@ export class DatapathMaps {
    * in one batched diff, each with its peer's underlay next hop; local, host and CIDR entries are
    * left alone.
    */
-  async syncRemoteEntries(entries: RemoteIpcacheEntry[], nexthops: ReadonlyMap<string, string | undefined>): Promise<{ written: number; deleted: number }> {
+  async syncRemoteEntries(
+    entries: RemoteIpcacheEntry[],
+    nexthops: ReadonlyMap<string, string | undefined>,
+  ): Promise<{ written: number; deleted: number }> {
     this.remoteEntries = entries;
     const diff = await this.maps.ipcache.diffApply(
       entries.map((e) => {

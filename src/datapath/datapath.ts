@@ -87,7 +87,9 @@ export interface Datapath {
   /** Undoes addNetwork (keeping a gateway address another network still uses). */
   removeNetwork(network: DatapathNetwork, remainingNetworks: DatapathNetwork[]): Promise<void>;
   /** Creates the veth pair; returns the container side's MAC and the host side's ifindex. */
-  createEndpointLink(endpoint: Omit<DatapathEndpoint, 'mac'> & { mac?: string }): Promise<{ mac: string; hostIfIndex: number }>;
+  createEndpointLink(
+    endpoint: Omit<DatapathEndpoint, 'mac'> & { mac?: string },
+  ): Promise<{ mac: string; hostIfIndex: number }>;
   /** Routes the endpoint's address to its veth (at Join). */
   activateEndpoint(endpoint: DatapathEndpoint): Promise<void>;
   /** The endpoint's identity or policy changed. */

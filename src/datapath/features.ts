@@ -31,7 +31,10 @@ export const TUNNEL_DEVICE: Readonly<Record<TunnelKind, string>> = { vxlan: 'cil
 async function probeDevice(kind: TunnelKind): Promise<string | undefined> {
   if (await getLink(TUNNEL_DEVICE[kind])) return undefined;
   const name = `cdprobe${randomBytes(3).toString('hex')}`;
-  const args = kind === 'vxlan' ? ['link', 'add', name, 'type', 'vxlan', 'external', 'dstport', '0'] : ['link', 'add', name, 'type', 'geneve', 'external'];
+  const args =
+    kind === 'vxlan'
+      ? ['link', 'add', name, 'type', 'vxlan', 'external', 'dstport', '0']
+      : ['link', 'add', name, 'type', 'geneve', 'external'];
   try {
     await runIp(args);
   } catch (err) {

@@ -13,13 +13,34 @@ import { DatapathError } from '../util/errors.js';
 
 /** Must equal MARK_MASQUERADE / MARK_MASQUERADE_MASK in bpf/include/abi.h. */
 export const MASQUERADE_MARK = '0xc00/0xf00';
-const RULE = ['-t', 'nat', '-m', 'mark', '--mark', MASQUERADE_MARK, '-m', 'comment', '--comment', 'cilium-docker: masquerade to world', '-j', 'MASQUERADE'];
+const RULE = [
+  '-t',
+  'nat',
+  '-m',
+  'mark',
+  '--mark',
+  MASQUERADE_MARK,
+  '-m',
+  'comment',
+  '--comment',
+  'cilium-docker: masquerade to world',
+  '-j',
+  'MASQUERADE',
+];
 
 function iptables(args: string[]): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.env.CILIUM_DOCKER_IPTABLES ?? 'iptables', ['-w', '5', ...args], { timeout: 15_000 }, (err, _stdout, stderr) => {
-      resolve({ code: err ? ((err as NodeJS.ErrnoException & { code?: number }).code as unknown as number) || 1 : 0, stderr });
-    });
+    execFile(
+      process.env.CILIUM_DOCKER_IPTABLES ?? 'iptables',
+      ['-w', '5', ...args],
+      { timeout: 15_000 },
+      (err, _stdout, stderr) => {
+        resolve({
+          code: err ? ((err as NodeJS.ErrnoException & { code?: number }).code as unknown as number) || 1 : 0,
+          stderr,
+        });
+      },
+    );
   });
 }
 
@@ -28,7 +49,10 @@ export async function ensureMasqueradeRule(): Promise<void> {
   const check = await iptables([...RULE.slice(0, 2), '-C', 'POSTROUTING', ...RULE.slice(2)]);
   if (check.code === 0) return;
   const add = await iptables([...RULE.slice(0, 2), '-A', 'POSTROUTING', ...RULE.slice(2)]);
-  if (add.code !== 0) throw new DatapathError(`cannot install the masquerade rule (iptables -t nat -A POSTROUTING -m mark --mark ${MASQUERADE_MARK} -j MASQUERADE): ${add.stderr.trim()}`);
+  if (add.code !== 0)
+    throw new DatapathError(
+      `cannot install the masquerade rule (iptables -t nat -A POSTROUTING -m mark --mark ${MASQUERADE_MARK} -j MASQUERADE): ${add.stderr.trim()}`,
+    );
 }
 
 /** Removes the rule if present (for `cilium cleanup`). */

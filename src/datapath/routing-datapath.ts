@@ -50,11 +50,17 @@ export class RoutingDatapath implements Datapath {
     await removeRouterAddress(network.gateway);
   }
 
-  async createEndpointLink(endpoint: Omit<DatapathEndpoint, 'mac'> & { mac?: string }): Promise<{ mac: string; hostIfIndex: number }> {
+  async createEndpointLink(
+    endpoint: Omit<DatapathEndpoint, 'mac'> & { mac?: string },
+  ): Promise<{ mac: string; hostIfIndex: number }> {
     await this.deleting.get(endpoint.hostIfName);
     // The /32 route goes in with the link (same `ip` process): Join then spawns nothing.
     const names = { host: endpoint.hostIfName, container: endpoint.containerIfName };
-    const { host, container, routed } = await createVethPair(names, { mac: endpoint.mac || undefined, mtu: endpoint.mtu, routeIp: endpoint.ipv4 });
+    const { host, container, routed } = await createVethPair(names, {
+      mac: endpoint.mac || undefined,
+      mtu: endpoint.mtu,
+      routeIp: endpoint.ipv4,
+    });
     if (routed) this.routed.add(endpoint.hostIfName);
     this.options.onLinkCreated?.(endpoint.hostIfName, host.ifindex, host.address);
     return { mac: container.address, hostIfIndex: host.ifindex };
@@ -88,7 +94,12 @@ export class RoutingDatapath implements Datapath {
       .then(async () => {
         if (!ifindex) return deleteLink(name);
         if ((await deleteOwnedLink(name, ifindex)) === 'not-owned') {
-          this.backgroundFailed(new Error(`veth ${name} now has another ifindex than ${ifindex}, recorded by endpoint ${endpoint.id}: it is not this endpoint's and was left alone`), `deleting veth ${name}`);
+          this.backgroundFailed(
+            new Error(
+              `veth ${name} now has another ifindex than ${ifindex}, recorded by endpoint ${endpoint.id}: it is not this endpoint's and was left alone`,
+            ),
+            `deleting veth ${name}`,
+          );
         }
       })
       .catch((err: unknown) => this.backgroundFailed(err, `deleting veth ${name}`))

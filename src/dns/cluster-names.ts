@@ -43,7 +43,8 @@ export function lookupClusterName(endpoints: Iterable<NamedEndpoint>, sourceIp: 
   if (!querier || qname === '') return { kind: 'foreign' };
   const name = qname.toLowerCase();
   const networks = new Set([querier.network.toLowerCase()]);
-  if (querier.container) for (const e of all) if (e.container === querier.container) networks.add(e.network.toLowerCase());
+  if (querier.container)
+    for (const e of all) if (e.container === querier.container) networks.add(e.network.toLowerCase());
   const addresses: string[] = [];
   for (const e of all) {
     const network = e.network.toLowerCase();

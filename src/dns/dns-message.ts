@@ -134,7 +134,13 @@ export function encodeAnswer(query: DnsQuery, spec: AnswerSpec): Buffer {
   const addresses = (spec.addresses ?? []).map(parseIpv4).filter((a): a is number => a !== undefined);
   const header = Buffer.alloc(HEADER_LENGTH);
   header.writeUInt16BE(query.header.id, 0);
-  const flags = 0x8000 | ((query.header.opcode & 0xf) << 11) | (spec.authoritative ? 0x0400 : 0) | (query.header.recursionDesired ? 0x0100 : 0) | (spec.recursionAvailable ? 0x0080 : 0) | (spec.rcode & 0xf);
+  const flags =
+    0x8000 |
+    ((query.header.opcode & 0xf) << 11) |
+    (spec.authoritative ? 0x0400 : 0) |
+    (query.header.recursionDesired ? 0x0100 : 0) |
+    (spec.recursionAvailable ? 0x0080 : 0) |
+    (spec.rcode & 0xf);
   header.writeUInt16BE(flags, 2);
   header.writeUInt16BE(1, 4);
   header.writeUInt16BE(addresses.length, 6);
@@ -160,7 +166,12 @@ export function encodeHeaderError(header: DnsHeader, rcode: number): Buffer {
 }
 
 /** Encodes a query (used by tests and by nothing on the answer path). */
-export function encodeQuery(id: number, name: string, type: number, options: { recursionDesired?: boolean } = {}): Buffer {
+export function encodeQuery(
+  id: number,
+  name: string,
+  type: number,
+  options: { recursionDesired?: boolean } = {},
+): Buffer {
   const labels = name === '' ? [] : name.replace(/\.$/, '').split('.');
   const parts = labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')]));
   const header = Buffer.alloc(HEADER_LENGTH);

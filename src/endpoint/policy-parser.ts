@@ -14,10 +14,15 @@ import { CiliumDockerError, PolicyValidationError } from '../util/errors.js';
 export type ParseRequest = { id: number; kind: 'text'; text: string } | { id: number; kind: 'snapshot'; text: string };
 
 /** The worker's answer; `invalid` marks a PolicyValidationError (anything else is a failure of ours). */
-export type ParseResponse = { id: number; ok: true; result: CiliumNetworkPolicy[] | ParsedSnapshot } | { id: number; ok: false; invalid: boolean; message: string };
+export type ParseResponse =
+  | { id: number; ok: true; result: CiliumNetworkPolicy[] | ParsedSnapshot }
+  | { id: number; ok: false; invalid: boolean; message: string };
 
 /** The worker entry next to this module (`.ts` under the test runner's loader, `.js` in dist/). */
-const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './policy-parse-worker.ts' : './policy-parse-worker.js', import.meta.url);
+const WORKER_URL = new URL(
+  import.meta.url.endsWith('.ts') ? './policy-parse-worker.ts' : './policy-parse-worker.js',
+  import.meta.url,
+);
 
 interface Pending {
   resolve(value: unknown): void;
@@ -67,13 +72,25 @@ export class PolicyParser {
       if (this.pending.size === 0) worker.unref();
       if (!waiting) return;
       if (response.ok) waiting.resolve(response.result);
-      else waiting.reject(response.invalid ? new PolicyValidationError(response.message) : new CiliumDockerError('Internal', 'ERR_INTERNAL', `policy parser: ${response.message}`));
+      else
+        waiting.reject(
+          response.invalid
+            ? new PolicyValidationError(response.message)
+            : new CiliumDockerError('Internal', 'ERR_INTERNAL', `policy parser: ${response.message}`),
+        );
     });
     const fail = (err: Error) => {
       if (this.worker === worker) this.worker = undefined;
       const waiting = [...this.pending.values()];
       this.pending.clear();
-      for (const w of waiting) w.reject(new CiliumDockerError('Internal', 'ERR_INTERNAL', `policy parser thread failed: ${err.message}; retry the command`));
+      for (const w of waiting)
+        w.reject(
+          new CiliumDockerError(
+            'Internal',
+            'ERR_INTERNAL',
+            `policy parser thread failed: ${err.message}; retry the command`,
+          ),
+        );
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));

@@ -14,7 +14,10 @@ export interface StaleAddressDeps {
 }
 
 /** Releases each stale endpoint's address in the pool of its network's subnet (none: nothing to release). */
-export async function releaseStaleAddresses(stale: readonly EndpointRecord[], { getNetwork, ipam }: StaleAddressDeps): Promise<void> {
+export async function releaseStaleAddresses(
+  stale: readonly EndpointRecord[],
+  { getNetwork, ipam }: StaleAddressDeps,
+): Promise<void> {
   for (const ep of stale) {
     const network = getNetwork(ep.networkId);
     const pools = await ipam.listPools();

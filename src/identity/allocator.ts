@@ -28,7 +28,14 @@ import { LabelSet, SOURCE_CONTAINER, SOURCE_DOCKER } from './labels.js';
 import { MAX_ALLOCATED_IDENTITY, MIN_ALLOCATED_IDENTITY, RESERVED_IDENTITIES } from './reserved.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { Logger } from '../util/log.js';
-import { encodeLabelKey, IDENTITY_ENCODING_KEY, IDENTITY_ID_PREFIX, IDENTITY_LABELS_PREFIX, IDENTITY_VALUE_PREFIX, identityIdKey } from './identity-keys.js';
+import {
+  encodeLabelKey,
+  IDENTITY_ENCODING_KEY,
+  IDENTITY_ID_PREFIX,
+  IDENTITY_LABELS_PREFIX,
+  IDENTITY_VALUE_PREFIX,
+  identityIdKey,
+} from './identity-keys.js';
 
 const ENCODING_ESCAPED = 'escaped';
 
@@ -98,7 +105,12 @@ export class IdentityAllocator {
   private readonly mutex = new KeyedMutex();
   /** Identities seen without any reference by the last `collectUnreferenced` pass: number -> id key revision. */
   private readonly unreferenced = new Map<number, bigint>();
-  private readonly counters: IdentityAllocatorStats = { attempts: 0, allocated: 0, referenced: 0, candidateCollisions: 0 };
+  private readonly counters: IdentityAllocatorStats = {
+    attempts: 0,
+    allocated: 0,
+    referenced: 0,
+    candidateCollisions: 0,
+  };
 
   constructor(options: IdentityAllocatorOptions) {
     this.store = options.store;
@@ -290,7 +302,10 @@ export class IdentityAllocator {
       this.local.delete(canonical);
     } catch (err) {
       held.releasePending = true;
-      this.log.warn({ identity: held.id, labels: canonical, err }, 'identity release pending: the store is unreachable; the resync finishes it');
+      this.log.warn(
+        { identity: held.id, labels: canonical, err },
+        'identity release pending: the store is unreachable; the resync finishes it',
+      );
     }
   }
 
@@ -321,7 +336,10 @@ export class IdentityAllocator {
       held.map((entry) => ({ key: this.valueKey(entry.labels), value: String(entry.id), leased: true })),
     );
     for (const [canonical, entry] of [...this.local]) {
-      if (entry.refs === 0 && entry.releasePending) await this.mutex.run(canonical, () => (entry.refs === 0 && entry.releasePending ? this.finishRelease(canonical, entry) : Promise.resolve()));
+      if (entry.refs === 0 && entry.releasePending)
+        await this.mutex.run(canonical, () =>
+          entry.refs === 0 && entry.releasePending ? this.finishRelease(canonical, entry) : Promise.resolve(),
+        );
     }
   }
 
@@ -339,7 +357,10 @@ export class IdentityAllocator {
    * Returns the numbers collected.
    */
   async collectUnreferenced(): Promise<number[]> {
-    const [ids, refs] = await Promise.all([this.store.list(IDENTITY_ID_PREFIX), this.store.list(IDENTITY_VALUE_PREFIX)]);
+    const [ids, refs] = await Promise.all([
+      this.store.list(IDENTITY_ID_PREFIX),
+      this.store.list(IDENTITY_VALUE_PREFIX),
+    ]);
     const referenced = new Set(refs.pairs.map((p) => p.key.slice(IDENTITY_VALUE_PREFIX.length).split('/')[0]));
     const localIds = new Set([...this.local.values()].map((e) => e.id));
     const seen = new Map<number, bigint>();
@@ -408,7 +429,10 @@ export class IdentityAllocator {
       if (labelKey?.value === id) await this.store.atomicDelete(labelKey.key, labelKey.modRevision);
       await this.store.delete(`${IDENTITY_VALUE_PREFIX}${encoded}/${this.nodeName}`);
       removed.push(Number(id));
-      this.log.warn({ identity: Number(id), labels: p.value, reason }, 'removed an identity stored in the unescaped label form');
+      this.log.warn(
+        { identity: Number(id), labels: p.value, reason },
+        'removed an identity stored in the unescaped label form',
+      );
     }
     if (marker === undefined) await this.store.create(IDENTITY_ENCODING_KEY, ENCODING_ESCAPED);
     return removed;
@@ -416,12 +440,22 @@ export class IdentityAllocator {
 
   /** Every identity: reserved ones plus those in the store. */
   async list(): Promise<Identity[]> {
-    const out: Identity[] = RESERVED_IDENTITIES.map((r) => ({ id: r.id, labels: r.labels, reserved: true, localReferences: 0 }));
+    const out: Identity[] = RESERVED_IDENTITIES.map((r) => ({
+      id: r.id,
+      labels: r.labels,
+      reserved: true,
+      localReferences: 0,
+    }));
     const { pairs } = await this.store.list(IDENTITY_ID_PREFIX);
     const localById = new Map([...this.local.values()].map((e) => [e.id, e.refs]));
     for (const p of pairs) {
       const id = Number(p.key.slice(IDENTITY_ID_PREFIX.length));
-      out.push({ id, labels: LabelSet.fromCanonical(p.value), reserved: false, localReferences: localById.get(id) ?? 0 });
+      out.push({
+        id,
+        labels: LabelSet.fromCanonical(p.value),
+        reserved: false,
+        localReferences: localById.get(id) ?? 0,
+      });
     }
     return out.sort((a, b) => a.id - b.id);
   }

@@ -51,17 +51,21 @@ export interface ContainerLabels {
 
 /** Why a Docker label key cannot be an identity label key, or undefined if it can. */
 export function invalidContainerLabelKey(key: string): string | undefined {
-  if (Buffer.byteLength(key, 'utf8') > MAX_CONTAINER_LABEL_KEY_BYTES) return `key longer than ${MAX_CONTAINER_LABEL_KEY_BYTES} bytes`;
-  if (!LABEL_KEY.test(key)) return 'key must be letters, digits, "-", "_", "." or "/", beginning and ending with a letter or digit';
+  if (Buffer.byteLength(key, 'utf8') > MAX_CONTAINER_LABEL_KEY_BYTES)
+    return `key longer than ${MAX_CONTAINER_LABEL_KEY_BYTES} bytes`;
+  if (!LABEL_KEY.test(key))
+    return 'key must be letters, digits, "-", "_", "." or "/", beginning and ending with a letter or digit';
   return undefined;
 }
 
 /** Why a Docker label value cannot be an identity label value, or undefined if it can. */
 export function invalidContainerLabelValue(value: string): string | undefined {
-  if (Buffer.byteLength(value, 'utf8') > MAX_CONTAINER_LABEL_VALUE_BYTES) return `value longer than ${MAX_CONTAINER_LABEL_VALUE_BYTES} bytes`;
+  if (Buffer.byteLength(value, 'utf8') > MAX_CONTAINER_LABEL_VALUE_BYTES)
+    return `value longer than ${MAX_CONTAINER_LABEL_VALUE_BYTES} bytes`;
   // Lone surrogates would all become U+FFFD in UTF-8 store keys (two values, one key); a NUL
   // ends strings in some stores.
-  if (LONE_SURROGATE.test(value) || value.includes('\u0000')) return 'value is not well-formed text (NUL or a lone UTF-16 surrogate)';
+  if (LONE_SURROGATE.test(value) || value.includes('\u0000'))
+    return 'value is not well-formed text (NUL or a lone UTF-16 surrogate)';
   return undefined;
 }
 
@@ -77,7 +81,9 @@ export function containerLabels(dockerLabels: Readonly<Record<string, string>>):
   for (const key of keys) {
     const value = dockerLabels[key];
     const reason =
-      typeof value !== 'string' ? 'value is not a string' : (invalidContainerLabelKey(key) ?? invalidContainerLabelValue(value));
+      typeof value !== 'string'
+        ? 'value is not a string'
+        : (invalidContainerLabelKey(key) ?? invalidContainerLabelValue(value));
     if (reason !== undefined) {
       ignored.push({ key: key.slice(0, 64), reason });
       continue;

@@ -87,7 +87,12 @@ export class LabelSet {
     let sawSource = false;
     let started = false;
     const finish = () => {
-      if (started) labels.push(sawSource ? { source: fields[0]!, key: fields[1]!, value: fields[2]! } : { source: SOURCE_ANY, key: fields[0]!, value: fields[2]! });
+      if (started)
+        labels.push(
+          sawSource
+            ? { source: fields[0]!, key: fields[1]!, value: fields[2]! }
+            : { source: SOURCE_ANY, key: fields[0]!, value: fields[2]! },
+        );
       fields = ['', '', ''];
       field = 0;
       sawSource = false;
@@ -122,7 +127,9 @@ export class LabelSet {
 
   /** Canonical form: sorted, escaped `source:key=value;` — the identity's key in the store. */
   toCanonical(): string {
-    this.canonical ??= this.labels.map((l) => `${escapeName(l.source)}:${escapeName(l.key)}=${escapeValue(l.value)};`).join('');
+    this.canonical ??= this.labels
+      .map((l) => `${escapeName(l.source)}:${escapeName(l.key)}=${escapeValue(l.value)};`)
+      .join('');
     return this.canonical;
   }
 

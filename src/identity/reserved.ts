@@ -51,7 +51,10 @@ export const RESERVED_IDENTITY_NAMES: ReadonlyMap<number, string> = new Map([
 
 /** Reserved identity number -> its label set (`reserved:host`, ...). */
 export const RESERVED_IDENTITY_LABELS: ReadonlyMap<number, LabelSet> = new Map(
-  [...RESERVED_IDENTITY_NAMES].map(([id, name]) => [id, new LabelSet([{ source: SOURCE_RESERVED, key: name, value: '' }])]),
+  [...RESERVED_IDENTITY_NAMES].map(([id, name]) => [
+    id,
+    new LabelSet([{ source: SOURCE_RESERVED, key: name, value: '' }]),
+  ]),
 );
 
 /** Every reserved identity, by number. */

@@ -111,7 +111,12 @@ export class AddressAllocator {
    * outside `--ip-range` too, as with Docker's built-in IPAM. A `reserved` request for an address
    * that is already a reservation succeeds (the same network created on another host).
    */
-  async allocateStatic(pool: PoolView, requested: string, kind: 'endpoint' | 'reserved', owner?: string): Promise<number> {
+  async allocateStatic(
+    pool: PoolView,
+    requested: string,
+    kind: 'endpoint' | 'reserved',
+    owner?: string,
+  ): Promise<number> {
     const flag = kind === 'reserved' ? '--aux-address' : '--ip';
     const address = parseRequestedAddress(pool, requested, flag);
     const record: AddressRecord = owner === undefined ? { node: this.node, kind } : { node: this.node, kind, owner };
@@ -129,7 +134,13 @@ export class AddressAllocator {
   }
 
   /** allocateStatic with a node-local store of its own (see the module comment for the rules). */
-  private async allocateStaticSplit(pool: PoolView, requested: string, address: number, record: AddressRecord, flag: string): Promise<number> {
+  private async allocateStaticSplit(
+    pool: PoolView,
+    requested: string,
+    address: number,
+    record: AddressRecord,
+    flag: string,
+  ): Promise<number> {
     const existing = (await this.store.listClusterAddresses(pool.poolId)).find((a) => a.address === address);
     if (existing) {
       if (record.kind === 'reserved' && existing.record.kind === 'reserved') return address;
@@ -245,9 +256,8 @@ export class AddressAllocator {
     for (;;) {
       const candidate = lowestFree(pool.subnet, block, taken);
       if (candidate === undefined) return undefined;
-      const record: AddressRecord = owner === undefined
-        ? { node: this.node, kind: 'endpoint' }
-        : { node: this.node, kind: 'endpoint', owner };
+      const record: AddressRecord =
+        owner === undefined ? { node: this.node, kind: 'endpoint' } : { node: this.node, kind: 'endpoint', owner };
       const result = await this.store.createAddress(pool.poolId, candidate, record, scope);
       taken.add(candidate);
       if (result.ok) return candidate;
@@ -282,7 +292,9 @@ export class AddressAllocator {
   }
 
   private async setRecordedGateway(poolId: string, address: number): Promise<void> {
-    await this.updateGatewayField(poolId, (current) => (current === formatIpv4(address) ? undefined : formatIpv4(address)));
+    await this.updateGatewayField(poolId, (current) =>
+      current === formatIpv4(address) ? undefined : formatIpv4(address),
+    );
   }
 
   private async clearRecordedGateway(poolId: string, address: number): Promise<void> {
@@ -293,7 +305,10 @@ export class AddressAllocator {
    * CAS loop on the pool record's gateway field. `decide` returns the new value, `null` to remove
    * the field, or undefined to leave the record alone. A missing record is left missing.
    */
-  private async updateGatewayField(poolId: string, decide: (current: string | undefined) => string | null | undefined): Promise<void> {
+  private async updateGatewayField(
+    poolId: string,
+    decide: (current: string | undefined) => string | null | undefined,
+  ): Promise<void> {
     for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
       const stored = await this.store.getPool(poolId);
       if (!stored) return;
@@ -304,7 +319,9 @@ export class AddressAllocator {
       else record.gateway = next;
       if (await this.store.updatePool(poolId, record, stored.modRevision)) return;
     }
-    throw new KvConflictError(`could not record the gateway of pool ${poolId}: the pool record kept changing; retry the command`);
+    throw new KvConflictError(
+      `could not record the gateway of pool ${poolId}: the pool record kept changing; retry the command`,
+    );
   }
 }
 

@@ -151,7 +151,12 @@ export class PoolStore {
     return this.clusterRead(`pool:${poolId}`, async () => {
       const pair = await this.store.get(POOLS + poolId);
       if (!pair) return undefined;
-      return { poolId, record: decodePoolRecord(pair.key, pair.value), createRevision: pair.createRevision, modRevision: pair.modRevision };
+      return {
+        poolId,
+        record: decodePoolRecord(pair.key, pair.value),
+        createRevision: pair.createRevision,
+        modRevision: pair.modRevision,
+      };
     });
   }
 
@@ -246,11 +251,24 @@ export class PoolStore {
     const key = addressKey(poolId, address);
     if (this.split) {
       const local = await this.node.get(key);
-      if (local) return { poolId, address, record: decodeAddressRecord(key, local.value), modRevision: local.modRevision, scope: 'node' };
+      if (local)
+        return {
+          poolId,
+          address,
+          record: decodeAddressRecord(key, local.value),
+          modRevision: local.modRevision,
+          scope: 'node',
+        };
     }
     const pair = await this.store.get(key);
     if (!pair) return undefined;
-    return { poolId, address, record: decodeAddressRecord(key, pair.value), modRevision: pair.modRevision, scope: 'cluster' };
+    return {
+      poolId,
+      address,
+      record: decodeAddressRecord(key, pair.value),
+      modRevision: pair.modRevision,
+      scope: 'cluster',
+    };
   }
 
   /** Address keys of one pool, or of every pool, from both scopes, sorted by pool then address. */
@@ -270,7 +288,12 @@ export class PoolStore {
   }
 
   /** Create-only write of an address key in `scope`; on conflict returns the key that is there. */
-  async createAddress(poolId: string, address: number, record: AddressRecord, scope: AddressScope = 'cluster'): Promise<CreateAddressResult> {
+  async createAddress(
+    poolId: string,
+    address: number,
+    record: AddressRecord,
+    scope: AddressScope = 'cluster',
+  ): Promise<CreateAddressResult> {
     const key = addressKey(poolId, address);
     const result = await this.scoped(scope).create(key, JSON.stringify(compactAddressRecord(record)));
     if (result.ok) {
@@ -279,13 +302,24 @@ export class PoolStore {
       return { ok: true };
     }
     const current = result.current
-      ? { poolId, address, record: decodeAddressRecord(key, result.current.value), modRevision: result.current.modRevision, scope }
+      ? {
+          poolId,
+          address,
+          record: decodeAddressRecord(key, result.current.value),
+          modRevision: result.current.modRevision,
+          scope,
+        }
       : undefined;
     return { ok: false, current };
   }
 
   /** Deletes an address key of `scope` if it is still at `prevRevision`; true if removed. */
-  deleteAddress(poolId: string, address: number, prevRevision: bigint, scope: AddressScope = 'cluster'): Promise<boolean> {
+  deleteAddress(
+    poolId: string,
+    address: number,
+    prevRevision: bigint,
+    scope: AddressScope = 'cluster',
+  ): Promise<boolean> {
     return this.scoped(scope).atomicDelete(addressKey(poolId, address), prevRevision);
   }
 
@@ -302,12 +336,21 @@ export class PoolStore {
   }
 }
 
-function decodeAddresses(pairs: readonly { key: string; value: string; modRevision: bigint }[], scope: AddressScope): StoredAddress[] {
+function decodeAddresses(
+  pairs: readonly { key: string; value: string; modRevision: bigint }[],
+  scope: AddressScope,
+): StoredAddress[] {
   return pairs.map((pair) => {
     const [id, ipText] = splitOnce(pair.key.slice(ADDRESSES.length));
     const address = parseIpv4(ipText);
     if (address === undefined) throw new Error(`ipam: malformed address key ${pair.key} in the store`);
-    return { poolId: id, address, record: decodeAddressRecord(pair.key, pair.value), modRevision: pair.modRevision, scope };
+    return {
+      poolId: id,
+      address,
+      record: decodeAddressRecord(pair.key, pair.value),
+      modRevision: pair.modRevision,
+      scope,
+    };
   });
 }
 
@@ -330,15 +373,19 @@ function compareIds(a: string, b: string): number {
 }
 
 function compactAddressRecord(record: AddressRecord): AddressRecord {
-  return record.owner === undefined ? { node: record.node, kind: record.kind } : { node: record.node, kind: record.kind, owner: record.owner };
+  return record.owner === undefined
+    ? { node: record.node, kind: record.kind }
+    : { node: record.node, kind: record.kind, owner: record.owner };
 }
 
 function decodePoolRecord(key: string, value: string): PoolRecord {
   const parsed = parseJsonObject(key, value);
   const { subnet, subPool, gateway, options, createdAt, createdBy, updatedAt } = parsed;
   if (typeof subnet !== 'string' || !parseIpv4Cidr(subnet)) throw malformed(key, 'subnet');
-  if (subPool !== undefined && (typeof subPool !== 'string' || !parseIpv4Cidr(subPool))) throw malformed(key, 'subPool');
-  if (gateway !== undefined && (typeof gateway !== 'string' || parseIpv4(gateway) === undefined)) throw malformed(key, 'gateway');
+  if (subPool !== undefined && (typeof subPool !== 'string' || !parseIpv4Cidr(subPool)))
+    throw malformed(key, 'subPool');
+  if (gateway !== undefined && (typeof gateway !== 'string' || parseIpv4(gateway) === undefined))
+    throw malformed(key, 'gateway');
   if (options !== undefined && !isStringMap(options)) throw malformed(key, 'options');
   if (typeof createdAt !== 'string') throw malformed(key, 'createdAt');
   if (typeof createdBy !== 'string') throw malformed(key, 'createdBy');
@@ -371,7 +418,12 @@ function parseJsonObject(key: string, value: string): Record<string, unknown> {
 }
 
 function isStringMap(value: unknown): value is Record<string, string> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string');
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.values(value).every((v) => typeof v === 'string')
+  );
 }
 
 function malformed(key: string, field: string): Error {

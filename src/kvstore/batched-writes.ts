@@ -20,7 +20,11 @@ export interface BatchedPut {
  * `concurrency` transactions in flight. Rejects with the first failure, after the batches in
  * flight have settled. Returns how many transactions it sent.
  */
-export async function putBatched(store: KvStore, entries: readonly BatchedPut[], concurrency = DEFAULT_CONCURRENCY): Promise<number> {
+export async function putBatched(
+  store: KvStore,
+  entries: readonly BatchedPut[],
+  concurrency = DEFAULT_CONCURRENCY,
+): Promise<number> {
   const batches: BatchedPut[][] = [];
   for (let i = 0; i < entries.length; i += MAX_TXN_OPERATIONS) batches.push(entries.slice(i, i + MAX_TXN_OPERATIONS));
   let next = 0;

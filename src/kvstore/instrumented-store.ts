@@ -91,7 +91,9 @@ export class InstrumentedKvStore implements KvStore {
   }
   async status(): Promise<KvStatus> {
     const s = await this.inner.status();
-    return this.currentError && s.healthy ? { ...s, healthy: false, detail: `${s.detail}; last error: ${this.currentError}` } : s;
+    return this.currentError && s.healthy
+      ? { ...s, healthy: false, detail: `${s.detail}; last error: ${this.currentError}` }
+      : s;
   }
   close(): Promise<void> {
     return this.inner.close();

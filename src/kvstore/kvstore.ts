@@ -30,9 +30,7 @@ export interface PutOptions {
 }
 
 /** Result of a conditional write. */
-export type CasResult =
-  | { ok: true; revision: bigint }
-  | { ok: false; current: KvPair | undefined };
+export type CasResult = { ok: true; revision: bigint } | { ok: false; current: KvPair | undefined };
 
 /** A change seen by a watch. Events arrive in revision order. */
 export type WatchEvent =
@@ -72,17 +70,13 @@ export type TxnCondition =
   | { key: string; value: string };
 
 /** One write of a {@link KvStore.transaction}. */
-export type TxnOperation =
-  | { op: 'put'; key: string; value: string; leased?: boolean }
-  | { op: 'delete'; key: string };
+export type TxnOperation = { op: 'put'; key: string; value: string; leased?: boolean } | { op: 'delete'; key: string };
 
 /**
  * Result of a transaction: committed at `revision`, or not applied because a condition did not
  * hold, with the current pair (undefined = absent) of every key the conditions name.
  */
-export type TxnResult =
-  | { ok: true; revision: bigint }
-  | { ok: false; current: Map<string, KvPair | undefined> };
+export type TxnResult = { ok: true; revision: bigint } | { ok: false; current: Map<string, KvPair | undefined> };
 
 /** One transaction of a {@link KvStore.transactions} batch. */
 export interface TxnRequest {

@@ -63,7 +63,10 @@ export class PrefixedKvStore implements KvStore {
 
   private txnResult(result: TxnResult): TxnResult {
     if (result.ok) return result;
-    return { ok: false, current: new Map([...result.current].map(([key, pair]) => [this.strip(key), this.pair(pair)])) };
+    return {
+      ok: false,
+      current: new Map([...result.current].map(([key, pair]) => [this.strip(key), this.pair(pair)])),
+    };
   }
 
   async get(key: string): Promise<KvPair | undefined> {
@@ -79,7 +82,12 @@ export class PrefixedKvStore implements KvStore {
   async create(key: string, value: string, options?: PutOptions): Promise<CasResult> {
     return this.cas(await this.inner.create(this.wire(key), value, options));
   }
-  async atomicPut(key: string, value: string, prevRevision: bigint | 'absent', options?: PutOptions): Promise<CasResult> {
+  async atomicPut(
+    key: string,
+    value: string,
+    prevRevision: bigint | 'absent',
+    options?: PutOptions,
+  ): Promise<CasResult> {
     return this.cas(await this.inner.atomicPut(this.wire(key), value, prevRevision, options));
   }
   delete(key: string): Promise<boolean> {
@@ -92,11 +100,19 @@ export class PrefixedKvStore implements KvStore {
     return this.inner.deletePrefix(this.wire(prefix));
   }
   async transaction(conditions: readonly TxnCondition[], operations: readonly TxnOperation[]): Promise<TxnResult> {
-    return this.txnResult(await this.inner.transaction(conditions.map((c) => this.condition(c)), operations.map((o) => this.operation(o))));
+    return this.txnResult(
+      await this.inner.transaction(
+        conditions.map((c) => this.condition(c)),
+        operations.map((o) => this.operation(o)),
+      ),
+    );
   }
   async transactions(requests: readonly TxnRequest[]): Promise<TxnResult[]> {
     const results = await this.inner.transactions(
-      requests.map((r) => ({ conditions: r.conditions.map((c) => this.condition(c)), operations: r.operations.map((o) => this.operation(o)) })),
+      requests.map((r) => ({
+        conditions: r.conditions.map((c) => this.condition(c)),
+        operations: r.operations.map((o) => this.operation(o)),
+      })),
     );
     return results.map((r) => this.txnResult(r));
   }

@@ -40,15 +40,21 @@ const SEGMENT = /^[A-Za-z0-9._~-]+$/;
 export function parseStorePrefix(text: string, layout: readonly string[]): string {
   const what = `--kvstore-opt prefix=${JSON.stringify(text).slice(1, -1)}`;
   if (text === '') return text;
-  if (text.length > MAX_STORE_PREFIX_LENGTH) throw new ConfigError(`${what}: longer than ${MAX_STORE_PREFIX_LENGTH} characters`);
+  if (text.length > MAX_STORE_PREFIX_LENGTH)
+    throw new ConfigError(`${what}: longer than ${MAX_STORE_PREFIX_LENGTH} characters`);
   if (text.startsWith('/')) throw new ConfigError(`${what}: a prefix cannot begin with '/'; use e.g. cilium/state/`);
   if (!text.endsWith('/')) throw new ConfigError(`${what}: a prefix must end with '/', e.g. ${text}/`);
   const segments = text.slice(0, -1).split('/');
   if (segments.some((s) => !SEGMENT.test(s) || s === '.' || s === '..')) {
-    throw new ConfigError(`${what}: use path segments of letters, digits and . _ ~ - separated by single '/' (no '.' or '..' segment, no spaces)`);
+    throw new ConfigError(
+      `${what}: use path segments of letters, digits and . _ ~ - separated by single '/' (no '.' or '..' segment, no spaces)`,
+    );
   }
   const clash = layout.find((legacy) => legacy.startsWith(text) || text.startsWith(legacy));
-  if (clash !== undefined) throw new ConfigError(`${what}: overlaps ${clash}, a part of the unprefixed layout; choose another, e.g. cilium/state/`);
+  if (clash !== undefined)
+    throw new ConfigError(
+      `${what}: overlaps ${clash}, a part of the unprefixed layout; choose another, e.g. cilium/state/`,
+    );
   return text;
 }
 
@@ -80,7 +86,10 @@ export interface StorePrefixReport {
  * old layout (see the module comment). Rejects with KvLayoutError when the old layout is there,
  * nothing is under the prefix yet and `migrate` is false.
  */
-export async function openPrefixedStore(backend: KvStore, options: StorePrefixOptions): Promise<{ store: KvStore; report: StorePrefixReport }> {
+export async function openPrefixedStore(
+  backend: KvStore,
+  options: StorePrefixOptions,
+): Promise<{ store: KvStore; report: StorePrefixReport }> {
   const report: StorePrefixReport = { legacyKeys: 0, moved: 0, left: 0 };
   if (options.prefix === '') return { store: backend, report };
   const store = new PrefixedKvStore(backend, options.prefix);
@@ -107,11 +116,18 @@ export async function openPrefixedStore(backend: KvStore, options: StorePrefixOp
   }
   const movable = legacy.filter((p) => p.lease === undefined);
   for (let i = 0; i < movable.length; i += MOVES_PER_TRANSACTION) {
-    for (const outcome of await moveBatch(backend, options.prefix, movable.slice(i, i + MOVES_PER_TRANSACTION))) if (outcome !== 'gone') report[outcome]++;
+    for (const outcome of await moveBatch(backend, options.prefix, movable.slice(i, i + MOVES_PER_TRANSACTION)))
+      if (outcome !== 'gone') report[outcome]++;
   }
   report.left += leased;
   options.log.warn(
-    { moved: report.moved, leasedLeft: leased, notMoved: report.left - leased, prefixes: sample, prefix: options.prefix },
+    {
+      moved: report.moved,
+      leasedLeft: leased,
+      notMoved: report.left - leased,
+      prefixes: sample,
+      prefix: options.prefix,
+    },
     'moved the keys of the unprefixed layout under the store prefix (leased keys are written again by their daemons and expire at the old place)',
   );
   return { store, report };
@@ -125,8 +141,14 @@ const MOVE_ATTEMPTS = 3;
 /** Moves `pairs` under `prefix` in one transaction, falling back to one key at a time when a condition fails. */
 async function moveBatch(backend: KvStore, prefix: string, pairs: readonly KvPair[]): Promise<MoveOutcome[]> {
   const batch = await backend.transaction(
-    pairs.flatMap((p) => [{ key: prefix + p.key, absent: true as const }, { key: p.key, modRevision: p.modRevision }]),
-    pairs.flatMap((p) => [{ op: 'put' as const, key: prefix + p.key, value: p.value }, { op: 'delete' as const, key: p.key }]),
+    pairs.flatMap((p) => [
+      { key: prefix + p.key, absent: true as const },
+      { key: p.key, modRevision: p.modRevision },
+    ]),
+    pairs.flatMap((p) => [
+      { op: 'put' as const, key: prefix + p.key, value: p.value },
+      { op: 'delete' as const, key: p.key },
+    ]),
   );
   if (batch.ok) return pairs.map(() => 'moved');
   const outcomes: MoveOutcome[] = [];
@@ -146,8 +168,14 @@ async function moveOne(backend: KvStore, prefix: string, first: KvPair): Promise
   for (let attempt = 0; attempt < MOVE_ATTEMPTS && pair !== undefined; attempt++) {
     if (pair.lease !== undefined) return 'left';
     const result = await backend.transaction(
-      [{ key: prefix + pair.key, absent: true }, { key: pair.key, modRevision: pair.modRevision }],
-      [{ op: 'put', key: prefix + pair.key, value: pair.value }, { op: 'delete', key: pair.key }],
+      [
+        { key: prefix + pair.key, absent: true },
+        { key: pair.key, modRevision: pair.modRevision },
+      ],
+      [
+        { op: 'put', key: prefix + pair.key, value: pair.value },
+        { op: 'delete', key: pair.key },
+      ],
     );
     if (result.ok) return 'moved';
     if (result.current.get(prefix + pair.key) !== undefined) return 'left';

@@ -10,7 +10,14 @@
  * twice); a request whose keys are taken goes into the next batch of the same flush. Each caller
  * gets its own transaction's result, or the batch's error.
  */
-import { MAX_TXN_OPERATIONS, type KvStore, type TxnCondition, type TxnOperation, type TxnRequest, type TxnResult } from './kvstore.js';
+import {
+  MAX_TXN_OPERATIONS,
+  type KvStore,
+  type TxnCondition,
+  type TxnOperation,
+  type TxnRequest,
+  type TxnResult,
+} from './kvstore.js';
 import { assertTransactionShape } from './transaction-shape.js';
 
 interface Pending {
@@ -61,8 +68,12 @@ export class TransactionBatcher {
       }
       this.pending = rest;
       this.store.transactions(batch.map((p) => p.request)).then(
-        (results) => batch.forEach((p, i) => p.resolve(results[i]!)),
-        (err: unknown) => batch.forEach((p) => p.reject(err)),
+        (results) => {
+          for (const [i, p] of batch.entries()) p.resolve(results[i]!);
+        },
+        (err: unknown) => {
+          for (const p of batch) p.reject(err);
+        },
       );
     }
   }

@@ -20,12 +20,15 @@ export function assertTransactionShape(conditions: readonly TxnCondition[], oper
   }
   for (const condition of conditions) {
     if ('modRevision' in condition && condition.modRevision <= 0n) {
-      throw new BadRequestError(`kvstore transaction: condition on ${condition.key} at revision ${condition.modRevision}: no key has it; use { absent: true }`);
+      throw new BadRequestError(
+        `kvstore transaction: condition on ${condition.key} at revision ${condition.modRevision}: no key has it; use { absent: true }`,
+      );
     }
   }
   const written = new Set<string>();
   for (const operation of operations) {
-    if (written.has(operation.key)) throw new BadRequestError(`kvstore transaction writes key ${operation.key} twice; write each key once`);
+    if (written.has(operation.key))
+      throw new BadRequestError(`kvstore transaction writes key ${operation.key} twice; write each key once`);
     written.add(operation.key);
   }
 }
@@ -36,13 +39,18 @@ export function assertTransactionShape(conditions: readonly TxnCondition[], oper
  */
 export function assertBatchShape(requests: readonly TxnRequest[]): void {
   if (requests.length > MAX_TXN_OPERATIONS) {
-    throw new BadRequestError(`kvstore transaction batch of ${requests.length}: at most ${MAX_TXN_OPERATIONS} transactions; split it`);
+    throw new BadRequestError(
+      `kvstore transaction batch of ${requests.length}: at most ${MAX_TXN_OPERATIONS} transactions; split it`,
+    );
   }
   const written = new Set<string>();
   for (const request of requests) {
     assertTransactionShape(request.conditions, request.operations);
     for (const operation of request.operations) {
-      if (written.has(operation.key)) throw new BadRequestError(`kvstore transaction batch writes key ${operation.key} in two transactions; batch them apart`);
+      if (written.has(operation.key))
+        throw new BadRequestError(
+          `kvstore transaction batch writes key ${operation.key} in two transactions; batch them apart`,
+        );
       written.add(operation.key);
     }
   }

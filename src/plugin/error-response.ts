@@ -13,7 +13,10 @@ import type { IpamErrorResponse, NetworkErrorResponse } from './wire.js';
 export type PluginApi = 'NetworkDriver' | 'IpamDriver' | 'Plugin';
 
 /** Status and body for an error raised by a handler of `api`. */
-export function pluginErrorReply(api: PluginApi, err: unknown): { status: number; body: NetworkErrorResponse | IpamErrorResponse } {
+export function pluginErrorReply(
+  api: PluginApi,
+  err: unknown,
+): { status: number; body: NetworkErrorResponse | IpamErrorResponse } {
   const e = asCiliumDockerError(err);
   const message = e.message;
   if (api === 'IpamDriver') return { status: 200, body: { Error: message } };

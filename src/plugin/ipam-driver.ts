@@ -30,11 +30,16 @@ export const GLOBAL_ADDRESS_SPACE = 'CiliumGlobal';
 
 /** A plain address as dockerd sends it (util/ipv4.ts's strict form: `010.0.0.1` is refused). */
 function checkAddress(call: string, address: string): void {
-  if (parseIpv4(address) === undefined) throw new BadRequestError(`${call}: Address "${address}" is not an IPv4 address`);
+  if (parseIpv4(address) === undefined)
+    throw new BadRequestError(`${call}: Address "${address}" is not an IPv4 address`);
 }
 
 /** The IpamDriver handlers, keyed by method name. */
-export function ipamDriverHandlers(ipam: Ipam, creations: NetworkCreationTracker, networks?: NetworkRegistry): Record<string, RawHandler> {
+export function ipamDriverHandlers(
+  ipam: Ipam,
+  creations: NetworkCreationTracker,
+  networks?: NetworkRegistry,
+): Record<string, RawHandler> {
   return bindCalls({
     async GetCapabilities(): Promise<IpamCapabilitiesResponse> {
       // No replay: pools and addresses are persisted in our store and survive dockerd restarts.
@@ -46,14 +51,20 @@ export function ipamDriverHandlers(ipam: Ipam, creations: NetworkCreationTracker
     },
 
     RequestPool: decoded(decodeRequestPoolRequest, async (req): Promise<RequestPoolResponse> => {
-      if (req.V6) throw new BadRequestError('IPv6 pools are not supported by the cilium IPAM driver yet; create the network without --ipv6');
+      if (req.V6)
+        throw new BadRequestError(
+          'IPv6 pools are not supported by the cilium IPAM driver yet; create the network without --ipv6',
+        );
       // `--ipam-opt cilium.network=<name>`: the pool is the cluster's for that name (networks/v1/<name>).
       const name = req.Options[NETWORK_NAME_OPTION];
       if (name !== undefined && !networks) {
-        throw new BadRequestError(`--ipam-opt ${NETWORK_NAME_OPTION} needs the daemon's network registry, which this daemon was started without`);
+        throw new BadRequestError(
+          `--ipam-opt ${NETWORK_NAME_OPTION} needs the daemon's network registry, which this daemon was started without`,
+        );
       }
       const request = { pool: req.Pool, subPool: req.SubPool, options: req.Options, v6: req.V6 };
-      const result = name !== undefined && networks ? await networks.requestPool(name, request) : await ipam.requestPool(request);
+      const result =
+        name !== undefined && networks ? await networks.requestPool(name, request) : await ipam.requestPool(request);
       creations.poolRequested(result.poolId, result.pool);
       return { PoolID: result.poolId, Pool: result.pool, Data: result.data };
     }),

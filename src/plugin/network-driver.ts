@@ -40,13 +40,15 @@ const OPTION_PORT_MAP = 'com.docker.network.portmap';
 /** `a.b.c.d/len` as dockerd sends it (util/ipv4.ts's strict form: `010.0.0.1/24` is refused). */
 function parseCidr(call: string, field: string, value: string): { ip: string; prefixLength: number } {
   const parsed = parseIpv4WithPrefix(value);
-  if (!parsed) throw new BadRequestError(`${call}: ${field} "${value}" is not an IPv4 address in CIDR form (a.b.c.d/len)`);
+  if (!parsed)
+    throw new BadRequestError(`${call}: ${field} "${value}" is not an IPv4 address in CIDR form (a.b.c.d/len)`);
   return { ip: formatIpv4(parsed.address), prefixLength: parsed.prefixLength };
 }
 
 function stringMap(obj: Body): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(obj)) if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[k] = String(v);
+  for (const [k, v] of Object.entries(obj))
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[k] = String(v);
   return out;
 }
 
@@ -71,9 +73,14 @@ export function networkDriverHandlers(
 
     CreateNetwork: decoded(decodeCreateNetworkRequest, async (req) => {
       const call = 'CreateNetwork';
-      if (req.IPv6Data.length > 0) throw new BadRequestError('IPv6 is not supported by the cilium driver yet; create the network without --ipv6');
-      if (req.IPv4Data.length === 0) throw new BadRequestError('network has no IPv4 pool; create it with --ipam-driver cilium (and optionally --subnet)');
-      if (req.IPv4Data.length > 1) throw new BadRequestError('only one IPv4 subnet per network is supported; pass a single --subnet');
+      if (req.IPv6Data.length > 0)
+        throw new BadRequestError('IPv6 is not supported by the cilium driver yet; create the network without --ipv6');
+      if (req.IPv4Data.length === 0)
+        throw new BadRequestError(
+          'network has no IPv4 pool; create it with --ipam-driver cilium (and optionally --subnet)',
+        );
+      if (req.IPv4Data.length > 1)
+        throw new BadRequestError('only one IPv4 subnet per network is supported; pass a single --subnet');
       const { Pool: pool, Gateway: gatewayCidr } = req.IPv4Data[0]!;
       if (pool === '') throw new BadRequestError(`${call}: IPv4Data[0].Pool is missing`);
       parseCidr(call, 'IPv4Data[0].Pool', pool);
@@ -82,7 +89,10 @@ export function networkDriverHandlers(
       let mtu = driverOptions.defaultMtu ?? DEFAULT_MTU;
       if (generic[OPTION_MTU] !== undefined) {
         mtu = Number(generic[OPTION_MTU]);
-        if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new BadRequestError(`option ${OPTION_MTU}="${generic[OPTION_MTU]}" must be an integer from 576 to 65535`);
+        if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535)
+          throw new BadRequestError(
+            `option ${OPTION_MTU}="${generic[OPTION_MTU]}" must be an integer from 576 to 65535`,
+          );
       }
       // A retried CreateNetwork of a network already recorded is answered from the record.
       if (!endpoints.getNetwork(req.NetworkID)) await allocations.checkNetworkPool(pool, gateway);
@@ -108,19 +118,31 @@ export function networkDriverHandlers(
       const call = 'CreateEndpoint';
       const { Address: address, AddressIPv6: addressIpv6, MacAddress: requestedMac } = req.Interface;
       if (addressIpv6 !== '') throw new BadRequestError('IPv6 is not supported by the cilium driver yet');
-      if (address === '') throw new BadRequestError(`${call}: endpoint ${req.EndpointID.slice(0, 12)} has no IPv4 address; use --ipam-driver cilium for cilium networks`);
-      if (requestedMac !== '' && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(requestedMac)) throw new BadRequestError(`${call}: MacAddress "${requestedMac}" is not a MAC address`);
+      if (address === '')
+        throw new BadRequestError(
+          `${call}: endpoint ${req.EndpointID.slice(0, 12)} has no IPv4 address; use --ipam-driver cilium for cilium networks`,
+        );
+      if (requestedMac !== '' && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(requestedMac))
+        throw new BadRequestError(`${call}: MacAddress "${requestedMac}" is not a MAC address`);
       const { ip, prefixLength } = parseCidr(call, 'Interface.Address', address);
       // Remote drivers must publish ports themselves; refusing is better than pretending.
       const portmap = req.Options[OPTION_PORT_MAP];
       if (Array.isArray(portmap) && portmap.length > 0) {
-        throw new BadRequestError('publishing ports (-p/--publish) is not supported by the cilium driver yet; reach the container by its address, or publish through a container on the default bridge');
+        throw new BadRequestError(
+          'publishing ports (-p/--publish) is not supported by the cilium driver yet; reach the container by its address, or publish through a container on the default bridge',
+        );
       }
       // dockerd's order is RequestAddress, then CreateEndpoint: the address must be one the IPAM
       // handed out for this network (an unknown network is the endpoint manager's NotFound).
       const network = endpoints.getNetwork(req.NetworkID);
       if (network) await allocations.checkEndpointAddress(network.subnet, ip, prefixLength);
-      const ep = await endpoints.createEndpoint({ networkId: req.NetworkID, endpointId: req.EndpointID, ipv4: ip, prefixLength, mac: requestedMac });
+      const ep = await endpoints.createEndpoint({
+        networkId: req.NetworkID,
+        endpointId: req.EndpointID,
+        ipv4: ip,
+        prefixLength,
+        mac: requestedMac,
+      });
       // Only empty fields may be filled in the reply ("driver modified interface address" otherwise).
       return requestedMac === '' ? { Interface: { MacAddress: ep.mac } } : {};
     }),
@@ -128,7 +150,16 @@ export function networkDriverHandlers(
     EndpointOperInfo: decoded(decodeEndpointOnlyRequest, async (req): Promise<EndpointOperInfoResponse> => {
       const ep = endpoints.getEndpoint(req.EndpointID);
       if (!ep) return { Value: {} };
-      return { Value: { id: ep.id, state: ep.state, identity: ep.identity, hostInterface: ep.hostIfName, ipv4: ep.ipv4, mac: ep.mac } };
+      return {
+        Value: {
+          id: ep.id,
+          state: ep.state,
+          identity: ep.identity,
+          hostInterface: ep.hostIfName,
+          ipv4: ep.ipv4,
+          mac: ep.mac,
+        },
+      };
     }),
 
     DeleteEndpoint: decoded(decodeEndpointIdRequest, async (req) => {

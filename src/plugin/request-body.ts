@@ -27,10 +27,17 @@ const MAX_STRING = 4096;
 
 /** The body as an object, or a BadRequestError naming the call. */
 export function requireObject(call: string, body: unknown): Body {
-  if (body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0)) {
-    throw new BadRequestError(`${call}: empty request body (dockerd resends a failed call without its body); retry the docker command`);
+  if (
+    body === undefined ||
+    body === null ||
+    (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0)
+  ) {
+    throw new BadRequestError(
+      `${call}: empty request body (dockerd resends a failed call without its body); retry the docker command`,
+    );
   }
-  if (typeof body !== 'object' || Array.isArray(body)) throw new BadRequestError(`${call}: request body must be a JSON object`);
+  if (typeof body !== 'object' || Array.isArray(body))
+    throw new BadRequestError(`${call}: request body must be a JSON object`);
   return body as Body;
 }
 
@@ -59,7 +66,8 @@ export const requiredId: ValueDecoder<string> = (call, v, path) => {
 };
 
 /** An id the call does not need ('' when absent), still checked when present. */
-export const optionalId: ValueDecoder<string> = (call, v, path) => (v === undefined || v === null ? '' : requiredId(call, v, path));
+export const optionalId: ValueDecoder<string> = (call, v, path) =>
+  v === undefined || v === null ? '' : requiredId(call, v, path);
 
 /** An optional boolean (false when absent or null). */
 export const optionalBoolean: ValueDecoder<boolean> = (call, v, path) => {
@@ -89,7 +97,8 @@ export const optionalStringMap: ValueDecoder<Record<string, string>> = (call, v,
 /** Decodes the fields of `body` in declaration order; `prefix` makes nested paths (`Interface.`). */
 function decodeFields<T>(call: string, body: Body, fields: FieldDecoders<T>, prefix: string): T {
   const out = {} as T;
-  for (const field of Object.keys(fields) as Array<keyof T & string>) out[field] = fields[field](call, body[field], `${prefix}${field}`);
+  for (const field of Object.keys(fields) as Array<keyof T & string>)
+    out[field] = fields[field](call, body[field], `${prefix}${field}`);
   return out;
 }
 
@@ -101,7 +110,8 @@ export function optionalObjectOf<T>(fields: FieldDecoders<T>): ValueDecoder<T> {
 /** A required nested object with known fields (array elements). */
 export function objectOf<T>(fields: FieldDecoders<T>): ValueDecoder<T> {
   return (call, v, path) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BadRequestError(`${call}: field ${path} must be an object`);
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      throw new BadRequestError(`${call}: field ${path} must be an object`);
     return decodeFields(call, v as Body, fields, `${path}.`);
   };
 }
@@ -111,7 +121,8 @@ export function optionalArrayOf<T>(element: ValueDecoder<T>, max: number): Value
   return (call, v, path) => {
     if (v === undefined || v === null) return [];
     if (!Array.isArray(v)) throw new BadRequestError(`${call}: field ${path} must be an array`);
-    if (v.length > max) throw new BadRequestError(`${call}: field ${path} has ${v.length} entries; at most ${max} are accepted`);
+    if (v.length > max)
+      throw new BadRequestError(`${call}: field ${path} has ${v.length} entries; at most ${max} are accepted`);
     return v.map((item, i) => element(call, item, `${path}[${i}]`));
   };
 }

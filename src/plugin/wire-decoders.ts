@@ -71,10 +71,16 @@ export const decodeCreateEndpointRequest: RequestDecoder<CreateEndpointRequest> 
 });
 
 /** `NetworkDriver.DeleteEndpoint` and `Leave`: both ids. */
-export const decodeEndpointIdRequest: RequestDecoder<EndpointIdRequest> = requestDecoder({ NetworkID: requiredId, EndpointID: requiredId });
+export const decodeEndpointIdRequest: RequestDecoder<EndpointIdRequest> = requestDecoder({
+  NetworkID: requiredId,
+  EndpointID: requiredId,
+});
 
 /** `NetworkDriver.EndpointOperInfo` and `RevokeExternalConnectivity`: the endpoint id is enough. */
-export const decodeEndpointOnlyRequest: RequestDecoder<EndpointIdRequest> = requestDecoder({ NetworkID: optionalId, EndpointID: requiredId });
+export const decodeEndpointOnlyRequest: RequestDecoder<EndpointIdRequest> = requestDecoder({
+  NetworkID: optionalId,
+  EndpointID: requiredId,
+});
 
 /** `NetworkDriver.Join`. */
 export const decodeJoinRequest: RequestDecoder<JoinRequest> = requestDecoder({
@@ -85,11 +91,12 @@ export const decodeJoinRequest: RequestDecoder<JoinRequest> = requestDecoder({
 });
 
 /** `NetworkDriver.ProgramExternalConnectivity`. */
-export const decodeProgramExternalConnectivityRequest: RequestDecoder<ProgramExternalConnectivityRequest> = requestDecoder({
-  NetworkID: optionalId,
-  EndpointID: requiredId,
-  Options: optionalObject,
-});
+export const decodeProgramExternalConnectivityRequest: RequestDecoder<ProgramExternalConnectivityRequest> =
+  requestDecoder({
+    NetworkID: optionalId,
+    EndpointID: requiredId,
+    Options: optionalObject,
+  });
 
 /** `IpamDriver.RequestPool`: dockerd always names the address space; a body without it is not a real request. */
 export const decodeRequestPoolRequest: RequestDecoder<RequestPoolRequest> = requestDecoder({
@@ -111,15 +118,16 @@ export const decodeRequestAddressRequest: RequestDecoder<RequestAddressRequest> 
 });
 
 /** `IpamDriver.ReleaseAddress`. */
-export const decodeReleaseAddressRequest: RequestDecoder<ReleaseAddressRequest> = requestDecoder({ PoolID: requiredString, Address: requiredString });
+export const decodeReleaseAddressRequest: RequestDecoder<ReleaseAddressRequest> = requestDecoder({
+  PoolID: requiredString,
+  Address: requiredString,
+});
 
 /** A plugin call's handler as the server runs it: the raw JSON body in. */
 export type RawHandler = (body: unknown) => Promise<unknown>;
 
 /** A call handler that decodes its body with `decode` before `handle` sees it. */
-export interface DecodedHandler {
-  (raw: unknown, call: string): Promise<unknown>;
-}
+export type DecodedHandler = (raw: unknown, call: string) => Promise<unknown>;
 
 /** `handle` run on the request `decode` makes of the body (the request type is inferred from the decoder). */
 export function decoded<R>(decode: RequestDecoder<R>, handle: (req: R) => Promise<unknown>): DecodedHandler {
@@ -128,5 +136,7 @@ export function decoded<R>(decode: RequestDecoder<R>, handle: (req: R) => Promis
 
 /** Handlers keyed by method name, each told its method name for the decoders' messages. */
 export function bindCalls(handlers: Record<string, DecodedHandler>): Record<string, RawHandler> {
-  return Object.fromEntries(Object.entries(handlers).map(([call, handler]) => [call, (raw: unknown) => handler(raw, call)]));
+  return Object.fromEntries(
+    Object.entries(handlers).map(([call, handler]) => [call, (raw: unknown) => handler(raw, call)]),
+  );
 }

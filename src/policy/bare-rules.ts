@@ -23,7 +23,13 @@ export const RULE_LABELS_ANNOTATION = 'cilium-docker/rule-labels';
 
 /** True for an object that is a Cilium rule rather than a policy document. */
 export function isBareRule(value: unknown): boolean {
-  if (!isObject(value) || value['apiVersion'] !== undefined || value['kind'] !== undefined || value['metadata'] !== undefined) return false;
+  if (
+    !isObject(value) ||
+    value['apiVersion'] !== undefined ||
+    value['kind'] !== undefined ||
+    value['metadata'] !== undefined
+  )
+    return false;
   return RULE_FIELDS.some((f) => value[f] !== undefined);
 }
 
@@ -56,7 +62,10 @@ function nameFor(labels: readonly RuleLabel[], rules: readonly unknown[]): strin
  * and groups them by label set into policy documents. Problems are messages like the document
  * validator's: `rule 2: ingress[0].icmps[0].fields[0].type: ...`.
  */
-export function groupBareRules(rules: ReadonlyArray<{ readonly value: unknown; readonly position: number }>): { groups: BareRuleGroup[]; problems: string[] } {
+export function groupBareRules(rules: ReadonlyArray<{ readonly value: unknown; readonly position: number }>): {
+  groups: BareRuleGroup[];
+  problems: string[];
+} {
   const problems: string[] = [];
   const byLabels = new Map<string, { labels: readonly RuleLabel[]; values: unknown[] }>();
   for (const { value, position } of rules) {
@@ -66,15 +75,24 @@ export function groupBareRules(rules: ReadonlyArray<{ readonly value: unknown; r
     if (!rule) continue;
     const key = rule.labels.map(formatRuleLabel).join('\n');
     let group = byLabels.get(key);
-    if (!group) byLabels.set(key, (group = { labels: rule.labels, values: [] }));
+    if (!group) {
+      group = { labels: rule.labels, values: [] };
+      byLabels.set(key, group);
+    }
     group.values.push(value);
   }
   const groups = [...byLabels.values()].map(({ labels, values }) => {
     const metadata: Record<string, unknown> = { name: nameFor(labels, values) };
-    if (labels.length > 0) metadata['annotations'] = { [RULE_LABELS_ANNOTATION]: labels.map(formatRuleLabel).join('\n') };
+    if (labels.length > 0)
+      metadata['annotations'] = { [RULE_LABELS_ANNOTATION]: labels.map(formatRuleLabel).join('\n') };
     return {
       labels,
-      document: { apiVersion: 'cilium.io/v2', kind: 'CiliumNetworkPolicy', metadata, specs: JSON.parse(JSON.stringify(values)) as unknown[] },
+      document: {
+        apiVersion: 'cilium.io/v2',
+        kind: 'CiliumNetworkPolicy',
+        metadata,
+        specs: JSON.parse(JSON.stringify(values)) as unknown[],
+      },
     };
   });
   return { groups, problems };

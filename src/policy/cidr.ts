@@ -76,7 +76,7 @@ function parseIpv6(text: string): bigint | undefined {
     groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
   } else {
     const all = parseIpv6Groups(text);
-    if (!all || all.length !== 8) return undefined;
+    if (all?.length !== 8) return undefined;
     groups = all;
   }
   return groups.reduce((acc, g) => (acc << 16n) | BigInt(g), 0n);

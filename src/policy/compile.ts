@@ -144,7 +144,10 @@ export class PolicyCompiler {
     for (const rule of this.rules) {
       for (const id of this.cache.selectEndpoints(rule.endpointSelector)) {
         let list = byIdentity.get(id);
-        if (!list) byIdentity.set(id, (list = []));
+        if (!list) {
+          list = [];
+          byIdentity.set(id, list);
+        }
         list.push(rule);
       }
     }
@@ -154,7 +157,10 @@ export class PolicyCompiler {
   private keysOf(item: PeerRule): readonly PortKey[] {
     let keys = this.portKeys.get(item);
     if (!keys) {
-      keys = item.ports.length === 0 ? ANY_PORT : dedupePortKeys(item.ports.flatMap((p) => portRangeKeys(p, this.maxExpanded)));
+      keys =
+        item.ports.length === 0
+          ? ANY_PORT
+          : dedupePortKeys(item.ports.flatMap((p) => portRangeKeys(p, this.maxExpanded)));
       this.portKeys.set(item, keys);
     }
     return keys;
@@ -176,7 +182,11 @@ export class PolicyCompiler {
    * runs one compilation or CIDR sync at a time); an identity arriving from the store meanwhile
    * is safe (Set iteration tolerates it) and schedules another regeneration anyway.
    */
-  async compileInSlices(identity: number, selecting: readonly PolicyRule[] | undefined, pause: () => Promise<void>): Promise<EndpointPolicy> {
+  async compileInSlices(
+    identity: number,
+    selecting: readonly PolicyRule[] | undefined,
+    pause: () => Promise<void>,
+  ): Promise<EndpointPolicy> {
     const steps = this.compileSteps(identity, selecting);
     for (;;) {
       const step = steps.next();
@@ -188,7 +198,9 @@ export class PolicyCompiler {
   /** The compilation, yielding between slices of work (see {@link compileInSlices}). */
   private *compileSteps(identity: number, selecting?: readonly PolicyRule[]): Generator<void, EndpointPolicy, void> {
     if (!this.cache.labelsOf(identity)) {
-      throw new NotFoundError(`identity ${identity} is not in the identity set given to the policy compiler; add it before compiling its endpoint`);
+      throw new NotFoundError(
+        `identity ${identity} is not in the identity set given to the policy compiler; add it before compiling its endpoint`,
+      );
     }
     const rules = selecting ?? this.selectingRules(identity);
     const enforced = {
@@ -209,7 +221,16 @@ export class PolicyCompiler {
         // Object literals, not spreads: this runs once per (peer identity x port) and dominates compile time.
         const addPeer = (peer: number) => {
           for (const p of ports) {
-            builder.add({ direction, peer, dport: p.dport, portPrefixLen: p.portPrefixLen, protocol: p.protocol, verdict, ruleName, cookie });
+            builder.add({
+              direction,
+              peer,
+              dport: p.dport,
+              portPrefixLen: p.portPrefixLen,
+              protocol: p.protocol,
+              verdict,
+              ruleName,
+              cookie,
+            });
           }
         };
         if (item.peers === undefined) {
@@ -244,7 +265,16 @@ export class PolicyCompiler {
       }
     }
     if (enforced.ingress && this.allowLocalhost === 'always') {
-      builder.add({ direction: 'ingress', peer: IDENTITY_HOST, dport: 0, portPrefixLen: 0, protocol: 0, verdict: 'allow', ruleName: ALLOW_LOCALHOST_RULE, cookie: 0 });
+      builder.add({
+        direction: 'ingress',
+        peer: IDENTITY_HOST,
+        dport: 0,
+        portPrefixLen: 0,
+        protocol: 0,
+        verdict: 'allow',
+        ruleName: ALLOW_LOCALHOST_RULE,
+        cookie: 0,
+      });
     }
     yield;
     const entries = builder.finish();
@@ -280,13 +310,20 @@ function addCidrEntries(
     const entry: CidrPolicyEntry = { ...base, ...p, cidr };
     const key = `${base.direction}/${cidr}/${p.dport}/${p.portPrefixLen}/${p.protocol}`;
     const existing = into.get(key)?.entry;
-    if (!existing || (existing.verdict === 'allow' && entry.verdict === 'deny') || (existing.verdict === entry.verdict && entry.ruleName < existing.ruleName)) {
+    if (
+      !existing ||
+      (existing.verdict === 'allow' && entry.verdict === 'deny') ||
+      (existing.verdict === entry.verdict && entry.ruleName < existing.ruleName)
+    ) {
       into.set(key, { entry, prefix });
     }
   }
 }
 
-function compareCidrEntries(a: { entry: CidrPolicyEntry; prefix: IpPrefix }, b: { entry: CidrPolicyEntry; prefix: IpPrefix }): number {
+function compareCidrEntries(
+  a: { entry: CidrPolicyEntry; prefix: IpPrefix },
+  b: { entry: CidrPolicyEntry; prefix: IpPrefix },
+): number {
   if (a.entry.direction !== b.entry.direction) return a.entry.direction === 'ingress' ? -1 : 1;
   return comparePrefixes(a.prefix, b.prefix) || comparePolicyEntries({ ...a.entry, peer: 0 }, { ...b.entry, peer: 0 });
 }
@@ -329,12 +366,18 @@ export function requiredCidrPrefixes(repository: PolicyRepository): string[] {
  * compiled by the caller anyway. Wildcard peers (`{}`, `all`, no peer) compile to identity 0 and
  * do not depend on the identity set. Sorted ascending.
  */
-export function identitiesAffectedByIdentityChange(repository: PolicyRepository, cache: SelectorCache, changed: Iterable<LabelSet>): number[] {
+export function identitiesAffectedByIdentityChange(
+  repository: PolicyRepository,
+  cache: SelectorCache,
+  changed: Iterable<LabelSet>,
+): number[] {
   const labelSets = [...changed];
   const ids = new Set<number>();
   for (const rule of repository.rules()) {
     const peerChanged = rule.peerRules.some((item) =>
-      (item.peers ?? []).some((peer) => !isWildcardPeer(peer) && labelSets.some((labels) => peerSelectsLabels(peer, labels))),
+      (item.peers ?? []).some(
+        (peer) => !isWildcardPeer(peer) && labelSets.some((labels) => peerSelectsLabels(peer, labels)),
+      ),
     );
     if (!peerChanged) continue;
     for (const id of cache.selectEndpoints(rule.endpointSelector)) ids.add(id);

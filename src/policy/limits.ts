@@ -76,12 +76,17 @@ function selectorProblems(value: unknown, path: string, problems: ProblemList): 
     if (typeof key !== 'string') return;
     const colon = key.indexOf(':');
     const bytes = Buffer.byteLength(colon >= 0 ? key.slice(colon + 1) : key, 'utf8');
-    if (bytes > POLICY_LIMITS.labelKeyBytes) problems.add(keyPath, `label key is ${bytes} bytes; the limit is ${POLICY_LIMITS.labelKeyBytes} bytes (without the source prefix)`);
+    if (bytes > POLICY_LIMITS.labelKeyBytes)
+      problems.add(
+        keyPath,
+        `label key is ${bytes} bytes; the limit is ${POLICY_LIMITS.labelKeyBytes} bytes (without the source prefix)`,
+      );
   };
   const checkValue = (v: unknown, valuePath: string) => {
     if (typeof v !== 'string') return;
     const bytes = Buffer.byteLength(v, 'utf8');
-    if (bytes > POLICY_LIMITS.labelValueBytes) problems.add(valuePath, `label value is ${bytes} bytes; the limit is ${POLICY_LIMITS.labelValueBytes} bytes`);
+    if (bytes > POLICY_LIMITS.labelValueBytes)
+      problems.add(valuePath, `label value is ${bytes} bytes; the limit is ${POLICY_LIMITS.labelValueBytes} bytes`);
   };
   const labels = value['matchLabels'];
   if (isObject(labels)) {
@@ -102,11 +107,15 @@ function selectorProblems(value: unknown, path: string, problems: ProblemList): 
       if (!isObject(expr)) continue;
       const exprPath = joinPath(joinPath(path, 'matchExpressions'), i);
       checkKey(expr['key'], joinPath(exprPath, 'key'));
-      if (Array.isArray(expr['values'])) for (const [j, v] of expr['values'].entries()) checkValue(v, joinPath(joinPath(exprPath, 'values'), j));
+      if (Array.isArray(expr['values']))
+        for (const [j, v] of expr['values'].entries()) checkValue(v, joinPath(joinPath(exprPath, 'values'), j));
     }
   }
   if (values > POLICY_LIMITS.selectorValues) {
-    problems.add(path, `selector has more than ${POLICY_LIMITS.selectorValues} values (matchLabels entries plus matchExpressions values); the limit is ${POLICY_LIMITS.selectorValues}`);
+    problems.add(
+      path,
+      `selector has more than ${POLICY_LIMITS.selectorValues} values (matchLabels entries plus matchExpressions values); the limit is ${POLICY_LIMITS.selectorValues}`,
+    );
   }
 }
 
@@ -121,7 +130,10 @@ export function checkDocumentLimits(doc: JsonObject, problems: ProblemList): boo
   if (doc['spec'] !== undefined && doc['spec'] !== null) rules.push([doc['spec'], 'spec']);
   const specs = doc['specs'];
   if (lengthOf(specs) + rules.length > POLICY_LIMITS.rulesPerPolicy) {
-    problems.add('specs', `${lengthOf(specs) + rules.length} rules; the limit is ${POLICY_LIMITS.rulesPerPolicy} rules per policy: split the policy`);
+    problems.add(
+      'specs',
+      `${lengthOf(specs) + rules.length} rules; the limit is ${POLICY_LIMITS.rulesPerPolicy} rules per policy: split the policy`,
+    );
     return false;
   }
   if (Array.isArray(specs)) for (const [i, s] of specs.entries()) rules.push([s, joinPath('specs', i)]);
@@ -134,7 +146,10 @@ export function checkDocumentLimits(doc: JsonObject, problems: ProblemList): boo
       const list = rule[section];
       items += lengthOf(list);
       if (items > POLICY_LIMITS.ruleItemsPerPolicy) {
-        problems.add(joinPath(rulePath, section), `more than ${POLICY_LIMITS.ruleItemsPerPolicy} ingress/egress items in this policy; the limit is ${POLICY_LIMITS.ruleItemsPerPolicy} per policy: split the policy`);
+        problems.add(
+          joinPath(rulePath, section),
+          `more than ${POLICY_LIMITS.ruleItemsPerPolicy} ingress/egress items in this policy; the limit is ${POLICY_LIMITS.ruleItemsPerPolicy} per policy: split the policy`,
+        );
         return false;
       }
       if (!Array.isArray(list)) continue;
@@ -143,7 +158,9 @@ export function checkDocumentLimits(doc: JsonObject, problems: ProblemList): boo
         const itemPath = joinPath(joinPath(rulePath, section), i);
         for (const field of PEER_SELECTOR_FIELDS) {
           const selectors = item[field];
-          if (Array.isArray(selectors)) for (const [j, sel] of selectors.entries()) selectorProblems(sel, joinPath(joinPath(itemPath, field), j), problems);
+          if (Array.isArray(selectors))
+            for (const [j, sel] of selectors.entries())
+              selectorProblems(sel, joinPath(joinPath(itemPath, field), j), problems);
         }
         for (const field of CIDR_FIELDS) cidrs += lengthOf(item[field]);
         for (const field of CIDR_SET_FIELDS) {
@@ -152,7 +169,10 @@ export function checkDocumentLimits(doc: JsonObject, problems: ProblemList): boo
           if (Array.isArray(sets)) for (const set of sets) cidrs += isObject(set) ? lengthOf(set['except']) : 0;
         }
         if (cidrs > POLICY_LIMITS.cidrsPerPolicy) {
-          problems.add(itemPath, `more than ${POLICY_LIMITS.cidrsPerPolicy} CIDRs (CIDR entries, CIDR sets and excepts) in this policy; the limit is ${POLICY_LIMITS.cidrsPerPolicy} per policy`);
+          problems.add(
+            itemPath,
+            `more than ${POLICY_LIMITS.cidrsPerPolicy} CIDRs (CIDR entries, CIDR sets and excepts) in this policy; the limit is ${POLICY_LIMITS.cidrsPerPolicy} per policy`,
+          );
           return false;
         }
       }
@@ -164,8 +184,13 @@ export function checkDocumentLimits(doc: JsonObject, problems: ProblemList): boo
 /** Checks a validated policy's CIDR prefixes (after `except`) against {@link POLICY_LIMITS.cidrPrefixesPerPolicy}. */
 export function checkCidrPrefixLimit(rules: readonly PolicyRule[], problems: ProblemList): boolean {
   let prefixes = 0;
-  for (const rule of rules) for (const item of rule.peerRules) for (const peer of item.peers ?? []) if (peer.kind === 'cidr') prefixes += peer.prefixes.length;
+  for (const rule of rules)
+    for (const item of rule.peerRules)
+      for (const peer of item.peers ?? []) if (peer.kind === 'cidr') prefixes += peer.prefixes.length;
   if (prefixes <= POLICY_LIMITS.cidrPrefixesPerPolicy) return true;
-  problems.add('', `its CIDR rules make ${prefixes} prefixes once the excepts are subtracted; the limit is ${POLICY_LIMITS.cidrPrefixesPerPolicy} per policy`);
+  problems.add(
+    '',
+    `its CIDR rules make ${prefixes} prefixes once the excepts are subtracted; the limit is ${POLICY_LIMITS.cidrPrefixesPerPolicy} per policy`,
+  );
   return false;
 }

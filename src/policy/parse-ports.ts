@@ -47,9 +47,15 @@ function parseProtocol(value: unknown, path: string, problems: ProblemList): Por
   if (upper === 'TCP' || upper === 'UDP' || upper === 'ANY') return upper;
   if (upper === 'SCTP') problems.add(path, 'protocol SCTP is not supported yet; use TCP, UDP or ANY');
   else if (upper === 'ICMP' || upper === 'ICMPV6')
-    problems.add(path, `protocol ${value} is not allowed in toPorts (as in Cilium); write ICMP rules as icmps: [{fields: [{type: 8}]}] in a rule item without toPorts`);
+    problems.add(
+      path,
+      `protocol ${value} is not allowed in toPorts (as in Cilium); write ICMP rules as icmps: [{fields: [{type: 8}]}] in a rule item without toPorts`,
+    );
   else if (['VRRP', 'IGMP'].includes(upper))
-    problems.add(path, `protocol ${value} is not supported in toPorts; use TCP, UDP or ANY (a rule without toPorts allows every protocol)`);
+    problems.add(
+      path,
+      `protocol ${value} is not supported in toPorts; use TCP, UDP or ANY (a rule without toPorts allows every protocol)`,
+    );
   else problems.add(path, `unknown protocol ${JSON.stringify(value)}; use TCP, UDP or ANY`);
   return undefined;
 }
@@ -58,7 +64,12 @@ function parseProtocol(value: unknown, path: string, problems: ProblemList): Por
  * Validates a `toPorts` list at `path`: an empty list when absent (every port), undefined if
  * invalid. `deny` selects the message for L7 rules (deny rules cannot have any).
  */
-export function parsePortRules(value: unknown, path: string, deny: boolean, problems: ProblemList): PortRange[] | undefined {
+export function parsePortRules(
+  value: unknown,
+  path: string,
+  deny: boolean,
+  problems: ProblemList,
+): PortRange[] | undefined {
   const items = problems.list(value, path);
   if (!items) return value === undefined || value === null ? [] : undefined;
   const ranges: PortRange[] = [];
@@ -81,12 +92,16 @@ export function parsePortRules(value: unknown, path: string, deny: boolean, prob
     const ports = problems.list(rule['ports'], portsPath);
     if (!ports || ports.length === 0) {
       // `toPorts: [{}]`: no ports listed means every port of every protocol.
-      if (ports || rule['ports'] === undefined || rule['ports'] === null) ranges.push({ port: 0, endPort: 0, protocol: 'ANY' });
+      if (ports || rule['ports'] === undefined || rule['ports'] === null)
+        ranges.push({ port: 0, endPort: 0, protocol: 'ANY' });
       else ok = false;
       continue;
     }
     if (ports.length > MAX_PORTS_PER_RULE) {
-      problems.add(portsPath, `too many ports (${ports.length}); the maximum is ${MAX_PORTS_PER_RULE}, split them over several toPorts items`);
+      problems.add(
+        portsPath,
+        `too many ports (${ports.length}); the maximum is ${MAX_PORTS_PER_RULE}, split them over several toPorts items`,
+      );
       ok = false;
     }
     for (const [j, p] of ports.entries()) {
@@ -153,7 +168,11 @@ function parseIcmpType(value: unknown, path: string, problems: ProblemList): num
   if (typeof value === 'string' && /^[0-9]{1,3}$/.test(value) && Number(value) <= 255) return Number(value);
   if (typeof value === 'string' && Object.hasOwn(ICMPV4_TYPE_NAMES, value)) return ICMPV4_TYPE_NAMES[value];
   if (value === undefined || value === null) problems.add(path, 'is required, e.g. type: 8 or type: EchoRequest');
-  else problems.add(path, `${describe(value)} is not an ICMP type; use a number from 0 to 255 or one of ${Object.keys(ICMPV4_TYPE_NAMES).join(', ')}`);
+  else
+    problems.add(
+      path,
+      `${describe(value)} is not an ICMP type; use a number from 0 to 255 or one of ${Object.keys(ICMPV4_TYPE_NAMES).join(', ')}`,
+    );
   return undefined;
 }
 
@@ -178,12 +197,16 @@ export function parseIcmpRules(value: unknown, path: string, problems: ProblemLi
     const fieldsPath = joinPath(itemPath, 'fields');
     const fields = problems.list(rule['fields'], fieldsPath);
     if (!fields || fields.length === 0) {
-      if (rule['fields'] === undefined || rule['fields'] === null || fields) problems.add(fieldsPath, 'at least one ICMP field is required, e.g. fields: [{type: 8, family: IPv4}]');
+      if (rule['fields'] === undefined || rule['fields'] === null || fields)
+        problems.add(fieldsPath, 'at least one ICMP field is required, e.g. fields: [{type: 8, family: IPv4}]');
       ok = false;
       continue;
     }
     if (fields.length > MAX_ICMP_FIELDS) {
-      problems.add(fieldsPath, `too many ICMP types (${fields.length}); the maximum is ${MAX_ICMP_FIELDS}, split them over several icmps items`);
+      problems.add(
+        fieldsPath,
+        `too many ICMP types (${fields.length}); the maximum is ${MAX_ICMP_FIELDS}, split them over several icmps items`,
+      );
       ok = false;
       continue;
     }
@@ -199,7 +222,9 @@ export function parseIcmpRules(value: unknown, path: string, problems: ProblemLi
       if (family !== undefined && family !== null && family !== '' && family !== 'IPv4') {
         problems.add(
           joinPath(fieldPath, 'family'),
-          family === 'IPv6' ? 'ICMPv6 rules are not supported: the datapath is IPv4 only; remove this field or use family: IPv4' : `${describe(family)} is not a family; use IPv4`,
+          family === 'IPv6'
+            ? 'ICMPv6 rules are not supported: the datapath is IPv4 only; remove this field or use family: IPv4'
+            : `${describe(family)} is not a family; use IPv4`,
         );
         ok = false;
         continue;

@@ -10,9 +10,19 @@ import { describe, isObject, joinPath, type ProblemList } from './problem-list.j
 import { SUPPORTED_ENTITIES, UNSUPPORTED_CILIUM_ENTITIES, type Entity } from './reserved.js';
 import type { Direction, Peer, PeerRule, PolicyRule, RuleLabel, Verdict } from './rule-types.js';
 import type { EndpointSelector } from './selector.js';
-import { UNSUPPORTED_CIDR_RULE, UNSUPPORTED_EGRESS, UNSUPPORTED_INGRESS, UNSUPPORTED_SPEC } from './unsupported-fields.js';
+import {
+  UNSUPPORTED_CIDR_RULE,
+  UNSUPPORTED_EGRESS,
+  UNSUPPORTED_INGRESS,
+  UNSUPPORTED_SPEC,
+} from './unsupported-fields.js';
 
-function parseCidrPrefix(value: unknown, path: string, allowBare: boolean, problems: ProblemList): IpPrefix | undefined {
+function parseCidrPrefix(
+  value: unknown,
+  path: string,
+  allowBare: boolean,
+  problems: ProblemList,
+): IpPrefix | undefined {
   if (typeof value !== 'string') {
     problems.add(path, `must be a CIDR string such as "10.0.0.0/8", not ${describe(value)}`);
     return undefined;
@@ -87,7 +97,8 @@ function parsePeerRule(value: unknown, path: string, shape: SectionShape, proble
     }
     problems.checkFields(set, itemPath, ['cidr', 'except'], UNSUPPORTED_CIDR_RULE);
     if (set['cidr'] === undefined) {
-      if (!Object.keys(set).some((k) => Object.hasOwn(UNSUPPORTED_CIDR_RULE, k))) problems.add(joinPath(itemPath, 'cidr'), 'is required, e.g. cidr: "10.0.0.0/8"');
+      if (!Object.keys(set).some((k) => Object.hasOwn(UNSUPPORTED_CIDR_RULE, k)))
+        problems.add(joinPath(itemPath, 'cidr'), 'is required, e.g. cidr: "10.0.0.0/8"');
       ok = false;
       continue;
     }
@@ -102,7 +113,10 @@ function parsePeerRule(value: unknown, path: string, shape: SectionShape, proble
         continue;
       }
       if (cidr && !prefixContains(cidr, prefix)) {
-        problems.add(joinPath(exceptPath, j), `except ${JSON.stringify(e)} is not inside cidr ${JSON.stringify(set['cidr'])}; an except must be a part of its cidr`);
+        problems.add(
+          joinPath(exceptPath, j),
+          `except ${JSON.stringify(e)} is not inside cidr ${JSON.stringify(set['cidr'])}; an except must be a part of its cidr`,
+        );
         ok = false;
         continue;
       }
@@ -133,16 +147,27 @@ function parsePeerRule(value: unknown, path: string, shape: SectionShape, proble
 
   if (present.length > 1) {
     // Cilium's IngressRule/EgressRule sanitize() refuses these combinations too.
-    problems.add(path, `combining ${present.join(' and ')} in one rule is not supported (as in Cilium); write one rule per kind of peer`);
+    problems.add(
+      path,
+      `combining ${present.join(' and ')} in one rule is not supported (as in Cilium); write one rule per kind of peer`,
+    );
     ok = false;
   }
 
   const toPorts = parsePortRules(obj['toPorts'], joinPath(path, 'toPorts'), deny, problems);
   const icmps = parseIcmpRules(obj['icmps'], joinPath(path, 'icmps'), problems);
   if (!toPorts || !icmps) ok = false;
-  if (Array.isArray(obj['toPorts']) && obj['toPorts'].length > 0 && Array.isArray(obj['icmps']) && obj['icmps'].length > 0) {
+  if (
+    Array.isArray(obj['toPorts']) &&
+    obj['toPorts'].length > 0 &&
+    Array.isArray(obj['icmps']) &&
+    obj['icmps'].length > 0
+  ) {
     // Cilium's sanitize() refuses this too: the item would mean "these ports or these types".
-    problems.add(path, 'icmps may only be present without toPorts (as in Cilium); write a separate rule item for toPorts');
+    problems.add(
+      path,
+      'icmps may only be present without toPorts (as in Cilium); write a separate rule item for toPorts',
+    );
     ok = false;
   }
   if (!ok || !toPorts || !icmps) return undefined;
@@ -185,7 +210,19 @@ export function parseRuleLabelText(text: string, defaultSource: string): RuleLab
 
 /** Canonical order of labels: source, key, value. */
 export function compareRuleLabels(a: RuleLabel, b: RuleLabel): number {
-  return a.source < b.source ? -1 : a.source > b.source ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : a.value < b.value ? -1 : a.value > b.value ? 1 : 0;
+  return a.source < b.source
+    ? -1
+    : a.source > b.source
+      ? 1
+      : a.key < b.key
+        ? -1
+        : a.key > b.key
+          ? 1
+          : a.value < b.value
+            ? -1
+            : a.value > b.value
+              ? 1
+              : 0;
 }
 
 /** `source:key=value`, as Cilium prints a label. */
@@ -214,22 +251,44 @@ export function parseRuleLabels(value: unknown, path: string, problems: ProblemL
     } else if (isObject(item)) {
       problems.checkFields(item, itemPath, ['key', 'value', 'source']);
       const { key, value: text = '', source = RULE_LABEL_DEFAULT_SOURCE } = item;
-      const bad = ([['key', key], ['value', text], ['source', source]] as const).find(([, v]) => typeof v !== 'string');
-      if (bad) problems.add(joinPath(itemPath, bad[0]), bad[1] === undefined ? 'is required' : `must be a string, not ${describe(bad[1])}`);
+      const bad = (
+        [
+          ['key', key],
+          ['value', text],
+          ['source', source],
+        ] as const
+      ).find(([, v]) => typeof v !== 'string');
+      if (bad)
+        problems.add(
+          joinPath(itemPath, bad[0]),
+          bad[1] === undefined ? 'is required' : `must be a string, not ${describe(bad[1])}`,
+        );
       else label = { source: source as string, key: key as string, value: text as string };
     } else {
-      problems.add(itemPath, `a label must be {key: ..., value: ..., source: ...} or "source:key=value", not ${describe(item)}`);
+      problems.add(
+        itemPath,
+        `a label must be {key: ..., value: ..., source: ...} or "source:key=value", not ${describe(item)}`,
+      );
     }
     if (!label) {
       ok = false;
       continue;
     }
     if (label.key === '' || label.source === '' || label.source === 'any') {
-      problems.add(itemPath, label.key === '' ? 'a label needs a non-empty key' : 'a rule label needs a source other than "any" (default unspec)');
+      problems.add(
+        itemPath,
+        label.key === ''
+          ? 'a label needs a non-empty key'
+          : 'a rule label needs a source other than "any" (default unspec)',
+      );
       ok = false;
       continue;
     }
-    if (label.key.length > MAX_LABEL_TEXT || label.value.length > MAX_LABEL_TEXT || label.source.length > MAX_LABEL_TEXT) {
+    if (
+      label.key.length > MAX_LABEL_TEXT ||
+      label.value.length > MAX_LABEL_TEXT ||
+      label.source.length > MAX_LABEL_TEXT
+    ) {
       problems.add(itemPath, `label source, key and value are at most ${MAX_LABEL_TEXT} characters each`);
       ok = false;
       continue;
@@ -240,10 +299,20 @@ export function parseRuleLabels(value: unknown, path: string, problems: ProblemL
 }
 
 /** Validates one rule (`spec` or `specs[i]`) of policy `policyName`; undefined if invalid. */
-export function parseRule(value: unknown, path: string, policyName: string, problems: ProblemList): PolicyRule | undefined {
+export function parseRule(
+  value: unknown,
+  path: string,
+  policyName: string,
+  problems: ProblemList,
+): PolicyRule | undefined {
   const spec = problems.object(value, path);
   if (!spec) return undefined;
-  problems.checkFields(spec, path, ['endpointSelector', 'description', 'labels', ...SECTIONS.map(([s]) => s)], UNSUPPORTED_SPEC);
+  problems.checkFields(
+    spec,
+    path,
+    ['endpointSelector', 'description', 'labels', ...SECTIONS.map(([s]) => s)],
+    UNSUPPORTED_SPEC,
+  );
   const labels = parseRuleLabels(spec['labels'], joinPath(path, 'labels'), problems);
   let ok = true;
   let endpointSelector: EndpointSelector | undefined;

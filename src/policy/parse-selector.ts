@@ -25,7 +25,10 @@ const KUBERNETES_KEY_PREFIXES = ['io.kubernetes.', 'io.cilium.k8s.'];
 export function kubernetesOnlyKeyProblem(text: string, parsed: { source: string; key: string }): string | undefined {
   const k8sKey = KUBERNETES_KEY_PREFIXES.some((p) => parsed.key.startsWith(p));
   if (parsed.source !== 'k8s' && !(k8sKey && parsed.source === SOURCE_ANY)) return undefined;
-  const what = parsed.source === 'k8s' ? '"k8s:" labels come from Kubernetes pods' : `"${KUBERNETES_KEY_PREFIXES.map((p) => p + '*').join('" and "')}" labels are set by Kubernetes`;
+  const what =
+    parsed.source === 'k8s'
+      ? '"k8s:" labels come from Kubernetes pods'
+      : `"${KUBERNETES_KEY_PREFIXES.map((p) => `${p}*`).join('" and "')}" labels are set by Kubernetes`;
   const hint = k8sKey
     ? 'remove it (there are no namespaces here: every policy applies to all containers)'
     : `use the container label instead ("${parsed.key}" or "container:${parsed.key}")`;
@@ -65,7 +68,10 @@ export function parseSelector(value: unknown, path: string, problems: ProblemLis
       const keyPath = joinPath(labelsPath, k);
       const parsed = readKey(k, keyPath);
       if (typeof v !== 'string') {
-        problems.add(keyPath, `label value must be a string, not ${describe(v)}; quote it (use "" for labels without a value, e.g. "reserved:host": "")`);
+        problems.add(
+          keyPath,
+          `label value must be a string, not ${describe(v)}; quote it (use "" for labels without a value, e.g. "reserved:host": "")`,
+        );
         ok = false;
         continue;
       }

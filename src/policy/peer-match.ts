@@ -25,7 +25,10 @@ export function peerSelectsLabels(peer: Peer, labels: LabelSet): boolean {
 
 /** True for the peers that compile to the wildcard identity 0: `{}` and the `all` entity. */
 export function isWildcardPeer(peer: Peer): boolean {
-  return (peer.kind === 'endpoints' && peer.selector.requirements.length === 0) || (peer.kind === 'entity' && peer.entity === 'all');
+  return (
+    (peer.kind === 'endpoints' && peer.selector.requirements.length === 0) ||
+    (peer.kind === 'entity' && peer.entity === 'all')
+  );
 }
 
 /**

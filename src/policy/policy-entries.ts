@@ -102,9 +102,12 @@ export function portRangeToPrefixes(low: number, high: number): Array<{ dport: n
 export function portRangeKeys(range: PortRange, maxExpanded = MAX_EXPANDED_RANGE): PortKey[] {
   // One ICMP type per entry; type 0 (echo reply) is a real type here, not "every port".
   if (range.protocol === 'ICMP') return [{ dport: range.port, portPrefixLen: 16, protocol: PROTO_ICMP }];
-  const protocols = range.protocol === 'TCP' ? [PROTO_TCP] : range.protocol === 'UDP' ? [PROTO_UDP] : [PROTO_TCP, PROTO_UDP];
+  const protocols =
+    range.protocol === 'TCP' ? [PROTO_TCP] : range.protocol === 'UDP' ? [PROTO_UDP] : [PROTO_TCP, PROTO_UDP];
   if (range.port === 0) {
-    return range.protocol === 'ANY' ? [{ dport: 0, portPrefixLen: 0, protocol: PROTO_ANY }] : protocols.map((protocol) => ({ dport: 0, portPrefixLen: 0, protocol }));
+    return range.protocol === 'ANY'
+      ? [{ dport: 0, portPrefixLen: 0, protocol: PROTO_ANY }]
+      : protocols.map((protocol) => ({ dport: 0, portPrefixLen: 0, protocol }));
   }
   const count = range.endPort - range.port + 1;
   const ports =
@@ -177,7 +180,14 @@ export function diffPolicyEntries(previous: readonly PolicyEntry[], next: readon
   }
   const deletes: PolicyEntryKey[] = [];
   for (const [key, e] of before) {
-    if (!seen.has(key)) deletes.push({ direction: e.direction, peer: e.peer, dport: e.dport, portPrefixLen: e.portPrefixLen, protocol: e.protocol });
+    if (!seen.has(key))
+      deletes.push({
+        direction: e.direction,
+        peer: e.peer,
+        dport: e.dport,
+        portPrefixLen: e.portPrefixLen,
+        protocol: e.protocol,
+      });
   }
   return { upserts: upserts.sort(comparePolicyEntries), deletes: deletes.sort(comparePolicyEntries) };
 }
@@ -191,7 +201,9 @@ function intersectPorts(a: PortKey, b: PortKey): { dport: number; portPrefixLen:
   const shorter = Math.min(a.portPrefixLen, b.portPrefixLen);
   const shift = 16 - shorter;
   if (shorter > 0 && a.dport >>> shift !== b.dport >>> shift) return undefined;
-  return a.portPrefixLen >= b.portPrefixLen ? { dport: a.dport, portPrefixLen: a.portPrefixLen } : { dport: b.dport, portPrefixLen: b.portPrefixLen };
+  return a.portPrefixLen >= b.portPrefixLen
+    ? { dport: a.dport, portPrefixLen: a.portPrefixLen }
+    : { dport: b.dport, portPrefixLen: b.portPrefixLen };
 }
 
 /** The key matching exactly the packets both keys match, if any. */
@@ -224,13 +236,19 @@ function packPort(e: PortKey): number {
  * and this is the hot loop of compilation.
  */
 export class PolicyEntryBuilder {
-  private readonly byDirection = { ingress: new Map<number, Map<number, PolicyEntry>>(), egress: new Map<number, Map<number, PolicyEntry>>() };
+  private readonly byDirection = {
+    ingress: new Map<number, Map<number, PolicyEntry>>(),
+    egress: new Map<number, Map<number, PolicyEntry>>(),
+  };
 
   /** Adds one entry, merging with an entry of the same key. */
   add(entry: PolicyEntry): void {
     const peers = this.byDirection[entry.direction];
     let ports = peers.get(entry.peer);
-    if (!ports) peers.set(entry.peer, (ports = new Map()));
+    if (!ports) {
+      ports = new Map();
+      peers.set(entry.peer, ports);
+    }
     const key = packPort(entry);
     const existing = ports.get(key);
     if (!existing || better(existing, entry)) ports.set(key, entry);

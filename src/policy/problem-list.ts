@@ -43,7 +43,12 @@ export class ProblemList {
   }
 
   /** Rejects fields not in `allowed`; `unsupported` gives specific messages for known Cilium fields. */
-  checkFields(obj: JsonObject, path: string, allowed: readonly string[], unsupported: Record<string, string> = {}): void {
+  checkFields(
+    obj: JsonObject,
+    path: string,
+    allowed: readonly string[],
+    unsupported: Record<string, string> = {},
+  ): void {
     for (const field of Object.keys(obj)) {
       if (allowed.includes(field)) continue;
       const fieldPath = joinPath(path, field);

@@ -81,7 +81,11 @@ function dedupeSelectors(selectors: EndpointSelector[]): EndpointSelector[] {
  * label with source `any` matches the key and value under every source.
  */
 export function ruleHasLabels(rule: PolicyRule, selection: readonly RuleLabel[]): boolean {
-  return selection.every((want) => rule.labels.some((l) => l.key === want.key && l.value === want.value && (want.source === 'any' || l.source === want.source)));
+  return selection.every((want) =>
+    rule.labels.some(
+      (l) => l.key === want.key && l.value === want.value && (want.source === 'any' || l.source === want.source),
+    ),
+  );
 }
 
 function describeLabels(selection: readonly RuleLabel[]): string {
@@ -132,13 +136,17 @@ export class PolicyRepository {
     if (incoming.length === 0) throw new PolicyValidationError('no policy documents to import');
     const names = new Set<string>();
     for (const p of incoming) {
-      if (names.has(p.name)) throw new PolicyValidationError(`policy ${JSON.stringify(p.name)}: defined twice in this import; names must be unique`);
+      if (names.has(p.name))
+        throw new PolicyValidationError(
+          `policy ${JSON.stringify(p.name)}: defined twice in this import; names must be unique`,
+        );
       names.add(p.name);
     }
     // Bare rules replace the stored rules that carry their labels (Cilium's import by labels).
     const replaced = new Set<string>();
     for (const policy of incoming) {
-      if (policy.ruleLabels && policy.ruleLabels.length > 0) for (const p of this.selectForRemoval(policy.ruleLabels)) if (!names.has(p.name)) replaced.add(p.name);
+      if (policy.ruleLabels && policy.ruleLabels.length > 0)
+        for (const p of this.selectForRemoval(policy.ruleLabels)) if (!names.has(p.name)) replaced.add(p.name);
     }
     const selectors: EndpointSelector[] = [];
     for (const name of replaced) {
@@ -178,9 +186,13 @@ export class PolicyRepository {
    * <labels>`); NotFoundError (and no revision step) if none does.
    */
   deleteByLabels(selection: readonly RuleLabel[]): PolicyChange {
-    if (selection.length === 0) throw new PolicyValidationError('no labels given; to delete every policy use deleteAll');
+    if (selection.length === 0)
+      throw new PolicyValidationError('no labels given; to delete every policy use deleteAll');
     const removed = this.selectForRemoval(selection);
-    if (removed.length === 0) throw new NotFoundError(`no policy has rules labelled ${describeLabels(selection)}; \`cilium policy get\` lists the imported policies`);
+    if (removed.length === 0)
+      throw new NotFoundError(
+        `no policy has rules labelled ${describeLabels(selection)}; \`cilium policy get\` lists the imported policies`,
+      );
     for (const p of removed) this.policies.delete(p.name);
     return this.commit(
       [],
@@ -197,14 +209,18 @@ export class PolicyRepository {
   /** Removes one policy by name; throws NotFoundError (and keeps the revision) if there is none. */
   delete(name: string): PolicyChange {
     const existing = this.policies.get(name);
-    if (!existing) throw new NotFoundError(`policy ${JSON.stringify(name)} not found; \`cilium policy get\` lists the imported policies`);
+    if (!existing)
+      throw new NotFoundError(
+        `policy ${JSON.stringify(name)} not found; \`cilium policy get\` lists the imported policies`,
+      );
     this.policies.delete(name);
     return this.commit([], [name], selectorsOf(existing.policy));
   }
 
   /** Removes every policy. An empty repository is left as is (no revision step: nothing changed). */
   deleteAll(): PolicyChange {
-    if (this.policies.size === 0) return { revision: this.currentRevision, imported: [], deleted: [], endpointSelectors: [] };
+    if (this.policies.size === 0)
+      return { revision: this.currentRevision, imported: [], deleted: [], endpointSelectors: [] };
     const removed = [...this.policies.values()];
     this.policies.clear();
     return this.commit(
@@ -221,7 +237,10 @@ export class PolicyRepository {
   get(name?: string): StoredPolicy[] {
     if (name === undefined) return [...this.policies.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
     const found = this.policies.get(name);
-    if (!found) throw new NotFoundError(`policy ${JSON.stringify(name)} not found; \`cilium policy get\` lists the imported policies`);
+    if (!found)
+      throw new NotFoundError(
+        `policy ${JSON.stringify(name)} not found; \`cilium policy get\` lists the imported policies`,
+      );
     return [found];
   }
 
@@ -263,18 +282,24 @@ export class PolicyRepository {
 
   /** Validates {@link toJSON} output (every document again) into its revision and policies. */
   static parseSnapshot(snapshot: unknown): ParsedSnapshot {
-    const bad = (why: string) => new PolicyValidationError(`policy repository snapshot: ${why}; it was not written by this version, re-import the policies`);
+    const bad = (why: string) =>
+      new PolicyValidationError(
+        `policy repository snapshot: ${why}; it was not written by this version, re-import the policies`,
+      );
     if (typeof snapshot !== 'object' || snapshot === null) throw bad('not an object');
     const { revision, policies } = snapshot as { revision?: unknown; policies?: unknown };
-    if (typeof revision !== 'number' || !Number.isInteger(revision) || revision < INITIAL_POLICY_REVISION) throw bad('revision must be a positive integer');
+    if (typeof revision !== 'number' || !Number.isInteger(revision) || revision < INITIAL_POLICY_REVISION)
+      throw bad('revision must be a positive integer');
     if (!Array.isArray(policies)) throw bad('policies must be a list');
     const parsed: StoredPolicy[] = [];
     for (const record of policies as unknown[]) {
       const { name, revision: policyRevision, document } = (record ?? {}) as Partial<PolicyRecord>;
-      if (typeof policyRevision !== 'number' || policyRevision > revision) throw bad(`policy ${JSON.stringify(name)} has an invalid revision`);
+      if (typeof policyRevision !== 'number' || policyRevision > revision)
+        throw bad(`policy ${JSON.stringify(name)} has an invalid revision`);
       // Not held to the import limits: what was accepted once must stay loadable (and deletable).
       const [policy] = parsePolicyValue(document, { limits: false });
-      if (!policy || policy.name !== name) throw bad(`record ${JSON.stringify(name)} holds policy ${JSON.stringify(policy?.name)}`);
+      if (!policy || policy.name !== name)
+        throw bad(`record ${JSON.stringify(name)} holds policy ${JSON.stringify(policy?.name)}`);
       parsed.push({ name: policy.name, revision: policyRevision, policy });
     }
     return { revision, policies: parsed };

@@ -5,7 +5,7 @@
  * The identity module owns the numbers (src/identity/reserved.ts); this module re-exports them and
  * adds what policy needs on top: entities and which identities they select.
  */
-import { LabelSet, SOURCE_RESERVED } from '../identity/labels.js';
+import { type LabelSet, SOURCE_RESERVED } from '../identity/labels.js';
 import { SOURCE_CIDR } from './cidr.js';
 
 export {
@@ -51,7 +51,15 @@ const WORLD_NAMES = new Set(['world', 'world-ipv4', 'world-ipv6']);
  * every endpoint of the cluster; here "every endpoint" is every identity without a reserved or
  * `cidr:` label, since all containers on all hosts form one cluster.
  */
-const CLUSTER_RESERVED_NAMES = new Set(['host', 'remote-node', 'init', 'health', 'unmanaged', 'kube-apiserver', 'ingress']);
+const CLUSTER_RESERVED_NAMES = new Set([
+  'host',
+  'remote-node',
+  'init',
+  'health',
+  'unmanaged',
+  'kube-apiserver',
+  'ingress',
+]);
 
 function reservedNames(labels: LabelSet): string[] {
   return labels.labels.filter((l) => l.source === SOURCE_RESERVED).map((l) => l.key);

@@ -26,7 +26,9 @@ import type { Peer, PolicyRule } from './rule-types.js';
 import { selectorMatches, type EndpointSelector, type LabelRequirement } from './selector.js';
 
 /** What a peer selects: every identity (map key 0), or a set of identity numbers. */
-export type PeerSelection = { readonly wildcard: true } | { readonly wildcard: false; readonly identities: ReadonlySet<number> };
+export type PeerSelection =
+  | { readonly wildcard: true }
+  | { readonly wildcard: false; readonly identities: ReadonlySet<number> };
 
 const WILDCARD: PeerSelection = { wildcard: true };
 
@@ -147,7 +149,9 @@ export class SelectorCache {
   }
 
   private sortedCidrIdentities(): readonly CidrIdentity[] {
-    this.sortedCidr ??= [...this.cidrIdentities].map(([id, prefix]) => ({ id, prefix })).sort((a, b) => comparePrefixes(a.prefix, b.prefix));
+    this.sortedCidr ??= [...this.cidrIdentities]
+      .map(([id, prefix]) => ({ id, prefix }))
+      .sort((a, b) => comparePrefixes(a.prefix, b.prefix));
     return this.sortedCidr;
   }
 
@@ -205,10 +209,14 @@ export class SelectorCache {
   }
 
   /** Applies `apply` to each memoised selection and each identity of `batch` it selects. */
-  private updateSelections(batch: ReadonlyArray<readonly [number, LabelSet]>, apply: (ids: Set<number>, id: number) => void): void {
+  private updateSelections(
+    batch: ReadonlyArray<readonly [number, LabelSet]>,
+    apply: (ids: Set<number>, id: number) => void,
+  ): void {
     if (batch.length === 0) return;
     if (batch.length < SMALL_BATCH) {
-      for (const selection of this.selections.values()) for (const [id, labels] of batch) if (selection.matches(labels)) apply(selection.ids, id);
+      for (const selection of this.selections.values())
+        for (const [id, labels] of batch) if (selection.matches(labels)) apply(selection.ids, id);
       return;
     }
     const labelsOf = new Map(batch);
@@ -226,7 +234,8 @@ export class SelectorCache {
         continue;
       }
       const candidates = selection.selector ? this.bestCandidates(selection.selector, postings) : undefined;
-      for (const id of candidates ?? labelsOf.keys()) if (selection.matches(labelsOf.get(id)!)) apply(selection.ids, id);
+      for (const id of candidates ?? labelsOf.keys())
+        if (selection.matches(labelsOf.get(id)!)) apply(selection.ids, id);
     }
   }
 
@@ -257,7 +266,10 @@ export class SelectorCache {
   }
 
   /** The smallest candidate set of a selector's positive requirements; undefined if it has none. */
-  private bestCandidates(selector: EndpointSelector, postings: Postings = this.postings): ReadonlySet<number> | undefined {
+  private bestCandidates(
+    selector: EndpointSelector,
+    postings: Postings = this.postings,
+  ): ReadonlySet<number> | undefined {
     let best: ReadonlySet<number> | undefined;
     for (const r of selector.requirements) {
       const candidates = this.candidatesFor(r, postings);
@@ -269,7 +281,9 @@ export class SelectorCache {
   /** Identities an endpoint selector selects (memoised by the selector's canonical key). */
   selectEndpoints(selector: EndpointSelector): ReadonlySet<number> {
     const matches = (labels: LabelSet) => selectorMatches(selector, labels);
-    return this.memo(SelectorCache.endpointSelectorKey(selector), { matches, selector }, () => this.scan(this.bestCandidates(selector) ?? this.labelsById.keys(), matches));
+    return this.memo(SelectorCache.endpointSelectorKey(selector), { matches, selector }, () =>
+      this.scan(this.bestCandidates(selector) ?? this.labelsById.keys(), matches),
+    );
   }
 
   /** Identities an entity selects (for `all`, every identity; compilation uses the wildcard instead). */
@@ -297,7 +311,10 @@ export class SelectorCache {
           for (const p of peer.prefixes) forEachInside(sorted, p, (id) => ids.push(id));
           return ids.sort((a, b) => a - b);
         };
-        return { wildcard: false, identities: this.memo(SelectorCache.peerKey(peer)!, { matches, prefixes: peer.prefixes }, compute) };
+        return {
+          wildcard: false,
+          identities: this.memo(SelectorCache.peerKey(peer)!, { matches, prefixes: peer.prefixes }, compute),
+        };
       }
     }
   }
@@ -310,7 +327,8 @@ export class SelectorCache {
     const used = new Set<string>();
     for (const rule of rules) {
       used.add(SelectorCache.endpointSelectorKey(rule.endpointSelector));
-      for (const item of rule.peerRules) for (const peer of item.peers ?? []) used.add(SelectorCache.peerKey(peer) ?? '');
+      for (const item of rule.peerRules)
+        for (const peer of item.peers ?? []) used.add(SelectorCache.peerKey(peer) ?? '');
     }
     let dropped = 0;
     for (const key of [...this.selections.keys()]) {
@@ -344,12 +362,21 @@ function indexLabels(postings: Postings, id: number, labels: LabelSet): void {
   for (const l of labels.labels) {
     for (const source of [l.source, SOURCE_ANY]) {
       let keys = postings.get(source);
-      if (!keys) postings.set(source, (keys = new Map()));
+      if (!keys) {
+        keys = new Map();
+        postings.set(source, keys);
+      }
       let entry = keys.get(l.key);
-      if (!entry) keys.set(l.key, (entry = { all: new Set(), byValue: new Map() }));
+      if (!entry) {
+        entry = { all: new Set(), byValue: new Map() };
+        keys.set(l.key, entry);
+      }
       entry.all.add(id);
       let ids = entry.byValue.get(l.value);
-      if (!ids) entry.byValue.set(l.value, (ids = new Set()));
+      if (!ids) {
+        ids = new Set();
+        entry.byValue.set(l.value, ids);
+      }
       ids.add(id);
     }
   }

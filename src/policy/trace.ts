@@ -64,7 +64,15 @@ function formatLabels(labels: LabelSet): string {
 function formatPorts(ports: readonly PortRange[]): string {
   if (ports.length === 0) return 'any port';
   return ports
-    .map((p) => (p.protocol === 'ICMP' ? `ICMP type ${p.port}` : p.port === 0 ? `any/${p.protocol}` : p.endPort > p.port ? `${p.port}-${p.endPort}/${p.protocol}` : `${p.port}/${p.protocol}`))
+    .map((p) =>
+      p.protocol === 'ICMP'
+        ? `ICMP type ${p.port}`
+        : p.port === 0
+          ? `any/${p.protocol}`
+          : p.endPort > p.port
+            ? `${p.port}-${p.endPort}/${p.protocol}`
+            : `${p.port}/${p.protocol}`,
+    )
     .join(', ');
 }
 
@@ -114,8 +122,10 @@ export function trace(
   protocol: PortProtocolName = 'ANY',
   options: CompileOptions = {},
 ): TraceResult {
-  if (!Number.isInteger(dport) || dport < 0 || dport > 65535) throw new BadRequestError(`policy trace: port ${dport} is out of range; use 1-65535, or 0 for every port`);
-  if (dport !== 0 && protocol === 'ANY') throw new BadRequestError(`policy trace: give the protocol with the port (${dport}/TCP or ${dport}/UDP)`);
+  if (!Number.isInteger(dport) || dport < 0 || dport > 65535)
+    throw new BadRequestError(`policy trace: port ${dport} is out of range; use 1-65535, or 0 for every port`);
+  if (dport !== 0 && protocol === 'ANY')
+    throw new BadRequestError(`policy trace: give the protocol with the port (${dport}/TCP or ${dport}/UDP)`);
   const src = toLabelSet(from);
   const dst = toLabelSet(to);
   const proto = protocolNumber(protocol);
@@ -130,7 +140,14 @@ export function trace(
     const noun = direction === 'ingress' ? 'Ingress' : 'Egress';
     if (!isEndpoint(subject)) {
       lines.push(`${noun}: ${formatLabels(subject)} is not an endpoint; no ${direction} policy applies`);
-      return { direction, evaluated: false, enforced: false, verdict: 'allowed', decidingRule: undefined, decidingPath: undefined };
+      return {
+        direction,
+        evaluated: false,
+        enforced: false,
+        verdict: 'allowed',
+        decidingRule: undefined,
+        decidingPath: undefined,
+      };
     }
     lines.push(`Resolving ${direction} policy for ${formatLabels(subject)}`);
     const rules = repository.rules();
@@ -139,38 +156,72 @@ export function trace(
     const allows: Match[] = [];
     for (const rule of rules) {
       if (!selectorMatches(rule.endpointSelector, subject)) {
-        lines.push(`* Rule "${rule.policyName}" (${rule.path}): selector ${formatSelector(rule.endpointSelector)} does not select ${formatLabels(subject)}`);
+        lines.push(
+          `* Rule "${rule.policyName}" (${rule.path}): selector ${formatSelector(rule.endpointSelector)} does not select ${formatLabels(subject)}`,
+        );
         continue;
       }
       selecting.push(rule);
-      lines.push(`* Rule "${rule.policyName}" (${rule.path}): selector ${formatSelector(rule.endpointSelector)} selects ${formatLabels(subject)}`);
+      lines.push(
+        `* Rule "${rule.policyName}" (${rule.path}): selector ${formatSelector(rule.endpointSelector)} selects ${formatLabels(subject)}`,
+      );
       for (const item of rule.peerRules) {
         if (item.direction !== direction) continue;
         const peerOk = item.peers === undefined || item.peers.some((p) => peerSelectsLabels(p, peer));
         const portOk = item.ports.length === 0 || item.ports.some((p) => portRangeMatches(p, dport, proto));
         const word = item.verdict === 'deny' ? 'deny' : 'allow';
         const prep = direction === 'ingress' ? 'from' : 'to';
-        const outcome = peerOk && portOk ? 'matches' : !peerOk ? `${direction === 'ingress' ? 'source' : 'destination'} does not match` : 'port does not match';
+        const outcome =
+          peerOk && portOk
+            ? 'matches'
+            : !peerOk
+              ? `${direction === 'ingress' ? 'source' : 'destination'} does not match`
+              : 'port does not match';
         lines.push(`    ${item.path}: ${word} ${prep} ${formatPeers(item)} on ${formatPorts(item.ports)}: ${outcome}`);
         if (peerOk && portOk) (item.verdict === 'deny' ? denies : allows).push({ rule, item });
       }
     }
     lines.push(`${selecting.length}/${rules.length} rules selected`);
     const enforced = directionEnforced(selecting, direction, mode);
-    const result = (verdict: TraceVerdict, match: { rule: string; path: string } | undefined, why: string): DirectionTrace => {
+    const result = (
+      verdict: TraceVerdict,
+      match: { rule: string; path: string } | undefined,
+      why: string,
+    ): DirectionTrace => {
       lines.push(`${noun} verdict: ${verdict} (${why})`);
       return { direction, evaluated: true, enforced, verdict, decidingRule: match?.rule, decidingPath: match?.path };
     };
     if (!enforced) {
-      const why = mode === 'never' ? 'policy enforcement is disabled' : `no selecting rule has an ${direction} section, so ${direction} is not enforced`;
+      const why =
+        mode === 'never'
+          ? 'policy enforcement is disabled'
+          : `no selecting rule has an ${direction} section, so ${direction} is not enforced`;
       return result('allowed', undefined, why);
     }
     const deny = denies[0];
-    if (deny) return result('denied', { rule: deny.rule.policyName, path: deny.item.path }, `denied by "${deny.rule.policyName}" ${deny.item.path}; deny rules take precedence`);
+    if (deny)
+      return result(
+        'denied',
+        { rule: deny.rule.policyName, path: deny.item.path },
+        `denied by "${deny.rule.policyName}" ${deny.item.path}; deny rules take precedence`,
+      );
     const allow = allows[0];
-    if (allow) return result('allowed', { rule: allow.rule.policyName, path: allow.item.path }, `allowed by "${allow.rule.policyName}" ${allow.item.path}`);
-    if (direction === 'ingress' && (options.allowLocalhost ?? 'always') === 'always' && peer.has(SOURCE_RESERVED, 'host')) {
-      return result('allowed', { rule: ALLOW_LOCALHOST_RULE, path: '' }, 'the local host may always reach local endpoints (allow-localhost)');
+    if (allow)
+      return result(
+        'allowed',
+        { rule: allow.rule.policyName, path: allow.item.path },
+        `allowed by "${allow.rule.policyName}" ${allow.item.path}`,
+      );
+    if (
+      direction === 'ingress' &&
+      (options.allowLocalhost ?? 'always') === 'always' &&
+      peer.has(SOURCE_RESERVED, 'host')
+    ) {
+      return result(
+        'allowed',
+        { rule: ALLOW_LOCALHOST_RULE, path: '' },
+        'the local host may always reach local endpoints (allow-localhost)',
+      );
     }
     return result('denied', undefined, `no rule allows it; ${direction} is default deny`);
   };

@@ -36,7 +36,7 @@ export const UNSUPPORTED_INGRESS: Record<string, string> = {
 /** `egress`/`egressDeny` item fields of Cilium we do not enforce. */
 export const UNSUPPORTED_EGRESS: Record<string, string> = {
   toRequires: 'toRequires is not supported yet; add the required labels to each toEndpoints selector instead',
-  toServices: 'toServices is not supported; use toEndpoints with the backends\' labels, or toCIDR',
+  toServices: "toServices is not supported; use toEndpoints with the backends' labels, or toCIDR",
   toFQDNs: 'DNS-based rules (toFQDNs) are not supported yet; use toCIDR or toCIDRSet with the addresses',
   toGroups: 'toGroups (cloud provider groups) is not supported; use toCIDR or toCIDRSet',
   toNodes: 'toNodes is not supported; use toEntities: [host] for the local host',

@@ -12,17 +12,44 @@ export class Metrics {
   readonly registry = new Registry();
 
   /** `cilium_endpoint{state}`: endpoints on this node by lifecycle state. */
-  readonly endpoints = new Gauge({ name: 'cilium_endpoint', help: 'Number of endpoints managed by this agent, by state', labelNames: ['state'], registers: [this.registry] });
+  readonly endpoints = new Gauge({
+    name: 'cilium_endpoint',
+    help: 'Number of endpoints managed by this agent, by state',
+    labelNames: ['state'],
+    registers: [this.registry],
+  });
   /** `cilium_identity`: identities known to this node. */
-  readonly identities = new Gauge({ name: 'cilium_identity', help: 'Number of identities currently allocated', registers: [this.registry] });
+  readonly identities = new Gauge({
+    name: 'cilium_identity',
+    help: 'Number of identities currently allocated',
+    registers: [this.registry],
+  });
   /** `cilium_policy`: policy rules loaded. */
-  readonly policies = new Gauge({ name: 'cilium_policy', help: 'Number of policies currently loaded', registers: [this.registry] });
+  readonly policies = new Gauge({
+    name: 'cilium_policy',
+    help: 'Number of policies currently loaded',
+    registers: [this.registry],
+  });
   /** `cilium_policy_max_revision`: highest policy revision. */
-  readonly policyMaxRevision = new Gauge({ name: 'cilium_policy_max_revision', help: 'Highest policy revision number in the agent', registers: [this.registry] });
+  readonly policyMaxRevision = new Gauge({
+    name: 'cilium_policy_max_revision',
+    help: 'Highest policy revision number in the agent',
+    registers: [this.registry],
+  });
   /** `cilium_drop_count_total{reason,direction}`: packets dropped by the datapath. */
-  readonly drops = new Gauge({ name: 'cilium_drop_count_total', help: 'Total dropped packets, tagged by drop reason and ingress/egress direction', labelNames: ['reason', 'direction'], registers: [this.registry] });
+  readonly drops = new Gauge({
+    name: 'cilium_drop_count_total',
+    help: 'Total dropped packets, tagged by drop reason and ingress/egress direction',
+    labelNames: ['reason', 'direction'],
+    registers: [this.registry],
+  });
   /** `cilium_forward_count_total{direction}`: packets forwarded by the datapath. */
-  readonly forwards = new Gauge({ name: 'cilium_forward_count_total', help: 'Total forwarded packets, tagged by ingress/egress direction', labelNames: ['direction'], registers: [this.registry] });
+  readonly forwards = new Gauge({
+    name: 'cilium_forward_count_total',
+    help: 'Total forwarded packets, tagged by ingress/egress direction',
+    labelNames: ['direction'],
+    registers: [this.registry],
+  });
   /** `cilium_endpoint_regeneration_time_stats_seconds`: time to regenerate an endpoint's policy. */
   readonly regenerationSeconds = new Histogram({
     name: 'cilium_endpoint_regeneration_time_stats_seconds',
@@ -40,9 +67,18 @@ export class Metrics {
     registers: [this.registry],
   });
   /** `cilium_docker_plugin_calls_total{call,outcome}`: Docker plugin API calls. */
-  readonly pluginCalls = new Counter({ name: 'cilium_docker_plugin_calls_total', help: 'Docker plugin API calls by method and outcome', labelNames: ['call', 'outcome'], registers: [this.registry] });
+  readonly pluginCalls = new Counter({
+    name: 'cilium_docker_plugin_calls_total',
+    help: 'Docker plugin API calls by method and outcome',
+    labelNames: ['call', 'outcome'],
+    registers: [this.registry],
+  });
   /** `cilium_kvstore_quorum_errors_total`-like health: 1 when the store answers. */
-  readonly kvstoreHealthy = new Gauge({ name: 'cilium_kvstore_healthy', help: '1 when the kvstore answers, 0 during an outage', registers: [this.registry] });
+  readonly kvstoreHealthy = new Gauge({
+    name: 'cilium_kvstore_healthy',
+    help: '1 when the kvstore answers, 0 during an outage',
+    registers: [this.registry],
+  });
 
   private readonly collectors: Array<() => Promise<void> | void> = [];
 
@@ -79,7 +115,8 @@ export async function serveMetrics(metrics: Metrics, address: string): Promise<S
     }
     metrics.render().then(
       (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
-      (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics collection failed: ${String(err)}\n`),
+      (err: unknown) =>
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics collection failed: ${String(err)}\n`),
     );
   });
   await new Promise<void>((resolve, reject) => {

@@ -4,7 +4,7 @@
  * (whoever can replace `kvstore.db`, or put a symlink in its place, controls what the daemon
  * believes and writes).
  */
-import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, type Stats, statSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 
 function octal(mode: number): string {
@@ -21,20 +21,25 @@ function effectiveUid(): number {
  * Changes nothing. `option` names the setting in messages (`--state-dir`).
  */
 export function assertPrivateDir(path: string, option: string): void {
-  let st;
+  let st: Stats;
   try {
     st = statSync(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw new ConfigError(`${option} ${path}: cannot inspect it (${(err as Error).message})`, { cause: err });
   }
-  if (!st.isDirectory()) throw new ConfigError(`${option} ${path} is not a directory; remove it or choose another ${option}`);
+  if (!st.isDirectory())
+    throw new ConfigError(`${option} ${path} is not a directory; remove it or choose another ${option}`);
   const uid = effectiveUid();
   if (st.uid !== uid) {
-    throw new ConfigError(`${option} ${path} is owned by uid ${st.uid}, not by this daemon's user (uid ${uid}): that user could read or replace the store; chown ${uid} ${path} or choose another ${option}`);
+    throw new ConfigError(
+      `${option} ${path} is owned by uid ${st.uid}, not by this daemon's user (uid ${uid}): that user could read or replace the store; chown ${uid} ${path} or choose another ${option}`,
+    );
   }
   if ((st.mode & 0o022) !== 0) {
-    throw new ConfigError(`${option} ${path} is writable by other users (mode ${octal(st.mode)}): they could replace the store's files; check its contents, chmod 0700 ${path}, or choose another ${option}`);
+    throw new ConfigError(
+      `${option} ${path} is writable by other users (mode ${octal(st.mode)}): they could replace the store's files; check its contents, chmod 0700 ${path}, or choose another ${option}`,
+    );
   }
 }
 

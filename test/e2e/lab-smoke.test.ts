@@ -30,16 +30,12 @@ async function netnsNames(): Promise<string[]> {
   const r = await runCommand('ip', ['netns', 'list']);
   return r.stdout
     .split('\n')
-    .map((l) => l.split(" ")[0]!)
+    .map((l) => l.split(' ')[0]!)
     .filter((n) => n.length > 0);
 }
 
 /** Everything stop() must have removed, checked from the outside. */
-async function assertRemoved(
-  t: Test,
-  host: Pick<DockerHost, 'name' | 'dir'>,
-  pids: readonly number[],
-): Promise<void> {
+async function assertRemoved(t: Test, host: Pick<DockerHost, 'name' | 'dir'>, pids: readonly number[]): Promise<void> {
   t.notOk((await netnsNames()).includes(host.name), `netns ${host.name} deleted`);
   t.notOk(existsSync(host.dir), `${host.dir} removed`);
   t.same(mountsUnder(host.dir), [], 'nothing mounted under the host directory');
@@ -49,9 +45,7 @@ async function assertRemoved(
     `no lab process alive (dockerd, containerd, spawned: ${pids.join(' ')})`,
   );
   t.same(cgroupMembers(host.name), [], 'no process left in the host cgroup');
-  const cgroupLeft = readdirSync('/sys/fs/cgroup').filter((c) =>
-    existsSync(join('/sys/fs/cgroup', c, host.name)),
-  );
+  const cgroupLeft = readdirSync('/sys/fs/cgroup').filter((c) => existsSync(join('/sys/fs/cgroup', c, host.name)));
   t.same(cgroupLeft, [], 'host cgroups removed');
 }
 
@@ -95,7 +89,11 @@ t.test('a lab host runs busybox containers, restarts dockerd and cleans up', asy
     const fs = await host.exec(['stat', '-f', '-c', '%t', '/sys/fs/bpf']);
     t.equal(fs.stdout.trim(), BPF_FS_MAGIC, `/sys/fs/bpf is a bpffs inside the host ${fs.stderr}`);
     const dev = await host.exec(['stat', '-c', '%d', '/sys/fs/bpf']);
-    t.not(dev.stdout.trim(), String(statSync('/sys/fs/bpf').dev), 'not the root namespace\'s /sys/fs/bpf (another device)');
+    t.not(
+      dev.stdout.trim(),
+      String(statSync('/sys/fs/bpf').dev),
+      "not the root namespace's /sys/fs/bpf (another device)",
+    );
     const probe = `/sys/fs/bpf/${host.name}-probe`;
     const made = await host.exec(['mkdir', probe]);
     t.equal(made.code, 0, `a directory can be made on it ${made.stderr}`);

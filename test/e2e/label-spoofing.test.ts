@@ -22,33 +22,50 @@ const NETWORK = 'spoof';
 
 async function docker(args: string[]): Promise<string> {
   const r = await host.docker(args, { timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`docker ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n${daemon.process?.logTail(20)}`);
+  if (r.code !== 0)
+    throw new Error(
+      `docker ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n${daemon.process?.logTail(20)}`,
+    );
   return r.stdout.trim();
 }
 
 /** HTTP GET from a container to the victim; true if the page came back. */
 async function reaches(from: string, to: string): Promise<boolean> {
-  const r = await host.docker(['exec', from, 'timeout', '3', 'wget', '-q', '-O', '-', `http://${ip[to]}:80/passwd`], { timeoutMs: 20_000 });
+  const r = await host.docker(['exec', from, 'timeout', '3', 'wget', '-q', '-O', '-', `http://${ip[to]}:80/passwd`], {
+    timeoutMs: 20_000,
+  });
   return r.code === 0 && r.stdout.includes('root');
 }
 
 async function readyEndpoint(name: string): Promise<EndpointModel> {
-  return eventually(async () => {
-    const eps = await daemon.cliJson<EndpointModel[]>(['endpoint', 'list']);
-    const e = eps.find((x) => x.containerName === name);
-    return e?.state === 'ready' ? e : undefined;
-  }, 30_000, `${name} ready`);
+  return eventually(
+    async () => {
+      const eps = await daemon.cliJson<EndpointModel[]>(['endpoint', 'list']);
+      const e = eps.find((x) => x.containerName === name);
+      return e?.state === 'ready' ? e : undefined;
+    },
+    30_000,
+    `${name} ready`,
+  );
 }
 
 /** One Docker Engine API call on the lab host's socket (for what the CLI's argv cannot carry). */
 function engine(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = request({ socketPath: host.socketPath, path, method, headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-    });
+    const req = request(
+      {
+        socketPath: host.socketPath,
+        path,
+        method,
+        headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
     req.on('error', reject);
     req.setTimeout(60_000, () => req.destroy(new Error(`${method} ${path}: no answer`)));
     req.end(payload);
@@ -62,12 +79,32 @@ t.before(async () => {
   await ensureBusyboxImage(host, 'bb');
   daemon = new CiliumDaemon(host);
   await daemon.start();
-  await docker(['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', '198.18.121.0/24', NETWORK]);
+  await docker([
+    'network',
+    'create',
+    '-d',
+    'cilium',
+    '--ipam-driver',
+    'cilium',
+    '--subnet',
+    '198.18.121.0/24',
+    NETWORK,
+  ]);
   // An image whose LABEL carries the separator (`docker build` without a registry: commit a container).
   await docker(['create', '--name', 'template', 'bb', 'true']);
   await docker(['commit', '--change', 'LABEL vendor="acme;reserved:host"', 'template', 'bb-spoof']);
   const start = async (name: string, labels: string[], image = 'bb') => {
-    await docker(['run', '-d', '--name', name, '--network', NETWORK, ...labels.flatMap((l) => ['-l', l]), image, ...SERVE]);
+    await docker([
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      NETWORK,
+      ...labels.flatMap((l) => ['-l', l]),
+      image,
+      ...SERVE,
+    ]);
     ip[name] = await docker(['inspect', '-f', `{{(index .NetworkSettings.Networks "${NETWORK}").IPAddress}}`, name]);
   };
   await start('victim', ['app=victim']);
@@ -95,7 +132,10 @@ spec:
 });
 
 t.test('the policy admits the host and role=admin, refuses others (the checks below can fail)', async (t) => {
-  const fromHost = await host.exec(['timeout', '3', 'busybox', 'wget', '-q', '-O', '-', `http://${ip.victim}:80/passwd`], { timeoutMs: 20_000 });
+  const fromHost = await host.exec(
+    ['timeout', '3', 'busybox', 'wget', '-q', '-O', '-', `http://${ip.victim}:80/passwd`],
+    { timeoutMs: 20_000 },
+  );
   t.equal(fromHost.code, 0, 'the host entity reaches the victim');
   t.ok(await reaches('admin', 'victim'), 'app=x,role=admin reaches the victim');
   t.notOk(await reaches('plain', 'victim'), 'app=z is refused');
@@ -103,11 +143,17 @@ t.test('the policy admits the host and role=admin, refuses others (the checks be
 
 t.test("-l 'app=z;reserved:host' gets no reserved:host label and no admission", async (t) => {
   const ep = await readyEndpoint('spoof-host');
-  t.notOk(ep.labels.some((l) => l.startsWith('reserved:')), `endpoint labels ${JSON.stringify(ep.labels)} hold no reserved: label`);
+  t.notOk(
+    ep.labels.some((l) => l.startsWith('reserved:')),
+    `endpoint labels ${JSON.stringify(ep.labels)} hold no reserved: label`,
+  );
   t.ok(ep.labels.includes('container:app=z;reserved:host'), 'the whole text is one container label value');
   const id = await daemon.cliJson<IdentityModel>(['identity', 'get', String(ep.identity)]);
   t.notOk(id.reserved, 'an allocated identity');
-  t.notOk(id.labels.some((l) => l.startsWith('reserved:')), `identity ${ep.identity} labels ${JSON.stringify(id.labels)} hold no reserved: label`);
+  t.notOk(
+    id.labels.some((l) => l.startsWith('reserved:')),
+    `identity ${ep.identity} labels ${JSON.stringify(id.labels)} hold no reserved: label`,
+  );
   t.notOk(await reaches('spoof-host', 'victim'), 'refused by the fromEntities: [host] rule');
 });
 
@@ -116,7 +162,10 @@ t.test("-l 'app=x;container:role=admin' is not {app=x, role=admin}", async (t) =
   const admin = await readyEndpoint('admin');
   t.not(spoof.identity, admin.identity, 'a different identity from the container labelled app=x and role=admin');
   const id = await daemon.cliJson<IdentityModel>(['identity', 'get', String(spoof.identity)]);
-  t.notOk(id.labels.some((l) => l.startsWith('container:role=')), `identity labels ${JSON.stringify(id.labels)} hold no role label`);
+  t.notOk(
+    id.labels.some((l) => l.startsWith('container:role=')),
+    `identity labels ${JSON.stringify(id.labels)} hold no role label`,
+  );
   t.notOk(await reaches('spoof-admin', 'victim'), 'refused by the role=admin rule');
 });
 
@@ -124,7 +173,10 @@ t.test('an image LABEL vendor="acme;reserved:host" gets no reserved:host label a
   const ep = await readyEndpoint('spoof-image');
   t.ok(ep.labels.includes('container:vendor=acme;reserved:host'), 'the image label is one container label');
   const id = await daemon.cliJson<IdentityModel>(['identity', 'get', String(ep.identity)]);
-  t.notOk(id.labels.some((l) => l.startsWith('reserved:')), `identity labels ${JSON.stringify(id.labels)} hold no reserved: label`);
+  t.notOk(
+    id.labels.some((l) => l.startsWith('reserved:')),
+    `identity labels ${JSON.stringify(id.labels)} hold no reserved: label`,
+  );
   t.notOk(await reaches('spoof-image', 'victim'), 'refused by the fromEntities: [host] rule');
 });
 
@@ -146,7 +198,11 @@ t.test('a 1 MB label key and a key with a space stay out of the identity; the co
   const started = await engine('POST', '/containers/big-key/start');
   t.equal(started.status, 204, `started (${started.text.slice(0, 200)})`);
   const ep = await readyEndpoint('big-key');
-  t.same(ep.labels, ['container:app=big', `docker:network=${NETWORK}`], 'only the valid label is in the endpoint labels');
+  t.same(
+    ep.labels,
+    ['container:app=big', `docker:network=${NETWORK}`],
+    'only the valid label is in the endpoint labels',
+  );
   const id = await daemon.cliJson<IdentityModel>(['identity', 'get', String(ep.identity)]);
   t.same(id.labels, ['container:app=big', `docker:network=${NETWORK}`], 'and in its identity');
   t.match(daemon.log(), /ignored container labels/, 'the daemon logged the ignored labels');

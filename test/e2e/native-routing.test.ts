@@ -57,13 +57,22 @@ async function blocksOf(h: number): Promise<string[]> {
 
 t.before(async () => {
   const underlay = await startUnderlay(t, { prefix: '198.19.251' });
-  c = new Cluster(underlay, { backend: 'etcd', address: await underlay.startEtcd() }, { name: 'nat', subnet: '198.18.124.0/24' });
+  c = new Cluster(
+    underlay,
+    { backend: 'etcd', address: await underlay.startEtcd() },
+    { name: 'nat', subnet: '198.18.124.0/24' },
+  );
   for (let h = 0; h < 2; h++) {
     await c.addHost(t, h, {
       leaseTtl: '5s',
       daemonArgs: () => ['--routing-mode', 'native'],
       // Strict reverse-path filtering inside the lab host (never the root namespace).
-      prepare: (host) => host.exec(['sysctl', '-q', '-w', 'net.ipv4.conf.all.rp_filter=1', 'net.ipv4.conf.default.rp_filter=1'], { check: true }).then(() => undefined),
+      prepare: (host) =>
+        host
+          .exec(['sysctl', '-q', '-w', 'net.ipv4.conf.all.rp_filter=1', 'net.ipv4.conf.default.rp_filter=1'], {
+            check: true,
+          })
+          .then(() => undefined),
     });
   }
   for (let h = 0; h < 2; h++) await c.createNetwork(h);
@@ -78,8 +87,14 @@ t.test('no tunnel device; containers get the underlay MTU', async (t) => {
     const link = await c.hosts[h]!.exec(['ip', 'link', 'show', 'cilium_vxlan']);
     t.not(link.code, 0, `h${h}: no cilium_vxlan device`);
     const kinds = await c.hosts[h]!.exec(['ip', '-d', '-json', 'link', 'show'], { check: true });
-    const tunnels = (JSON.parse(kinds.stdout) as Array<{ ifname: string; linkinfo?: { info_kind?: string } }>).filter((l) => ['vxlan', 'geneve'].includes(l.linkinfo?.info_kind ?? ''));
-    t.same(tunnels.map((l) => l.ifname), [], `h${h}: no vxlan/geneve device at all`);
+    const tunnels = (JSON.parse(kinds.stdout) as Array<{ ifname: string; linkinfo?: { info_kind?: string } }>).filter(
+      (l) => ['vxlan', 'geneve'].includes(l.linkinfo?.info_kind ?? ''),
+    );
+    t.same(
+      tunnels.map((l) => l.ifname),
+      [],
+      `h${h}: no vxlan/geneve device at all`,
+    );
   }
   const mtu = await c.hosts[0]!.docker(['exec', 'web', 'cat', '/sys/class/net/eth0/mtu']);
   t.equal(mtu.stdout.trim(), '1500', 'container MTU = underlay MTU 1500 (no encapsulation overhead)');
@@ -88,31 +103,67 @@ t.test('no tunnel device; containers get the underlay MTU', async (t) => {
 t.test("each host routes the peer's blocks via the peer's underlay IP; status shows them", async (t) => {
   for (let h = 0; h < 2; h++) {
     const other = 1 - h;
-    const blocks = await eventually(async () => {
-      const b = await blocksOf(other);
-      return b.length > 0 ? b : undefined;
-    }, 20_000, `h${h} knows h${other}'s blocks`);
-    const routes = await eventually(async () => {
-      const r = await peerRoutes(h);
-      return blocks.every((b) => r.has(b)) ? r : undefined;
-    }, 20_000, `h${h} routes h${other}'s blocks`);
-    for (const b of blocks) t.equal(routes.get(b), `${c.underlayIps[other]} dev ul0`, `h${h}: ip route shows ${b} via ${c.underlayIps[other]} dev ul0`);
+    const blocks = await eventually(
+      async () => {
+        const b = await blocksOf(other);
+        return b.length > 0 ? b : undefined;
+      },
+      20_000,
+      `h${h} knows h${other}'s blocks`,
+    );
+    const routes = await eventually(
+      async () => {
+        const r = await peerRoutes(h);
+        return blocks.every((b) => r.has(b)) ? r : undefined;
+      },
+      20_000,
+      `h${h} routes h${other}'s blocks`,
+    );
+    for (const b of blocks)
+      t.equal(
+        routes.get(b),
+        `${c.underlayIps[other]} dev ul0`,
+        `h${h}: ip route shows ${b} via ${c.underlayIps[other]} dev ul0`,
+      );
     t.equal(routes.size, blocks.length, `h${h}: no other peer routes`);
     const own = await blocksOf(h);
-    t.ok(own.every((b) => !routes.has(b)), `h${h}: its own blocks are not routed to the underlay`);
+    t.ok(
+      own.every((b) => !routes.has(b)),
+      `h${h}: its own blocks are not routed to the underlay`,
+    );
     const status = await c.daemons[h]!.cliJson<StatusModel>(['status']);
-    t.match(status.overlay, { routingMode: 'native', tunnel: 'disabled', device: 'ul0', underlayIp: c.underlayIps[h], mtu: 1500 }, `h${h}: status shows native routing`);
-    t.same(status.overlay?.routes?.map((r) => [r.prefix, r.via]).sort(), blocks.map((b) => [b, c.underlayIps[other]]).sort(), `h${h}: status lists the peer routes`);
+    t.match(
+      status.overlay,
+      { routingMode: 'native', tunnel: 'disabled', device: 'ul0', underlayIp: c.underlayIps[h], mtu: 1500 },
+      `h${h}: status shows native routing`,
+    );
+    t.same(
+      status.overlay?.routes?.map((r) => [r.prefix, r.via]).sort(),
+      blocks.map((b) => [b, c.underlayIps[other]]).sort(),
+      `h${h}: status lists the peer routes`,
+    );
     const text = await c.daemons[h]!.cli(['status']);
     t.match(text.stdout, /Routing: +native/, `h${h}: cilium status prints the routing mode`);
-    t.match(text.stdout, new RegExp(`route ${blocks[0]!.replace(/\./g, '\\.')} via ${c.underlayIps[other]!.replace(/\./g, '\\.')}`), `h${h}: cilium status prints the routes`);
+    t.match(
+      text.stdout,
+      new RegExp(`route ${blocks[0]!.replace(/\./g, '\\.')} via ${c.underlayIps[other]!.replace(/\./g, '\\.')}`),
+      `h${h}: cilium status prints the routes`,
+    );
     // Remote endpoints still carry their identities in the ipcache.
     for (const [name, [hh, ip]] of Object.entries(c.where)) {
       if (hh !== other) continue;
-      const e = await eventually(async () => {
-        const ipcache = await c.daemons[h]!.cliJson<Array<{ prefix: string; identity: number }>>(['bpf', 'ipcache', 'list']);
-        return ipcache.find((x) => x.prefix === `${ip}/32`);
-      }, 20_000, `h${h}: ipcache has ${name}`);
+      const e = await eventually(
+        async () => {
+          const ipcache = await c.daemons[h]!.cliJson<Array<{ prefix: string; identity: number }>>([
+            'bpf',
+            'ipcache',
+            'list',
+          ]);
+          return ipcache.find((x) => x.prefix === `${ip}/32`);
+        },
+        20_000,
+        `h${h}: ipcache has ${name}`,
+      );
       t.ok(e.identity >= 256, `h${h}: remote ${name} has its security identity (${e.identity})`);
     }
   }
@@ -129,21 +180,36 @@ t.test('cross-host ICMP and TCP both ways, unencapsulated on the underlay', asyn
   await c.hosts[0]!.docker(['exec', 'web', 'ping', '-c', '3', '-i', '0.5', c.where.db2![1]], { timeoutMs: 20_000 });
   const seen = await capture;
   t.equal(seen.code, 0, `capture ran: ${seen.stderr.trim()}`);
-  const frames = seen.stdout.trim().split('\n').filter((l) => l !== '');
-  t.ok(frames.includes(`1 ${c.where.web![1]} ${c.where.db2![1]}`), `h1 ul0 carries web -> db2 ICMP as plain IPv4 (${frames.length} IPv4 frames seen)`);
-  t.notOk(frames.some((f) => f.startsWith('17 ') && f.endsWith(` ${c.underlayIps[1]}`) && f.includes(c.underlayIps[0]!)), 'and no UDP between the underlay addresses (no encapsulation)');
+  const frames = seen.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '');
+  t.ok(
+    frames.includes(`1 ${c.where.web![1]} ${c.where.db2![1]}`),
+    `h1 ul0 carries web -> db2 ICMP as plain IPv4 (${frames.length} IPv4 frames seen)`,
+  );
+  t.notOk(
+    frames.some((f) => f.startsWith('17 ') && f.endsWith(` ${c.underlayIps[1]}`) && f.includes(c.underlayIps[0]!)),
+    'and no UDP between the underlay addresses (no encapsulation)',
+  );
 });
 
-t.test('policy web->db on 5432 only, enforced on the receiving host with the sender identity from the ipcache', (t) => checkDbFromWebOnReceiver(t, c));
+t.test('policy web->db on 5432 only, enforced on the receiving host with the sender identity from the ipcache', (t) =>
+  checkDbFromWebOnReceiver(t, c),
+);
 
-t.test("a peer that leaves (lease expiry) has its routes removed; cilium cleanup removes the rest", async (t) => {
+t.test('a peer that leaves (lease expiry) has its routes removed; cilium cleanup removes the rest', async (t) => {
   const h1Blocks = await blocksOf(1);
   t.ok(h1Blocks.length > 0, `h0 knew h1's blocks (${h1Blocks.join(',')})`);
   await c.daemons[1]!.stop('SIGKILL');
-  await eventually(async () => {
-    const r = await peerRoutes(0);
-    return h1Blocks.every((b) => !r.has(b));
-  }, 30_000, "h0 removes h1's block routes");
+  await eventually(
+    async () => {
+      const r = await peerRoutes(0);
+      return h1Blocks.every((b) => !r.has(b));
+    },
+    30_000,
+    "h0 removes h1's block routes",
+  );
   t.pass("h0 removed the routes to h1's blocks after h1's lease expired");
   t.notOk(await c.ping('web', 'db2'), 'h0 web -> h1 db2 no longer routed');
 
@@ -153,10 +219,15 @@ t.test("a peer that leaves (lease expiry) has its routes removed; cilium cleanup
   await eventually(async () => (await peerRoutes(0)).size > 0, 30_000, 'h0 routes h1 again after its restart');
   const cleanup = await c.daemons[1]!.cli(['cleanup', '-o', 'json']);
   t.equal(cleanup.code, 0, `cilium cleanup on h1: ${cleanup.stderr}`);
-  t.match(cleanup.stdout, /route 198\.18\.124\.\d+\/\d+ via 198\.19\.251\.1/, 'cleanup reports the peer route it removed');
+  t.match(
+    cleanup.stdout,
+    /route 198\.18\.124\.\d+\/\d+ via 198\.19\.251\.1/,
+    'cleanup reports the peer route it removed',
+  );
   t.equal((await peerRoutes(1)).size, 0, 'h1: no peer routes after cilium cleanup');
 });
 
 t.teardown(async () => {
-  if (!t.passing()) await runCommand('tail', ['-n', '20', `${c?.underlay.dir}/etcd.log`]).then((r) => t.comment(r.stdout));
+  if (!t.passing())
+    await runCommand('tail', ['-n', '20', `${c?.underlay.dir}/etcd.log`]).then((r) => t.comment(r.stdout));
 });

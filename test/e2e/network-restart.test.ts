@@ -40,10 +40,24 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'r-range', options: ['--subnet', '198.18.44.0/24', '--ip-range', '198.18.44.128/25'], address: /^198\.18\.44\.(12[89]|1[3-9]\d|2\d\d)$/, ipRange: '198.18.44.128/25' },
+  {
+    name: 'r-range',
+    options: ['--subnet', '198.18.44.0/24', '--ip-range', '198.18.44.128/25'],
+    address: /^198\.18\.44\.(12[89]|1[3-9]\d|2\d\d)$/,
+    ipRange: '198.18.44.128/25',
+  },
   {
     name: 'r-gw',
-    options: ['--subnet', '198.18.45.0/24', '--ip-range', '198.18.45.64/26', '--gateway', '198.18.45.254', '--aux-address', 'printer=198.18.45.70'],
+    options: [
+      '--subnet',
+      '198.18.45.0/24',
+      '--ip-range',
+      '198.18.45.64/26',
+      '--gateway',
+      '198.18.45.254',
+      '--aux-address',
+      'printer=198.18.45.70',
+    ],
     address: /^198\.18\.45\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])$/,
     gateway: '198.18.45.254',
     reserved: '198.18.45.70',
@@ -51,11 +65,29 @@ const CASES: Case[] = [
   },
   {
     name: 'r-opts',
-    options: ['--subnet', '198.18.46.0/24', '--internal', '-o', 'com.docker.network.driver.mtu=1400', '-o', 'team=blue', '--label', 'owner=qa', '--attachable', '--ipam-opt', 'flavour=plain'],
+    options: [
+      '--subnet',
+      '198.18.46.0/24',
+      '--internal',
+      '-o',
+      'com.docker.network.driver.mtu=1400',
+      '-o',
+      'team=blue',
+      '--label',
+      'owner=qa',
+      '--attachable',
+      '--ipam-opt',
+      'flavour=plain',
+    ],
     address: /^198\.18\.46\./,
     mtu: 1400,
   },
-  { name: 'r-named', options: ['--subnet', '198.18.47.0/24', '--ip-range', '198.18.47.32/27', '--ipam-opt', 'cilium.network=r-named'], address: /^198\.18\.47\.(3[2-9]|[45]\d|6[0-3])$/, ipRange: '198.18.47.32/27' },
+  {
+    name: 'r-named',
+    options: ['--subnet', '198.18.47.0/24', '--ip-range', '198.18.47.32/27', '--ipam-opt', 'cilium.network=r-named'],
+    address: /^198\.18\.47\.(3[2-9]|[45]\d|6[0-3])$/,
+    ipRange: '198.18.47.32/27',
+  },
   { name: 'r-default', options: [], address: /^198\.18\.16[0-9]\./ },
 ];
 
@@ -67,11 +99,15 @@ async function docker(host: DockerHost, daemon: CiliumDaemon, args: string[]): P
 
 /** `cilium network list` once no network of ours waits for its first registration. */
 async function settledNetworks(daemon: CiliumDaemon): Promise<Map<string, NetworkModel>> {
-  const list = await eventually(async () => {
-    const all = await daemon.cliJson<NetworkModel[]>(['network', 'list']);
-    const ours = all.filter((n) => CASES.some((c) => c.name === n.name));
-    return ours.length === CASES.length && ours.every((n) => n.status !== 'unregistered') ? ours : undefined;
-  }, 30_000, 'every network registered or refused');
+  const list = await eventually(
+    async () => {
+      const all = await daemon.cliJson<NetworkModel[]>(['network', 'list']);
+      const ours = all.filter((n) => CASES.some((c) => c.name === n.name));
+      return ours.length === CASES.length && ours.every((n) => n.status !== 'unregistered') ? ours : undefined;
+    },
+    30_000,
+    'every network registered or refused',
+  );
   return new Map(list.map((n) => [n.name, n]));
 }
 
@@ -85,7 +121,19 @@ async function checkNetworks(t: Test, host: DockerHost, daemon: CiliumDaemon, wh
   }
   const runs = await Promise.all(
     CASES.map((c) =>
-      host.docker(['run', '--rm', '--network', c.name, 'bb', 'sh', '-c', 'ip -o -4 addr show eth0; ip -4 route show default; cat /sys/class/net/eth0/mtu'], { timeoutMs: 120_000 }),
+      host.docker(
+        [
+          'run',
+          '--rm',
+          '--network',
+          c.name,
+          'bb',
+          'sh',
+          '-c',
+          'ip -o -4 addr show eth0; ip -4 route show default; cat /sys/class/net/eth0/mtu',
+        ],
+        { timeoutMs: 120_000 },
+      ),
     ),
   );
   CASES.forEach((c, i) => {
@@ -93,11 +141,18 @@ async function checkNetworks(t: Test, host: DockerHost, daemon: CiliumDaemon, wh
     t.equal(r.code, 0, `${when}: docker run --network ${c.name} ${r.stderr.trim()}`);
     const address = /inet (\S+)\//.exec(r.stdout)?.[1] ?? '';
     t.match(address, c.address, `${when}: ${c.name} container address ${address}`);
-    if (c.gateway) t.match(r.stdout, new RegExp(`default via ${c.gateway.replace(/\./g, '\\.')} `), `${when}: ${c.name} default route via ${c.gateway}`);
+    if (c.gateway)
+      t.match(
+        r.stdout,
+        new RegExp(`default via ${c.gateway.replace(/\./g, '\\.')} `),
+        `${when}: ${c.name} default route via ${c.gateway}`,
+      );
     if (c.mtu) t.match(r.stdout.trim().split('\n').at(-1), String(c.mtu), `${when}: ${c.name} MTU ${c.mtu}`);
   });
   for (const c of CASES.filter((x) => x.reserved)) {
-    const r = await host.docker(['run', '--rm', '--network', c.name, '--ip', c.reserved!, 'bb', 'true'], { timeoutMs: 60_000 });
+    const r = await host.docker(['run', '--rm', '--network', c.name, '--ip', c.reserved!, 'bb', 'true'], {
+      timeoutMs: 60_000,
+    });
     t.not(r.code, 0, `${when}: --aux-address ${c.reserved} on ${c.name} stays reserved`);
     t.match(r.stderr, /aux-address/, `${when}: refused as an --aux-address reservation: ${r.stderr.trim()}`);
   }
@@ -140,19 +195,44 @@ t.test('etcd: every network keeps its definition across kill -9 and a clean rest
   const dataDir = join(host.dir, 'etcd');
   mkdirSync(dataDir, { recursive: true });
   const etcd = host.spawn(
-    ['/usr/bin/etcd', '--name=lab', `--data-dir=${dataDir}`, `--listen-client-urls=${ETCD_URL}`, `--advertise-client-urls=${ETCD_URL}`,
-      '--listen-peer-urls=http://127.0.0.1:23801', '--initial-advertise-peer-urls=http://127.0.0.1:23801', '--initial-cluster=lab=http://127.0.0.1:23801',
-      '--heartbeat-interval=50', '--election-timeout=500', '--log-level=warn'],
+    [
+      '/usr/bin/etcd',
+      '--name=lab',
+      `--data-dir=${dataDir}`,
+      `--listen-client-urls=${ETCD_URL}`,
+      `--advertise-client-urls=${ETCD_URL}`,
+      '--listen-peer-urls=http://127.0.0.1:23801',
+      '--initial-advertise-peer-urls=http://127.0.0.1:23801',
+      '--initial-cluster=lab=http://127.0.0.1:23801',
+      '--heartbeat-interval=50',
+      '--election-timeout=500',
+      '--log-level=warn',
+    ],
     {},
     { logName: 'etcd.log' },
   );
   t.teardown(() => etcd.kill('SIGKILL'));
-  await eventually(async () => {
-    const r = await host.exec(['busybox', 'wget', '-q', '-O', '-', `${ETCD_URL}/health`]);
-    return r.code === 0 && r.stdout.includes('true');
-  }, 30_000, 'etcd healthy');
+  await eventually(
+    async () => {
+      const r = await host.exec(['busybox', 'wget', '-q', '-O', '-', `${ETCD_URL}/health`]);
+      return r.code === 0 && r.stdout.includes('true');
+    },
+    30_000,
+    'etcd healthy',
+  );
   // The embedded store's run left its node state behind: this daemon starts from nothing.
-  const daemon = new CiliumDaemon(host, { extraArgs: ['--kvstore', 'etcd', '--kvstore-opt', `etcd.address=${ETCD_URL}`, '--kvstore-opt', 'etcd.lease-ttl=10s', '--resync-interval', '1s'] });
+  const daemon = new CiliumDaemon(host, {
+    extraArgs: [
+      '--kvstore',
+      'etcd',
+      '--kvstore-opt',
+      `etcd.address=${ETCD_URL}`,
+      '--kvstore-opt',
+      'etcd.lease-ttl=10s',
+      '--resync-interval',
+      '1s',
+    ],
+  });
   rmSync(daemon.stateDir, { recursive: true, force: true });
   t.teardown(() => daemon.stop('SIGKILL'));
   await daemon.start();

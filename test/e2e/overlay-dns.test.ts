@@ -36,18 +36,48 @@ const where: Record<string, [number, string]> = {};
 
 async function docker(h: number, args: string[]): Promise<string> {
   const r = await hosts[h]!.docker(args, { timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`docker@h${h} ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n${daemons[h]?.process?.logTail(20)}`);
+  if (r.code !== 0)
+    throw new Error(
+      `docker@h${h} ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n${daemons[h]?.process?.logTail(20)}`,
+    );
   return r.stdout.trim();
 }
 
-async function run(h: number, name: string, network: string, labels: string[] = [], extra: string[] = []): Promise<void> {
+async function run(
+  h: number,
+  name: string,
+  network: string,
+  labels: string[] = [],
+  extra: string[] = [],
+): Promise<void> {
   const dns = h === 0 ? [] : ['--dns', underlayIps[h]!];
-  await docker(h, ['run', '-d', '--name', name, '--network', network, ...dns, ...extra, ...labels.flatMap((l) => ['-l', l]), 'bb', 'sh', '-c', 'httpd -p 80 -h /etc; exec sleep 100000']);
-  where[name] = [h, await docker(h, ['inspect', '-f', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, name])];
-  await eventually(async () => {
-    const eps = await daemons[h]!.cliJson<EndpointModel[]>(['endpoint', 'list']);
-    return eps.find((x) => x.containerName === name)?.state === 'ready' ? true : undefined;
-  }, 30_000, `${name} ready on h${h}`);
+  await docker(h, [
+    'run',
+    '-d',
+    '--name',
+    name,
+    '--network',
+    network,
+    ...dns,
+    ...extra,
+    ...labels.flatMap((l) => ['-l', l]),
+    'bb',
+    'sh',
+    '-c',
+    'httpd -p 80 -h /etc; exec sleep 100000',
+  ]);
+  where[name] = [
+    h,
+    await docker(h, ['inspect', '-f', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, name]),
+  ];
+  await eventually(
+    async () => {
+      const eps = await daemons[h]!.cliJson<EndpointModel[]>(['endpoint', 'list']);
+      return eps.find((x) => x.containerName === name)?.state === 'ready' ? true : undefined;
+    },
+    30_000,
+    `${name} ready on h${h}`,
+  );
 }
 
 /** The address `target` resolves to inside container `from` (busybox nslookup through 127.0.0.11), or undefined. */
@@ -56,18 +86,25 @@ async function resolve(from: string, target: string): Promise<string | undefined
   const r = await hosts[h]!.docker(['exec', from, 'nslookup', target], { timeoutMs: 20_000 });
   if (r.code !== 0) return undefined;
   // busybox prints the server first ("Server: 127.0.0.11", "Address: 127.0.0.11:53"), then the answers.
-  const answers = r.stdout.split(/\n\s*\n/).slice(1).join('\n');
+  const answers = r.stdout
+    .split(/\n\s*\n/)
+    .slice(1)
+    .join('\n');
   return /Address(?: \d+)?:\s*(\d+\.\d+\.\d+\.\d+)/.exec(answers)?.[1];
 }
 
 async function pingByName(from: string, target: string): Promise<boolean> {
   const [h] = where[from]!;
-  return (await hosts[h]!.docker(['exec', from, 'ping', '-c', '1', '-W', '2', target], { timeoutMs: 20_000 })).code === 0;
+  return (
+    (await hosts[h]!.docker(['exec', from, 'ping', '-c', '1', '-W', '2', target], { timeoutMs: 20_000 })).code === 0
+  );
 }
 
 async function httpByName(from: string, target: string): Promise<boolean> {
   const [h] = where[from]!;
-  const r = await hosts[h]!.docker(['exec', from, 'timeout', '5', 'wget', '-q', '-O', '-', `http://${target}/passwd`], { timeoutMs: 20_000 });
+  const r = await hosts[h]!.docker(['exec', from, 'timeout', '5', 'wget', '-q', '-O', '-', `http://${target}/passwd`], {
+    timeoutMs: 20_000,
+  });
   return r.code === 0 && r.stdout.includes('root');
 }
 
@@ -75,7 +112,12 @@ async function applyPolicy(t: Test, yaml: string): Promise<void> {
   const imported = await daemons[0]!.cli(['policy', 'import', '-', '-o', 'json'], yaml);
   t.equal(imported.code, 0, `policy imported: ${imported.stderr}`);
   const revision = (JSON.parse(imported.stdout) as { revision: number }).revision;
-  for (const d of daemons) t.equal((await d.cli(['policy', 'wait', String(revision), '--timeout', '20s'])).code, 0, `revision ${revision} on ${d.host.name}`);
+  for (const d of daemons)
+    t.equal(
+      (await d.cli(['policy', 'wait', String(revision), '--timeout', '20s'])).code,
+      0,
+      `revision ${revision} on ${d.host.name}`,
+    );
 }
 
 /**
@@ -111,14 +153,36 @@ t.before(async () => {
     await ensureBusyboxImage(host, 'bb');
     underlayIps.push(await underlay.attach(host, i + 1));
   }
-  if (underlayIps[0] !== H0_UNDERLAY) throw new Error(`host 0's underlay address is ${underlayIps[0]}, not ${H0_UNDERLAY} given to its dockerd --dns`);
-  const upstream = hosts[1]!.spawn([process.execPath, '-e', FAKE_UPSTREAM, underlayIps[1]!], {}, { logName: 'fake-upstream.log' });
-  await eventually(async () => (upstream.readLog().includes('listening') ? true : undefined), 20_000, 'fake upstream listening');
+  if (underlayIps[0] !== H0_UNDERLAY)
+    throw new Error(`host 0's underlay address is ${underlayIps[0]}, not ${H0_UNDERLAY} given to its dockerd --dns`);
+  const upstream = hosts[1]!.spawn(
+    [process.execPath, '-e', FAKE_UPSTREAM, underlayIps[1]!],
+    {},
+    { logName: 'fake-upstream.log' },
+  );
+  await eventually(
+    async () => (upstream.readLog().includes('listening') ? true : undefined),
+    20_000,
+    'fake upstream listening',
+  );
   // h0 forwards foreign names to the fake upstream on h1; h1 has none (REFUSED).
   const upstreams = [`${underlayIps[1]}:5353`, 'none'];
   for (let i = 0; i < 2; i++) {
     const daemon = new CiliumDaemon(hosts[i]!, {
-      extraArgs: ['--kvstore', 'etcd', '--kvstore-opt', `etcd.address=${etcdUrl}`, '--kvstore-opt', 'etcd.lease-ttl=5s', '--underlay-ip', underlayIps[i]!, '--dns-address', underlayIps[i]!, '--dns-upstream', upstreams[i]!],
+      extraArgs: [
+        '--kvstore',
+        'etcd',
+        '--kvstore-opt',
+        `etcd.address=${etcdUrl}`,
+        '--kvstore-opt',
+        'etcd.lease-ttl=5s',
+        '--underlay-ip',
+        underlayIps[i]!,
+        '--dns-address',
+        underlayIps[i]!,
+        '--dns-upstream',
+        upstreams[i]!,
+      ],
     });
     daemons.push(daemon);
     await daemon.start(60_000);
@@ -133,34 +197,57 @@ t.before(async () => {
 });
 
 t.test('containers reach each other across hosts by name, both ways', async (t) => {
-  const beta = await eventually(async () => ((await resolve('alpha', 'beta')) === where.beta![1] ? true : undefined), 30_000, 'alpha resolves beta');
+  const beta = await eventually(
+    async () => ((await resolve('alpha', 'beta')) === where.beta![1] ? true : undefined),
+    30_000,
+    'alpha resolves beta',
+  );
   t.ok(beta, `h0 alpha resolves beta (h1) to ${where.beta![1]}`);
   t.equal(await resolve('alpha', 'BETA.ovl'), where.beta![1], '<name>.<network>, any case');
   t.ok(await pingByName('alpha', 'beta'), 'alpha pings beta by name');
   t.ok(await httpByName('alpha', 'beta'), 'alpha fetches http://beta/ (TCP by name)');
-  await eventually(async () => ((await resolve('beta', 'alpha')) === where.alpha![1] ? true : undefined), 30_000, 'beta resolves alpha');
+  await eventually(
+    async () => ((await resolve('beta', 'alpha')) === where.alpha![1] ? true : undefined),
+    30_000,
+    'beta resolves alpha',
+  );
   t.ok(await pingByName('beta', 'alpha.ovl'), 'beta pings alpha.ovl by name');
   t.ok(await httpByName('beta', 'alpha'), 'beta fetches http://alpha/');
   for (let h = 0; h < 2; h++) {
     const status = await daemons[h]!.cliJson<StatusModel>(['status']);
     t.equal(status.dns?.address, `${underlayIps[h]}:53`, `h${h}: status shows the resolver`);
     t.same(status.dns?.upstreams, h === 0 ? [`${underlayIps[1]}:5353`] : [], `h${h}: its upstreams`);
-    t.ok((status.dns?.clusterAnswers ?? 0) > 0, `h${h}: the resolver answered (${status.dns?.clusterAnswers}): queries came from the containers' own addresses`);
+    t.ok(
+      (status.dns?.clusterAnswers ?? 0) > 0,
+      `h${h}: the resolver answered (${status.dns?.clusterAnswers}): queries came from the containers' own addresses`,
+    );
   }
   const text = await daemons[0]!.cli(['status']);
-  t.match(text.stdout, /DNS:\s+198\.19\.\S+:53, upstreams 198\.19\.\S+:5353; \d+ queries/, 'cilium status prints the resolver');
+  t.match(
+    text.stdout,
+    /DNS:\s+198\.19\.\S+:53, upstreams 198\.19\.\S+:5353; \d+ queries/,
+    'cilium status prints the resolver',
+  );
 });
 
 t.test("another network's container does not resolve, unless the querier is on that network too", async (t) => {
   // h0's upstream answers every name with 198.18.99.1: a name that is not a cluster name gets that.
-  t.equal(await resolve('alpha', 'gamma'), UPSTREAM_ANSWER, 'gamma (network other, h1) is not a cluster name in ovl: left to the upstream');
+  t.equal(
+    await resolve('alpha', 'gamma'),
+    UPSTREAM_ANSWER,
+    'gamma (network other, h1) is not a cluster name in ovl: left to the upstream',
+  );
   t.equal(await resolve('alpha', 'gamma.other'), UPSTREAM_ANSWER, 'nor gamma.other');
   t.equal(await resolve('alpha', 'nobody.ovl'), undefined, 'an unknown name under ovl is NXDOMAIN, never forwarded');
   // delta (h0) is on both networks; its queries leave from one address, yet it sees both networks.
   await run(0, 'delta', 'ovl');
   await docker(0, ['network', 'connect', 'other', 'delta']);
   const gammaIp = where.gamma![1];
-  await eventually(async () => ((await resolve('delta', 'gamma')) === gammaIp ? true : undefined), 30_000, 'delta resolves gamma');
+  await eventually(
+    async () => ((await resolve('delta', 'gamma')) === gammaIp ? true : undefined),
+    30_000,
+    'delta resolves gamma',
+  );
   t.pass(`delta (ovl + other) resolves gamma to ${gammaIp}`);
   t.equal(await resolve('delta', 'beta'), where.beta![1], 'and beta, on ovl');
   t.ok(await pingByName('delta', 'gamma.other'), 'delta pings gamma.other by name');
@@ -189,11 +276,25 @@ spec:
         app: beta
 `;
   await applyPolicy(t, base);
-  t.ok(await eventually(async () => ((await resolve('alpha', 'beta')) === undefined ? true : undefined), 60_000, 'resolver blocked'), 'without host in the egress rules the resolver is unreachable');
-  await applyPolicy(t, `${base}  - toEntities:
+  t.ok(
+    await eventually(
+      async () => ((await resolve('alpha', 'beta')) === undefined ? true : undefined),
+      60_000,
+      'resolver blocked',
+    ),
+    'without host in the egress rules the resolver is unreachable',
+  );
+  await applyPolicy(
+    t,
+    `${base}  - toEntities:
     - host
-`);
-  await eventually(async () => ((await resolve('alpha', 'beta')) === where.beta![1] ? true : undefined), 20_000, 'resolver allowed');
+`,
+  );
+  await eventually(
+    async () => ((await resolve('alpha', 'beta')) === where.beta![1] ? true : undefined),
+    20_000,
+    'resolver allowed',
+  );
   t.ok(await httpByName('alpha', 'beta'), 'with toEntities host: alpha fetches http://beta/ by name');
   const del = await daemons[0]!.cli(['policy', 'delete', '--all', '-o', 'json']);
   t.equal(del.code, 0, 'policy deleted');
@@ -206,17 +307,41 @@ t.test('network aliases resolve across hosts; a renamed container answers to its
   await run(1, 'epsilon', 'ovl', [], ['--network-alias', 'api', '--network-alias', 'eps-alias']);
   await run(1, 'eta', 'ovl', [], ['--network-alias', 'api']);
   const epsilonIp = where.epsilon![1];
-  await eventually(async () => ((await resolve('alpha', 'eps-alias')) === epsilonIp ? true : undefined), 30_000, 'alpha resolves eps-alias');
+  await eventually(
+    async () => ((await resolve('alpha', 'eps-alias')) === epsilonIp ? true : undefined),
+    30_000,
+    'alpha resolves eps-alias',
+  );
   t.pass(`h0 alpha resolves epsilon's alias eps-alias to ${epsilonIp}`);
   const api = await hosts[0]!.docker(['exec', 'alpha', 'nslookup', 'api.ovl'], { timeoutMs: 20_000 });
-  const apiAnswers = [...api.stdout.split(/\n\s*\n/).slice(1).join('\n').matchAll(/Address(?: \d+)?:\s*(\d+\.\d+\.\d+\.\d+)/g)].map((m) => m[1]).sort();
-  t.same(apiAnswers, [epsilonIp, where.eta![1]].sort(), `api.ovl: both containers that share the alias (${api.stdout.trim().split('\n').join(' | ')})`);
+  const apiAnswers = [
+    ...api.stdout
+      .split(/\n\s*\n/)
+      .slice(1)
+      .join('\n')
+      .matchAll(/Address(?: \d+)?:\s*(\d+\.\d+\.\d+\.\d+)/g),
+  ]
+    .map((m) => m[1])
+    .sort();
+  t.same(
+    apiAnswers,
+    [epsilonIp, where.eta![1]].sort(),
+    `api.ovl: both containers that share the alias (${api.stdout.trim().split('\n').join(' | ')})`,
+  );
   t.ok(await pingByName('alpha', 'eps-alias'), 'alpha pings epsilon by its alias');
 
   await docker(1, ['rename', 'epsilon', 'zeta']);
-  await eventually(async () => ((await resolve('alpha', 'zeta')) === epsilonIp ? true : undefined), 20_000, 'alpha resolves zeta');
+  await eventually(
+    async () => ((await resolve('alpha', 'zeta')) === epsilonIp ? true : undefined),
+    20_000,
+    'alpha resolves zeta',
+  );
   t.pass(`after docker rename on h1: h0 alpha resolves zeta to ${epsilonIp}`);
-  t.equal(await resolve('alpha', 'epsilon'), UPSTREAM_ANSWER, 'the old name is no cluster name any more (left to the upstream)');
+  t.equal(
+    await resolve('alpha', 'epsilon'),
+    UPSTREAM_ANSWER,
+    'the old name is no cluster name any more (left to the upstream)',
+  );
   t.equal(await resolve('alpha', 'eps-alias.ovl'), epsilonIp, 'its alias still resolves');
   t.ok(await httpByName('alpha', 'zeta'), 'alpha fetches http://zeta/');
   const ep = (await daemons[1]!.cliJson<EndpointModel[]>(['endpoint', 'list'])).find((e) => e.ipv4 === epsilonIp);
@@ -226,7 +351,11 @@ t.test('network aliases resolve across hosts; a renamed container answers to its
 t.test("a removed container's name stops resolving", async (t) => {
   const betaIp = where.beta![1];
   await docker(1, ['rm', '-f', 'beta']);
-  await eventually(async () => ((await resolve('alpha', 'beta')) === UPSTREAM_ANSWER ? true : undefined), 20_000, 'beta gone from the resolver');
+  await eventually(
+    async () => ((await resolve('alpha', 'beta')) === UPSTREAM_ANSWER ? true : undefined),
+    20_000,
+    'beta gone from the resolver',
+  );
   t.pass(`alpha no longer resolves beta to ${betaIp}: the name went to the upstream`);
   t.equal(await resolve('alpha', 'beta.ovl'), undefined, 'beta.ovl: NXDOMAIN');
 });

@@ -36,27 +36,46 @@ let daemon: CiliumDaemon;
 
 async function docker(args: string[]): Promise<string> {
   const r = await host.docker(args, { timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`docker ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n${daemon.process?.logTail(20)}`);
+  if (r.code !== 0)
+    throw new Error(
+      `docker ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n${daemon.process?.logTail(20)}`,
+    );
   return r.stdout.trim();
 }
 
 /** One call on the daemon's plugin socket, as dockerd makes it; rejects after `timeoutMs`. */
-function pluginCall(path: string, body: unknown, timeoutMs: number): Promise<{ status: number; body: Record<string, unknown>; ms: number }> {
+function pluginCall(
+  path: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<{ status: number; body: Record<string, unknown>; ms: number }> {
   const socketPath = join(host.pluginDir, `${daemon.driver}.sock`);
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const payload = Buffer.from(JSON.stringify(body));
-    const req = request({ socketPath, path, method: 'POST', headers: { 'content-type': 'application/vnd.docker.plugins.v1.2+json', 'content-length': payload.length } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        try {
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>, ms: performance.now() - started });
-        } catch (err) {
-          reject(err as Error);
-        }
-      });
-    });
+    const req = request(
+      {
+        socketPath,
+        path,
+        method: 'POST',
+        headers: { 'content-type': 'application/vnd.docker.plugins.v1.2+json', 'content-length': payload.length },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          try {
+            resolve({
+              status: res.statusCode ?? 0,
+              body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>,
+              ms: performance.now() - started,
+            });
+          } catch (err) {
+            reject(err as Error);
+          }
+        });
+      },
+    );
     req.on('error', reject);
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`${path}: no answer within ${timeoutMs} ms`)));
     req.end(payload);
@@ -64,11 +83,15 @@ function pluginCall(path: string, body: unknown, timeoutMs: number): Promise<{ s
 }
 
 async function readyEndpoint(name: string): Promise<EndpointModel> {
-  return eventually(async () => {
-    const eps = await daemon.cliJson<EndpointModel[]>(['endpoint', 'list']);
-    const e = eps.find((x) => x.containerName === name);
-    return e?.state === 'ready' ? e : undefined;
-  }, 60_000, `${name} ready`);
+  return eventually(
+    async () => {
+      const eps = await daemon.cliJson<EndpointModel[]>(['endpoint', 'list']);
+      const e = eps.find((x) => x.containerName === name);
+      return e?.state === 'ready' ? e : undefined;
+    },
+    60_000,
+    `${name} ready`,
+  );
 }
 
 function address(i: number): string {
@@ -76,7 +99,12 @@ function address(i: number): string {
 }
 
 function cidrPolicy(name: string, egress: unknown): Record<string, unknown> {
-  return { apiVersion: 'cilium.io/v2', kind: 'CiliumNetworkPolicy', metadata: { name }, spec: { endpointSelector: {}, egress: [egress] } };
+  return {
+    apiVersion: 'cilium.io/v2',
+    kind: 'CiliumNetworkPolicy',
+    metadata: { name },
+    spec: { endpointSelector: {}, egress: [egress] },
+  };
 }
 
 async function policyNames(): Promise<string[]> {
@@ -108,8 +136,12 @@ async function restartAndProbe(t: Test, probeMs: number): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  t.ok(opened !== undefined, `the plugin socket answers /Plugin.Activate within ${SOCKET_OPEN_MS} ms of the start (${opened?.toFixed(0) ?? 'no answer'} ms)`);
-  if (opened === undefined) throw new Error(`plugin socket closed ${SOCKET_OPEN_MS} ms after the start\n${daemon.process?.logTail(20)}`);
+  t.ok(
+    opened !== undefined,
+    `the plugin socket answers /Plugin.Activate within ${SOCKET_OPEN_MS} ms of the start (${opened?.toFixed(0) ?? 'no answer'} ms)`,
+  );
+  if (opened === undefined)
+    throw new Error(`plugin socket closed ${SOCKET_OPEN_MS} ms after the start\n${daemon.process?.logTail(20)}`);
   await api;
   const probeEnd = performance.now() + probeMs;
   let slowest = 0;
@@ -131,8 +163,14 @@ async function restartAndProbe(t: Test, probeMs: number): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 50));
   } while (performance.now() < probeEnd);
-  t.comment(`socket open ${opened.toFixed(0)} ms after the spawn; ${calls} plugin calls in ${probeMs} ms, slowest ${slowest.toFixed(0)} ms`);
-  t.equal(failure, undefined, `every plugin call during the sync answered 200 within ${PLUGIN_CALL_MS} ms (slowest ${slowest.toFixed(0)} ms)`);
+  t.comment(
+    `socket open ${opened.toFixed(0)} ms after the spawn; ${calls} plugin calls in ${probeMs} ms, slowest ${slowest.toFixed(0)} ms`,
+  );
+  t.equal(
+    failure,
+    undefined,
+    `every plugin call during the sync answered 200 within ${PLUGIN_CALL_MS} ms (slowest ${slowest.toFixed(0)} ms)`,
+  );
   const caps = await pluginCall('/NetworkDriver.GetCapabilities', {}, PLUGIN_CALL_MS);
   t.match(caps.body, { Scope: 'local' }, 'a NetworkDriver call answers in the protocol');
 }
@@ -142,14 +180,26 @@ t.before(async () => {
   await ensureBusyboxImage(host, 'bb');
   daemon = new CiliumDaemon(host);
   await daemon.start();
-  await docker(['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', '198.18.131.0/24', NETWORK]);
+  await docker([
+    'network',
+    'create',
+    '-d',
+    'cilium',
+    '--ipam-driver',
+    'cilium',
+    '--subnet',
+    '198.18.131.0/24',
+    NETWORK,
+  ]);
   await docker(['run', '-d', '--name', 'c0', '--network', NETWORK, '-l', 'app=c0', 'bb', 'sleep', '100000']);
   await readyEndpoint('c0');
 });
 
 t.test('16 000 /32 toCIDR (the import limit): kill -9, restart, plugin calls, docker run, delete', async (t) => {
   const n = 16_000;
-  const text = JSON.stringify(cidrPolicy('many-hosts', { toCIDR: Array.from({ length: n }, (_, i) => `${address(65_536 + i)}/32`) }));
+  const text = JSON.stringify(
+    cidrPolicy('many-hosts', { toCIDR: Array.from({ length: n }, (_, i) => `${address(65_536 + i)}/32`) }),
+  );
   const imported = await daemon.cli(['policy', 'import', '-', '-o', 'json'], text);
   t.equal(imported.code, 0, `imported (${imported.stderr.trim()})`);
   const revision = (JSON.parse(imported.stdout) as { revision: number }).revision;
@@ -167,30 +217,42 @@ t.test('16 000 /32 toCIDR (the import limit): kill -9, restart, plugin calls, do
   await docker(['rm', '-f', 'c1']);
 });
 
-t.test('60 000 toCIDRSet with except stored by an older version (over the limits): starts, serves, deletes', async (t) => {
-  await daemon.stop('SIGKILL');
-  // The daemon is down: write the repository key (wherever this version keeps it) directly.
-  const store = LocalKvStore.open({ path: join(daemon.stateDir, 'kvstore.db') });
-  try {
-    const keys = (await store.list('')).pairs.map((p) => p.key).filter((k) => k.endsWith('policies/v1/repository'));
-    t.equal(keys.length, 1, `one repository key in the store (${keys.join(', ')})`);
-    const current = JSON.parse((await store.get(keys[0]!))!.value) as { revision: number };
-    const n = 60_000;
-    const sets = Array.from({ length: n }, (_, i) => ({ cidr: `${address(65_536 + i * 4)}/30`, except: [`${address(65_536 + i * 4 + 1)}/32`] }));
-    const revision = current.revision + 1;
-    await store.put(keys[0]!, JSON.stringify({ revision, policies: [{ name: 'many-sets', revision, document: cidrPolicy('many-sets', { toCIDRSet: sets }) }] }));
-  } finally {
-    await store.close();
-  }
-  await restartAndProbe(t, 6_000);
-  await docker(['run', '-d', '--name', 'c2', '--network', NETWORK, '-l', 'app=c2', 'bb', 'sleep', '100000']);
-  t.ok((await readyEndpoint('c2')).identity >= 256, 'docker run --network scale: c2 has a ready endpoint');
-  t.same(await policyNames(), ['many-sets'], 'the stored over-limit policy is loaded');
-  const deleted = await daemon.cli(['policy', 'delete', 'many-sets']);
-  t.equal(deleted.code, 0, `cilium policy delete many-sets (${deleted.stderr.trim()})`);
-  t.same(await policyNames(), [], 'no policy left');
-  // And a restart after the delete has nothing left to sync.
-  await daemon.stop('SIGKILL');
-  await restartAndProbe(t, 500);
-  t.same(await policyNames(), [], 'still none after another restart');
-});
+t.test(
+  '60 000 toCIDRSet with except stored by an older version (over the limits): starts, serves, deletes',
+  async (t) => {
+    await daemon.stop('SIGKILL');
+    // The daemon is down: write the repository key (wherever this version keeps it) directly.
+    const store = LocalKvStore.open({ path: join(daemon.stateDir, 'kvstore.db') });
+    try {
+      const keys = (await store.list('')).pairs.map((p) => p.key).filter((k) => k.endsWith('policies/v1/repository'));
+      t.equal(keys.length, 1, `one repository key in the store (${keys.join(', ')})`);
+      const current = JSON.parse((await store.get(keys[0]!))!.value) as { revision: number };
+      const n = 60_000;
+      const sets = Array.from({ length: n }, (_, i) => ({
+        cidr: `${address(65_536 + i * 4)}/30`,
+        except: [`${address(65_536 + i * 4 + 1)}/32`],
+      }));
+      const revision = current.revision + 1;
+      await store.put(
+        keys[0]!,
+        JSON.stringify({
+          revision,
+          policies: [{ name: 'many-sets', revision, document: cidrPolicy('many-sets', { toCIDRSet: sets }) }],
+        }),
+      );
+    } finally {
+      await store.close();
+    }
+    await restartAndProbe(t, 6_000);
+    await docker(['run', '-d', '--name', 'c2', '--network', NETWORK, '-l', 'app=c2', 'bb', 'sleep', '100000']);
+    t.ok((await readyEndpoint('c2')).identity >= 256, 'docker run --network scale: c2 has a ready endpoint');
+    t.same(await policyNames(), ['many-sets'], 'the stored over-limit policy is loaded');
+    const deleted = await daemon.cli(['policy', 'delete', 'many-sets']);
+    t.equal(deleted.code, 0, `cilium policy delete many-sets (${deleted.stderr.trim()})`);
+    t.same(await policyNames(), [], 'no policy left');
+    // And a restart after the delete has nothing left to sync.
+    await daemon.stop('SIGKILL');
+    await restartAndProbe(t, 500);
+    t.same(await policyNames(), [], 'still none after another restart');
+  },
+);

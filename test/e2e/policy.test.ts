@@ -26,13 +26,18 @@ let worldNs = '';
 
 async function docker(args: string[]): Promise<string> {
   const r = await host.docker(args, { timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`docker ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n${daemon.process?.logTail(20)}`);
+  if (r.code !== 0)
+    throw new Error(
+      `docker ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n${daemon.process?.logTail(20)}`,
+    );
   return r.stdout.trim();
 }
 
 /** HTTP GET from a container; true if the page came back. */
 async function http(from: string, to: string, port: number): Promise<boolean> {
-  const r = await host.docker(['exec', from, 'timeout', '3', 'wget', '-q', '-O', '-', `http://${to}:${port}/passwd`], { timeoutMs: 20_000 });
+  const r = await host.docker(['exec', from, 'timeout', '3', 'wget', '-q', '-O', '-', `http://${to}:${port}/passwd`], {
+    timeoutMs: 20_000,
+  });
   return r.code === 0 && r.stdout.includes('root');
 }
 
@@ -61,7 +66,9 @@ s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(3)
 s.sendto(b'?',(sys.argv[1],int(sys.argv[2])));print(s.recvfrom(100)[0].decode())`;
 
 async function udp(from: string, to: string, port = 5353): Promise<boolean> {
-  const r = await host.execInContainerNetns(from, ['python3', '-c', UDP_CLIENT, to, String(port)], { timeoutMs: 20_000 });
+  const r = await host.execInContainerNetns(from, ['python3', '-c', UDP_CLIENT, to, String(port)], {
+    timeoutMs: 20_000,
+  });
   return r.code === 0;
 }
 
@@ -89,11 +96,15 @@ async function startMonitor(types: string[]) {
 }
 
 async function readyEndpoint(name: string): Promise<EndpointModel> {
-  return eventually(async () => {
-    const eps = await daemon.cliJson<EndpointModel[]>(['endpoint', 'list']);
-    const e = eps.find((x) => x.containerName === name);
-    return e?.state === 'ready' ? e : undefined;
-  }, 20_000, `${name} ready`);
+  return eventually(
+    async () => {
+      const eps = await daemon.cliJson<EndpointModel[]>(['endpoint', 'list']);
+      const e = eps.find((x) => x.containerName === name);
+      return e?.state === 'ready' ? e : undefined;
+    },
+    20_000,
+    `${name} ready`,
+  );
 }
 
 t.before(async () => {
@@ -102,9 +113,29 @@ t.before(async () => {
   daemon = new CiliumDaemon(host);
   await daemon.start();
   await docker(['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', '198.18.110.0/24', 'pn']);
-  await docker(['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', '198.18.111.0/24', 'other']);
+  await docker([
+    'network',
+    'create',
+    '-d',
+    'cilium',
+    '--ipam-driver',
+    'cilium',
+    '--subnet',
+    '198.18.111.0/24',
+    'other',
+  ]);
   const start = async (name: string, network: string, labels: string[], cmd: string[]) => {
-    await docker(['run', '-d', '--name', name, '--network', network, ...labels.flatMap((l) => ['-l', l]), 'bb', ...cmd]);
+    await docker([
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      network,
+      ...labels.flatMap((l) => ['-l', l]),
+      'bb',
+      ...cmd,
+    ]);
     ip[name] = await docker(['inspect', '-f', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, name]);
   };
   const serve = 'httpd -p 80 -h /etc; httpd -p 5432 -h /etc; httpd -p 8080 -h /etc; exec sleep 100000';
@@ -122,7 +153,11 @@ t.before(async () => {
   worldNs = `${host.name}-w`;
   await runCommand('ip', ['netns', 'add', worldNs], { check: true });
   t.teardown(() => runCommand('ip', ['netns', 'del', worldNs]));
-  await runCommand('ip', ['link', 'add', 'cdw0', 'netns', host.name, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', worldNs], { check: true });
+  await runCommand(
+    'ip',
+    ['link', 'add', 'cdw0', 'netns', host.name, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', worldNs],
+    { check: true },
+  );
   await host.exec(['ip', 'addr', 'add', '198.19.200.1/24', 'dev', 'cdw0'], { check: true });
   await host.exec(['ip', 'link', 'set', 'cdw0', 'up'], { check: true });
   for (const cmd of [
@@ -130,8 +165,12 @@ t.before(async () => {
     ['ip', 'addr', 'add', '198.19.200.10/24', 'dev', 'eth0'],
     ['ip', 'addr', 'add', '198.19.200.200/24', 'dev', 'eth0'],
     ['ip', 'link', 'set', 'eth0', 'up'],
-  ]) await runCommand('ip', ['-n', worldNs, ...cmd.slice(1)], { check: true });
-  const world = spawn('ip', ['netns', 'exec', worldNs, 'python3', '-c', WHOAMI_SERVER], { stdio: 'ignore', detached: true });
+  ])
+    await runCommand('ip', ['-n', worldNs, ...cmd.slice(1)], { check: true });
+  const world = spawn('ip', ['netns', 'exec', worldNs, 'python3', '-c', WHOAMI_SERVER], {
+    stdio: 'ignore',
+    detached: true,
+  });
   t.teardown(() => {
     try {
       process.kill(-world.pid!, 'SIGKILL');
@@ -139,7 +178,11 @@ t.before(async () => {
       /* gone */
     }
   });
-  await eventually(async () => (await udp('client', ip.web!)) && (await ping('client', ip.web!)), 15_000, 'baseline connectivity');
+  await eventually(
+    async () => (await udp('client', ip.web!)) && (await ping('client', ip.web!)),
+    15_000,
+    'baseline connectivity',
+  );
 });
 
 t.test('no policy: same network talks, other networks are isolated, world reachable (masqueraded)', async (t) => {
@@ -152,9 +195,15 @@ t.test('no policy: same network talks, other networks are isolated, world reacha
   t.notOk(await ping('stranger', ip.web!), 'container of another network cannot reach web');
   t.notOk(await http('stranger', ip.web!, 80), 'nor over TCP');
   const drop = await mon.waitFor((e) => e.saddr === ip.stranger && e.daddr === ip.web);
-  t.match(drop, { type: 'drop', reason: 240, srcLabels: ['container:app=client', 'docker:network=other'] }, 'isolation drop in monitor with labels');
+  t.match(
+    drop,
+    { type: 'drop', reason: 240, srcLabels: ['container:app=client', 'docker:network=other'] },
+    'isolation drop in monitor with labels',
+  );
   t.ok(await ping('client', '198.19.200.10'), 'world host reachable from a container');
-  const whoami = await host.execInContainerNetns('client', ['python3', '-c', WHOAMI_CLIENT, '198.19.200.10', '7777'], { timeoutMs: 20_000 });
+  const whoami = await host.execInContainerNetns('client', ['python3', '-c', WHOAMI_CLIENT, '198.19.200.10', '7777'], {
+    timeoutMs: 20_000,
+  });
   t.equal(whoami.stdout.trim(), '198.19.200.1', 'the world sees the host address, not the container (masquerade)');
 });
 
@@ -172,7 +221,11 @@ t.test('a new container gets no IPv6 from its host-side veth: no unsupported-L3 
   const stats = await host.exec(['ip', '-s', '-json', 'link', 'show', 'dev', veth], { check: true });
   const [info] = JSON.parse(stats.stdout) as Array<{ stats64: { tx: { packets: number } } }>;
   t.equal(info!.stats64.tx.packets, 0, `${veth}: the host sent nothing into the idle container`);
-  t.same(mon.events.filter((e) => e.reasonName === 'Unsupported L3 protocol'), [], 'no unsupported-L3 drops');
+  t.same(
+    mon.events.filter((e) => e.reasonName === 'Unsupported L3 protocol'),
+    [],
+    'no unsupported-L3 drops',
+  );
 });
 
 t.test('L3+L4 ingress: web accepts only app=client on TCP 80', async (t) => {
@@ -194,17 +247,57 @@ spec:
   t.notOk(await http('db', ip.web!, 80), 'db -> web:80 dropped (wrong identity)');
   t.ok(await http('web', ip.db!, 5432), 'web egress is not enforced');
   const drop = await mon.waitFor((e) => e.type === 'drop' && e.saddr === ip.db && e.daddr === ip.web && e.dport === 80);
-  t.match(drop, { reason: 133, reasonName: /policy/i, direction: 'ingress', srcLabels: ['container:app=db', 'docker:network=pn'], dstLabels: ['container:app=web', 'container:tier=front', 'docker:network=pn'] });
-  const verdict = await mon.waitFor((e) => e.type === 'policy-verdict' && e.saddr === ip.client && e.dport === 80 && e.verdict === 'allow');
+  t.match(drop, {
+    reason: 133,
+    reasonName: /policy/i,
+    direction: 'ingress',
+    srcLabels: ['container:app=db', 'docker:network=pn'],
+    dstLabels: ['container:app=web', 'container:tier=front', 'docker:network=pn'],
+  });
+  const verdict = await mon.waitFor(
+    (e) => e.type === 'policy-verdict' && e.saddr === ip.client && e.dport === 80 && e.verdict === 'allow',
+  );
   t.equal(verdict.policy, 'web-ingress', 'verdict names the policy');
   const web = await daemon.cliJson<EndpointModel>(['endpoint', 'get', 'web']);
   const bpf = await daemon.cliJson<BpfEndpointPolicyModel>(['bpf', 'policy', 'get', 'web']);
   t.ok(bpf.enforceIngress && !bpf.enforceEgress, 'ingress enforced, egress not');
-  t.ok(bpf.entries.some((e) => e.direction === 'ingress' && e.dport === 80 && e.protocol === 6 && e.verdict === 'allow' && e.labels.includes('container:app=client')), 'map entry for client:80/TCP');
+  t.ok(
+    bpf.entries.some(
+      (e) =>
+        e.direction === 'ingress' &&
+        e.dport === 80 &&
+        e.protocol === 6 &&
+        e.verdict === 'allow' &&
+        e.labels.includes('container:app=client'),
+    ),
+    'map entry for client:80/TCP',
+  );
   t.ok(web.policyRevision >= 2, `endpoint get shows revision ${web.policyRevision}`);
-  const trace = await daemon.cli(['policy', 'trace', '--src-labels', 'app=client', '--dst-labels', 'app=web,tier=front', '--dport', '80', '--protocol', 'TCP']);
+  const trace = await daemon.cli([
+    'policy',
+    'trace',
+    '--src-labels',
+    'app=client',
+    '--dst-labels',
+    'app=web,tier=front',
+    '--dport',
+    '80',
+    '--protocol',
+    'TCP',
+  ]);
   t.match(trace.stdout, /Final verdict: ALLOWED/);
-  const traceDeny = await daemon.cliJson<{ verdict: string }>(['policy', 'trace', '--src-labels', 'app=db', '--dst-labels', 'app=web', '--dport', '80', '--protocol', 'TCP']);
+  const traceDeny = await daemon.cliJson<{ verdict: string }>([
+    'policy',
+    'trace',
+    '--src-labels',
+    'app=db',
+    '--dst-labels',
+    'app=web',
+    '--dport',
+    '80',
+    '--protocol',
+    'TCP',
+  ]);
   t.equal(traceDeny.verdict, 'denied');
 });
 
@@ -232,7 +325,10 @@ spec:
   t.notOk(await http('web', ip.db!, 8080), 'db:8080 not allowed');
   t.ok(await udp('web', ip.db!), 'L4-only UDP 5353 allowed');
   t.notOk(await ping('web', ip.db!), 'icmp to db dropped');
-  t.ok(await http('db', ip.client!, 80), 'client ingress is not enforced; client replies pass its egress policy (conntrack)');
+  t.ok(
+    await http('db', ip.client!, 80),
+    'client ingress is not enforced; client replies pass its egress policy (conntrack)',
+  );
   await deleteAll();
   t.ok(await http('client', ip.db!, 5432), 'policy delete restores the default');
   t.ok(await ping('web', ip.db!), 'icmp back');
@@ -258,30 +354,44 @@ async function icmpTimestamp(from: string, to: string): Promise<boolean> {
   return r.code === 0;
 }
 
-t.test('icmps in a bare rule list with labels: echo allowed, other types dropped; get and delete by labels', async (t) => {
-  t.ok(await icmpTimestamp('web', ip.db!), 'baseline: db answers an ICMP timestamp request');
-  const rules = readFileSync(new URL('../fixtures/cilium-policies/icmp-e2e.json', import.meta.url), 'utf8');
-  await importPolicy(rules);
-  t.ok(await ping('web', ip.db!), 'web -> db echo allowed by icmps; the reply passes web\'s enforced ingress by conntrack');
-  t.notOk(await icmpTimestamp('web', ip.db!), 'web -> db timestamp request (type 13) dropped');
-  t.notOk(await ping('client', ip.db!), 'client -> db echo dropped (peer not in the rule)');
-  t.notOk(await http('web', ip.db!, 5432), 'icmps allow no TCP');
-  const got = await daemon.cliJson<{ policies: Array<{ metadata: { name: string } }> }>(['policy', 'get', 'name=icmp-e2e']);
-  t.equal(got.policies.length, 1, 'policy get by labels');
-  t.match(got.policies[0]!.metadata.name, /^icmp-e2e-[0-9a-f]{8}$/);
-  const reimport = await importPolicy(rules);
-  t.equal((await daemon.cliJson<{ policies: unknown[] }>(['policy', 'get'])).policies.length, 1, `re-import (revision ${reimport}) replaced the rules with the same labels`);
-  const del = await daemon.cli(['policy', 'delete', 'unspec:name=icmp-e2e', '-o', 'json']);
-  t.equal(del.code, 0, `policy delete by labels: ${del.stderr}`);
-  const revision = (JSON.parse(del.stdout) as { revision: number }).revision;
-  await daemon.cli(['policy', 'wait', String(revision), '--timeout', '20s']);
-  t.same((await daemon.cliJson<{ policies: unknown[] }>(['policy', 'get'])).policies, [], 'nothing left');
-  const again = await daemon.cli(['policy', 'delete', 'name=icmp-e2e']);
-  t.not(again.code, 0, 'deleting labels nothing carries fails');
-  t.match(again.stderr, /no policy has rules labelled any:name=icmp-e2e/);
-  t.ok(await icmpTimestamp('web', ip.db!), 'after delete: timestamp answered again');
-  t.ok(await ping('client', ip.db!), 'and client reaches db');
-});
+t.test(
+  'icmps in a bare rule list with labels: echo allowed, other types dropped; get and delete by labels',
+  async (t) => {
+    t.ok(await icmpTimestamp('web', ip.db!), 'baseline: db answers an ICMP timestamp request');
+    const rules = readFileSync(new URL('../fixtures/cilium-policies/icmp-e2e.json', import.meta.url), 'utf8');
+    await importPolicy(rules);
+    t.ok(
+      await ping('web', ip.db!),
+      "web -> db echo allowed by icmps; the reply passes web's enforced ingress by conntrack",
+    );
+    t.notOk(await icmpTimestamp('web', ip.db!), 'web -> db timestamp request (type 13) dropped');
+    t.notOk(await ping('client', ip.db!), 'client -> db echo dropped (peer not in the rule)');
+    t.notOk(await http('web', ip.db!, 5432), 'icmps allow no TCP');
+    const got = await daemon.cliJson<{ policies: Array<{ metadata: { name: string } }> }>([
+      'policy',
+      'get',
+      'name=icmp-e2e',
+    ]);
+    t.equal(got.policies.length, 1, 'policy get by labels');
+    t.match(got.policies[0]!.metadata.name, /^icmp-e2e-[0-9a-f]{8}$/);
+    const reimport = await importPolicy(rules);
+    t.equal(
+      (await daemon.cliJson<{ policies: unknown[] }>(['policy', 'get'])).policies.length,
+      1,
+      `re-import (revision ${reimport}) replaced the rules with the same labels`,
+    );
+    const del = await daemon.cli(['policy', 'delete', 'unspec:name=icmp-e2e', '-o', 'json']);
+    t.equal(del.code, 0, `policy delete by labels: ${del.stderr}`);
+    const revision = (JSON.parse(del.stdout) as { revision: number }).revision;
+    await daemon.cli(['policy', 'wait', String(revision), '--timeout', '20s']);
+    t.same((await daemon.cliJson<{ policies: unknown[] }>(['policy', 'get'])).policies, [], 'nothing left');
+    const again = await daemon.cli(['policy', 'delete', 'name=icmp-e2e']);
+    t.not(again.code, 0, 'deleting labels nothing carries fails');
+    t.match(again.stderr, /no policy has rules labelled any:name=icmp-e2e/);
+    t.ok(await icmpTimestamp('web', ip.db!), 'after delete: timestamp answered again');
+    t.ok(await ping('client', ip.db!), 'and client reaches db');
+  },
+);
 
 t.test('CIDR with except and entities', async (t) => {
   await importPolicy(`apiVersion: cilium.io/v2
@@ -307,13 +417,18 @@ spec:
   t.equal(fromHost.code, 0, 'host entity may reach web');
   t.notOk(await ping('db', ip.web!), 'containers may not reach web');
   const ipc = await daemon.cliJson<Array<{ prefix: string; identity: number }>>(['bpf', 'ipcache', 'list']);
-  t.ok(ipc.some((e) => e.prefix.startsWith('198.19.200.') && e.identity >= 16777216), 'CIDR identities in the ipcache');
+  t.ok(
+    ipc.some((e) => e.prefix.startsWith('198.19.200.') && e.identity >= 16777216),
+    'CIDR identities in the ipcache',
+  );
   await deleteAll();
   t.ok(await ping('client', '198.19.200.200'), 'after delete: world reachable again');
 });
 
 t.test('import while traffic flows takes effect without restarting anything', async (t) => {
-  const flow = host.docker(['exec', 'client', 'ping', '-c', '150', '-i', '0.1', '-W', '1', ip.db!], { timeoutMs: 90_000 });
+  const flow = host.docker(['exec', 'client', 'ping', '-c', '150', '-i', '0.1', '-W', '1', ip.db!], {
+    timeoutMs: 90_000,
+  });
   await new Promise((r) => setTimeout(r, 1500));
   await importPolicy(`apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
@@ -332,10 +447,28 @@ spec:
 
 t.test('daemon kill -9 under a TCP stream: stream survives, forbidden stays forbidden', async (t) => {
   // db-deny-icmp is in force: only web may reach db.
-  const stream = host.docker(['exec', 'web', 'sh', '-c', `i=0; while [ $i -lt 60 ]; do timeout 3 wget -q -O /dev/null http://${ip.db}:5432/passwd || exit 1; i=$((i+1)); sleep 0.1; done`], { timeoutMs: 90_000 });
+  const stream = host.docker(
+    [
+      'exec',
+      'web',
+      'sh',
+      '-c',
+      `i=0; while [ $i -lt 60 ]; do timeout 3 wget -q -O /dev/null http://${ip.db}:5432/passwd || exit 1; i=$((i+1)); sleep 0.1; done`,
+    ],
+    { timeoutMs: 90_000 },
+  );
   await docker(['exec', '-d', 'db', 'sh', '-c', 'sleep 1000 | nc -l -p 9000 > /tmp/recv']);
   await new Promise((r) => setTimeout(r, 300));
-  const established = host.docker(['exec', 'web', 'sh', '-c', `(i=0; while [ $i -lt 80 ]; do echo line$i; i=$((i+1)); sleep 0.1; done) | nc ${ip.db} 9000; echo rc=$?`], { timeoutMs: 90_000 });
+  const established = host.docker(
+    [
+      'exec',
+      'web',
+      'sh',
+      '-c',
+      `(i=0; while [ $i -lt 80 ]; do echo line$i; i=$((i+1)); sleep 0.1; done) | nc ${ip.db} 9000; echo rc=$?`,
+    ],
+    { timeoutMs: 90_000 },
+  );
   await new Promise((r) => setTimeout(r, 1000));
   await daemon.stop('SIGKILL');
   t.notOk(await ping('client', ip.db!), 'forbidden flow still dropped while the daemon is down');
@@ -347,7 +480,11 @@ t.test('daemon kill -9 under a TCP stream: stream survives, forbidden stays forb
   const e = await established;
   t.match(e.stdout, /rc=0/, 'the sender finished without error');
   const received = await docker(['exec', 'db', 'sh', '-c', 'wc -l < /tmp/recv']);
-  t.equal(received.trim(), '80', `an established TCP connection carried every line across the crash and restart (got ${received.trim()})`);
+  t.equal(
+    received.trim(),
+    '80',
+    `an established TCP connection carried every line across the crash and restart (got ${received.trim()})`,
+  );
   t.notOk(await ping('client', ip.db!), 'still forbidden after restart (adopted, not flushed)');
   const bpf = await daemon.cliJson<BpfEndpointPolicyModel>(['bpf', 'policy', 'get', 'db']);
   t.ok(bpf.enforceIngress, 'db still enforced after restart');
@@ -382,7 +519,16 @@ t.test('metrics', async (t) => {
   const r = await host.exec(['busybox', 'wget', '-q', '-O', '-', 'http://127.0.0.1:19962/metrics']);
   t.equal(r.code, 0, r.stderr);
   const body = r.stdout;
-  for (const name of ['cilium_endpoint{', 'cilium_identity ', 'cilium_policy ', 'cilium_policy_max_revision', 'cilium_drop_count_total{', 'cilium_forward_count_total{', 'cilium_endpoint_regeneration_time_stats_seconds', 'cilium_kvstore_operations_duration_seconds']) {
+  for (const name of [
+    'cilium_endpoint{',
+    'cilium_identity ',
+    'cilium_policy ',
+    'cilium_policy_max_revision',
+    'cilium_drop_count_total{',
+    'cilium_forward_count_total{',
+    'cilium_endpoint_regeneration_time_stats_seconds',
+    'cilium_kvstore_operations_duration_seconds',
+  ]) {
     t.ok(body.includes(name), `metric ${name.trim()}`);
   }
   t.match(body, /cilium_drop_count_total\{reason="[^"]+",direction="(INGRESS|EGRESS)"\} [1-9]/, 'drops counted');

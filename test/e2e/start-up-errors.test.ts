@@ -38,7 +38,8 @@ async function leftovers(bpfRoots: string[] = [BPF_ROOT]): Promise<string[]> {
   ].join('; ');
   const [links = '', files = '', nat = ''] = (await host.exec(['sh', '-c', script])).stdout.split('@@\n');
   const found: string[] = [];
-  for (const name of ['cilium_host', 'cilium_net', 'cilium_vxlan']) if (new RegExp(`^\\d+: ${name}[@:]`, 'm').test(links)) found.push(`link ${name}`);
+  for (const name of ['cilium_host', 'cilium_net', 'cilium_vxlan'])
+    if (new RegExp(`^\\d+: ${name}[@:]`, 'm').test(links)) found.push(`link ${name}`);
   const pins = files.split('\n').filter((l) => l.startsWith('pin '));
   if (pins.length > 0) found.push(`pins: ${pins.map((p) => p.slice(4)).join(' ')}`);
   const sockets = files.split('\n').filter((l) => l.startsWith('socket '));
@@ -63,7 +64,10 @@ async function wipe(bpfRoots: string[] = [BPF_ROOT]): Promise<void> {
 }
 
 /** Runs the daemon with `extraArgs` on top of the e2e defaults; resolves with its exit code and log. */
-async function startFails(extraArgs: string[], env: Record<string, string> = {}): Promise<{ code: number | null; log: string }> {
+async function startFails(
+  extraArgs: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; log: string }> {
   const argv = [...daemon.argv(), ...extraArgs];
   const p = host.spawn(argv, { CILIUM_DOCKER_LOG_LEVEL: 'info', ...env }, { logName: `bad-start-${++runs}.log` });
   try {
@@ -88,7 +92,14 @@ let busy: Server | undefined;
 t.before(async () => {
   host = await startDockerHost(t);
   // An underlay address, so that a start gets as far as creating cilium_vxlan.
-  await host.exec(['sh', '-c', 'ip link add ul0 type veth peer name ul0p && ip addr add 198.18.250.1/24 dev ul0 && ip link set ul0p up && ip link set ul0 up'], { check: true });
+  await host.exec(
+    [
+      'sh',
+      '-c',
+      'ip link add ul0 type veth peer name ul0p && ip addr add 198.18.250.1/24 dev ul0 && ip link set ul0p up && ip link set ul0 up',
+    ],
+    { check: true },
+  );
   daemon = new CiliumDaemon(host, { extraArgs: ['--underlay-ip', '198.18.250.1'] });
 });
 
@@ -99,7 +110,10 @@ t.teardown(() => {
 function checkRefusal(t: Test, c: BadStart, result: { code: number | null; log: string }): void {
   t.not(result.code, 0, 'exits non-zero');
   t.not(result.code, null, 'exits by itself (not by a signal)');
-  const stderr = result.log.split('\n').filter((l) => l.startsWith('cilium-docker: ')).join('\n');
+  const stderr = result.log
+    .split('\n')
+    .filter((l) => l.startsWith('cilium-docker: '))
+    .join('\n');
   t.match(stderr, c.message, 'says what is wrong');
   t.notMatch(result.log, /^\s+at .*:\d+:\d+\)?$/m, 'no stack trace');
 }
@@ -108,9 +122,21 @@ t.test('bad settings are refused before anything on the host is touched', async 
   t.same(await leftovers(), [], 'a fresh host has nothing of ours');
   const notBpffs = join(host.dir, 'not-bpffs', 'cilium');
   const cases: BadStart[] = [
-    { name: 'metrics port out of range', args: ['--metrics-address', '127.0.0.1:99999'], message: /--metrics-address: "127\.0\.0\.1:99999".*port/ },
-    { name: 'metrics address of no interface', args: ['--metrics-address', '198.18.99.1:9962'], message: /--metrics-address 198\.18\.99\.1:9962: cannot listen/ },
-    { name: 'DNS address of no interface', args: ['--dns-address', '198.18.99.1'], message: /--dns-address 198\.18\.99\.1:53: cannot listen/ },
+    {
+      name: 'metrics port out of range',
+      args: ['--metrics-address', '127.0.0.1:99999'],
+      message: /--metrics-address: "127\.0\.0\.1:99999".*port/,
+    },
+    {
+      name: 'metrics address of no interface',
+      args: ['--metrics-address', '198.18.99.1:9962'],
+      message: /--metrics-address 198\.18\.99\.1:9962: cannot listen/,
+    },
+    {
+      name: 'DNS address of no interface',
+      args: ['--dns-address', '198.18.99.1'],
+      message: /--dns-address 198\.18\.99\.1:53: cannot listen/,
+    },
     {
       name: 'a directory as the plugin socket',
       args: ['--plugin-socket', '/run/docker/plugins/dir.sock'],
@@ -126,7 +152,11 @@ t.test('bad settings are refused before anything on the host is touched', async 
         }),
       message: /--plugin-socket: another process is listening/,
     },
-    { name: 'a bpf root on no bpf filesystem', args: ['--bpf-root', notBpffs], message: /--bpf-root .*not-bpffs\/cilium.* not a bpf filesystem/ },
+    {
+      name: 'a bpf root on no bpf filesystem',
+      args: ['--bpf-root', notBpffs],
+      message: /--bpf-root .*not-bpffs\/cilium.* not a bpf filesystem/,
+    },
     {
       name: 'a state directory owned by another user',
       args: ['--state-dir', join(host.dir, 'foreign-state')],
@@ -142,7 +172,7 @@ t.test('bad settings are refused before anything on the host is touched', async 
   const results = await Promise.all(cases.map((c) => startFails(c.args, c.env)));
   await new Promise((r) => (busy ? busy.close(r) : r(undefined)));
   busy = undefined;
-  cases.forEach((c, i) => t.test(c.name, async (t) => checkRefusal(t, c, results[i]!)));
+  for (const [i, c] of cases.entries()) t.test(c.name, async (t) => checkRefusal(t, c, results[i]!));
   t.same(await leftovers([BPF_ROOT, notBpffs]), [], 'nothing left behind by any of them');
   await wipe([BPF_ROOT, notBpffs]);
 });
@@ -181,11 +211,19 @@ t.test('a start that fails half-way undoes what it did', async (t) => {
 t.test('a good start creates them, with a private state directory', async (t) => {
   await daemon.start();
   const found = await leftovers();
-  for (const thing of ['link cilium_host', 'link cilium_net', 'link cilium_vxlan', 'masquerade rule']) t.ok(found.includes(thing), `${thing} exists while the daemon runs`);
-  t.ok(found.some((f) => f.startsWith('pins:')), 'pins exist');
-  t.ok(found.some((f) => f.startsWith('sockets:')), 'sockets exist');
+  for (const thing of ['link cilium_host', 'link cilium_net', 'link cilium_vxlan', 'masquerade rule'])
+    t.ok(found.includes(thing), `${thing} exists while the daemon runs`);
+  t.ok(
+    found.some((f) => f.startsWith('pins:')),
+    'pins exist',
+  );
+  t.ok(
+    found.some((f) => f.startsWith('sockets:')),
+    'sockets exist',
+  );
   t.equal(statSync(daemon.stateDir).mode & 0o777, 0o700, 'state directory 0700');
-  for (const file of ['kvstore.db', 'kvstore.db-wal']) t.equal(statSync(join(daemon.stateDir, file)).mode & 0o777, 0o600, `${file} 0600`);
+  for (const file of ['kvstore.db', 'kvstore.db-wal'])
+    t.equal(statSync(join(daemon.stateDir, file)).mode & 0o777, 0o600, `${file} 0600`);
   await daemon.stop();
 });
 

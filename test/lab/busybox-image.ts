@@ -76,11 +76,9 @@ export async function busyboxTarball(): Promise<string> {
     mkdirSync(root);
     await buildRootfs(busybox, root);
     const partial = join(work, 'rootfs.tar');
-    await runCommand(
-      tar,
-      ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-cf', partial, '.'],
-      { check: true },
-    );
+    await runCommand(tar, ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-cf', partial, '.'], {
+      check: true,
+    });
     renameSync(partial, cached); // same file system (/tmp): atomic
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -63,7 +63,14 @@ export class Cluster {
     const { backend, address } = this.store;
     const daemon = new CiliumDaemon(host, {
       extraArgs: [
-        ...['--kvstore', backend, '--kvstore-opt', `${backend}.address=${address}`, '--kvstore-opt', `${backend}.lease-ttl=${opts.leaseTtl}`],
+        ...[
+          '--kvstore',
+          backend,
+          '--kvstore-opt',
+          `${backend}.address=${address}`,
+          '--kvstore-opt',
+          `${backend}.lease-ttl=${opts.leaseTtl}`,
+        ],
         ...['--underlay-ip', ip, '--resync-interval', `${RESYNC_MS / 1000}s`],
         ...(opts.daemonArgs?.(ip) ?? []),
       ],
@@ -73,13 +80,26 @@ export class Cluster {
   }
 
   async createNetwork(h: number): Promise<void> {
-    await this.docker(h, ['network', 'create', '-d', 'cilium', '--ipam-driver', 'cilium', '--subnet', this.network.subnet, this.network.name]);
+    await this.docker(h, [
+      'network',
+      'create',
+      '-d',
+      'cilium',
+      '--ipam-driver',
+      'cilium',
+      '--subnet',
+      this.network.subnet,
+      this.network.name,
+    ]);
   }
 
   /** `docker` on host h; its stdout, trimmed. Throws with the daemon's log tail when it fails. */
   async docker(h: number, args: string[]): Promise<string> {
     const r = await this.hosts[h]!.docker(args, { timeoutMs: 120_000 });
-    if (r.code !== 0) throw new Error(`docker@h${h} ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n${this.daemons[h]?.process?.logTail(20)}`);
+    if (r.code !== 0)
+      throw new Error(
+        `docker@h${h} ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n${this.daemons[h]?.process?.logTail(20)}`,
+      );
     return r.stdout.trim();
   }
 
@@ -89,17 +109,42 @@ export class Cluster {
    */
   async run(h: number, name: string, labels: string[], extra: string[] = []): Promise<void> {
     const serve = 'httpd -p 80 -h /etc; httpd -p 5432 -h /etc; httpd -p 8080 -h /tmp; exec sleep 100000';
-    await this.docker(h, ['run', '-d', '--name', name, '--network', this.network.name, ...extra, ...labels.flatMap((l) => ['-l', l]), 'bb', 'sh', '-c', serve]);
+    await this.docker(h, [
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      this.network.name,
+      ...extra,
+      ...labels.flatMap((l) => ['-l', l]),
+      'bb',
+      'sh',
+      '-c',
+      serve,
+    ]);
     await this.locate(h, name);
   }
 
   /** Records a container's (possibly new) IP and waits until its endpoint is ready. */
   async locate(h: number, name: string): Promise<void> {
-    this.where[name] = [h, await this.docker(h, ['inspect', '-f', `{{(index .NetworkSettings.Networks "${this.network.name}").IPAddress}}`, name])];
-    await eventually(async () => {
-      const eps = await this.daemons[h]!.cliJson<EndpointModel[]>(['endpoint', 'list']);
-      return eps.find((x) => x.containerName === name)?.state === 'ready';
-    }, 60_000, `${name} ready on h${h}`);
+    this.where[name] = [
+      h,
+      await this.docker(h, [
+        'inspect',
+        '-f',
+        `{{(index .NetworkSettings.Networks "${this.network.name}").IPAddress}}`,
+        name,
+      ]),
+    ];
+    await eventually(
+      async () => {
+        const eps = await this.daemons[h]!.cliJson<EndpointModel[]>(['endpoint', 'list']);
+        return eps.find((x) => x.containerName === name)?.state === 'ready';
+      },
+      60_000,
+      `${name} ready on h${h}`,
+    );
   }
 
   /** The IP of a container. */
@@ -109,18 +154,26 @@ export class Cluster {
 
   /** The containers on host h. */
   namesOn(h: number): string[] {
-    return Object.entries(this.where).filter(([, [hh]]) => hh === h).map(([n]) => n);
+    return Object.entries(this.where)
+      .filter(([, [hh]]) => hh === h)
+      .map(([n]) => n);
   }
 
   /** One ping from a container to another's IP; true if it was answered. */
   async ping(from: string, to: string): Promise<boolean> {
-    const r = await this.hosts[this.where[from]![0]]!.docker(['exec', from, 'ping', '-c', '1', '-W', '2', this.ip(to)], { timeoutMs: 20_000 });
+    const r = await this.hosts[this.where[from]![0]]!.docker(
+      ['exec', from, 'ping', '-c', '1', '-W', '2', this.ip(to)],
+      { timeoutMs: 20_000 },
+    );
     return r.code === 0;
   }
 
   /** HTTP GET from a container to another's port; true if the page came back. */
   async http(from: string, to: string, port: number): Promise<boolean> {
-    const r = await this.hosts[this.where[from]![0]]!.docker(['exec', from, 'timeout', '4', 'wget', '-q', '-O', '-', `http://${this.ip(to)}:${port}/passwd`], { timeoutMs: 20_000 });
+    const r = await this.hosts[this.where[from]![0]]!.docker(
+      ['exec', from, 'timeout', '4', 'wget', '-q', '-O', '-', `http://${this.ip(to)}:${port}/passwd`],
+      { timeoutMs: 20_000 },
+    );
     return r.code === 0 && r.stdout.includes('root');
   }
 
@@ -132,17 +185,21 @@ export class Cluster {
     const host = this.hosts[this.where[from]![0]]!;
     const p = await host.docker(['exec', from, 'ping', '-c', '1', '-W', '2', to], { timeoutMs: 20_000 });
     const failed: string[] = [];
-    if (p.code !== 0 || !p.stdout.includes(`(${this.ip(to)})`)) failed.push(`${from}->${to} ping by name: ${(p.stdout + p.stderr).trim().split('\n')[0]}`);
-    const g = await host.docker(['exec', from, 'timeout', '4', 'wget', '-q', '-O', '-', `http://${to}/passwd`], { timeoutMs: 20_000 });
+    if (p.code !== 0 || !p.stdout.includes(`(${this.ip(to)})`))
+      failed.push(`${from}->${to} ping by name: ${(p.stdout + p.stderr).trim().split('\n')[0]}`);
+    const g = await host.docker(['exec', from, 'timeout', '4', 'wget', '-q', '-O', '-', `http://${to}/passwd`], {
+      timeoutMs: 20_000,
+    });
     if (g.code !== 0 || !g.stdout.includes('root')) failed.push(`${from}->${to} tcp by name: ${g.stderr.trim()}`);
     return failed;
   }
 
   /** `ping -c count -i 0.25` from a container, started now; resolves with the loss in percent. */
   flow(from: string, to: string, count: number): Promise<number> {
-    return this.hosts[this.where[from]![0]]!
-      .docker(['exec', from, 'ping', '-c', String(count), '-i', '0.25', '-W', '2', this.ip(to)], { timeoutMs: count * 250 + 60_000 })
-      .then((r) => Number(/(\d+)% packet loss/.exec(r.stdout)?.[1] ?? '100'));
+    return this.hosts[this.where[from]![0]]!.docker(
+      ['exec', from, 'ping', '-c', String(count), '-i', '0.25', '-W', '2', this.ip(to)],
+      { timeoutMs: count * 250 + 60_000 },
+    ).then((r) => Number(/(\d+)% packet loss/.exec(r.stdout)?.[1] ?? '100'));
   }
 
   /** Remote ipcache entries (those with a tunnel endpoint) of host h. */
@@ -209,7 +266,9 @@ spec:
 export async function checkDbFromWebOnReceiver(t: Test, c: Cluster): Promise<void> {
   await c.importPolicy(t, 0, DB_FROM_WEB);
   const monitors = [c.daemons[0]!.monitor(['drop']), c.daemons[1]!.monitor(['drop'])];
-  t.teardown(() => monitors.forEach((m) => m.stop()));
+  t.teardown(() => {
+    for (const m of monitors) m.stop();
+  });
   await new Promise((r) => setTimeout(r, 2000));
 
   t.ok(await c.http('web', 'db2', 5432), 'h0 web -> h1 db2:5432 allowed');
@@ -220,11 +279,20 @@ export async function checkDbFromWebOnReceiver(t: Test, c: Cluster): Promise<voi
   t.ok(await c.http('db1', 'web2', 80), 'h0 db1 -> h1 web2:80 still allowed (web is not selected)');
 
   const onH1 = await monitors[1]!.waitFor((e) => e.daddr === c.ip('db2') && e.dport === 80 && e.saddr === c.ip('web'));
-  t.ok((onH1.srcLabels as string[]).includes('container:app=web'), `h1 monitor: drop carries the sender's labels (${JSON.stringify(onH1.srcLabels)})`);
+  t.ok(
+    (onH1.srcLabels as string[]).includes('container:app=web'),
+    `h1 monitor: drop carries the sender's labels (${JSON.stringify(onH1.srcLabels)})`,
+  );
   t.equal(onH1.reasonName, 'Policy denied', 'h1: reason');
   const onH0 = await monitors[0]!.waitFor((e) => e.daddr === c.ip('db1') && e.dport === 80 && e.saddr === c.ip('web2'));
-  t.ok((onH0.srcLabels as string[]).includes('container:app=web'), `h0 monitor: drop carries the sender's labels (${JSON.stringify(onH0.srcLabels)})`);
-  t.notOk(monitors[0]!.events.some((e) => e.daddr === c.ip('db2') && e.dport === 80), 'the sender (h0) did not drop web->db2:80: the receiver did');
+  t.ok(
+    (onH0.srcLabels as string[]).includes('container:app=web'),
+    `h0 monitor: drop carries the sender's labels (${JSON.stringify(onH0.srcLabels)})`,
+  );
+  t.notOk(
+    monitors[0]!.events.some((e) => e.daddr === c.ip('db2') && e.dport === 80),
+    'the sender (h0) did not drop web->db2:80: the receiver did',
+  );
 
   await c.deletePolicies(t, 1);
   t.ok(await c.http('web', 'db2', 80), 'after delete: web -> db2:80 passes again');

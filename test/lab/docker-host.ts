@@ -300,10 +300,12 @@ export class DockerHost {
       'echo 1 > /proc/sys/net/ipv4/ip_forward',
       'hostname "$LAB_HOSTNAME"',
       'mount --bind "$LAB_RESOLV" /etc/resolv.conf',
+      // biome-ignore-start lint/suspicious/noTemplateCurlyInString: shell parameter expansions, not templates.
       'for b in $LAB_BINDS; do mount --bind "${b%%:*}" "${b#*:}"; done',
       'for m in $LAB_SYS_CARRY; do mount --move "${m%%:*}" "${m#*:}"; done',
       'mount -t sysfs sysfs /sys',
       'for m in $LAB_SYS_CARRY; do mount --move "${m#*:}" "${m%%:*}"; done',
+      // biome-ignore-end lint/suspicious/noTemplateCurlyInString: -
       'if [ "$LAB_BPFFS" = yes ]; then mount -t bpf bpf /sys/fs/bpf; fi',
     ].join('\n');
     const env = {

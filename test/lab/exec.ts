@@ -50,11 +50,7 @@ const DEFAULT_TIMEOUT_MS = 120_000;
  * unless `check` is set (or the binary cannot be started at all with `check` set); a missing
  * binary otherwise yields code 127 with the error in `stderr`.
  */
-export function runCommand(
-  file: string,
-  args: readonly string[],
-  opts: RunOptions = {},
-): Promise<CommandResult> {
+export function runCommand(file: string, args: readonly string[], opts: RunOptions = {}): Promise<CommandResult> {
   const argv = [file, ...args];
   return new Promise((resolve, reject) => {
     // detached: its own process group, so a timeout kills helpers it forked too.

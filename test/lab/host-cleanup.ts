@@ -168,10 +168,9 @@ export function cgroupMembers(name: string): number[] {
 
 /** Kills, with SIGKILL, every process in the host's namespaces or cgroup until none is left. */
 export function killHostProcessesSync(record: HostRecord, timeoutMs = 10_000): number[] {
-  const ids = [
-    namespaceId(`/run/netns/${record.netns}`, 'net'),
-    namespaceId(join(record.nsDir, 'mnt'), 'mnt'),
-  ].filter((x): x is string => x !== undefined);
+  const ids = [namespaceId(`/run/netns/${record.netns}`, 'net'), namespaceId(join(record.nsDir, 'mnt'), 'mnt')].filter(
+    (x): x is string => x !== undefined,
+  );
   const killed = new Set<number>();
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -32,7 +32,10 @@ export class Underlay {
   private unregister: () => void = () => {};
   private stopped = false;
 
-  private constructor(readonly id: string, prefix: string) {
+  private constructor(
+    readonly id: string,
+    prefix: string,
+  ) {
     this.netns = `cdu-${id}`;
     this.prefix = prefix;
     this.serviceIp = `${prefix}.254`;
@@ -59,7 +62,8 @@ export class Underlay {
       ['link', 'add', 'br0', 'type', 'bridge'],
       ['addr', 'add', `${u.serviceIp}/24`, 'dev', 'br0'],
       ['link', 'set', 'br0', 'up'],
-    ]) await runCommand('ip', ['-n', u.netns, ...cmd], { check: true });
+    ])
+      await runCommand('ip', ['-n', u.netns, ...cmd], { check: true });
     return u;
   }
 
@@ -67,7 +71,11 @@ export class Underlay {
   async attach(host: DockerHost, n: number): Promise<string> {
     const outer = `cdu${this.id}h${n}`;
     const ip = `${this.prefix}.${n}`;
-    await runCommand('ip', ['link', 'add', outer, 'netns', this.netns, 'type', 'veth', 'peer', 'name', 'ul0', 'netns', host.name], { check: true });
+    await runCommand(
+      'ip',
+      ['link', 'add', outer, 'netns', this.netns, 'type', 'veth', 'peer', 'name', 'ul0', 'netns', host.name],
+      { check: true },
+    );
     await runCommand('ip', ['-n', this.netns, 'link', 'set', outer, 'master', 'br0', 'up'], { check: true });
     await runCommand('ip', ['-n', host.name, 'addr', 'add', `${ip}/24`, 'dev', 'ul0'], { check: true });
     await runCommand('ip', ['-n', host.name, 'link', 'set', 'ul0', 'up'], { check: true });
@@ -76,7 +84,9 @@ export class Underlay {
 
   /** Cuts or restores host n's link to the underlay (the bridge port goes down/up). */
   async setLink(n: number, up: boolean): Promise<void> {
-    await runCommand('ip', ['-n', this.netns, 'link', 'set', `cdu${this.id}h${n}`, up ? 'up' : 'down'], { check: true });
+    await runCommand('ip', ['-n', this.netns, 'link', 'set', `cdu${this.id}h${n}`, up ? 'up' : 'down'], {
+      check: true,
+    });
   }
 
   /**
@@ -94,7 +104,9 @@ export class Underlay {
 
   /** Starts a long-running process inside the underlay namespace. */
   spawn(argv: readonly string[], logName: string): LabProcess {
-    const p = LabProcess.start(['nsenter', `--net=/run/netns/${this.netns}`, '--', ...argv], { logPath: join(this.dir, logName) });
+    const p = LabProcess.start(['nsenter', `--net=/run/netns/${this.netns}`, '--', ...argv], {
+      logPath: join(this.dir, logName),
+    });
     this.processes.push(p);
     return p;
   }
@@ -116,17 +128,32 @@ export class Underlay {
     const data = join(this.dir, 'etcd');
     mkdirSync(data, { recursive: true });
     const etcd = this.spawn(
-      ['/usr/bin/etcd', '--name=lab', `--data-dir=${data}`, `--listen-client-urls=${url}`, `--advertise-client-urls=${url}`,
-        '--listen-peer-urls=http://127.0.0.1:2380', '--initial-advertise-peer-urls=http://127.0.0.1:2380', '--initial-cluster=lab=http://127.0.0.1:2380',
-        '--heartbeat-interval=50', '--election-timeout=500', '--log-level=warn'],
+      [
+        '/usr/bin/etcd',
+        '--name=lab',
+        `--data-dir=${data}`,
+        `--listen-client-urls=${url}`,
+        `--advertise-client-urls=${url}`,
+        '--listen-peer-urls=http://127.0.0.1:2380',
+        '--initial-advertise-peer-urls=http://127.0.0.1:2380',
+        '--initial-cluster=lab=http://127.0.0.1:2380',
+        '--heartbeat-interval=50',
+        '--election-timeout=500',
+        '--log-level=warn',
+      ],
       'etcd.log',
     );
     this.etcd = etcd;
     const deadline = Date.now() + 20_000;
     for (;;) {
-      const r = await runCommand('ip', ['netns', 'exec', this.netns, 'busybox', 'wget', '-q', '-O', '-', `${url}/health`], { timeoutMs: 5_000 });
+      const r = await runCommand(
+        'ip',
+        ['netns', 'exec', this.netns, 'busybox', 'wget', '-q', '-O', '-', `${url}/health`],
+        { timeoutMs: 5_000 },
+      );
       if (r.code === 0 && r.stdout.includes('true')) return url;
-      if (etcd.exited || Date.now() > deadline) throw new Error(`etcd in ${this.netns} did not become healthy:\n${etcd.logTail(20)}`);
+      if (etcd.exited || Date.now() > deadline)
+        throw new Error(`etcd in ${this.netns} did not become healthy:\n${etcd.logTail(20)}`);
       await new Promise((res) => setTimeout(res, 200));
     }
   }
@@ -146,16 +173,29 @@ export class Underlay {
     const hooks = new URL('../support/ts-resolve-hooks.mjs', import.meta.url).href;
     // Node's own TypeScript transform: the same way test/support/identity-race.ts runs workers.
     const consul = this.spawn(
-      [process.execPath, '--experimental-transform-types', '--disable-warning=ExperimentalWarning', `--import=${hooks}`, main, this.serviceIp, '8500',
-        ...(sessionTtlMinMs === undefined ? [] : [String(sessionTtlMinMs)])],
+      [
+        process.execPath,
+        '--experimental-transform-types',
+        '--disable-warning=ExperimentalWarning',
+        `--import=${hooks}`,
+        main,
+        this.serviceIp,
+        '8500',
+        ...(sessionTtlMinMs === undefined ? [] : [String(sessionTtlMinMs)]),
+      ],
       'consul.log',
     );
     this.consul = consul;
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const r = await runCommand('ip', ['netns', 'exec', this.netns, 'busybox', 'wget', '-q', '-O', '-', `${url}/v1/status/leader`], { timeoutMs: 5_000 });
+      const r = await runCommand(
+        'ip',
+        ['netns', 'exec', this.netns, 'busybox', 'wget', '-q', '-O', '-', `${url}/v1/status/leader`],
+        { timeoutMs: 5_000 },
+      );
       if (r.code === 0) return url;
-      if (consul.exited || Date.now() > deadline) throw new Error(`consul API server in ${this.netns} did not answer:\n${consul.logTail(20)}`);
+      if (consul.exited || Date.now() > deadline)
+        throw new Error(`consul API server in ${this.netns} did not answer:\n${consul.logTail(20)}`);
       await new Promise((res) => setTimeout(res, 200));
     }
   }

@@ -66,10 +66,17 @@ export class CiliumDaemon {
 
   /** Starts the daemon and waits until its API answers; `env` adds settings (CILIUM_DOCKER_*) for this run. */
   async start(timeoutMs = 30_000, env: Record<string, string> = {}): Promise<void> {
-    this.process = this.host.spawn(this.argv(), { CILIUM_DOCKER_LOG_LEVEL: 'debug', ...env }, { logName: `cilium-docker-${++this.restarts}.log` });
+    this.process = this.host.spawn(
+      this.argv(),
+      { CILIUM_DOCKER_LOG_LEVEL: 'debug', ...env },
+      { logName: `cilium-docker-${++this.restarts}.log` },
+    );
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (this.process.exited) throw new Error(`cilium-docker exited at start: ${JSON.stringify(this.process.exitStatus)}\n${this.process.logTail(30)}`);
+      if (this.process.exited)
+        throw new Error(
+          `cilium-docker exited at start: ${JSON.stringify(this.process.exitStatus)}\n${this.process.logTail(30)}`,
+        );
       if (existsSync(this.apiSocketOutside)) {
         try {
           await this.api.call('GET', '/v1/healthz');
@@ -78,7 +85,8 @@ export class CiliumDaemon {
           /* not yet */
         }
       }
-      if (Date.now() > deadline) throw new Error(`cilium-docker did not answer within ${timeoutMs} ms\n${this.process.logTail(30)}`);
+      if (Date.now() > deadline)
+        throw new Error(`cilium-docker did not answer within ${timeoutMs} ms\n${this.process.logTail(30)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -98,7 +106,14 @@ export class CiliumDaemon {
 
   /** Starts `cilium monitor -o json [--type ...]` and collects its events until stopped. */
   monitor(types: string[] = []): MonitorCapture {
-    return new MonitorCapture(CLI_BIN, ['--host', `unix://${this.apiSocketOutside}`, 'monitor', '-o', 'json', ...types.flatMap((t) => ['--type', t])]);
+    return new MonitorCapture(CLI_BIN, [
+      '--host',
+      `unix://${this.apiSocketOutside}`,
+      'monitor',
+      '-o',
+      'json',
+      ...types.flatMap((t) => ['--type', t]),
+    ]);
   }
 
   /** `cilium <args> -o json`, parsed. */
@@ -115,7 +130,11 @@ export class CiliumDaemon {
 }
 
 /** Polls `fn` until it returns a truthy value or the timeout passes. */
-export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -140,8 +159,7 @@ export class MonitorCapture {
     this.child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (chunk: Buffer) => {
       this.buffered += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = this.buffered.indexOf('\n')) >= 0) {
+      for (let nl = this.buffered.indexOf('\n'); nl >= 0; nl = this.buffered.indexOf('\n')) {
         const line = this.buffered.slice(0, nl).trim();
         this.buffered = this.buffered.slice(nl + 1);
         if (line === '') continue;

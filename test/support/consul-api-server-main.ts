@@ -12,7 +12,11 @@ if (host === undefined || port === undefined) {
   process.stderr.write('usage: consul-api-server-main <host> <port> [session-ttl-min-ms]\n');
   process.exit(2);
 }
-const server = await ConsulApiServer.listen({ host, port: Number(port), ...(ttlMin !== undefined && { sessionTtlMinMs: Number(ttlMin) }) });
+const server = await ConsulApiServer.listen({
+  host,
+  port: Number(port),
+  ...(ttlMin !== undefined && { sessionTtlMinMs: Number(ttlMin) }),
+});
 process.stdout.write(`listening ${server.address}\n`);
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {

@@ -282,7 +282,8 @@ export class ConsulApiServer {
   private checkToken(req: IncomingMessage, url: URL): void {
     if (this.options.token === undefined) return;
     const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
-    const given = (req.headers['x-consul-token'] as string | undefined) ?? bearer ?? url.searchParams.get('token') ?? '';
+    const given =
+      (req.headers['x-consul-token'] as string | undefined) ?? bearer ?? url.searchParams.get('token') ?? '';
     if (given === '') throw new HttpError(403, 'Permission denied');
     if (given !== this.options.token) throw new HttpError(403, 'ACL not found');
   }
@@ -300,7 +301,13 @@ export class ConsulApiServer {
 
   // ---------------------------------------------------------------- KV endpoint
 
-  private async handleKv(req: IncomingMessage, res: ServerResponse, url: URL, key: string, body: Buffer): Promise<void> {
+  private async handleKv(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    key: string,
+    body: Buffer,
+  ): Promise<void> {
     const params = url.searchParams;
     if (key !== '') validateKey(key);
     switch (req.method) {
@@ -323,9 +330,17 @@ export class ConsulApiServer {
       return this.sendJson(res, 200, keys, index);
     }
     if (params.has('recurse')) {
-      const [index, entries] = await this.blockingQuery(res, params, () => [this.prefixIndex(key), this.entriesUnder(key)]);
+      const [index, entries] = await this.blockingQuery(res, params, () => [
+        this.prefixIndex(key),
+        this.entriesUnder(key),
+      ]);
       if (entries.length === 0) return this.sendJson(res, 404, undefined, index);
-      return this.sendJson(res, 200, entries.map((entry) => entryJson(entry, true)), index);
+      return this.sendJson(
+        res,
+        200,
+        entries.map((entry) => entryJson(entry, true)),
+        index,
+      );
     }
     if (key === '') throw new HttpError(400, 'Missing key name');
     const [index, entry] = await this.blockingQuery(res, params, () => {
@@ -352,7 +367,10 @@ export class ConsulApiServer {
     if (params.has('acquire')) {
       entry.session = params.get('acquire')!;
       // kvsPreApply: lock-delay is checked outside raft, before the apply.
-      if (this.inLockDelay(key)) return this.sendJson(res, 200, false);
+      if (this.inLockDelay(key)) {
+        this.sendJson(res, 200, false);
+        return;
+      }
     } else if (params.has('release')) {
       entry.session = params.get('release')!;
     }
@@ -371,12 +389,18 @@ export class ConsulApiServer {
     conflictingFlags(params, ['recurse', 'cas']);
     if (params.has('recurse')) {
       this.write((idx) => this.kvsDeleteTree(idx, key));
-      return this.sendJson(res, 200, true);
+      this.sendJson(res, 200, true);
+      return;
     }
     if (key === '') throw new HttpError(400, 'Missing key name');
     if (params.has('cas')) {
       const cas = parseUint(params.get('cas')!, 'cas');
-      return this.sendJson(res, 200, this.write((idx) => this.kvsDeleteCas(idx, key, cas)));
+      this.sendJson(
+        res,
+        200,
+        this.write((idx) => this.kvsDeleteCas(idx, key, cas)),
+      );
+      return;
     }
     this.write((idx) => this.kvsDelete(idx, key));
     this.sendJson(res, 200, true);
@@ -387,7 +411,11 @@ export class ConsulApiServer {
    * index passes N or `?wait` (plus up to wait/16 jitter, as Consul adds) runs out, then answers
    * with whatever the query returns at that moment.
    */
-  private async blockingQuery<T>(res: ServerResponse, params: URLSearchParams, query: () => [bigint, T]): Promise<[bigint, T]> {
+  private async blockingQuery<T>(
+    res: ServerResponse,
+    params: URLSearchParams,
+    query: () => [bigint, T],
+  ): Promise<[bigint, T]> {
     const minIndex = params.has('index') ? parseUint(params.get('index')!, 'index') : 0n;
     let result = query();
     if (minIndex === 0n || result[0] > minIndex) return ensureIndex(result);
@@ -443,10 +471,14 @@ export class ConsulApiServer {
       const kv = op.KV;
       let value: Buffer;
       if (kv.Value === undefined || kv.Value === null) value = Buffer.alloc(0);
-      else if (typeof kv.Value === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(kv.Value)) value = Buffer.from(kv.Value, 'base64');
+      else if (typeof kv.Value === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(kv.Value))
+        value = Buffer.from(kv.Value, 'base64');
       else throw new HttpError(400, `Failed to parse body: illegal base64 data in Value of ${JSON.stringify(kv.Key)}`);
       if (value.length > MAX_VALUE_BYTES) {
-        throw new HttpError(413, `Value for key ${JSON.stringify(kv.Key)} is too large (${value.length} > ${MAX_VALUE_BYTES} bytes)`);
+        throw new HttpError(
+          413,
+          `Value for key ${JSON.stringify(kv.Key)} is too large (${value.length} > ${MAX_VALUE_BYTES} bytes)`,
+        );
       }
       const entry = newEntry(kv.Key ?? '', value, BigInt(kv.Flags ?? 0));
       entry.session = kv.Session ?? '';
@@ -459,7 +491,10 @@ export class ConsulApiServer {
         ? [{ OpIndex: i, What: `failed to lock key ${JSON.stringify(op.entry.key)} due to lock delay` }]
         : [],
     );
-    if (preErrors.length > 0) return this.sendJson(res, 409, { Results: null, Errors: preErrors });
+    if (preErrors.length > 0) {
+      this.sendJson(res, 409, { Results: null, Errors: preErrors });
+      return;
+    }
 
     const readOnly = kvOps.every((op) => READ_VERBS.has(op.verb));
     const run = (idx: bigint, undo: Map<string, Undo>) => {
@@ -477,8 +512,12 @@ export class ConsulApiServer {
 
     if (readOnly) {
       const { results, errors } = run(this.raftIndex, new Map());
-      if (errors.length > 0) return this.sendJson(res, 409, { Results: null, Errors: errors });
-      return this.sendJson(res, 200, { Results: results, Errors: null }, this.kvMaxIndex());
+      if (errors.length > 0) {
+        this.sendJson(res, 409, { Results: null, Errors: errors });
+        return;
+      }
+      this.sendJson(res, 200, { Results: results, Errors: null }, this.kvMaxIndex());
+      return;
     }
     const outcome = this.write((idx) => {
       const undo = new Map<string, Undo>();
@@ -496,7 +535,10 @@ export class ConsulApiServer {
       }
       return result;
     });
-    if (outcome.errors.length > 0) return this.sendJson(res, 409, { Results: null, Errors: outcome.errors });
+    if (outcome.errors.length > 0) {
+      this.sendJson(res, 409, { Results: null, Errors: outcome.errors });
+      return;
+    }
     this.sendJson(res, 200, { Results: outcome.results, Errors: null });
   }
 
@@ -534,7 +576,13 @@ export class ConsulApiServer {
       }
       case 'get-or-empty': {
         const found = this.entries.get(key);
-        return [{ KV: found ? entryJson(found, true) : { ...entryJson(entry, false), CreateIndex: 0n, ModifyIndex: 0n, LockIndex: 0n } }];
+        return [
+          {
+            KV: found
+              ? entryJson(found, true)
+              : { ...entryJson(entry, false), CreateIndex: 0n, ModifyIndex: 0n, LockIndex: 0n },
+          },
+        ];
       }
       case 'get-tree':
         return this.entriesUnder(key).map((found) => ({ KV: entryJson(found, true) }));
@@ -548,7 +596,9 @@ export class ConsulApiServer {
         const found = this.entries.get(key);
         if (found === undefined) throw new Error(`failed to check session, key ${q} doesn't exist`);
         if (found.session !== entry.session) {
-          throw new Error(`failed session check for key ${q}, current session ${JSON.stringify(found.session)} != ${JSON.stringify(entry.session)}`);
+          throw new Error(
+            `failed session check for key ${q}, current session ${JSON.stringify(found.session)} != ${JSON.stringify(entry.session)}`,
+          );
         }
         return [{ KV: entryJson(found, false) }];
       }
@@ -578,24 +628,29 @@ export class ConsulApiServer {
     const [action, id = ''] = splitOnce(rest, '/');
     const needPut = action === 'create' || action === 'renew' || action === 'destroy';
     if (needPut && req.method !== 'PUT') throw new HttpError(405, `method ${req.method} not allowed`, { Allow: 'PUT' });
-    if (action === 'info' && req.method !== 'GET') throw new HttpError(405, `method ${req.method} not allowed`, { Allow: 'GET' });
+    if (action === 'info' && req.method !== 'GET')
+      throw new HttpError(405, `method ${req.method} not allowed`, { Allow: 'GET' });
     switch (action) {
       case 'create':
-        return this.sendJson(res, 200, { ID: this.createSession(body) });
+        this.sendJson(res, 200, { ID: this.createSession(body) });
+        return;
       case 'renew': {
         const session = this.sessions.get(id);
         if (session === undefined) throw new HttpError(404, `Session id '${id}' not found`);
         this.armSessionTimer(session);
-        return this.sendJson(res, 200, [sessionJson(session)], this.sessionTableIndex);
+        this.sendJson(res, 200, [sessionJson(session)], this.sessionTableIndex);
+        return;
       }
       case 'destroy': {
         const session = this.sessions.get(id);
         if (session !== undefined) this.invalidateSession(session);
-        return this.sendJson(res, 200, true);
+        this.sendJson(res, 200, true);
+        return;
       }
       case 'info': {
         const session = this.sessions.get(id);
-        return this.sendJson(res, 200, session ? [sessionJson(session)] : [], this.sessionTableIndex || 1n);
+        this.sendJson(res, 200, session ? [sessionJson(session)] : [], this.sessionTableIndex || 1n);
+        return;
       }
       default:
         throw new HttpError(404, '404 page not found');
@@ -626,11 +681,13 @@ export class ConsulApiServer {
       }
     }
     const behavior = request.Behavior === undefined || request.Behavior === '' ? 'release' : request.Behavior;
-    if (behavior !== 'release' && behavior !== 'delete') throw new HttpError(500, `Invalid Behavior setting '${String(behavior)}'`);
+    if (behavior !== 'release' && behavior !== 'delete')
+      throw new HttpError(500, `Invalid Behavior setting '${String(behavior)}'`);
     let lockDelayNs = DEFAULT_LOCK_DELAY_NS;
     if (typeof request.LockDelay === 'string') {
       const ms = parseDurationMs(request.LockDelay);
-      if (ms === undefined) throw new HttpError(400, `Request decode failed: time: invalid duration "${request.LockDelay}"`);
+      if (ms === undefined)
+        throw new HttpError(400, `Request decode failed: time: invalid duration "${request.LockDelay}"`);
       lockDelayNs = BigInt(Math.round(ms * 1_000_000));
     } else if (typeof request.LockDelay === 'number') {
       // FixupLockDelay: small numbers are seconds, larger ones nanoseconds.
@@ -709,13 +766,16 @@ export class ConsulApiServer {
   private prefixIndex(prefix: string): bigint {
     if (prefix === '') return this.kvMaxIndex();
     let max = 0n;
-    for (const entry of this.entries.values()) if (entry.key.startsWith(prefix) && entry.modifyIndex > max) max = entry.modifyIndex;
+    for (const entry of this.entries.values())
+      if (entry.key.startsWith(prefix) && entry.modifyIndex > max) max = entry.modifyIndex;
     for (const [key, index] of this.tombstones) if (key.startsWith(prefix) && index > max) max = index;
     return max !== 0n ? max : this.kvMaxIndex();
   }
 
   private entriesUnder(prefix: string): Entry[] {
-    return [...this.entries.values()].filter((entry) => entry.key.startsWith(prefix)).sort((a, b) => compareKeys(a.key, b.key));
+    return [...this.entries.values()]
+      .filter((entry) => entry.key.startsWith(prefix))
+      .sort((a, b) => compareKeys(a.key, b.key));
   }
 
   private listKeys(prefix: string, separator: string): [bigint, string[]] {
@@ -855,13 +915,16 @@ function compareKeys(a: string, b: string): number {
 
 /** Current Consul's KV key checks (after CVE-2025-11392): no traversal, no surrounding spaces. */
 function validateKey(key: string): void {
-  if (/(\.\.[\\/])|(\.\.\\)|(^\.\.)|(\.\.$)/.test(key)) throw new HttpError(400, 'key contains path traversal sequence');
+  if (/(\.\.[\\/])|(\.\.\\)|(^\.\.)|(\.\.$)/.test(key))
+    throw new HttpError(400, 'key contains path traversal sequence');
   if (/(%2e%2e(%2f|%5c|\/))|(\.\.%2f)|(\.\.%5c)/i.test(key)) {
     throw new HttpError(400, 'key contains encoded path traversal sequence');
   }
   if (key !== key.trim()) throw new HttpError(400, 'key must not begin or end with spaces');
   // Consul (since 1.0.3) refuses unprintable characters in request paths.
-  if (/[\u0000-\u001f\u007f]/.test(key)) throw new HttpError(400, `Path contains unprintable characters: ${JSON.stringify(key)}`);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: Consul's check, on control characters.
+  if (/[\u0000-\u001f\u007f]/.test(key))
+    throw new HttpError(400, `Path contains unprintable characters: ${JSON.stringify(key)}`);
 }
 
 function conflictingFlags(params: URLSearchParams, flags: string[]): void {
@@ -871,13 +934,23 @@ function conflictingFlags(params: URLSearchParams, flags: string[]): void {
 }
 
 function parseUint(text: string, what: string): bigint {
-  if (!/^\d+$/.test(text)) throw new HttpError(400, `strconv.ParseUint: parsing ${JSON.stringify(text)}: invalid syntax (${what})`);
+  if (!/^\d+$/.test(text))
+    throw new HttpError(400, `strconv.ParseUint: parsing ${JSON.stringify(text)}: invalid syntax (${what})`);
   const value = BigInt(text);
-  if (value >= 1n << 64n) throw new HttpError(400, `strconv.ParseUint: parsing ${JSON.stringify(text)}: value out of range (${what})`);
+  if (value >= 1n << 64n)
+    throw new HttpError(400, `strconv.ParseUint: parsing ${JSON.stringify(text)}: value out of range (${what})`);
   return value;
 }
 
-const DURATION_UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+const DURATION_UNIT_MS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+};
 
 /** Go's time.ParseDuration, in milliseconds; undefined if malformed. A bare "0" is allowed. */
 function parseDurationMs(text: string): number | undefined {

@@ -23,7 +23,18 @@ export class EtcdGateway {
 
   /** POSTs `body` to `path` (e.g. /v3/kv/range) and parses the answer. */
   async call(path: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const r = await this.exec(['busybox', 'wget', '-q', '-O', '-', '--header', 'Content-Type: application/json', '--post-data', JSON.stringify(body), `${this.url}${path}`]);
+    const r = await this.exec([
+      'busybox',
+      'wget',
+      '-q',
+      '-O',
+      '-',
+      '--header',
+      'Content-Type: application/json',
+      '--post-data',
+      JSON.stringify(body),
+      `${this.url}${path}`,
+    ]);
     if (r.code !== 0) throw new Error(`etcd ${path}: ${r.stderr}`);
     return JSON.parse(r.stdout) as Record<string, unknown>;
   }
@@ -38,7 +49,11 @@ export class EtcdGateway {
   async keys(prefix: string): Promise<string[]> {
     const end = Buffer.from(this.prefix + prefix);
     end[end.length - 1]! += 1;
-    const r = (await this.call('/v3/kv/range', { key: b64(this.prefix + prefix), range_end: end.toString('base64'), keys_only: true })) as { kvs?: Array<{ key: string }> };
+    const r = (await this.call('/v3/kv/range', {
+      key: b64(this.prefix + prefix),
+      range_end: end.toString('base64'),
+      keys_only: true,
+    })) as { kvs?: Array<{ key: string }> };
     return (r.kvs ?? []).map((kv) => Buffer.from(kv.key, 'base64').toString().slice(this.prefix.length));
   }
 

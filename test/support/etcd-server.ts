@@ -165,7 +165,8 @@ export class EtcdTestServer {
       body: JSON.stringify({ revision: revision.toString(), physical: true }),
       signal: AbortSignal.timeout(5_000),
     });
-    if (!response.ok) throw new Error(`etcd compaction to ${revision} failed: ${response.status} ${await response.text()}`);
+    if (!response.ok)
+      throw new Error(`etcd compaction to ${revision} failed: ${response.status} ${await response.text()}`);
   }
 
   /** Revokes a lease (its keys are deleted at once), as an operator or an expiry would. */
@@ -198,7 +199,9 @@ function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }

@@ -22,7 +22,9 @@ export class FakeDatapath implements Datapath {
     this.calls.push(`removeNetwork ${network.networkId}`);
     if (!remaining.some((n) => n.gateway === network.gateway)) this.gateways.delete(network.gateway);
   }
-  async createEndpointLink(endpoint: Omit<DatapathEndpoint, 'mac'> & { mac?: string }): Promise<{ mac: string; hostIfIndex: number }> {
+  async createEndpointLink(
+    endpoint: Omit<DatapathEndpoint, 'mac'> & { mac?: string },
+  ): Promise<{ mac: string; hostIfIndex: number }> {
     this.calls.push(`createEndpointLink ${endpoint.hostIfName}`);
     this.links.set(endpoint.hostIfName, endpoint);
     const mac = endpoint.mac ?? `02:00:00:00:00:${(++this.macCounter).toString(16).padStart(2, '0')}`;

@@ -72,9 +72,19 @@ async function main(): Promise<void> {
   const elapsedMs = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);
   const cpuMs = (cpu.user + cpu.system) / 1000;
-  const result: RaceWorkerResult = { node: config.node, mapping, elapsedMs, latenciesMs, stats: allocator.getStats(), storeCalls, cpuMs };
+  const result: RaceWorkerResult = {
+    node: config.node,
+    mapping,
+    elapsedMs,
+    latenciesMs,
+    stats: allocator.getStats(),
+    storeCalls,
+    cpuMs,
+  };
   // A pipe write of this size completes asynchronously: exit only once it is flushed.
-  await new Promise<void>((resolve, reject) => process.stdout.write(`${JSON.stringify(result)}\n`, (err) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    process.stdout.write(`${JSON.stringify(result)}\n`, (err) => (err ? reject(err) : resolve())),
+  );
   lines.close();
   await store.close();
 }
@@ -82,7 +92,9 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (err: unknown) => {
-    process.stderr.write(`identity race worker failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `identity race worker failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     process.exit(1);
   },
 );

@@ -99,7 +99,13 @@ export async function runIdentityRace(options: IdentityRaceOptions): Promise<Ide
       // tree through the TypeScript compiler cost ~10 s of CPU each on a 2-CPU machine.
       const child = spawn(
         process.execPath,
-        ['--experimental-transform-types', '--disable-warning=ExperimentalWarning', `--import=${HOOKS}`, WORKER, JSON.stringify(config)],
+        [
+          '--experimental-transform-types',
+          '--disable-warning=ExperimentalWarning',
+          `--import=${HOOKS}`,
+          WORKER,
+          JSON.stringify(config),
+        ],
         { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, CILIUM_DOCKER_LOG_LEVEL: 'warn' } },
       );
       children.push(child);
@@ -114,15 +120,24 @@ export async function runIdentityRace(options: IdentityRaceOptions): Promise<Ide
           else if (line.startsWith('{')) resolve(JSON.parse(line) as RaceWorkerResult);
         });
         child.on('error', reject);
-        child.on('exit', (code, signal) => reject(new Error(`worker ${node} exited (${signal ?? code}) without a result: ${stderr}`)));
+        child.on('exit', (code, signal) =>
+          reject(new Error(`worker ${node} exited (${signal ?? code}) without a result: ${stderr}`)),
+        );
       });
       return { child, ready, done };
     });
     const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`identity race did not finish within ${options.timeoutMs} ms`)), options.timeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`identity race did not finish within ${options.timeoutMs} ms`)),
+        options.timeoutMs,
+      );
     });
     // A worker that dies before `ready` fails the race at once instead of at the timeout.
-    await Promise.race([Promise.all(workers.map((w) => w.ready)), timedOut, ...workers.map((w) => w.done.then(() => undefined))]);
+    await Promise.race([
+      Promise.all(workers.map((w) => w.ready)),
+      timedOut,
+      ...workers.map((w) => w.done.then(() => undefined)),
+    ]);
     const started = performance.now();
     for (const w of workers) w.child.stdin!.write('go\n');
     const results = await Promise.race([Promise.all(workers.map((w) => w.done)), timedOut]);

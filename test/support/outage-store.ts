@@ -32,7 +32,8 @@ export function withOutageSwitch(inner: KvStore, name = 'test-store'): OutageSto
       return async (...args: unknown[]) => {
         calls++;
         if (mode === 'hang') await new Promise<void>((resolve) => released.push(resolve));
-        if (mode === 'fail') throw new KvUnavailableError(`${name}: connection refused (simulated outage); cannot ${String(property)}`);
+        if (mode === 'fail')
+          throw new KvUnavailableError(`${name}: connection refused (simulated outage); cannot ${String(property)}`);
         return (value as (...a: unknown[]) => unknown).apply(target, args);
       };
     },

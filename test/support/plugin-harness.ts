@@ -29,10 +29,21 @@ export interface PluginReply {
 
 /** Sends one plugin call over a Unix socket, like dockerd (no Content-Type). */
 export function pluginCall(socketPath: string, call: string, body?: unknown | { raw: string }): Promise<PluginReply> {
-  const payload = body === undefined ? '' : typeof body === 'object' && body !== null && 'raw' in body ? (body as { raw: string }).raw : JSON.stringify(body);
+  const payload =
+    body === undefined
+      ? ''
+      : typeof body === 'object' && body !== null && 'raw' in body
+        ? (body as { raw: string }).raw
+        : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(
-      { socketPath, agent: false, method: 'POST', path: `/${call}`, headers: { Accept: 'application/vnd.docker.plugins.v1.2+json', 'Content-Length': Buffer.byteLength(payload) } },
+      {
+        socketPath,
+        agent: false,
+        method: 'POST',
+        path: `/${call}`,
+        headers: { Accept: 'application/vnd.docker.plugins.v1.2+json', 'Content-Length': Buffer.byteLength(payload) },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -87,13 +98,36 @@ export class PluginStack {
   async start(): Promise<this> {
     const nodeName = this.options.nodeName ?? 'node-a';
     this.store = this.options.store ?? LocalKvStore.open({ path: join(this.dir, 'kvstore.db') });
-    this.ipam = new Ipam({ store: this.store, nodeName, defaultPool: this.options.defaultPool ?? '198.18.8.0/21', defaultPoolPrefixLength: 24, blockPrefixLength: 26 });
+    this.ipam = new Ipam({
+      store: this.store,
+      nodeName,
+      defaultPool: this.options.defaultPool ?? '198.18.8.0/21',
+      defaultPoolPrefixLength: 24,
+      blockPrefixLength: 26,
+    });
     this.identities = new IdentityAllocator({ store: this.store, nodeName, log: log.child({ component: 'identity' }) });
-    this.networks = new NetworkRegistry({ store: this.store, nodeName, ipam: this.ipam, log: log.child({ component: 'networks' }) });
-    this.endpoints = new EndpointManager({ store: this.store, nodeName, datapath: this.datapath, identities: this.identities, networks: this.networks, log: log.child({ component: 'endpoint' }) });
+    this.networks = new NetworkRegistry({
+      store: this.store,
+      nodeName,
+      ipam: this.ipam,
+      log: log.child({ component: 'networks' }),
+    });
+    this.endpoints = new EndpointManager({
+      store: this.store,
+      nodeName,
+      datapath: this.datapath,
+      identities: this.identities,
+      networks: this.networks,
+      log: log.child({ component: 'endpoint' }),
+    });
     await this.endpoints.restore();
     const creations = new NetworkCreationTracker();
-    this.server = new PluginServer({ socketPath: this.socketPath, network: networkDriverHandlers(this.endpoints, creations, this.ipam), ipam: ipamDriverHandlers(this.ipam, creations, this.networks), log: log.child({ component: 'plugin' }) });
+    this.server = new PluginServer({
+      socketPath: this.socketPath,
+      network: networkDriverHandlers(this.endpoints, creations, this.ipam),
+      ipam: ipamDriverHandlers(this.ipam, creations, this.networks),
+      log: log.child({ component: 'plugin' }),
+    });
     await this.server.start();
     return this;
   }

@@ -14,18 +14,29 @@ export interface RawReply {
 }
 
 /** One request with the given method, path (sent as is, not encoded), headers and body. */
-export function rawHttp(socketPath: string, options: { method: string; path: string; headers?: Record<string, string>; body?: string | Buffer }): Promise<RawReply> {
+export function rawHttp(
+  socketPath: string,
+  options: { method: string; path: string; headers?: Record<string, string>; body?: string | Buffer },
+): Promise<RawReply> {
   return new Promise((resolve, reject) => {
     const body = options.body ?? '';
     const headers = { 'Content-Length': String(Buffer.byteLength(body)), ...options.headers };
     const req = request({ socketPath, method: options.method, path: options.path, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type']), text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          contentType: String(res.headers['content-type']),
+          text: Buffer.concat(chunks).toString('utf8'),
+        }),
+      );
       res.on('error', reject);
     });
     // The server may answer (and close) before it read a large body.
-    req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : reject(err)));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : reject(err),
+    );
     req.end(body);
   });
 }
@@ -37,7 +48,11 @@ export function rawBytes(socketPath: string, bytes: string, timeoutMs = 5000): P
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`no end of reply within ${timeoutMs} ms; got ${JSON.stringify(Buffer.concat(chunks).toString('utf8'))}`));
+      reject(
+        new Error(
+          `no end of reply within ${timeoutMs} ms; got ${JSON.stringify(Buffer.concat(chunks).toString('utf8'))}`,
+        ),
+      );
     }, timeoutMs);
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('error', () => undefined);

@@ -40,7 +40,8 @@ export function bpfHandlers({ datapath, endpoints, policy, ctAccounting }: BpfSo
   return {
     async bpfPolicy(ref) {
       const ep = endpoints.findEndpoint(ref);
-      if (!ep) throw new NotFoundError(`endpoint "${ref}" not found; "cilium endpoint list" shows the endpoints of this node`);
+      if (!ep)
+        throw new NotFoundError(`endpoint "${ref}" not found; "cilium endpoint list" shows the endpoints of this node`);
       const flags = datapath.endpointEnforcement(ep.id);
       const entries = await datapath.policyEntries(ep.id);
       return {
@@ -61,7 +62,13 @@ export function bpfHandlers({ datapath, endpoints, policy, ctAccounting }: BpfSo
       };
     },
     async bpfIpcache() {
-      return (await datapath.ipcacheEntries()).map(([prefix, e]) => ({ prefix, identity: e.identity, netId: e.netId, tunnelEndpoint: e.tunnelEndpoint, tunnelNexthop: e.tunnelNexthop }));
+      return (await datapath.ipcacheEntries()).map(([prefix, e]) => ({
+        prefix,
+        identity: e.identity,
+        netId: e.netId,
+        tunnelEndpoint: e.tunnelEndpoint,
+        tunnelNexthop: e.tunnelNexthop,
+      }));
     },
     async bpfConntrack() {
       return (await datapath.conntrackEntries()).map(([k, v]) => ({
@@ -71,7 +78,12 @@ export function bpfHandlers({ datapath, endpoints, policy, ctAccounting }: BpfSo
         dport: k.dport,
         protocol: k.protocol,
         srcIdentity: v.srcIdentity,
-        ...(ctAccounting && { packetsFwd: String(v.packetsFwd), bytesFwd: String(v.bytesFwd), packetsRev: String(v.packetsRev), bytesRev: String(v.bytesRev) }),
+        ...(ctAccounting && {
+          packetsFwd: String(v.packetsFwd),
+          bytesFwd: String(v.bytesFwd),
+          packetsRev: String(v.packetsRev),
+          bytesRev: String(v.bytesRev),
+        }),
         replySeen: v.replySeen,
         closing: v.closing,
         denied: v.denied,

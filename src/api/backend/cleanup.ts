@@ -16,14 +16,28 @@ export interface CleanupSources {
 }
 
 /** The cleanup handler of the agent API. */
-export function cleanupHandlers({ endpoints, datapath, peers, bpfRoot }: CleanupSources): Pick<AgentBackend, 'cleanup'> {
+export function cleanupHandlers({
+  endpoints,
+  datapath,
+  peers,
+  bpfRoot,
+}: CleanupSources): Pick<AgentBackend, 'cleanup'> {
   return {
     async cleanup() {
       const removed = endpoints.listEndpoints().map((e) => e.hostIfName);
       const routes = await datapath.peerRoutes().catch(() => []);
       peers.stop();
       await endpoints.cleanupDatapath();
-      return { removed: [...removed, 'cilium_host', 'cilium_net', `pins under ${bpfRoot}`, 'masquerade rule', ...routes.map((r) => `route ${r.prefix} via ${r.via}`)] };
+      return {
+        removed: [
+          ...removed,
+          'cilium_host',
+          'cilium_net',
+          `pins under ${bpfRoot}`,
+          'masquerade rule',
+          ...routes.map((r) => `route ${r.prefix} via ${r.via}`),
+        ],
+      };
     },
   };
 }

@@ -14,7 +14,13 @@ export type IdentitySource = Pick<IdentityAllocator, 'list' | 'get' | 'referenci
  * reference keys could not be read, and reserved identities have no references in the store.
  */
 function identityModel(i: Identity, nodes: ReadonlyMap<number, string[]> | undefined): IdentityModel {
-  return { id: i.id, labels: i.labels.toStrings(), reserved: i.reserved, localReferences: i.localReferences, ...(nodes && !i.reserved && { nodes: nodes.get(i.id) ?? [] }) };
+  return {
+    id: i.id,
+    labels: i.labels.toStrings(),
+    reserved: i.reserved,
+    localReferences: i.localReferences,
+    ...(nodes && !i.reserved && { nodes: nodes.get(i.id) ?? [] }),
+  };
 }
 
 /** The identity handlers of the agent API. */

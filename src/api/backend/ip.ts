@@ -23,7 +23,9 @@ export interface IpSources {
  * local ones; an entry without identity or node is skipped.
  */
 export async function listIps({ nodeName, endpoints, store }: IpSources): Promise<IpModel[]> {
-  const local = endpoints.listEndpoints().map((e) => ({ ip: e.ipv4, identity: e.identity, node: nodeName, endpoint: e.id, source: 'local' as const }));
+  const local = endpoints
+    .listEndpoints()
+    .map((e) => ({ ip: e.ipv4, identity: e.identity, node: nodeName, endpoint: e.id, source: 'local' as const }));
   const seen = new Set(local.map((e) => e.ip));
   const remote = (await store.list(IP_PREFIX).catch(() => ({ pairs: [] }))).pairs
     .flatMap((p) => parseIpEntry(p.key, p.value) ?? [])

@@ -21,7 +21,11 @@ export interface MonitorSources {
  * except world: the engine holds only the identities policies select, and world is the source
  * of most drops.
  */
-export function monitorEventModel(e: DatapathEvent, policy: MonitorSources['policy'], time = new Date()): MonitorEventModel {
+export function monitorEventModel(
+  e: DatapathEvent,
+  policy: MonitorSources['policy'],
+  time = new Date(),
+): MonitorEventModel {
   const labels = (id: number) => policy.labelsOf(id)?.toStrings() ?? (id === IDENTITY_WORLD ? ['reserved:world'] : []);
   const model: MonitorEventModel = {
     type: e.type,

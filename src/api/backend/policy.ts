@@ -8,10 +8,25 @@ import type { AgentBackend } from '../server.js';
 /** What the policy handlers use. */
 export type PolicySource = Pick<
   PolicyEngine,
-  'importPolicy' | 'getPolicies' | 'deletePolicy' | 'getPoliciesByLabels' | 'deletePolicyByLabels' | 'trace' | 'waitForRevision'
+  | 'importPolicy'
+  | 'getPolicies'
+  | 'deletePolicy'
+  | 'getPoliciesByLabels'
+  | 'deletePolicyByLabels'
+  | 'trace'
+  | 'waitForRevision'
 >;
 
-type PolicyHandlers = Pick<AgentBackend, 'importPolicy' | 'getPolicy' | 'deletePolicy' | 'getPolicyByLabels' | 'deletePolicyByLabels' | 'tracePolicy' | 'waitPolicy'>;
+type PolicyHandlers = Pick<
+  AgentBackend,
+  | 'importPolicy'
+  | 'getPolicy'
+  | 'deletePolicy'
+  | 'getPolicyByLabels'
+  | 'deletePolicyByLabels'
+  | 'tracePolicy'
+  | 'waitPolicy'
+>;
 
 /** The policy handlers of the agent API. */
 export function policyHandlers(policy: PolicySource): PolicyHandlers {

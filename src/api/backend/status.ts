@@ -14,7 +14,11 @@ import type { AgentBackend } from '../server.js';
 export interface OverlaySources {
   tunnel?: { kind: string; port: number; encap: 'bpf' | 'device'; underlayDevice: string; underlayIp: string };
   native?: { device: string; underlayIp: string };
-  datapath: { readonly overlayMtu: number | undefined; readonly tunnelDevice: string | undefined; peerRoutes(): Promise<Array<{ prefix: string; via: string }>> };
+  datapath: {
+    readonly overlayMtu: number | undefined;
+    readonly tunnelDevice: string | undefined;
+    peerRoutes(): Promise<Array<{ prefix: string; via: string }>>;
+  };
   peers: Pick<PeerWatcher, 'lastSync' | 'peers'>;
 }
 
@@ -39,22 +43,56 @@ export interface StatusSources {
 }
 
 /** `cilium status`'s overlay section: the tunnel or the native routes, and the peers either way. */
-export async function overlayStatus({ tunnel, native, datapath, peers }: OverlaySources): Promise<OverlayStatusModel | undefined> {
+export async function overlayStatus({
+  tunnel,
+  native,
+  datapath,
+  peers,
+}: OverlaySources): Promise<OverlayStatusModel | undefined> {
   if (!tunnel && !native) return undefined;
   const common = {
     mtu: datapath.overlayMtu ?? 0,
     lastSync: peers.lastSync,
-    peers: peers.peers().map((p) => ({ name: p.name, underlayIp: p.underlayIp, bootId: p.bootId, blocks: p.blocks, endpoints: p.endpoints })),
+    peers: peers
+      .peers()
+      .map((p) => ({
+        name: p.name,
+        underlayIp: p.underlayIp,
+        bootId: p.bootId,
+        blocks: p.blocks,
+        endpoints: p.endpoints,
+      })),
   };
-  if (tunnel) return { routingMode: 'tunnel', tunnel: tunnel.kind, port: tunnel.port, encap: tunnel.encap, underlayDevice: tunnel.underlayDevice, device: datapath.tunnelDevice ?? '', underlayIp: tunnel.underlayIp, ...common, routes: await datapath.peerRoutes().catch(() => []) };
-  return { routingMode: 'native', tunnel: 'disabled', port: 0, device: native!.device, underlayIp: native!.underlayIp, ...common, routes: await datapath.peerRoutes().catch(() => []) };
+  if (tunnel)
+    return {
+      routingMode: 'tunnel',
+      tunnel: tunnel.kind,
+      port: tunnel.port,
+      encap: tunnel.encap,
+      underlayDevice: tunnel.underlayDevice,
+      device: datapath.tunnelDevice ?? '',
+      underlayIp: tunnel.underlayIp,
+      ...common,
+      routes: await datapath.peerRoutes().catch(() => []),
+    };
+  return {
+    routingMode: 'native',
+    tunnel: 'disabled',
+    port: 0,
+    device: native!.device,
+    underlayIp: native!.underlayIp,
+    ...common,
+    routes: await datapath.peerRoutes().catch(() => []),
+  };
 }
 
 /** The status handler of the agent API. */
 export function statusHandlers(s: StatusSources): Pick<AgentBackend, 'status'> {
   return {
     async status() {
-      const kv = await s.store.status().catch((err: unknown) => ({ backend: s.kvstoreBackend, healthy: false, detail: String(err) }));
+      const kv = await s.store
+        .status()
+        .catch((err: unknown) => ({ backend: s.kvstoreBackend, healthy: false, detail: String(err) }));
       const byState: Record<string, number> = {};
       for (const e of s.endpoints.listEndpoints()) byState[e.state] = (byState[e.state] ?? 0) + 1;
       const ids = await s.identities.list().catch(() => []);

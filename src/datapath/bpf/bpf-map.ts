@@ -47,7 +47,11 @@ export class BpfMap {
   private ownedFd: number;
 
   /** Takes ownership of fd. */
-  constructor(fd: number, readonly info: NativeMapInfo, readonly pinPath?: string) {
+  constructor(
+    fd: number,
+    readonly info: NativeMapInfo,
+    readonly pinPath?: string,
+  ) {
     this.ownedFd = fd;
     this.valueBytes = perCpuTypes.has(info.type)
       ? Math.ceil(info.valueSize / 8) * 8 * bpfNative().numPossibleCpus()
@@ -148,7 +152,8 @@ export class BpfMap {
 
   /** Writes many entries in one batch call. Resolves to the number written. */
   async updateBatch(keys: readonly Buffer[], values: readonly Buffer[], mode: UpdateMode = 'any'): Promise<number> {
-    if (keys.length !== values.length) throw new TypeError(`updateBatch: ${keys.length} keys but ${values.length} values`);
+    if (keys.length !== values.length)
+      throw new TypeError(`updateBatch: ${keys.length} keys but ${values.length} values`);
     if (keys.length === 0) return 0;
     return bpfNative().mapUpdateBatch(this.fd, Buffer.concat(keys), Buffer.concat(values), updateFlags[mode]);
   }
@@ -160,7 +165,9 @@ export class BpfMap {
   async updateBatchPacked(keys: Buffer, values: Buffer, mode: UpdateMode = 'any'): Promise<number> {
     const count = keys.length / this.keySize;
     if (!Number.isInteger(count) || values.length !== count * this.valueBytes) {
-      throw new TypeError(`updateBatchPacked: ${keys.length} key bytes and ${values.length} value bytes are not whole ${this.keySize}/${this.valueBytes}-byte entries`);
+      throw new TypeError(
+        `updateBatchPacked: ${keys.length} key bytes and ${values.length} value bytes are not whole ${this.keySize}/${this.valueBytes}-byte entries`,
+      );
     }
     if (count === 0) return 0;
     return bpfNative().mapUpdateBatch(this.fd, keys, values, updateFlags[mode]);
@@ -168,7 +175,8 @@ export class BpfMap {
 
   /** deleteBatch on keys packed back to back. */
   async deleteBatchPacked(keys: Buffer): Promise<number> {
-    if (keys.length % this.keySize !== 0) throw new TypeError(`deleteBatchPacked: ${keys.length} bytes are not whole ${this.keySize}-byte keys`);
+    if (keys.length % this.keySize !== 0)
+      throw new TypeError(`deleteBatchPacked: ${keys.length} bytes are not whole ${this.keySize}-byte keys`);
     if (keys.length === 0) return 0;
     return bpfNative().mapDeleteBatch(this.fd, keys);
   }

@@ -10,7 +10,12 @@ export class BpfProgram {
   private ownedFd: number;
 
   /** Takes ownership of fd. */
-  constructor(fd: number, readonly name: string, readonly id: number, readonly type: number) {
+  constructor(
+    fd: number,
+    readonly name: string,
+    readonly id: number,
+    readonly type: number,
+  ) {
     this.ownedFd = fd;
   }
 

@@ -5,7 +5,7 @@
  * map (not a cache) makes it correct after an agent restart, when the pinned maps hold the state
  * of the previous run; writing before deleting means a replaced entry is never briefly missing.
  */
-import { BpfMap } from './bpf-map.js';
+import type { BpfMap } from './bpf-map.js';
 import * as abi from './abi.js';
 
 /** How a typed view turns keys and values into bytes and back. */
@@ -29,7 +29,10 @@ export interface DiffResult {
 
 /** A map seen through a codec. The BpfMap stays owned by whoever opened it. */
 export class TypedMap<K, V> {
-  constructor(readonly map: BpfMap, readonly codec: MapCodec<K, V>) {}
+  constructor(
+    readonly map: BpfMap,
+    readonly codec: MapCodec<K, V>,
+  ) {}
 
   get(key: K): V | undefined {
     const value = this.map.lookup(this.codec.encodeKey(key));
@@ -47,7 +50,8 @@ export class TypedMap<K, V> {
 
   /** Every entry, decoded (batch reads off the main thread). */
   async *entries(): AsyncGenerator<[K, V]> {
-    for await (const [key, value] of this.map.entries()) yield [this.codec.decodeKey(key), this.codec.decodeValue(value)];
+    for await (const [key, value] of this.map.entries())
+      yield [this.codec.decodeKey(key), this.codec.decodeValue(value)];
   }
 
   /** Every entry as an array. */
@@ -158,7 +162,10 @@ export class PolicyMap extends TypedMap<abi.PolicyKey, abi.PolicyValue> {
         for (let i = 0; i < count; i++) {
           const epId = abi.policyKeyEndpoint(keys, i * KS);
           let own = byEndpoint.get(epId);
-          if (!own) byEndpoint.set(epId, (own = new Map()));
+          if (!own) {
+            own = new Map();
+            byEndpoint.set(epId, own);
+          }
           own.set(keys.toString('latin1', i * KS, (i + 1) * KS), values.toString('latin1', i * VS, (i + 1) * VS));
         }
       }
@@ -211,7 +218,8 @@ export class PolicyMap extends TypedMap<abi.PolicyKey, abi.PolicyValue> {
     try {
       // Writes before deletes: a replaced entry is never briefly missing.
       const written = await this.map.updateBatchPacked(writeKeys, writeValues);
-      const deleted = doomed.length === 0 ? 0 : await this.map.deleteBatchPacked(Buffer.from(doomed.join(''), 'latin1'));
+      const deleted =
+        doomed.length === 0 ? 0 : await this.map.deleteBatchPacked(Buffer.from(doomed.join(''), 'latin1'));
       if (next.size === 0) byEndpoint.delete(epId);
       else byEndpoint.set(epId, next);
       return { written, deleted, unchanged };
@@ -255,7 +263,10 @@ export class PolicyMap extends TypedMap<abi.PolicyKey, abi.PolicyValue> {
     return super.deleteMany(keys);
   }
 
-  override async diffApply(desired: Iterable<readonly [abi.PolicyKey, abi.PolicyValue]>, scope?: (key: abi.PolicyKey) => boolean): Promise<DiffResult> {
+  override async diffApply(
+    desired: Iterable<readonly [abi.PolicyKey, abi.PolicyValue]>,
+    scope?: (key: abi.PolicyKey) => boolean,
+  ): Promise<DiffResult> {
     this.mirrorLoad = undefined;
     return super.diffApply(desired, scope);
   }

@@ -109,16 +109,21 @@ export interface BpfNative {
 
   /** Creates the clsact qdisc if needed and attaches progFd (direct action). handle/priority 0:
    *  kernel's choice. replace: swap the program of the existing filter atomically. */
-  tcAttach(ifindex: number, point: TcAttachPoint, progFd: number, handle: number, priority: number,
-    replace: boolean): NativeTcFilter;
+  tcAttach(
+    ifindex: number,
+    point: TcAttachPoint,
+    progFd: number,
+    handle: number,
+    priority: number,
+    replace: boolean,
+  ): NativeTcFilter;
   tcDetach(ifindex: number, point: TcAttachPoint, handle: number, priority: number): void;
   /** The id of the program in that filter, or null when there is no such filter. */
   tcQuery(ifindex: number, point: TcAttachPoint, handle: number, priority: number): number | null;
   /** Deletes the clsact qdisc of ifindex with all its filters. */
   tcHookDestroy(ifindex: number): void;
 
-  mapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, flags: number,
-    name: string): number;
+  mapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, flags: number, name: string): number;
   /** Fills valueOut; false when the key is absent. flags: BPF_F_LOCK or 0. */
   mapLookup(fd: number, key: Buffer, valueOut: Buffer, flags: number): boolean;
   /** flags: BPF_ANY 0, BPF_NOEXIST 1, BPF_EXIST 2. */
@@ -149,11 +154,15 @@ export interface BpfNative {
   numPossibleCpus(): number;
 
   /** Delivers each drained batch of records; on a poll failure (null, error) and then stops. */
-  RingBufferReader: new (mapFd: number, onRecords: (records: Buffer[] | null, error?: Error) => void) => NativeRingBufferReader;
+  RingBufferReader: new (
+    mapFd: number,
+    onRecords: (records: Buffer[] | null, error?: Error) => void,
+  ) => NativeRingBufferReader;
 }
 
 /** Where the compiled addon is expected (src/ and dist/ sit at the same depth). */
-export const addonPath: string = process.env.CILIUM_DOCKER_BPF_NAPI ??
+export const addonPath: string =
+  process.env.CILIUM_DOCKER_BPF_NAPI ??
   fileURLToPath(new URL('../../../native/bpf-napi/build/Release/bpf_napi.node', import.meta.url));
 
 let addon: BpfNative | undefined;
@@ -167,7 +176,9 @@ export function bpfNative(): BpfNative {
     loaded = require(addonPath) as BpfNative;
   } catch (err) {
     throw new UnsupportedError(
-      `cannot load the bpf-napi addon from ${addonPath}: build it with scripts/build-native.sh`, { cause: err });
+      `cannot load the bpf-napi addon from ${addonPath}: build it with scripts/build-native.sh`,
+      { cause: err },
+    );
   }
   loaded.setErrorClass(BpfError);
   addon = loaded;

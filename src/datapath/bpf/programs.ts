@@ -16,8 +16,8 @@ import * as abi from './abi.js';
 import { BpfMap, MapType } from './bpf-map.js';
 import { BpfProgram } from './bpf-program.js';
 import { ConntrackMap, EndpointsMap, IpcacheMap, MetricsMap, PolicyMap } from './maps.js';
-import { bpfNative } from './native.js';
-import { attachTcProgram, TcAttachment } from './tc.js';
+import { bpfNative, type NativeMapInfo } from './native.js';
+import { attachTcProgram, type TcAttachment } from './tc.js';
 
 /** Options of loadObject(). */
 export interface LoadObjectOptions {
@@ -31,7 +31,11 @@ export interface LoadObjectOptions {
 
 /** The programs and maps of a loaded object; each is a handle of its own. */
 export class BpfObject {
-  constructor(readonly path: string, readonly programs: Map<string, BpfProgram>, readonly maps: Map<string, BpfMap>) {}
+  constructor(
+    readonly path: string,
+    readonly programs: Map<string, BpfProgram>,
+    readonly maps: Map<string, BpfMap>,
+  ) {}
 
   /** The program named name (the C function name); throws when there is none. */
   program(name: string): BpfProgram {
@@ -116,11 +120,18 @@ export class LxcDatapath {
   readonly events: BpfMap;
 
   constructor(readonly object: BpfObject) {
-    for (const [role, [keyStruct, valueStruct]] of Object.entries(mapStructs) as Array<[abi.MapRole, [abi.StructName, abi.StructName]]>) {
+    for (const [role, [keyStruct, valueStruct]] of Object.entries(mapStructs) as Array<
+      [abi.MapRole, [abi.StructName, abi.StructName]]
+    >) {
       const { info } = object.map(abi.mapNames[role]);
-      if (info.keySize !== abi.structLayouts[keyStruct].size || info.valueSize !== abi.structLayouts[valueStruct].size) {
-        throw new DatapathError(`${object.path}: map ${info.name} has key/value ${info.keySize}/${info.valueSize} bytes, ` +
-          `abi.ts says ${abi.structLayouts[keyStruct].size}/${abi.structLayouts[valueStruct].size}: rebuild with scripts/build-bpf.sh`);
+      if (
+        info.keySize !== abi.structLayouts[keyStruct].size ||
+        info.valueSize !== abi.structLayouts[valueStruct].size
+      ) {
+        throw new DatapathError(
+          `${object.path}: map ${info.name} has key/value ${info.keySize}/${info.valueSize} bytes, ` +
+            `abi.ts says ${abi.structLayouts[keyStruct].size}/${abi.structLayouts[valueStruct].size}: rebuild with scripts/build-bpf.sh`,
+        );
       }
     }
     this.endpoints = new EndpointsMap(object.map(abi.mapNames.endpoints));
@@ -195,7 +206,7 @@ export function dropIncompatiblePins(pinRoot: string): string[] {
     const path = join(pinRoot, abi.mapNames[want.role]);
     if (!existsSync(path)) continue;
     const fd = native.objGet(path);
-    let info;
+    let info: NativeMapInfo;
     try {
       info = native.mapInfo(fd);
     } finally {
@@ -216,7 +227,8 @@ export async function loadLxcDatapath(options: LxcDatapathOptions): Promise<LxcD
   const dropped = existsSync(options.pinRoot) ? dropIncompatiblePins(options.pinRoot) : [];
   if (dropped.length > 0) options.onDroppedPins?.(dropped);
   const maxEntries = Object.fromEntries(
-    Object.entries(options.maxEntries ?? {}).map(([role, n]) => [abi.mapNames[role as abi.MapRole], n]));
+    Object.entries(options.maxEntries ?? {}).map(([role, n]) => [abi.mapNames[role as abi.MapRole], n]),
+  );
   const object = await loadObject(options.objectPath ?? defaultLxcObjectPath, {
     pinRoot: options.pinRoot,
     constants: abi.encodeLoadTimeConstants(options.config ?? {}),

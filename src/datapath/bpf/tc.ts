@@ -51,10 +51,20 @@ export class TcAttachment {
 }
 
 /** Attaches program at the ingress or egress hook of ifindex (creating clsact when needed). */
-export function attachTcProgram(ifindex: number, point: TcAttachPoint, program: BpfProgram,
-  options: TcAttachOptions = {}): TcAttachment {
-  const filter = bpfNative().tcAttach(ifindex, point, program.fd, options.handle ?? DEFAULT_TC_HANDLE,
-    options.priority ?? DEFAULT_TC_PRIORITY, options.replace ?? true);
+export function attachTcProgram(
+  ifindex: number,
+  point: TcAttachPoint,
+  program: BpfProgram,
+  options: TcAttachOptions = {},
+): TcAttachment {
+  const filter = bpfNative().tcAttach(
+    ifindex,
+    point,
+    program.fd,
+    options.handle ?? DEFAULT_TC_HANDLE,
+    options.priority ?? DEFAULT_TC_PRIORITY,
+    options.replace ?? true,
+  );
   return new TcAttachment(ifindex, point, filter.handle, filter.priority, filter.progId);
 }
 
@@ -62,8 +72,12 @@ export function attachTcProgram(ifindex: number, point: TcAttachPoint, program: 
  * Name of the program a filter runs (the C function name, as the kernel keeps it), or null when
  * there is no such filter: which agent's or tool's program sits in a hook, without `tc -json`.
  */
-export function tcFilterProgramName(ifindex: number, point: TcAttachPoint, handle = DEFAULT_TC_HANDLE,
-  priority = DEFAULT_TC_PRIORITY): string | null {
+export function tcFilterProgramName(
+  ifindex: number,
+  point: TcAttachPoint,
+  handle = DEFAULT_TC_HANDLE,
+  priority = DEFAULT_TC_PRIORITY,
+): string | null {
   const native = bpfNative();
   const id = native.tcQuery(ifindex, point, handle, priority);
   if (id === null) return null;

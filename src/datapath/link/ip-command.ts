@@ -29,7 +29,9 @@ export function runIp(args: string[]): Promise<string> {
 
 /** True when `stdbuf` (coreutils) is on PATH: the long-lived ip worker needs it. */
 function workerAvailable(): boolean {
-  workerUsable ??= process.env.CILIUM_DOCKER_IP_WORKER !== '0' && (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, 'stdbuf')));
+  workerUsable ??=
+    process.env.CILIUM_DOCKER_IP_WORKER !== '0' &&
+    (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, 'stdbuf')));
   return workerUsable;
 }
 let workerUsable: boolean | undefined;
@@ -49,15 +51,28 @@ export function runIpBatch(commands: string[][]): Promise<unknown[][]> {
 /** runIpBatch in a process of its own. */
 export function runIpBatchProcess(commands: string[][]): Promise<unknown[][]> {
   return new Promise((resolve, reject) => {
-    const child = execFile(IP_BINARY, ['-json', '-batch', '-'], { timeout: 15_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) {
-        const e = new DatapathError(`ip -batch (${commands.map((c) => c.join(' ')).join('; ')}): ${(stderr || err.message).trim()}`, { cause: err });
-        reject(e);
-        return;
-      }
-      resolve(stdout.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as unknown[]));
-    });
-    child.stdin?.end(commands.map((c) => c.join(' ')).join('\n') + '\n');
+    const child = execFile(
+      IP_BINARY,
+      ['-json', '-batch', '-'],
+      { timeout: 15_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err) {
+          const e = new DatapathError(
+            `ip -batch (${commands.map((c) => c.join(' ')).join('; ')}): ${(stderr || err.message).trim()}`,
+            { cause: err },
+          );
+          reject(e);
+          return;
+        }
+        resolve(
+          stdout
+            .split('\n')
+            .filter((l) => l.trim() !== '')
+            .map((l) => JSON.parse(l) as unknown[]),
+        );
+      },
+    );
+    child.stdin?.end(`${commands.map((c) => c.join(' ')).join('\n')}\n`);
   });
 }
 

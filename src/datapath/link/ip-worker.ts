@@ -27,7 +27,10 @@ const STALE_INDEX = /No such device/;
 /** Commands whose output is a JSON line when they succeed. */
 function prints(command: readonly string[]): boolean {
   const verb = command[1] ?? '';
-  return command[0] !== undefined && (verb === 'show' || verb === 'list' || verb === 'ls' || verb === 'lst' || verb === 'get');
+  return (
+    command[0] !== undefined &&
+    (verb === 'show' || verb === 'list' || verb === 'ls' || verb === 'lst' || verb === 'get')
+  );
 }
 
 interface Pending {
@@ -57,11 +60,15 @@ class IpWorker {
     // exec: the shell is replaced, so the pid (and a kill) is ip's own. No stderr pipe: the shell
     // moves stderr onto stdout, so a pipe there would only be closed at once — and a closed
     // socket's ref()/unref() queues a 'connect' listener that never fires (one per idle cycle).
-    this.child = spawn('sh', ['-c', 'exec 2>&1; exec stdbuf -oL "$0" -force -json -batch -', ipBinary], { stdio: ['pipe', 'pipe', 'ignore'] });
+    this.child = spawn('sh', ['-c', 'exec 2>&1; exec stdbuf -oL "$0" -force -json -batch -', ipBinary], {
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
     this.child.stdout.setEncoding('utf8').on('data', (chunk: string) => this.onData(chunk));
     this.child.stdin.on('error', () => undefined);
     this.child.on('error', (err) => this.fail(new DatapathError(`ip worker: ${err.message}`, { cause: err })));
-    this.child.on('close', (code, signal) => this.fail(new DatapathError(`ip worker exited (${signal ?? `code ${code}`}) with requests in flight`)));
+    this.child.on('close', (code, signal) =>
+      this.fail(new DatapathError(`ip worker exited (${signal ?? `code ${code}`}) with requests in flight`)),
+    );
     // An idle worker must not hold the event loop open (the daemon may exit with it idle); a
     // request in flight must (setRef).
     this.setRef(false);
@@ -70,7 +77,11 @@ class IpWorker {
   private setRef(on: boolean): void {
     if (on) this.child.ref();
     else this.child.unref();
-    for (const s of [this.child.stdin, this.child.stdout] as Array<{ destroyed: boolean; ref?: () => void; unref?: () => void }>) {
+    for (const s of [this.child.stdin, this.child.stdout] as Array<{
+      destroyed: boolean;
+      ref?: () => void;
+      unref?: () => void;
+    }>) {
       // A pipe already closed (stdin after retire(), both after the exit) has no handle to ref:
       // Node would queue a 'connect' listener instead, for ever.
       if (s.destroyed) continue;
@@ -81,7 +92,10 @@ class IpWorker {
 
   /** Listeners on the process and its pipes, all events together (a leak check for tests). */
   listenerCount(): number {
-    return [this.child, this.child.stdin, this.child.stdout].reduce((sum, emitter) => sum + emitter.eventNames().reduce((n, name) => n + emitter.listenerCount(name), 0), 0);
+    return [this.child, this.child.stdin, this.child.stdout].reduce(
+      (sum, emitter) => sum + emitter.eventNames().reduce((n, name) => n + emitter.listenerCount(name), 0),
+      0,
+    );
   }
 
   run(commands: readonly (readonly string[])[]): Promise<unknown[][]> {
@@ -91,22 +105,34 @@ class IpWorker {
         return;
       }
       const timer = setTimeout(() => {
-        this.fail(new DatapathError(`ip -batch (${describe(commands)}): no answer within ${REQUEST_TIMEOUT_MS} ms; the worker was restarted`));
+        this.fail(
+          new DatapathError(
+            `ip -batch (${describe(commands)}): no answer within ${REQUEST_TIMEOUT_MS} ms; the worker was restarted`,
+          ),
+        );
       }, REQUEST_TIMEOUT_MS);
       timer.unref();
-      const pending: Pending = { commands, firstLine: this.nextLine, outputs: [], nextPrinter: 0, failures: new Map(), resolve, reject, timer };
+      const pending: Pending = {
+        commands,
+        firstLine: this.nextLine,
+        outputs: [],
+        nextPrinter: 0,
+        failures: new Map(),
+        resolve,
+        reject,
+        timer,
+      };
       if (this.queue.length === 0) this.setRef(true);
       this.queue.push(pending);
       this.nextLine += commands.length + 1;
       this.served++;
-      this.child.stdin.write([...commands, SENTINEL].map((c) => c.join(' ')).join('\n') + '\n');
+      this.child.stdin.write(`${[...commands, SENTINEL].map((c) => c.join(' ')).join('\n')}\n`);
     });
   }
 
   private onData(chunk: string): void {
     this.buffered += chunk;
-    let nl: number;
-    while ((nl = this.buffered.indexOf('\n')) >= 0) {
+    for (let nl = this.buffered.indexOf('\n'); nl >= 0; nl = this.buffered.indexOf('\n')) {
       const line = this.buffered.slice(0, nl);
       this.buffered = this.buffered.slice(nl + 1);
       this.onLine(line);
@@ -132,7 +158,11 @@ class IpWorker {
       if (line.trim() !== '') this.errorText.push(line.trim());
       return;
     }
-    while (head.nextPrinter < head.commands.length && (!prints(head.commands[head.nextPrinter]!) || head.failures.has(head.nextPrinter))) head.nextPrinter++;
+    while (
+      head.nextPrinter < head.commands.length &&
+      (!prints(head.commands[head.nextPrinter]!) || head.failures.has(head.nextPrinter))
+    )
+      head.nextPrinter++;
     let parsed: unknown[];
     try {
       parsed = JSON.parse(line) as unknown[];

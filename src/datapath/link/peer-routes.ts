@@ -30,9 +30,7 @@ export interface PeerRoute {
 }
 
 /** How the routes reach a peer: straight to its underlay address, or into the tunnel device. */
-export type PeerRouteForm =
-  | { kind: 'via' }
-  | { kind: 'encap'; device: string; vni: number; src: string; mtu: number };
+export type PeerRouteForm = { kind: 'via' } | { kind: 'encap'; device: string; vni: number; src: string; mtu: number };
 
 /** An installed peer route and its form. */
 export interface InstalledPeerRoute extends PeerRoute {
@@ -69,14 +67,34 @@ export async function listPeerRoutes(): Promise<InstalledPeerRoute[]> {
 function routeArgs(route: PeerRoute, form: PeerRouteForm): string[] {
   const proto = ['proto', String(PEER_ROUTE_PROTOCOL)];
   if (form.kind === 'via') return ['route', 'replace', route.prefix, 'via', route.via, ...proto];
-  return ['route', 'replace', route.prefix, 'encap', 'ip', 'id', String(form.vni), 'dst', route.via, 'dev', form.device, 'src', form.src, 'mtu', String(form.mtu), ...proto];
+  return [
+    'route',
+    'replace',
+    route.prefix,
+    'encap',
+    'ip',
+    'id',
+    String(form.vni),
+    'dst',
+    route.via,
+    'dev',
+    form.device,
+    'src',
+    form.src,
+    'mtu',
+    String(form.mtu),
+    ...proto,
+  ];
 }
 
 /**
  * Makes the installed peer routes exactly `desired`, in `form`: replaces missing or changed ones
  * (another next hop, or the other form), deletes the rest. Returns how many it wrote and deleted.
  */
-export async function syncPeerRoutes(desired: PeerRoute[], form: PeerRouteForm): Promise<{ written: number; deleted: number }> {
+export async function syncPeerRoutes(
+  desired: PeerRoute[],
+  form: PeerRouteForm,
+): Promise<{ written: number; deleted: number }> {
   const current = new Map((await listPeerRoutes()).map((r) => [r.prefix, r]));
   const wanted = new Map(desired.map((r) => [r.prefix, r.via]));
   let written = 0;

@@ -13,7 +13,9 @@ export const VXLAN_OVERHEAD = 50;
 
 /** Creates (or keeps) the external VXLAN device on `port` with `mtu`, up. */
 export async function ensureVxlanDevice(name: string, port: number, mtu: number): Promise<LinkInfo> {
-  const existing = await runIpJson<{ linkinfo?: { info_kind?: string; info_data?: { port?: number; external?: boolean } } }>(['-d', 'link', 'show', 'dev', name]).catch((err: unknown) => {
+  const existing = await runIpJson<{
+    linkinfo?: { info_kind?: string; info_data?: { port?: number; external?: boolean } };
+  }>(['-d', 'link', 'show', 'dev', name]).catch((err: unknown) => {
     if (isNotFound(err)) return [];
     throw err;
   });
@@ -57,7 +59,8 @@ export async function findUnderlay(ip: string): Promise<Underlay | undefined> {
   const addrs = await runIpJson<AddrShow>(['addr', 'show']);
   if (ip !== '') {
     const owner = addrs.find((l) => (l.addr_info ?? []).some((a) => a.family === 'inet' && a.local === ip));
-    if (!owner) throw new DatapathError(`--underlay-ip ${ip} is not an address of this host; 'ip addr' lists the candidates`);
+    if (!owner)
+      throw new DatapathError(`--underlay-ip ${ip} is not an address of this host; 'ip addr' lists the candidates`);
     return { ip, device: owner.ifname, mtu: owner.mtu };
   }
   const routes = await runIpJson<{ dev?: string; prefsrc?: string }>(['route', 'show', 'default']);

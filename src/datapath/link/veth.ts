@@ -27,9 +27,13 @@ export const HOST_PEER_DEVICE = 'cilium_net';
  * use attempt 1, 2, ...: 11 hex characters of a hash of the whole id and the attempt.
  */
 export function vethNames(endpointId: string, attempt = 0): { host: string; container: string } {
-  const suffix = attempt === 0
-    ? endpointId.replace(/[^0-9a-f]/gi, '').slice(0, 11).toLowerCase()
-    : createHash('sha256').update(`${endpointId}/${attempt}`).digest('hex').slice(0, 11);
+  const suffix =
+    attempt === 0
+      ? endpointId
+          .replace(/[^0-9a-f]/gi, '')
+          .slice(0, 11)
+          .toLowerCase()
+      : createHash('sha256').update(`${endpointId}/${attempt}`).digest('hex').slice(0, 11);
   return { host: `lxc${suffix}`, container: `tmp${suffix}` };
 }
 
@@ -69,7 +73,10 @@ async function setSysctl(path: string, value: string): Promise<void> {
  * Creates the endpoint's veth pair (idempotent: an existing pair is kept), brings the host side
  * up with proxy ARP, optionally sets the container side's MAC and MTU, and returns both links.
  */
-export async function createVethPair(names: { host: string; container: string }, options: { mac?: string; mtu?: number; routeIp?: string } = {}): Promise<{ host: LinkInfo; container: LinkInfo; routed: boolean }> {
+export async function createVethPair(
+  names: { host: string; container: string },
+  options: { mac?: string; mtu?: number; routeIp?: string } = {},
+): Promise<{ host: LinkInfo; container: LinkInfo; routed: boolean }> {
   const add = ['link', 'add', names.host];
   if (options.mtu) add.push('mtu', String(options.mtu));
   add.push('type', 'veth', 'peer', 'name', names.container);
@@ -85,7 +92,14 @@ export async function createVethPair(names: { host: string; container: string },
     // reports and router solicitations into the container (to_container would drop them as
     // unsupported L3, a few `cilium monitor` drops per new container; the datapath is IPv4).
     const quiet = ['link', 'set', names.host, 'addrgenmode', 'none'];
-    const [hostShow, containerShow] = await runIpBatch([add, quiet, ['link', 'set', names.host, 'up'], ...route, ['link', 'show', 'dev', names.host], ['link', 'show', 'dev', names.container]]);
+    const [hostShow, containerShow] = await runIpBatch([
+      add,
+      quiet,
+      ['link', 'set', names.host, 'up'],
+      ...route,
+      ['link', 'show', 'dev', names.host],
+      ['link', 'show', 'dev', names.container],
+    ]);
     routed = route.length > 0;
     host = (hostShow as LinkInfo[] | undefined)?.[0];
     container = (containerShow as LinkInfo[] | undefined)?.[0];
@@ -98,7 +112,17 @@ export async function createVethPair(names: { host: string; container: string },
   await setSysctl(`/proc/sys/net/ipv4/conf/${names.host}/proxy_arp`, '1');
   await setSysctl(`/proc/sys/net/ipv4/conf/${names.host}/rp_filter`, '0');
   if (!host) throw new Error(`veth ${names.host} vanished right after creation`);
-  return { host, container: container ?? { ifindex: 0, ifname: names.container, address: options.mac ?? '', mtu: options.mtu ?? 1500, operstate: 'UNKNOWN' }, routed };
+  return {
+    host,
+    container: container ?? {
+      ifindex: 0,
+      ifname: names.container,
+      address: options.mac ?? '',
+      mtu: options.mtu ?? 1500,
+      operstate: 'UNKNOWN',
+    },
+    routed,
+  };
 }
 
 /** Deletes a link (and so its veth peer); missing links are fine. */

@@ -100,7 +100,9 @@ export class ConsulHttpClient {
     } catch (err) {
       if (request.signal?.aborted) throw request.signal.reason;
       const unavailable = deadline.aborted
-        ? new KvUnavailableError(`consul ${this.address}: ${request.what} got no answer within ${timeoutMs} ms`, { cause: err })
+        ? new KvUnavailableError(`consul ${this.address}: ${request.what} got no answer within ${timeoutMs} ms`, {
+            cause: err,
+          })
         : new KvUnavailableError(
             `consul ${this.address}: ${request.what} failed: ${describeFetchError(err)}; check that the consul agent is running and reachable`,
             { cause: err },
@@ -131,7 +133,9 @@ export class ConsulHttpClient {
       return new BadRequestError(`consul ${this.address}: ${what} was rejected as invalid (${detail})`);
     }
     if (reply.status >= 300 && reply.status < 400) {
-      return new BadRequestError(`consul ${this.address}: ${what} was redirected (${detail}); the key is not in Consul's canonical form`);
+      return new BadRequestError(
+        `consul ${this.address}: ${what} was redirected (${detail}); the key is not in Consul's canonical form`,
+      );
     }
     return new KvUnavailableError(`consul ${this.address}: ${what} failed (${detail})`);
   }
@@ -140,6 +144,7 @@ export class ConsulHttpClient {
 /** The most specific message of a fetch failure (undici wraps the socket error in `cause`). */
 function describeFetchError(err: unknown): string {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  if (cause?.message) return cause.code && !cause.message.includes(cause.code) ? `${cause.code} ${cause.message}` : cause.message;
+  if (cause?.message)
+    return cause.code && !cause.message.includes(cause.code) ? `${cause.code} ${cause.message}` : cause.message;
   return (err as Error).message ?? String(err);
 }

@@ -45,7 +45,9 @@ export function consulOptionsFromKvstoreOpts(opts: Readonly<Record<string, strin
   }
   const address = opts['consul.address'];
   if (address === undefined || address.trim() === '') {
-    throw new ConfigError('--kvstore consul needs an agent address: give --kvstore-opt consul.address=http://HOST:8500');
+    throw new ConfigError(
+      '--kvstore consul needs an agent address: give --kvstore-opt consul.address=http://HOST:8500',
+    );
   }
   const options: ConsulStoreOptions = { address: normalizeConsulAddress(address, '--kvstore-opt consul.address') };
   const token = opts['consul.token'];
@@ -88,7 +90,15 @@ export function normalizeConsulAddress(address: string, what: string): string {
   return `${url.protocol}//${url.host}`;
 }
 
-const DURATION_UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+const DURATION_UNIT_MS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+};
 
 /** Parses a Go duration (`15m`, `1h30m`, `900s`, `1500ms`) into milliseconds; undefined if malformed. */
 export function parseGoDurationMs(text: string): number | undefined {

@@ -59,7 +59,8 @@ export class ConsulSession {
 
   /** The session's ID, creating the session first if there is none. */
   async ensure(): Promise<string> {
-    if (this.closed) throw new KvUnavailableError(`consul ${this.options.client.address}: the store is closed; no session`);
+    if (this.closed)
+      throw new KvUnavailableError(`consul ${this.options.client.address}: the store is closed; no session`);
     if (this.id !== undefined) return this.id;
     this.creating ??= this.create().finally(() => {
       this.creating = undefined;
@@ -75,7 +76,10 @@ export class ConsulSession {
     if (this.id !== id || this.closed) return;
     this.id = undefined;
     clearTimeout(this.renewTimer);
-    this.options.logger.warn({ session: id, reason }, 'consul session lost; its leased keys were deleted; creating a new one');
+    this.options.logger.warn(
+      { session: id, reason },
+      'consul session lost; its leased keys were deleted; creating a new one',
+    );
     this.replacementReason = reason;
     this.retryCreate(0);
   }
@@ -161,7 +165,10 @@ export class ConsulSession {
       });
       if (this.id !== id) return;
       if (reply.status === 404) {
-        this.lost(id, `consul no longer knows session ${id}: it expired (no renewal for up to twice its TTL) or was destroyed`);
+        this.lost(
+          id,
+          `consul no longer knows session ${id}: it expired (no renewal for up to twice its TTL) or was destroyed`,
+        );
         return;
       }
       // Consul may return a higher TTL than requested, asking for slower renewals under load.

@@ -132,7 +132,10 @@ export class ConsulWatcher implements Watcher {
       } catch (err) {
         if (this.closed) return;
         if (backoffMs === 0) {
-          logger.warn({ err, prefix }, 'consul watch cannot reach consul; retrying (changes meanwhile arrive once it answers)');
+          logger.warn(
+            { err, prefix },
+            'consul watch cannot reach consul; retrying (changes meanwhile arrive once it answers)',
+          );
         }
         backoffMs = Math.min(Math.max(backoffMs * 2, MIN_BACKOFF_MS), MAX_BACKOFF_MS);
         await this.sleep(backoffMs);
@@ -186,7 +189,13 @@ export class ConsulWatcher implements Watcher {
     for (const pair of state.pairs) {
       next.set(pair.key, pair.modRevision);
       if (this.known.get(pair.key) !== pair.modRevision && pair.modRevision > fromRevision) {
-        puts.push({ type: 'put', key: pair.key, value: pair.value, modRevision: pair.modRevision, createRevision: pair.createRevision });
+        puts.push({
+          type: 'put',
+          key: pair.key,
+          value: pair.value,
+          modRevision: pair.modRevision,
+          createRevision: pair.createRevision,
+        });
       }
     }
     puts.sort((a, b) => (a.modRevision < b.modRevision ? -1 : a.modRevision > b.modRevision ? 1 : 0));
@@ -214,7 +223,11 @@ export class ConsulWatcher implements Watcher {
     if (this.closed) return;
     this.close();
     if (this.options.handlers.onResyncNeeded) this.options.handlers.onResyncNeeded(reason);
-    else this.options.logger.warn({ prefix: this.options.prefix, reason }, 'watch needs a resync but has no onResyncNeeded handler');
+    else
+      this.options.logger.warn(
+        { prefix: this.options.prefix, reason },
+        'watch needs a resync but has no onResyncNeeded handler',
+      );
   }
 
   private notifyProgress(): void {

@@ -116,7 +116,9 @@ const UINT64_FIELDS = new Set(['CreateIndex', 'ModifyIndex', 'LockIndex', 'Flags
 /** Parses a Consul JSON body, reading the uint64 fields as exact bigint. */
 export function parseConsulJson(text: string): unknown {
   return JSON.parse(text, (key, value: unknown, context?: { source?: string }) =>
-    UINT64_FIELDS.has(key) && typeof value === 'number' && context?.source !== undefined ? BigInt(context.source) : value,
+    UINT64_FIELDS.has(key) && typeof value === 'number' && context?.source !== undefined
+      ? BigInt(context.source)
+      : value,
   );
 }
 

@@ -7,7 +7,11 @@ import { bpfEndpoints, bpfPolicyOf12, conntrack, ipcache, rawRequest, startApi }
 t.test('GET /v1/bpf/policy/:endpoint returns the endpoint policy map', async (t) => {
   const { client } = await startApi(t);
   t.same(await client.bpfPolicy('12'), bpfPolicyOf12);
-  await t.rejects(client.bpfPolicy('13'), { kind: 'NotFound', code: 'ERR_NOT_FOUND', message: 'endpoint "13" not found' });
+  await t.rejects(client.bpfPolicy('13'), {
+    kind: 'NotFound',
+    code: 'ERR_NOT_FOUND',
+    message: 'endpoint "13" not found',
+  });
 });
 
 t.test('GET /v1/bpf/ipcache, /v1/bpf/ct and /v1/bpf/endpoint return the maps', async (t) => {

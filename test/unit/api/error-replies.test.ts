@@ -72,26 +72,75 @@ t.test('every error on the agent API socket is JSON in its shape', async (t) => 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  assertError(t, await rawHttp(socketPath, { method: 'GET', path: '/v1/endpoint/%ZZ' }), 'GET /v1/endpoint/%ZZ', 400, 'ERR_BAD_REQUEST', /not valid percent-encoding/);
-  assertError(t, await rawHttp(socketPath, { method: 'GET', path: '/v1/policy/%E0%A4%A' }), 'GET /v1/policy/%E0%A4%A', 400, 'ERR_BAD_REQUEST', /not valid percent-encoding/);
-  assertError(t, await rawHttp(socketPath, { method: 'GET', path: '/v1/nosuch' }), 'unknown route', 404, 'ERR_NOT_FOUND', /no API route GET \/v1\/nosuch/);
+  assertError(
+    t,
+    await rawHttp(socketPath, { method: 'GET', path: '/v1/endpoint/%ZZ' }),
+    'GET /v1/endpoint/%ZZ',
+    400,
+    'ERR_BAD_REQUEST',
+    /not valid percent-encoding/,
+  );
+  assertError(
+    t,
+    await rawHttp(socketPath, { method: 'GET', path: '/v1/policy/%E0%A4%A' }),
+    'GET /v1/policy/%E0%A4%A',
+    400,
+    'ERR_BAD_REQUEST',
+    /not valid percent-encoding/,
+  );
+  assertError(
+    t,
+    await rawHttp(socketPath, { method: 'GET', path: '/v1/nosuch' }),
+    'unknown route',
+    404,
+    'ERR_NOT_FOUND',
+    /no API route GET \/v1\/nosuch/,
+  );
 
   const policyBody = JSON.stringify({ text: 'apiVersion: cilium.io/v2\n' });
   const hostile: Array<[string, Record<string, string>, string, RegExp]> = [
     ['Content-Encoding: bogus', { 'Content-Encoding': 'bogus' }, policyBody, /unsupported Content-Encoding "bogus"/],
-    ['charset=latin2', { 'Content-Type': 'application/json; charset=latin2' }, policyBody, /unsupported charset "latin2"/],
+    [
+      'charset=latin2',
+      { 'Content-Type': 'application/json; charset=latin2' },
+      policyBody,
+      /unsupported charset "latin2"/,
+    ],
     ['invalid JSON', {}, '{"text": ', /request body is not valid JSON/],
-    ['a 9 MB body', {}, JSON.stringify({ text: 'x'.repeat(9 * 1024 * 1024) }), /request body is larger than the limit of 8388608 bytes/],
+    [
+      'a 9 MB body',
+      {},
+      JSON.stringify({ text: 'x'.repeat(9 * 1024 * 1024) }),
+      /request body is larger than the limit of 8388608 bytes/,
+    ],
   ];
   for (const [what, headers, body, message] of hostile) {
-    assertError(t, await rawHttp(socketPath, { method: 'POST', path: '/v1/policy', headers, body }), `POST /v1/policy with ${what}`, 400, 'ERR_BAD_REQUEST', message);
+    assertError(
+      t,
+      await rawHttp(socketPath, { method: 'POST', path: '/v1/policy', headers, body }),
+      `POST /v1/policy with ${what}`,
+      400,
+      'ERR_BAD_REQUEST',
+      message,
+    );
   }
   t.same(backend.importedTexts, [], 'no refused body reached the backend');
 
   const started = performance.now();
-  const bomb = await rawHttp(socketPath, { method: 'POST', path: '/v1/policy', body: JSON.stringify({ text: aliasBomb }) });
+  const bomb = await rawHttp(socketPath, {
+    method: 'POST',
+    path: '/v1/policy',
+    body: JSON.stringify({ text: aliasBomb }),
+  });
   const ms = performance.now() - started;
-  assertError(t, bomb, 'alias bomb', 400, 'ERR_POLICY_INVALID', /YAML document 1: cannot expand its anchors and aliases \(at most 100 alias expansions\)/);
+  assertError(
+    t,
+    bomb,
+    'alias bomb',
+    400,
+    'ERR_POLICY_INVALID',
+    /YAML document 1: cannot expand its anchors and aliases \(at most 100 alias expansions\)/,
+  );
   t.ok(ms < 2000, `alias bomb refused in ${Math.round(ms)} ms`);
   t.equal(backend.revision, 1, 'nothing imported');
 

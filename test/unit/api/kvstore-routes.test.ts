@@ -7,7 +7,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalKvStore } from '../../../src/kvstore/local/local-store.js';
-import { boundedEntries, kvstoreRoutes, MAX_KVSTORE_ENTRIES, MAX_KVSTORE_KEY_BYTES, MAX_KVSTORE_VALUE_BYTES } from '../../../src/api/kvstore-routes.js';
+import {
+  boundedEntries,
+  kvstoreRoutes,
+  MAX_KVSTORE_ENTRIES,
+  MAX_KVSTORE_KEY_BYTES,
+  MAX_KVSTORE_VALUE_BYTES,
+} from '../../../src/api/kvstore-routes.js';
 import { rawRequest, startApi } from './fixtures/api-harness.js';
 
 async function setup(t: Parameters<typeof startApi>[0]) {
@@ -28,33 +34,64 @@ t.test('get: one key with its revisions, or every key under a prefix in key orde
   await store.put('ip/v1/198.18.0.2', '{"identity":40001}');
 
   const one = await client.kvstoreGet('identities/v1/id/40001');
-  t.same(one, { entries: [{ key: 'identities/v1/id/40001', value: 'container:app=web', createRevision: String(revision), modRevision: String(revision) }], total: 1, truncated: false });
+  t.same(one, {
+    entries: [
+      {
+        key: 'identities/v1/id/40001',
+        value: 'container:app=web',
+        createRevision: String(revision),
+        modRevision: String(revision),
+      },
+    ],
+    total: 1,
+    truncated: false,
+  });
 
   const prefix = await client.kvstoreGet('identities/v1/', { recursive: true });
-  t.same(prefix.entries.map((e) => [e.key, e.value]), [
-    ['identities/v1/id/40001', 'container:app=web'],
-    ['identities/v1/id/40002', 'container:app=db'],
-  ]);
+  t.same(
+    prefix.entries.map((e) => [e.key, e.value]),
+    [
+      ['identities/v1/id/40001', 'container:app=web'],
+      ['identities/v1/id/40002', 'container:app=db'],
+    ],
+  );
   t.ok(prefix.entries[1]!.lease, 'a leased key shows its lease');
   t.same((await client.kvstoreGet('', { recursive: true })).total, 3, 'an empty prefix lists everything');
   t.same(await client.kvstoreGet('nothing/', { recursive: true }), { entries: [], total: 0, truncated: false });
   // Without recursive the key is one key, not a prefix.
-  await t.rejects(client.kvstoreGet('identities/v1/'), { kind: 'NotFound', code: 'ERR_NOT_FOUND', message: /key "identities\/v1\/" not found/ });
+  await t.rejects(client.kvstoreGet('identities/v1/'), {
+    kind: 'NotFound',
+    code: 'ERR_NOT_FOUND',
+    message: /key "identities\/v1\/" not found/,
+  });
 });
 
 t.test('get --recursive is bounded: ?limit and the reply byte cap', async (t) => {
   const { store, client } = await setup(t);
   for (let i = 0; i < 5; i++) await store.put(`k/${i}`, 'v'.repeat(100));
   const limited = await client.kvstoreGet('k/', { recursive: true, limit: 2 });
-  t.same(limited.entries.map((e) => e.key), ['k/0', 'k/1']);
+  t.same(
+    limited.entries.map((e) => e.key),
+    ['k/0', 'k/1'],
+  );
   t.equal(limited.total, 5);
   t.equal(limited.truncated, true);
-  await t.rejects(client.kvstoreGet('k/', { recursive: true, limit: MAX_KVSTORE_ENTRIES + 1 }), { kind: 'BadRequest', message: /limit must be a number of keys from 1 to 10000/ });
-  await t.rejects(client.kvstoreGet('k/', { recursive: true, limit: 0 }), { kind: 'BadRequest', message: /limit must be/ });
+  await t.rejects(client.kvstoreGet('k/', { recursive: true, limit: MAX_KVSTORE_ENTRIES + 1 }), {
+    kind: 'BadRequest',
+    message: /limit must be a number of keys from 1 to 10000/,
+  });
+  await t.rejects(client.kvstoreGet('k/', { recursive: true, limit: 0 }), {
+    kind: 'BadRequest',
+    message: /limit must be/,
+  });
 
   const pairs = (await store.list('k/')).pairs;
   const capped = boundedEntries(pairs, 100, 350);
-  t.same(capped.entries.map((e) => e.key), ['k/0', 'k/1', 'k/2'], '3 x 103 bytes fit in 350, the 4th does not');
+  t.same(
+    capped.entries.map((e) => e.key),
+    ['k/0', 'k/1', 'k/2'],
+    '3 x 103 bytes fit in 350, the 4th does not',
+  );
   t.equal(capped.truncated, true);
   t.equal(boundedEntries(pairs, 100, 10).entries.length, 1, 'one key is always sent, however large');
 });
@@ -72,9 +109,16 @@ t.test('set writes an unleased key and returns its revision; delete removes one 
   await store.put('operator/b', 'z');
   t.same(await client.kvstoreDelete('operator/note'), { deleted: 1 });
   t.same(await client.kvstoreDelete('operator/note'), { deleted: 0 }, 'deleting a missing key is not an error');
-  t.same(await client.kvstoreDelete('operator/a/'), { deleted: 0 }, 'without recursive a prefix is just a (missing) key');
+  t.same(
+    await client.kvstoreDelete('operator/a/'),
+    { deleted: 0 },
+    'without recursive a prefix is just a (missing) key',
+  );
   t.same(await client.kvstoreDelete('operator/a/', { recursive: true }), { deleted: 2 });
-  t.same((await store.list('operator/')).pairs.map((p) => p.key), ['operator/b']);
+  t.same(
+    (await store.list('operator/')).pairs.map((p) => p.key),
+    ['operator/b'],
+  );
 });
 
 t.test('never the whole store, and bounded, well-formed input', async (t) => {
@@ -85,8 +129,14 @@ t.test('never the whole store, and bounded, well-formed input', async (t) => {
   await t.rejects(client.kvstoreSet('', 'v'), { kind: 'BadRequest', message: /empty key/ });
   await t.rejects(client.kvstoreGet(''), { kind: 'BadRequest', message: /empty key/ });
   await t.rejects(client.kvstoreSet('a\nb', 'v'), { kind: 'BadRequest', message: /contains control characters/ });
-  await t.rejects(client.kvstoreGet('x'.repeat(MAX_KVSTORE_KEY_BYTES + 1)), { kind: 'BadRequest', message: /longer than 4096 bytes/ });
-  await t.rejects(client.kvstoreSet('big', 'v'.repeat(MAX_KVSTORE_VALUE_BYTES + 1)), { kind: 'BadRequest', message: /larger than 524288 bytes/ });
+  await t.rejects(client.kvstoreGet('x'.repeat(MAX_KVSTORE_KEY_BYTES + 1)), {
+    kind: 'BadRequest',
+    message: /longer than 4096 bytes/,
+  });
+  await t.rejects(client.kvstoreSet('big', 'v'.repeat(MAX_KVSTORE_VALUE_BYTES + 1)), {
+    kind: 'BadRequest',
+    message: /larger than 524288 bytes/,
+  });
   t.equal(await store.get('big'), undefined);
 
   const badBodies: Array<[string, RegExp]> = [

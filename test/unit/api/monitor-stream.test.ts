@@ -47,7 +47,10 @@ t.test('parseMonitorTypes reads one, several and no types', async (t) => {
   t.equal(parseMonitorTypes(''), undefined);
   t.same(parseMonitorTypes('drop, trace,'), new Set(['drop', 'trace']));
   t.same(parseMonitorTypes(['drop', 'policy-verdict,trace']), new Set(['drop', 'policy-verdict', 'trace']));
-  t.throws(() => parseMonitorTypes('drops'), { code: 'ERR_BAD_REQUEST', message: 'unknown monitor event type "drops"; expected one of drop, policy-verdict, trace' });
+  t.throws(() => parseMonitorTypes('drops'), {
+    code: 'ERR_BAD_REQUEST',
+    message: 'unknown monitor event type "drops"; expected one of drop, policy-verdict, trace',
+  });
   t.throws(() => parseMonitorTypes('constructor'), { code: 'ERR_BAD_REQUEST' });
 });
 
@@ -56,7 +59,9 @@ t.test('the stream is NDJSON with an idle heartbeat newline', async (t) => {
   const req = request({ socketPath, path: '/v1/monitor', agent: false });
   req.on('error', () => {}); // the reset from destroy() at teardown
   t.teardown(() => req.destroy());
-  const response = await new Promise<import('node:http').IncomingMessage>((resolve) => req.on('response', resolve).end());
+  const response = await new Promise<import('node:http').IncomingMessage>((resolve) =>
+    req.on('response', resolve).end(),
+  );
   t.equal(response.statusCode, 200);
   t.equal(response.headers['content-type'], 'application/x-ndjson');
   let body = '';
@@ -67,7 +72,10 @@ t.test('the stream is NDJSON with an idle heartbeat newline', async (t) => {
   backend.emit(dropEvent);
   await until(() => body.includes('}\n'), 'the event line');
   const lines = body.split('\n').filter((l) => l !== '');
-  t.same(lines.map((l) => JSON.parse(l)), [JSON.parse(JSON.stringify(dropEvent))]);
+  t.same(
+    lines.map((l) => JSON.parse(l)),
+    [JSON.parse(JSON.stringify(dropEvent))],
+  );
 });
 
 t.test('closing the client stream unsubscribes and resolves done', async (t) => {
@@ -135,7 +143,11 @@ t.test('stopping the server ends open streams cleanly and unsubscribes them', as
 t.test('an unknown type is a 400 before any streaming, and done rejects with it', async (t) => {
   const { client, backend, socketPath } = await startApi(t);
   const stream = client.monitor(['drop', 'l7'], () => {});
-  await t.rejects(stream.done, { kind: 'BadRequest', code: 'ERR_BAD_REQUEST', message: /unknown monitor event type "l7"/ });
+  await t.rejects(stream.done, {
+    kind: 'BadRequest',
+    code: 'ERR_BAD_REQUEST',
+    message: /unknown monitor event type "l7"/,
+  });
   const reply = await rawRequest(socketPath, 'GET', '/v1/monitor?type=l7');
   t.equal(reply.status, 400);
   t.match(reply.contentType, /application\/json/);
@@ -144,12 +156,17 @@ t.test('an unknown type is a 400 before any streaming, and done rejects with it'
 
 t.test('a backend that cannot subscribe answers with its error', async (t) => {
   const { client, backend } = await startApi(t);
-  backend.subscribeError = new UnsupportedError('the monitor needs the BPF datapath; this daemon runs the routing datapath');
+  backend.subscribeError = new UnsupportedError(
+    'the monitor needs the BPF datapath; this daemon runs the routing datapath',
+  );
   const stream = client.monitor(undefined, () => {});
   await t.rejects(stream.done, { kind: 'Unsupported', code: 'ERR_UNSUPPORTED', message: /needs the BPF datapath/ });
 });
 
 t.test('a daemon that is not running rejects done with DaemonUnreachableError', async (t) => {
   const stream = new ApiClient('unix:///nonexistent/cilium.sock').monitor(undefined, () => {});
-  await t.rejects(stream.done, { code: 'ERR_DAEMON_UNREACHABLE', message: /cannot reach the cilium-docker daemon at \/nonexistent\/cilium.sock \(ENOENT\)/ });
+  await t.rejects(stream.done, {
+    code: 'ERR_DAEMON_UNREACHABLE',
+    message: /cannot reach the cilium-docker daemon at \/nonexistent\/cilium.sock \(ENOENT\)/,
+  });
 });

@@ -19,7 +19,15 @@ import { startApi } from './fixtures/api-harness.js';
 const NOW = Date.parse('2026-03-01T12:00:00.000Z');
 const ago = (seconds: number) => new Date(NOW - seconds * 1000).toISOString();
 
-const record = (name: string, extra: Record<string, unknown>) => JSON.stringify({ name, hostname: `${name}.lab`, bootId: `boot-${name}`, startedAt: '2026-03-01T00:00:00.000Z', blocks: [], ...extra });
+const record = (name: string, extra: Record<string, unknown>) =>
+  JSON.stringify({
+    name,
+    hostname: `${name}.lab`,
+    bootId: `boot-${name}`,
+    startedAt: '2026-03-01T00:00:00.000Z',
+    blocks: [],
+    ...extra,
+  });
 
 async function setup(t: Parameters<typeof startApi>[0]) {
   const dir = mkdtempSync(join(tmpdir(), 'cd-noderoutes-'));
@@ -50,7 +58,9 @@ async function setup(t: Parameters<typeof startApi>[0]) {
   await store.put('heartbeat/v1/h2', ago(181));
   await store.put('heartbeat/v1/h3', ago(-30)); // its clock runs ahead of ours
   await peers.start();
-  const api = await startApi(t, { routes: [nodeRoutes({ peers, store, now: () => NOW }), versionRoutes('9.9.9', 'h1')] });
+  const api = await startApi(t, {
+    routes: [nodeRoutes({ peers, store, now: () => NOW }), versionRoutes('9.9.9', 'h1')],
+  });
   return { store, peers, ...api };
 }
 
@@ -80,7 +90,15 @@ t.test('GET /v1/node lists every node with its record, blocks, peer state and he
     lastSeenSecondsAgo: 5,
     health: 'ok',
   });
-  t.match(h2, { local: false, peer: true, routingMode: 'tunnel', blocks: ['198.18.120.64/26', '198.18.121.0/26'], endpoints: 2, health: 'stale', lastSeenSecondsAgo: 181 });
+  t.match(h2, {
+    local: false,
+    peer: true,
+    routingMode: 'tunnel',
+    blocks: ['198.18.120.64/26', '198.18.121.0/26'],
+    endpoints: 2,
+    health: 'stale',
+    lastSeenSecondsAgo: 181,
+  });
   t.match(h2!.detail, /no heartbeat for 181s \(one is due every 60s\)/);
   t.match(h3, { peer: false, routingMode: 'native', health: 'ok', lastSeenSecondsAgo: 0 });
   t.match(h3!.detail, /routing mode native differs from this node's \(tunnel\): not programmed as a peer/);
@@ -97,19 +115,36 @@ t.test('a node whose record goes (lease expired) leaves the list', async (t) => 
     if (Date.now() > deadline) throw new Error('h2 still listed');
     await new Promise((r) => setTimeout(r, 50));
   }
-  t.same((await client.listNodes()).map((n) => n.name), ['h1', 'h3', 'h4']);
+  t.same(
+    (await client.listNodes()).map((n) => n.name),
+    ['h1', 'h3', 'h4'],
+  );
 });
 
 t.test('heartbeats that cannot be read make every node unknown, with the reason', async (t) => {
-  const models = nodeModels([{ name: 'h1', hostname: '', bootId: 'b', startedAt: '', blocks: [], endpoints: 0, local: true, peer: false }], new Error('kvstore unreachable'), NOW);
+  const models = nodeModels(
+    [{ name: 'h1', hostname: '', bootId: 'b', startedAt: '', blocks: [], endpoints: 0, local: true, peer: false }],
+    new Error('kvstore unreachable'),
+    NOW,
+  );
   t.match(models, [{ name: 'h1', health: 'unknown', detail: 'heartbeats could not be read: kvstore unreachable' }]);
-  const garbage = nodeModels([{ name: 'h1', hostname: '', bootId: 'b', startedAt: '', blocks: [], endpoints: 0, local: true, peer: false }], new Map([['h1', 'yesterday']]), NOW);
+  const garbage = nodeModels(
+    [{ name: 'h1', hostname: '', bootId: 'b', startedAt: '', blocks: [], endpoints: 0, local: true, peer: false }],
+    new Map([['h1', 'yesterday']]),
+    NOW,
+  );
   t.match(garbage, [{ health: 'unknown', detail: 'heartbeat "yesterday" is not a time' }]);
 });
 
 t.test('GET /v1/version: the daemon version, node and kernel', async (t) => {
   const { client } = await setup(t);
   const v = await client.version();
-  t.match(v, { version: '9.9.9', node: 'h1', nodejs: process.version, platform: `${process.platform}/${process.arch}`, kernel: release() });
+  t.match(v, {
+    version: '9.9.9',
+    node: 'h1',
+    nodejs: process.version,
+    platform: `${process.platform}/${process.arch}`,
+    kernel: release(),
+  });
   t.type(v.kernelVersion, 'string');
 });

@@ -36,14 +36,21 @@ t.test('POST /v1/policy refuses bodies without a text and passes validation erro
   t.match(JSON.parse(notJson.text).error.message, /not valid JSON/);
   t.same(backend.importedTexts, [], 'nothing invalid reached the backend');
 
-  const err = await client.importPolicy(webPolicy.replace('matchLabels: {app: web}', 'matchLabels: {app: web}\n  ingress:\n  - toPorts:\n    - ports: [{port: http}]')).catch((e: unknown) => e);
+  const err = await client
+    .importPolicy(
+      webPolicy.replace(
+        'matchLabels: {app: web}',
+        'matchLabels: {app: web}\n  ingress:\n  - toPorts:\n    - ports: [{port: http}]',
+      ),
+    )
+    .catch((e: unknown) => e);
   t.ok(err instanceof CiliumDockerError);
   t.match(err, { kind: 'BadRequest', code: 'ERR_POLICY_INVALID', message: /"http" is not a port number/ });
 });
 
 t.test('GET /v1/policy lists every policy, GET /v1/policy/:name one of them', async (t) => {
   const { client } = await startApi(t);
-  await client.importPolicy(webPolicy + '---\n' + dbPolicy);
+  await client.importPolicy(`${webPolicy}---\n${dbPolicy}`);
   const all = await client.getPolicy();
   t.equal(all.revision, 2);
   t.same(
@@ -52,12 +59,16 @@ t.test('GET /v1/policy lists every policy, GET /v1/policy/:name one of them', as
   );
   const one = await client.getPolicy('db-policy');
   t.same(one.policies, [{ apiVersion: 'cilium.io/v2', kind: 'CiliumNetworkPolicy', metadata: { name: 'db-policy' } }]);
-  await t.rejects(client.getPolicy('nope'), { code: 'ERR_NOT_FOUND', kind: 'NotFound', message: 'policy "nope" not found' });
+  await t.rejects(client.getPolicy('nope'), {
+    code: 'ERR_NOT_FOUND',
+    kind: 'NotFound',
+    message: 'policy "nope" not found',
+  });
 });
 
 t.test('DELETE /v1/policy/:name deletes one policy, DELETE /v1/policy all of them', async (t) => {
   const { client, backend } = await startApi(t);
-  await client.importPolicy(webPolicy + '---\n' + dbPolicy);
+  await client.importPolicy(`${webPolicy}---\n${dbPolicy}`);
   t.same(await client.deletePolicy('web-policy'), { revision: 3 });
   t.same([...backend.policies.keys()], ['db-policy']);
   await t.rejects(client.deletePolicy('web-policy'), { code: 'ERR_NOT_FOUND' });
@@ -78,7 +89,7 @@ t.test('an empty policy name never deletes every policy', async (t) => {
 
 t.test('GET and DELETE /v1/policy?labels=... select by labels; an empty labels query deletes nothing', async (t) => {
   const { client, backend, socketPath } = await startApi(t);
-  await client.importPolicy(webPolicy + '---\n' + dbPolicy);
+  await client.importPolicy(`${webPolicy}---\n${dbPolicy}`);
   t.same((await client.getPolicyByLabels(['name=db-policy'])).policies.length, 1);
   t.same((await client.getPolicyByLabels(['name=none'])).policies, []);
   for (const query of ['labels=', 'labels=&labels=name%3Dweb-policy']) {
@@ -99,11 +110,18 @@ t.test('policy names are path-encoded', async (t) => {
 
 t.test('POST /v1/policy/trace passes a valid request and returns the trace', async (t) => {
   const { client, backend } = await startApi(t);
-  const trace = await client.tracePolicy({ srcLabels: ['container:app=web'], dstLabels: ['app=db'], dport: 80, protocol: 'TCP' });
+  const trace = await client.tracePolicy({
+    srcLabels: ['container:app=web'],
+    dstLabels: ['app=db'],
+    dport: 80,
+    protocol: 'TCP',
+  });
   t.equal(trace.verdict, 'allowed');
   t.equal(trace.decidingRule, 'db-policy');
   t.equal(trace.explanation.at(-1), 'Final verdict: ALLOWED');
-  t.same(backend.traceRequests, [{ srcLabels: ['container:app=web'], dstLabels: ['app=db'], dport: 80, protocol: 'TCP' }]);
+  t.same(backend.traceRequests, [
+    { srcLabels: ['container:app=web'], dstLabels: ['app=db'], dport: 80, protocol: 'TCP' },
+  ]);
 });
 
 t.test('POST /v1/policy/trace defaults dport to 0 and protocol to ANY, and upper-cases the protocol', async (t) => {
@@ -130,10 +148,17 @@ t.test('POST /v1/policy/trace refuses malformed requests with messages naming th
     [{ ...valid, dport: '80' }, /dport must be a port number/],
     [{ ...valid, dport: 8.5 }, /dport must be a port number/],
     [{ ...valid, protocol: 'SCTP' }, /protocol must be TCP, UDP or ANY; got "SCTP"/],
-    [{ ...valid, src_labels: ['a=b'] }, /unknown field "src_labels" in trace request; expected srcLabels, dstLabels, dport, protocol/],
+    [
+      { ...valid, src_labels: ['a=b'] },
+      /unknown field "src_labels" in trace request; expected srcLabels, dstLabels, dport, protocol/,
+    ],
   ];
   for (const [body, message] of cases) {
-    await t.rejects(client.call('POST', '/v1/policy/trace', body), { code: 'ERR_BAD_REQUEST', kind: 'BadRequest', message }, JSON.stringify(body));
+    await t.rejects(
+      client.call('POST', '/v1/policy/trace', body),
+      { code: 'ERR_BAD_REQUEST', kind: 'BadRequest', message },
+      JSON.stringify(body),
+    );
   }
   t.same(backend.traceRequests, [], 'no malformed request reached the backend');
 });
@@ -142,10 +167,14 @@ t.test('GET /v1/policy/wait/:revision waits with the given timeout', async (t) =
   const { client, backend } = await startApi(t);
   t.same(await client.waitPolicy(1, 5_000), { revision: 1, endpoints: 3 });
   t.same(await client.call('GET', '/v1/policy/wait/1'), { revision: 1, endpoints: 3 });
-  t.same(backend.waitCalls, [
-    { revision: 1, timeoutMs: 5_000 },
-    { revision: 1, timeoutMs: 30_000 },
-  ], 'the timeout defaults to 30 s');
+  t.same(
+    backend.waitCalls,
+    [
+      { revision: 1, timeoutMs: 5_000 },
+      { revision: 1, timeoutMs: 30_000 },
+    ],
+    'the timeout defaults to 30 s',
+  );
 });
 
 t.test('GET /v1/policy/wait/:revision passes the daemon timeout error on', async (t) => {
@@ -159,9 +188,18 @@ t.test('GET /v1/policy/wait/:revision passes the daemon timeout error on', async
 
 t.test('GET /v1/policy/wait/:revision validates the revision and the timeout', async (t) => {
   const { client, backend } = await startApi(t);
-  await t.rejects(client.call('GET', '/v1/policy/wait/latest'), { code: 'ERR_BAD_REQUEST', message: 'policy revision "latest" is not a number' });
-  await t.rejects(client.call('GET', '/v1/policy/wait/2?timeout=30s'), { code: 'ERR_BAD_REQUEST', message: /timeout must be a number of milliseconds/ });
+  await t.rejects(client.call('GET', '/v1/policy/wait/latest'), {
+    code: 'ERR_BAD_REQUEST',
+    message: 'policy revision "latest" is not a number',
+  });
+  await t.rejects(client.call('GET', '/v1/policy/wait/2?timeout=30s'), {
+    code: 'ERR_BAD_REQUEST',
+    message: /timeout must be a number of milliseconds/,
+  });
   await t.rejects(client.call('GET', '/v1/policy/wait/2?timeout=99999999'), { code: 'ERR_BAD_REQUEST' });
-  await t.rejects(client.call('GET', '/v1/policy/wait/2?timeout=1&timeout=2'), { code: 'ERR_BAD_REQUEST', message: /given once/ });
+  await t.rejects(client.call('GET', '/v1/policy/wait/2?timeout=1&timeout=2'), {
+    code: 'ERR_BAD_REQUEST',
+    message: /given once/,
+  });
   t.same(backend.waitCalls, []);
 });

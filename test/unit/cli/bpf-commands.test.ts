@@ -64,7 +64,11 @@ t.test('bpf ipcache list, bpf ct list and bpf endpoint list print their tables',
   t.equal(ep.code, 0, ep.stderr);
   t.equal(
     ep.stdout,
-    ['IP             ENDPOINT   IFINDEX   IDENTITY   NETID   ENFORCE   MAC', '198.18.100.3   12         41        5678       1       ingress   02:42:c6:12:64:03', ''].join('\n'),
+    [
+      'IP             ENDPOINT   IFINDEX   IDENTITY   NETID   ENFORCE   MAC',
+      '198.18.100.3   12         41        5678       1       ingress   02:42:c6:12:64:03',
+      '',
+    ].join('\n'),
   );
 });
 

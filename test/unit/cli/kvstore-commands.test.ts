@@ -26,7 +26,14 @@ async function setup(t: Parameters<typeof startApi>[0]) {
 }
 
 t.test('key => value lines, escaped: a value cannot forge a line or reach the terminal', async (t) => {
-  const model: KvstoreGetModel = { entries: [{ key: 'k/1', value: 'v1', createRevision: '1', modRevision: '1' }, { key: 'k/2', value: 'x\ny\x1b[2J\u009b\\', createRevision: '2', modRevision: '2' }], total: 2, truncated: false };
+  const model: KvstoreGetModel = {
+    entries: [
+      { key: 'k/1', value: 'v1', createRevision: '1', modRevision: '1' },
+      { key: 'k/2', value: 'x\ny\x1b[2J\u009b\\', createRevision: '2', modRevision: '2' },
+    ],
+    total: 2,
+    truncated: false,
+  };
   t.equal(renderKvstoreEntries(model), 'k/1 => v1\nk/2 => x\\ny\\x1b[2J\\x9b\\\\\n');
 });
 
@@ -51,7 +58,10 @@ t.test('set, get --recursive, get -o json, delete --recursive through the CLI', 
   const del = await runCli(['--host', host, 'kvstore', 'delete', '--recursive', 'cilium/test/']);
   t.equal(del.code, 0, del.stderr);
   t.equal(del.stdout, 'deleted 2 keys\n');
-  t.same((await store.list('cilium/')).pairs.map((p) => p.key), ['cilium/other']);
+  t.same(
+    (await store.list('cilium/')).pairs.map((p) => p.key),
+    ['cilium/other'],
+  );
 });
 
 t.test('errors: a missing key, and the value given twice', async (t) => {

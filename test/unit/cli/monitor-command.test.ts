@@ -62,7 +62,7 @@ t.test('monitor exits 0 when the daemon ends the stream', async (t) => {
   await server.stop();
   const result = await cli.exited;
   t.equal(result.code, 0, result.stderr);
-  t.equal(result.stdout, expectedLines[0] + '\n');
+  t.equal(result.stdout, `${expectedLines[0]}\n`);
   t.ok(subscription.unsubscribed);
 });
 
@@ -70,7 +70,10 @@ t.test('monitor with an unknown type prints the daemon error and exits 1', async
   const { host, backend } = await startApi(t);
   const r = await runCli(['--host', host, 'monitor', '--type', 'drop,l7']);
   t.equal(r.code, 1);
-  t.equal(r.stderr, 'Error: unknown monitor event type "l7"; expected one of drop, policy-verdict, trace (ERR_BAD_REQUEST)\n');
+  t.equal(
+    r.stderr,
+    'Error: unknown monitor event type "l7"; expected one of drop, policy-verdict, trace (ERR_BAD_REQUEST)\n',
+  );
   t.equal(backend.subscriptions.length, 0);
 });
 

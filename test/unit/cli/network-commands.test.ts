@@ -7,12 +7,41 @@ import type { NetworkModel } from '../../../src/api/models.js';
 import { startApi } from '../api/fixtures/api-harness.js';
 import { runCli } from './fixtures/run-cli.js';
 
-const CONFLICT = 'network "db" conflicts with the cluster record networks/v1/db (created by node node-a at 2026-01-01T00:00:00.000Z): subnet 198.18.42.0/24 in the cluster, 198.18.43.0/24 on node node-b; remove this network';
+const CONFLICT =
+  'network "db" conflicts with the cluster record networks/v1/db (created by node node-a at 2026-01-01T00:00:00.000Z): subnet 198.18.42.0/24 in the cluster, 198.18.43.0/24 on node node-b; remove this network';
 
 const networks: NetworkModel[] = [
-  { name: 'app', networkId: 'a'.repeat(64), subnet: '198.18.40.0/24', gateway: '198.18.40.1', internal: false, createdBy: 'node-a', createdAt: '2026-01-01T00:00:00.000Z', nodes: ['node-a', 'node-b'], status: 'ok' },
-  { name: 'db', networkId: 'b'.repeat(64), subnet: '198.18.43.0/24', gateway: '198.18.43.1', internal: true, createdBy: 'node-a', nodes: ['node-a'], status: 'conflict', detail: CONFLICT },
-  { name: 'web', subnet: '198.18.44.0/24', ipRange: '198.18.44.128/25', gateway: '198.18.44.1', createdBy: 'node-c', nodes: ['node-c'], status: 'remote' },
+  {
+    name: 'app',
+    networkId: 'a'.repeat(64),
+    subnet: '198.18.40.0/24',
+    gateway: '198.18.40.1',
+    internal: false,
+    createdBy: 'node-a',
+    createdAt: '2026-01-01T00:00:00.000Z',
+    nodes: ['node-a', 'node-b'],
+    status: 'ok',
+  },
+  {
+    name: 'db',
+    networkId: 'b'.repeat(64),
+    subnet: '198.18.43.0/24',
+    gateway: '198.18.43.1',
+    internal: true,
+    createdBy: 'node-a',
+    nodes: ['node-a'],
+    status: 'conflict',
+    detail: CONFLICT,
+  },
+  {
+    name: 'web',
+    subnet: '198.18.44.0/24',
+    ipRange: '198.18.44.128/25',
+    gateway: '198.18.44.1',
+    createdBy: 'node-c',
+    nodes: ['node-c'],
+    status: 'remote',
+  },
 ];
 
 t.test('network list: one row per network with its status; conflicts explained under the table', async (t) => {

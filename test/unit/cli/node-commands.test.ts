@@ -18,12 +18,34 @@ import { renderNodeList } from '../../../src/cli/node-commands.js';
 import { startApi } from '../api/fixtures/api-harness.js';
 import { runCli } from './fixtures/run-cli.js';
 
-const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const PACKAGE_VERSION = (
+  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 const base = { hostname: '', bootId: 'b', startedAt: '2026-03-01T00:00:00.000Z' };
 const cluster: ClusterNodeStatus[] = [
-  { ...base, name: 'h1', underlayIp: '198.19.0.1', tunnel: 'vxlan', tunnelPort: 8472, blocks: ['198.18.120.0/26'], endpoints: 1, local: true, peer: false },
-  { ...base, name: 'h2', underlayIp: '198.19.0.2', tunnel: 'vxlan', tunnelPort: 8472, blocks: ['198.18.120.64/26', '198.18.121.0/26'], endpoints: 2, local: false, peer: true },
+  {
+    ...base,
+    name: 'h1',
+    underlayIp: '198.19.0.1',
+    tunnel: 'vxlan',
+    tunnelPort: 8472,
+    blocks: ['198.18.120.0/26'],
+    endpoints: 1,
+    local: true,
+    peer: false,
+  },
+  {
+    ...base,
+    name: 'h2',
+    underlayIp: '198.19.0.2',
+    tunnel: 'vxlan',
+    tunnelPort: 8472,
+    blocks: ['198.18.120.64/26', '198.18.121.0/26'],
+    endpoints: 2,
+    local: false,
+    peer: true,
+  },
   { ...base, name: 'h3', blocks: [], endpoints: 0, local: false, peer: false },
 ];
 
@@ -36,13 +58,40 @@ async function setup(t: Parameters<typeof startApi>[0]) {
   });
   await store.put('heartbeat/v1/h1', new Date().toISOString());
   await store.put('heartbeat/v1/h2', new Date(Date.now() - 3600_000).toISOString());
-  return startApi(t, { routes: [nodeRoutes({ peers: { nodeList: () => cluster }, store }), versionRoutes('7.7.7', 'h1')] });
+  return startApi(t, {
+    routes: [nodeRoutes({ peers: { nodeList: () => cluster }, store }), versionRoutes('7.7.7', 'h1')],
+  });
 }
 
 t.test('node list: one row per node, blocks one per line, reasons under the table', async (t) => {
   const nodes: NodeModel[] = [
-    { ...base, name: 'h1', local: true, underlayIp: '198.19.0.1', routingMode: 'tunnel', tunnel: 'vxlan', tunnelPort: 8472, blocks: ['198.18.120.0/26'], endpoints: 1, peer: false, lastSeen: '', lastSeenSecondsAgo: 4, health: 'ok' },
-    { ...base, name: 'h2', local: false, underlayIp: '198.19.0.2', routingMode: 'native', blocks: ['198.18.120.64/26', '198.18.121.0/26'], endpoints: 2, peer: false, health: 'unknown', detail: 'no heartbeat stored yet' },
+    {
+      ...base,
+      name: 'h1',
+      local: true,
+      underlayIp: '198.19.0.1',
+      routingMode: 'tunnel',
+      tunnel: 'vxlan',
+      tunnelPort: 8472,
+      blocks: ['198.18.120.0/26'],
+      endpoints: 1,
+      peer: false,
+      lastSeen: '',
+      lastSeenSecondsAgo: 4,
+      health: 'ok',
+    },
+    {
+      ...base,
+      name: 'h2',
+      local: false,
+      underlayIp: '198.19.0.2',
+      routingMode: 'native',
+      blocks: ['198.18.120.64/26', '198.18.121.0/26'],
+      endpoints: 2,
+      peer: false,
+      health: 'unknown',
+      detail: 'no heartbeat stored yet',
+    },
   ];
   t.equal(
     renderNodeList(nodes),
@@ -72,12 +121,19 @@ t.test('node list and status --all-nodes through the CLI; -o json', async (t) =>
 
   const json = await runCli(['--host', host, 'node', 'list', '-o', 'json']);
   t.equal(json.code, 0, json.stderr);
-  t.match(JSON.parse(json.stdout), [{ name: 'h1', health: 'ok' }, { name: 'h2', health: 'stale', peer: true }, { name: 'h3', health: 'unknown' }]);
+  t.match(JSON.parse(json.stdout), [
+    { name: 'h1', health: 'ok' },
+    { name: 'h2', health: 'stale', peer: true },
+    { name: 'h3', health: 'unknown' },
+  ]);
 
   const status = await runCli(['--host', host, 'status', '--all-nodes']);
   t.equal(status.code, 0, status.stderr);
   t.match(status.stdout, /^Node: {8}node-1\n/);
-  t.match(status.stdout, /\nCluster health: {3}1\/3 nodes ok \(heartbeats in the store\)\n {2}h1 \(local\): ok, last seen \d+s ago, underlay 198\.19\.0\.1\n {2}h2: stale, last seen 36\d\ds ago, underlay 198\.19\.0\.2 \(no heartbeat for /);
+  t.match(
+    status.stdout,
+    /\nCluster health: {3}1\/3 nodes ok \(heartbeats in the store\)\n {2}h1 \(local\): ok, last seen \d+s ago, underlay 198\.19\.0\.1\n {2}h2: stale, last seen 36\d\ds ago, underlay 198\.19\.0\.2 \(no heartbeat for /,
+  );
   const plain = await runCli(['--host', host, 'status', '-o', 'json']);
   t.notOk('nodes' in JSON.parse(plain.stdout), 'no node list without --all-nodes');
 });
@@ -127,10 +183,23 @@ t.test('every verb takes -o json', async (t) => {
   const walk = (cmd: Command, path: string[]) => {
     if (cmd.commands.length === 0) {
       leaves.push(path.join(' '));
-      t.ok(cmd.options.some((o) => o.long === '--output'), `cilium ${path.join(' ')} has -o`);
+      t.ok(
+        cmd.options.some((o) => o.long === '--output'),
+        `cilium ${path.join(' ')} has -o`,
+      );
     }
     for (const sub of cmd.commands) walk(sub, [...path, sub.name()]);
   };
   walk(buildProgram(), []);
-  for (const verb of ['node list', 'kvstore get', 'version', 'identity list', 'endpoint list', 'network list', 'bpf ipcache list', 'ip list']) t.ok(leaves.includes(verb), `${verb} is a verb`);
+  for (const verb of [
+    'node list',
+    'kvstore get',
+    'version',
+    'identity list',
+    'endpoint list',
+    'network list',
+    'bpf ipcache list',
+    'ip list',
+  ])
+    t.ok(leaves.includes(verb), `${verb} is a verb`);
 });

@@ -19,7 +19,7 @@ spec:
     matchLabels: {app: web}
 `;
 const dbPolicy = webPolicy.replace('web-policy', 'db-policy');
-const invalidPolicy = webPolicy + '  ingress:\n  - toPorts:\n    - ports: [{port: http}]\n';
+const invalidPolicy = `${webPolicy}  ingress:\n  - toPorts:\n    - ports: [{port: http}]\n`;
 
 t.test('policy import FILE prints the revision; -o json prints {revision}', async (t) => {
   const { host, backend } = await startApi(t);
@@ -38,10 +38,10 @@ t.test('policy import FILE prints the revision; -o json prints {revision}', asyn
 
 t.test('policy import - reads the policy from stdin', async (t) => {
   const { host, backend } = await startApi(t);
-  const r = await runCli(['--host', host, 'policy', 'import', '-'], { input: webPolicy + '---\n' + dbPolicy });
+  const r = await runCli(['--host', host, 'policy', 'import', '-'], { input: `${webPolicy}---\n${dbPolicy}` });
   t.equal(r.code, 0, r.stderr);
   t.equal(r.stdout, 'Revision: 2\n');
-  t.same(backend.importedTexts, [webPolicy + '---\n' + dbPolicy]);
+  t.same(backend.importedTexts, [`${webPolicy}---\n${dbPolicy}`]);
   t.same([...backend.policies.keys()], ['web-policy', 'db-policy']);
 });
 
@@ -63,7 +63,7 @@ t.test('policy import of a missing file says so and exits 1', async (t) => {
 
 t.test('policy get prints the revision and the documents; -o json the PolicyListModel', async (t) => {
   const { host, client } = await startApi(t);
-  await client.importPolicy(webPolicy + '---\n' + dbPolicy);
+  await client.importPolicy(`${webPolicy}---\n${dbPolicy}`);
   const [all, one, json, missing] = await Promise.all([
     runCli(['--host', host, 'policy', 'get']),
     runCli(['--host', host, 'policy', 'get', 'db-policy']),
@@ -76,7 +76,9 @@ t.test('policy get prints the revision and the documents; -o json the PolicyList
   t.same(JSON.parse(rest.join('\n')), (await client.getPolicy()).policies);
   t.match(rest.join('\n'), /^\[\n {2}\{\n {4}"apiVersion"/, 'documents as JSON with 2-space indent');
   t.equal(one.code, 0, one.stderr);
-  t.same(JSON.parse(one.stdout.split('\n').slice(1).join('\n')), [{ apiVersion: 'cilium.io/v2', kind: 'CiliumNetworkPolicy', metadata: { name: 'db-policy' } }]);
+  t.same(JSON.parse(one.stdout.split('\n').slice(1).join('\n')), [
+    { apiVersion: 'cilium.io/v2', kind: 'CiliumNetworkPolicy', metadata: { name: 'db-policy' } },
+  ]);
   t.equal(json.code, 0, json.stderr);
   t.same(JSON.parse(json.stdout), await client.getPolicy());
   t.equal(missing.code, 1);
@@ -85,7 +87,7 @@ t.test('policy get prints the revision and the documents; -o json the PolicyList
 
 t.test('policy delete NAME and policy delete --all print the new revision', async (t) => {
   const { host, client, backend } = await startApi(t);
-  await client.importPolicy(webPolicy + '---\n' + dbPolicy);
+  await client.importPolicy(`${webPolicy}---\n${dbPolicy}`);
   const one = await runCli(['--host', host, 'policy', 'delete', 'web-policy']);
   t.equal(one.code, 0, one.stderr);
   t.equal(one.stdout, 'Revision: 3\n');
@@ -118,7 +120,22 @@ t.test('policy delete needs exactly one of NAME, labels and --all', async (t) =>
 t.test('policy trace prints the explanation and exits 0 for either verdict', async (t) => {
   const { host, backend } = await startApi(t);
   const [allowed, denied, json] = await Promise.all([
-    runCli(['--host', host, 'policy', 'trace', '--src-labels', 'container:app=web,team=a', '--src-labels', 'tier=front', '--dst-labels', 'app=db', '--dport', '80', '--protocol', 'tcp']),
+    runCli([
+      '--host',
+      host,
+      'policy',
+      'trace',
+      '--src-labels',
+      'container:app=web,team=a',
+      '--src-labels',
+      'tier=front',
+      '--dst-labels',
+      'app=db',
+      '--dport',
+      '80',
+      '--protocol',
+      'tcp',
+    ]),
     runCli(['--host', host, 'policy', 'trace', '-s', 'app=web', '-d', 'app=db', '--dport', '443']),
     runCli(['--host', host, 'policy', 'trace', '-s', 'app=web', '-d', 'app=db', '-o', 'json']),
   ]);
@@ -130,7 +147,10 @@ t.test('policy trace prints the explanation and exits 0 for either verdict', asy
   t.equal(denied.code, 0, denied.stderr);
   t.match(denied.stdout, /Final verdict: DENIED\n$/);
   t.equal(json.code, 0, json.stderr);
-  t.match(JSON.parse(json.stdout), { verdict: 'denied', explanation: ['Tracing From: [app=web] => To: [app=db] Ports: [0/ANY]', String, 'Final verdict: DENIED'] });
+  t.match(JSON.parse(json.stdout), {
+    verdict: 'denied',
+    explanation: ['Tracing From: [app=web] => To: [app=db] Ports: [0/ANY]', String, 'Final verdict: DENIED'],
+  });
   t.same(
     backend.traceRequests.find((r) => r.dport === 80),
     { srcLabels: ['container:app=web', 'team=a', 'tier=front'], dstLabels: ['app=db'], dport: 80, protocol: 'TCP' },
@@ -168,7 +188,10 @@ t.test('policy wait prints the applied revision; a timeout exits 1 with the daem
   t.same(JSON.parse(json.stdout), { revision: 1, endpoints: 3 });
   t.equal(late.code, 1);
   t.equal(late.stdout, '');
-  t.equal(late.stderr, 'Error: timed out after 150ms waiting for policy revision 7; 2 endpoints are still at revision 1 (ERR_POLICY_WAIT_TIMEOUT)\n');
+  t.equal(
+    late.stderr,
+    'Error: timed out after 150ms waiting for policy revision 7; 2 endpoints are still at revision 1 (ERR_POLICY_WAIT_TIMEOUT)\n',
+  );
   t.equal(badTimeout.code, 1);
   t.match(badTimeout.stderr, /"30" is not a duration; use e\.g\. 500ms, 30s, 2m or 1m30s/);
   t.same(
@@ -184,13 +207,17 @@ t.test('parseDuration reads Go-style durations', async (t) => {
   t.equal(parseDuration('1.5s'), 1_500);
   t.equal(parseDuration('2m'), 120_000);
   t.equal(parseDuration('1h2m3s'), 3_723_000);
-  for (const bad of ['30', '', 's', '1d', '-1s', '1s ']) t.throws(() => parseDuration(bad), { code: 'commander.invalidArgument' }, bad);
+  for (const bad of ['30', '', 's', '1d', '-1s', '1s '])
+    t.throws(() => parseDuration(bad), { code: 'commander.invalidArgument' }, bad);
 });
 
 t.test('a daemon that is not running: exit 1 with a hint', async (t) => {
   const r = await runCli(['--host', 'unix:///nonexistent/cilium.sock', 'policy', 'get']);
   t.equal(r.code, 1);
-  t.match(r.stderr, /^Error: cannot reach the cilium-docker daemon at \/nonexistent\/cilium.sock \(ENOENT\); is it running\?.*\(ERR_DAEMON_UNREACHABLE\)\n$/);
+  t.match(
+    r.stderr,
+    /^Error: cannot reach the cilium-docker daemon at \/nonexistent\/cilium.sock \(ENOENT\); is it running\?.*\(ERR_DAEMON_UNREACHABLE\)\n$/,
+  );
 });
 
 t.test('policy get|delete: one word is a name, anything with = or : is labels (as in Cilium)', async (t) => {

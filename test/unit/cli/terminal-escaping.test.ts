@@ -17,6 +17,7 @@ const hostileLabel = 'container:app=x\x1b[2J\n99   evil   1   reserved:host   19
 const hostileLabels = [hostileLabel, 'container:note=a\rb\x9b31m\u202etxt.exe', 'container:path=C:\\n'];
 
 /** Every character a terminal would act on, except the newline that ends lines. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for the control characters the CLI must escape.
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 const endpoint: EndpointModel = {
@@ -44,18 +45,29 @@ t.test('escapeTerminalText: visible escapes for C0, DEL, C1 and bidi; backslashe
   t.equal(escapeTerminalText('\x00\x07\x7f\x9b\x85'), '\\x00\\x07\\x7f\\x9b\\x85');
   t.equal(escapeTerminalText('\u202eexe.txt\u2066\u2028'), '\\u202eexe.txt\\u2066\\u2028');
   t.equal(escapeTerminalText('C:\\n'), 'C:\\\\n', 'a literal backslash-n is not mistaken for an escaped newline');
-  t.equal(escapeTerminalText('app=web-1 é ✓ 日本'), 'app=web-1 é ✓ 日本', 'printable text, Unicode included, unchanged');
-  t.equal(guardTerminalOutput('ok\n\x1b[31mred\r\n'), 'ok\n\\x1b[31mred\\r\n', 'the guard keeps line ends and nothing else');
+  t.equal(
+    escapeTerminalText('app=web-1 é ✓ 日本'),
+    'app=web-1 é ✓ 日本',
+    'printable text, Unicode included, unchanged',
+  );
+  t.equal(
+    guardTerminalOutput('ok\n\x1b[31mred\r\n'),
+    'ok\n\\x1b[31mred\\r\n',
+    'the guard keeps line ends and nothing else',
+  );
   const json = terminalJson({ label: 'a\x1b\x9b\u202e\n' });
   t.notMatch(json, RAW_CONTROL);
   t.same(JSON.parse(json), { label: 'a\x1b\x9b\u202e\n' }, 'JSON keeps the value');
 });
 
 t.test('renderTable: a hostile cell stays in its row; arrays are lines', async (t) => {
-  const text = renderTable(['ID', 'LABELS', 'STATE'], [
-    ['7', hostileLabels, 'ready'],
-    ['8', 'container:app=y\nfake row', 'ready'],
-  ]);
+  const text = renderTable(
+    ['ID', 'LABELS', 'STATE'],
+    [
+      ['7', hostileLabels, 'ready'],
+      ['8', 'container:app=y\nfake row', 'ready'],
+    ],
+  );
   t.notMatch(text, RAW_CONTROL);
   t.same(text.split('\n'), [
     'ID   LABELS                                                                        STATE',
@@ -74,7 +86,11 @@ t.test('the CLI never writes a raw control character from the daemon', async (t)
   backend.listIdentities = async () => [identity];
   backend.getIdentity = async () => identity;
   const status = await backend.status();
-  backend.status = async (): Promise<StatusModel> => ({ ...status, node: 'node-1\x1b[2J', docker: { connected: false, detail: 'refused\nKVStore:     Ok   (forged)' } });
+  backend.status = async (): Promise<StatusModel> => ({
+    ...status,
+    node: 'node-1\x1b[2J',
+    docker: { connected: false, detail: 'refused\nKVStore:     Ok   (forged)' },
+  });
 
   // Independent runs in parallel (each CLI start compiles TypeScript).
   const [endpoints, identities, one, statusText, json] = await Promise.all([
@@ -88,13 +104,24 @@ t.test('the CLI never writes a raw control character from the daemon', async (t)
   t.notMatch(endpoints.stdout, RAW_CONTROL, 'endpoint list: no raw control character');
   const rows = endpoints.stdout.split('\n');
   t.equal(rows.length, 1 + hostileLabels.length + 1, 'endpoint list: the header, one line per label, nothing more');
-  t.match(rows[1], /^7 +web\\nfake +40001 +container:app=x\\x1b\[2J\\n99   evil   1   reserved:host   198\.18\.0\.99   ready +198\.18\.0\.7 +ready$/, 'the fake row is inside the label cell');
-  t.notOk(rows.some((row) => row.startsWith('99')), 'no line starts with the forged endpoint id');
+  t.match(
+    rows[1],
+    /^7 +web\\nfake +40001 +container:app=x\\x1b\[2J\\n99 {3}evil {3}1 {3}reserved:host {3}198\.18\.0\.99 {3}ready +198\.18\.0\.7 +ready$/,
+    'the fake row is inside the label cell',
+  );
+  t.notOk(
+    rows.some((row) => row.startsWith('99')),
+    'no line starts with the forged endpoint id',
+  );
 
   t.equal(identities.code, 0, identities.stderr);
   t.notMatch(identities.stdout, RAW_CONTROL, 'identity list: no raw control character');
-  t.equal(identities.stdout.split('\n').length, 1 + hostileLabels.length + 1, 'identity list: the header, one line per label');
-  t.match(identities.stdout, /container:app=x\\x1b\[2J\\n99   evil/);
+  t.equal(
+    identities.stdout.split('\n').length,
+    1 + hostileLabels.length + 1,
+    'identity list: the header, one line per label',
+  );
+  t.match(identities.stdout, /container:app=x\\x1b\[2J\\n99 {3}evil/);
 
   t.equal(one.code, 0, one.stderr);
   t.notMatch(one.stdout, RAW_CONTROL, 'endpoint get: no raw control character');
@@ -129,7 +156,10 @@ t.test('monitor lines are escaped too', async (t) => {
   backend.emit({ ...dropEvent, srcLabels: [hostileLabel], reasonName: 'Policy denied\x1b[0m' });
   const [line] = await cli.lines(1);
   t.notMatch(cli.stdout(), RAW_CONTROL);
-  t.match(line, /^xx drop \(Policy denied\\x1b\[0m\) flow 0x0 to endpoint 12, .* \[container:app=x\\x1b\[2J\\n99   evil   1   reserved:host   198\.18\.0\.99   ready\] -> \[container:app=db\]$/);
+  t.match(
+    line,
+    /^xx drop \(Policy denied\\x1b\[0m\) flow 0x0 to endpoint 12, .* \[container:app=x\\x1b\[2J\\n99 {3}evil {3}1 {3}reserved:host {3}198\.18\.0\.99 {3}ready\] -> \[container:app=db\]$/,
+  );
   cli.child.kill('SIGINT');
   await cli.exited;
 });

@@ -37,23 +37,35 @@ t.test('publish writes, rewrites and releases this node’s entries only', async
   ];
   const publisher = new IpPublisher({ store, nodeName: 'node-a', log, localIps: () => ips });
   await publisher.publish();
-  t.same(await stored(store), {
-    '198.18.7.2': { identity: 300, node: 'node-a', endpoint: 1 },
-    '198.18.7.3': { identity: 301, node: 'node-a', endpoint: 2, name: 'web', network: 'front' },
-  }, 'every local address, no empty aliases');
+  t.same(
+    await stored(store),
+    {
+      '198.18.7.2': { identity: 300, node: 'node-a', endpoint: 1 },
+      '198.18.7.3': { identity: 301, node: 'node-a', endpoint: 2, name: 'web', network: 'front' },
+    },
+    'every local address, no empty aliases',
+  );
 
   // 198.18.7.3 moved to another node meanwhile: its entry is not ours to delete.
   await store.put(`${IP_PREFIX}198.18.7.3`, JSON.stringify({ identity: 500, node: 'node-b', endpoint: 9 }));
   ips = [{ ip: '198.18.7.2', identity: 302, endpoint: 1, aliases: ['db'] }];
   await publisher.publish();
-  t.same(await stored(store), {
-    '198.18.7.2': { identity: 302, node: 'node-a', endpoint: 1, aliases: ['db'] },
-    '198.18.7.3': { identity: 500, node: 'node-b', endpoint: 9 },
-  }, 'changed entry rewritten; the address another node took is left to it');
+  t.same(
+    await stored(store),
+    {
+      '198.18.7.2': { identity: 302, node: 'node-a', endpoint: 1, aliases: ['db'] },
+      '198.18.7.3': { identity: 500, node: 'node-b', endpoint: 9 },
+    },
+    'changed entry rewritten; the address another node took is left to it',
+  );
 
   ips = [];
   await publisher.publish();
-  t.same(await stored(store), { '198.18.7.3': { identity: 500, node: 'node-b', endpoint: 9 } }, 'entry of a removed endpoint released');
+  t.same(
+    await stored(store),
+    { '198.18.7.3': { identity: 500, node: 'node-b', endpoint: 9 } },
+    'entry of a removed endpoint released',
+  );
 });
 
 t.test('scheduled publishes are coalesced and never overlap', async (t) => {
@@ -123,20 +135,38 @@ t.test('republish releases stale entries of this node and repairs deleted ones',
   await store.put(`${IP_PREFIX}198.18.9.6`, '{not json');
   await store.delete(`${IP_PREFIX}198.18.7.2`);
   await publisher.publish();
-  t.notOk(await store.get(`${IP_PREFIX}198.18.7.2`), 'a publish trusts what it wrote: the deleted entry is not rewritten');
+  t.notOk(
+    await store.get(`${IP_PREFIX}198.18.7.2`),
+    'a publish trusts what it wrote: the deleted entry is not rewritten',
+  );
 
   await publisher.republish();
   t.ok(await store.get(`${IP_PREFIX}198.18.7.2`), 'entry deleted behind the node’s back repaired');
   t.notOk(await store.get(`${IP_PREFIX}198.18.7.99`), 'stale entry of this node released');
   t.ok(await store.get(`${IP_PREFIX}198.18.9.5`), "another node's entry left alone");
-  t.equal((await store.get(`${IP_PREFIX}198.18.9.6`))?.value, '{not json', 'a value that does not parse is no one’s: left alone, and the resync goes on');
+  t.equal(
+    (await store.get(`${IP_PREFIX}198.18.9.6`))?.value,
+    '{not json',
+    'a value that does not parse is no one’s: left alone, and the resync goes on',
+  );
 });
 
 t.test('parseIpEntry reads only entries with an identity and a node', async (t) => {
-  t.same(parseIpEntry(`${IP_PREFIX}198.18.7.2`, JSON.stringify({ identity: 300, node: 'node-b', endpoint: 1, name: 'web' })), { ip: '198.18.7.2', identity: 300, node: 'node-b' });
+  t.same(
+    parseIpEntry(`${IP_PREFIX}198.18.7.2`, JSON.stringify({ identity: 300, node: 'node-b', endpoint: 1, name: 'web' })),
+    { ip: '198.18.7.2', identity: 300, node: 'node-b' },
+  );
   t.equal(parseIpEntry(`${IP_PREFIX}198.18.7.2`, '{not json'), undefined, 'not JSON');
   t.equal(parseIpEntry(`${IP_PREFIX}198.18.7.2`, 'null'), undefined, 'null');
-  t.equal(parseIpEntry(`${IP_PREFIX}198.18.7.2`, JSON.stringify({ identity: '300', node: 'node-b' })), undefined, 'identity not a number');
+  t.equal(
+    parseIpEntry(`${IP_PREFIX}198.18.7.2`, JSON.stringify({ identity: '300', node: 'node-b' })),
+    undefined,
+    'identity not a number',
+  );
   t.equal(parseIpEntry(`${IP_PREFIX}198.18.7.2`, JSON.stringify({ identity: 300 })), undefined, 'no node');
-  t.equal(parseIpEntry('nodes/v1/node-b', JSON.stringify({ identity: 300, node: 'node-b' })), undefined, 'outside the prefix');
+  t.equal(
+    parseIpEntry('nodes/v1/node-b', JSON.stringify({ identity: 300, node: 'node-b' })),
+    undefined,
+    'outside the prefix',
+  );
 });

@@ -54,7 +54,11 @@ t.test('publishes, repairs within one interval, removes stale entries, never ove
   await store.put('ip/v1/198.18.7.99', JSON.stringify({ identity: 301, node: 'node-a', endpoint: 9 }));
   await store.put('ip/v1/198.18.9.5', JSON.stringify({ identity: 302, node: 'node-b', endpoint: 3 }));
   await sync.start();
-  t.same(JSON.parse((await store.get('ip/v1/198.18.7.2'))!.value), { identity: 300, node: 'node-a', endpoint: 1 }, 'local ip published');
+  t.same(
+    JSON.parse((await store.get('ip/v1/198.18.7.2'))!.value),
+    { identity: 300, node: 'node-a', endpoint: 1 },
+    'local ip published',
+  );
   t.notOk(await store.get('ip/v1/198.18.7.99'), 'stale entry of ours removed at start');
   t.ok(await store.get('ip/v1/198.18.9.5'), "another node's entry left alone");
   t.ok(await store.get('nodes/v1/node-a'), 'node record written');
@@ -64,7 +68,12 @@ t.test('publishes, repairs within one interval, removes stale entries, never ove
   await store.delete('ip/v1/198.18.7.2');
   await store.delete('nodes/v1/node-a');
   const deletedAt = Date.now();
-  await waitFor(async () => (await store.get('ip/v1/198.18.7.2')) !== undefined && (await store.get('nodes/v1/node-a')) !== undefined, 6000, 'repair');
+  await waitFor(
+    async () =>
+      (await store.get('ip/v1/198.18.7.2')) !== undefined && (await store.get('nodes/v1/node-a')) !== undefined,
+    6000,
+    'repair',
+  );
   t.comment(`repaired after ${Date.now() - deletedAt} ms`);
   t.pass('deleted keys repaired by the resync');
 

@@ -24,8 +24,25 @@ async function waitFor(fn: () => boolean, ms: number, what: string): Promise<voi
 }
 
 const nativeNode = (name: string, underlayIp: string | undefined, bootId = 'boot-1') =>
-  JSON.stringify({ name, hostname: name, bootId, startedAt: '', blocks: [], ...(underlayIp && { underlayIp, routingMode: 'native' }) });
-const tunnelNode = (name: string, underlayIp: string) => JSON.stringify({ name, hostname: name, bootId: 'b', startedAt: '', blocks: [], underlayIp, tunnel: 'vxlan', tunnelPort: 8472 });
+  JSON.stringify({
+    name,
+    hostname: name,
+    bootId,
+    startedAt: '',
+    blocks: [],
+    ...(underlayIp && { underlayIp, routingMode: 'native' }),
+  });
+const tunnelNode = (name: string, underlayIp: string) =>
+  JSON.stringify({
+    name,
+    hostname: name,
+    bootId: 'b',
+    startedAt: '',
+    blocks: [],
+    underlayIp,
+    tunnel: 'vxlan',
+    tunnelPort: 8472,
+  });
 
 async function seed(store: LocalKvStore): Promise<void> {
   await store.put('nodes/v1/me', nativeNode('me', '198.19.250.1'));
@@ -68,20 +85,40 @@ t.test('native: routes to native peers blocks via their underlay, removed when t
     },
   };
   await seed(store);
-  const watcher = new PeerWatcher({ store, nodeName: 'me', datapath, networkNumber, routes: routeWriter, routingMode: 'native', log });
+  const watcher = new PeerWatcher({
+    store,
+    nodeName: 'me',
+    datapath,
+    networkNumber,
+    routes: routeWriter,
+    routingMode: 'native',
+    log,
+  });
   t.teardown(() => watcher.stop());
   await watcher.start();
   const net = networkNumber('198.18.120.0/24');
-  t.same(routes, [{ prefix: '198.18.120.64/26', via: '198.19.250.2' }], "only b's block: not ours, not the node without an underlay, not the tunnel node");
-  t.same(kernel, [
-    { prefix: '198.18.120.64/26', identity: 2, netId: net, tunnelEndpoint: '198.19.250.2' },
-    { prefix: '198.18.120.66/32', identity: 400, netId: net, tunnelEndpoint: '198.19.250.2' },
-    { prefix: '198.19.250.2/32', identity: 6, netId: 0, tunnelEndpoint: '198.19.250.2' },
-  ], "b's endpoint keeps its identity in the ipcache (the receiving side's policy needs it); b's own address is the remote node");
+  t.same(
+    routes,
+    [{ prefix: '198.18.120.64/26', via: '198.19.250.2' }],
+    "only b's block: not ours, not the node without an underlay, not the tunnel node",
+  );
+  t.same(
+    kernel,
+    [
+      { prefix: '198.18.120.64/26', identity: 2, netId: net, tunnelEndpoint: '198.19.250.2' },
+      { prefix: '198.18.120.66/32', identity: 400, netId: net, tunnelEndpoint: '198.19.250.2' },
+      { prefix: '198.19.250.2/32', identity: 6, netId: 0, tunnelEndpoint: '198.19.250.2' },
+    ],
+    "b's endpoint keeps its identity in the ipcache (the receiving side's policy needs it); b's own address is the remote node",
+  );
 
   await store.put('ipam/v1/blocks/198.18.120.0-24/198.18.121.0/26', 'b');
   await waitFor(() => routes.length === 2, 5000, 'second block of b');
-  t.same(routes.map((r) => r.prefix), ['198.18.120.64/26', '198.18.121.0/26'], 'a block b claims later gets its route');
+  t.same(
+    routes.map((r) => r.prefix),
+    ['198.18.120.64/26', '198.18.121.0/26'],
+    'a block b claims later gets its route',
+  );
 
   await store.delete('nodes/v1/b');
   await waitFor(() => routes.length === 0, 5000, 'b removed');
@@ -89,7 +126,10 @@ t.test('native: routes to native peers blocks via their underlay, removed when t
 
   await store.put('nodes/v1/b', nativeNode('b', '198.19.250.22', 'boot-2'));
   await waitFor(() => routes.length === 2, 5000, 'b back');
-  t.ok(routes.every((r) => r.via === '198.19.250.22'), 'b came back on a new underlay address: routed there');
+  t.ok(
+    routes.every((r) => r.via === '198.19.250.22'),
+    'b came back on a new underlay address: routed there',
+  );
 });
 
 t.test('tunnel mode ignores native peers (no tunnel device to decapsulate on their side)', async (t) => {
@@ -105,6 +145,10 @@ t.test('tunnel mode ignores native peers (no tunnel device to decapsulate on the
   const watcher = new PeerWatcher({ store, nodeName: 'me', datapath, networkNumber, log });
   t.teardown(() => watcher.stop());
   await watcher.start();
-  t.same(kernel.map((e) => e.prefix).sort(), ['198.18.120.192/26', '198.18.120.194/32', '198.19.250.4/32'], 'only the tunnel node (its block, its endpoint, its own address)');
+  t.same(
+    kernel.map((e) => e.prefix).sort(),
+    ['198.18.120.192/26', '198.18.120.194/32', '198.19.250.4/32'],
+    'only the tunnel node (its block, its endpoint, its own address)',
+  );
   t.same(watcher.desiredRoutes(), [], 'and no routes');
 });

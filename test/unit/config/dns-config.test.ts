@@ -17,9 +17,15 @@ t.test('off by default, upstreams from resolv.conf', async (t) => {
 t.test('address, port 53 by default; upstreams repeatable; none', async (t) => {
   t.equal(load(['--dns-address', '198.18.0.1']).dnsAddress, '198.18.0.1:53');
   t.equal(load(['--dns-address', '198.18.0.1:5353']).dnsAddress, '198.18.0.1:5353');
-  t.same(load(['--dns-upstream', '198.18.0.9', '--dns-upstream', '198.18.0.8:5353']).dnsUpstreams, ['198.18.0.9', '198.18.0.8:5353']);
+  t.same(load(['--dns-upstream', '198.18.0.9', '--dns-upstream', '198.18.0.8:5353']).dnsUpstreams, [
+    '198.18.0.9',
+    '198.18.0.8:5353',
+  ]);
   t.same(load(['--dns-upstream', 'none']).dnsUpstreams, []);
-  t.same(load([], { CILIUM_DOCKER_DNS_UPSTREAM: '198.18.0.9,198.18.0.10' }).dnsUpstreams, ['198.18.0.9', '198.18.0.10']);
+  t.same(load([], { CILIUM_DOCKER_DNS_UPSTREAM: '198.18.0.9,198.18.0.10' }).dnsUpstreams, [
+    '198.18.0.9',
+    '198.18.0.10',
+  ]);
 });
 
 t.test('bad values are refused', async (t) => {

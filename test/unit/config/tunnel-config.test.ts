@@ -20,7 +20,12 @@ t.test('geneve defaults to 6081; an explicit port wins; disabled is accepted', a
   t.equal(load(['--tunnel', 'vxlan', '--tunnel-port', '4789']).tunnelPort, 4789);
   t.equal(load(['--tunnel', 'disabled']).tunnel, 'disabled');
   t.equal(load(['--underlay-ip', '198.19.250.1']).underlayIp, '198.19.250.1');
-  t.equal(loadConfig([], { CILIUM_DOCKER_TUNNEL: 'disabled' }) !== 'help' && (loadConfig([], { CILIUM_DOCKER_TUNNEL: 'disabled' }) as Config).tunnel, 'disabled', 'from the environment');
+  t.equal(
+    loadConfig([], { CILIUM_DOCKER_TUNNEL: 'disabled' }) !== 'help' &&
+      (loadConfig([], { CILIUM_DOCKER_TUNNEL: 'disabled' }) as Config).tunnel,
+    'disabled',
+    'from the environment',
+  );
 });
 
 t.test('refuses unknown modes, bad ports and bad addresses', async (t) => {

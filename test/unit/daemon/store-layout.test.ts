@@ -51,18 +51,26 @@ function documentedOwners(): Map<string, string> {
 
 t.test('the comment stripper keeps code and drops comments', async (t) => {
   const text = "/** `ip/v1/<ip>` */\nconst A = 'ip/v1/';\n  // 'nodes/v1/'\nconst B = `x`; // trailing\n";
-  t.same([...code(text).matchAll(PREFIX_LITERAL)].map((m) => m[1]), ['ip/v1/']);
+  t.same(
+    [...code(text).matchAll(PREFIX_LITERAL)].map((m) => m[1]),
+    ['ip/v1/'],
+  );
 });
 
 t.test('every top-level key prefix is spelled in one file of src/, its owner', async (t) => {
   const spelled = spelledIn();
-  t.ok(STORE_LAYOUT_PREFIXES.every((p) => spelled.has(p)), `the scan finds the layout (${[...spelled.keys()].join(', ')})`);
-  for (const [prefix, where] of spelled) t.equal(where.size, 1, `${prefix} is spelled once, not in ${[...where].join(', ')}`);
+  t.ok(
+    STORE_LAYOUT_PREFIXES.every((p) => spelled.has(p)),
+    `the scan finds the layout (${[...spelled.keys()].join(', ')})`,
+  );
+  for (const [prefix, where] of spelled)
+    t.equal(where.size, 1, `${prefix} is spelled once, not in ${[...where].join(', ')}`);
 });
 
 t.test('docs/architecture.md names the owner of every prefix, the file that declares it', async (t) => {
   const spelled = spelledIn();
   const owners = documentedOwners();
   t.same([...owners.keys()].sort(), [...spelled.keys()].sort(), 'one row per prefix the code spells');
-  for (const [prefix, owner] of owners) t.same([...(spelled.get(prefix) ?? [])], [owner], `${prefix}: owned by ${owner}`);
+  for (const [prefix, owner] of owners)
+    t.same([...(spelled.get(prefix) ?? [])], [owner], `${prefix}: owned by ${owner}`);
 });

@@ -39,7 +39,8 @@ const skip = !existsSync(defaultLxcObjectPath)
 
 t.test('abi.ts agrees with the BTF of bpf/lxc.bpf.o', { skip }, async (t) => {
   const btf = readBtf();
-  const byName = (kind: string, name: string) => [...btf.values()].find((type) => type.kind === kind && type.name === name);
+  const byName = (kind: string, name: string) =>
+    [...btf.values()].find((type) => type.kind === kind && type.name === name);
   const sizeOf = (id: number): number => {
     const type = btf.get(id)!;
     if (type.kind === 'TYPEDEF' || type.kind === 'CONST' || type.kind === 'VOLATILE') return sizeOf(type.type_id!);
@@ -61,11 +62,19 @@ t.test('abi.ts agrees with the BTF of bpf/lxc.bpf.o', { skip }, async (t) => {
         return;
       }
       t.equal(struct.size, layout.size, 'size');
-      t.same(struct.members!.map((m) => m.name), Object.keys(layout.fields), 'fields, in order');
+      t.same(
+        struct.members!.map((m) => m.name),
+        Object.keys(layout.fields),
+        'fields, in order',
+      );
       for (const member of struct.members!) {
         const field = (layout.fields as Record<string, abi.FieldLayout>)[member.name];
         t.equal(member.bits_offset % 8, 0, `${member.name} is not a bitfield`);
-        t.same({ offset: member.bits_offset / 8, size: sizeOf(member.type_id) }, field, `${member.name}: offset and size`);
+        t.same(
+          { offset: member.bits_offset / 8, size: sizeOf(member.type_id) },
+          field,
+          `${member.name}: offset and size`,
+        );
       }
     });
   }
@@ -81,10 +90,12 @@ t.test('abi.ts agrees with the BTF of bpf/lxc.bpf.o', { skip }, async (t) => {
       [abi.mapNames.events]: undefined,
     };
     const maps = byName('DATASEC', '.maps')!;
-    const defined = new Map(maps.vars!.map((v) => {
-      const variable = btf.get(v.type_id)!;
-      return [variable.name, btf.get(variable.type_id!)!] as const;
-    }));
+    const defined = new Map(
+      maps.vars!.map((v) => {
+        const variable = btf.get(v.type_id)!;
+        return [variable.name, btf.get(variable.type_id!)!] as const;
+      }),
+    );
     t.same([...defined.keys()].sort(), Object.keys(expected).sort(), 'map names');
     for (const [mapName, structs] of Object.entries(expected)) {
       if (!structs) continue;
@@ -104,34 +115,75 @@ t.test('abi.ts agrees with the BTF of bpf/lxc.bpf.o', { skip }, async (t) => {
 
 t.test('codecs round-trip', async (t) => {
   const endpoint: abi.EndpointInfo = {
-    ifindex: 42, epId: 513, identity: 70000, netId: 3, enforceIngress: true, enforceEgress: false,
-    mac: '02:00:c6:12:00:02', nodeMac: 'fe:ff:ff:ff:ff:01',
+    ifindex: 42,
+    epId: 513,
+    identity: 70000,
+    netId: 3,
+    enforceIngress: true,
+    enforceEgress: false,
+    mac: '02:00:c6:12:00:02',
+    nodeMac: 'fe:ff:ff:ff:ff:01',
   };
   t.same(abi.decodeEndpointInfo(abi.encodeEndpointInfo(endpoint)), endpoint, 'endpoint info');
   t.equal(abi.decodeEndpointKey(abi.encodeEndpointKey('198.18.1.2')), '198.18.1.2', 'endpoint key');
   t.same([...abi.encodeEndpointKey('198.18.1.2').subarray(0, 4)], [198, 18, 1, 2], 'address in network order');
 
-  const policyKey: abi.PolicyKey = { epId: 7, direction: 'egress', peer: 1234, protocol: 6, dport: 1024, portPrefixLen: 6 };
+  const policyKey: abi.PolicyKey = {
+    epId: 7,
+    direction: 'egress',
+    peer: 1234,
+    protocol: 6,
+    dport: 1024,
+    portPrefixLen: 6,
+  };
   t.same(abi.decodePolicyKey(abi.encodePolicyKey(policyKey)), policyKey, 'policy key with a port block');
-  t.equal(abi.encodePolicyKey(policyKey).readUInt32LE(0), 72 + 8 + 6, 'prefix length: fixed part + protocol + 6 port bits');
-  t.equal(abi.encodePolicyKey({ ...policyKey, dport: 1030 }).readUInt16BE(14), 1024, 'port bits beyond the prefix cleared');
+  t.equal(
+    abi.encodePolicyKey(policyKey).readUInt32LE(0),
+    72 + 8 + 6,
+    'prefix length: fixed part + protocol + 6 port bits',
+  );
+  t.equal(
+    abi.encodePolicyKey({ ...policyKey, dport: 1030 }).readUInt16BE(14),
+    1024,
+    'port bits beyond the prefix cleared',
+  );
   const anyProtocol = { ...policyKey, protocol: 0, dport: 0, portPrefixLen: 0 };
   t.equal(abi.encodePolicyKey(anyProtocol).readUInt32LE(0), 72, 'any protocol: fixed part only');
   t.same(abi.decodePolicyKey(abi.encodePolicyKey(anyProtocol)), anyProtocol, 'any-protocol key');
-  t.throws(() => abi.encodePolicyKey({ ...anyProtocol, dport: 80, portPrefixLen: 16 }), TypeError, 'a port without a protocol');
+  t.throws(
+    () => abi.encodePolicyKey({ ...anyProtocol, dport: 80, portPrefixLen: 16 }),
+    TypeError,
+    'a port without a protocol',
+  );
   const value: abi.PolicyValue = { verdict: 'deny', cookie: 0xdeadbeef };
   t.same(abi.decodePolicyValue(abi.encodePolicyValue(value, policyKey)), value, 'policy value');
   t.equal(abi.encodePolicyValue(value, policyKey)[1], 14, 'value carries the L4 prefix length');
 
-  t.equal(abi.decodeIpcacheKey(abi.encodeIpcacheKey('198.18.7.9/24')), '198.18.7.0/24', 'ipcache key: host bits cleared');
+  t.equal(
+    abi.decodeIpcacheKey(abi.encodeIpcacheKey('198.18.7.9/24')),
+    '198.18.7.0/24',
+    'ipcache key: host bits cleared',
+  );
   t.equal(abi.decodeIpcacheKey(abi.encodeIpcacheKey('198.18.7.9')), '198.18.7.9/32', 'bare address is /32');
   t.equal(abi.encodeIpcacheKey('0.0.0.0/0').readUInt32LE(0), 32, 'default route: metadata bits only');
-  t.same(abi.decodeIpcacheEntry(abi.encodeIpcacheEntry({ identity: 5, netId: 0 })), { identity: 5, netId: 0 }, 'untunnelled');
+  t.same(
+    abi.decodeIpcacheEntry(abi.encodeIpcacheEntry({ identity: 5, netId: 0 })),
+    { identity: 5, netId: 0 },
+    'untunnelled',
+  );
   const tunnelled = { identity: 9, netId: 2, tunnelEndpoint: '198.19.0.1' };
   t.same(abi.decodeIpcacheEntry(abi.encodeIpcacheEntry(tunnelled)), tunnelled, 'tunnelled');
   const viaGateway = { ...tunnelled, tunnelNexthop: '198.19.0.254' };
-  t.same(abi.decodeIpcacheEntry(abi.encodeIpcacheEntry(viaGateway)), viaGateway, 'tunnelled through an underlay gateway');
-  t.equal(abi.encodeIpcacheEntry(viaGateway).readUInt32BE(12), 0xc61300fe, 'next hop in network byte order after net_id');
+  t.same(
+    abi.decodeIpcacheEntry(abi.encodeIpcacheEntry(viaGateway)),
+    viaGateway,
+    'tunnelled through an underlay gateway',
+  );
+  t.equal(
+    abi.encodeIpcacheEntry(viaGateway).readUInt32BE(12),
+    0xc61300fe,
+    'next hop in network byte order after net_id',
+  );
   const viaDevice = { ...tunnelled, tunnelNexthop: 'device' };
   t.same(abi.decodeIpcacheEntry(abi.encodeIpcacheEntry(viaDevice)), viaDevice, 'tunnelled through the tunnel device');
   t.equal(abi.encodeIpcacheEntry(viaDevice).readUInt32BE(12), 0xffffffff, "the tunnel device's marker is all ones");
@@ -141,8 +193,18 @@ t.test('codecs round-trip', async (t) => {
   const ctKey: abi.CtKey = { saddr: '198.18.1.2', daddr: '198.18.1.3', sport: 40000, dport: 80, protocol: 6 };
   t.same(abi.decodeCtKey(abi.encodeCtKey(ctKey)), ctKey, 'ct key');
   const ctEntry: abi.CtEntry = {
-    packetsFwd: 3n, bytesFwd: 200n, packetsRev: 2n, bytesRev: 150n, created: 100, expires: 21700, srcIdentity: 70000,
-    tcpFlagsFwd: 0x12, tcpFlagsRev: 0x12, replySeen: true, closing: false, denied: true,
+    packetsFwd: 3n,
+    bytesFwd: 200n,
+    packetsRev: 2n,
+    bytesRev: 150n,
+    created: 100,
+    expires: 21700,
+    srcIdentity: 70000,
+    tcpFlagsFwd: 0x12,
+    tcpFlagsRev: 0x12,
+    replySeen: true,
+    closing: false,
+    denied: true,
   };
   t.same(abi.decodeCtEntry(abi.encodeCtEntry(ctEntry)), ctEntry, 'ct entry');
 
@@ -155,10 +217,14 @@ t.test('codecs round-trip', async (t) => {
   perCpu.writeBigUInt64LE(50n, 24);
   t.same(abi.decodePerCpuMetricsValue(perCpu), { packets: 3n, bytes: 150n }, 'per-CPU values summed');
 
-  t.same(abi.encodeLoadTimeConstants({ ctLifetimeTcp: 300, traceNotify: true }), {
-    cfg_ct_lifetime_tcp: Buffer.from([44, 1, 0, 0]),
-    cfg_trace_notify: Buffer.from([1]),
-  }, 'load-time constants');
+  t.same(
+    abi.encodeLoadTimeConstants({ ctLifetimeTcp: 300, traceNotify: true }),
+    {
+      cfg_ct_lifetime_tcp: Buffer.from([44, 1, 0, 0]),
+      cfg_trace_notify: Buffer.from([1]),
+    },
+    'load-time constants',
+  );
 });
 
 t.test('decodeEvent reads a drop record', async (t) => {
@@ -179,8 +245,17 @@ t.test('decodeEvent reads a drop record', async (t) => {
   record.write('abc', L.payload.offset);
   const event = abi.decodeEvent(record);
   t.match(event, {
-    type: 'drop', reason: 133, epId: 12, srcIdentity: 70001, dstIdentity: 70002, saddr: '198.18.1.2',
-    daddr: '198.18.1.3', dport: 8080, protocol: 6, direction: 'ingress', length: 74,
+    type: 'drop',
+    reason: 133,
+    epId: 12,
+    srcIdentity: 70001,
+    dstIdentity: 70002,
+    saddr: '198.18.1.2',
+    daddr: '198.18.1.3',
+    dport: 8080,
+    protocol: 6,
+    direction: 'ingress',
+    length: 74,
   });
   t.equal(event.payload.toString(), 'abc', 'payload cut to len_cap');
   t.equal(abi.dropReasonName(133), 'Policy denied');

@@ -44,7 +44,11 @@ t.test('iterate with get_next_key and with batch lookup', { skip }, async (t) =>
   const map = hashMap(t);
   for (let i = 0; i < 300; i++) map.update(u32(i), u64(i * 10));
   const keys = [...map.keys()].map((k) => k.readUInt32LE(0)).sort((a, b) => a - b);
-  t.same(keys, Array.from({ length: 300 }, (_, i) => i), 'get_next_key visits every key once');
+  t.same(
+    keys,
+    Array.from({ length: 300 }, (_, i) => i),
+    'get_next_key visits every key once',
+  );
   const seen = new Map<number, bigint>();
   for await (const [key, value] of map.entries(64)) seen.set(key.readUInt32LE(0), value.readBigUInt64LE(0));
   t.equal(seen.size, 300, 'batch lookup in steps of 64 sees every entry');
@@ -55,18 +59,39 @@ t.test('batch update, lookup and delete', { skip }, async (t) => {
   const map = hashMap(t, 4096);
   const n = 3000;
   const keys = Array.from({ length: n }, (_, i) => u32(i));
-  t.equal(await map.updateBatch(keys, keys.map((_, i) => u64(i + 1))), n, 'written');
+  t.equal(
+    await map.updateBatch(
+      keys,
+      keys.map((_, i) => u64(i + 1)),
+    ),
+    n,
+    'written',
+  );
   t.same(map.lookup(u32(2999)), u64(3000));
   const absent = [u32(100_000), u32(100_001)];
-  t.equal(await map.deleteBatch([...keys.slice(0, 1000), ...absent, ...keys.slice(1000, 2000)]), 2000,
-    'deleted; absent keys skipped');
+  t.equal(
+    await map.deleteBatch([...keys.slice(0, 1000), ...absent, ...keys.slice(1000, 2000)]),
+    2000,
+    'deleted; absent keys skipped',
+  );
   const left: number[] = [];
   for await (const [key] of map.entries()) left.push(key.readUInt32LE(0));
-  t.same(left.sort((a, b) => a - b), Array.from({ length: 1000 }, (_, i) => 2000 + i), 'only undeleted keys remain');
+  t.same(
+    left.sort((a, b) => a - b),
+    Array.from({ length: 1000 }, (_, i) => 2000 + i),
+    'only undeleted keys remain',
+  );
 });
 
 t.test('LPM trie: longest prefix wins, batch ops work', { skip }, async (t) => {
-  const map = BpfMap.create({ name: 'cdtest_lpm', type: MapType.LpmTrie, keySize: 8, valueSize: 4, maxEntries: 16, flags: BPF_F_NO_PREALLOC });
+  const map = BpfMap.create({
+    name: 'cdtest_lpm',
+    type: MapType.LpmTrie,
+    keySize: 8,
+    valueSize: 4,
+    maxEntries: 16,
+    flags: BPF_F_NO_PREALLOC,
+  });
   t.teardown(() => map.close());
   const prefix = (len: number, a: number[]) => Buffer.concat([u32(len), Buffer.from(a)]);
   await map.updateBatch([prefix(8, [198, 0, 0, 0]), prefix(24, [198, 18, 1, 0])], [u32(1), u32(2)]);
@@ -109,7 +134,13 @@ t.test('pin, open pinned, unpin', { skip }, async (t) => {
 t.test('batch update rate', { skip }, async (t) => {
   const n = 1 << 20;
   const native = bpfNative();
-  const rate = async (name: string, type: number, keySize: number, flags: number, fill: (keys: Buffer, i: number) => void) => {
+  const rate = async (
+    name: string,
+    type: number,
+    keySize: number,
+    flags: number,
+    fill: (keys: Buffer, i: number) => void,
+  ) => {
     const map = BpfMap.create({ name, type, keySize, valueSize: 8, maxEntries: n, flags });
     try {
       const keys = Buffer.alloc(n * keySize);
@@ -132,7 +163,9 @@ t.test('batch update rate', { skip }, async (t) => {
     keys.writeUInt32LE(32, i * 8);
     keys.writeUInt32BE(i, i * 8 + 4);
   });
-  t.comment(`batch update, ${n} entries: hash ${(hash / 1e6).toFixed(2)}M entries/s, LPM trie ${(lpm / 1e6).toFixed(2)}M entries/s`);
+  t.comment(
+    `batch update, ${n} entries: hash ${(hash / 1e6).toFixed(2)}M entries/s, LPM trie ${(lpm / 1e6).toFixed(2)}M entries/s`,
+  );
   // The target is >= 1M/s; the floor here only catches a regression to per-element syscalls from JS.
   t.ok(hash > 300_000, 'hash map batch update is fast');
 });

@@ -15,7 +15,10 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 t.test('a root on another filesystem is refused, and not created', async (t) => {
   const root = join(dir, 'not-bpffs', 'cilium');
-  t.throws(() => checkBpfRoot(root), { code: 'ERR_CONFIG', message: new RegExp(`^--bpf-root ${root}: ${dir} is not a bpf filesystem`) });
+  t.throws(() => checkBpfRoot(root), {
+    code: 'ERR_CONFIG',
+    message: new RegExp(`^--bpf-root ${root}: ${dir} is not a bpf filesystem`),
+  });
   t.notOk(existsSync(join(dir, 'not-bpffs')), 'nothing created');
   writeFileSync(join(dir, 'file'), '');
   t.throws(() => checkBpfRoot(join(dir, 'file', 'cilium')), { code: 'ERR_CONFIG', message: /file is not a directory/ });

@@ -33,10 +33,14 @@ async function runOutside(): Promise<void> {
   const host = `${prefix}host`;
   sh('ip', ['netns', 'add', host]);
   try {
-    const child = spawnSync('nsenter', [`--net=/run/netns/${host}`, process.execPath, ...process.execArgv, fileURLToPath(import.meta.url)], {
-      stdio: 'inherit',
-      env: { ...process.env, [HOST_NETNS_ENV]: host },
-    });
+    const child = spawnSync(
+      'nsenter',
+      [`--net=/run/netns/${host}`, process.execPath, ...process.execArgv, fileURLToPath(import.meta.url)],
+      {
+        stdio: 'inherit',
+        env: { ...process.env, [HOST_NETNS_ENV]: host },
+      },
+    );
     process.exitCode = child.status ?? 1;
   } finally {
     for (const line of sh('ip', ['netns', 'list']).split('\n')) {
@@ -114,10 +118,14 @@ async function runInsideHostNetns(host: string): Promise<void> {
    */
   const listening = async (c: Container, port: number) => {
     const entry = new RegExp(`:${port.toString(16).toUpperCase().padStart(4, '0')} 0+:0000 0A `);
-    const found = await until(() => entry.test(sh('ip', ['netns', 'exec', c.netns, 'cat', '/proc/net/tcp', '/proc/net/tcp6'])), 10_000);
+    const found = await until(
+      () => entry.test(sh('ip', ['netns', 'exec', c.netns, 'cat', '/proc/net/tcp', '/proc/net/tcp6'])),
+      10_000,
+    );
     if (!found) throw new Error(`nothing listens on TCP port ${port} in ${c.netns}`);
   };
-  const ping = (from: string | undefined, to: string) => run(from, ['busybox', 'ping', '-c', '1', '-W', '2', to]).then((r) => r.code === 0);
+  const ping = (from: string | undefined, to: string) =>
+    run(from, ['busybox', 'ping', '-c', '1', '-W', '2', to]).then((r) => r.code === 0);
   /** One TCP exchange: a server in `to` answers "hello"; true when the client got it. */
   const tcp = async (from: Container, to: Container, port: number) => {
     const server = start(to.netns, ['busybox', 'nc', '-l', '-p', String(port), '-e', 'echo', 'hello']);
@@ -136,7 +144,8 @@ async function runInsideHostNetns(host: string): Promise<void> {
   };
 
   t.teardown(() => {
-    for (const p of processes) if (p.exitCode === null && p.signalCode === null && p.pid) process.kill(p.pid, 'SIGKILL');
+    for (const p of processes)
+      if (p.exitCode === null && p.signalCode === null && p.pid) process.kill(p.pid, 'SIGKILL');
   });
 
   // The host namespace: loopback with the host's address, no IPv6 chatter on new devices.
@@ -149,7 +158,15 @@ async function runInsideHostNetns(host: string): Promise<void> {
     const lxc = `lxc${name}`;
     sh('ip', ['netns', 'add', netns]);
     t.teardown(() => sh('ip', ['netns', 'del', netns]));
-    sh('ip', ['netns', 'exec', netns, 'sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1', 'net.ipv6.conf.all.disable_ipv6=1']);
+    sh('ip', [
+      'netns',
+      'exec',
+      netns,
+      'sysctl',
+      '-qw',
+      'net.ipv6.conf.default.disable_ipv6=1',
+      'net.ipv6.conf.all.disable_ipv6=1',
+    ]);
     sh('ip', ['link', 'add', lxc, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns]);
     sh('ip', ['link', 'set', lxc, 'up']);
     sh('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
@@ -164,11 +181,25 @@ async function runInsideHostNetns(host: string): Promise<void> {
   const b = makeContainer('b', '198.18.1.3');
   const ID_A = 1001;
   const ID_B = 1002;
-  const endpoint = (c: Container, epId: number, identity: number, enforce: { ingress?: boolean; egress?: boolean } = {}) =>
-    [c.ip, {
-      ifindex: c.lxcIfindex, epId, identity, netId: 1, enforceIngress: enforce.ingress ?? false,
-      enforceEgress: enforce.egress ?? false, mac: c.mac, nodeMac: c.lxcMac,
-    }] as const;
+  const endpoint = (
+    c: Container,
+    epId: number,
+    identity: number,
+    enforce: { ingress?: boolean; egress?: boolean } = {},
+  ) =>
+    [
+      c.ip,
+      {
+        ifindex: c.lxcIfindex,
+        epId,
+        identity,
+        netId: 1,
+        enforceIngress: enforce.ingress ?? false,
+        enforceEgress: enforce.egress ?? false,
+        mac: c.mac,
+        nodeMac: c.lxcMac,
+      },
+    ] as const;
 
   const root = pinRoot(t);
   let dp = await loadLxcDatapath({ pinRoot: root });
@@ -190,31 +221,72 @@ async function runInsideHostNetns(host: string): Promise<void> {
   t.test("b's ingress policy: only a's TCP 8080; conntrack carries the replies", async (t: Test) => {
     // b enforces both directions and allows no egress at all: its replies pass only as replies.
     await dp.endpoints.setMany([endpoint(b, 2, ID_B, { ingress: true, egress: true })]);
-    await dp.policy.syncEndpoint(2, [{ direction: 'ingress', peer: ID_A, protocol: 6, dport: 8080, portPrefixLen: 16, verdict: 'allow', cookie: 42 }]);
+    await dp.policy.syncEndpoint(2, [
+      { direction: 'ingress', peer: ID_A, protocol: 6, dport: 8080, portPrefixLen: 16, verdict: 'allow', cookie: 42 },
+    ]);
     events.length = 0;
     t.ok(await tcp(a, b, 8080), 'TCP a -> b:8080 passes, and b answers');
     t.notOk(await tcp(a, b, 9090), 'TCP a -> b:9090 is dropped');
     t.notOk(await ping(a.netns, b.ip), 'ping a -> b is dropped');
     const drop = await until(() => events.find((e) => e.type === 'drop' && e.protocol === 1), 10_000);
-    t.match(drop, {
-      type: 'drop', reason: abi.DropReason.Policy, epId: 2, direction: 'ingress', srcIdentity: ID_A, dstIdentity: ID_B,
-      saddr: a.ip, daddr: b.ip, protocol: 1,
-    }, 'the ICMP drop is reported with both identities');
-    t.ok(events.some((e) => e.type === 'drop' && e.protocol === 6 && e.dport === 9090 && e.srcIdentity === ID_A),
-      'so is the TCP SYN to 9090');
-    t.ok(events.some((e) => e.type === 'policy-verdict' && e.verdict === 'allow' && e.dport === 8080 && e.cookie === 42 && e.match === 'l3-l4'),
-      'the allowed connection has a policy verdict with its cookie');
+    t.match(
+      drop,
+      {
+        type: 'drop',
+        reason: abi.DropReason.Policy,
+        epId: 2,
+        direction: 'ingress',
+        srcIdentity: ID_A,
+        dstIdentity: ID_B,
+        saddr: a.ip,
+        daddr: b.ip,
+        protocol: 1,
+      },
+      'the ICMP drop is reported with both identities',
+    );
+    t.ok(
+      events.some((e) => e.type === 'drop' && e.protocol === 6 && e.dport === 9090 && e.srcIdentity === ID_A),
+      'so is the TCP SYN to 9090',
+    );
+    t.ok(
+      events.some(
+        (e) =>
+          e.type === 'policy-verdict' &&
+          e.verdict === 'allow' &&
+          e.dport === 8080 &&
+          e.cookie === 42 &&
+          e.match === 'l3-l4',
+      ),
+      'the allowed connection has a policy verdict with its cookie',
+    );
     const metrics = await dp.metrics.read();
-    t.ok(metrics.some((m) => m.reason === abi.DropReason.Policy && m.direction === 'ingress' && m.packets > 0n), 'drops counted');
+    t.ok(
+      metrics.some((m) => m.reason === abi.DropReason.Policy && m.direction === 'ingress' && m.packets > 0n),
+      'drops counted',
+    );
   });
 
   t.test("a's ingress from the host: dropped until the host identity is allowed", async (t: Test) => {
     await dp.endpoints.setMany([endpoint(a, 1, ID_A, { ingress: true })]);
     events.length = 0;
     t.notOk(await ping(undefined, a.ip), 'host -> a dropped');
-    t.match(await until(() => events.find((e) => e.type === 'drop'), 10_000),
-      { reason: abi.DropReason.Policy, srcIdentity: abi.Identity.Host, dstIdentity: ID_A, epId: 1 });
-    await dp.policy.syncEndpoint(1, [{ direction: 'ingress', peer: abi.Identity.Host, protocol: 0, dport: 0, portPrefixLen: 0, verdict: 'allow', cookie: 1 }]);
+    t.match(await until(() => events.find((e) => e.type === 'drop'), 10_000), {
+      reason: abi.DropReason.Policy,
+      srcIdentity: abi.Identity.Host,
+      dstIdentity: ID_A,
+      epId: 1,
+    });
+    await dp.policy.syncEndpoint(1, [
+      {
+        direction: 'ingress',
+        peer: abi.Identity.Host,
+        protocol: 0,
+        dport: 0,
+        portPrefixLen: 0,
+        verdict: 'allow',
+        cookie: 1,
+      },
+    ]);
     t.ok(await ping(undefined, a.ip), 'host -> a allowed');
   });
 

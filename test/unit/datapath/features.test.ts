@@ -15,7 +15,11 @@ import { randomBytes } from 'node:crypto';
 import { requireTunnelSupport, type KernelFeatures } from '../../../src/datapath/features.js';
 import { GeneveUnsupportedError, VxlanUnsupportedError } from '../../../src/util/errors.js';
 
-const none: KernelFeatures = { vxlanExternal: true, geneveExternal: false, detail: { geneve: 'Error: Unknown device type.' } };
+const none: KernelFeatures = {
+  vxlanExternal: true,
+  geneveExternal: false,
+  detail: { geneve: 'Error: Unknown device type.' },
+};
 
 t.test('geneve on a kernel without it: typed error naming the feature and the alternative', async (t) => {
   const err = t.throws(() => requireTunnelSupport('geneve', none)) as GeneveUnsupportedError;
@@ -32,7 +36,12 @@ t.test('geneve on a kernel without it: typed error naming the feature and the al
 });
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
-const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : !existsSync(join(ROOT, 'dist/main.js')) ? 'dist/ not built (make build-ts)' : false;
+const skip =
+  process.getuid?.() !== 0
+    ? 'needs root (network namespaces)'
+    : !existsSync(join(ROOT, 'dist/main.js'))
+      ? 'dist/ not built (make build-ts)'
+      : false;
 
 t.test('the daemon refuses --tunnel geneve at start and configures nothing', { skip }, async (t) => {
   const ns = `cdfeat-${randomBytes(3).toString('hex')}`;
@@ -42,22 +51,48 @@ t.test('the daemon refuses --tunnel geneve at start and configures nothing', { s
     execFileSync('ip', ['netns', 'del', ns]);
     rmSync(state, { recursive: true, force: true });
   });
-  const geneveProbe = spawnSync('ip', ['-n', ns, 'link', 'add', 'probe0', 'type', 'geneve', 'external'], { encoding: 'utf8' });
+  const geneveProbe = spawnSync('ip', ['-n', ns, 'link', 'add', 'probe0', 'type', 'geneve', 'external'], {
+    encoding: 'utf8',
+  });
   if (geneveProbe.status === 0) {
     t.comment('this kernel has geneve: nothing to refuse');
     return;
   }
   const r = spawnSync(
     'ip',
-    ['netns', 'exec', ns, join(ROOT, 'bin/cilium-docker'), '--tunnel', 'geneve', '--state-dir', state, '--plugin-socket', join(state, 'cilium.sock'),
-      '--api-socket', join(state, 'api.sock'), '--bpf-root', '/sys/fs/bpf/cdfeat-unused', '--metrics-address', '', '--docker-host', `unix://${join(state, 'none.sock')}`],
+    [
+      'netns',
+      'exec',
+      ns,
+      join(ROOT, 'bin/cilium-docker'),
+      '--tunnel',
+      'geneve',
+      '--state-dir',
+      state,
+      '--plugin-socket',
+      join(state, 'cilium.sock'),
+      '--api-socket',
+      join(state, 'api.sock'),
+      '--bpf-root',
+      '/sys/fs/bpf/cdfeat-unused',
+      '--metrics-address',
+      '',
+      '--docker-host',
+      `unix://${join(state, 'none.sock')}`,
+    ],
     { encoding: 'utf8', timeout: 60_000 },
   );
   t.equal(r.status, 1, 'exit status 1');
   t.match(r.stderr, /ERR_GENEVE_UNSUPPORTED/, 'the code in the log');
   t.match(r.stderr, /--tunnel vxlan/, 'the alternative');
-  const links = JSON.parse(execFileSync('ip', ['-n', ns, '-json', 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string }>;
-  t.same(links.map((l) => l.ifname), ['lo'], 'no device left behind (no cilium_host, no tunnel, no probe)');
+  const links = JSON.parse(execFileSync('ip', ['-n', ns, '-json', 'link', 'show'], { encoding: 'utf8' })) as Array<{
+    ifname: string;
+  }>;
+  t.same(
+    links.map((l) => l.ifname),
+    ['lo'],
+    'no device left behind (no cilium_host, no tunnel, no probe)',
+  );
   t.notOk(existsSync(join(state, 'kvstore.db')), 'the store was never opened');
   t.notOk(existsSync('/sys/fs/bpf/cdfeat-unused'), 'nothing pinned');
 });

@@ -15,8 +15,12 @@ import { DatapathError } from '../../../src/util/errors.js';
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : undefined;
 
 const ns = `cdipw-${process.pid}`;
-const ip = (...args: string[]) => execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-const link = (name: string) => (JSON.parse(ip('-json', 'link', 'show', 'dev', name)) as Array<{ ifindex: number; ifname: string; flags: string[] }>)[0]!;
+const ip = (...args: string[]) =>
+  execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const link = (name: string) =>
+  (
+    JSON.parse(ip('-json', 'link', 'show', 'dev', name)) as Array<{ ifindex: number; ifname: string; flags: string[] }>
+  )[0]!;
 
 t.test('ip worker', { skip }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'cdipw-'));
@@ -63,8 +67,15 @@ t.test('ip worker', { skip }, async (t) => {
     const results = await Promise.all(
       names.map((n, i) =>
         i % 7 === 3
-          ? run([['link', 'show', 'dev', `missing${i}`]]).then(() => 'resolved', (e: Error) => e.message)
-          : run([['link', 'add', n, 'type', 'veth', 'peer', 'name', `${n}p`], ['link', 'show', 'dev', `${n}p`], ['link', 'show', 'dev', n]]),
+          ? run([['link', 'show', 'dev', `missing${i}`]]).then(
+              () => 'resolved',
+              (e: Error) => e.message,
+            )
+          : run([
+              ['link', 'add', n, 'type', 'veth', 'peer', 'name', `${n}p`],
+              ['link', 'show', 'dev', `${n}p`],
+              ['link', 'show', 'dev', n],
+            ]),
       ),
     );
     results.forEach((r, i) => {
@@ -77,18 +88,30 @@ t.test('ip worker', { skip }, async (t) => {
   });
 
   t.test('a link deleted and re-created behind its back: retried on a fresh worker', async (t) => {
-    await run([['link', 'add', 'wst', 'type', 'veth', 'peer', 'name', 'wstp'], ['link', 'set', 'wst', 'up']]);
+    await run([
+      ['link', 'add', 'wst', 'type', 'veth', 'peer', 'name', 'wstp'],
+      ['link', 'set', 'wst', 'up'],
+    ]);
     const before = link('wst').ifindex;
     ip('link', 'del', 'wst');
     ip('link', 'add', 'wst', 'type', 'veth', 'peer', 'name', 'wstp');
     t.not(link('wst').ifindex, before, 'new ifindex');
     // Requests pipelined behind it on the same worker are answered, not failed by its restart.
     const stale = run([['link', 'set', 'wst', 'up']]);
-    const others = Array.from({ length: 8 }, (_, i) => run([['link', 'add', `wso${i}`, 'type', 'veth', 'peer', 'name', `wso${i}p`], ['link', 'show', 'dev', `wso${i}`]]));
+    const others = Array.from({ length: 8 }, (_, i) =>
+      run([
+        ['link', 'add', `wso${i}`, 'type', 'veth', 'peer', 'name', `wso${i}p`],
+        ['link', 'show', 'dev', `wso${i}`],
+      ]),
+    );
     await stale;
     t.ok(link('wst').flags.includes('UP'), 'the re-created link was raised, not a stale index');
     const answered = await Promise.allSettled(others);
-    t.same(answered.map((a) => a.status), Array(8).fill('fulfilled'), 'the requests around it all succeeded');
+    t.same(
+      answered.map((a) => a.status),
+      Array(8).fill('fulfilled'),
+      'the requests around it all succeeded',
+    );
     ip('link', 'del', 'wst');
     const gone = await run([['link', 'del', 'wst']]).catch((e: unknown) => e);
     t.match((gone as Error).message, /Cannot find device "wst"/, 'a link really gone is reported as such');
@@ -113,6 +136,10 @@ t.test('ip worker', { skip }, async (t) => {
     t.equal(ipWorkerListenerCount(), first, `listeners after 51 idle cycles (${first} after the first)`);
     // process.emitWarning delivers on a later tick.
     await new Promise((resolve) => setImmediate(resolve));
-    t.same(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')), [], 'no listener-leak warning');
+    t.same(
+      warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')),
+      [],
+      'no listener-leak warning',
+    );
   });
 });

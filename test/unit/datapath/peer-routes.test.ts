@@ -40,15 +40,40 @@ t.test('both forms, installed in a scratch netns, read back', { skip }, async (t
   ip('link', 'set', 'cilium_vxlan', 'mtu', '1450', 'up');
   const proto = ['proto', String(PEER_ROUTE_PROTOCOL)];
   ip('route', 'replace', '198.18.120.64/26', 'via', '198.19.250.2', ...proto);
-  ip('route', 'replace', '198.18.121.0/26', 'encap', 'ip', 'id', '6', 'dst', '198.19.250.3', 'dev', 'cilium_vxlan', 'src', '198.19.250.1', 'mtu', '1450', ...proto);
+  ip(
+    'route',
+    'replace',
+    '198.18.121.0/26',
+    'encap',
+    'ip',
+    'id',
+    '6',
+    'dst',
+    '198.19.250.3',
+    'dev',
+    'cilium_vxlan',
+    'src',
+    '198.19.250.1',
+    'mtu',
+    '1450',
+    ...proto,
+  );
   ip('route', 'replace', '198.18.122.0/24', 'via', '198.19.250.9'); // not ours: another protocol
   const shown = ip('-4', 'route', 'show', 'table', 'main', 'proto', String(PEER_ROUTE_PROTOCOL));
-  t.same(parsePeerRoutes(shown), [
-    { prefix: '198.18.120.64/26', via: '198.19.250.2', kind: 'via' },
-    { prefix: '198.18.121.0/26', via: '198.19.250.3', kind: 'encap' },
-  ], shown);
+  t.same(
+    parsePeerRoutes(shown),
+    [
+      { prefix: '198.18.120.64/26', via: '198.19.250.2', kind: 'via' },
+      { prefix: '198.18.121.0/26', via: '198.19.250.3', kind: 'encap' },
+    ],
+    shown,
+  );
   const route = ip('-4', 'route', 'get', '198.18.121.5', 'from', '198.19.250.1');
-  t.match(route, /encap ip id 6 .*dst 198\.19\.250\.3/, 'a lookup for a remote container goes into the tunnel with the remote-node VNI');
+  t.match(
+    route,
+    /encap ip id 6 .*dst 198\.19\.250\.3/,
+    'a lookup for a remote container goes into the tunnel with the remote-node VNI',
+  );
 });
 
 t.test("a peer's underlay next hop (encapsulation in BPF), from routes in a scratch netns", { skip }, async (t) => {
@@ -73,5 +98,9 @@ t.test("a peer's underlay next hop (encapsulation in BPF), from routes in a scra
   t.equal(nexthopOf(get('198.19.250.7'), 'ul0'), undefined, "a peer on the underlay's link is its own next hop");
   t.equal(nexthopOf(get('198.19.252.7'), 'ul0'), '198.19.250.254', "a routed peer: the gateway on the underlay's link");
   t.equal(nexthopOf(get('198.19.251.7'), 'ul0'), 'device', 'a peer behind another device: the tunnel device routes it');
-  t.equal(nexthopOf(get('198.19.253.7'), 'ul0'), 'device', 'an unreachable peer: the tunnel device (and the kernel) report it');
+  t.equal(
+    nexthopOf(get('198.19.253.7'), 'ul0'),
+    'device',
+    'an unreachable peer: the tunnel device (and the kernel) report it',
+  );
 });

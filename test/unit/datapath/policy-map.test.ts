@@ -5,17 +5,27 @@
  * writes made behind the mirror's back.
  */
 import t, { type Test } from 'tap';
-import * as abi from '../../../src/datapath/bpf/abi.js';
+import type * as abi from '../../../src/datapath/bpf/abi.js';
 import { loadLxcDatapath } from '../../../src/datapath/bpf/programs.js';
 import type { EndpointPolicyEntry } from '../../../src/datapath/bpf/maps.js';
 import { bpfSkipReason, pinRoot } from './fixtures/bpf-sandbox.js';
 
 const skip = bpfSkipReason();
 
-const allow = (peer: number, dport = 80, cookie = 1): EndpointPolicyEntry => ({ direction: 'ingress', peer, protocol: 6, dport, portPrefixLen: 16, verdict: 'allow', cookie });
+const allow = (peer: number, dport = 80, cookie = 1): EndpointPolicyEntry => ({
+  direction: 'ingress',
+  peer,
+  protocol: 6,
+  dport,
+  portPrefixLen: 16,
+  verdict: 'allow',
+  cookie,
+});
 
 /** What the kernel holds, as sorted strings per endpoint. */
-async function kernel(policy: { list(): Promise<Array<[abi.PolicyKey, abi.PolicyValue]>> }): Promise<Map<number, string[]>> {
+async function kernel(policy: {
+  list(): Promise<Array<[abi.PolicyKey, abi.PolicyValue]>>;
+}): Promise<Map<number, string[]>> {
   const out = new Map<number, string[]>();
   for (const [k, v] of await policy.list()) {
     const row = `${k.direction} ${k.peer} ${k.protocol}/${k.dport}/${k.portPrefixLen} ${v.verdict} ${v.cookie}`;
@@ -43,7 +53,11 @@ t.test('sync writes only differences, deletes what is gone, leaves other endpoin
   t.same(k.get(1), ['ingress 100 6/80/16 allow 1', 'ingress 101 6/80/16 allow 9', 'ingress 103 6/80/16 allow 1']);
   t.same(k.get(2), ['ingress 100 6/80/16 allow 1'], 'the other endpoint is untouched');
 
-  t.same(await dp.policy.syncEndpoint(1, [allow(100), allow(101, 80, 9), allow(103)]), { written: 0, deleted: 0, unchanged: 3 }, 'a repeated sync writes nothing');
+  t.same(
+    await dp.policy.syncEndpoint(1, [allow(100), allow(101, 80, 9), allow(103)]),
+    { written: 0, deleted: 0, unchanged: 3 },
+    'a repeated sync writes nothing',
+  );
   t.equal(await dp.policy.removeEndpoint(1), 3);
   t.same([...(await kernel(dp.policy)).keys()], [2], 'only endpoint 2 remains');
 });
@@ -63,17 +77,37 @@ t.test('a new PolicyMap adopts the pinned entries of a previous run and diffs ag
   before.close();
 
   const after = await open(t, root);
-  t.same(await after.policy.syncEndpoint(7, [allow(2), allow(3), allow(4)]), { written: 1, deleted: 1, unchanged: 2 }, 'stale entry of the previous run deleted');
-  t.same((await kernel(after.policy)).get(7), ['ingress 2 6/80/16 allow 1', 'ingress 3 6/80/16 allow 1', 'ingress 4 6/80/16 allow 1']);
+  t.same(
+    await after.policy.syncEndpoint(7, [allow(2), allow(3), allow(4)]),
+    { written: 1, deleted: 1, unchanged: 2 },
+    'stale entry of the previous run deleted',
+  );
+  t.same((await kernel(after.policy)).get(7), [
+    'ingress 2 6/80/16 allow 1',
+    'ingress 3 6/80/16 allow 1',
+    'ingress 4 6/80/16 allow 1',
+  ]);
   t.same((await kernel(after.policy)).get(8), ['ingress 1 6/80/16 allow 1']);
 });
 
 t.test('writes through the generic methods drop the mirror, so the next sync sees them', { skip }, async (t) => {
   const dp = await open(t, pinRoot(t));
   await dp.policy.syncEndpoint(3, [allow(10)]);
-  dp.policy.set({ epId: 3, direction: 'ingress', peer: 11, protocol: 6, dport: 80, portPrefixLen: 16 }, { verdict: 'deny', cookie: 5 });
-  t.same(await dp.policy.syncEndpoint(3, [allow(10)]), { written: 0, deleted: 1, unchanged: 1 }, 'the entry set behind the mirror is removed');
-  await dp.policy.setMany([[{ epId: 3, direction: 'egress', peer: 0, protocol: 0, dport: 0, portPrefixLen: 0 }, { verdict: 'allow', cookie: 6 }]]);
+  dp.policy.set(
+    { epId: 3, direction: 'ingress', peer: 11, protocol: 6, dport: 80, portPrefixLen: 16 },
+    { verdict: 'deny', cookie: 5 },
+  );
+  t.same(
+    await dp.policy.syncEndpoint(3, [allow(10)]),
+    { written: 0, deleted: 1, unchanged: 1 },
+    'the entry set behind the mirror is removed',
+  );
+  await dp.policy.setMany([
+    [
+      { epId: 3, direction: 'egress', peer: 0, protocol: 0, dport: 0, portPrefixLen: 0 },
+      { verdict: 'allow', cookie: 6 },
+    ],
+  ]);
   t.same((await dp.policy.syncEndpoint(3, [allow(10)])).deleted, 1);
   t.same((await kernel(dp.policy)).get(3), ['ingress 10 6/80/16 allow 1']);
 });

@@ -26,7 +26,13 @@ function collector() {
       if (records.length >= count) return;
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`${records.length} of ${count} records after ${ms} ms`)), ms);
-        waiter = { count, resolve: () => (clearTimeout(timer), resolve()) };
+        waiter = {
+          count,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        };
       });
     },
   };
@@ -42,8 +48,11 @@ t.test('records arrive as Buffers, in order, with the load-time constant set', {
   const packets = [1, 2, 3].map((n) => Buffer.alloc(64, n));
   for (const packet of packets) t.equal(object.program('emit_record').testRun(packet).retval, TC_ACT_OK);
   await received.waitFor(3);
-  t.same(received.records.map((r) => [...r]), packets.map((p) => [0x5a, ...p.subarray(0, 15)]),
-    'marker, then the packet bytes, one record per run');
+  t.same(
+    received.records.map((r) => [...r]),
+    packets.map((p) => [0x5a, ...p.subarray(0, 15)]),
+    'marker, then the packet bytes, one record per run',
+  );
 });
 
 t.test('a burst of records is delivered completely, and close() stops the reader', { skip }, async (t) => {
@@ -57,7 +66,10 @@ t.test('a burst of records is delivered completely, and close() stops the reader
   for (let i = 0; i < 5000; i++) object.program('emit_record').testRun(Buffer.alloc(64, 7));
   await received.waitFor(5000);
   t.equal(received.records.length, 5000, 'every record of 5000 runs');
-  t.ok(received.records.every((r) => r.length === 16 && r[0] === 0 && r[1] === 7), 'intact');
+  t.ok(
+    received.records.every((r) => r.length === 16 && r[0] === 0 && r[1] === 7),
+    'intact',
+  );
 
   await reader.close();
   await reader.close();

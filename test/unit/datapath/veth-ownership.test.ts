@@ -27,8 +27,11 @@ function ip(args: string[]): string {
 
 async function runOutside(): Promise<void> {
   const { default: t } = await import('tap');
-  const missing = ['ip', 'nsenter', 'stdbuf'].find((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
-  const reason = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : missing ? `${missing} not installed` : undefined;
+  const missing = ['ip', 'nsenter', 'stdbuf'].find(
+    (tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0,
+  );
+  const reason =
+    process.getuid?.() !== 0 ? 'needs root (network namespaces)' : missing ? `${missing} not installed` : undefined;
   if (reason) {
     if (process.env.CI === 'true') t.fail(`veth ownership test cannot run on CI: ${reason}`);
     else t.test('veth ownership in a network namespace', { skip: reason }, () => {});
@@ -41,11 +44,15 @@ async function runOutside(): Promise<void> {
   };
   const unregister = registerEmergencyCleanup(remove);
   try {
-    const child = spawnSync('nsenter', [`--net=/run/netns/${netns}`, process.execPath, ...process.execArgv, fileURLToPath(import.meta.url)], {
-      stdio: 'inherit',
-      env: { ...process.env, [NETNS_ENV]: netns },
-      timeout: 120_000,
-    });
+    const child = spawnSync(
+      'nsenter',
+      [`--net=/run/netns/${netns}`, process.execPath, ...process.execArgv, fileURLToPath(import.meta.url)],
+      {
+        stdio: 'inherit',
+        env: { ...process.env, [NETNS_ENV]: netns },
+        timeout: 120_000,
+      },
+    );
     process.exitCode = child.status ?? 1;
   } finally {
     remove();
@@ -81,7 +88,13 @@ async function runInside(): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), 'cd-veth-'));
     const store = LocalKvStore.open({ path: join(dir, 'kvstore.db') });
     const datapath = new RoutingDatapath();
-    const endpoints = new EndpointManager({ store, nodeName: 'node-a', datapath, identities: new IdentityAllocator({ store, nodeName: 'node-a', log }), log });
+    const endpoints = new EndpointManager({
+      store,
+      nodeName: 'node-a',
+      datapath,
+      identities: new IdentityAllocator({ store, nodeName: 'node-a', log }),
+      log,
+    });
     t.teardown(async () => {
       await endpoints.cleanupDatapath().catch(() => undefined);
       await store.close();
@@ -89,11 +102,30 @@ async function runInside(): Promise<void> {
     });
     await datapath.init();
     const networkId = 'a'.repeat(64);
-    await endpoints.createNetwork({ networkId, subnet: '198.18.36.0/24', gateway: '198.18.36.1', internal: false, mtu: 1500, options: {} });
+    await endpoints.createNetwork({
+      networkId,
+      subnet: '198.18.36.0/24',
+      gateway: '198.18.36.1',
+      internal: false,
+      mtu: 1500,
+      options: {},
+    });
     const first = `abcdef01234${'5'.repeat(53)}`;
     const second = `abcdef01234${'6'.repeat(53)}`;
-    const one = await endpoints.createEndpoint({ networkId, endpointId: first, ipv4: '198.18.36.2', prefixLength: 24, mac: '' });
-    const two = await endpoints.createEndpoint({ networkId, endpointId: second, ipv4: '198.18.36.3', prefixLength: 24, mac: '' });
+    const one = await endpoints.createEndpoint({
+      networkId,
+      endpointId: first,
+      ipv4: '198.18.36.2',
+      prefixLength: 24,
+      mac: '',
+    });
+    const two = await endpoints.createEndpoint({
+      networkId,
+      endpointId: second,
+      ipv4: '198.18.36.3',
+      prefixLength: 24,
+      mac: '',
+    });
     await endpoints.join(networkId, first, '/var/run/docker/netns/one');
     await endpoints.join(networkId, second, '/var/run/docker/netns/two');
 
@@ -116,14 +148,21 @@ async function runInside(): Promise<void> {
     t.equal(link(one.hostIfName)?.ifindex, one.hostIfIndex, "the first's veth is intact (same ifindex)");
     t.equal(link(one.containerIfName)?.ifindex !== undefined, true, "the first's container side is intact");
     t.equal(routeDevice('198.18.36.2'), one.hostIfName, "the first's /32 still goes to its veth");
-    t.ok(await datapath.endpointLinkExists(endpoints.toDatapathEndpoint(endpoints.getEndpoint(first)!)), 'the first endpoint still finds its link');
+    t.ok(
+      await datapath.endpointLinkExists(endpoints.toDatapathEndpoint(endpoints.getEndpoint(first)!)),
+      'the first endpoint still finds its link',
+    );
 
     // A record naming a link that is now another one's (its own ifindex vanished): not its link.
     const stale = { ...endpoints.toDatapathEndpoint(two), hostIfName: one.hostIfName, ipv4: '198.18.36.99' };
-    t.notOk(await datapath.endpointLinkExists(stale), 'a link with another ifindex is not the stale record\'s');
+    t.notOk(await datapath.endpointLinkExists(stale), "a link with another ifindex is not the stale record's");
     await datapath.removeEndpoint(stale);
     await datapath.settle();
-    t.equal(link(one.hostIfName)?.ifindex, one.hostIfIndex, 'removing the stale record left the link of that name alone');
+    t.equal(
+      link(one.hostIfName)?.ifindex,
+      one.hostIfIndex,
+      'removing the stale record left the link of that name alone',
+    );
     t.equal(routeDevice('198.18.36.2'), one.hostIfName, 'and its route');
 
     await endpoints.deleteEndpoint(networkId, first);

@@ -11,7 +11,16 @@ import { createSocket } from 'node:dgram';
 import { connect, createServer } from 'node:net';
 import { DnsServer, nameserversOf } from '../../../src/dns/dns-server.js';
 import { lookupClusterName, type NamedEndpoint } from '../../../src/dns/cluster-names.js';
-import { decodeAddresses, decodeHeader, decodeQuery, encodeAnswer, encodeQuery, QTYPE_A, QTYPE_AAAA, RCODE } from '../../../src/dns/dns-message.js';
+import {
+  decodeAddresses,
+  decodeHeader,
+  decodeQuery,
+  encodeAnswer,
+  encodeQuery,
+  QTYPE_A,
+  QTYPE_AAAA,
+  RCODE,
+} from '../../../src/dns/dns-message.js';
 import { log } from '../../../src/util/log.js';
 
 // Loopback addresses are the queriers: the resolver knows a container by its source address.
@@ -59,7 +68,15 @@ async function tcpQuery(port: number, message: Buffer): Promise<Buffer> {
 }
 
 async function startServer(t: Test, upstreams: string[], list: NamedEndpoint[] = endpoints): Promise<DnsServer> {
-  const server = new DnsServer({ host: '127.0.0.1', port: 0, upstreams, endpoints: () => list, ttlSeconds: 5, upstreamTimeoutMs: 300, log });
+  const server = new DnsServer({
+    host: '127.0.0.1',
+    port: 0,
+    upstreams,
+    endpoints: () => list,
+    ttlSeconds: 5,
+    upstreamTimeoutMs: 300,
+    log,
+  });
   await server.start();
   t.teardown(() => server.stop());
   return server;
@@ -72,9 +89,21 @@ t.test('lookupClusterName scopes names to the querier network', async (t) => {
   t.same(lookupClusterName(endpoints, '127.0.0.1', 'db.ovl'), { kind: 'absent' });
   t.same(lookupClusterName(endpoints, '198.18.9.9', 'web'), { kind: 'foreign' }, 'unknown querier');
   // A container on two networks queries from one address (its route to the resolver) but sees both.
-  const multi: NamedEndpoint[] = [...endpoints, { ip: '198.18.7.9', name: 'both', network: 'ovl', container: 'c1' }, { ip: '198.18.8.9', name: 'both', network: 'other', container: 'c1' }];
-  t.same(lookupClusterName(multi, '198.18.7.9', 'db'), { kind: 'cluster', addresses: ['198.18.8.2'] }, "the querier's second network");
-  t.same(lookupClusterName(multi, '198.18.7.9', 'both'), { kind: 'cluster', addresses: ['198.18.7.9', '198.18.8.9'] }, 'a name in two networks: both addresses');
+  const multi: NamedEndpoint[] = [
+    ...endpoints,
+    { ip: '198.18.7.9', name: 'both', network: 'ovl', container: 'c1' },
+    { ip: '198.18.8.9', name: 'both', network: 'other', container: 'c1' },
+  ];
+  t.same(
+    lookupClusterName(multi, '198.18.7.9', 'db'),
+    { kind: 'cluster', addresses: ['198.18.8.2'] },
+    "the querier's second network",
+  );
+  t.same(
+    lookupClusterName(multi, '198.18.7.9', 'both'),
+    { kind: 'cluster', addresses: ['198.18.7.9', '198.18.8.9'] },
+    'a name in two networks: both addresses',
+  );
   t.same(lookupClusterName(multi, '198.18.7.9', 'nobody.other'), { kind: 'absent' });
   // Aliases (`--network-alias`) name a container on their network like its name; a shared alias
   // answers every container that has it; an alias on another network is not visible.
@@ -84,12 +113,29 @@ t.test('lookupClusterName scopes names to the querier network', async (t) => {
     { ip: '198.18.7.4', name: 'api-2', aliases: ['API'], network: 'ovl' },
     { ip: '198.18.8.3', name: 'cache', aliases: ['kv'], network: 'other' },
   ];
-  t.same(lookupClusterName(aliased, '127.0.0.1', 'api'), { kind: 'cluster', addresses: ['198.18.7.3', '198.18.7.4'] }, 'a shared alias: both containers');
-  t.same(lookupClusterName(aliased, '127.0.0.1', 'Api.ovl'), { kind: 'cluster', addresses: ['198.18.7.3', '198.18.7.4'] }, '<alias>.<network>, any case');
-  t.same(lookupClusterName(aliased, '127.0.0.1', 'f00dcafe1234'), { kind: 'cluster', addresses: ['198.18.7.3'] }, 'the short id alias');
+  t.same(
+    lookupClusterName(aliased, '127.0.0.1', 'api'),
+    { kind: 'cluster', addresses: ['198.18.7.3', '198.18.7.4'] },
+    'a shared alias: both containers',
+  );
+  t.same(
+    lookupClusterName(aliased, '127.0.0.1', 'Api.ovl'),
+    { kind: 'cluster', addresses: ['198.18.7.3', '198.18.7.4'] },
+    '<alias>.<network>, any case',
+  );
+  t.same(
+    lookupClusterName(aliased, '127.0.0.1', 'f00dcafe1234'),
+    { kind: 'cluster', addresses: ['198.18.7.3'] },
+    'the short id alias',
+  );
   t.same(lookupClusterName(aliased, '127.0.0.1', 'kv'), { kind: 'foreign' }, "another network's alias: not ours");
   t.same(lookupClusterName(aliased, '127.0.0.1', 'kv.ovl'), { kind: 'absent' });
-  t.same(nameserversOf('# x\nnameserver 198.18.0.53\nnameserver ::1\nnameserver 198.18.0.1 # us\nsearch a\n', ['198.18.0.1']), ['198.18.0.53']);
+  t.same(
+    nameserversOf('# x\nnameserver 198.18.0.53\nnameserver ::1\nnameserver 198.18.0.1 # us\nsearch a\n', [
+      '198.18.0.1',
+    ]),
+    ['198.18.0.53'],
+  );
 });
 
 t.test('cluster names over UDP and TCP; AAAA empty; NXDOMAIN; removed names; no upstream -> REFUSED', async (t) => {
@@ -99,16 +145,32 @@ t.test('cluster names over UDP and TCP; AAAA empty; NXDOMAIN; removed names; no 
   t.match(decodeHeader(a), { id: 11, rcode: RCODE.noError, answerCount: 1 });
   t.same(decodeAddresses(a), ['198.18.7.2']);
   // Flags zeroed so the reply parses as a query: its question section is the one sent.
-  t.equal(decodeQuery(Buffer.concat([a.subarray(0, 2), Buffer.alloc(2), a.subarray(4)]))?.name, 'wEb', 'question echoed as sent');
+  t.equal(
+    decodeQuery(Buffer.concat([a.subarray(0, 2), Buffer.alloc(2), a.subarray(4)]))?.name,
+    'wEb',
+    'question echoed as sent',
+  );
   const tcp = await tcpQuery(server.port, encodeQuery(12, 'web.ovl', QTYPE_A));
   t.same(decodeAddresses(tcp), ['198.18.7.2'], 'TCP, split frame');
   const aaaa = (await udpQuery(server.port, encodeQuery(13, 'web', QTYPE_AAAA)))!;
   t.match(decodeHeader(aaaa), { rcode: RCODE.noError, answerCount: 0 }, 'AAAA of a known name: empty NOERROR');
-  t.match(decodeHeader((await udpQuery(server.port, encodeQuery(14, 'nobody.ovl', QTYPE_A)))!), { rcode: RCODE.nxDomain });
-  t.match(decodeHeader((await udpQuery(server.port, encodeQuery(15, 'db', QTYPE_A)))!), { rcode: RCODE.refused, answerCount: 0 }, 'other network, no upstream');
-  t.match(decodeHeader((await udpQuery(server.port, encodeQuery(16, 'example.org', QTYPE_A)))!), { rcode: RCODE.refused });
+  t.match(decodeHeader((await udpQuery(server.port, encodeQuery(14, 'nobody.ovl', QTYPE_A)))!), {
+    rcode: RCODE.nxDomain,
+  });
+  t.match(
+    decodeHeader((await udpQuery(server.port, encodeQuery(15, 'db', QTYPE_A)))!),
+    { rcode: RCODE.refused, answerCount: 0 },
+    'other network, no upstream',
+  );
+  t.match(decodeHeader((await udpQuery(server.port, encodeQuery(16, 'example.org', QTYPE_A)))!), {
+    rcode: RCODE.refused,
+  });
   list.splice(1, 1);
-  t.match(decodeHeader((await udpQuery(server.port, encodeQuery(17, 'web.ovl', QTYPE_A)))!), { rcode: RCODE.nxDomain }, 'removed: gone at once');
+  t.match(
+    decodeHeader((await udpQuery(server.port, encodeQuery(17, 'web.ovl', QTYPE_A)))!),
+    { rcode: RCODE.nxDomain },
+    'removed: gone at once',
+  );
   t.match(server.status(), { queries: 7, clusterAnswers: 3, nxdomain: 2, refused: 2 });
 });
 
@@ -117,12 +179,20 @@ t.test('malformed packets: FORMERR when the header decodes, silence otherwise; t
   t.equal(await udpQuery(server.port, Buffer.from([1, 2, 3]), 300), undefined, 'no header: no reply');
   const cut = encodeQuery(21, 'web', QTYPE_A).subarray(0, 14);
   t.match(decodeHeader((await udpQuery(server.port, cut))!), { id: 21, rcode: RCODE.formErr });
-  const reply = encodeAnswer(decodeQuery(encodeQuery(22, 'web', QTYPE_A))!, { rcode: 0, authoritative: true, recursionAvailable: false });
+  const reply = encodeAnswer(decodeQuery(encodeQuery(22, 'web', QTYPE_A))!, {
+    rcode: 0,
+    authoritative: true,
+    recursionAvailable: false,
+  });
   t.equal(await udpQuery(server.port, reply, 300), undefined, 'a response gets no reply');
   const op = encodeQuery(23, 'web', QTYPE_A);
   op.writeUInt16BE(op.readUInt16BE(2) | (2 << 11), 2);
   t.match(decodeHeader((await udpQuery(server.port, op))!), { id: 23, rcode: RCODE.notImp });
-  t.same(decodeAddresses((await udpQuery(server.port, encodeQuery(24, 'web', QTYPE_A)))!), ['198.18.7.2'], 'still answering');
+  t.same(
+    decodeAddresses((await udpQuery(server.port, encodeQuery(24, 'web', QTYPE_A)))!),
+    ['198.18.7.2'],
+    'still answering',
+  );
   t.equal(server.status().malformed, 3);
 });
 
@@ -132,7 +202,17 @@ t.test('foreign names go to the upstream; a silent upstream means SERVFAIL', asy
   upstream.on('message', (m, r) => {
     const q = decodeQuery(m)!;
     seen.push(q.name);
-    upstream.send(encodeAnswer(q, { rcode: 0, authoritative: false, recursionAvailable: true, addresses: ['198.18.99.1'], ttlSeconds: 60 }), r.port, r.address);
+    upstream.send(
+      encodeAnswer(q, {
+        rcode: 0,
+        authoritative: false,
+        recursionAvailable: true,
+        addresses: ['198.18.99.1'],
+        ttlSeconds: 60,
+      }),
+      r.port,
+      r.address,
+    );
   });
   await new Promise<void>((resolve) => upstream.bind(0, '127.0.0.1', resolve));
   t.teardown(() => upstream.close());
@@ -143,10 +223,17 @@ t.test('foreign names go to the upstream; a silent upstream means SERVFAIL', asy
   const r = (await udpQuery(server.port, encodeQuery(31, 'example.org', QTYPE_A)))!;
   t.same(decodeAddresses(r), ['198.18.99.1'], 'the second upstream answered after the first timed out');
   t.same(seen, ['example.org']);
-  t.same(decodeAddresses((await udpQuery(server.port, encodeQuery(32, 'web', QTYPE_A)))!), ['198.18.7.2'], 'cluster names are not forwarded');
+  t.same(
+    decodeAddresses((await udpQuery(server.port, encodeQuery(32, 'web', QTYPE_A)))!),
+    ['198.18.7.2'],
+    'cluster names are not forwarded',
+  );
   t.same(seen, ['example.org']);
   const lonely = await startServer(t, [`127.0.0.1:${silent.address().port}`]);
-  t.match(decodeHeader((await udpQuery(lonely.port, encodeQuery(33, 'example.org', QTYPE_A)))!), { id: 33, rcode: RCODE.servFail });
+  t.match(decodeHeader((await udpQuery(lonely.port, encodeQuery(33, 'example.org', QTYPE_A)))!), {
+    id: 33,
+    rcode: RCODE.servFail,
+  });
   t.match(lonely.status(), { upstreamFailures: 1 });
 });
 
@@ -154,7 +241,13 @@ t.test('a TCP query is relayed to the upstream over TCP', async (t) => {
   const upstream = createServer((s) => {
     s.once('data', (d: Buffer) => {
       const q = decodeQuery(d.subarray(2, 2 + d.readUInt16BE(0)))!;
-      const reply = encodeAnswer(q, { rcode: 0, authoritative: false, recursionAvailable: true, addresses: ['198.18.99.2'], ttlSeconds: 60 });
+      const reply = encodeAnswer(q, {
+        rcode: 0,
+        authoritative: false,
+        recursionAvailable: true,
+        addresses: ['198.18.99.2'],
+        ttlSeconds: 60,
+      });
       const framed = Buffer.alloc(2 + reply.length);
       framed.writeUInt16BE(reply.length, 0);
       reply.copy(framed, 2);

@@ -20,7 +20,8 @@ function watcher(state: { ourNetworks: Set<string>; awaiting: boolean }) {
     networkNamed: async (id, name) => void named.push([id, name]),
   });
   const resolved: string[] = [];
-  (w as unknown as { resolveContainer: (id: string) => Promise<void> }).resolveContainer = async (id) => void resolved.push(id);
+  (w as unknown as { resolveContainer: (id: string) => Promise<void> }).resolveContainer = async (id) =>
+    void resolved.push(id);
   const feed = (ev: object) => (w as unknown as { onEvent: (line: string) => void }).onEvent(JSON.stringify(ev));
   return { feed, resolved, named };
 }
@@ -29,7 +30,7 @@ t.test('network connect: inspected only for our networks', async (t) => {
   const state = { ourNetworks: new Set(['net-ours']), awaiting: true };
   const { feed, resolved } = watcher(state);
   feed({ Type: 'network', Action: 'connect', Actor: { ID: 'net-other', Attributes: { container: 'c1' } } });
-  t.same(resolved, [], 'a connect to another driver\'s network is ignored');
+  t.same(resolved, [], "a connect to another driver's network is ignored");
   feed({ Type: 'network', Action: 'connect', Actor: { ID: 'net-ours', Attributes: { container: 'c2' } } });
   t.same(resolved, ['c2'], 'a connect to ours is inspected');
 });

@@ -60,73 +60,117 @@ function setup(t: { teardown(fn: () => unknown): void }) {
   const start = () => {
     const datapath = new FakeDatapath();
     const identities = new IdentityAllocator({ store: outage.store, nodeName: 'node-a', log });
-    const endpoints = new EndpointManager({ store: node, nodeName: 'node-a', datapath, identities, log, identityTimeoutMs: 300 });
+    const endpoints = new EndpointManager({
+      store: node,
+      nodeName: 'node-a',
+      datapath,
+      identities,
+      log,
+      identityTimeoutMs: 300,
+    });
     return { datapath, identities, endpoints };
   };
   return { cluster, node, outage, start };
 }
 
 let next = 1;
-async function container(endpoints: EndpointManager, app: string): Promise<{ endpointId: string; info: { containerId: string; containerName: string; labels: Record<string, string>; networkName: string } }> {
+async function container(
+  endpoints: EndpointManager,
+  app: string,
+): Promise<{
+  endpointId: string;
+  info: { containerId: string; containerName: string; labels: Record<string, string>; networkName: string };
+}> {
   const n = next++;
   const endpointId = n.toString(16).padStart(64, 'e');
   await endpoints.createEndpoint({ networkId: NET, endpointId, ipv4: `198.18.73.${n + 1}`, prefixLength: 24, mac: '' });
   await endpoints.join(NET, endpointId, `/var/run/docker/netns/${n}`);
-  return { endpointId, info: { containerId: n.toString(16).padStart(64, 'c'), containerName: `c${n}`, labels: { app }, networkName: 'net' } };
+  return {
+    endpointId,
+    info: {
+      containerId: n.toString(16).padStart(64, 'c'),
+      containerName: `c${n}`,
+      labels: { app },
+      networkName: 'net',
+    },
+  };
 }
 
-t.test('known label set ready without the store; a new one waits with reserved:init, bounded, and converges', async (t) => {
-  const { cluster, outage, start } = setup(t);
-  const { endpoints, datapath } = start();
-  await endpoints.createNetwork({ networkId: NET, subnet: '198.18.73.0/24', gateway: '198.18.73.1', internal: false, mtu: 1500, options: {} });
-  const first = await container(endpoints, 'web');
-  const ready = await endpoints.attachContainer(first.endpointId, first.info);
-  t.equal(ready?.state, 'ready');
-  const webId = ready!.identity;
+t.test(
+  'known label set ready without the store; a new one waits with reserved:init, bounded, and converges',
+  async (t) => {
+    const { cluster, outage, start } = setup(t);
+    const { endpoints, datapath } = start();
+    await endpoints.createNetwork({
+      networkId: NET,
+      subnet: '198.18.73.0/24',
+      gateway: '198.18.73.1',
+      internal: false,
+      mtu: 1500,
+      options: {},
+    });
+    const first = await container(endpoints, 'web');
+    const ready = await endpoints.attachContainer(first.endpointId, first.info);
+    t.equal(ready?.state, 'ready');
+    const webId = ready!.identity;
 
-  outage.fail();
-  const calls = outage.calls;
-  const second = await container(endpoints, 'web');
-  const known = await endpoints.attachContainer(second.endpointId, second.info);
-  t.equal(known?.state, 'ready', 'known label set: ready during the outage');
-  t.equal(known?.identity, webId);
-  t.equal(datapath.programmed.get(second.endpointId), webId, 'programmed with its identity');
-  t.equal(outage.calls, calls, 'zero cluster store calls');
+    outage.fail();
+    const calls = outage.calls;
+    const second = await container(endpoints, 'web');
+    const known = await endpoints.attachContainer(second.endpointId, second.info);
+    t.equal(known?.state, 'ready', 'known label set: ready during the outage');
+    t.equal(known?.identity, webId);
+    t.equal(datapath.programmed.get(second.endpointId), webId, 'programmed with its identity');
+    t.equal(outage.calls, calls, 'zero cluster store calls');
 
-  outage.hang();
-  const fresh = await container(endpoints, 'new');
-  const started = performance.now();
-  const attaching = endpoints.attachContainer(fresh.endpointId, fresh.info);
-  // The endpoint's lock is free while the allocation waits: Leave on it does not wait for the store.
-  await new Promise((r) => setTimeout(r, 50));
-  const leaveStarted = performance.now();
-  await endpoints.setPolicyRevision(fresh.endpointId, 1);
-  await endpoints.leave('other-network', fresh.endpointId);
-  t.ok(performance.now() - leaveStarted < 200, 'plugin calls on the endpoint are not blocked by the wait');
-  await t.rejects(attaching, { code: 'ERR_IDENTITY_UNAVAILABLE', message: /within --identity-timeout 300 ms/ });
-  t.ok(performance.now() - started < 3000, `bounded (${Math.round(performance.now() - started)} ms)`);
-  const waiting = endpoints.getEndpoint(fresh.endpointId)!;
-  t.equal(waiting.state, 'waiting-for-identity');
-  t.equal(waiting.identity, INIT, 'reserved:init');
-  t.same(waiting.labels, ['container:app=new', 'docker:network=net'], 'labels recorded for policy and endpoint list');
-  t.equal(datapath.programmed.get(fresh.endpointId), INIT);
+    outage.hang();
+    const fresh = await container(endpoints, 'new');
+    const started = performance.now();
+    const attaching = endpoints.attachContainer(fresh.endpointId, fresh.info);
+    // The endpoint's lock is free while the allocation waits: Leave on it does not wait for the store.
+    await new Promise((r) => setTimeout(r, 50));
+    const leaveStarted = performance.now();
+    await endpoints.setPolicyRevision(fresh.endpointId, 1);
+    await endpoints.leave('other-network', fresh.endpointId);
+    t.ok(performance.now() - leaveStarted < 200, 'plugin calls on the endpoint are not blocked by the wait');
+    await t.rejects(attaching, { code: 'ERR_IDENTITY_UNAVAILABLE', message: /within --identity-timeout 300 ms/ });
+    t.ok(performance.now() - started < 3000, `bounded (${Math.round(performance.now() - started)} ms)`);
+    const waiting = endpoints.getEndpoint(fresh.endpointId)!;
+    t.equal(waiting.state, 'waiting-for-identity');
+    t.equal(waiting.identity, INIT, 'reserved:init');
+    t.same(waiting.labels, ['container:app=new', 'docker:network=net'], 'labels recorded for policy and endpoint list');
+    t.equal(datapath.programmed.get(fresh.endpointId), INIT);
 
-  outage.restore();
-  const converged = await endpoints.attachContainer(fresh.endpointId, fresh.info);
-  t.equal(converged?.state, 'ready', 'the retry after the store returns makes it ready');
-  t.ok(converged!.identity >= 256 && converged!.identity !== webId, `real identity ${converged!.identity}`);
-  t.equal(datapath.programmed.get(fresh.endpointId), converged!.identity, 'and programmed');
-  // The abandoned first allocation gave its reference back: one reference, the endpoint's.
-  await new Promise((r) => setTimeout(r, 200));
-  const refs = (await cluster.list('identities/v1/value/')).pairs.filter((p) => p.value === String(converged!.identity));
-  t.equal(refs.length, 1, 'one reference key for the new identity');
-  t.equal((await endpoints.attachContainer(fresh.endpointId, fresh.info))?.identity, converged!.identity, 'idempotent');
-});
+    outage.restore();
+    const converged = await endpoints.attachContainer(fresh.endpointId, fresh.info);
+    t.equal(converged?.state, 'ready', 'the retry after the store returns makes it ready');
+    t.ok(converged!.identity >= 256 && converged!.identity !== webId, `real identity ${converged!.identity}`);
+    t.equal(datapath.programmed.get(fresh.endpointId), converged!.identity, 'and programmed');
+    // The abandoned first allocation gave its reference back: one reference, the endpoint's.
+    await new Promise((r) => setTimeout(r, 200));
+    const refs = (await cluster.list('identities/v1/value/')).pairs.filter(
+      (p) => p.value === String(converged!.identity),
+    );
+    t.equal(refs.length, 1, 'one reference key for the new identity');
+    t.equal(
+      (await endpoints.attachContainer(fresh.endpointId, fresh.info))?.identity,
+      converged!.identity,
+      'idempotent',
+    );
+  },
+);
 
 t.test('records are node-local: a restart with the cluster store down restores endpoints and identities', async (t) => {
   const { node, outage, start } = setup(t);
   const before = start();
-  await before.endpoints.createNetwork({ networkId: NET, subnet: '198.18.73.0/24', gateway: '198.18.73.1', internal: false, mtu: 1500, options: {} });
+  await before.endpoints.createNetwork({
+    networkId: NET,
+    subnet: '198.18.73.0/24',
+    gateway: '198.18.73.1',
+    internal: false,
+    mtu: 1500,
+    options: {},
+  });
   const c = await container(before.endpoints, 'db');
   const id = (await before.endpoints.attachContainer(c.endpointId, c.info))!.identity;
   t.ok((await node.list('docker/v1/node-a/')).pairs.length >= 2, 'records in the node store');
@@ -136,29 +180,51 @@ t.test('records are node-local: a restart with the cluster store down restores e
   const { restored } = await after.endpoints.restore();
   t.equal(restored, 1);
   t.equal(after.endpoints.getEndpoint(c.endpointId)?.identity, id, 'same identity');
-  t.equal(after.identities.lookupLocal(LabelSet.parse(after.endpoints.getEndpoint(c.endpointId)!.labels)), id, 'known locally again');
+  t.equal(
+    after.identities.lookupLocal(LabelSet.parse(after.endpoints.getEndpoint(c.endpointId)!.labels)),
+    id,
+    'known locally again',
+  );
   const calls = outage.calls;
   const again = await container(after.endpoints, 'db');
-  t.equal((await after.endpoints.attachContainer(again.endpointId, again.info))?.identity, id, 'a new container with that label set starts');
+  t.equal(
+    (await after.endpoints.attachContainer(again.endpointId, again.info))?.identity,
+    id,
+    'a new container with that label set starts',
+  );
   t.equal(outage.calls, calls, 'without the cluster store');
 });
 
-t.test('a renamed container (same labels) updates the name and aliases, saved and announced; an unchanged one is quiet', async (t) => {
-  const { node, start } = setup(t);
-  const { endpoints } = start();
-  await endpoints.createNetwork({ networkId: NET, subnet: '198.18.73.0/24', gateway: '198.18.73.1', internal: false, mtu: 1500, options: {} });
-  const c = await container(endpoints, 'web');
-  const ready = await endpoints.attachContainer(c.endpointId, { ...c.info, aliases: ['www'] });
-  t.same(ready?.aliases, ['www']);
-  const updates: string[] = [];
-  endpoints.onChange((event, ep) => void updates.push(`${event}:${ep.containerName}:${(ep.aliases ?? []).join(',')}`));
-  await endpoints.attachContainer(c.endpointId, { ...c.info, aliases: ['www'] });
-  t.same(updates, [], 'same names: no update');
-  await endpoints.attachContainer(c.endpointId, { ...c.info, containerName: 'renamed', aliases: ['www', 'front'] });
-  t.same(updates, ['updated:renamed:front,www'], 'the new name and aliases are announced');
-  t.equal(endpoints.getEndpoint(c.endpointId)?.identity, ready?.identity, 'identity unchanged');
-  const saved = (await node.list('docker/v1/node-a/')).pairs.map((p) => p.value).find((v) => v.includes(c.endpointId));
-  t.match(saved, /"containerName":"renamed"/, 'saved in the node store');
-  await endpoints.attachContainer(c.endpointId, { ...c.info, containerName: 'renamed' });
-  t.equal(endpoints.getEndpoint(c.endpointId)?.aliases, undefined, 'aliases dropped when the container has none');
-});
+t.test(
+  'a renamed container (same labels) updates the name and aliases, saved and announced; an unchanged one is quiet',
+  async (t) => {
+    const { node, start } = setup(t);
+    const { endpoints } = start();
+    await endpoints.createNetwork({
+      networkId: NET,
+      subnet: '198.18.73.0/24',
+      gateway: '198.18.73.1',
+      internal: false,
+      mtu: 1500,
+      options: {},
+    });
+    const c = await container(endpoints, 'web');
+    const ready = await endpoints.attachContainer(c.endpointId, { ...c.info, aliases: ['www'] });
+    t.same(ready?.aliases, ['www']);
+    const updates: string[] = [];
+    endpoints.onChange(
+      (event, ep) => void updates.push(`${event}:${ep.containerName}:${(ep.aliases ?? []).join(',')}`),
+    );
+    await endpoints.attachContainer(c.endpointId, { ...c.info, aliases: ['www'] });
+    t.same(updates, [], 'same names: no update');
+    await endpoints.attachContainer(c.endpointId, { ...c.info, containerName: 'renamed', aliases: ['www', 'front'] });
+    t.same(updates, ['updated:renamed:front,www'], 'the new name and aliases are announced');
+    t.equal(endpoints.getEndpoint(c.endpointId)?.identity, ready?.identity, 'identity unchanged');
+    const saved = (await node.list('docker/v1/node-a/')).pairs
+      .map((p) => p.value)
+      .find((v) => v.includes(c.endpointId));
+    t.match(saved, /"containerName":"renamed"/, 'saved in the node store');
+    await endpoints.attachContainer(c.endpointId, { ...c.info, containerName: 'renamed' });
+    t.equal(endpoints.getEndpoint(c.endpointId)?.aliases, undefined, 'aliases dropped when the container has none');
+  },
+);

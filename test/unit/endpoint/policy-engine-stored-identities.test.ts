@@ -22,14 +22,20 @@ const FRIEND = 301;
 
 class RecordingDatapath implements PolicyDatapath {
   entries: DatapathPolicyEntry[] = [];
-  async applyEndpointPolicy(_ep: unknown, _e: unknown, entries: DatapathPolicyEntry[]): Promise<{ added: number; deleted: number }> {
+  async applyEndpointPolicy(
+    _ep: unknown,
+    _e: unknown,
+    entries: DatapathPolicyEntry[],
+  ): Promise<{ added: number; deleted: number }> {
     this.entries = entries;
     return { added: entries.length, deleted: 0 };
   }
   async syncCidrIdentities(): Promise<void> {}
   /** Peers allowed into the endpoint. */
   ingressPeers(): number[] {
-    return [...new Set(this.entries.filter((e) => e.direction === 'ingress' && e.verdict === 'allow').map((e) => e.peer))].sort((a, b) => a - b);
+    return [
+      ...new Set(this.entries.filter((e) => e.direction === 'ingress' && e.verdict === 'allow').map((e) => e.peer)),
+    ].sort((a, b) => a - b);
   }
 }
 
@@ -45,7 +51,14 @@ function legacy(...labels: string[]): string {
 async function openEngine(t: Test) {
   const dir = mkdtempSync(join(tmpdir(), 'stored-ids-'));
   const store = LocalKvStore.open({ path: join(dir, 'kvstore.db') });
-  const ep = { id: 7, endpointId: 'ep-7', identity: VICTIM, state: 'ready', labels: ['container:app=victim'], policyRevision: 0 } as unknown as EndpointRecord;
+  const ep = {
+    id: 7,
+    endpointId: 'ep-7',
+    identity: VICTIM,
+    state: 'ready',
+    labels: ['container:app=victim'],
+    policyRevision: 0,
+  } as unknown as EndpointRecord;
   const endpoints = {
     onChange: () => undefined,
     listEndpoints: () => [ep],
@@ -55,7 +68,14 @@ async function openEngine(t: Test) {
     },
   } as unknown as EndpointManager;
   const datapath = new RecordingDatapath();
-  const engine = new PolicyEngine({ store, endpoints, datapath, enforcement: 'default', log: log.child({ component: 'policy-test' }), toDatapathEndpoint: (e) => e as never });
+  const engine = new PolicyEngine({
+    store,
+    endpoints,
+    datapath,
+    enforcement: 'default',
+    log: log.child({ component: 'policy-test' }),
+    toDatapathEndpoint: (e) => e as never,
+  });
   t.teardown(() => {
     engine.stop();
     store.close();
@@ -93,28 +113,43 @@ t.test('identities with a reserved (or other) label source, or a reserved number
   await store.put(idKey('0400'), LabelSet.parse(['container:app=friend']).toCanonical());
   await engine.start();
   await enforce(engine);
-  t.same(datapath.ingressPeers(), [1, 6, FRIEND], 'only the reserved host and remote-node identities and the real friend are allowed in');
+  t.same(
+    datapath.ingressPeers(),
+    [1, 6, FRIEND],
+    'only the reserved host and remote-node identities and the real friend are allowed in',
+  );
   t.same(engine.labelsOf(1)?.toStrings(), ['reserved:host'], 'reserved:host keeps its labels');
-  t.equal(engine.labelsOf(400)?.toCanonical(), undefined, 'neither the forged identity nor a second spelling of its number is in the selector cache');
+  t.equal(
+    engine.labelsOf(400)?.toCanonical(),
+    undefined,
+    'neither the forged identity nor a second spelling of its number is in the selector cache',
+  );
   t.same(engine.labelsOf(FRIEND)?.toStrings(), ['container:app=friend', 'docker:network=n1']);
 });
 
-t.test('the same identities arriving through the watch, and a valid identity overwritten with a forged set', async (t) => {
-  const { store, engine, datapath } = await openEngine(t);
-  await engine.start();
-  await enforce(engine);
-  t.same(datapath.ingressPeers(), [1, 6, FRIEND]);
-  await store.put(idKey(500), legacy('container:app=z', 'reserved:host'));
-  await store.put(idKey(2), LabelSet.parse(['container:app=friend']).toCanonical());
-  await store.put(idKey(FRIEND), legacy('container:app=friend', 'reserved:host'));
-  // A valid identity written after the others: once the engine has it, the watch got them all.
-  await store.put(idKey(502), LabelSet.parse(['container:app=friend', 'docker:network=n2']).toCanonical());
-  for (let i = 0; i < 100 && !engine.labelsOf(502); i++) await new Promise((r) => setTimeout(r, 20));
-  await engine.settled();
-  t.ok(engine.labelsOf(502), 'the watch delivered the identities');
-  t.same(datapath.ingressPeers(), [1, 6, 502], 'the forged ones are not allowed in, and the overwritten friend no longer is');
-  t.same(engine.labelsOf(2)?.toStrings(), ['reserved:world'], 'reserved:world keeps its labels');
-  await engine.relist();
-  await engine.settled();
-  t.same(datapath.ingressPeers(), [1, 6, 502], 'a resync reads them the same way');
-});
+t.test(
+  'the same identities arriving through the watch, and a valid identity overwritten with a forged set',
+  async (t) => {
+    const { store, engine, datapath } = await openEngine(t);
+    await engine.start();
+    await enforce(engine);
+    t.same(datapath.ingressPeers(), [1, 6, FRIEND]);
+    await store.put(idKey(500), legacy('container:app=z', 'reserved:host'));
+    await store.put(idKey(2), LabelSet.parse(['container:app=friend']).toCanonical());
+    await store.put(idKey(FRIEND), legacy('container:app=friend', 'reserved:host'));
+    // A valid identity written after the others: once the engine has it, the watch got them all.
+    await store.put(idKey(502), LabelSet.parse(['container:app=friend', 'docker:network=n2']).toCanonical());
+    for (let i = 0; i < 100 && !engine.labelsOf(502); i++) await new Promise((r) => setTimeout(r, 20));
+    await engine.settled();
+    t.ok(engine.labelsOf(502), 'the watch delivered the identities');
+    t.same(
+      datapath.ingressPeers(),
+      [1, 6, 502],
+      'the forged ones are not allowed in, and the overwritten friend no longer is',
+    );
+    t.same(engine.labelsOf(2)?.toStrings(), ['reserved:world'], 'reserved:world keeps its labels');
+    await engine.relist();
+    await engine.settled();
+    t.same(datapath.ingressPeers(), [1, 6, 502], 'a resync reads them the same way');
+  },
+);

@@ -41,7 +41,12 @@ t.test('imports: the same policies or the same error as parsePolicyText', async 
   const texts = readdirSync(FIXTURES)
     .filter((f) => f.endsWith('.json') || f.endsWith('.yaml'))
     .map((f) => [f, readFileSync(join(FIXTURES, f), 'utf8')] as const);
-  texts.push(['cidr', CIDR_YAML], ['bad yaml', 'a: [b'], ['bad policy', '{"kind":"CiliumNetworkPolicy","metadata":{"name":"x"},"spec":{"egress":"no"}}'], ['empty', '']);
+  texts.push(
+    ['cidr', CIDR_YAML],
+    ['bad yaml', 'a: [b'],
+    ['bad policy', '{"kind":"CiliumNetworkPolicy","metadata":{"name":"x"},"spec":{"egress":"no"}}'],
+    ['empty', ''],
+  );
   let valid = 0;
   for (const [name, text] of texts) {
     const expected = inline(() => parsePolicyText(text));
@@ -50,8 +55,16 @@ t.test('imports: the same policies or the same error as parsePolicyText', async 
       (error: unknown) => ({ error }),
     );
     if (expected.error) {
-      t.type((got as { error?: unknown }).error, PolicyValidationError, `${name}: refused with a PolicyValidationError`);
-      t.equal((got as { error?: Error }).error?.message, (expected.error as Error).message, `${name}: the same message`);
+      t.type(
+        (got as { error?: unknown }).error,
+        PolicyValidationError,
+        `${name}: refused with a PolicyValidationError`,
+      );
+      t.equal(
+        (got as { error?: Error }).error?.message,
+        (expected.error as Error).message,
+        `${name}: the same message`,
+      );
     } else {
       valid++;
       t.same((got as { value?: unknown }).value, expected.value, `${name}: the same policies`);
@@ -70,8 +83,16 @@ t.test('snapshots: the same stored policies as PolicyRepository.parseSnapshot', 
   const rebuilt = PolicyRepository.fromParsedSnapshot(parsed);
   t.same(rebuilt.toJSON(), repo.toJSON(), 'a repository rebuilt from it stores the same');
   t.same(rebuilt.rules(), repo.rules(), 'and has the same rules');
-  await t.rejects(parser.parseSnapshot('{"revision": 2, "polic'), PolicyValidationError, 'not JSON: refused as invalid');
-  await t.rejects(parser.parseSnapshot('{"revision": 0, "policies": []}'), PolicyValidationError, 'a bad snapshot: refused as invalid');
+  await t.rejects(
+    parser.parseSnapshot('{"revision": 2, "polic'),
+    PolicyValidationError,
+    'not JSON: refused as invalid',
+  );
+  await t.rejects(
+    parser.parseSnapshot('{"revision": 0, "policies": []}'),
+    PolicyValidationError,
+    'a bad snapshot: refused as invalid',
+  );
 });
 
 t.test('a large import is parsed while the event loop keeps running', async (t) => {
@@ -87,7 +108,7 @@ t.test('a large import is parsed while the event loop keeps running', async (t) 
     maxGapMs = Math.max(maxGapMs, now - last);
     last = now;
   }, 5);
-  let got;
+  let got: Awaited<ReturnType<typeof parser.parseText>>;
   try {
     got = await parser.parseText(text);
     await new Promise((r) => setTimeout(r, 20));
@@ -95,8 +116,13 @@ t.test('a large import is parsed while the event loop keeps running', async (t) 
     clearInterval(probe);
   }
   t.same(got, expected);
-  t.comment(`16 000 CIDRs of YAML: ${inlineMs.toFixed(0)} ms on the main thread; through the parser thread the longest event-loop block was ${maxGapMs.toFixed(0)} ms`);
-  t.ok(maxGapMs < inlineMs / 2, `the longest block (${maxGapMs.toFixed(0)} ms) is well under the parse itself (${inlineMs.toFixed(0)} ms)`);
+  t.comment(
+    `16 000 CIDRs of YAML: ${inlineMs.toFixed(0)} ms on the main thread; through the parser thread the longest event-loop block was ${maxGapMs.toFixed(0)} ms`,
+  );
+  t.ok(
+    maxGapMs < inlineMs / 2,
+    `the longest block (${maxGapMs.toFixed(0)} ms) is well under the parse itself (${inlineMs.toFixed(0)} ms)`,
+  );
 });
 
 t.test('a closed parser starts again on the next request', async (t) => {

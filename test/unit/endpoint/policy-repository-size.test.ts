@@ -18,11 +18,26 @@ import { ConsulApiServer } from '../../support/consul-api-server.js';
 
 const REPOSITORY_KEY = 'policies/v1/repository';
 
-const endpoints = { onChange: () => undefined, listEndpoints: () => [], getEndpoint: () => undefined, setPolicyRevision: async () => undefined } as unknown as EndpointManager;
-const datapath = { applyEndpointPolicy: async () => ({ added: 0, deleted: 0 }), syncCidrIdentities: async () => undefined };
+const endpoints = {
+  onChange: () => undefined,
+  listEndpoints: () => [],
+  getEndpoint: () => undefined,
+  setPolicyRevision: async () => undefined,
+} as unknown as EndpointManager;
+const datapath = {
+  applyEndpointPolicy: async () => ({ added: 0, deleted: 0 }),
+  syncCidrIdentities: async () => undefined,
+};
 
 async function engineOn(t: Test, store: KvStore): Promise<PolicyEngine> {
-  const engine = new PolicyEngine({ store, endpoints, datapath, enforcement: 'default', log: log.child({ component: 'policy-test' }), toDatapathEndpoint: (e) => e as never });
+  const engine = new PolicyEngine({
+    store,
+    endpoints,
+    datapath,
+    enforcement: 'default',
+    log: log.child({ component: 'policy-test' }),
+    toDatapathEndpoint: (e) => e as never,
+  });
   t.teardown(() => engine.stop());
   await engine.start();
   await engine.settled();
@@ -32,12 +47,26 @@ async function engineOn(t: Test, store: KvStore): Promise<PolicyEngine> {
 /** A valid policy of about 300 KB (16 000 /32 toCIDR entries, within every per-policy limit). */
 function bigPolicy(name: string, third: number): string {
   const cidrs = Array.from({ length: 16_000 }, (_, i) => `198.${18 + third}.${i >> 8}.${i & 255}/32`);
-  return JSON.stringify({ apiVersion: 'cilium.io/v2', kind: 'CiliumNetworkPolicy', metadata: { name }, spec: { endpointSelector: {}, egress: [{ toCIDR: cidrs }] } });
+  return JSON.stringify({
+    apiVersion: 'cilium.io/v2',
+    kind: 'CiliumNetworkPolicy',
+    metadata: { name },
+    spec: { endpointSelector: {}, egress: [{ toCIDR: cidrs }] },
+  });
 }
 
-async function repositoryChecks(t: Test, store: KvStore, reopen: () => Promise<KvStore>, rawLimitBytes: number, backend: string): Promise<void> {
+async function repositoryChecks(
+  t: Test,
+  store: KvStore,
+  reopen: () => Promise<KvStore>,
+  rawLimitBytes: number,
+  backend: string,
+): Promise<void> {
   // What the backend itself does with a value over its limit: refuses the write.
-  await t.rejects(store.put('size-probe/too-big', 'x'.repeat(rawLimitBytes + 1024)), `${backend} refuses a value over ${rawLimitBytes} bytes`);
+  await t.rejects(
+    store.put('size-probe/too-big', 'x'.repeat(rawLimitBytes + 1024)),
+    `${backend} refuses a value over ${rawLimitBytes} bytes`,
+  );
   t.equal(await store.get('size-probe/too-big'), undefined, 'nothing was written');
 
   const engine = await engineOn(t, store);
@@ -47,7 +76,11 @@ async function repositoryChecks(t: Test, store: KvStore, reopen: () => Promise<K
   t.ok(stored && Buffer.byteLength(stored.value) < POLICY_LIMITS.repositoryBytes);
 
   // A second one would make the one store value ~600 KB: over Consul's limit. Refused now, typed.
-  await t.rejects(engine.importPolicy(bigPolicy('hosts-b', 1)), { code: 'ERR_POLICY_INVALID', kind: 'BadRequest', message: /policy repository would be \d+ bytes as stored; the limit is 491520 bytes/ });
+  await t.rejects(engine.importPolicy(bigPolicy('hosts-b', 1)), {
+    code: 'ERR_POLICY_INVALID',
+    kind: 'BadRequest',
+    message: /policy repository would be \d+ bytes as stored; the limit is 491520 bytes/,
+  });
   t.equal((await store.get(REPOSITORY_KEY))?.modRevision, stored?.modRevision, 'the stored repository is unchanged');
   t.same(
     engine.getPolicies().policies.map((p) => (p as { metadata: { name: string } }).metadata.name),

@@ -28,7 +28,17 @@ function setup(t: { teardown(fn: () => unknown): void }) {
 function jittered(store: KvStore): KvStore & { calls: number } {
   const wrapped = Object.create(store) as KvStore & { calls: number };
   wrapped.calls = 0;
-  for (const m of ['get', 'list', 'put', 'create', 'atomicPut', 'delete', 'atomicDelete', 'transaction', 'transactions'] as const) {
+  for (const m of [
+    'get',
+    'list',
+    'put',
+    'create',
+    'atomicPut',
+    'delete',
+    'atomicDelete',
+    'transaction',
+    'transactions',
+  ] as const) {
     const original = (store[m] as (...a: unknown[]) => Promise<unknown>).bind(store);
     (wrapped as unknown as Record<string, unknown>)[m] = async (...args: unknown[]) => {
       wrapped.calls++;
@@ -129,9 +139,20 @@ t.test('allocation gives up with a clear error when every candidate is taken', a
   (full as { transactions: KvStore['transactions'] }).transactions = async (requests): Promise<TxnResult[]> =>
     requests.map(({ conditions }) => ({
       ok: false,
-      current: new Map(conditions.map((c) => [c.key, c.key.startsWith('identities/v1/id/') ? { key: c.key, value: 'other', createRevision: 1n, modRevision: 1n } : undefined])),
+      current: new Map(
+        conditions.map((c) => [
+          c.key,
+          c.key.startsWith('identities/v1/id/')
+            ? { key: c.key, value: 'other', createRevision: 1n, modRevision: 1n }
+            : undefined,
+        ]),
+      ),
     }));
   const a = new IdentityAllocator({ store: full, nodeName: 'a', log, maxAttempts: 5 });
   await t.rejects(a.acquire(web), { code: 'ERR_IDENTITY_ALLOCATION', message: /after 5 attempts/ });
-  t.same(a.getStats(), { attempts: 5, allocated: 0, referenced: 0, candidateCollisions: 5 }, 'five candidate collisions counted');
+  t.same(
+    a.getStats(),
+    { attempts: 5, allocated: 0, referenced: 0, candidateCollisions: 5 },
+    'five candidate collisions counted',
+  );
 });

@@ -54,7 +54,8 @@ if (missing !== undefined) {
       const other = byNumber.get(id);
       if (other !== undefined) duplicates.push(`${id}: ${other} and ${labels}`);
       byNumber.set(id, labels);
-      if (!(id >= MIN_ALLOCATED_IDENTITY && id <= MAX_ALLOCATED_IDENTITY)) duplicates.push(`${id} outside the allocation range`);
+      if (!(id >= MIN_ALLOCATED_IDENTITY && id <= MAX_ALLOCATED_IDENTITY))
+        duplicates.push(`${id} outside the allocation range`);
     }
     t.same(duplicates, [], 'no number shared by two label sets (and every number in range)');
 
@@ -67,7 +68,12 @@ if (missing !== undefined) {
     const labelKeys = (await admin.list('identities/v1/labels/')).pairs;
     t.equal(labelKeys.length, total, 'one label key per label set');
     t.same(
-      Object.fromEntries(labelKeys.map((p) => [Buffer.from(p.key.slice('identities/v1/labels/'.length), 'base64url').toString('utf8'), Number(p.value)])),
+      Object.fromEntries(
+        labelKeys.map((p) => [
+          Buffer.from(p.key.slice('identities/v1/labels/'.length), 'base64url').toString('utf8'),
+          Number(p.value),
+        ]),
+      ),
       first!.mapping,
       'every label key points at the number of its label set',
     );
@@ -77,11 +83,23 @@ if (missing !== undefined) {
       const [encoded] = p.key.slice('identities/v1/value/'.length).split('/');
       return first!.mapping[Buffer.from(encoded!, 'base64url').toString('utf8')] !== Number(p.value);
     });
-    t.same(wrongRefs.map((p) => p.key), [], 'every reference names the number of its label set');
+    t.same(
+      wrongRefs.map((p) => p.key),
+      [],
+      'every reference names the number of its label set',
+    );
 
     const sum = (f: (r: (typeof results)[number]) => number) => results.reduce((a, r) => a + f(r), 0);
-    t.equal(sum((r) => r.stats.allocated), total, 'each label set was allocated by exactly one process');
-    t.equal(sum((r) => r.stats.allocated + r.stats.referenced), total * NODES.length, 'the others referenced it');
+    t.equal(
+      sum((r) => r.stats.allocated),
+      total,
+      'each label set was allocated by exactly one process',
+    );
+    t.equal(
+      sum((r) => r.stats.allocated + r.stats.referenced),
+      total * NODES.length,
+      'the others referenced it',
+    );
     t.comment(
       `workers started in ${Math.round(startupMs)} ms; race: ${total * NODES.length} acquisitions in ${Math.round(wallMs)} ms (${Math.round((total * NODES.length) / (wallMs / 1000))}/s), ` +
         `${sum((r) => r.stats.candidateCollisions)} candidate collisions in ${sum((r) => r.stats.attempts)} attempts`,

@@ -35,12 +35,37 @@ const LEGACY: Array<{ id: number; canonical: string }> = [
 
 /** Docker labels of each container, and the identity and labels the old daemon recorded for it. */
 const CONTAINERS: Array<{ name: string; docker: Record<string, string>; identity: number; recorded: string[] }> = [
-  { name: 'smuggler', docker: { app: 'x;container:role=admin' }, identity: 1000, recorded: ['container:app=x;container:role=admin', 'docker:network=net'] },
-  { name: 'admin', docker: { app: 'x', role: 'admin' }, identity: 1000, recorded: ['container:app=x', 'container:role=admin', 'docker:network=net'] },
-  { name: 'forger', docker: { app: 'z;reserved:host' }, identity: 1001, recorded: ['container:app=z;reserved:host', 'docker:network=net'] },
-  { name: 'windows', docker: { path: 'C:\\dir' }, identity: 1002, recorded: ['container:path=C:\\dir', 'docker:network=net'] },
+  {
+    name: 'smuggler',
+    docker: { app: 'x;container:role=admin' },
+    identity: 1000,
+    recorded: ['container:app=x;container:role=admin', 'docker:network=net'],
+  },
+  {
+    name: 'admin',
+    docker: { app: 'x', role: 'admin' },
+    identity: 1000,
+    recorded: ['container:app=x', 'container:role=admin', 'docker:network=net'],
+  },
+  {
+    name: 'forger',
+    docker: { app: 'z;reserved:host' },
+    identity: 1001,
+    recorded: ['container:app=z;reserved:host', 'docker:network=net'],
+  },
+  {
+    name: 'windows',
+    docker: { path: 'C:\\dir' },
+    identity: 1002,
+    recorded: ['container:path=C:\\dir', 'docker:network=net'],
+  },
   { name: 'web', docker: { app: 'web' }, identity: 1003, recorded: ['container:app=web', 'docker:network=net'] },
-  { name: 'linked', docker: { url: 'http://x/?a=b' }, identity: 1004, recorded: ['container:url=http://x/?a=b', 'docker:network=net'] },
+  {
+    name: 'linked',
+    docker: { url: 'http://x/?a=b' },
+    identity: 1004,
+    recorded: ['container:url=http://x/?a=b', 'docker:network=net'],
+  },
 ];
 
 function setup(t: { teardown(fn: () => unknown): void }) {
@@ -86,7 +111,16 @@ async function writeLegacyState(cluster: LocalKvStore, node: LocalKvStore, datap
       updatedAt: new Date().toISOString(),
     };
     await node.put(`${nodeRecordPrefix(NODE)}endpoints/${endpointId}`, JSON.stringify(record));
-    await datapath.createEndpointLink({ id: n, endpointId, networkId: NET, ipv4: record.ipv4, hostIfName: record.hostIfName, hostIfIndex: record.hostIfIndex, containerIfName: record.containerIfName, identity: c.identity } as never);
+    await datapath.createEndpointLink({
+      id: n,
+      endpointId,
+      networkId: NET,
+      ipv4: record.ipv4,
+      hostIfName: record.hostIfName,
+      hostIfIndex: record.hostIfIndex,
+      containerIfName: record.containerIfName,
+      identity: c.identity,
+    } as never);
   }
 }
 
@@ -99,7 +133,12 @@ async function start(cluster: LocalKvStore, node: LocalKvStore, datapath: FakeDa
   const afterRestore = new Map(endpoints.listEndpoints().map((e) => [e.containerName!, e.identity]));
   for (const e of endpoints.listEndpoints()) {
     const c = CONTAINERS.find((x) => x.name === e.containerName)!;
-    await endpoints.attachContainer(e.endpointId, { containerId: e.containerId!, containerName: c.name, labels: c.docker, networkName: 'net' });
+    await endpoints.attachContainer(e.endpointId, {
+      containerId: e.containerId!,
+      containerName: c.name,
+      labels: c.docker,
+      networkName: 'net',
+    });
   }
   const attached = new Map(endpoints.listEndpoints().map((e) => [e.containerName!, e]));
   return { identities, endpoints, removed, afterRestore, attached };
@@ -118,7 +157,8 @@ t.test('identities stored unescaped are kept, removed or re-allocated; a second 
     t.notOk(await cluster.get(`identities/v1/labels/${b64(canonical)}`), 'its label key too');
     t.notOk(await cluster.get(`identities/v1/value/${b64(canonical)}/${NODE}`), "and this node's reference");
   }
-  for (const id of [1000, 1003, 1004]) t.ok(await cluster.get(`identities/v1/id/${id}`), `identities/v1/id/${id} kept (reads the same escaped)`);
+  for (const id of [1000, 1003, 1004])
+    t.ok(await cluster.get(`identities/v1/id/${id}`), `identities/v1/id/${id} kept (reads the same escaped)`);
   t.equal((await cluster.get('identities/v1/encoding'))?.value, 'escaped', 'the encoding marker is written');
 
   t.same(
@@ -131,8 +171,14 @@ t.test('identities stored unescaped are kept, removed or re-allocated; a second 
   const forger = first.attached.get('forger')!;
   const windows = first.attached.get('windows')!;
   t.equal(admin.identity, 1000, 'the container really labelled app=x, role=admin keeps its number');
-  t.ok(smuggler.identity >= 256 && smuggler.identity !== 1000, `app=x;container:role=admin gets its own number (${smuggler.identity})`);
-  t.ok(forger.identity >= 256 && ![1001, 1000].includes(forger.identity), `app=z;reserved:host gets a new number (${forger.identity})`);
+  t.ok(
+    smuggler.identity >= 256 && smuggler.identity !== 1000,
+    `app=x;container:role=admin gets its own number (${smuggler.identity})`,
+  );
+  t.ok(
+    forger.identity >= 256 && ![1001, 1000].includes(forger.identity),
+    `app=z;reserved:host gets a new number (${forger.identity})`,
+  );
   t.equal(first.attached.get('web')!.identity, 1003);
   t.equal(first.attached.get('linked')!.identity, 1004);
   for (const e of [smuggler, forger, windows]) t.equal(e.state, 'ready', `${e.containerName} ready again`);
@@ -141,9 +187,16 @@ t.test('identities stored unescaped are kept, removed or re-allocated; a second 
   t.notOk((await stored(forger.identity)).has('reserved', 'host'), 'the forger identity holds no reserved:host');
   t.equal((await stored(forger.identity)).get('container', 'app'), 'z;reserved:host');
   t.notOk((await stored(smuggler.identity)).has('container', 'role'), 'the smuggler identity holds no role label');
-  t.equal((await stored(windows.identity)).get('container', 'path'), 'C:\\dir', 'the backslash value is stored escaped and reads back exactly');
+  t.equal(
+    (await stored(windows.identity)).get('container', 'path'),
+    'C:\\dir',
+    'the backslash value is stored escaped and reads back exactly',
+  );
   const list = await first.identities.list();
-  t.notOk(list.some((i) => !i.reserved && i.labels.has('reserved', 'host')), 'no allocated identity lists reserved:host');
+  t.notOk(
+    list.some((i) => !i.reserved && i.labels.has('reserved', 'host')),
+    'no allocated identity lists reserved:host',
+  );
 
   // A second start (the marker is there): the escaped backslash set is not taken for a legacy one.
   const second = await start(cluster, node, datapath);
@@ -160,20 +213,25 @@ t.test('identities stored unescaped are kept, removed or re-allocated; a second 
   );
 });
 
-t.test('an id value that is not canonical, or holds a source never allocated, is removed even after the marker', async (t) => {
-  const { cluster } = setup(t);
-  await cluster.put('identities/v1/encoding', 'escaped');
-  await cluster.put('identities/v1/id/2000', 'container:a=b;cidr:0.0.0.0/0=;');
-  await cluster.put('identities/v1/id/2001', 'container:a=b\\');
-  await cluster.put('identities/v1/id/2002', 'container:a=b\\;c;');
-  const identities = new IdentityAllocator({ store: cluster, nodeName: NODE, log });
-  t.same((await identities.migrateLabelEncoding()).sort(), [2000, 2001]);
-  t.ok(await cluster.get('identities/v1/id/2002'), 'an escaped value with a backslash stays');
-});
+t.test(
+  'an id value that is not canonical, or holds a source never allocated, is removed even after the marker',
+  async (t) => {
+    const { cluster } = setup(t);
+    await cluster.put('identities/v1/encoding', 'escaped');
+    await cluster.put('identities/v1/id/2000', 'container:a=b;cidr:0.0.0.0/0=;');
+    await cluster.put('identities/v1/id/2001', 'container:a=b\\');
+    await cluster.put('identities/v1/id/2002', 'container:a=b\\;c;');
+    const identities = new IdentityAllocator({ store: cluster, nodeName: NODE, log });
+    t.same((await identities.migrateLabelEncoding()).sort(), [2000, 2001]);
+    t.ok(await cluster.get('identities/v1/id/2002'), 'an escaped value with a backslash stays');
+  },
+);
 
 t.test('the allocator refuses label sets with a source other than container and docker', async (t) => {
   const { cluster } = setup(t);
   const identities = new IdentityAllocator({ store: cluster, nodeName: NODE, log });
-  await t.rejects(identities.acquire(LabelSet.parse(['app=z', 'reserved:host'])), { code: 'ERR_INVALID_IDENTITY_LABELS' });
+  await t.rejects(identities.acquire(LabelSet.parse(['app=z', 'reserved:host'])), {
+    code: 'ERR_INVALID_IDENTITY_LABELS',
+  });
   t.same((await cluster.list('identities/v1/')).pairs, [], 'nothing written');
 });

@@ -13,7 +13,11 @@ t.test('a value holding `;reserved:host` stays one container label', async (t) =
   const back = LabelSet.fromCanonical(set.toCanonical());
   t.same(back.labels, set.labels, 'decodes to the same labels');
   t.notOk(back.has('reserved', 'host'), 'no reserved:host label');
-  t.equal(set.toCanonical(), 'container:app=z\\;reserved:host;docker:network=n;', 'the `;` is escaped; `:` inside a value needs no escape');
+  t.equal(
+    set.toCanonical(),
+    'container:app=z\\;reserved:host;docker:network=n;',
+    'the `;` is escaped; `:` inside a value needs no escape',
+  );
 });
 
 t.test('`app=x;container:role=admin` is not {app=x, role=admin}', async (t) => {
@@ -22,7 +26,11 @@ t.test('`app=x;container:role=admin` is not {app=x, role=admin}', async (t) => {
   t.not(smuggled.toCanonical(), two.toCanonical(), 'different canonical forms');
   t.notOk(smuggled.equals(two));
   t.notOk(LabelSet.fromCanonical(smuggled.toCanonical()).has('container', 'role'), 'no role label after decoding');
-  t.equal(legacyCanonical(smuggled), legacyCanonical(two), 'the unescaped form had them collide (what the migration detects)');
+  t.equal(
+    legacyCanonical(smuggled),
+    legacyCanonical(two),
+    'the unescaped form had them collide (what the migration detects)',
+  );
 });
 
 t.test('separators in sources and keys are escaped too', async (t) => {
@@ -32,7 +40,10 @@ t.test('separators in sources and keys are escaped too', async (t) => {
     [{ source: 'a', key: 'b=c', value: 'd' }],
     [{ source: 'a', key: 'b', value: 'c=d' }],
     [{ source: 'a', key: 'b;c', value: '' }],
-    [{ source: 'a', key: 'b', value: '' }, { source: 'c', key: 'd', value: '' }],
+    [
+      { source: 'a', key: 'b', value: '' },
+      { source: 'c', key: 'd', value: '' },
+    ],
     [{ source: 'a', key: 'b', value: ';c:d=' }],
     [{ source: 'a\\', key: 'b', value: '' }],
     [{ source: 'a', key: '\\b', value: '\\' }],
@@ -47,13 +58,27 @@ t.test('separators in sources and keys are escaped too', async (t) => {
     t.notOk(forms.has(form), `${form} is not also the form of ${forms.get(form)}`);
     forms.set(form, JSON.stringify(labels));
   }
-  t.equal(new LabelSet([{ source: 'a:b', key: 'c', value: '' }, { source: 'a', key: 'b:c', value: '' }]).labels.length, 2, '`a:b`+`c` and `a`+`b:c` are two labels, not one');
+  t.equal(
+    new LabelSet([
+      { source: 'a:b', key: 'c', value: '' },
+      { source: 'a', key: 'b:c', value: '' },
+    ]).labels.length,
+    2,
+    '`a:b`+`c` and `a`+`b:c` are two labels, not one',
+  );
 });
 
 t.test('labels without special characters keep their unescaped form (identities keep their store keys)', async (t) => {
-  const set = new LabelSet([c('app', 'web'), c('org.opencontainers.image.source', 'https://example.com/x?a=b'), { source: 'docker', key: 'network', value: 'n1' }]);
+  const set = new LabelSet([
+    c('app', 'web'),
+    c('org.opencontainers.image.source', 'https://example.com/x?a=b'),
+    { source: 'docker', key: 'network', value: 'n1' },
+  ]);
   t.equal(set.toCanonical(), legacyCanonical(set));
-  t.equal(set.toCanonical(), 'container:app=web;container:org.opencontainers.image.source=https://example.com/x?a=b;docker:network=n1;');
+  t.equal(
+    set.toCanonical(),
+    'container:app=web;container:org.opencontainers.image.source=https://example.com/x?a=b;docker:network=n1;',
+  );
 });
 
 t.test('non-canonical text decodes without throwing and is reported as such', async (t) => {
@@ -92,7 +117,12 @@ t.test('property: hostile strings round-trip and distinct sets never share a for
   for (let i = 0; i < 20_000 && failures < 5; i++) {
     const labels: Label[] = [];
     const n = Math.floor(random() * 4);
-    for (let j = 0; j < n; j++) labels.push({ source: random() < 0.3 ? text() : sources[Math.floor(random() * sources.length)]!, key: text(), value: text() });
+    for (let j = 0; j < n; j++)
+      labels.push({
+        source: random() < 0.3 ? text() : sources[Math.floor(random() * sources.length)]!,
+        key: text(),
+        value: text(),
+      });
     const set = new LabelSet(labels);
     const form = set.toCanonical();
     const back = LabelSet.fromCanonical(form);

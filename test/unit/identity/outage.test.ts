@@ -45,11 +45,17 @@ t.test('a known label set is acquired with the store down, with zero round trips
 t.test('a new label set fails after the bounded wait with a clear error', async (t) => {
   const { outage, allocator } = setup(t);
   outage.fail();
-  await t.rejects(allocator.acquire(fresh, { timeoutMs: 5000 }), { code: 'ERR_IDENTITY_UNAVAILABLE', message: /no identity for container:app=new.*simulated outage/ });
+  await t.rejects(allocator.acquire(fresh, { timeoutMs: 5000 }), {
+    code: 'ERR_IDENTITY_UNAVAILABLE',
+    message: /no identity for container:app=new.*simulated outage/,
+  });
 
   outage.hang();
   const started = performance.now();
-  await t.rejects(allocator.acquire(fresh, { timeoutMs: 300 }), { code: 'ERR_IDENTITY_UNAVAILABLE', message: /within --identity-timeout 300 ms/ });
+  await t.rejects(allocator.acquire(fresh, { timeoutMs: 300 }), {
+    code: 'ERR_IDENTITY_UNAVAILABLE',
+    message: /within --identity-timeout 300 ms/,
+  });
   const waited = performance.now() - started;
   t.ok(waited >= 290 && waited < 3000, `bounded by the timeout (${Math.round(waited)} ms)`);
   t.equal(allocator.lookupLocal(fresh), undefined, 'not known locally');
@@ -63,11 +69,21 @@ t.test('an allocation that completes after its caller gave up is released again'
   outage.restore(); // the hanging allocation goes through now, then its release
   const keyCount = async () => (await inner.list('identities/v1/')).pairs.length;
   const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && (outage.calls < callsBefore + 2 || (await keyCount()) > 0 || allocator.lookupLocal(fresh) !== undefined)) {
+  while (
+    Date.now() < deadline &&
+    (outage.calls < callsBefore + 2 || (await keyCount()) > 0 || allocator.lookupLocal(fresh) !== undefined)
+  ) {
     await new Promise((r) => setTimeout(r, 20));
   }
-  t.ok(outage.calls >= callsBefore + 2, `the abandoned allocation completed and was released (${outage.calls - callsBefore} calls after the store came back)`);
-  t.same((await inner.list('identities/v1/')).pairs.map((p) => p.key), [], 'no identity, label or reference key left');
+  t.ok(
+    outage.calls >= callsBefore + 2,
+    `the abandoned allocation completed and was released (${outage.calls - callsBefore} calls after the store came back)`,
+  );
+  t.same(
+    (await inner.list('identities/v1/')).pairs.map((p) => p.key),
+    [],
+    'no identity, label or reference key left',
+  );
   t.equal(allocator.lookupLocal(fresh), undefined, 'no local reference left');
   const id = await allocator.acquire(fresh, { timeoutMs: 5000 });
   t.ok(id >= 256, `the next attempt allocates normally (${id})`);
@@ -80,13 +96,21 @@ t.test('a release during the outage stays pending: the label set stays known; th
   await allocator.release(web); // the last local user went away during the outage
   t.equal(allocator.lookupLocal(web), id, 'still known locally');
   const before = outage.calls;
-  t.equal(await allocator.acquire(web, { timeoutMs: 1000 }), id, 'a new container with the same labels starts during the outage');
+  t.equal(
+    await allocator.acquire(web, { timeoutMs: 1000 }),
+    id,
+    'a new container with the same labels starts during the outage',
+  );
   t.equal(outage.calls, before, 'without a store call');
   await allocator.release(web);
   outage.restore();
   t.ok(await inner.get(`identities/v1/id/${id}`), 'identity still in the store until the resync');
   await allocator.reassertReferences();
-  t.same((await inner.list('identities/v1/')).pairs.map((p) => p.key), [], 'reassert finished the release: reference removed, identity collected');
+  t.same(
+    (await inner.list('identities/v1/')).pairs.map((p) => p.key),
+    [],
+    'reassert finished the release: reference removed, identity collected',
+  );
   t.equal(allocator.lookupLocal(web), undefined);
 });
 
@@ -98,13 +122,18 @@ t.test('identities of a dead node are collected by a live node once unreferenced
   const sharedId = await dead.acquire(shared);
   t.equal(await live.acquire(shared), sharedId);
   // The dead node's lease expires: its reference keys vanish, nobody releases.
-  for (const p of (await inner.list('identities/v1/value/')).pairs) if (p.key.endsWith('/dead')) await inner.delete(p.key);
+  for (const p of (await inner.list('identities/v1/value/')).pairs)
+    if (p.key.endsWith('/dead')) await inner.delete(p.key);
 
   t.same(await live.collectUnreferenced(), [], 'first pass only marks');
   t.ok(await inner.get(`identities/v1/id/${deadOnly}`));
   t.same(await live.collectUnreferenced(), [deadOnly], 'second pass collects the unreferenced identity');
   t.notOk(await inner.get(`identities/v1/id/${deadOnly}`), 'id key gone');
-  t.same((await inner.list('identities/v1/labels/')).pairs.map((p) => p.value), [String(sharedId)], 'its label key too');
+  t.same(
+    (await inner.list('identities/v1/labels/')).pairs.map((p) => p.value),
+    [String(sharedId)],
+    'its label key too',
+  );
   t.ok(await inner.get(`identities/v1/id/${sharedId}`), 'an identity another node references stays');
 
   // Marked, then referenced again before the next pass: the reference rewrites the id key, it stays.

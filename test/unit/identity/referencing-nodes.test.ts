@@ -20,7 +20,9 @@ t.test('referencingNodes: every node holding a reference, per identity, from the
     rmSync(dir, { recursive: true, force: true });
   });
   const quiet = log.child({ component: 'identity-test' }, { level: 'silent' });
-  const [a, b, c] = ['node-a', 'node-b', 'node-c'].map((nodeName) => new IdentityAllocator({ store, nodeName, log: quiet }));
+  const [a, b, c] = ['node-a', 'node-b', 'node-c'].map(
+    (nodeName) => new IdentityAllocator({ store, nodeName, log: quiet }),
+  );
   const web = LabelSet.parse(['app=web']);
   // A label value with '/' and '=' must not confuse the node part of the key.
   const db = LabelSet.parse(['app=db/primary=1']);

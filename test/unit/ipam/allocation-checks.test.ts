@@ -26,7 +26,15 @@ t.test('the address check works during a cluster store outage', async (t) => {
   t.pass(`an address allocated during the outage (${during}) passes`);
   await ipam.checkEndpointAddress(POOL, '198.18.74.200', 24);
   t.pass('a --ip outside the blocks passes from the cluster keys last read');
-  await t.rejects(ipam.checkEndpointAddress(POOL, '198.18.74.77', 24), { code: 'ERR_NOT_ALLOCATED' }, 'an address nobody allocated is refused');
-  await t.rejects(ipam.checkEndpointAddress(POOL, '198.18.74.1', 24), { code: 'ERR_NOT_ALLOCATED', message: /gateway/ }, 'the gateway is refused');
+  await t.rejects(
+    ipam.checkEndpointAddress(POOL, '198.18.74.77', 24),
+    { code: 'ERR_NOT_ALLOCATED' },
+    'an address nobody allocated is refused',
+  );
+  await t.rejects(
+    ipam.checkEndpointAddress(POOL, '198.18.74.1', 24),
+    { code: 'ERR_NOT_ALLOCATED', message: /gateway/ },
+    'the gateway is refused',
+  );
   outage.restore();
 });

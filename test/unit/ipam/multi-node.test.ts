@@ -15,10 +15,18 @@ t.test('two nodes share a pool and the gateway, and allocate from their own bloc
   const b = await nodeB.requestPool(subnetRequest('198.18.70.0/24'));
   t.equal(b.poolId, a.poolId);
   t.equal((await nodeA.requestAddress({ poolId: a.poolId, address: '', gateway: true })).address, '198.18.70.1');
-  t.equal((await nodeB.requestAddress({ poolId: b.poolId, address: '', gateway: true })).address, '198.18.70.1', 'the other host gets the same gateway');
+  t.equal(
+    (await nodeB.requestAddress({ poolId: b.poolId, address: '', gateway: true })).address,
+    '198.18.70.1',
+    'the other host gets the same gateway',
+  );
 
   t.equal((await nodeA.requestAddress({ poolId: a.poolId, address: '', gateway: false })).address, '198.18.70.2');
-  t.equal((await nodeB.requestAddress({ poolId: b.poolId, address: '', gateway: false })).address, '198.18.70.64', "node-b starts its own block");
+  t.equal(
+    (await nodeB.requestAddress({ poolId: b.poolId, address: '', gateway: false })).address,
+    '198.18.70.64',
+    'node-b starts its own block',
+  );
   t.equal((await nodeA.requestAddress({ poolId: a.poolId, address: '', gateway: false })).address, '198.18.70.3');
   t.same((await nodeA.getPool(a.poolId))?.blocks, [
     { cidr: '198.18.70.0/26', node: 'node-a' },
@@ -26,7 +34,10 @@ t.test('two nodes share a pool and the gateway, and allocate from their own bloc
   ]);
 
   // A static address inside the other node's block is still unique cluster-wide.
-  t.equal((await nodeA.requestAddress({ poolId: a.poolId, address: '198.18.70.65', gateway: false })).address, '198.18.70.65');
+  t.equal(
+    (await nodeA.requestAddress({ poolId: a.poolId, address: '198.18.70.65', gateway: false })).address,
+    '198.18.70.65',
+  );
   t.equal((await nodeB.requestAddress({ poolId: b.poolId, address: '', gateway: false })).address, '198.18.70.66');
   await t.rejects(nodeB.requestAddress({ poolId: b.poolId, address: '198.18.70.2', gateway: false }), {
     code: 'ERR_ADDRESS_IN_USE',
@@ -35,27 +46,33 @@ t.test('two nodes share a pool and the gateway, and allocate from their own bloc
 
   // A node never releases another node's container address.
   await nodeB.releaseAddress(b.poolId, '198.18.70.2');
-  t.match(await nodeA.listAddresses(a.poolId), [{ address: '198.18.70.1' }, { address: '198.18.70.2', node: 'node-a' }]);
+  t.match(await nodeA.listAddresses(a.poolId), [
+    { address: '198.18.70.1' },
+    { address: '198.18.70.2', node: 'node-a' },
+  ]);
   // The shared gateway stays while the other node uses the pool.
   await nodeB.releaseAddress(b.poolId, '198.18.70.1');
   t.equal((await nodeA.getPool(a.poolId))?.gateway, '198.18.70.1');
   t.ok(await file.store.get(`ipam/v1/addresses/${a.poolId}/198.18.70.1`));
 });
 
-t.test('a node whose blocks are full and whose other blocks are taken gets PoolExhaustedError naming the holders', async (t) => {
-  const file = openStoreFile(t);
-  const nodeA = newIpam(file.store, { nodeName: 'node-a', blockPrefixLength: 29 });
-  const nodeB = newIpam(file.store, { nodeName: 'node-b', blockPrefixLength: 29 });
-  const { poolId } = await nodeA.requestPool(subnetRequest('198.18.71.0/28'));
-  await nodeB.requestPool(subnetRequest('198.18.71.0/28'));
-  t.equal((await nodeA.requestAddress({ poolId, address: '', gateway: false })).address, '198.18.71.1');
-  t.equal((await nodeB.requestAddress({ poolId, address: '', gateway: false })).address, '198.18.71.8');
-  for (let i = 0; i < 6; i++) await nodeA.requestAddress({ poolId, address: '', gateway: false }); // .2-.7
-  await t.rejects(nodeA.requestAddress({ poolId, address: '', gateway: false }), {
-    code: 'ERR_POOL_EXHAUSTED',
-    message: /no free address in pool 198\.18\.71\.0\/28 for node node-a: .*held by node-b/,
-  });
-});
+t.test(
+  'a node whose blocks are full and whose other blocks are taken gets PoolExhaustedError naming the holders',
+  async (t) => {
+    const file = openStoreFile(t);
+    const nodeA = newIpam(file.store, { nodeName: 'node-a', blockPrefixLength: 29 });
+    const nodeB = newIpam(file.store, { nodeName: 'node-b', blockPrefixLength: 29 });
+    const { poolId } = await nodeA.requestPool(subnetRequest('198.18.71.0/28'));
+    await nodeB.requestPool(subnetRequest('198.18.71.0/28'));
+    t.equal((await nodeA.requestAddress({ poolId, address: '', gateway: false })).address, '198.18.71.1');
+    t.equal((await nodeB.requestAddress({ poolId, address: '', gateway: false })).address, '198.18.71.8');
+    for (let i = 0; i < 6; i++) await nodeA.requestAddress({ poolId, address: '', gateway: false }); // .2-.7
+    await t.rejects(nodeA.requestAddress({ poolId, address: '', gateway: false }), {
+      code: 'ERR_POOL_EXHAUSTED',
+      message: /no free address in pool 198\.18\.71\.0\/28 for node node-a: .*held by node-b/,
+    });
+  },
+);
 
 t.test('concurrent allocation on two nodes: distinct addresses, disjoint blocks, no failures', async (t) => {
   const file = openStoreFile(t);
@@ -78,14 +95,31 @@ t.test('concurrent allocation on two nodes: distinct addresses, disjoint blocks,
   // requests into the range that race with dynamic allocation: a static request may lose (the
   // address went to a container first, AddressInUseError), a dynamic one must never fail.
   const dynamic = [
-    ...Array.from({ length: 60 }, (_, i) => nodeA.requestAddress({ poolId, address: '', gateway: false, owner: `a${i}` }).then((r) => ['node-a', r.address] as const)),
-    ...Array.from({ length: 60 }, (_, i) => nodeB.requestAddress({ poolId, address: '', gateway: false, owner: `b${i}` }).then((r) => ['node-b', r.address] as const)),
+    ...Array.from({ length: 60 }, (_, i) =>
+      nodeA
+        .requestAddress({ poolId, address: '', gateway: false, owner: `a${i}` })
+        .then((r) => ['node-a', r.address] as const),
+    ),
+    ...Array.from({ length: 60 }, (_, i) =>
+      nodeB
+        .requestAddress({ poolId, address: '', gateway: false, owner: `b${i}` })
+        .then((r) => ['node-b', r.address] as const),
+    ),
   ];
-  const statics = [20, 40, 60, 80].map((last) => nodeA.requestAddress({ poolId, address: `198.18.72.${last}`, gateway: false }));
+  const statics = [20, 40, 60, 80].map((last) =>
+    nodeA.requestAddress({ poolId, address: `198.18.72.${last}`, gateway: false }),
+  );
   const [dynamicResults, staticResults] = await Promise.all([Promise.allSettled(dynamic), Promise.allSettled(statics)]);
-  t.same(dynamicResults.filter((r) => r.status === 'rejected'), [], 'no dynamic request failed');
+  t.same(
+    dynamicResults.filter((r) => r.status === 'rejected'),
+    [],
+    'no dynamic request failed',
+  );
   const staticFailures = staticResults.flatMap((r) => (r.status === 'rejected' ? [r.reason as { code?: string }] : []));
-  t.ok(staticFailures.every((err) => err.code === 'ERR_ADDRESS_IN_USE'), 'a static request fails only because the address is in use');
+  t.ok(
+    staticFailures.every((err) => err.code === 'ERR_ADDRESS_IN_USE'),
+    'a static request fails only because the address is in use',
+  );
   const pairs = dynamicResults.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const addresses = [
     ...pairs.map(([, address]) => address),
@@ -126,7 +160,10 @@ t.test('two nodes allocating their first address at the same moment claim differ
       nodeB.requestAddress({ poolId, address: '', gateway: false }),
     ]);
     const blocks = (await nodeA.getPool(poolId))!.blocks;
-    const blockOf = (address: string) => blocks.find((blk) => Math.floor(Number(address.split('.')[3]) / 64) * 64 === Number(blk.cidr.split('/')[0]!.split('.')[3]));
+    const blockOf = (address: string) =>
+      blocks.find(
+        (blk) => Math.floor(Number(address.split('.')[3]) / 64) * 64 === Number(blk.cidr.split('/')[0]!.split('.')[3]),
+      );
     t.same(
       { a: blockOf(a.address)?.node, b: blockOf(b.address)?.node, blocks: blocks.length },
       { a: 'node-a', b: 'node-b', blocks: 2 },
@@ -162,7 +199,9 @@ t.test('a node joining while the last user releases the pool keeps a usable pool
     const { poolId } = await nodeA.requestPool(subnetRequest(subnet));
     // Start node-b a little later each round so its join lands at every step of the release.
     const delayMs = (third % 10) * 1.5;
-    const joining = new Promise<void>((resolve) => setTimeout(resolve, delayMs)).then(() => nodeB.requestPool(subnetRequest(subnet)));
+    const joining = new Promise<void>((resolve) => setTimeout(resolve, delayMs)).then(() =>
+      nodeB.requestPool(subnetRequest(subnet)),
+    );
     const [, joined] = await Promise.all([nodeA.releasePool(poolId), joining]);
     t.equal(joined.poolId, poolId);
     const pool = await nodeB.getPool(poolId);

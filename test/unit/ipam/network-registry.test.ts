@@ -40,8 +40,24 @@ interface Cluster {
 type OpenCluster = (t: Test) => Promise<Cluster>;
 
 function node(store: KvStore, name: string): Node {
-  const ipam = new Ipam({ store, nodeName: name, defaultPool: '198.18.64.0/20', defaultPoolPrefixLength: 24, blockPrefixLength: 26 });
-  return { name, store, ipam, networks: new NetworkRegistry({ store, nodeName: name, ipam, log: log.child({ component: 'networks', node: name }) }) };
+  const ipam = new Ipam({
+    store,
+    nodeName: name,
+    defaultPool: '198.18.64.0/20',
+    defaultPoolPrefixLength: 24,
+    blockPrefixLength: 26,
+  });
+  return {
+    name,
+    store,
+    ipam,
+    networks: new NetworkRegistry({
+      store,
+      nodeName: name,
+      ipam,
+      log: log.child({ component: 'networks', node: name }),
+    }),
+  };
 }
 
 function pool(subnet = '', ipRange = ''): RequestPoolRequest {
@@ -74,31 +90,50 @@ function scenarios(t: Test, backend: string, open: OpenCluster): void {
     t.equal(pb.poolId, pa.poolId, 'one pool');
     t.equal(await b.networks.networkCreated('net-b-app', pb.pool, details('198.18.40.1')), 'app');
     const [info] = await a.networks.list();
-    t.match(info, { record: { name: 'app', subnet: '198.18.40.0/24', createdBy: 'node-a', details: { gateway: '198.18.40.1', internal: false } } });
-    t.same(info!.users.map((u) => [u.node, u.networkId]), [['node-a', 'net-a-app'], ['node-b', 'net-b-app']]);
+    t.match(info, {
+      record: {
+        name: 'app',
+        subnet: '198.18.40.0/24',
+        createdBy: 'node-a',
+        details: { gateway: '198.18.40.1', internal: false },
+      },
+    });
+    t.same(
+      info!.users.map((u) => [u.node, u.networkId]),
+      [
+        ['node-a', 'net-a-app'],
+        ['node-b', 'net-b-app'],
+      ],
+    );
     t.ok(await admin.get('networks/v1/app'), 'record at networks/v1/<name>');
     t.equal((await admin.get('networks/v1/app/users/node-b'))?.lease !== undefined, true, 'user keys are leased');
     t.doesNotThrow(() => b.networks.check('net-b-app'));
   });
 
-  t.test(`${backend}: a name without --subnet gets the cluster's subnet (and --ip-range) on the second node`, async (t) => {
-    const { a, b } = await twoNodes(t);
-    const pa = await a.networks.requestPool('web', pool());
-    t.match(pa.pool, /^198\.18\.6[4-9]\.0\/24$/, 'carved from the default pool');
-    await a.networks.networkCreated('net-a-web', pa.pool, details(pa.pool.replace(/0\/24$/, '1')));
-    const pb = await b.networks.requestPool('web', pool());
-    t.equal(pb.pool, pa.pool, 'same subnet');
-    t.equal(pb.poolId, pa.poolId);
+  t.test(
+    `${backend}: a name without --subnet gets the cluster's subnet (and --ip-range) on the second node`,
+    async (t) => {
+      const { a, b } = await twoNodes(t);
+      const pa = await a.networks.requestPool('web', pool());
+      t.match(pa.pool, /^198\.18\.6[4-9]\.0\/24$/, 'carved from the default pool');
+      await a.networks.networkCreated('net-a-web', pa.pool, details(pa.pool.replace(/0\/24$/, '1')));
+      const pb = await b.networks.requestPool('web', pool());
+      t.equal(pb.pool, pa.pool, 'same subnet');
+      t.equal(pb.poolId, pa.poolId);
 
-    const pr = await a.networks.requestPool('ranged', pool('198.18.44.0/24', '198.18.44.128/25'));
-    const pr2 = await b.networks.requestPool('ranged', pool());
-    t.equal(pr2.pool, pr.pool);
-    t.equal((await b.ipam.getPool(pr2.poolId))?.subPool, '198.18.44.128/25', 'joined with the range');
-  });
+      const pr = await a.networks.requestPool('ranged', pool('198.18.44.0/24', '198.18.44.128/25'));
+      const pr2 = await b.networks.requestPool('ranged', pool());
+      t.equal(pr2.pool, pr.pool);
+      t.equal((await b.ipam.getPool(pr2.poolId))?.subPool, '198.18.44.128/25', 'joined with the range');
+    },
+  );
 
   t.test(`${backend}: two nodes creating one name without --subnet at the same time end on one subnet`, async (t) => {
     const { a, b } = await twoNodes(t);
-    const [pa, pb] = await Promise.all([a.networks.requestPool('race', pool()), b.networks.requestPool('race', pool())]);
+    const [pa, pb] = await Promise.all([
+      a.networks.requestPool('race', pool()),
+      b.networks.requestPool('race', pool()),
+    ]);
     t.equal(pb.pool, pa.pool);
     t.equal((await a.ipam.listPools()).length, 1, 'the loser released the subnet it carved');
   });
@@ -112,74 +147,133 @@ function scenarios(t: Test, backend: string, open: OpenCluster): void {
       message:
         /^network "app" conflicts with the cluster record networks\/v1\/app \(created by node node-a at .+\): subnet 198\.18\.40\.0\/24 in the cluster, 198\.18\.41\.0\/24 on node node-b; create it with the cluster's definition \(--subnet 198\.18\.40\.0\/24 --gateway 198\.18\.40\.1, or without --subnet and with --ipam-opt cilium\.network=app\) or choose another network name$/,
     });
-    await t.rejects(b.networks.requestPool('app', pool('198.18.40.0/24', '198.18.40.0/25')), { code: 'ERR_NETWORK_CONFLICT', message: /--ip-range \(none\) in the cluster, 198\.18\.40\.0\/25 on node node-b/ });
-    t.same((await b.ipam.listPools()).map((p) => p.pool), ['198.18.40.0/24'], 'nothing left behind by the refused requests');
-    t.same((await a.networks.list())[0]?.users.map((u) => u.node), ['node-a']);
+    await t.rejects(b.networks.requestPool('app', pool('198.18.40.0/24', '198.18.40.0/25')), {
+      code: 'ERR_NETWORK_CONFLICT',
+      message: /--ip-range \(none\) in the cluster, 198\.18\.40\.0\/25 on node node-b/,
+    });
+    t.same(
+      (await b.ipam.listPools()).map((p) => p.pool),
+      ['198.18.40.0/24'],
+      'nothing left behind by the refused requests',
+    );
+    t.same(
+      (await a.networks.list())[0]?.users.map((u) => u.node),
+      ['node-a'],
+    );
   });
 
   t.test(`${backend}: the same subnet under another name is a conflict`, async (t) => {
     const { a, b } = await twoNodes(t);
     await a.networks.requestPool('app', pool('198.18.40.0/24'));
     for (const subnet of ['198.18.40.0/24', '198.18.40.0/25']) {
-      await t.rejects(b.networks.requestPool('other', pool(subnet)), { code: 'ERR_NETWORK_CONFLICT', message: /^network "other" conflicts with the cluster record networks\/v1\/app \(.*its subnet 198\.18\.40\.0\/2[45] overlaps 198\.18\.40\.0\/24 of network "app" in the cluster/ });
+      await t.rejects(b.networks.requestPool('other', pool(subnet)), {
+        code: 'ERR_NETWORK_CONFLICT',
+        message:
+          /^network "other" conflicts with the cluster record networks\/v1\/app \(.*its subnet 198\.18\.40\.0\/2[45] overlaps 198\.18\.40\.0\/24 of network "app" in the cluster/,
+      });
     }
-    const claim = await b.networks.nameLearned('net-b-other', 'other', { subnet: '198.18.40.0/24', details: details('198.18.40.1') });
+    const claim = await b.networks.nameLearned('net-b-other', 'other', {
+      subnet: '198.18.40.0/24',
+      details: details('198.18.40.1'),
+    });
     t.equal(claim.status, 'conflict', 'also when the name is learnt from Docker');
   });
 
-  t.test(`${backend}: a different gateway or --internal fails CreateNetwork; the reservation goes with ReleasePool`, async (t) => {
-    const { a, b } = await twoNodes(t);
-    const pa = await a.networks.requestPool('app', pool('198.18.40.0/24'));
-    await a.networks.networkCreated('net-a-app', pa.pool, details('198.18.40.1'));
-    const pb = await b.networks.requestPool('app', pool('198.18.40.0/24'));
-    await t.rejects(b.networks.networkCreated('net-b-app', pb.pool, details('198.18.40.1', true)), {
-      code: 'ERR_NETWORK_CONFLICT',
-      message: /not --internal in the cluster, --internal on node node-b/,
-    });
-    await t.rejects(b.networks.networkCreated('net-b-app', pb.pool, { gateway: '198.18.40.1', internal: false, mtu: 1400 }), { message: /mtu \(default\) in the cluster, 1400 on node node-b/ });
-    await b.ipam.releasePool(pb.poolId);
-    await b.networks.poolReleased(pb.poolId);
-    t.same((await a.networks.list())[0]?.users.map((u) => u.node), ['node-a']);
-  });
+  t.test(
+    `${backend}: a different gateway or --internal fails CreateNetwork; the reservation goes with ReleasePool`,
+    async (t) => {
+      const { a, b } = await twoNodes(t);
+      const pa = await a.networks.requestPool('app', pool('198.18.40.0/24'));
+      await a.networks.networkCreated('net-a-app', pa.pool, details('198.18.40.1'));
+      const pb = await b.networks.requestPool('app', pool('198.18.40.0/24'));
+      await t.rejects(b.networks.networkCreated('net-b-app', pb.pool, details('198.18.40.1', true)), {
+        code: 'ERR_NETWORK_CONFLICT',
+        message: /not --internal in the cluster, --internal on node node-b/,
+      });
+      await t.rejects(
+        b.networks.networkCreated('net-b-app', pb.pool, { gateway: '198.18.40.1', internal: false, mtu: 1400 }),
+        { message: /mtu \(default\) in the cluster, 1400 on node node-b/ },
+      );
+      await b.ipam.releasePool(pb.poolId);
+      await b.networks.poolReleased(pb.poolId);
+      t.same(
+        (await a.networks.list())[0]?.users.map((u) => u.node),
+        ['node-a'],
+      );
+    },
+  );
 
-  t.test(`${backend}: a name learnt from Docker is registered, or its conflict recorded and endpoints refused`, async (t) => {
-    const { a, b } = await twoNodes(t);
-    await a.ipam.requestPool(pool('198.18.42.0/24'));
-    await b.ipam.requestPool(pool('198.18.43.0/24'));
-    const claimA = await a.networks.nameLearned('net-a-db', 'db', { subnet: '198.18.42.0/24', details: details('198.18.42.1') });
-    t.equal(claimA.status, 'agreed');
-    const claimB = await b.networks.nameLearned('net-b-db', 'db', { subnet: '198.18.43.0/24', details: details('198.18.43.1') });
-    t.equal(claimB.status, 'conflict');
-    t.match(claimB.detail, /subnet 198\.18\.42\.0\/24 in the cluster, 198\.18\.43\.0\/24 on node node-b; gateway 198\.18\.42\.1 in the cluster, 198\.18\.43\.1 on node node-b; remove this network \(docker network rm\) and create it again with the cluster's definition \(--subnet 198\.18\.42\.0\/24 --gateway 198\.18\.42\.1\)/);
-    t.throws(() => b.networks.check('net-b-db'), { code: 'ERR_NETWORK_CONFLICT', message: /created by node node-a/ });
-    t.doesNotThrow(() => a.networks.check('net-a-db'));
-    t.same((await a.networks.list())[0]?.users.map((u) => u.node), ['node-a'], 'a conflicting node holds no user key');
+  t.test(
+    `${backend}: a name learnt from Docker is registered, or its conflict recorded and endpoints refused`,
+    async (t) => {
+      const { a, b } = await twoNodes(t);
+      await a.ipam.requestPool(pool('198.18.42.0/24'));
+      await b.ipam.requestPool(pool('198.18.43.0/24'));
+      const claimA = await a.networks.nameLearned('net-a-db', 'db', {
+        subnet: '198.18.42.0/24',
+        details: details('198.18.42.1'),
+      });
+      t.equal(claimA.status, 'agreed');
+      const claimB = await b.networks.nameLearned('net-b-db', 'db', {
+        subnet: '198.18.43.0/24',
+        details: details('198.18.43.1'),
+      });
+      t.equal(claimB.status, 'conflict');
+      t.match(
+        claimB.detail,
+        /subnet 198\.18\.42\.0\/24 in the cluster, 198\.18\.43\.0\/24 on node node-b; gateway 198\.18\.42\.1 in the cluster, 198\.18\.43\.1 on node node-b; remove this network \(docker network rm\) and create it again with the cluster's definition \(--subnet 198\.18\.42\.0\/24 --gateway 198\.18\.42\.1\)/,
+      );
+      t.throws(() => b.networks.check('net-b-db'), { code: 'ERR_NETWORK_CONFLICT', message: /created by node node-a/ });
+      t.doesNotThrow(() => a.networks.check('net-a-db'));
+      t.same(
+        (await a.networks.list())[0]?.users.map((u) => u.node),
+        ['node-a'],
+        'a conflicting node holds no user key',
+      );
 
-    // The agreeing definition goes away: the conflicting node's resync registers its own.
-    await a.networks.networkDeleted('net-a-db');
-    t.same(await a.networks.list(), [], 'last user removed the record');
-    await b.networks.reassert();
-    t.equal(b.networks.claimOf('net-b-db')?.status, 'agreed');
-    t.match((await b.networks.list())[0]?.record, { name: 'db', subnet: '198.18.43.0/24', createdBy: 'node-b' });
-    t.doesNotThrow(() => b.networks.check('net-b-db'));
-  });
+      // The agreeing definition goes away: the conflicting node's resync registers its own.
+      await a.networks.networkDeleted('net-a-db');
+      t.same(await a.networks.list(), [], 'last user removed the record');
+      await b.networks.reassert();
+      t.equal(b.networks.claimOf('net-b-db')?.status, 'agreed');
+      t.match((await b.networks.list())[0]?.record, { name: 'db', subnet: '198.18.43.0/24', createdBy: 'node-b' });
+      t.doesNotThrow(() => b.networks.check('net-b-db'));
+    },
+  );
 
-  t.test(`${backend}: with the watch, a conflict clears and a deleted record returns without waiting for the resync`, async (t) => {
-    const { a, b, admin } = await twoNodes(t);
-    await b.networks.start();
-    t.teardown(() => b.networks.stop());
-    await a.ipam.requestPool(pool('198.18.42.0/24'));
-    await b.ipam.requestPool(pool('198.18.43.0/24'));
-    await a.networks.nameLearned('net-a-db', 'db', { subnet: '198.18.42.0/24', details: details('198.18.42.1') });
-    t.equal((await b.networks.nameLearned('net-b-db', 'db', { subnet: '198.18.43.0/24', details: details('198.18.43.1') })).status, 'conflict');
-    await a.networks.networkDeleted('net-a-db');
-    t.equal(await soon(() => b.networks.claimOf('net-b-db')?.status, 'agreed'), 'agreed', 'the conflict cleared once the other definition was gone');
-    t.match(JSON.parse((await admin.get('networks/v1/db'))!.value), { subnet: '198.18.43.0/24', createdBy: 'node-b' });
+  t.test(
+    `${backend}: with the watch, a conflict clears and a deleted record returns without waiting for the resync`,
+    async (t) => {
+      const { a, b, admin } = await twoNodes(t);
+      await b.networks.start();
+      t.teardown(() => b.networks.stop());
+      await a.ipam.requestPool(pool('198.18.42.0/24'));
+      await b.ipam.requestPool(pool('198.18.43.0/24'));
+      await a.networks.nameLearned('net-a-db', 'db', { subnet: '198.18.42.0/24', details: details('198.18.42.1') });
+      t.equal(
+        (await b.networks.nameLearned('net-b-db', 'db', { subnet: '198.18.43.0/24', details: details('198.18.43.1') }))
+          .status,
+        'conflict',
+      );
+      await a.networks.networkDeleted('net-a-db');
+      t.equal(
+        await soon(() => b.networks.claimOf('net-b-db')?.status, 'agreed'),
+        'agreed',
+        'the conflict cleared once the other definition was gone',
+      );
+      t.match(JSON.parse((await admin.get('networks/v1/db'))!.value), {
+        subnet: '198.18.43.0/24',
+        createdBy: 'node-b',
+      });
 
-    await admin.delete('networks/v1/db');
-    t.ok(await soon(async () => (await admin.get('networks/v1/db')) !== undefined, true), 'a deleted record is re-created by the watching node');
-    t.match(JSON.parse((await admin.get('networks/v1/db'))!.value), { subnet: '198.18.43.0/24' });
-  });
+      await admin.delete('networks/v1/db');
+      t.ok(
+        await soon(async () => (await admin.get('networks/v1/db')) !== undefined, true),
+        'a deleted record is re-created by the watching node',
+      );
+      t.match(JSON.parse((await admin.get('networks/v1/db'))!.value), { subnet: '198.18.43.0/24' });
+    },
+  );
 
   t.test(`${backend}: the last node that removes its network removes the record`, async (t) => {
     const { a, b, admin } = await twoNodes(t);
@@ -204,17 +298,32 @@ function scenarios(t: Test, backend: string, open: OpenCluster): void {
     await a.networks.networkCreated('net-a-app', p.pool, details('198.18.40.1'));
     await admin.deletePrefix('networks/v1/');
     await a.networks.reassert();
-    t.match(JSON.parse((await admin.get('networks/v1/app'))!.value), { name: 'app', subnet: '198.18.40.0/24', details: { gateway: '198.18.40.1' } });
+    t.match(JSON.parse((await admin.get('networks/v1/app'))!.value), {
+      name: 'app',
+      subnet: '198.18.40.0/24',
+      details: { gateway: '198.18.40.1' },
+    });
     t.ok(await admin.get('networks/v1/app/users/node-a'));
 
     // A node whose lease expired left a record without users: any node's resync removes it.
-    await admin.put('networks/v1/ghost', JSON.stringify({ name: 'ghost', subnet: '198.18.50.0/24', createdBy: 'node-z', createdAt: new Date().toISOString() }));
+    await admin.put(
+      'networks/v1/ghost',
+      JSON.stringify({
+        name: 'ghost',
+        subnet: '198.18.50.0/24',
+        createdBy: 'node-z',
+        createdAt: new Date().toISOString(),
+      }),
+    );
     await admin.put('networks/v1/garbage', 'not json');
     await b.networks.reassert();
     t.notOk(await admin.get('networks/v1/ghost'), 'orphan swept');
     t.ok(await admin.get('networks/v1/app'), 'used record kept');
     t.ok(await admin.get('networks/v1/garbage'), 'an unreadable key is skipped, not fatal, and not touched');
-    t.same((await a.networks.list()).map((n) => n.record.name), ['app']);
+    t.same(
+      (await a.networks.list()).map((n) => n.record.name),
+      ['app'],
+    );
   });
 
   t.test(`${backend}: a restarted node adopts its networks and re-registers them at the resync`, async (t) => {
@@ -233,63 +342,116 @@ function scenarios(t: Test, backend: string, open: OpenCluster): void {
   // Issue 16: the node's network record keeps subnet, gateway, --internal and -o options, not
   // --ip-range (CreateNetwork does not carry it); the restarted registry must read it from the pool
   // again, or it claims "no --ip-range" against its own record and refuses every new container.
-  t.test(`${backend}: a restart claims exactly the definition each network had (--ip-range, gateway, --internal, mtu; implicit and explicit names)`, async (t) => {
-    const { a, admin, storeA } = await twoNodes(t);
-    const ranged = { gateway: '198.18.44.129', internal: true, mtu: 1400 };
-    const pr = await a.ipam.requestPool(pool('198.18.44.0/24', '198.18.44.128/25'));
-    t.equal((await a.networks.nameLearned('net-a-r2', 'r2', { subnet: pr.pool, details: ranged })).status, 'agreed');
-    const pe = await a.networks.requestPool('r3', pool('198.18.45.0/24', '198.18.45.64/26'));
-    t.equal(await a.networks.networkCreated('net-a-r3', pe.pool, details('198.18.45.1')), 'r3');
-    const pp = await a.ipam.requestPool(pool('198.18.46.0/24'));
-    t.equal((await a.networks.nameLearned('net-a-plain', 'plain', { subnet: pp.pool, details: details('198.18.46.1') })).status, 'agreed');
-    const before = await Promise.all(['r2', 'r3', 'plain'].map(async (n) => JSON.parse((await admin.get(`networks/v1/${n}`))?.value ?? 'null') as unknown));
-    t.match(before[0], { subnet: '198.18.44.0/24', ipRange: '198.18.44.128/25', details: ranged });
-    t.match(before[1], { subnet: '198.18.45.0/24', ipRange: '198.18.45.64/26' });
+  t.test(
+    `${backend}: a restart claims exactly the definition each network had (--ip-range, gateway, --internal, mtu; implicit and explicit names)`,
+    async (t) => {
+      const { a, admin, storeA } = await twoNodes(t);
+      const ranged = { gateway: '198.18.44.129', internal: true, mtu: 1400 };
+      const pr = await a.ipam.requestPool(pool('198.18.44.0/24', '198.18.44.128/25'));
+      t.equal((await a.networks.nameLearned('net-a-r2', 'r2', { subnet: pr.pool, details: ranged })).status, 'agreed');
+      const pe = await a.networks.requestPool('r3', pool('198.18.45.0/24', '198.18.45.64/26'));
+      t.equal(await a.networks.networkCreated('net-a-r3', pe.pool, details('198.18.45.1')), 'r3');
+      const pp = await a.ipam.requestPool(pool('198.18.46.0/24'));
+      t.equal(
+        (await a.networks.nameLearned('net-a-plain', 'plain', { subnet: pp.pool, details: details('198.18.46.1') }))
+          .status,
+        'agreed',
+      );
+      const before = await Promise.all(
+        ['r2', 'r3', 'plain'].map(
+          async (n) => JSON.parse((await admin.get(`networks/v1/${n}`))?.value ?? 'null') as unknown,
+        ),
+      );
+      t.match(before[0], { subnet: '198.18.44.0/24', ipRange: '198.18.44.128/25', details: ranged });
+      t.match(before[1], { subnet: '198.18.45.0/24', ipRange: '198.18.45.64/26' });
 
-    for (const restart of ['first', 'second']) {
-      // What EndpointManager.restore passes: the definition rebuilt from the node's network record.
-      const restarted = node(storeA, 'node-a');
-      restarted.networks.adopt('net-a-r2', 'r2', false, { subnet: '198.18.44.0/24', details: ranged });
-      restarted.networks.adopt('net-a-r3', 'r3', true, { subnet: '198.18.45.0/24', details: details('198.18.45.1') });
-      restarted.networks.adopt('net-a-plain', 'plain', false, { subnet: '198.18.46.0/24', details: details('198.18.46.1') });
-      await restarted.networks.reassert();
-      for (const id of ['net-a-r2', 'net-a-r3', 'net-a-plain']) {
-        const claim = restarted.networks.claimOf(id);
-        t.equal(claim?.status, 'agreed', `${restart} restart: ${id} agrees with its record ${claim?.detail ?? ''}`);
-        t.doesNotThrow(() => restarted.networks.check(id), `${restart} restart: ${id} takes new endpoints`);
+      for (const restart of ['first', 'second']) {
+        // What EndpointManager.restore passes: the definition rebuilt from the node's network record.
+        const restarted = node(storeA, 'node-a');
+        restarted.networks.adopt('net-a-r2', 'r2', false, { subnet: '198.18.44.0/24', details: ranged });
+        restarted.networks.adopt('net-a-r3', 'r3', true, { subnet: '198.18.45.0/24', details: details('198.18.45.1') });
+        restarted.networks.adopt('net-a-plain', 'plain', false, {
+          subnet: '198.18.46.0/24',
+          details: details('198.18.46.1'),
+        });
+        await restarted.networks.reassert();
+        for (const id of ['net-a-r2', 'net-a-r3', 'net-a-plain']) {
+          const claim = restarted.networks.claimOf(id);
+          t.equal(claim?.status, 'agreed', `${restart} restart: ${id} agrees with its record ${claim?.detail ?? ''}`);
+          t.doesNotThrow(() => restarted.networks.check(id), `${restart} restart: ${id} takes new endpoints`);
+        }
+        t.same(restarted.networks.claimOf('net-a-r2')?.definition, {
+          subnet: '198.18.44.0/24',
+          ipRange: '198.18.44.128/25',
+          details: ranged,
+        });
+        t.equal(restarted.networks.claimOf('net-a-r3')?.definition.ipRange, '198.18.45.64/26');
+        t.equal(
+          restarted.networks.claimOf('net-a-plain')?.definition.ipRange,
+          undefined,
+          'no range where there was none',
+        );
+        const after = await Promise.all(
+          ['r2', 'r3', 'plain'].map(
+            async (n) => JSON.parse((await admin.get(`networks/v1/${n}`))?.value ?? 'null') as unknown,
+          ),
+        );
+        t.same(after, before, `${restart} restart: the records are unchanged`);
       }
-      t.same(restarted.networks.claimOf('net-a-r2')?.definition, { subnet: '198.18.44.0/24', ipRange: '198.18.44.128/25', details: ranged });
-      t.equal(restarted.networks.claimOf('net-a-r3')?.definition.ipRange, '198.18.45.64/26');
-      t.equal(restarted.networks.claimOf('net-a-plain')?.definition.ipRange, undefined, 'no range where there was none');
-      const after = await Promise.all(['r2', 'r3', 'plain'].map(async (n) => JSON.parse((await admin.get(`networks/v1/${n}`))?.value ?? 'null') as unknown));
-      t.same(after, before, `${restart} restart: the records are unchanged`);
-    }
-  });
+    },
+  );
 
-  t.test(`${backend}: a restart whose pool read fails leaves the claim unregistered (never "no --ip-range")`, async (t) => {
-    const { a, admin, storeA } = await twoNodes(t);
-    const pr = await a.ipam.requestPool(pool('198.18.44.0/24', '198.18.44.128/25'));
-    await a.networks.nameLearned('net-a-r2', 'r2', { subnet: pr.pool, details: details('198.18.44.129') });
-    const before = (await admin.get('networks/v1/r2'))?.value;
-    const ipam = new Ipam({ store: storeA, nodeName: 'node-a', defaultPool: '198.18.64.0/20', defaultPoolPrefixLength: 24, blockPrefixLength: 26 });
-    let failures = 1;
-    const flaky = new Proxy(ipam, {
-      get: (target, prop) =>
-        prop === 'getPool' && failures-- > 0 ? () => Promise.reject(new Error('store unreachable')) : (Reflect.get(target, prop) as (...a: unknown[]) => unknown).bind(target),
-    });
-    const networks = new NetworkRegistry({ store: storeA, nodeName: 'node-a', ipam: flaky, log: log.child({ component: 'networks', node: 'node-a' }) });
-    networks.adopt('net-a-r2', 'r2', false, { subnet: '198.18.44.0/24', details: details('198.18.44.129') });
-    await networks.reassert();
-    t.match(networks.claimOf('net-a-r2'), { status: 'unregistered', detail: /store unreachable/ }, 'not registered while the range is unknown');
-    t.doesNotThrow(() => networks.check('net-a-r2'));
-    t.equal((await admin.get('networks/v1/r2'))?.value, before, 'record untouched');
-    await networks.reassert();
-    t.match(networks.claimOf('net-a-r2'), { status: 'agreed', definition: { ipRange: '198.18.44.128/25' } }, 'the next resync reads the range and agrees');
-  });
+  t.test(
+    `${backend}: a restart whose pool read fails leaves the claim unregistered (never "no --ip-range")`,
+    async (t) => {
+      const { a, admin, storeA } = await twoNodes(t);
+      const pr = await a.ipam.requestPool(pool('198.18.44.0/24', '198.18.44.128/25'));
+      await a.networks.nameLearned('net-a-r2', 'r2', { subnet: pr.pool, details: details('198.18.44.129') });
+      const before = (await admin.get('networks/v1/r2'))?.value;
+      const ipam = new Ipam({
+        store: storeA,
+        nodeName: 'node-a',
+        defaultPool: '198.18.64.0/20',
+        defaultPoolPrefixLength: 24,
+        blockPrefixLength: 26,
+      });
+      let failures = 1;
+      const flaky = new Proxy(ipam, {
+        get: (target, prop) =>
+          prop === 'getPool' && failures-- > 0
+            ? () => Promise.reject(new Error('store unreachable'))
+            : (Reflect.get(target, prop) as (...a: unknown[]) => unknown).bind(target),
+      });
+      const networks = new NetworkRegistry({
+        store: storeA,
+        nodeName: 'node-a',
+        ipam: flaky,
+        log: log.child({ component: 'networks', node: 'node-a' }),
+      });
+      networks.adopt('net-a-r2', 'r2', false, { subnet: '198.18.44.0/24', details: details('198.18.44.129') });
+      await networks.reassert();
+      t.match(
+        networks.claimOf('net-a-r2'),
+        { status: 'unregistered', detail: /store unreachable/ },
+        'not registered while the range is unknown',
+      );
+      t.doesNotThrow(() => networks.check('net-a-r2'));
+      t.equal((await admin.get('networks/v1/r2'))?.value, before, 'record untouched');
+      await networks.reassert();
+      t.match(
+        networks.claimOf('net-a-r2'),
+        { status: 'agreed', definition: { ipRange: '198.18.44.128/25' } },
+        'the next resync reads the range and agrees',
+      );
+    },
+  );
 
   t.test(`${backend}: malformed names are refused`, async (t) => {
     const { a } = await twoNodes(t);
-    await t.rejects(a.networks.requestPool('bad/name', pool()), { code: 'ERR_BAD_REQUEST', message: /cilium\.network="bad\/name" is not a network name/ });
+    await t.rejects(a.networks.requestPool('bad/name', pool()), {
+      code: 'ERR_BAD_REQUEST',
+      message: /cilium\.network="bad\/name" is not a network name/,
+    });
   });
 }
 

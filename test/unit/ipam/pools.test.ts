@@ -12,7 +12,12 @@ t.test('--subnet creates a pool with a stable, slash-free id and the documented 
 
   const record = await file.store.get('ipam/v1/pools/198.18.10.0-24');
   t.ok(record, 'pool record stored under its literal key');
-  t.match(JSON.parse(record!.value), { subnet: '198.18.10.0/24', createdBy: 'node-a', options: { ik: 'iv' }, createdAt: String });
+  t.match(JSON.parse(record!.value), {
+    subnet: '198.18.10.0/24',
+    createdBy: 'node-a',
+    options: { ik: 'iv' },
+    createdAt: String,
+  });
   t.ok(await file.store.get('ipam/v1/pool-users/198.18.10.0-24/node-a'), 'this node is recorded as a user');
 
   t.match(await ipam.getPool('198.18.10.0-24'), {
@@ -27,7 +32,11 @@ t.test('--subnet creates a pool with a stable, slash-free id and the documented 
 
 t.test('a subnet with host bits set is canonicalised, as Docker does', async (t) => {
   const { ipam } = setup(t);
-  t.same(await ipam.requestPool(subnetRequest('198.18.10.77/24')), { poolId: '198.18.10.0-24', pool: '198.18.10.0/24', data: {} });
+  t.same(await ipam.requestPool(subnetRequest('198.18.10.77/24')), {
+    poolId: '198.18.10.0-24',
+    pool: '198.18.10.0/24',
+    data: {},
+  });
 });
 
 t.test('--ip-range is stored as the subPool', async (t) => {
@@ -42,14 +51,23 @@ t.test('bad pool requests are BadRequestErrors that say what to do', async (t) =
     code: 'ERR_BAD_REQUEST',
     message: /IPv4 only.*without --ipv6/,
   });
-  await t.rejects(ipam.requestPool({ pool: '', subPool: '', options: {}, v6: true }), { code: 'ERR_BAD_REQUEST', message: /IPv6/ });
+  await t.rejects(ipam.requestPool({ pool: '', subPool: '', options: {}, v6: true }), {
+    code: 'ERR_BAD_REQUEST',
+    message: /IPv6/,
+  });
   await t.rejects(ipam.requestPool(subnetRequest('fd00::/64')), { code: 'ERR_BAD_REQUEST', message: /IPv6 prefix/ });
-  await t.rejects(ipam.requestPool(subnetRequest('10.0.0.0')), { code: 'ERR_BAD_REQUEST', message: /invalid --subnet "10.0.0.0"/ });
+  await t.rejects(ipam.requestPool(subnetRequest('10.0.0.0')), {
+    code: 'ERR_BAD_REQUEST',
+    message: /invalid --subnet "10.0.0.0"/,
+  });
   await t.rejects(ipam.requestPool(subnetRequest('10.0.0.0/24', '10.0.1.0/25')), {
     code: 'ERR_BAD_REQUEST',
     message: /--ip-range 10.0.1.0\/25 is not inside --subnet 10.0.0.0\/24/,
   });
-  await t.rejects(ipam.requestPool(subnetRequest('', '10.0.1.0/25')), { code: 'ERR_BAD_REQUEST', message: /needs a --subnet/ });
+  await t.rejects(ipam.requestPool(subnetRequest('', '10.0.1.0/25')), {
+    code: 'ERR_BAD_REQUEST',
+    message: /needs a --subnet/,
+  });
   await t.rejects(ipam.requestPool(subnetRequest('10.0.0.0/31')), { code: 'ERR_BAD_REQUEST', message: /too small/ });
   t.same(await ipam.listPools(), [], 'nothing was stored');
 });
@@ -78,7 +96,8 @@ t.test('carving fails with PoolExhaustedError when the default pool is full', as
   await ipam.requestPool(subnetRequest(''));
   await t.rejects(ipam.requestPool(subnetRequest('')), {
     code: 'ERR_POOL_EXHAUSTED',
-    message: 'no free /24 left in the default pool 10.201.0.0/23: all 2 are used by or overlap other networks; pass --subnet, or remove unused networks',
+    message:
+      'no free /24 left in the default pool 10.201.0.0/23: all 2 are used by or overlap other networks; pass --subnet, or remove unused networks',
   });
 });
 
@@ -94,13 +113,23 @@ t.test('a subnet overlapping a different pool is a PoolOverlapError naming both'
   await ipam.requestPool(subnetRequest('10.10.0.0/16'));
   await t.rejects(ipam.requestPool(subnetRequest('10.10.5.0/24')), {
     code: 'ERR_POOL_OVERLAP',
-    message: /cannot create pool 10\.10\.5\.0\/24: it overlaps existing pool 10\.10\.0\.0\/16 \(created by node node-a\)/,
+    message:
+      /cannot create pool 10\.10\.5\.0\/24: it overlaps existing pool 10\.10\.0\.0\/16 \(created by node node-a\)/,
   });
-  await t.rejects(ipam.requestPool(subnetRequest('10.0.0.0/8')), { code: 'ERR_POOL_OVERLAP', message: /10\.0\.0\.0\/8.*10\.10\.0\.0\/16/ });
+  await t.rejects(ipam.requestPool(subnetRequest('10.0.0.0/8')), {
+    code: 'ERR_POOL_OVERLAP',
+    message: /10\.0\.0\.0\/8.*10\.10\.0\.0\/16/,
+  });
   // Overlap is about the cluster, not the host: another node gets the same answer.
   const nodeB = newIpam(file.store, { nodeName: 'node-b' });
-  await t.rejects(nodeB.requestPool(subnetRequest('10.10.128.0/17')), { code: 'ERR_POOL_OVERLAP', message: /10\.10\.0\.0\/16/ });
-  t.same((await ipam.listPools()).map((p) => p.pool), ['10.10.0.0/16']);
+  await t.rejects(nodeB.requestPool(subnetRequest('10.10.128.0/17')), {
+    code: 'ERR_POOL_OVERLAP',
+    message: /10\.10\.0\.0\/16/,
+  });
+  t.same(
+    (await ipam.listPools()).map((p) => p.pool),
+    ['10.10.0.0/16'],
+  );
 });
 
 t.test('the same subnet twice on one node is a PoolOverlapError', async (t) => {
@@ -124,9 +153,13 @@ t.test('the same subnet from another node joins the pool; a different --ip-range
 
   await t.rejects(nodeC.requestPool(subnetRequest('198.18.30.0/24', '198.18.30.128/25')), {
     code: 'ERR_POOL_OVERLAP',
-    message: /pool 198\.18\.30\.0\/24 already exists with --ip-range 198\.18\.30\.0\/25 \(created by node node-a\).*pass --ip-range 198\.18\.30\.0\/25/,
+    message:
+      /pool 198\.18\.30\.0\/24 already exists with --ip-range 198\.18\.30\.0\/25 \(created by node node-a\).*pass --ip-range 198\.18\.30\.0\/25/,
   });
-  await t.rejects(nodeC.requestPool(subnetRequest('198.18.30.0/24')), { code: 'ERR_POOL_OVERLAP', message: /this request has none/ });
+  await t.rejects(nodeC.requestPool(subnetRequest('198.18.30.0/24')), {
+    code: 'ERR_POOL_OVERLAP',
+    message: /this request has none/,
+  });
   t.same((await ipam.getPool(a.poolId))?.nodes, ['node-a', 'node-b'], 'the failed joins left no user key');
 });
 
@@ -149,7 +182,11 @@ t.test('releasePool: other nodes keep the pool; the last one removes everything'
   const afterA = await nodeB.getPool(poolId);
   t.same(afterA?.nodes, ['node-b']);
   t.equal(afterA?.gateway, '198.18.40.1', 'the gateway stays while node-b uses the pool');
-  t.same(afterA?.blocks.map((b) => b.node), ['node-b'], "node-a's block is released");
+  t.same(
+    afterA?.blocks.map((b) => b.node),
+    ['node-b'],
+    "node-a's block is released",
+  );
   t.same(
     (await nodeB.listAddresses(poolId)).map((a) => `${a.address} ${a.kind} ${a.node}`),
     ['198.18.40.1 gateway node-a', '198.18.40.10 reserved node-a', `${b1.address} endpoint node-b`],
@@ -165,7 +202,10 @@ t.test('releasePool: other nodes keep the pool; the last one removes everything'
 
 t.test('releasePool of an unknown pool is a PoolNotFoundError', async (t) => {
   const { ipam } = setup(t);
-  await t.rejects(ipam.releasePool('10.9.9.0-24'), { code: 'ERR_POOL_NOT_FOUND', message: /unknown pool 10\.9\.9\.0-24/ });
+  await t.rejects(ipam.releasePool('10.9.9.0-24'), {
+    code: 'ERR_POOL_NOT_FOUND',
+    message: /unknown pool 10\.9\.9\.0-24/,
+  });
   const { poolId } = await ipam.requestPool(subnetRequest('10.9.9.0/24'));
   await ipam.releasePool(poolId);
   await t.rejects(ipam.releasePool(poolId), { code: 'ERR_POOL_NOT_FOUND' });
@@ -179,7 +219,10 @@ t.test('listPools is in subnet order with users and blocks', async (t) => {
   const { poolId } = await ipam.requestPool(subnetRequest('198.18.10.0/24'));
   await ipam.requestAddress({ poolId, address: '', gateway: false });
   const pools = await ipam.listPools();
-  t.same(pools.map((p) => p.pool), ['198.18.9.0/24', '198.18.10.0/24', '198.18.100.0/24']);
+  t.same(
+    pools.map((p) => p.pool),
+    ['198.18.9.0/24', '198.18.10.0/24', '198.18.100.0/24'],
+  );
   t.same(pools[1]?.blocks, [{ cidr: '198.18.10.0/26', node: 'node-a' }]);
   t.same(pools[1]?.nodes, ['node-a']);
 });

@@ -19,6 +19,7 @@ interface Reply {
   index: bigint | undefined;
   text: string;
   headers: Headers;
+  // biome-ignore lint/suspicious/noExplicitAny: Consul's JSON replies, read field by field by the assertions.
   json(): any;
 }
 
@@ -51,7 +52,8 @@ async function call(
   };
 }
 
-const put = (server: ConsulApiServer, key: string, value: string, query = '') => call(server, 'PUT', `/v1/kv/${key}${query}`, value);
+const put = (server: ConsulApiServer, key: string, value: string, query = '') =>
+  call(server, 'PUT', `/v1/kv/${key}${query}`, value);
 const get = (server: ConsulApiServer, key: string, query = '') => call(server, 'GET', `/v1/kv/${key}${query}`);
 
 async function createSession(server: ConsulApiServer, body: Record<string, unknown>): Promise<string> {
@@ -111,31 +113,42 @@ t.test('indexes: every write gets a higher one; CreateIndex stays; an identical 
   t.ok(server.index > indexes[2]!, 'but the raft index moved');
 });
 
-t.test('PUT ?cas: 0 is create-only, N must equal the ModifyIndex; cas, acquire and release do not combine', async (t) => {
-  const server = await serve(t);
-  t.equal((await put(server, 'c/k', 'v1', '?cas=0')).text, 'true', 'cas=0 creates a missing key');
-  t.equal((await put(server, 'c/k', 'v2', '?cas=0')).text, 'false', 'cas=0 fails once the key exists');
-  const index = (await get(server, 'c/k')).json()[0].ModifyIndex as bigint;
-  t.equal((await put(server, 'c/k', 'v2', `?cas=${index + 1n}`)).text, 'false', 'a wrong index fails');
-  t.equal((await put(server, 'c/k', 'v2', `?cas=${index}`)).text, 'true', 'the current index succeeds');
-  t.equal((await put(server, 'c/k', 'v3', `?cas=${index}`)).text, 'false', 'the old index is now stale');
-  t.equal((await put(server, 'c/missing', 'v', '?cas=5')).text, 'false', 'cas=N on a missing key fails');
-  t.equal(Buffer.from((await get(server, 'c/k')).json()[0].Value, 'base64').toString(), 'v2');
+t.test(
+  'PUT ?cas: 0 is create-only, N must equal the ModifyIndex; cas, acquire and release do not combine',
+  async (t) => {
+    const server = await serve(t);
+    t.equal((await put(server, 'c/k', 'v1', '?cas=0')).text, 'true', 'cas=0 creates a missing key');
+    t.equal((await put(server, 'c/k', 'v2', '?cas=0')).text, 'false', 'cas=0 fails once the key exists');
+    const index = (await get(server, 'c/k')).json()[0].ModifyIndex as bigint;
+    t.equal((await put(server, 'c/k', 'v2', `?cas=${index + 1n}`)).text, 'false', 'a wrong index fails');
+    t.equal((await put(server, 'c/k', 'v2', `?cas=${index}`)).text, 'true', 'the current index succeeds');
+    t.equal((await put(server, 'c/k', 'v3', `?cas=${index}`)).text, 'false', 'the old index is now stale');
+    t.equal((await put(server, 'c/missing', 'v', '?cas=5')).text, 'false', 'cas=N on a missing key fails');
+    t.equal(Buffer.from((await get(server, 'c/k')).json()[0].Value, 'base64').toString(), 'v2');
 
-  const conflicting = await put(server, 'c/k', 'x', '?cas=0&acquire=abc');
-  t.equal(conflicting.status, 400, 'cas with acquire is rejected');
-  t.match(conflicting.text, /Conflicting flags/);
-});
+    const conflicting = await put(server, 'c/k', 'x', '?cas=0&acquire=abc');
+    t.equal(conflicting.status, 400, 'cas with acquire is rejected');
+    t.match(conflicting.text, /Conflicting flags/);
+  },
+);
 
 t.test('DELETE: plain, ?cas (a missing key counts as deleted) and ?recurse', async (t) => {
   const server = await serve(t);
   await put(server, 'd/a', 'v');
   const index = (await get(server, 'd/a')).json()[0].ModifyIndex as bigint;
-  t.equal((await call(server, 'DELETE', `/v1/kv/d/a?cas=${index - 1n}`)).text, 'false', 'a stale index does not delete');
+  t.equal(
+    (await call(server, 'DELETE', `/v1/kv/d/a?cas=${index - 1n}`)).text,
+    'false',
+    'a stale index does not delete',
+  );
   t.equal((await get(server, 'd/a')).status, 200);
   t.equal((await call(server, 'DELETE', `/v1/kv/d/a?cas=${index}`)).text, 'true', 'the current index deletes');
   t.equal((await get(server, 'd/a')).status, 404);
-  t.equal((await call(server, 'DELETE', '/v1/kv/d/a?cas=1')).text, 'true', 'DELETE ?cas of a missing key answers true (kvsDeleteCASTxn)');
+  t.equal(
+    (await call(server, 'DELETE', '/v1/kv/d/a?cas=1')).text,
+    'true',
+    'DELETE ?cas of a missing key answers true (kvsDeleteCASTxn)',
+  );
   t.equal((await call(server, 'DELETE', '/v1/kv/d/never')).text, 'true', 'a plain DELETE always answers true');
 
   for (const key of ['d/t/1', 'd/t/2/x', 'd/t2', 'd/u']) await put(server, key, 'v');
@@ -157,7 +170,11 @@ t.test('?recurse and ?keys list a string prefix, sorted, with the prefix index; 
   t.equal(listed.index, newest, "the list's index is the highest ModifyIndex under the prefix");
   t.ok(server.index > newest, 'not the global index (q/x was written later)');
 
-  t.same((await get(server, 'p/', '?keys&separator=/')).json(), ['p/a/', 'p/a1', 'p/b'], '?keys with a separator folds sub-folders');
+  t.same(
+    (await get(server, 'p/', '?keys&separator=/')).json(),
+    ['p/a/', 'p/a1', 'p/b'],
+    '?keys with a separator folds sub-folders',
+  );
   t.same((await get(server, '', '?keys')).json(), ['p/a/1', 'p/a/2', 'p/a1', 'p/b', 'q/x'], 'the root lists every key');
 
   await call(server, 'DELETE', '/v1/kv/p/a/2');
@@ -187,14 +204,20 @@ t.test('a blocking query waits for a change under its prefix, then answers with 
   const reply = await blocked;
   t.ok(Date.now() - started < 2_000, 'answered at the change, long before the wait ran out');
   t.ok(reply.index! > first.index!, 'with a higher index');
-  t.same(reply.json().map((e: { Key: string }) => e.Key), ['b/x', 'b/y']);
+  t.same(
+    reply.json().map((e: { Key: string }) => e.Key),
+    ['b/x', 'b/y'],
+  );
 
   const deleted = get(server, 'b/', `?recurse&index=${reply.index}&wait=5s`);
   await sleep(50);
   await call(server, 'DELETE', '/v1/kv/b/x');
   const afterDelete = await deleted;
   t.ok(afterDelete.index! > reply.index!, 'a delete wakes it too');
-  t.same(afterDelete.json().map((e: { Key: string }) => e.Key), ['b/y']);
+  t.same(
+    afterDelete.json().map((e: { Key: string }) => e.Key),
+    ['b/y'],
+  );
 
   const stale = await get(server, 'b/', '?recurse&index=1&wait=5s');
   t.equal(stale.index, afterDelete.index, 'an index already passed answers at once');
@@ -283,13 +306,21 @@ t.test('invalidating a delete-behaviour session deletes every key it holds (ephe
 
   t.ok(server.expireSession(session), 'expireSession knows the session');
   const woken = await watching;
-  t.same(woken.json().map((e: { Key: string }) => e.Key), ['e/plain'], 'both held keys were deleted');
+  t.same(
+    woken.json().map((e: { Key: string }) => e.Key),
+    ['e/plain'],
+    'both held keys were deleted',
+  );
   t.ok(woken.index! > before.index!, 'at a new index, seen by a blocking query');
   t.equal((await call(server, 'PUT', `/v1/session/renew/${session}`)).status, 404, 'the session is gone');
   t.notOk(server.expireSession(session), 'expiring it twice is a no-op');
 
   const next = await createSession(server, { TTL: '30s', Behavior: 'delete' });
-  t.equal((await put(server, 'e/held1', 'v', `?acquire=${next}`)).text, 'true', 'LockDelay 0s: free to acquire at once');
+  t.equal(
+    (await put(server, 'e/held1', 'v', `?acquire=${next}`)).text,
+    'true',
+    'LockDelay 0s: free to acquire at once',
+  );
 });
 
 t.test('invalidating a release-behaviour session releases its keys and starts the lock-delay', async (t) => {
@@ -303,8 +334,14 @@ t.test('invalidating a release-behaviour session releases its keys and starts th
   t.ok(after.ModifyIndex > heldIndex, 'the release is a write');
 
   const other = await createSession(server, { TTL: '30s' });
-  t.equal((await put(server, 'r/held', 'v', `?acquire=${other}`)).text, 'false', 'the default 15 s lock-delay refuses acquire');
-  const txn = await call(server, 'PUT', '/v1/txn', [{ KV: { Verb: 'lock', Key: 'r/held', Value: '', Session: other } }]);
+  t.equal(
+    (await put(server, 'r/held', 'v', `?acquire=${other}`)).text,
+    'false',
+    'the default 15 s lock-delay refuses acquire',
+  );
+  const txn = await call(server, 'PUT', '/v1/txn', [
+    { KV: { Verb: 'lock', Key: 'r/held', Value: '', Session: other } },
+  ]);
   t.equal(txn.status, 409);
   t.match(txn.json(), { Errors: [{ OpIndex: 0, What: /due to lock delay/ }] });
 });
@@ -319,7 +356,11 @@ t.test('a TTL session expires after twice its TTL without renewal, and lives whi
   t.teardown(() => clearInterval(renewer));
 
   await sleep(400);
-  t.equal((await get(server, 'ttl/abandoned')).status, 200, 'past the TTL but within 2x TTL: still there (TTL is a lower bound)');
+  t.equal(
+    (await get(server, 'ttl/abandoned')).status,
+    200,
+    'past the TTL but within 2x TTL: still there (TTL is a lower bound)',
+  );
   await sleep(400);
   t.equal((await get(server, 'ttl/abandoned')).status, 404, 'gone after 2x TTL');
   t.equal((await get(server, 'ttl/renewed')).status, 200, 'the renewed session kept its key');
@@ -354,7 +395,10 @@ t.test('/v1/txn is all-or-nothing and reports each failed operation', async (t) 
   t.equal(Results[1].KV.ModifyIndex, Results[2].KV.ModifyIndex, 'one index for the whole transaction');
   t.ok(Results[1].KV.ModifyIndex > aIndex);
   t.same(
-    Results.slice(3).map((r: { KV: { Key: string; Value: string } }) => [r.KV.Key, Buffer.from(r.KV.Value, 'base64').toString()]),
+    Results.slice(3).map((r: { KV: { Key: string; Value: string } }) => [
+      r.KV.Key,
+      Buffer.from(r.KV.Value, 'base64').toString(),
+    ]),
     [
       ['x/a', 'a2'],
       ['x/b', 'b'],
@@ -368,8 +412,15 @@ t.test('/v1/txn is all-or-nothing and reports each failed operation', async (t) 
   ]);
   t.equal(deleted.status, 200);
   t.equal(deleted.json().Results.length, 1, 'deletes add no result');
-  const missing = await call(server, 'PUT', '/v1/txn', [{ KV: { Verb: 'get', Key: 'x/a' } }, { KV: { Verb: 'delete', Key: 'x/a' } }]);
-  t.match(missing.json(), { Errors: [{ OpIndex: 0, What: /doesn't exist/ }] }, 'get of a missing key fails the transaction');
+  const missing = await call(server, 'PUT', '/v1/txn', [
+    { KV: { Verb: 'get', Key: 'x/a' } },
+    { KV: { Verb: 'delete', Key: 'x/a' } },
+  ]);
+  t.match(
+    missing.json(),
+    { Errors: [{ OpIndex: 0, What: /doesn't exist/ }] },
+    'get of a missing key fails the transaction',
+  );
 });
 
 t.test('an ACL token, when configured, is required on everything but /v1/status', async (t) => {
@@ -386,20 +437,27 @@ t.test('an ACL token, when configured, is required on everything but /v1/status'
   t.same([leader.status, leader.json()], [200, '127.0.0.1:8300'], 'status needs no token');
 });
 
-t.test('stop() is an outage on the same port: connections refused, blocked queries cut; start() recovers with state', async (t) => {
-  const server = await serve(t);
-  await put(server, 'o/k', 'kept');
-  const { index } = await get(server, 'o/k');
-  const blocked = get(server, 'o/k', `?index=${index}&wait=30s`);
-  await sleep(50);
-  const port = server.port;
-  await server.stop();
-  await t.rejects(blocked, 'the pending blocking query fails');
-  await t.rejects(fetch(`${server.address}/v1/status/leader`), { cause: { code: 'ECONNREFUSED' } }, 'new connections are refused');
-  await server.start();
-  t.equal(server.port, port, 'same port');
-  t.equal((await get(server, 'o/k', '?raw')).text, 'kept', 'state survived');
-});
+t.test(
+  'stop() is an outage on the same port: connections refused, blocked queries cut; start() recovers with state',
+  async (t) => {
+    const server = await serve(t);
+    await put(server, 'o/k', 'kept');
+    const { index } = await get(server, 'o/k');
+    const blocked = get(server, 'o/k', `?index=${index}&wait=30s`);
+    await sleep(50);
+    const port = server.port;
+    await server.stop();
+    await t.rejects(blocked, 'the pending blocking query fails');
+    await t.rejects(
+      fetch(`${server.address}/v1/status/leader`),
+      { cause: { code: 'ECONNREFUSED' } },
+      'new connections are refused',
+    );
+    await server.start();
+    t.equal(server.port, port, 'same port');
+    t.equal((await get(server, 'o/k', '?raw')).text, 'kept', 'state survived');
+  },
+);
 
 t.test('indexes beyond 2^53 are written exactly', async (t) => {
   const server = await serve(t, { initialIndex: 2n ** 60n });

@@ -66,7 +66,12 @@ export function runKvStoreContract(
 
       const first = await store.put('rt/key', '{"json": "value"}');
       t.type(first, 'bigint', 'put returns a bigint revision');
-      t.match(await store.get('rt/key'), { key: 'rt/key', value: '{"json": "value"}', createRevision: first, modRevision: first });
+      t.match(await store.get('rt/key'), {
+        key: 'rt/key',
+        value: '{"json": "value"}',
+        createRevision: first,
+        modRevision: first,
+      });
 
       const second = await store.put('rt/key', 'ünïcödé\nline two ✓');
       t.ok(second > first, 'an update gets a newer revision');
@@ -91,7 +96,10 @@ export function runKvStoreContract(
       t.ok(await store.delete('rev/b'), 'delete removed rev/b');
       revisions.push(await store.put('rev/b', '2'));
       for (let i = 1; i < revisions.length; i++) {
-        t.ok(revisions[i]! > revisions[i - 1]!, `write ${i} (${revisions[i]}) is after write ${i - 1} (${revisions[i - 1]})`);
+        t.ok(
+          revisions[i]! > revisions[i - 1]!,
+          `write ${i} (${revisions[i]}) is after write ${i - 1} (${revisions[i - 1]})`,
+        );
       }
       const { revision } = await store.list('rev/');
       t.ok(revision >= revisions.at(-1)!, 'a list is consistent with at least the last write');
@@ -149,7 +157,8 @@ export function runKvStoreContract(
 
       const stale = await store.atomicPut('cas/key', 'v3', absent.revision);
       t.equal(stale.ok, false, 'a stale revision fails');
-      if (!stale.ok) t.match(stale.current, { value: 'v2', modRevision: swapped.revision, createRevision: absent.revision });
+      if (!stale.ok)
+        t.match(stale.current, { value: 'v2', modRevision: swapped.revision, createRevision: absent.revision });
       t.match(await store.get('cas/key'), { value: 'v2', modRevision: swapped.revision });
     });
 
@@ -257,8 +266,15 @@ export function runKvStoreContract(
       await store.put('wc/3', 'v');
       await staying.waitForKey('wc/3');
       await settle();
-      t.same(closing.events.map((event) => event.key), ['wc/1'], 'nothing after close');
-      t.same(staying.events.map((event) => event.key), ['wc/1', 'wc/2', 'wc/3']);
+      t.same(
+        closing.events.map((event) => event.key),
+        ['wc/1'],
+        'nothing after close',
+      );
+      t.same(
+        staying.events.map((event) => event.key),
+        ['wc/1', 'wc/2', 'wc/3'],
+      );
     });
 
     t.test('a watcher closed from inside its handler gets nothing more, even from the same burst', async (t) => {
@@ -308,7 +324,11 @@ export function runKvStoreContract(
       await other.put('sc/3', 'written by another client');
       await observer.waitForKey('sc/3');
       await settle();
-      t.same(recorder.events.map((event) => event.key), ['sc/1'], 'the closed store delivered nothing more');
+      t.same(
+        recorder.events.map((event) => event.key),
+        ['sc/1'],
+        'the closed store delivered nothing more',
+      );
     });
 
     t.test('20 concurrent creates of one key: exactly one succeeds', async (t) => {
@@ -330,7 +350,11 @@ export function runKvStoreContract(
       const { revision: listed } = await store.list('tx/');
       const recorder = record(t, store, 'tx/', listed);
       const done = await store.transaction(
-        [{ key: 'tx/new', absent: true }, { key: 'tx/existing', modRevision: base }, { key: 'tx/doomed', value: 'x' }],
+        [
+          { key: 'tx/new', absent: true },
+          { key: 'tx/existing', modRevision: base },
+          { key: 'tx/doomed', value: 'x' },
+        ],
         [
           { op: 'put', key: 'tx/new', value: 'n' },
           { op: 'put', key: 'tx/existing', value: 'new' },
@@ -338,7 +362,8 @@ export function runKvStoreContract(
           { op: 'delete', key: 'tx/never-existed' },
         ],
       );
-      if (!done.ok) throw new Error(`transaction with holding conditions failed: ${JSON.stringify([...done.current.keys()])}`);
+      if (!done.ok)
+        throw new Error(`transaction with holding conditions failed: ${JSON.stringify([...done.current.keys()])}`);
       t.ok(done.revision > base, 'a new revision');
       t.match(await store.get('tx/new'), { value: 'n', modRevision: done.revision, createRevision: done.revision });
       t.match(await store.get('tx/existing'), { value: 'new', modRevision: done.revision, createRevision: base });
@@ -346,10 +371,17 @@ export function runKvStoreContract(
       await recorder.waitFor((seen) => seen.length >= 3, 'three events');
       t.same(
         recorder.events.map((e) => [e.type, e.key]).sort(),
-        [['delete', 'tx/doomed'], ['put', 'tx/existing'], ['put', 'tx/new']],
+        [
+          ['delete', 'tx/doomed'],
+          ['put', 'tx/existing'],
+          ['put', 'tx/new'],
+        ],
         'watchers see every write of the transaction (and nothing for the missing key)',
       );
-      t.ok(recorder.events.every((e) => e.modRevision === done.revision), 'all at the transaction revision');
+      t.ok(
+        recorder.events.every((e) => e.modRevision === done.revision),
+        'all at the transaction revision',
+      );
 
       for (const [why, condition] of [
         ['absent on an existing key', { key: 'tx/new', absent: true }],
@@ -366,9 +398,14 @@ export function runKvStoreContract(
         );
         t.equal(failed.ok, false, `${why}: not applied`);
         if (!failed.ok) {
-          t.same([...failed.current.keys()].sort(), [...new Set(['tx/other', condition.key])].sort(), `${why}: reports every condition key`);
+          t.same(
+            [...failed.current.keys()].sort(),
+            [...new Set(['tx/other', condition.key])].sort(),
+            `${why}: reports every condition key`,
+          );
           t.equal(failed.current.get('tx/other'), undefined, `${why}: an absent key reads as undefined`);
-          if (condition.key === 'tx/existing') t.match(failed.current.get('tx/existing'), { value: 'new', modRevision: done.revision });
+          if (condition.key === 'tx/existing')
+            t.match(failed.current.get('tx/existing'), { value: 'new', modRevision: done.revision });
         }
       }
       t.equal(await store.get('tx/other'), undefined, 'no failed transaction wrote');
@@ -377,10 +414,13 @@ export function runKvStoreContract(
 
     t.test('transaction: leased puts are bound to the lease; limits are checked before anything is sent', async (t) => {
       const { store } = await setup(t);
-      const done = await store.transaction([], [
-        { op: 'put', key: 'txl/leased', value: 'l', leased: true },
-        { op: 'put', key: 'txl/plain', value: 'p' },
-      ]);
+      const done = await store.transaction(
+        [],
+        [
+          { op: 'put', key: 'txl/leased', value: 'l', leased: true },
+          { op: 'put', key: 'txl/plain', value: 'p' },
+        ],
+      );
       t.ok(done.ok, 'an unconditional transaction applies');
       const status = await store.status();
       t.equal((await store.get('txl/leased'))?.lease, status.lease?.id, 'leased put carries the store lease');
@@ -389,17 +429,28 @@ export function runKvStoreContract(
       t.ok(again.ok);
       t.equal((await store.get('txl/leased'))?.lease, undefined, 'an unleased put detaches a leased key, as put does');
 
-      const tooMany = Array.from({ length: MAX_TXN_OPERATIONS + 1 }, (_, i) => ({ op: 'put' as const, key: `txl/k${i}`, value: 'v' }));
+      const tooMany = Array.from({ length: MAX_TXN_OPERATIONS + 1 }, (_, i) => ({
+        op: 'put' as const,
+        key: `txl/k${i}`,
+        value: 'v',
+      }));
       await t.rejects(store.transaction([], tooMany), { code: 'ERR_BAD_REQUEST' }, 'more than MAX_TXN_OPERATIONS');
       await t.rejects(
-        store.transaction([], [
-          { op: 'put', key: 'txl/dup', value: 'a' },
-          { op: 'delete', key: 'txl/dup' },
-        ]),
+        store.transaction(
+          [],
+          [
+            { op: 'put', key: 'txl/dup', value: 'a' },
+            { op: 'delete', key: 'txl/dup' },
+          ],
+        ),
         { code: 'ERR_BAD_REQUEST' },
         'one key written twice',
       );
-      await t.rejects(store.transaction([{ key: 'txl/plain', modRevision: 0n }], []), { code: 'ERR_BAD_REQUEST' }, 'revision 0');
+      await t.rejects(
+        store.transaction([{ key: 'txl/plain', modRevision: 0n }], []),
+        { code: 'ERR_BAD_REQUEST' },
+        'revision 0',
+      );
       t.same((await store.list('txl/k')).pairs, [], 'the refused transaction wrote nothing');
       const max = await store.transaction([], tooMany.slice(1));
       t.ok(max.ok, 'exactly MAX_TXN_OPERATIONS applies');
@@ -436,20 +487,38 @@ export function runKvStoreContract(
       // (No condition names a key another transaction of the batch writes: etcd evaluates every
       // condition before any write, consul and the embedded store one transaction after another.)
       const results = await store.transactions([
-        { conditions: [{ key: 'txb/a', absent: true }], operations: [{ op: 'put', key: 'txb/a', value: 'a', leased: true }] },
+        {
+          conditions: [{ key: 'txb/a', absent: true }],
+          operations: [{ op: 'put', key: 'txb/a', value: 'a', leased: true }],
+        },
         { conditions: [{ key: 'txb/held', absent: true }], operations: [{ op: 'put', key: 'txb/never', value: 'x' }] },
-        { conditions: [{ key: 'txb/taken', value: 'old' }], operations: [{ op: 'put', key: 'txb/taken', value: 'new' }] },
+        {
+          conditions: [{ key: 'txb/taken', value: 'old' }],
+          operations: [{ op: 'put', key: 'txb/taken', value: 'new' }],
+        },
         { conditions: [], operations: [{ op: 'put', key: 'txb/b', value: 'b' }] },
       ]);
-      t.same(results.map((r) => r.ok), [true, false, true, true], 'each transaction on its own conditions');
+      t.same(
+        results.map((r) => r.ok),
+        [true, false, true, true],
+        'each transaction on its own conditions',
+      );
       const failed = results[1]!;
-      if (!failed.ok) t.match(failed.current.get('txb/held'), { value: 'h', modRevision: held }, 'a failed one reports its condition keys');
+      if (!failed.ok)
+        t.match(
+          failed.current.get('txb/held'),
+          { value: 'h', modRevision: held },
+          'a failed one reports its condition keys',
+        );
       t.match(await store.get('txb/a'), { value: 'a' });
       t.ok((await store.get('txb/a'))?.lease, 'leased put in a batch carries the lease');
       t.equal(await store.get('txb/never'), undefined, 'the failed one wrote nothing');
       t.equal((await store.get('txb/taken'))?.value, 'new');
       const revisions = results.flatMap((r) => (r.ok ? [r.revision] : []));
-      t.ok(revisions.every((r) => r > base), 'applied transactions have new revisions');
+      t.ok(
+        revisions.every((r) => r > base),
+        'applied transactions have new revisions',
+      );
       t.same(await store.transactions([]), [], 'an empty batch');
       await t.rejects(
         store.transactions([
@@ -507,7 +576,8 @@ function record(t: Test, store: KvStore, prefix: string, fromRevision: bigint) {
   async function waitFor(done: (events: WatchEvent[]) => boolean, what: string, timeoutMs = EVENT_TIMEOUT_MS) {
     const deadline = Date.now() + timeoutMs;
     while (!done(events)) {
-      if (resyncReason !== undefined) throw new Error(`watch on ${prefix} asked for a resync (${resyncReason}) while waiting for ${what}`);
+      if (resyncReason !== undefined)
+        throw new Error(`watch on ${prefix} asked for a resync (${resyncReason}) while waiting for ${what}`);
       if (Date.now() > deadline) {
         throw new Error(`no ${what} on ${prefix} within ${timeoutMs} ms; got ${JSON.stringify(events, bigintJson)}`);
       }

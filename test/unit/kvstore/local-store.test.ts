@@ -10,8 +10,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import type { KvStore, WatchEvent } from '../../../src/kvstore/kvstore.js';
-import { DatabaseSync } from 'node:sqlite';
-import { LocalKvStore, localOptionsFromKvstoreOpts, type LocalKvStoreOptions } from '../../../src/kvstore/local/local-store.js';
+import type { DatabaseSync } from 'node:sqlite';
+import {
+  LocalKvStore,
+  localOptionsFromKvstoreOpts,
+  type LocalKvStoreOptions,
+} from '../../../src/kvstore/local/local-store.js';
 import { runKvStoreContract, type KvStoreFixture, type KvStoreOpenOptions } from './contract.js';
 import { PREFIX, prefixedFixture, runKvStorePrefixChecks } from './prefix-contract.js';
 
@@ -49,7 +53,9 @@ async function contractFixture({ leaseTtlMs }: KvStoreOpenOptions): Promise<KvSt
 }
 
 runKvStoreContract(t, 'LocalKvStore', contractFixture);
-runKvStoreContract(t, `LocalKvStore under ${PREFIX}`, async (options) => prefixedFixture(await contractFixture(options)));
+runKvStoreContract(t, `LocalKvStore under ${PREFIX}`, async (options) =>
+  prefixedFixture(await contractFixture(options)),
+);
 
 runKvStorePrefixChecks(t, 'LocalKvStore', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cilium-kv-prefix-'));
@@ -61,7 +67,8 @@ runKvStorePrefixChecks(t, 'LocalKvStore', async () => {
     second: async () => store,
     // The open store holds the file's lock exclusively (no second reader), so the backend's own
     // unprefixed view stands in for a raw client here.
-    rawEntries: async () => (await store.list('')).pairs.map((p) => ({ key: p.key, value: p.value, leased: p.lease !== undefined })),
+    rawEntries: async () =>
+      (await store.list('')).pairs.map((p) => ({ key: p.key, value: p.value, leased: p.lease !== undefined })),
     cleanup: async () => {
       await store.close();
       rmSync(dir, { recursive: true, force: true });
@@ -185,7 +192,11 @@ t.test('a watch from before the retained history asks for a resync', async (t) =
   t.same([oldest.events, oldest.resyncs.length], [[], 1], 'a watch from long ago gets one resync and no events');
   t.same([justTooOld.events, justTooOld.resyncs.length], [[], 1], 'so does one from just before the history');
   t.match(oldest.resyncs[0], /older than/, 'the reason says why');
-  t.same(oldestRetained, { events: ['h/5', 'h/6', 'h/7', 'h/8', 'h/9'], resyncs: [] }, 'the oldest retained start replays it');
+  t.same(
+    oldestRetained,
+    { events: ['h/5', 'h/6', 'h/7', 'h/8', 'h/9'], resyncs: [] },
+    'the oldest retained start replays it',
+  );
 });
 
 t.test('a watch from before this open asks for a resync', async (t) => {
@@ -195,7 +206,10 @@ t.test('a watch from before this open asks for a resync', async (t) => {
   await first.close();
   const second = openStore(t, { path });
   const resyncs: string[] = [];
-  second.watch('old/', 0n, { onEvent: () => t.fail('no events expected'), onResyncNeeded: (reason) => resyncs.push(reason) });
+  second.watch('old/', 0n, {
+    onEvent: () => t.fail('no events expected'),
+    onResyncNeeded: (reason) => resyncs.push(reason),
+  });
   await sleep(10);
   t.equal(resyncs.length, 1);
 });
@@ -298,15 +312,26 @@ function sleep(ms: number): Promise<void> {
 t.test('local.sync picks the SQLite synchronous mode; bad names and values are ConfigErrors', async (t) => {
   t.same(localOptionsFromKvstoreOpts({}), {});
   t.same(localOptionsFromKvstoreOpts({ 'local.sync': 'full', 'etcd.address': 'http://x:2379' }), { sync: 'full' });
-  t.throws(() => localOptionsFromKvstoreOpts({ 'local.sync': 'fast' }), { code: 'ERR_CONFIG', message: /local\.sync=fast.*normal.*full/ });
+  t.throws(() => localOptionsFromKvstoreOpts({ 'local.sync': 'fast' }), {
+    code: 'ERR_CONFIG',
+    message: /local\.sync=fast.*normal.*full/,
+  });
   t.throws(() => localOptionsFromKvstoreOpts({ 'local.path': '/x' }), { code: 'ERR_CONFIG', message: /local\.path/ });
-  for (const [sync, expected] of [[undefined, 1n], ['normal', 1n], ['full', 2n]] as const) {
+  for (const [sync, expected] of [
+    [undefined, 1n],
+    ['normal', 1n],
+    ['full', 2n],
+  ] as const) {
     const path = storePath(t);
     const store = LocalKvStore.open({ path, sync });
     await store.put('k', 'v');
     // The mode is per connection: ask SQLite through the store's own handle.
     const db = (store as unknown as { db: DatabaseSync }).db;
-    t.equal((db.prepare('PRAGMA synchronous').get() as { synchronous: bigint }).synchronous, expected, `sync ${sync ?? '(default)'}`);
+    t.equal(
+      (db.prepare('PRAGMA synchronous').get() as { synchronous: bigint }).synchronous,
+      expected,
+      `sync ${sync ?? '(default)'}`,
+    );
     await store.close();
   }
 });

@@ -70,8 +70,20 @@ export function runKvStorePrefixChecks(t: Test, name: string, makeFixture: () =>
       t.ok((await store.create('a/create', 'c')).ok);
       t.ok((await store.atomicPut('a/cas', 'x', 'absent')).ok);
       await store.put('a/leased', 'l', { leased: true });
-      t.ok((await store.transaction([{ key: 'a/txn', absent: true }], [{ op: 'put', key: 'a/txn', value: 't' }, { op: 'put', key: 'a/txn-leased', value: 'tl', leased: true }])).ok);
-      const [batched] = await store.transactions([{ conditions: [], operations: [{ op: 'put', key: 'a/batch', value: 'b' }] }]);
+      t.ok(
+        (
+          await store.transaction(
+            [{ key: 'a/txn', absent: true }],
+            [
+              { op: 'put', key: 'a/txn', value: 't' },
+              { op: 'put', key: 'a/txn-leased', value: 'tl', leased: true },
+            ],
+          )
+        ).ok,
+      );
+      const [batched] = await store.transactions([
+        { conditions: [], operations: [{ op: 'put', key: 'a/batch', value: 'b' }] },
+      ]);
       t.ok(batched?.ok);
       await raw.store.put('other-tool/late', 'not ours');
 
@@ -93,29 +105,67 @@ export function runKvStorePrefixChecks(t: Test, name: string, makeFixture: () =>
 
       t.match(await store.get('a/put'), { key: 'a/put', value: 'p', modRevision: put });
       t.equal(await store.get('other-tool/config'), undefined, 'a key outside the prefix is not visible');
-      t.same((await store.list('')).pairs.map((p) => p.key), ['a/batch', 'a/cas', 'a/create', 'a/leased', 'a/put', 'a/txn', 'a/txn-leased']);
-      t.same((await store.list('a/t')).pairs.map((p) => p.key), ['a/txn', 'a/txn-leased']);
-      t.match(await store.create('a/put', 'again'), { ok: false, current: { key: 'a/put', value: 'p' } }, 'a failed create names the key without the prefix');
+      t.same(
+        (await store.list('')).pairs.map((p) => p.key),
+        ['a/batch', 'a/cas', 'a/create', 'a/leased', 'a/put', 'a/txn', 'a/txn-leased'],
+      );
+      t.same(
+        (await store.list('a/t')).pairs.map((p) => p.key),
+        ['a/txn', 'a/txn-leased'],
+      );
+      t.match(
+        await store.create('a/put', 'again'),
+        { ok: false, current: { key: 'a/put', value: 'p' } },
+        'a failed create names the key without the prefix',
+      );
       t.match(await store.atomicPut('a/put', 'again', put + 1000n), { ok: false, current: { key: 'a/put' } });
-      const failed = await store.transaction([{ key: 'a/put', absent: true }, { key: 'a/none', absent: true }], [{ op: 'put', key: 'a/put', value: 'no' }]);
+      const failed = await store.transaction(
+        [
+          { key: 'a/put', absent: true },
+          { key: 'a/none', absent: true },
+        ],
+        [{ op: 'put', key: 'a/put', value: 'no' }],
+      );
       t.notOk(failed.ok);
       if (!failed.ok) {
-        t.same([...failed.current.keys()].sort(), ['a/none', 'a/put'], 'a failed transaction reports the keys without the prefix');
+        t.same(
+          [...failed.current.keys()].sort(),
+          ['a/none', 'a/put'],
+          'a failed transaction reports the keys without the prefix',
+        );
         t.match(failed.current.get('a/put'), { key: 'a/put', value: 'p' });
       }
-      const [batchFailed] = await store.transactions([{ conditions: [{ key: 'a/cas', value: 'wrong' }], operations: [{ op: 'delete', key: 'a/cas' }] }]);
-      t.ok(batchFailed && !batchFailed.ok && batchFailed.current.get('a/cas')?.key === 'a/cas', 'so does a failed transaction of a batch');
+      const [batchFailed] = await store.transactions([
+        { conditions: [{ key: 'a/cas', value: 'wrong' }], operations: [{ op: 'delete', key: 'a/cas' }] },
+      ]);
+      t.ok(
+        batchFailed && !batchFailed.ok && batchFailed.current.get('a/cas')?.key === 'a/cas',
+        'so does a failed transaction of a batch',
+      );
 
       t.ok(await store.delete('a/create'));
       t.ok(await store.atomicDelete('a/cas', (await store.get('a/cas'))!.modRevision));
       await eventsArrive(events, 9);
       t.same(
         events.map((e) => `${e.type} ${e.key}`),
-        ['put a/put', 'put a/create', 'put a/cas', 'put a/leased', 'put a/txn', 'put a/txn-leased', 'put a/batch', 'delete a/create', 'delete a/cas'],
+        [
+          'put a/put',
+          'put a/create',
+          'put a/cas',
+          'put a/leased',
+          'put a/txn',
+          'put a/txn-leased',
+          'put a/batch',
+          'delete a/create',
+          'delete a/cas',
+        ],
         'watch events carry keys without the prefix, and none of the keys outside it',
       );
       t.equal(await store.deletePrefix(''), 5, "deletePrefix('') removes only the keys under the prefix");
-      t.same((await raw.rawEntries()).map((e) => e.key), ['other-tool/config', 'other-tool/late']);
+      t.same(
+        (await raw.rawEntries()).map((e) => e.key),
+        ['other-tool/config', 'other-tool/late'],
+      );
     });
 
     t.test('stores under two prefixes of one backing store do not see each other', async (t) => {
@@ -132,9 +182,18 @@ export function runKvStorePrefixChecks(t: Test, name: string, makeFixture: () =>
       await b.put('only-b', 'b', { leased: true });
       t.equal((await a.get('identities/v1/id/300'))?.value, 'a-labels');
       t.equal((await b.get('identities/v1/id/300'))?.value, 'b-labels');
-      t.same((await a.list('')).pairs.map((p) => p.key), ['identities/v1/id/300']);
-      t.same((await b.list('')).pairs.map((p) => p.key), ['identities/v1/id/300', 'only-b']);
-      t.ok((await a.transaction([{ key: 'only-b', absent: true }], [{ op: 'put', key: 'only-a', value: 'a' }])).ok, "a condition sees only its own prefix's keys");
+      t.same(
+        (await a.list('')).pairs.map((p) => p.key),
+        ['identities/v1/id/300'],
+      );
+      t.same(
+        (await b.list('')).pairs.map((p) => p.key),
+        ['identities/v1/id/300', 'only-b'],
+      );
+      t.ok(
+        (await a.transaction([{ key: 'only-b', absent: true }], [{ op: 'put', key: 'only-a', value: 'a' }])).ok,
+        "a condition sees only its own prefix's keys",
+      );
       t.equal(await a.deletePrefix(''), 2);
       await eventsArrive(seenByA, 4);
       await sleep(200);

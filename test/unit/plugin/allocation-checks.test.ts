@@ -17,18 +17,48 @@ const NET = 'a'.repeat(64);
 const OTHER_NET = 'b'.repeat(64);
 const epId = (n: number): string => n.toString(16).padStart(64, 'e');
 
-async function createNetwork(stack: PluginStack, networkId: string, subnet: string, aux: string[] = []): Promise<string> {
-  const pool = await stack.call('IpamDriver.RequestPool', { AddressSpace: 'CiliumLocal', Pool: subnet, SubPool: '', Options: {}, V6: false });
+async function createNetwork(
+  stack: PluginStack,
+  networkId: string,
+  subnet: string,
+  aux: string[] = [],
+): Promise<string> {
+  const pool = await stack.call('IpamDriver.RequestPool', {
+    AddressSpace: 'CiliumLocal',
+    Pool: subnet,
+    SubPool: '',
+    Options: {},
+    V6: false,
+  });
   const poolId = String(pool.body.PoolID);
-  const gw = await stack.call('IpamDriver.RequestAddress', { PoolID: poolId, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } });
+  const gw = await stack.call('IpamDriver.RequestAddress', {
+    PoolID: poolId,
+    Address: '',
+    Options: { RequestAddressType: 'com.docker.network.gateway' },
+  });
   for (const a of aux) await stack.call('IpamDriver.RequestAddress', { PoolID: poolId, Address: a, Options: null });
-  const created = await stack.call('NetworkDriver.CreateNetwork', { NetworkID: networkId, Options: {}, IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: subnet, Gateway: String(gw.body.Address) }], IPv6Data: [] });
+  const created = await stack.call('NetworkDriver.CreateNetwork', {
+    NetworkID: networkId,
+    Options: {},
+    IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: subnet, Gateway: String(gw.body.Address) }],
+    IPv6Data: [],
+  });
   if (created.status !== 200) throw new Error(`CreateNetwork: ${created.raw}`);
   return poolId;
 }
 
-function createEndpoint(stack: PluginStack, endpointId: string, address: string, networkId = NET): Promise<PluginReply> {
-  return stack.call('NetworkDriver.CreateEndpoint', { NetworkID: networkId, EndpointID: endpointId, Interface: { Address: address, AddressIPv6: '', MacAddress: '' }, Options: {} });
+function createEndpoint(
+  stack: PluginStack,
+  endpointId: string,
+  address: string,
+  networkId = NET,
+): Promise<PluginReply> {
+  return stack.call('NetworkDriver.CreateEndpoint', {
+    NetworkID: networkId,
+    EndpointID: endpointId,
+    Interface: { Address: address, AddressIPv6: '', MacAddress: '' },
+    Options: {},
+  });
 }
 
 async function requestAddress(stack: PluginStack, poolId: string, address = ''): Promise<string> {
@@ -83,7 +113,11 @@ t.test('CreateEndpoint takes only an address the IPAM handed out for that networ
   }
   const stolen = await createEndpoint(stack, epId(2), first);
   t.equal(stolen.status, 409, "another endpoint's address is refused");
-  t.match(String(stolen.body.Err), new RegExp(`endpoint ${epId(1).slice(0, 12)} on this node holds it`), 'names the holder');
+  t.match(
+    String(stolen.body.Err),
+    new RegExp(`endpoint ${epId(1).slice(0, 12)} on this node holds it`),
+    'names the holder',
+  );
   t.equal(await snapshot(stack), before, 'no refused call changed the store or made a link');
   t.notOk(stack.endpoints.getEndpoint(epId(2)), 'no endpoint record');
   t.equal(stack.endpoints.getEndpoint(epId(1))?.hostIfName, `lxc${epId(1).slice(0, 11)}`, 'the holder keeps its veth');
@@ -108,7 +142,11 @@ t.test('CreateEndpoint takes only an address the IPAM handed out for that networ
   // A daemon restart keeps the allocations and the holders.
   await stack.stop();
   again = await new PluginStack({ dir: stack.dir, store, datapath: stack.datapath }).start();
-  t.equal((await createEndpoint(again, epId(7), first)).status, 409, 'after a restart, a restored endpoint still holds its address');
+  t.equal(
+    (await createEndpoint(again, epId(7), first)).status,
+    409,
+    'after a restart, a restored endpoint still holds its address',
+  );
   const next = await requestAddress(again, poolId);
   t.equal((await createEndpoint(again, epId(7), next)).status, 200, 'after a restart, a new address is accepted');
 });
@@ -125,7 +163,12 @@ t.test('CreateNetwork takes only a pool RequestPool handed out to this node, wit
     rmSync(dir, { recursive: true, force: true });
   });
   const createNetworkCall = (networkId: string, pool: string, gateway: string): Promise<PluginReply> =>
-    stack.call('NetworkDriver.CreateNetwork', { NetworkID: networkId, Options: {}, IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: pool, Gateway: gateway }], IPv6Data: [] });
+    stack.call('NetworkDriver.CreateNetwork', {
+      NetworkID: networkId,
+      Options: {},
+      IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: pool, Gateway: gateway }],
+      IPv6Data: [],
+    });
 
   const never = await createNetworkCall(NET, '198.18.40.0/24', '198.18.40.1/24');
   t.equal(never.status, 400, 'a pool nobody requested');
@@ -133,18 +176,57 @@ t.test('CreateNetwork takes only a pool RequestPool handed out to this node, wit
   // node-b's pool is not this node's until this node asks for it.
   await createNetwork(nodeB, OTHER_NET, '198.18.41.0/24');
   t.equal((await createNetworkCall(NET, '198.18.41.0/24', '198.18.41.1/24')).status, 400, "another node's pool");
-  t.equal((await createNetworkCall(NET, '198.18.41.5/24', '198.18.41.1/24')).status, 400, 'a pool written with host bits');
-  const pool = await stack.call('IpamDriver.RequestPool', { AddressSpace: 'CiliumLocal', Pool: '198.18.42.0/24', SubPool: '', Options: {}, V6: false });
+  t.equal(
+    (await createNetworkCall(NET, '198.18.41.5/24', '198.18.41.1/24')).status,
+    400,
+    'a pool written with host bits',
+  );
+  const pool = await stack.call('IpamDriver.RequestPool', {
+    AddressSpace: 'CiliumLocal',
+    Pool: '198.18.42.0/24',
+    SubPool: '',
+    Options: {},
+    V6: false,
+  });
   const gatewayless = await createNetworkCall(NET, '198.18.42.0/24', '198.18.42.9/24');
   t.equal(gatewayless.status, 400, 'a gateway the IPAM did not allocate');
-  t.match(String(gatewayless.body.Err), /gateway 198\.18\.42\.9 is not the gateway allocated in pool 198\.18\.42\.0\/24 \(none allocated yet\)/);
+  t.match(
+    String(gatewayless.body.Err),
+    /gateway 198\.18\.42\.9 is not the gateway allocated in pool 198\.18\.42\.0\/24 \(none allocated yet\)/,
+  );
   t.equal(stack.endpoints.listNetworks().length, 0, 'no network recorded');
-  const gw = await stack.call('IpamDriver.RequestAddress', { PoolID: pool.body.PoolID, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } });
+  const gw = await stack.call('IpamDriver.RequestAddress', {
+    PoolID: pool.body.PoolID,
+    Address: '',
+    Options: { RequestAddressType: 'com.docker.network.gateway' },
+  });
   t.equal((await createNetworkCall(NET, '198.18.42.0/24', '198.18.42.9/24')).status, 400, 'still not that gateway');
-  t.equal((await createNetworkCall(NET, '198.18.42.0/24', String(gw.body.Address))).status, 200, "Docker's order: RequestPool, gateway, CreateNetwork");
-  t.equal((await createNetworkCall(NET, '198.18.42.0/24', String(gw.body.Address))).status, 200, 'a retried CreateNetwork');
+  t.equal(
+    (await createNetworkCall(NET, '198.18.42.0/24', String(gw.body.Address))).status,
+    200,
+    "Docker's order: RequestPool, gateway, CreateNetwork",
+  );
+  t.equal(
+    (await createNetworkCall(NET, '198.18.42.0/24', String(gw.body.Address))).status,
+    200,
+    'a retried CreateNetwork',
+  );
   // Joining a pool another node created: RequestPool then the recorded gateway.
-  const joined = await stack.call('IpamDriver.RequestPool', { AddressSpace: 'CiliumLocal', Pool: '198.18.41.0/24', SubPool: '', Options: {}, V6: false });
-  const joinedGw = await stack.call('IpamDriver.RequestAddress', { PoolID: joined.body.PoolID, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } });
-  t.equal((await createNetworkCall(OTHER_NET, '198.18.41.0/24', String(joinedGw.body.Address))).status, 200, 'the same network on a second host');
+  const joined = await stack.call('IpamDriver.RequestPool', {
+    AddressSpace: 'CiliumLocal',
+    Pool: '198.18.41.0/24',
+    SubPool: '',
+    Options: {},
+    V6: false,
+  });
+  const joinedGw = await stack.call('IpamDriver.RequestAddress', {
+    PoolID: joined.body.PoolID,
+    Address: '',
+    Options: { RequestAddressType: 'com.docker.network.gateway' },
+  });
+  t.equal(
+    (await createNetworkCall(OTHER_NET, '198.18.41.0/24', String(joinedGw.body.Address))).status,
+    200,
+    'the same network on a second host',
+  );
 });

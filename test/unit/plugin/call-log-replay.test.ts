@@ -60,7 +60,8 @@ t.test('replay of dockerd 20.10 run1 (lifecycle + dockerd restart)', async (t) =
   let checked = 0;
   for (const line of session) {
     if (!line.call) continue;
-    const recordedOk = typeof line.resp === 'object' && line.resp !== null && !('Err' in line.resp) && !('Error' in line.resp);
+    const recordedOk =
+      typeof line.resp === 'object' && line.resp !== null && !('Err' in line.resp) && !('Error' in line.resp);
     const endpointId = (line.req?.EndpointID as string | undefined) ?? '';
     if (endpointId === PUBLISHING_ENDPOINT && refused && line.call !== 'NetworkDriver.EndpointOperInfo') continue;
     const req = line.req === undefined ? undefined : JSON.parse(translate(JSON.stringify(line.req)));
@@ -73,7 +74,10 @@ t.test('replay of dockerd 20.10 run1 (lifecycle + dockerd restart)', async (t) =
       t.match(String(reply.body.Err), /publishing ports .* not supported/, `${label}: says why`);
       refused = true;
       // dockerd then releases the address it had requested.
-      const rel = await stack.call('IpamDriver.ReleaseAddress', { PoolID: translate('probe-probeLocal-198.18.10.0/24'), Address: translate('198.18.10.50') });
+      const rel = await stack.call('IpamDriver.ReleaseAddress', {
+        PoolID: translate('probe-probeLocal-198.18.10.0/24'),
+        Address: translate('198.18.10.50'),
+      });
       t.equal(rel.status, 200);
       continue;
     }
@@ -96,20 +100,35 @@ t.test('replay of dockerd 20.10 run1 (lifecycle + dockerd restart)', async (t) =
         t.type(reply.body.PoolID, 'string');
         t.notMatch(String(reply.body.PoolID), /\//, 'PoolID has no slash');
         poolIds.set(recorded.PoolID, String(reply.body.PoolID));
-        const recPrefix = recorded.Pool.split('.').slice(0, 3).join('.') + '.';
-        const ourPrefix = String(reply.body.Pool).split('.').slice(0, 3).join('.') + '.';
+        const recPrefix = `${recorded.Pool.split('.').slice(0, 3).join('.')}.`;
+        const ourPrefix = `${String(reply.body.Pool).split('.').slice(0, 3).join('.')}.`;
         if (recPrefix !== ourPrefix) prefixes.set(recPrefix, ourPrefix);
-        if ((line.req?.Pool as string) !== '') t.equal(reply.body.Pool, line.req?.Pool, `${label}: the requested subnet`);
-        else t.match(String(reply.body.Pool), /^198\.18\.(8|9|10|11|12|13|14|15)\.0\/24$/, `${label}: carved from the default pool`);
+        if ((line.req?.Pool as string) !== '')
+          t.equal(reply.body.Pool, line.req?.Pool, `${label}: the requested subnet`);
+        else
+          t.match(
+            String(reply.body.Pool),
+            /^198\.18\.(8|9|10|11|12|13|14|15)\.0\/24$/,
+            `${label}: carved from the default pool`,
+          );
         break;
       }
       case 'IpamDriver.RequestAddress':
-        t.equal(reply.body.Address, translate(String((line.resp as { Address: string }).Address)), `${label}: same address as dockerd saw`);
+        t.equal(
+          reply.body.Address,
+          translate(String((line.resp as { Address: string }).Address)),
+          `${label}: same address as dockerd saw`,
+        );
         t.same(reply.body.Data, {});
         break;
       case 'NetworkDriver.CreateEndpoint': {
-        const requested = (line.req?.Interface as { MacAddress: string }).MacAddress;
-        if (requested === '') t.match(reply.body, { Interface: { MacAddress: /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/ } }, `${label}: fills in the MAC`);
+        const requested = (line.req!.Interface as { MacAddress: string }).MacAddress;
+        if (requested === '')
+          t.match(
+            reply.body,
+            { Interface: { MacAddress: /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/ } },
+            `${label}: fills in the MAC`,
+          );
         else t.same(reply.body, {}, `${label}: does not touch a requested MAC`);
         break;
       }
@@ -119,8 +138,18 @@ t.test('replay of dockerd 20.10 run1 (lifecycle + dockerd restart)', async (t) =
         const internal = stack.endpoints.getNetwork(String(line.req?.NetworkID))?.internal;
         t.equal((reply.body.InterfaceName as { SrcName: string }).SrcName, `tmp${endpointId.slice(0, 11)}`);
         t.equal((reply.body.InterfaceName as { DstPrefix: string }).DstPrefix, 'eth');
-        if (internal) t.same({ g: reply.body.Gateway, d: reply.body.DisableGatewayService }, { g: undefined, d: true }, `${label}: internal network has no gateway`);
-        else t.equal(reply.body.Gateway, translate(String((line.resp as { Gateway: string }).Gateway)), `${label}: gateway`);
+        if (internal)
+          t.same(
+            { g: reply.body.Gateway, d: reply.body.DisableGatewayService },
+            { g: undefined, d: true },
+            `${label}: internal network has no gateway`,
+          );
+        else
+          t.equal(
+            reply.body.Gateway,
+            translate(String((line.resp as { Gateway: string }).Gateway)),
+            `${label}: gateway`,
+          );
         break;
       }
       case 'NetworkDriver.EndpointOperInfo':
@@ -132,19 +161,46 @@ t.test('replay of dockerd 20.10 run1 (lifecycle + dockerd restart)', async (t) =
 
   // After the session: c1 (restarted by policy) and c2 are running on n1; nothing else is held.
   const eps = stack.endpoints.listEndpoints();
-  t.same(eps.map((e) => e.endpointId).sort(), ['3c266ed3d79a', 'b42b76e0c21c'], 'only the two running endpoints remain');
+  t.same(
+    eps.map((e) => e.endpointId).sort(),
+    ['3c266ed3d79a', 'b42b76e0c21c'],
+    'only the two running endpoints remain',
+  );
   t.same(eps.map((e) => e.ipv4).sort(), ['198.18.10.2', '198.18.10.3']);
   t.equal(stack.datapath.links.size, 2, 'only their veths remain');
   const addrs = await stack.ipam.listAddresses();
-  t.same(addrs.map((a) => a.address).sort(), ['198.18.10.1', '198.18.10.2', '198.18.10.3'], 'gateway + two containers allocated, nothing leaked');
+  t.same(
+    addrs.map((a) => a.address).sort(),
+    ['198.18.10.1', '198.18.10.2', '198.18.10.3'],
+    'gateway + two containers allocated, nothing leaked',
+  );
   t.equal((await stack.ipam.listPools()).length, 1, 'only n1 (re-created in R1) has a pool');
 
   // Daemon restart: the same allocations come back exactly.
   await stack.stop();
-  const again = await new PluginStack({ dir: stack.dir, datapath: stack.datapath, defaultPool: '198.18.8.0/21' }).start();
+  const again = await new PluginStack({
+    dir: stack.dir,
+    datapath: stack.datapath,
+    defaultPool: '198.18.8.0/21',
+  }).start();
   t.teardown(() => again.stop().catch(() => undefined));
-  t.same((await again.ipam.listAddresses()).map((a) => a.address).sort(), ['198.18.10.1', '198.18.10.2', '198.18.10.3'], 'allocations survive a restart');
-  t.same(again.endpoints.listEndpoints().map((e) => e.endpointId).sort(), ['3c266ed3d79a', 'b42b76e0c21c'], 'endpoints restored');
-  const next = await again.call('IpamDriver.RequestAddress', { PoolID: [...poolIds.values()][0], Address: '', Options: null });
+  t.same(
+    (await again.ipam.listAddresses()).map((a) => a.address).sort(),
+    ['198.18.10.1', '198.18.10.2', '198.18.10.3'],
+    'allocations survive a restart',
+  );
+  t.same(
+    again.endpoints
+      .listEndpoints()
+      .map((e) => e.endpointId)
+      .sort(),
+    ['3c266ed3d79a', 'b42b76e0c21c'],
+    'endpoints restored',
+  );
+  const next = await again.call('IpamDriver.RequestAddress', {
+    PoolID: [...poolIds.values()][0],
+    Address: '',
+    Options: null,
+  });
   t.equal(next.body.Address, '198.18.10.4/24', 'the next address continues after the restored ones');
 });

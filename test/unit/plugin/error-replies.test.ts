@@ -17,16 +17,44 @@ import { leaks, parseRawResponse, rawBytes, rawHttp, type RawReply } from '../..
 const validBody = JSON.stringify({ NetworkID: 'a'.repeat(64), EndpointID: 'b'.repeat(64), PoolID: 'p', Address: '' });
 
 /** Requests refused before any handler runs, with what the message must say. */
-const hostileRequests: Array<{ what: string; headers?: Record<string, string>; body: string | Buffer; message: RegExp }> = [
-  { what: 'Content-Encoding: bogus', headers: { 'Content-Encoding': 'bogus' }, body: validBody, message: /unsupported Content-Encoding "bogus"/ },
-  { what: 'charset=latin2', headers: { 'Content-Type': 'application/json; charset=latin2' }, body: validBody, message: /unsupported charset "latin2"/ },
+const hostileRequests: Array<{
+  what: string;
+  headers?: Record<string, string>;
+  body: string | Buffer;
+  message: RegExp;
+}> = [
+  {
+    what: 'Content-Encoding: bogus',
+    headers: { 'Content-Encoding': 'bogus' },
+    body: validBody,
+    message: /unsupported Content-Encoding "bogus"/,
+  },
+  {
+    what: 'charset=latin2',
+    headers: { 'Content-Type': 'application/json; charset=latin2' },
+    body: validBody,
+    message: /unsupported charset "latin2"/,
+  },
   { what: 'invalid JSON', body: '{"NetworkID": ', message: /request body is not valid JSON/ },
-  { what: 'a 3 MB body', body: JSON.stringify({ NetworkID: 'x'.repeat(3 * 1024 * 1024) }), message: /request body is larger than the limit of 2097152 bytes/ },
-  { what: 'Content-Encoding: gzip with a body that is not gzip', headers: { 'Content-Encoding': 'gzip' }, body: validBody, message: /bad request: incorrect header check/ },
+  {
+    what: 'a 3 MB body',
+    body: JSON.stringify({ NetworkID: 'x'.repeat(3 * 1024 * 1024) }),
+    message: /request body is larger than the limit of 2097152 bytes/,
+  },
+  {
+    what: 'Content-Encoding: gzip with a body that is not gzip',
+    headers: { 'Content-Encoding': 'gzip' },
+    body: validBody,
+    message: /bad request: incorrect header check/,
+  },
 ];
 
 function assertClean(t: Test, reply: RawReply, what: string): void {
-  t.same(leaks(reply.text), [], `${what}: no HTML, stack frame or file path in ${JSON.stringify(reply.text.slice(0, 200))}`);
+  t.same(
+    leaks(reply.text),
+    [],
+    `${what}: no HTML, stack frame or file path in ${JSON.stringify(reply.text.slice(0, 200))}`,
+  );
 }
 
 /** The reply's JSON body ({} and a failure when it is not JSON). */
@@ -66,7 +94,12 @@ t.test('errors before a handler runs are JSON in the shape of the call', async (
   });
 
   for (const request of hostileRequests) {
-    const network = await rawHttp(socketPath, { method: 'POST', path: '/NetworkDriver.CreateEndpoint', headers: request.headers, body: request.body });
+    const network = await rawHttp(socketPath, {
+      method: 'POST',
+      path: '/NetworkDriver.CreateEndpoint',
+      headers: request.headers,
+      body: request.body,
+    });
     t.equal(network.status, 400, `NetworkDriver ${request.what}: 400`);
     t.equal(network.contentType.split(';')[0], PLUGIN_MEDIA_TYPE, `NetworkDriver ${request.what}: JSON media type`);
     const networkBody = jsonBody(t, network, `NetworkDriver ${request.what}`);
@@ -75,7 +108,12 @@ t.test('errors before a handler runs are JSON in the shape of the call', async (
     t.match(networkBody.Err, request.message, `NetworkDriver ${request.what}: says what is wrong`);
     assertClean(t, network, `NetworkDriver ${request.what}`);
 
-    const ipam = await rawHttp(socketPath, { method: 'POST', path: '/IpamDriver.RequestAddress', headers: request.headers, body: request.body });
+    const ipam = await rawHttp(socketPath, {
+      method: 'POST',
+      path: '/IpamDriver.RequestAddress',
+      headers: request.headers,
+      body: request.body,
+    });
     t.equal(ipam.status, 200, `IpamDriver ${request.what}: 200 (dockerd reads Error only on 200)`);
     t.equal(ipam.contentType.split(';')[0], PLUGIN_MEDIA_TYPE, `IpamDriver ${request.what}: JSON media type`);
     const ipamBody = jsonBody(t, ipam, `IpamDriver ${request.what}`);
@@ -100,12 +138,20 @@ t.test('errors before a handler runs are JSON in the shape of the call', async (
 
   const internal = await rawHttp(socketPath, { method: 'POST', path: '/NetworkDriver.Join', body: validBody });
   t.equal(internal.status, 500, 'an unplanned handler error: 500');
-  t.same(jsonBody(t, internal, 'unplanned handler error'), { Err: "Cannot read properties of undefined (reading 'Interface')" }, 'its message, without the stack');
+  t.same(
+    jsonBody(t, internal, 'unplanned handler error'),
+    { Err: "Cannot read properties of undefined (reading 'Interface')" },
+    'its message, without the stack',
+  );
 
   const notHttp = parseRawResponse(await rawBytes(socketPath, 'NOT HTTP AT ALL\r\n\r\n'));
   t.equal(notHttp.status, 400, 'bytes that are not HTTP: 400');
   t.equal(notHttp.contentType.split(';')[0], PLUGIN_MEDIA_TYPE, 'bytes that are not HTTP: JSON media type');
-  t.match(jsonBody(t, notHttp, 'bytes that are not HTTP'), { Err: /^malformed HTTP request \(HPE_/ }, 'bytes that are not HTTP: {"Err"}');
+  t.match(
+    jsonBody(t, notHttp, 'bytes that are not HTTP'),
+    { Err: /^malformed HTTP request \(HPE_/ },
+    'bytes that are not HTTP: {"Err"}',
+  );
 
   // The server still answers normally.
   const ok = await rawHttp(socketPath, { method: 'POST', path: '/IpamDriver.RequestAddress', body: validBody });

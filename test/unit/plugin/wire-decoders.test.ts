@@ -70,7 +70,13 @@ t.test('every request of the recorded dockerd 20.10 call log decodes, values unc
     // Every field dockerd sent that the type declares comes through as sent (nulls as zero values).
     t.has(decoded, withoutNulls(line.req), `${line.call}: decoded as sent`);
   }
-  t.same([...seen].sort(), Object.keys(DECODERS).filter((c) => !c.endsWith('AllocateNetwork') && !c.endsWith('FreeNetwork')).sort(), 'the log covers every local-scope call with a body');
+  t.same(
+    [...seen].sort(),
+    Object.keys(DECODERS)
+      .filter((c) => !c.endsWith('AllocateNetwork') && !c.endsWith('FreeNetwork'))
+      .sort(),
+    'the log covers every local-scope call with a body',
+  );
 });
 
 t.test('zero values for absent and null fields, unknown fields ignored', async (t) => {
@@ -80,30 +86,129 @@ t.test('zero values for absent and null fields, unknown fields ignored', async (
     Interface: { Address: '', AddressIPv6: '', MacAddress: '' },
     Options: {},
   });
-  t.same(decodeCreateNetworkRequest('CreateNetwork', { NetworkID: 'n1', IPv4Data: [{ Pool: '198.18.0.0/24', Gateway: null, Extra: 1 }], IPv6Data: null }), {
-    NetworkID: 'n1',
+  t.same(
+    decodeCreateNetworkRequest('CreateNetwork', {
+      NetworkID: 'n1',
+      IPv4Data: [{ Pool: '198.18.0.0/24', Gateway: null, Extra: 1 }],
+      IPv6Data: null,
+    }),
+    {
+      NetworkID: 'n1',
+      Options: {},
+      IPv4Data: [{ AddressSpace: '', Pool: '198.18.0.0/24', Gateway: '', AuxAddresses: {} }],
+      IPv6Data: [],
+    },
+  );
+  t.same(decodeRequestAddressRequest('RequestAddress', { PoolID: 'p', Address: '', Options: null }), {
+    PoolID: 'p',
+    Address: '',
     Options: {},
-    IPv4Data: [{ AddressSpace: '', Pool: '198.18.0.0/24', Gateway: '', AuxAddresses: {} }],
-    IPv6Data: [],
   });
-  t.same(decodeRequestAddressRequest('RequestAddress', { PoolID: 'p', Address: '', Options: null }), { PoolID: 'p', Address: '', Options: {} });
-  t.same(decodeRequestPoolRequest('RequestPool', { AddressSpace: 'CiliumLocal' }), { AddressSpace: 'CiliumLocal', Pool: '', SubPool: '', Options: {}, V6: false });
-  t.same(decodeEndpointOnlyRequest('RevokeExternalConnectivity', { EndpointID: 'e1' }), { NetworkID: '', EndpointID: 'e1' }, 'a call that needs only the endpoint id');
+  t.same(decodeRequestPoolRequest('RequestPool', { AddressSpace: 'CiliumLocal' }), {
+    AddressSpace: 'CiliumLocal',
+    Pool: '',
+    SubPool: '',
+    Options: {},
+    V6: false,
+  });
+  t.same(
+    decodeEndpointOnlyRequest('RevokeExternalConnectivity', { EndpointID: 'e1' }),
+    { NetworkID: '', EndpointID: 'e1' },
+    'a call that needs only the endpoint id',
+  );
 });
 
 t.test('wrong types, long strings and large arrays are named by path', async (t) => {
-  refused(t, decodeCreateEndpointRequest, 'CreateEndpoint', { NetworkID: 'n1', EndpointID: 'e1', Interface: { Address: 7 } }, /^CreateEndpoint: field Interface\.Address must be a string$/);
-  refused(t, decodeCreateEndpointRequest, 'CreateEndpoint', { NetworkID: 'n1', EndpointID: 'e1', Interface: [] }, /^CreateEndpoint: field Interface must be an object$/);
-  refused(t, decodeCreateEndpointRequest, 'CreateEndpoint', { NetworkID: 'n1', EndpointID: 'e1', Interface: { MacAddress: 'x'.repeat(5000) } }, /field Interface\.MacAddress is too long/);
-  refused(t, decodeCreateEndpointRequest, 'CreateEndpoint', { NetworkID: 'n1/../x', EndpointID: 'e1' }, /field NetworkID is not a valid id/);
-  refused(t, decodeCreateNetworkRequest, 'CreateNetwork', { NetworkID: 'n1', IPv4Data: [42] }, /^CreateNetwork: field IPv4Data\[0\] must be an object$/);
-  refused(t, decodeCreateNetworkRequest, 'CreateNetwork', { NetworkID: 'n1', IPv4Data: [{ Pool: '198.18.0.0/24' }, { Pool: ['x'] }] }, /field IPv4Data\[1\]\.Pool must be a string/);
-  refused(t, decodeCreateNetworkRequest, 'CreateNetwork', { NetworkID: 'n1', IPv4Data: [{ AuxAddresses: { h: 1 } }] }, /field IPv4Data\[0\]\.AuxAddresses\.h must be a string/);
-  refused(t, decodeCreateNetworkRequest, 'CreateNetwork', { NetworkID: 'n1', IPv4Data: new Array(100_000).fill({}) }, /field IPv4Data has 100000 entries; at most 64/);
-  refused(t, decodeRequestPoolRequest, 'RequestPool', { AddressSpace: 'CiliumLocal', Options: { 'cilium.network': 5 } }, /field Options\.cilium\.network must be a string/);
-  refused(t, decodeRequestPoolRequest, 'RequestPool', { AddressSpace: 'CiliumLocal', V6: 'false' }, /field V6 must be a boolean/);
-  refused(t, decodeRequestAddressRequest, 'RequestAddress', { PoolID: 'p', Options: { RequestAddressType: ['com.docker.network.gateway'] } }, /field Options\.RequestAddressType must be a string/);
-  refused(t, decodeEndpointOnlyRequest, 'EndpointOperInfo', { NetworkID: 5, EndpointID: 'e1' }, /field NetworkID must be a non-empty string/);
+  refused(
+    t,
+    decodeCreateEndpointRequest,
+    'CreateEndpoint',
+    { NetworkID: 'n1', EndpointID: 'e1', Interface: { Address: 7 } },
+    /^CreateEndpoint: field Interface\.Address must be a string$/,
+  );
+  refused(
+    t,
+    decodeCreateEndpointRequest,
+    'CreateEndpoint',
+    { NetworkID: 'n1', EndpointID: 'e1', Interface: [] },
+    /^CreateEndpoint: field Interface must be an object$/,
+  );
+  refused(
+    t,
+    decodeCreateEndpointRequest,
+    'CreateEndpoint',
+    { NetworkID: 'n1', EndpointID: 'e1', Interface: { MacAddress: 'x'.repeat(5000) } },
+    /field Interface\.MacAddress is too long/,
+  );
+  refused(
+    t,
+    decodeCreateEndpointRequest,
+    'CreateEndpoint',
+    { NetworkID: 'n1/../x', EndpointID: 'e1' },
+    /field NetworkID is not a valid id/,
+  );
+  refused(
+    t,
+    decodeCreateNetworkRequest,
+    'CreateNetwork',
+    { NetworkID: 'n1', IPv4Data: [42] },
+    /^CreateNetwork: field IPv4Data\[0\] must be an object$/,
+  );
+  refused(
+    t,
+    decodeCreateNetworkRequest,
+    'CreateNetwork',
+    { NetworkID: 'n1', IPv4Data: [{ Pool: '198.18.0.0/24' }, { Pool: ['x'] }] },
+    /field IPv4Data\[1\]\.Pool must be a string/,
+  );
+  refused(
+    t,
+    decodeCreateNetworkRequest,
+    'CreateNetwork',
+    { NetworkID: 'n1', IPv4Data: [{ AuxAddresses: { h: 1 } }] },
+    /field IPv4Data\[0\]\.AuxAddresses\.h must be a string/,
+  );
+  refused(
+    t,
+    decodeCreateNetworkRequest,
+    'CreateNetwork',
+    { NetworkID: 'n1', IPv4Data: new Array(100_000).fill({}) },
+    /field IPv4Data has 100000 entries; at most 64/,
+  );
+  refused(
+    t,
+    decodeRequestPoolRequest,
+    'RequestPool',
+    { AddressSpace: 'CiliumLocal', Options: { 'cilium.network': 5 } },
+    /field Options\.cilium\.network must be a string/,
+  );
+  refused(
+    t,
+    decodeRequestPoolRequest,
+    'RequestPool',
+    { AddressSpace: 'CiliumLocal', V6: 'false' },
+    /field V6 must be a boolean/,
+  );
+  refused(
+    t,
+    decodeRequestAddressRequest,
+    'RequestAddress',
+    { PoolID: 'p', Options: { RequestAddressType: ['com.docker.network.gateway'] } },
+    /field Options\.RequestAddressType must be a string/,
+  );
+  refused(
+    t,
+    decodeEndpointOnlyRequest,
+    'EndpointOperInfo',
+    { NetworkID: 5, EndpointID: 'e1' },
+    /field NetworkID must be a non-empty string/,
+  );
   refused(t, decodeReleaseAddressRequest, 'ReleaseAddress', {}, /^ReleaseAddress: empty request body/);
-  refused(t, decodeReleaseAddressRequest, 'ReleaseAddress', [1], /^ReleaseAddress: request body must be a JSON object$/);
+  refused(
+    t,
+    decodeReleaseAddressRequest,
+    'ReleaseAddress',
+    [1],
+    /^ReleaseAddress: request body must be a JSON object$/,
+  );
 });

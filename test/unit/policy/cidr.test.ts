@@ -27,7 +27,18 @@ t.test('parse and format IPv4 and IPv6 prefixes', async (t) => {
   t.equal(formatPrefix(p('fe80::1:0:0:1/128')), 'fe80::1:0:0:1/128');
   t.equal(formatPrefix(p('2001:db8:0:1:0:0:0:1/128')), '2001:db8:0:1::1/128', 'longest zero run compressed');
   t.equal(formatPrefix(p('::ffff:10.0.0.1/128')), '::ffff:a00:1/128', 'embedded IPv4');
-  for (const bad of ['10.0.0.0/33', '10.0.0/8', '256.0.0.0/8', '01.0.0.0/8', '2001:db8::/129', '1::2::3', 'fe80::1%eth0', 'x', '10.0.0.0/-1', '10.0.0.0/']) {
+  for (const bad of [
+    '10.0.0.0/33',
+    '10.0.0/8',
+    '256.0.0.0/8',
+    '01.0.0.0/8',
+    '2001:db8::/129',
+    '1::2::3',
+    'fe80::1%eth0',
+    'x',
+    '10.0.0.0/-1',
+    '10.0.0.0/',
+  ]) {
     t.notOk(parsePrefix(bad, true).ok, `rejects ${bad}`);
   }
   const noBare = parsePrefix('10.0.0.1', false);
@@ -45,10 +56,18 @@ t.test('containment', async (t) => {
 });
 
 t.test('cidr minus except gives the fewest disjoint prefixes', async (t) => {
-  t.same(subtractPrefixes(p('10.0.0.0/8'), [p('10.96.0.0/12')]).map(formatPrefix), ['10.0.0.0/10', '10.64.0.0/11', '10.112.0.0/12', '10.128.0.0/9']);
+  t.same(subtractPrefixes(p('10.0.0.0/8'), [p('10.96.0.0/12')]).map(formatPrefix), [
+    '10.0.0.0/10',
+    '10.64.0.0/11',
+    '10.112.0.0/12',
+    '10.128.0.0/9',
+  ]);
   t.same(subtractPrefixes(p('10.0.0.0/8'), [p('10.0.0.0/8')]).map(formatPrefix), []);
   t.same(subtractPrefixes(p('10.0.0.0/8'), []).map(formatPrefix), ['10.0.0.0/8']);
-  t.same(subtractPrefixes(p('10.0.0.0/30'), [p('10.0.0.1/32'), p('10.0.0.2/32')]).map(formatPrefix), ['10.0.0.0/32', '10.0.0.3/32']);
+  t.same(subtractPrefixes(p('10.0.0.0/30'), [p('10.0.0.1/32'), p('10.0.0.2/32')]).map(formatPrefix), [
+    '10.0.0.0/32',
+    '10.0.0.3/32',
+  ]);
   const v6 = subtractPrefixes(p('2001:db8::/32'), [p('2001:db8::/34')]).map(formatPrefix);
   t.same(v6, ['2001:db8:4000::/34', '2001:db8:8000::/33']);
   // Exhaustive check on a small space: every address is kept iff it is in no except.

@@ -21,7 +21,13 @@ t.test('a policy of 10 000 CIDR peers: the same entries, compiled in slices', as
       metadata: { name: 'many' },
       spec: {
         endpointSelector: { matchLabels: { app: 'web' } },
-        egress: [{ toCIDR: Array.from({ length: N }, (_, i) => `${address(i)}/32`), toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }, { toEntities: ['host'] }],
+        egress: [
+          {
+            toCIDR: Array.from({ length: N }, (_, i) => `${address(i)}/32`),
+            toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }],
+          },
+          { toEntities: ['host'] },
+        ],
         ingress: [{ fromEndpoints: [{ matchLabels: { app: 'db' } }] }],
       },
     }),
@@ -30,7 +36,9 @@ t.test('a policy of 10 000 CIDR peers: the same entries, compiled in slices', as
     [300, LabelSet.parse(['container:app=web'])],
     [301, LabelSet.parse(['container:app=db'])],
   ]);
-  cache.addIdentities(Array.from({ length: N }, (_, i) => [16_777_216 + i, cidrIdentityLabels(`${address(i)}/32`)] as const));
+  cache.addIdentities(
+    Array.from({ length: N }, (_, i) => [16_777_216 + i, cidrIdentityLabels(`${address(i)}/32`)] as const),
+  );
   const whole = new PolicyCompiler(repo, cache).compile(300);
   let pauses = 0;
   const sliced = await new PolicyCompiler(repo, cache).compileInSlices(300, undefined, async () => {

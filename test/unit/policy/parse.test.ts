@@ -28,7 +28,11 @@ function rejects(t: Asserts, yaml: string, expected: Array<string | RegExp>): st
     t.equal((err as PolicyValidationError).code, 'ERR_POLICY_INVALID');
     message = (err as Error).message;
     for (const e of expected) {
-      if (typeof e === 'string') t.ok(message.split('\n').some((line) => line.includes(e)), `message has: ${e}\n--- got:\n${message}`);
+      if (typeof e === 'string')
+        t.ok(
+          message.split('\n').some((line) => line.includes(e)),
+          `message has: ${e}\n--- got:\n${message}`,
+        );
       else t.match(message, e);
     }
   }
@@ -134,7 +138,9 @@ t.test('matchExpressions with all four operators and source prefixes', async (t)
   - toEndpoints:
     - {}
 `);
-  const reqs = p.rules[0]!.endpointSelector.requirements.map((r) => `${r.source}|${r.key}|${r.operator}|${r.values.join(',')}`);
+  const reqs = p.rules[0]!.endpointSelector.requirements.map(
+    (r) => `${r.source}|${r.key}|${r.operator}|${r.values.join(',')}`,
+  );
   t.same(reqs.sort(), [
     'any|env|In|prod',
     'any|legacy|DoesNotExist|',
@@ -188,7 +194,10 @@ t.test('entities and deny sections', async (t) => {
   - toEndpoints:
     - matchLabels: {app: db}
 `);
-  const summary = items(p).map((i) => `${i.path} ${i.direction} ${i.verdict} ${i.peers!.map((x) => (x.kind === 'entity' ? x.entity : x.kind)).join(',')}`);
+  const summary = items(p).map(
+    (i) =>
+      `${i.path} ${i.direction} ${i.verdict} ${i.peers!.map((x) => (x.kind === 'entity' ? x.entity : x.kind)).join(',')}`,
+  );
   t.same(summary, [
     'spec.ingress[0] ingress allow all',
     'spec.ingressDeny[0] ingress deny world',
@@ -215,19 +224,56 @@ specs:
   t.equal(p.kind, 'CiliumClusterwideNetworkPolicy');
   t.same(p.labels, { team: 'net' });
   t.same(p.annotations, { note: 'x' });
-  t.same(p.rules.map((r) => r.path), ['spec', 'specs[0]', 'specs[1]']);
-  t.same(p.rules.map((r) => [r.hasIngress, r.hasEgress]), [[false, false], [true, false], [false, true]]);
+  t.same(
+    p.rules.map((r) => r.path),
+    ['spec', 'specs[0]', 'specs[1]'],
+  );
+  t.same(
+    p.rules.map((r) => [r.hasIngress, r.hasEgress]),
+    [
+      [false, false],
+      [true, false],
+      [false, true],
+    ],
+  );
   t.equal(p.document['kind'], 'CiliumClusterwideNetworkPolicy', 'document kept as given');
 });
 
 t.test('input shapes: multi-document YAML, JSON array, JSON object, List', async (t) => {
-  const doc = (name: string) => ({ apiVersion: 'cilium.io/v2', kind: 'CiliumNetworkPolicy', metadata: { name }, spec: { endpointSelector: {} } });
-  t.same(parsePolicyText(`${header('a')}spec:\n  endpointSelector: {}\n---\n${header('b')}spec:\n  endpointSelector: {}\n---\n`).map((p) => p.name), ['a', 'b']);
-  t.same(parsePolicyText(JSON.stringify([doc('j1'), doc('j2')])).map((p) => p.name), ['j1', 'j2']);
-  t.same(parsePolicyText(JSON.stringify(doc('j3'))).map((p) => p.name), ['j3']);
-  t.same(parsePolicyText(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [doc('l1')] })).map((p) => p.name), ['l1']);
-  t.same(parsePolicyText(`apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicyList\nitems:\n- ${JSON.stringify(doc('l2'))}\n`).map((p) => p.name), ['l2']);
-  t.same(parsePolicyValue([doc('v1'), doc('v2')]).map((p) => p.name), ['v1', 'v2']);
+  const doc = (name: string) => ({
+    apiVersion: 'cilium.io/v2',
+    kind: 'CiliumNetworkPolicy',
+    metadata: { name },
+    spec: { endpointSelector: {} },
+  });
+  t.same(
+    parsePolicyText(
+      `${header('a')}spec:\n  endpointSelector: {}\n---\n${header('b')}spec:\n  endpointSelector: {}\n---\n`,
+    ).map((p) => p.name),
+    ['a', 'b'],
+  );
+  t.same(
+    parsePolicyText(JSON.stringify([doc('j1'), doc('j2')])).map((p) => p.name),
+    ['j1', 'j2'],
+  );
+  t.same(
+    parsePolicyText(JSON.stringify(doc('j3'))).map((p) => p.name),
+    ['j3'],
+  );
+  t.same(
+    parsePolicyText(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [doc('l1')] })).map((p) => p.name),
+    ['l1'],
+  );
+  t.same(
+    parsePolicyText(
+      `apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicyList\nitems:\n- ${JSON.stringify(doc('l2'))}\n`,
+    ).map((p) => p.name),
+    ['l2'],
+  );
+  t.same(
+    parsePolicyValue([doc('v1'), doc('v2')]).map((p) => p.name),
+    ['v1', 'v2'],
+  );
 });
 
 t.test('unsupported Cilium fields are rejected by path with what to do', async (t) => {
@@ -293,7 +339,10 @@ t.test('L7 kinds are named in the message', async (t) => {
       rules:
         dns: [{matchPattern: "*"}]
 `,
-    ['spec.egress[0].toPorts[0].rules: L7 rules (kafka) are not supported yet', 'spec.egress[1].toPorts[0].rules: L7 rules (dns) are not supported yet'],
+    [
+      'spec.egress[0].toPorts[0].rules: L7 rules (kafka) are not supported yet',
+      'spec.egress[1].toPorts[0].rules: L7 rules (dns) are not supported yet',
+    ],
   );
 });
 
@@ -376,27 +425,46 @@ t.test('document-level problems: apiVersion, kind, name, spec, bare rules, dupli
     'policy "x": apiVersion: the string "cilium.io/v1" is not supported; use cilium.io/v2',
     'policy "x": kind: the string "NetworkPolicy" is not supported; Kubernetes NetworkPolicy is not supported',
   ]);
-  rejects(t, `apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {namespace: default}\nspec: {endpointSelector: {}}\n`, [
-    'document 1: metadata.namespace: there are no namespaces here',
-    'document 1: metadata.name: is required',
+  rejects(
+    t,
+    `apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {namespace: default}\nspec: {endpointSelector: {}}\n`,
+    ['document 1: metadata.namespace: there are no namespaces here', 'document 1: metadata.name: is required'],
+  );
+  rejects(t, `${header('Bad_Name')}spec: {endpointSelector: {}}\n`, [
+    'metadata.name: must be lower-case letters, digits',
   ]);
-  rejects(t, `${header('Bad_Name')}spec: {endpointSelector: {}}\n`, ['metadata.name: must be lower-case letters, digits']);
   rejects(t, `${header('nospec')}`, ['policy "nospec": spec: is required (or specs, a list of rules)']);
-  rejects(t, `${header('nosel')}spec:\n  ingress: [{}]\n`, ['policy "nosel": spec.endpointSelector: is required; use {} to select every container']);
+  rejects(t, `${header('nosel')}spec:\n  ingress: [{}]\n`, [
+    'policy "nosel": spec.endpointSelector: is required; use {} to select every container',
+  ]);
   rejects(t, `${header('emptyspecs')}specs: []\n`, ['policy "emptyspecs": specs: must contain at least one rule']);
-  rejects(t, JSON.stringify([{ endpointSelector: { matchLabels: { id: 'app1' } }, ingress: [{ fromEndpoints: 'x' }] }]), ['rule 1: ingress[0].fromEndpoints: must be a list']);
+  rejects(
+    t,
+    JSON.stringify([{ endpointSelector: { matchLabels: { id: 'app1' } }, ingress: [{ fromEndpoints: 'x' }] }]),
+    ['rule 1: ingress[0].fromEndpoints: must be a list'],
+  );
   rejects(t, `${header('dup')}spec: {endpointSelector: {}}\n---\n${header('dup')}spec: {endpointSelector: {}}\n`, [
     'policy "dup": defined twice in this input (documents 1 and 2)',
   ]);
-  rejects(t, `${header('combo')}spec:\n  endpointSelector: {}\n  ingress:\n  - fromEndpoints: [{}]\n    fromCIDR: [10.0.0.0/8]\n`, [
-    'policy "combo": spec.ingress[0]: combining fromEndpoints and fromCIDR in one rule is not supported (as in Cilium)',
+  rejects(
+    t,
+    `${header('combo')}spec:\n  endpointSelector: {}\n  ingress:\n  - fromEndpoints: [{}]\n    fromCIDR: [10.0.0.0/8]\n`,
+    [
+      'policy "combo": spec.ingress[0]: combining fromEndpoints and fromCIDR in one rule is not supported (as in Cilium)',
+    ],
+  );
+  rejects(t, `${header('listy')}spec:\n  endpointSelector: {}\n  ingress: {fromEndpoints: []}\n`, [
+    'spec.ingress: must be a list, not an object',
   ]);
-  rejects(t, `${header('listy')}spec:\n  endpointSelector: {}\n  ingress: {fromEndpoints: []}\n`, ['spec.ingress: must be a list, not an object']);
-  rejects(t, `${header('denyl7')}spec:\n  endpointSelector: {}\n  ingressDeny:\n  - toPorts: [{ports: [{port: "80", protocol: TCP}], rules: {http: [{}]}}]\n`, [
-    'spec.ingressDeny[0].toPorts[0].rules: L7 rules are not allowed in deny rules',
-  ]);
+  rejects(
+    t,
+    `${header('denyl7')}spec:\n  endpointSelector: {}\n  ingressDeny:\n  - toPorts: [{ports: [{port: "80", protocol: TCP}], rules: {http: [{}]}}]\n`,
+    ['spec.ingressDeny[0].toPorts[0].rules: L7 rules are not allowed in deny rules'],
+  );
   const tooMany = Array.from({ length: 41 }, (_, i) => `{port: "${1000 + i}", protocol: TCP}`).join(', ');
-  rejects(t, `${header('many')}spec:\n  endpointSelector: {}\n  ingress:\n  - toPorts: [{ports: [${tooMany}]}]\n`, ['too many ports (41); the maximum is 40']);
+  rejects(t, `${header('many')}spec:\n  endpointSelector: {}\n  ingress:\n  - toPorts: [{ports: [${tooMany}]}]\n`, [
+    'too many ports (41); the maximum is 40',
+  ]);
 });
 
 t.test('syntax errors and empty input', async (t) => {

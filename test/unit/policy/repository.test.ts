@@ -32,7 +32,11 @@ t.test('revisions start at 1 and grow by one per change', async (t) => {
   const first = repo.import(policy('web', 'web'));
   t.equal(first.revision, 2);
   t.same(first.imported, ['web']);
-  t.equal(repo.import(`${policy('db', 'db')}---\n${policy('web', 'web')}`).revision, 3, 'one import of two documents is one change');
+  t.equal(
+    repo.import(`${policy('db', 'db')}---\n${policy('web', 'web')}`).revision,
+    3,
+    'one import of two documents is one change',
+  );
   t.equal(repo.delete('db').revision, 4);
   t.equal(repo.deleteAll().revision, 5);
   t.equal(repo.deleteAll().revision, 5, 'deleting from an empty repository changes nothing');
@@ -42,8 +46,15 @@ t.test('revisions start at 1 and grow by one per change', async (t) => {
 t.test('import replaces a policy of the same name; get lists by name', async (t) => {
   const repo = new PolicyRepository();
   repo.import(`${policy('web', 'web')}---\n${policy('alpha', 'db')}`);
-  t.same(repo.get().map((p) => p.name), ['alpha', 'web']);
-  t.same(repo.rules().map((r) => r.policyName), ['alpha', 'web'], 'rules ordered by policy name');
+  t.same(
+    repo.get().map((p) => p.name),
+    ['alpha', 'web'],
+  );
+  t.same(
+    repo.rules().map((r) => r.policyName),
+    ['alpha', 'web'],
+    'rules ordered by policy name',
+  );
   const change = repo.import(policy('web', 'db'));
   t.equal(repo.size, 2);
   const [web] = repo.get('web');
@@ -59,7 +70,11 @@ t.test('errors: unknown names, invalid input leaves the repository unchanged', a
   t.throws(() => repo.get('nope'), { code: 'ERR_NOT_FOUND' });
   t.equal(repo.revision, 2, 'a failed delete does not bump the revision');
   t.throws(() => repo.import(`${policy('web', 'db')}---\nkind: Nope\n`), { code: 'ERR_POLICY_INVALID' });
-  t.equal(repo.get('web')[0]!.policy.rules[0]!.endpointSelector.key, 'any:app=web', 'atomic: valid documents of a failed import are not applied');
+  t.equal(
+    repo.get('web')[0]!.policy.rules[0]!.endpointSelector.key,
+    'any:app=web',
+    'atomic: valid documents of a failed import are not applied',
+  );
   t.equal(repo.revision, 2);
   t.throws(() => repo.import([]), { code: 'ERR_POLICY_INVALID' });
 });
@@ -82,14 +97,23 @@ t.test('JSON round trip for persistence', async (t) => {
   repo.import(policy('db', 'db', '  egress:\n  - toCIDRSet:\n    - cidr: 10.0.0.0/8\n      except: [10.1.0.0/16]\n'));
   const json = JSON.parse(JSON.stringify(repo.toJSON()));
   t.same(json.revision, 3);
-  t.same(json.policies.map((p: { name: string; revision: number }) => [p.name, p.revision]), [['db', 3], ['web', 2]]);
+  t.same(
+    json.policies.map((p: { name: string; revision: number }) => [p.name, p.revision]),
+    [
+      ['db', 3],
+      ['web', 2],
+    ],
+  );
   const restored = PolicyRepository.fromJSON(json);
   t.equal(restored.revision, 3);
   t.same(restored.toJSON(), repo.toJSON());
   t.same(restored.rules(), repo.rules(), 'same compiled rule form');
   t.equal(restored.import(policy('x', 'x')).revision, 4, 'revisions continue after a restore');
   t.throws(() => PolicyRepository.fromJSON({ revision: 0, policies: [] }), { code: 'ERR_POLICY_INVALID' });
-  t.throws(() => PolicyRepository.fromJSON({ revision: 2, policies: [{ name: 'a', revision: 2, document: { kind: 'x' } }] }), { code: 'ERR_POLICY_INVALID' });
+  t.throws(
+    () => PolicyRepository.fromJSON({ revision: 2, policies: [{ name: 'a', revision: 2, document: { kind: 'x' } }] }),
+    { code: 'ERR_POLICY_INVALID' },
+  );
   t.throws(() => PolicyRepository.fromJSON(null), { code: 'ERR_POLICY_INVALID' });
 });
 

@@ -5,7 +5,13 @@
  */
 import t from 'tap';
 import { LabelSet } from '../../../src/identity/labels.js';
-import { cidrIdentityLabels, parsePrefix, subtractPrefixes, formatPrefix, type IpPrefix } from '../../../src/policy/cidr.js';
+import {
+  cidrIdentityLabels,
+  parsePrefix,
+  subtractPrefixes,
+  formatPrefix,
+  type IpPrefix,
+} from '../../../src/policy/cidr.js';
 import { SelectorCache } from '../../../src/policy/selector-cache.js';
 import { makeEndpointSelector } from '../../../src/policy/selector.js';
 import type { Peer } from '../../../src/policy/rule-types.js';
@@ -26,15 +32,31 @@ const peers: Peer[] = [
   cidrPeer('198.18.1.7/32'),
   cidrPeer('10.0.0.0/8'),
   { kind: 'entity', entity: 'world' },
-  { kind: 'endpoints', selector: makeEndpointSelector([{ source: 'reserved', key: 'world', operator: 'Exists', values: [] }]) },
-  { kind: 'endpoints', selector: makeEndpointSelector([{ source: 'any', key: 'app', operator: 'DoesNotExist', values: [] }]) },
-  { kind: 'endpoints', selector: makeEndpointSelector([{ source: 'container', key: 'app', operator: 'In', values: ['web'] }]) },
+  {
+    kind: 'endpoints',
+    selector: makeEndpointSelector([{ source: 'reserved', key: 'world', operator: 'Exists', values: [] }]),
+  },
+  {
+    kind: 'endpoints',
+    selector: makeEndpointSelector([{ source: 'any', key: 'app', operator: 'DoesNotExist', values: [] }]),
+  },
+  {
+    kind: 'endpoints',
+    selector: makeEndpointSelector([{ source: 'container', key: 'app', operator: 'In', values: ['web'] }]),
+  },
 ];
 
 const identities: Array<[number, LabelSet]> = [
-  ...['198.18.0.0/16', '198.18.0.5/32', '198.18.0.200/32', '198.18.1.7/32', '198.18.0.0/24', '198.19.0.1/32', '10.1.2.3/32', '0.0.0.0/0'].map(
-    (p, i) => [16_777_216 + i, cidrIdentityLabels(p)] as [number, LabelSet],
-  ),
+  ...[
+    '198.18.0.0/16',
+    '198.18.0.5/32',
+    '198.18.0.200/32',
+    '198.18.1.7/32',
+    '198.18.0.0/24',
+    '198.19.0.1/32',
+    '10.1.2.3/32',
+    '0.0.0.0/0',
+  ].map((p, i) => [16_777_216 + i, cidrIdentityLabels(p)] as [number, LabelSet]),
   [300, LabelSet.parse(['container:app=web'])],
   [301, LabelSet.parse(['container:app=db'])],
 ];
@@ -73,5 +95,9 @@ t.test('subtractPrefixes with many excepts is exact', async (t) => {
   t.ok(performance.now() - started < 2000, 'linear in the excepts');
   const size = (p: IpPrefix) => 2 ** (32 - p.bits);
   const distinct = new Set(excepts.map(formatPrefix)).size;
-  t.equal(rest.reduce((n, p) => n + size(p), 0), 65536 - distinct, 'covers exactly the addresses not excepted');
+  t.equal(
+    rest.reduce((n, p) => n + size(p), 0),
+    65536 - distinct,
+    'covers exactly the addresses not excepted',
+  );
 });

@@ -15,7 +15,9 @@ import { cidrIdentityLabels } from '../../../src/policy/cidr.js';
 const labels = (...texts: string[]) => LabelSet.parse(texts);
 
 function sel(...reqs: Array<[string, SelectorOperator, string[]?]>) {
-  return makeEndpointSelector(reqs.map(([k, operator, values]): LabelRequirement => ({ ...parseSelectorKey(k), operator, values: values ?? [] })));
+  return makeEndpointSelector(
+    reqs.map(([k, operator, values]): LabelRequirement => ({ ...parseSelectorKey(k), operator, values: values ?? [] })),
+  );
 }
 
 t.test('selector keys: source prefixes, any, $ shorthand', async (t) => {
@@ -60,16 +62,29 @@ t.test('matchExpressions: In, NotIn, Exists, DoesNotExist', async (t) => {
   const none = labels('container:other=x');
 
   const inSel = sel(['app', 'In', ['web', 'api']]);
-  t.same([web, db, none].map((l) => selectorMatches(inSel, l)), [true, false, false]);
+  t.same(
+    [web, db, none].map((l) => selectorMatches(inSel, l)),
+    [true, false, false],
+  );
 
   const notIn = sel(['app', 'NotIn', ['web']]);
-  t.same([web, db, none].map((l) => selectorMatches(notIn, l)), [false, true, true], 'NotIn matches an absent key (Kubernetes semantics)');
+  t.same(
+    [web, db, none].map((l) => selectorMatches(notIn, l)),
+    [false, true, true],
+    'NotIn matches an absent key (Kubernetes semantics)',
+  );
 
   const exists = sel(['tier', 'Exists']);
-  t.same([web, db, none].map((l) => selectorMatches(exists, l)), [true, false, false]);
+  t.same(
+    [web, db, none].map((l) => selectorMatches(exists, l)),
+    [true, false, false],
+  );
 
   const missing = sel(['tier', 'DoesNotExist']);
-  t.same([web, db, none].map((l) => selectorMatches(missing, l)), [false, true, true]);
+  t.same(
+    [web, db, none].map((l) => selectorMatches(missing, l)),
+    [false, true, true],
+  );
 
   const sourced = sel(['k8s:tier', 'Exists']);
   t.notOk(selectorMatches(sourced, web), 'Exists honours the source too');
@@ -100,10 +115,24 @@ t.test('entities', async (t) => {
   const init = labels('reserved:init');
   const container = labels('container:app=web', 'docker:network=app');
   const cidr = cidrIdentityLabels('10.0.0.0/8');
-  t.same([host, world, init, container, cidr].map((l) => entitySelects('world', l)), [false, true, false, false, true], 'world includes CIDR identities');
-  t.same([host, world, init, container, cidr].map((l) => entitySelects('host', l)), [true, false, false, false, false]);
-  t.same([host, world, init, container, cidr].map((l) => entitySelects('cluster', l)), [true, false, true, true, false], 'cluster: endpoints, host, init (as Cilium)');
-  t.same([host, world, init, container, cidr].map((l) => entitySelects('all', l)), [true, true, true, true, true]);
+  t.same(
+    [host, world, init, container, cidr].map((l) => entitySelects('world', l)),
+    [false, true, false, false, true],
+    'world includes CIDR identities',
+  );
+  t.same(
+    [host, world, init, container, cidr].map((l) => entitySelects('host', l)),
+    [true, false, false, false, false],
+  );
+  t.same(
+    [host, world, init, container, cidr].map((l) => entitySelects('cluster', l)),
+    [true, false, true, true, false],
+    'cluster: endpoints, host, init (as Cilium)',
+  );
+  t.same(
+    [host, world, init, container, cidr].map((l) => entitySelects('all', l)),
+    [true, true, true, true, true],
+  );
 });
 
 t.test('selector cache: indexed selection equals brute force, and follows identity changes', async (t) => {
@@ -127,8 +156,15 @@ t.test('selector cache: indexed selection equals brute force, and follows identi
     makeEndpointSelector([]),
   ];
   for (const s of selectors) {
-    const brute = [...cache.identities].filter(([, l]) => selectorMatches(s, l)).map(([id]) => id).sort((a, b) => a - b);
-    t.same([...cache.selectEndpoints(s)].sort((a, b) => a - b), brute, formatSelector(s));
+    const brute = [...cache.identities]
+      .filter(([, l]) => selectorMatches(s, l))
+      .map(([id]) => id)
+      .sort((a, b) => a - b);
+    t.same(
+      [...cache.selectEndpoints(s)].sort((a, b) => a - b),
+      brute,
+      formatSelector(s),
+    );
   }
   const web = selectors[0]!;
   const before = cache.selectEndpoints(web).size;

@@ -109,21 +109,35 @@ t.test('egress is evaluated at the source', async (t) => {
 
 t.test('unselected endpoints, world, CIDR peers and the host', async (t) => {
   const { repo, cache } = setup();
-  t.equal(trace(repo, cache, ['container:app=db'], ['container:app=cache']).verdict, 'allowed', 'no rule selects either side');
+  t.equal(
+    trace(repo, cache, ['container:app=db'], ['container:app=cache']).verdict,
+    'allowed',
+    'no rule selects either side',
+  );
   const fromWorld = trace(repo, cache, ['reserved:world'], web, 80, 'TCP');
   t.equal(fromWorld.verdict, 'denied');
   t.equal(fromWorld.egress.evaluated, false, 'world has no egress policy');
   const fromCidr = trace(repo, cache, cidrIdentityLabels('10.1.2.0/24'), web, 22, 'TCP');
   t.equal(fromCidr.verdict, 'allowed', 'a CIDR identity inside 10.1.0.0/16');
   t.equal(fromCidr.ingress.decidingPath, 'spec.ingress[1]');
-  t.equal(trace(repo, cache, cidrIdentityLabels('10.0.0.0/8'), web, 22, 'TCP').verdict, 'denied', 'a wider prefix is not inside');
+  t.equal(
+    trace(repo, cache, cidrIdentityLabels('10.0.0.0/8'), web, 22, 'TCP').verdict,
+    'denied',
+    'a wider prefix is not inside',
+  );
   const fromHost = trace(repo, cache, ['reserved:host'], web, 22, 'TCP');
   t.equal(fromHost.verdict, 'allowed');
   t.equal(fromHost.decidingRule, 'reserved:allow-localhost');
   t.equal(trace(repo, cache, ['reserved:host'], web, 22, 'TCP', { allowLocalhost: 'policy' }).verdict, 'denied');
   t.equal(trace(repo, cache, shop, web, 443, 'TCP', { enforcement: 'never' }).verdict, 'allowed');
-  t.equal(trace(repo, cache, ['container:app=db'], ['container:app=cache'], 0, 'ANY', { enforcement: 'always' }).verdict, 'denied');
-  t.equal(trace(repo, undefined, shop, web, 80, 'TCP').explanation[1], 'Source identity: not resolved; destination identity: not resolved');
+  t.equal(
+    trace(repo, cache, ['container:app=db'], ['container:app=cache'], 0, 'ANY', { enforcement: 'always' }).verdict,
+    'denied',
+  );
+  t.equal(
+    trace(repo, undefined, shop, web, 80, 'TCP').explanation[1],
+    'Source identity: not resolved; destination identity: not resolved',
+  );
 });
 
 t.test('bad requests', async (t) => {
@@ -167,7 +181,12 @@ function crossCheck(seed: number, policyCount: number, enforcement: 'default' | 
       { matchExpressions: [{ key: 'app', operator: 'In', values: [pick(apps), pick(apps)] }] },
       { matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['x'] }] },
       { matchExpressions: [{ key: 'tier', operator: 'Exists' }] },
-      { matchExpressions: [{ key: 'tier', operator: 'DoesNotExist' }, { key: 'app', operator: 'In', values: [pick(apps)] }] },
+      {
+        matchExpressions: [
+          { key: 'tier', operator: 'DoesNotExist' },
+          { key: 'app', operator: 'In', values: [pick(apps)] },
+        ],
+      },
     ]);
   const portsPool = () =>
     pick([
@@ -176,7 +195,14 @@ function crossCheck(seed: number, policyCount: number, enforcement: 'default' | 
       [{ ports: [{ port: '53', protocol: 'ANY' }] }],
       [{ ports: [{ port: '8000', endPort: 8100, protocol: 'TCP' }] }],
       [{ ports: [{ port: '0', protocol: 'UDP' }] }],
-      [{ ports: [{ port: '22', protocol: 'TCP' }, { port: '80', protocol: 'TCP' }] }],
+      [
+        {
+          ports: [
+            { port: '22', protocol: 'TCP' },
+            { port: '80', protocol: 'TCP' },
+          ],
+        },
+      ],
     ]);
   const peerItem = (prefix: 'from' | 'to') => {
     const item: Record<string, unknown> = {};
@@ -191,7 +217,12 @@ function crossCheck(seed: number, policyCount: number, enforcement: 'default' | 
   };
   const documents = Array.from({ length: policyCount }, (_, i) => {
     const spec: Record<string, unknown> = { endpointSelector: selectorPool() };
-    for (const [section, prefix] of [['ingress', 'from'], ['egress', 'to'], ['ingressDeny', 'from'], ['egressDeny', 'to']] as const) {
+    for (const [section, prefix] of [
+      ['ingress', 'from'],
+      ['egress', 'to'],
+      ['ingressDeny', 'from'],
+      ['egressDeny', 'to'],
+    ] as const) {
       const chance = section.endsWith('Deny') ? 0.25 : 0.6;
       if (rand() < chance) spec[section] = Array.from({ length: 1 + Math.floor(rand() * 2) }, () => peerItem(prefix));
     }
@@ -235,19 +266,29 @@ function crossCheck(seed: number, policyCount: number, enforcement: 'default' | 
         (e.portPrefixLen === 0 || (dport !== 0 && portKeyMatches(e, dport))),
     );
     const anyDenyWins = !matching.some((e) => e.verdict === 'deny') && matching.some((e) => e.verdict === 'allow');
-    if (anyDenyWins !== mostSpecific && result.mismatches.length < 3) result.mismatches.push(`seed ${seed}: lookups disagree for ${subject} ${direction} ${peer} ${dport}/${proto}`);
+    if (anyDenyWins !== mostSpecific && result.mismatches.length < 3)
+      result.mismatches.push(`seed ${seed}: lookups disagree for ${subject} ${direction} ${peer} ${dport}/${proto}`);
     return mostSpecific;
   };
   for (const src of sources) {
     for (const dst of endpointIds) {
-      for (const [dport, protocol] of [[80, 'TCP'], [53, 'UDP'], [8050, 'TCP'], [22, 'TCP'], [9999, 'UDP'], [0, 'ANY']] as Array<[number, PortProtocolName]>) {
+      for (const [dport, protocol] of [
+        [80, 'TCP'],
+        [53, 'UDP'],
+        [8050, 'TCP'],
+        [22, 'TCP'],
+        [9999, 'UDP'],
+        [0, 'ANY'],
+      ] as Array<[number, PortProtocolName]>) {
         const proto = protocol === 'TCP' ? 6 : protocol === 'UDP' ? 17 : 0;
         const expected = mapSays(src, 'egress', dst, dport, proto) && mapSays(dst, 'ingress', src, dport, proto);
         const traced = trace(repo, cache, cache.labelsOf(src)!, cache.labelsOf(dst)!, dport, protocol, { enforcement });
         result.checked++;
         if (expected) result.allowed++;
         if ((traced.verdict === 'allowed') !== expected && result.mismatches.length < 3) {
-          result.mismatches.push(`seed ${seed} ${enforcement}: ${src} -> ${dst} ${dport}/${protocol}: map ${expected}, trace ${traced.verdict}\n${traced.explanation.join('\n')}`);
+          result.mismatches.push(
+            `seed ${seed} ${enforcement}: ${src} -> ${dst} ${dport}/${protocol}: map ${expected}, trace ${traced.verdict}\n${traced.explanation.join('\n')}`,
+          );
         }
       }
     }
@@ -261,7 +302,11 @@ t.test('trace agrees with the compiled map on random policies', async (t) => {
     const policyCount = 3 + (seed % 12);
     const byMode = (['default', 'always'] as const).map((mode) => crossCheck(seed, policyCount, mode));
     for (const [i, r] of byMode.entries()) {
-      t.same(r.mismatches, [], `seed ${seed}, ${policyCount} policies, ${i === 0 ? 'default' : 'always'}: ${r.checked} flows, ${r.allowed} allowed, trace and map agree`);
+      t.same(
+        r.mismatches,
+        [],
+        `seed ${seed}, ${policyCount} policies, ${i === 0 ? 'default' : 'always'}: ${r.checked} flows, ${r.allowed} allowed, trace and map agree`,
+      );
       t.ok(r.allowed > 0 && r.allowed < r.checked, 'the random policy allows some flows and denies others');
     }
     if (byMode[0]!.allowed !== byMode[1]!.allowed) differ++;

@@ -38,7 +38,19 @@ t.test('parses and formats dotted quads, including 0.0.0.0 and 255.255.255.255',
 });
 
 t.test('rejects anything that is not a plain dotted quad', async (t) => {
-  for (const text of ['', '1.2.3', '1.2.3.4.5', '256.1.1.1', '01.2.3.4', '1.2.3.-1', '1.2.3.4/24', ' 1.2.3.4', '::1', '1.2.3.0x1', '1..3.4']) {
+  for (const text of [
+    '',
+    '1.2.3',
+    '1.2.3.4.5',
+    '256.1.1.1',
+    '01.2.3.4',
+    '1.2.3.-1',
+    '1.2.3.4/24',
+    ' 1.2.3.4',
+    '::1',
+    '1.2.3.0x1',
+    '1..3.4',
+  ]) {
     t.equal(parseIpv4(text), undefined, JSON.stringify(text));
   }
 });
@@ -72,7 +84,10 @@ t.test('subdivision into aligned blocks', async (t) => {
   t.equal(subnetCount(net, 26), 4);
   t.equal(subnetCount(net, 24), 1);
   t.equal(subnetCount(net, 20), 1, 'a block larger than the prefix is the prefix itself');
-  t.same([0, 1, 2, 3].map((i) => formatIpv4Cidr(nthSubnet(net, 26, i))), ['10.0.0.0/26', '10.0.0.64/26', '10.0.0.128/26', '10.0.0.192/26']);
+  t.same(
+    [0, 1, 2, 3].map((i) => formatIpv4Cidr(nthSubnet(net, 26, i))),
+    ['10.0.0.0/26', '10.0.0.64/26', '10.0.0.128/26', '10.0.0.192/26'],
+  );
   t.equal(formatIpv4Cidr(nthSubnet(net, 20, 0)), '10.0.0.0/24');
   t.equal(formatIpv4Cidr(nthSubnet(cidr('10.200.0.0/16'), 24, 255)), '10.200.255.0/24');
 });
@@ -85,7 +100,11 @@ t.test('host addresses exclude the network and broadcast addresses', async (t) =
   t.ok(isHostAddress(net, parseIpv4('198.18.5.6')!));
   t.notOk(isHostAddress(net, parseIpv4('198.18.5.8')!));
   t.equal(hostAddressCount(net, net), 6);
-  t.equal(hostAddressCount(cidr('10.0.0.0/24'), cidr('10.0.0.128/25')), 127, 'only the broadcast falls in the upper half');
+  t.equal(
+    hostAddressCount(cidr('10.0.0.0/24'), cidr('10.0.0.128/25')),
+    127,
+    'only the broadcast falls in the upper half',
+  );
   t.equal(hostAddressCount(cidr('10.0.0.0/24'), cidr('10.0.0.64/26')), 64);
 });
 
@@ -128,28 +147,65 @@ t.test('address table: valid and invalid inputs', async (t) => {
     t.equal(parseIpv4(text), value, `${text} parses`);
     t.equal(formatIpv4(value), text, `${text} formats back`);
   }
-  for (const [text, why] of INVALID_ADDRESSES) t.equal(parseIpv4(text), undefined, `${JSON.stringify(text.slice(0, 20))} refused: ${why}`);
+  for (const [text, why] of INVALID_ADDRESSES)
+    t.equal(parseIpv4(text), undefined, `${JSON.stringify(text.slice(0, 20))} refused: ${why}`);
 });
 
 t.test('prefix table: lengths, CIDRs and interface addresses', async (t) => {
-  for (const [text, width, value] of [['0', 32, 0], ['8', 32, 8], ['32', 32, 32], ['128', 128, 128], ['64', 128, 64]] as const) {
+  for (const [text, width, value] of [
+    ['0', 32, 0],
+    ['8', 32, 8],
+    ['32', 32, 32],
+    ['128', 128, 128],
+    ['64', 128, 64],
+  ] as const) {
     t.equal(parsePrefixLength(text, width), value, `/${text} of a ${width}-bit family`);
   }
-  for (const [text, width] of [['33', 32], ['129', 128], ['08', 32], ['', 32], [' 8', 32], ['8 ', 32], ['-1', 32], ['+8', 32], ['1e1', 32], ['0x8', 32], ['8.0', 32], ['1000', 128]] as const) {
+  for (const [text, width] of [
+    ['33', 32],
+    ['129', 128],
+    ['08', 32],
+    ['', 32],
+    [' 8', 32],
+    ['8 ', 32],
+    ['-1', 32],
+    ['+8', 32],
+    ['1e1', 32],
+    ['0x8', 32],
+    ['8.0', 32],
+    ['1000', 128],
+  ] as const) {
     t.equal(parsePrefixLength(text, width), undefined, `/${JSON.stringify(text)} of a ${width}-bit family refused`);
   }
-  t.same(parseIpv4WithPrefix('198.18.0.5/24'), { address: 0xc6120005, prefixLength: 24 }, 'an interface address keeps its host bits');
+  t.same(
+    parseIpv4WithPrefix('198.18.0.5/24'),
+    { address: 0xc6120005, prefixLength: 24 },
+    'an interface address keeps its host bits',
+  );
   t.same(parseIpv4Cidr('198.18.0.5/24'), { network: 0xc6120000, prefixLength: 24 }, 'a CIDR clears them');
   for (const [text, why] of INVALID_ADDRESSES) {
     t.equal(parseIpv4WithPrefix(`${text}/24`), undefined, `${JSON.stringify(text.slice(0, 20))}/24 refused: ${why}`);
   }
-  for (const text of ['198.18.0.0', '198.18.0.0/', '198.18.0.0/33', '198.18.0.0/024', '198.18.0.0/24/24', '198.18.0.0 /24', '198.18.0.0/ 24', '198.18.0.0/24 ', '198.18.0.0\\24']) {
+  for (const text of [
+    '198.18.0.0',
+    '198.18.0.0/',
+    '198.18.0.0/33',
+    '198.18.0.0/024',
+    '198.18.0.0/24/24',
+    '198.18.0.0 /24',
+    '198.18.0.0/ 24',
+    '198.18.0.0/24 ',
+    '198.18.0.0\\24',
+  ]) {
     t.equal(parseIpv4WithPrefix(text), undefined, `${JSON.stringify(text)} refused`);
     t.equal(parseIpv4Cidr(text), undefined, `${JSON.stringify(text)} refused as a CIDR`);
   }
   t.notOk(hasHostBits(0xc6120000, 24), '198.18.0.0/24 is a network');
   t.ok(hasHostBits(0xc6120005, 24), '198.18.0.5/24 has host bits');
-  t.ok(hasHostBits(0xc6120080, 24) === true && !hasHostBits(0xc6120080, 25), '.128 is a host of /24, the network of /25');
+  t.ok(
+    hasHostBits(0xc6120080, 24) === true && !hasHostBits(0xc6120080, 25),
+    '.128 is a host of /24, the network of /25',
+  );
   t.notOk(hasHostBits(0xffffffff, 32), 'a /32 has no host bits');
   t.ok(hasHostBits(1, 0), '0.0.0.1/0 has host bits');
 });

@@ -23,7 +23,10 @@ t.test('tasks with the same key never overlap and run in call order', async (t) 
     ),
   );
   t.equal(maxRunning, 1);
-  t.same(order, Array.from({ length: 20 }, (_, i) => i));
+  t.same(
+    order,
+    Array.from({ length: 20 }, (_, i) => i),
+  );
   t.equal(mutex.activeKeys, 0, 'the key is forgotten once idle');
 });
 

@@ -33,17 +33,23 @@ t.test('a port in use', async (t) => {
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   t.teardown(() => void s.close());
   const { port } = s.address() as AddressInfo;
-  await t.rejects(checkListenAddresses([{ option: '--metrics-address', host: '127.0.0.1', port, protocols: ['tcp'] }]), {
-    code: 'ERR_CONFIG',
-    message: `--metrics-address 127.0.0.1:${port}: cannot listen on TCP (the port is in use); give an address of this host whose port is free, or leave --metrics-address empty`,
-  });
+  await t.rejects(
+    checkListenAddresses([{ option: '--metrics-address', host: '127.0.0.1', port, protocols: ['tcp'] }]),
+    {
+      code: 'ERR_CONFIG',
+      message: `--metrics-address 127.0.0.1:${port}: cannot listen on TCP (the port is in use); give an address of this host whose port is free, or leave --metrics-address empty`,
+    },
+  );
 });
 
 t.test('an address of no interface', async (t) => {
-  await t.rejects(checkListenAddresses([{ option: '--dns-address', host: '198.18.99.1', port: 53, protocols: ['udp', 'tcp'] }]), {
-    code: 'ERR_CONFIG',
-    message: /^--dns-address 198\.18\.99\.1:53: cannot listen on UDP \(not an address of this host\)/,
-  });
+  await t.rejects(
+    checkListenAddresses([{ option: '--dns-address', host: '198.18.99.1', port: 53, protocols: ['udp', 'tcp'] }]),
+    {
+      code: 'ERR_CONFIG',
+      message: /^--dns-address 198\.18\.99\.1:53: cannot listen on UDP \(not an address of this host\)/,
+    },
+  );
 });
 
 t.test('two options on one port collide, and everything bound so far is released', async (t) => {
@@ -53,7 +59,10 @@ t.test('two options on one port collide, and everything bound so far is released
       { option: '--dns-address', host: '127.0.0.1', port, protocols: ['udp', 'tcp'] },
       { option: '--metrics-address', host: '127.0.0.1', port, protocols: ['tcp'] },
     ]),
-    { code: 'ERR_CONFIG', message: new RegExp(`^--metrics-address 127\\.0\\.0\\.1:${port}: cannot listen on TCP \\(the port is in use\\)`) },
+    {
+      code: 'ERR_CONFIG',
+      message: new RegExp(`^--metrics-address 127\\.0\\.0\\.1:${port}: cannot listen on TCP \\(the port is in use\\)`),
+    },
   );
   await checkListenAddresses([{ option: '--dns-address', host: '127.0.0.1', port, protocols: ['udp', 'tcp'] }]);
   t.pass('the DNS port was released after the failure');

@@ -40,17 +40,27 @@ t.test('refused: owned by another user, writable by others, not a directory (as 
   const foreign = join(root, 'foreign');
   mkdirSync(foreign, { mode: 0o700 });
   chownSync(foreign, 65534, 65534);
-  t.throws(() => ensurePrivateDir(foreign, '--state-dir'), { code: 'ERR_CONFIG', message: /^--state-dir .*foreign is owned by uid 65534, not by this daemon's user \(uid 0\)/ });
+  t.throws(() => ensurePrivateDir(foreign, '--state-dir'), {
+    code: 'ERR_CONFIG',
+    message: /^--state-dir .*foreign is owned by uid 65534, not by this daemon's user \(uid 0\)/,
+  });
   t.equal(statSync(foreign).uid, 65534, 'left as it was');
 
   const open = join(root, 'open');
   mkdirSync(open);
   chmodSync(open, 0o777);
-  t.throws(() => assertPrivateDir(open, '--state-dir'), { code: 'ERR_CONFIG', message: /open is writable by other users \(mode 0777\)/ });
+  t.throws(() => assertPrivateDir(open, '--state-dir'), {
+    code: 'ERR_CONFIG',
+    message: /open is writable by other users \(mode 0777\)/,
+  });
   t.throws(() => ensurePrivateDir(open, '--state-dir'), { code: 'ERR_CONFIG' });
   t.equal(mode(open), 0o777, 'not silently fixed');
   chmodSync(open, 0o770);
-  t.throws(() => assertPrivateDir(open, '--state-dir'), { message: /writable by other users \(mode 0770\)/ }, 'group-writable too');
+  t.throws(
+    () => assertPrivateDir(open, '--state-dir'),
+    { message: /writable by other users \(mode 0770\)/ },
+    'group-writable too',
+  );
 
   const file = join(root, 'file');
   writeFileSync(file, '');

@@ -26,12 +26,21 @@ t.test('missing (even its directory) and stale pass, and stay as they are', asyn
 
 t.test('refused: a directory, a path under a file, a live socket', async (t) => {
   mkdirSync(join(dir, 'dir.sock'));
-  await t.rejects(checkUnixSocketPath(join(dir, 'dir.sock')), { code: 'ERR_SOCKET_PATH', message: /dir\.sock exists and is not a socket/ });
+  await t.rejects(checkUnixSocketPath(join(dir, 'dir.sock')), {
+    code: 'ERR_SOCKET_PATH',
+    message: /dir\.sock exists and is not a socket/,
+  });
   writeFileSync(join(dir, 'file'), '');
-  await t.rejects(checkUnixSocketPath(join(dir, 'file', 'x', 'a.sock')), { code: 'ERR_SOCKET_PATH', message: /file is not a directory/ });
+  await t.rejects(checkUnixSocketPath(join(dir, 'file', 'x', 'a.sock')), {
+    code: 'ERR_SOCKET_PATH',
+    message: /file is not a directory/,
+  });
   const live = join(dir, 'live.sock');
   const s = createServer((c) => c.end());
   await new Promise<void>((r) => s.listen(live, r));
   t.teardown(() => void s.close());
-  await t.rejects(checkUnixSocketPath(live), { code: 'ERR_SOCKET_IN_USE', message: /another process is listening on .*live\.sock/ });
+  await t.rejects(checkUnixSocketPath(live), {
+    code: 'ERR_SOCKET_IN_USE',
+    message: /another process is listening on .*live\.sock/,
+  });
 });
