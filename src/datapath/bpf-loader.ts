@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { loadLxcDatapath, type LxcDatapath } from './bpf/programs.js';
-import { attachTcProgram, tcFilterProgramName, type TcAttachment } from './bpf/tc.js';
+import { tcFilterProgramName, type TcAttachment } from './bpf/tc.js';
 import { bpfNative } from './bpf/native.js';
 import { DEFAULT_TC_HANDLE, DEFAULT_TC_PRIORITY } from './bpf/tc.js';
 import { getLink, HOST_DEVICE } from './link/veth.js';

@@ -119,8 +119,7 @@ export class DockerWatcher {
       let buffered = '';
       stream.on('data', (chunk: Buffer) => {
         buffered += chunk.toString('utf8');
-        let nl: number;
-        while ((nl = buffered.indexOf('\n')) >= 0) {
+        for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
           const line = buffered.slice(0, nl).trim();
           buffered = buffered.slice(nl + 1);
           if (line !== '') this.onEvent(line);

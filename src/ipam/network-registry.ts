@@ -304,7 +304,7 @@ export class NetworkRegistry {
     }
     for (const [poolId, pending] of this.pending) if (Date.now() - pending.since > PENDING_TTL_MS) this.pending.delete(poolId);
     const { records, users } = await this.listAll();
-    for (const [name, stored] of records) {
+    for (const name of records.keys()) {
       if ((users.get(name) ?? []).length > 0) continue;
       if ([...this.pending.values()].some((p) => p.name === name)) continue;
       await this.locks.run(name, () => this.removeIfUnused(name));
