@@ -10,33 +10,22 @@
  * serialised globally and address operations per pool (dockerd sends many RequestAddress calls
  * at once when containers start together); between hosts, create-only keys and CAS decide.
  *
- * IPv4 only for now: IPv6 pool requests get a BadRequestError that says so.
+ * IPv4 only for now: IPv6 pool requests get a BadRequestError that says so. Creating, joining
+ * and removing pool records across hosts is pool-lifecycle.ts; addresses, address-allocator.ts.
  */
 import {
   BadRequestError,
   ConfigError,
-  KvConflictError,
   KvUnavailableError,
   NotAllocatedError,
-  PoolExhaustedError,
   PoolNotFoundError,
-  PoolOverlapError,
 } from '../util/errors.js';
 import { log as rootLog, type Logger } from '../util/log.js';
 import { AddressAllocator } from './address-allocator.js';
-import {
-  cidrContainsCidr,
-  cidrsOverlap,
-  formatIpv4,
-  formatIpv4Cidr,
-  nthSubnet,
-  parseIpv4,
-  parseIpv4Cidr,
-  subnetCount,
-  type Ipv4Cidr,
-} from '../util/ipv4.js';
-import { PoolStore, poolIdForSubnet, type PoolRecord, type StoredPool } from './pool-store.js';
+import { cidrContainsCidr, formatIpv4, formatIpv4Cidr, parseIpv4, parseIpv4Cidr, type Ipv4Cidr } from '../util/ipv4.js';
+import { PoolStore, poolIdForSubnet, type StoredPool } from './pool-store.js';
 import { toPoolView } from './pool-view.js';
+import { PoolLifecycle, subnetOf } from './pool-lifecycle.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type {
   AddressAllocation,
@@ -63,9 +52,6 @@ export type {
 /** Longest subnet prefix accepted: a /30 still has two host addresses (gateway + one container). */
 const MAX_POOL_PREFIX_LENGTH = 30;
 
-/** Bound on optimistic retries of pool-record writes that lose a race with another host. */
-const MAX_POOL_ATTEMPTS = 16;
-
 /** Lock key for pool creation and release; pool ids never start with '#'. */
 const POOLS_LOCK = '#pools';
 
@@ -73,8 +59,7 @@ const POOLS_LOCK = '#pools';
 export class Ipam {
   readonly #pools: PoolStore;
   readonly #node: string;
-  readonly #defaultPool: Ipv4Cidr;
-  readonly #defaultPoolPrefixLength: number;
+  readonly #lifecycle: PoolLifecycle;
   readonly #allocator: AddressAllocator;
   readonly #locks = new KeyedMutex();
   readonly #log: Logger;
@@ -86,21 +71,33 @@ export class Ipam {
       throw new ConfigError(`invalid IPAM node name "${nodeName}": it must be non-empty and contain no '/'`);
     }
     const pool = parseIpv4Cidr(defaultPool);
-    if (!pool) throw new ConfigError(`invalid default pool "${defaultPool}": expected an IPv4 CIDR such as 10.200.0.0/16`);
-    if (!Number.isInteger(defaultPoolPrefixLength) || defaultPoolPrefixLength < pool.prefixLength || defaultPoolPrefixLength > MAX_POOL_PREFIX_LENGTH) {
+    if (!pool)
+      throw new ConfigError(`invalid default pool "${defaultPool}": expected an IPv4 CIDR such as 10.200.0.0/16`);
+    if (
+      !Number.isInteger(defaultPoolPrefixLength) ||
+      defaultPoolPrefixLength < pool.prefixLength ||
+      defaultPoolPrefixLength > MAX_POOL_PREFIX_LENGTH
+    ) {
       throw new ConfigError(
         `invalid default pool prefix length ${defaultPoolPrefixLength}: it must be between ${pool.prefixLength} ` +
           `(the default pool ${formatIpv4Cidr(pool)}) and ${MAX_POOL_PREFIX_LENGTH}`,
       );
     }
     if (!Number.isInteger(blockPrefixLength) || blockPrefixLength < 1 || blockPrefixLength > 32) {
-      throw new ConfigError(`invalid block prefix length ${blockPrefixLength}: it must be between 1 and 32 (26 = 64 addresses per node block)`);
+      throw new ConfigError(
+        `invalid block prefix length ${blockPrefixLength}: it must be between 1 and 32 (26 = 64 addresses per node block)`,
+      );
     }
     this.#pools = new PoolStore(options.store, options.nodeStore);
     this.#node = nodeName;
-    this.#defaultPool = pool;
-    this.#defaultPoolPrefixLength = defaultPoolPrefixLength;
     this.#log = rootLog.child({ component: 'ipam', node: nodeName });
+    this.#lifecycle = new PoolLifecycle({
+      pools: this.#pools,
+      node: nodeName,
+      defaultPool: pool,
+      defaultPoolPrefixLength,
+      log: this.#log,
+    });
     this.#allocator = new AddressAllocator(this.#pools, nodeName, blockPrefixLength, this.#log);
   }
 
@@ -135,8 +132,8 @@ export class Ipam {
     const options = { ...req.options };
     return this.#locks.run(POOLS_LOCK, async () => {
       const poolId = subnet
-        ? await this.#createOrJoinPool(subnet, subPool, options)
-        : await this.#carveDefaultPool(options);
+        ? await this.#lifecycle.createOrJoin(subnet, subPool, options)
+        : await this.#lifecycle.carveDefault(options);
       const stored = await this.#pools.getPool(poolId);
       return { poolId, pool: stored?.record.subnet ?? poolId, data: {} };
     });
@@ -160,7 +157,7 @@ export class Ipam {
             await this.#pools.deleteAddress(poolId, entry.address, entry.modRevision, entry.scope);
           }
         }
-        await this.#removePoolIfUnused(poolId);
+        await this.#lifecycle.removeIfUnused(poolId);
       }),
     );
   }
@@ -179,7 +176,12 @@ export class Ipam {
       if (req.gateway) {
         address = await this.#allocator.allocateGateway(pool, req.address);
       } else if (req.address !== '') {
-        address = await this.#allocator.allocateStatic(pool, req.address, req.reserved ? 'reserved' : 'endpoint', req.owner);
+        address = await this.#allocator.allocateStatic(
+          pool,
+          req.address,
+          req.reserved ? 'reserved' : 'endpoint',
+          req.owner,
+        );
       } else {
         address = await this.#allocator.allocateNext(pool, req.owner);
       }
@@ -206,7 +208,11 @@ export class Ipam {
     const stored = await this.#pools.getPool(poolId);
     if (!stored) return undefined;
     const [nodes, blocks] = await Promise.all([this.#pools.listPoolUsers(poolId), this.#pools.listBlocks(poolId)]);
-    return toPoolInfo(stored, nodes, blocks.map((b) => ({ cidr: formatIpv4Cidr(b.block), node: b.node })));
+    return toPoolInfo(
+      stored,
+      nodes,
+      blocks.map((b) => ({ cidr: formatIpv4Cidr(b.block), node: b.node })),
+    );
   }
 
   /** Every pool, in subnet order. */
@@ -221,7 +227,9 @@ export class Ipam {
         toPoolInfo(
           stored,
           users.get(stored.poolId) ?? [],
-          blocks.filter((b) => b.poolId === stored.poolId).map((b) => ({ cidr: formatIpv4Cidr(b.block), node: b.node })),
+          blocks
+            .filter((b) => b.poolId === stored.poolId)
+            .map((b) => ({ cidr: formatIpv4Cidr(b.block), node: b.node })),
         ),
       )
       .sort((a, b) => comparePoolInfo(a, b));
@@ -251,7 +259,12 @@ export class Ipam {
   async checkNetworkPool(subnet: string, gateway: string): Promise<string> {
     const cidr = parseIpv4Cidr(subnet);
     const stored = cidr ? await this.#pools.getPool(poolIdForSubnet(cidr)) : undefined;
-    if (!cidr || !stored || stored.record.subnet !== subnet || !(await this.#pools.listPoolUsers(stored.poolId)).includes(this.#node)) {
+    if (
+      !cidr ||
+      !stored ||
+      stored.record.subnet !== subnet ||
+      !(await this.#pools.listPoolUsers(stored.poolId)).includes(this.#node)
+    ) {
       throw new NotAllocatedError(
         `pool ${subnet} was not handed out to node ${this.#node} by the cilium IPAM (no RequestPool for it); ` +
           'create cilium networks with --ipam-driver cilium so that the pool comes from this daemon',
@@ -275,9 +288,12 @@ export class Ipam {
   async checkEndpointAddress(subnet: string, address: string, prefixLength: number): Promise<void> {
     const cidr = parseIpv4Cidr(subnet);
     const ip = parseIpv4(address);
-    if (!cidr || ip === undefined) throw new NotAllocatedError(`address ${address} is not an IPv4 address of pool ${subnet}`);
+    if (!cidr || ip === undefined)
+      throw new NotAllocatedError(`address ${address} is not an IPv4 address of pool ${subnet}`);
     if (prefixLength !== cidr.prefixLength) {
-      throw new NotAllocatedError(`address ${address}/${prefixLength} does not have the prefix length of pool ${subnet}; the cilium IPAM hands out /${cidr.prefixLength} addresses in it`);
+      throw new NotAllocatedError(
+        `address ${address}/${prefixLength} does not have the prefix length of pool ${subnet}; the cilium IPAM hands out /${cidr.prefixLength} addresses in it`,
+      );
     }
     const poolId = poolIdForSubnet(cidr);
     const held = await this.#pools.getAddress(poolId, ip).catch(async (err: unknown) => {
@@ -285,133 +301,23 @@ export class Ipam {
       if (!(err instanceof KvUnavailableError)) throw err;
       return (await this.#pools.listClusterAddresses(poolId)).find((a) => a.address === ip);
     });
-    const advice = 'an endpoint gets the address the cilium IPAM handed out for it (RequestAddress); use --ipam-driver cilium';
-    if (!held) throw new NotAllocatedError(`address ${address} was not allocated in pool ${subnet} by the cilium IPAM; ${advice}`);
+    const advice =
+      'an endpoint gets the address the cilium IPAM handed out for it (RequestAddress); use --ipam-driver cilium';
+    if (!held)
+      throw new NotAllocatedError(
+        `address ${address} was not allocated in pool ${subnet} by the cilium IPAM; ${advice}`,
+      );
     if (held.record.kind !== 'endpoint') {
       const what = held.record.kind === 'gateway' ? "the network's gateway" : 'an --aux-address reservation';
-      throw new NotAllocatedError(`address ${address} is ${what} in pool ${subnet}, not a container address; ${advice}`);
+      throw new NotAllocatedError(
+        `address ${address} is ${what} in pool ${subnet}, not a container address; ${advice}`,
+      );
     }
     if (held.record.node !== this.#node) {
-      throw new NotAllocatedError(`address ${address} in pool ${subnet} was allocated by node ${held.record.node}, not by this node (${this.#node}); ${advice}`);
+      throw new NotAllocatedError(
+        `address ${address} in pool ${subnet} was allocated by node ${held.record.node}, not by this node (${this.#node}); ${advice}`,
+      );
     }
-  }
-
-  /** Creates the pool record for `subnet`, or joins the existing one; returns the pool id. */
-  async #createOrJoinPool(subnet: Ipv4Cidr, subPool: Ipv4Cidr | undefined, options: Record<string, string>): Promise<string> {
-    const poolId = poolIdForSubnet(subnet);
-    const subnetText = formatIpv4Cidr(subnet);
-    const subPoolText = subPool ? formatIpv4Cidr(subPool) : undefined;
-    for (let attempt = 0; attempt < MAX_POOL_ATTEMPTS; attempt++) {
-      const pools = await this.#pools.listPools();
-      const overlapping = pools.find((p) => p.poolId !== poolId && cidrsOverlap(subnetOf(p), subnet));
-      if (overlapping) throw overlapError(subnetText, overlapping);
-
-      const existing = pools.find((p) => p.poolId === poolId);
-      if (existing) {
-        const users = await this.#pools.listPoolUsers(poolId);
-        if (users.includes(this.#node)) {
-          throw new PoolOverlapError(
-            `cannot create another network with subnet ${subnetText} on node ${this.#node}: pool ${subnetText} is ` +
-              'already used by a network on this host; remove that network (docker network rm) or choose a different --subnet',
-          );
-        }
-        if (existing.record.subPool !== subPoolText) {
-          throw new PoolOverlapError(
-            `pool ${subnetText} already exists ${existing.record.subPool ? `with --ip-range ${existing.record.subPool}` : 'without --ip-range'} ` +
-              `(created by node ${existing.record.createdBy}), and this request ${subPoolText ? `has --ip-range ${subPoolText}` : 'has none'}; ` +
-              `the same network on every host must use the same options: ${existing.record.subPool ? `pass --ip-range ${existing.record.subPool}` : 'leave --ip-range out'}`,
-          );
-        }
-        // Register first, then touch the record: a last user removing the pool concurrently either
-        // sees this key or fails its CAS on the record (see #removePoolIfUnused).
-        await this.#pools.addPoolUser(poolId, this.#node);
-        const touched = { ...existing.record, updatedAt: new Date().toISOString() };
-        if (await this.#pools.updatePool(poolId, touched, existing.modRevision)) {
-          this.#log.info({ poolId, subnet: subnetText }, 'joined existing pool');
-          return poolId;
-        }
-        await this.#pools.removePoolUser(poolId, this.#node);
-        continue;
-      }
-
-      const record: PoolRecord = { subnet: subnetText, createdAt: new Date().toISOString(), createdBy: this.#node };
-      if (subPoolText) record.subPool = subPoolText;
-      if (Object.keys(options).length > 0) record.options = options;
-      const created = await this.#pools.createPool(poolId, record);
-      if (!created.ok) continue; // another host created it a moment ago: join it on the next pass
-      const loser = await this.#loseOverlapRace(poolId, subnet, created.revision);
-      if (loser) throw overlapError(subnetText, loser);
-      await this.#pools.addPoolUser(poolId, this.#node);
-      this.#log.info({ poolId, subnet: subnetText, subPool: subPoolText }, 'pool created');
-      return poolId;
-    }
-    throw new KvConflictError(`could not create or join pool ${subnetText}: other hosts kept changing it; retry the command`);
-  }
-
-  /** Creates a pool for the next free default-sized subnet of the default pool; returns its id. */
-  async #carveDefaultPool(options: Record<string, string>): Promise<string> {
-    const count = subnetCount(this.#defaultPool, this.#defaultPoolPrefixLength);
-    let pools = await this.#pools.listPools();
-    let lostRaces = 0;
-    for (let index = 0; index < count; index++) {
-      const candidate = nthSubnet(this.#defaultPool, this.#defaultPoolPrefixLength, index);
-      if (pools.some((p) => cidrsOverlap(subnetOf(p), candidate))) continue;
-      const poolId = poolIdForSubnet(candidate);
-      const record: PoolRecord = { subnet: formatIpv4Cidr(candidate), createdAt: new Date().toISOString(), createdBy: this.#node };
-      if (Object.keys(options).length > 0) record.options = options;
-      const created = await this.#pools.createPool(poolId, record);
-      const lost = created.ok ? await this.#loseOverlapRace(poolId, candidate, created.revision) : true;
-      if (lost) {
-        if (++lostRaces > MAX_POOL_ATTEMPTS) break;
-        pools = await this.#pools.listPools();
-        continue;
-      }
-      await this.#pools.addPoolUser(poolId, this.#node);
-      this.#log.info({ poolId, subnet: record.subnet }, 'pool carved from the default pool');
-      return poolId;
-    }
-    if (lostRaces > MAX_POOL_ATTEMPTS) {
-      throw new KvConflictError(`could not carve a subnet from the default pool ${formatIpv4Cidr(this.#defaultPool)}: other hosts kept taking the candidates; retry the command`);
-    }
-    throw new PoolExhaustedError(
-      `no free /${this.#defaultPoolPrefixLength} left in the default pool ${formatIpv4Cidr(this.#defaultPool)}: all ${count} are ` +
-        'used by or overlap other networks; pass --subnet, or remove unused networks',
-    );
-  }
-
-  /**
-   * After creating a pool record: if another host created an overlapping pool at the same time,
-   * the one created later (higher create revision) loses and deletes its record. Returns the
-   * winning pool when this one lost.
-   */
-  async #loseOverlapRace(poolId: string, subnet: Ipv4Cidr, createRevision: bigint): Promise<StoredPool | undefined> {
-    const pools = await this.#pools.listPools();
-    const winner = pools.find((p) => p.poolId !== poolId && p.createRevision < createRevision && cidrsOverlap(subnetOf(p), subnet));
-    if (winner) await this.#pools.deletePool(poolId, createRevision);
-    return winner;
-  }
-
-  /**
-   * Removes the pool record and what is left under it once no node uses the pool. The record is
-   * deleted by CAS on the revision read before listing users, so a node that joins meanwhile
-   * (which touches the record after adding its user key) keeps the pool alive.
-   */
-  async #removePoolIfUnused(poolId: string): Promise<void> {
-    for (let attempt = 0; attempt < MAX_POOL_ATTEMPTS; attempt++) {
-      const stored = await this.#pools.getPool(poolId);
-      if (!stored) return;
-      const users = await this.#pools.listPoolUsers(poolId);
-      if (users.length > 0) {
-        this.#log.info({ poolId, users }, 'pool released by this node; still used by others');
-        return;
-      }
-      if (await this.#pools.deletePool(poolId, stored.modRevision)) {
-        const removed = await this.#pools.deletePoolContents(poolId);
-        this.#log.info({ poolId, subnet: stored.record.subnet, removedKeys: removed }, 'pool removed');
-        return;
-      }
-    }
-    throw new KvConflictError(`could not remove pool ${poolId}: its record kept changing; retry the command`);
   }
 }
 
@@ -423,18 +329,6 @@ function parsePoolCidr(text: string, flag: string): Ipv4Cidr {
   const cidr = parseIpv4Cidr(text);
   if (!cidr) throw new BadRequestError(`invalid ${flag} "${text}": expected an IPv4 CIDR such as 10.200.1.0/24`);
   return cidr;
-}
-
-function subnetOf(pool: StoredPool): Ipv4Cidr {
-  return toPoolView(pool).subnet;
-}
-
-function overlapError(requested: string, existing: StoredPool): PoolOverlapError {
-  const existingSubnet = existing.record.subnet;
-  return new PoolOverlapError(
-    `cannot create pool ${requested}: it overlaps existing pool ${existingSubnet} (created by node ${existing.record.createdBy}); ` +
-      `choose a --subnet that does not overlap ${existingSubnet}, or remove the networks that use it on every host`,
-  );
 }
 
 function poolNotFound(poolId: string): PoolNotFoundError {

@@ -11,7 +11,7 @@ import {
   containerLabels,
   invalidContainerLabelKey,
 } from '../../../src/identity/container-labels.js';
-import { endpointLabels } from '../../../src/endpoint/endpoint-manager.js';
+import { endpointLabels } from '../../../src/endpoint/endpoint-labels.js';
 
 t.test('valid labels become container labels with the whole key, any value text', async (t) => {
   const { labels, ignored } = containerLabels({
