@@ -317,7 +317,7 @@ export class ApiServer {
       try {
         line = JSON.stringify(event) + '\n';
       } catch (err) {
-        log.warn({ err: (err as Error).message, type: event.type }, 'monitor event is not serializable; skipped');
+        log.warn({ err, type: event.type }, 'monitor event is not serializable; skipped');
         return;
       }
       res.write(line);
@@ -347,7 +347,7 @@ export class ApiServer {
         unsubscribe();
       } catch (err) {
         // Runs in a 'close' listener: a throw here would be an uncaught exception in the daemon.
-        log.warn({ err: (err as Error).message }, 'monitor unsubscribe failed');
+        log.warn({ err }, 'monitor unsubscribe failed');
       }
       if (dropped > 0) log.warn({ dropped }, 'monitor client read too slowly; events were dropped');
       log.debug({ types: types ? [...types] : 'all' }, 'monitor client disconnected');

@@ -165,7 +165,7 @@ export class IpPublisher {
     }
     this.publishing = true;
     this.current = this.publish()
-      .catch((err: unknown) => this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'publishing ip entries failed; the resync retries'))
+      .catch((err: unknown) => this.deps.log.warn({ err }, 'publishing ip entries failed; the resync retries'))
       .finally(() => {
         this.publishing = false;
         if (this.publishAgain) {

@@ -141,7 +141,7 @@ export class NodeSync {
       await this.deps.store.put(`${HEARTBEAT_PREFIX}${this.deps.nodeName}`, new Date().toISOString(), { leased: true });
       this.status.lastHeartbeatAt = new Date().toISOString();
     } catch (err) {
-      this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'heartbeat write failed');
+      this.deps.log.warn({ err }, 'heartbeat write failed');
     }
   }
 

@@ -155,7 +155,7 @@ export class PeerWatcher {
     if (this.stopped) return;
     const resync = (reason: string) => {
       this.deps.log.info({ reason }, 'peer watch lost events: re-listing');
-      void this.watchFromList().catch((err: unknown) => this.deps.log.warn({ err: String(err) }, 'peer re-list failed; the resync retries'));
+      void this.watchFromList().catch((err: unknown) => this.deps.log.warn({ err }, 'peer re-list failed; the resync retries'));
     };
     this.watchers.push(
       this.deps.store.watch(NODES_PREFIX, revisions.nodes, { onEvent: (e) => this.changed(() => this.applyNode(e)), onResyncNeeded: resync }),
@@ -340,7 +340,7 @@ export class PeerWatcher {
           if (diff.written || diff.deleted) this.deps.log.debug({ entries: entries.length, ...diff }, 'remote ipcache entries synced');
         } while (this.again && !this.stopped);
       } catch (err) {
-        this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'programming remote entries failed; the next change or resync retries');
+        this.deps.log.warn({ err }, 'programming remote entries failed; the next change or resync retries');
         throw err;
       } finally {
         this.syncing = undefined;

@@ -153,7 +153,7 @@ export class BpfDatapath implements Datapath {
       (e) => {
         for (const l of this.listeners) l(e);
       },
-      (err) => this.options.log.warn({ err: err.message }, 'undecodable datapath event'),
+      (err) => this.options.log.warn({ err }, 'undecodable datapath event'),
     );
   }
 

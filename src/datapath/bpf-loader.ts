@@ -164,7 +164,7 @@ export class BpfLoader {
       try {
         lxc.attachEndpoint(info.ifindex);
       } catch (err) {
-        this.options.log.warn({ err: String(err), ip, ifindex: info.ifindex }, 'cannot attach the reloaded programs to an endpoint');
+        this.options.log.warn({ err, ip, ifindex: info.ifindex }, 'cannot attach the reloaded programs to an endpoint');
       }
     }
     this.loaded = lxc;

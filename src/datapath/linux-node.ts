@@ -220,7 +220,7 @@ export class LinuxNode {
         .then(async () => {
           if (await this.refreshNexthops()) await handlers.nexthopsChanged();
         })
-        .catch((err: unknown) => this.options.log.warn({ err: String(err) }, 'cannot check the tunnel and underlay devices'));
+        .catch((err: unknown) => this.options.log.warn({ err }, 'cannot check the tunnel and underlay devices'));
     }, this.options.deviceCheckMs ?? 15_000);
     this.watchTimer.unref();
   }

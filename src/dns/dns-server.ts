@@ -80,10 +80,10 @@ export class DnsServer {
         (reply) => {
           if (reply) udp.send(reply, rinfo.port, rinfo.address);
         },
-        (err: unknown) => this.options.log.warn({ err: String(err) }, 'dns query failed'),
+        (err: unknown) => this.options.log.warn({ err }, 'dns query failed'),
       );
     });
-    udp.on('error', (err) => this.options.log.warn({ err: err.message }, 'dns udp socket error'));
+    udp.on('error', (err) => this.options.log.warn({ err }, 'dns udp socket error'));
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
       udp.bind(this.options.port, this.options.host, () => {
@@ -101,7 +101,7 @@ export class DnsServer {
         resolve();
       });
     });
-    tcp.on('error', (err) => this.options.log.warn({ err: err.message }, 'dns tcp server error'));
+    tcp.on('error', (err) => this.options.log.warn({ err }, 'dns tcp server error'));
     this.tcp = tcp;
     this.options.log.info({ address: `${this.options.host}:${this.boundPort}`, upstreams: this.options.upstreams }, 'cluster DNS resolver listening');
   }

@@ -174,7 +174,7 @@ export class DockerWatcher {
       const list = await this.docker.listContainers();
       await Promise.all(list.map((c) => this.resolveContainer(c.Id)));
     } catch (err) {
-      this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'container scan failed');
+      this.deps.log.warn({ err }, 'container scan failed');
     }
   }
 
@@ -185,7 +185,7 @@ export class DockerWatcher {
       const list = await this.docker.listNetworks();
       await Promise.all(list.map((n) => this.nameNetwork(n.Id, n.Name)));
     } catch (err) {
-      this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'network scan failed');
+      this.deps.log.warn({ err }, 'network scan failed');
     }
   }
 
@@ -193,7 +193,7 @@ export class DockerWatcher {
     try {
       await this.deps.networkNamed?.(networkId, name);
     } catch (err) {
-      this.deps.log.warn({ network: networkId, name, err: err instanceof Error ? err.message : String(err) }, 'recording the network name failed');
+      this.deps.log.warn({ network: networkId, name, err }, 'recording the network name failed');
     }
   }
 
@@ -217,7 +217,7 @@ export class DockerWatcher {
     try {
       info = await this.docker.getContainer(containerId).inspect();
     } catch (err) {
-      this.deps.log.debug({ container: containerId, err: err instanceof Error ? err.message : String(err) }, 'inspect failed');
+      this.deps.log.debug({ container: containerId, err }, 'inspect failed');
       return;
     }
     const networks = info.NetworkSettings?.Networks ?? {};
@@ -236,7 +236,7 @@ export class DockerWatcher {
           networkName,
         });
       } catch (err) {
-        this.deps.log.warn({ endpoint: endpointId, err: err instanceof Error ? err.message : String(err) }, 'attaching container labels failed; will retry');
+        this.deps.log.warn({ endpoint: endpointId, err }, 'attaching container labels failed; will retry');
       }
     }
   }

@@ -255,7 +255,7 @@ export class PolicyEngine {
     // Validated in the parser thread; applyRepository drops it if a newer one was applied meanwhile.
     this.parser.parseSnapshot(value).then(
       (parsed) => this.applyRepository(PolicyRepository.fromParsedSnapshot(parsed), modRevision),
-      (err: unknown) => this.deps.log.error({ modRevision: String(modRevision), err: err instanceof Error ? err.message : String(err) }, 'stored policy repository not applied'),
+      (err: unknown) => this.deps.log.error({ modRevision: String(modRevision), err }, 'stored policy repository not applied'),
     );
   }
 
@@ -283,7 +283,7 @@ export class PolicyEngine {
     try {
       await this.syncCidrIdentities();
     } catch (err) {
-      this.deps.log.error({ err: err instanceof Error ? err.message : String(err) }, 'CIDR identity sync failed');
+      this.deps.log.error({ err }, 'CIDR identity sync failed');
     }
   }
 
@@ -332,7 +332,7 @@ export class PolicyEngine {
         try {
           await this.regenerate(id);
         } catch (err) {
-          this.deps.log.error({ endpoint: id, err: err instanceof Error ? err.message : String(err) }, 'endpoint regeneration failed');
+          this.deps.log.error({ endpoint: id, err }, 'endpoint regeneration failed');
         }
       }
       this.notifyWaiters();

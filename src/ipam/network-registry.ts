@@ -326,7 +326,7 @@ export class NetworkRegistry {
       onEvent: (event) => this.onRecordEvent(event),
       onResyncNeeded: (reason) => {
         this.log.info({ reason }, 'network registry watch lost events: re-listing');
-        void this.start().catch((err: unknown) => this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'network registry watch not restarted; the resync covers it'));
+        void this.start().catch((err: unknown) => this.log.warn({ err }, 'network registry watch not restarted; the resync covers it'));
         void this.reassert().catch(() => undefined);
       },
     });
@@ -482,7 +482,7 @@ export class NetworkRegistry {
         if (typeof value.networkId === 'string') user.networkId = value.networkId;
         users.set(name, [...(users.get(name) ?? []), user]);
       } catch (err) {
-        this.log.warn({ key: pair.key, err: err instanceof Error ? err.message : String(err) }, 'unreadable network registry key skipped');
+        this.log.warn({ key: pair.key, err }, 'unreadable network registry key skipped');
       }
     }
     return { records, users };

@@ -64,7 +64,7 @@ export class PluginServer {
         const ms = performance.now() - started;
         const reply = pluginErrorReply(route.api, err);
         const e = err instanceof CiliumDockerError ? err : undefined;
-        log.warn({ call, ms: Math.round(ms), code: e?.code ?? 'ERR_INTERNAL', err: err instanceof Error ? err.message : String(err) }, 'plugin call failed');
+        log.warn({ call, ms: Math.round(ms), code: e?.code ?? 'ERR_INTERNAL', err }, 'plugin call failed');
         this.options.observe?.(call, ms, e);
         res.status(reply.status).type(PLUGIN_MEDIA_TYPE).send(JSON.stringify(reply.body));
       }

@@ -37,7 +37,7 @@ export class CleanupStack {
         logger.info({ step: step.what }, 'start-up step undone');
       } catch (err) {
         failed.push(step.what);
-        logger.warn({ step: step.what, err: err instanceof Error ? err.message : String(err) }, 'undoing a start-up step failed; the rest is still undone');
+        logger.warn({ step: step.what, err }, 'undoing a start-up step failed; the rest is still undone');
       }
     }
     return failed;

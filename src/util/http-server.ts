@@ -101,7 +101,7 @@ export function finishJsonApp(app: Express, replies: ErrorReplies): void {
     if (e.kind === 'Internal' && !(err instanceof CiliumDockerError)) {
       replies.log.error({ path: req.path, err }, 'unexpected error while handling a request');
     } else {
-      replies.log.warn({ path: req.path, code: e.code, err: e.message }, 'request refused before reaching its route');
+      replies.log.warn({ path: req.path, code: e.code, err: e }, 'request refused before reaching its route');
     }
     // A streaming reply already under way cannot change its status any more: cut it.
     if (res.headersSent) {
