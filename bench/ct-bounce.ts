@@ -158,7 +158,8 @@ async function measure(
     const r = await c.result;
     if (r.retval !== TC_ACT_REDIRECT)
       throw new Error(
-        `${d}: from_container returned ${r.retval}, expected ${TC_ACT_REDIRECT} (redirect_peer); drops: ${r.drops.join(', ')}`,
+        `${d}: from_container returned ${r.retval}, ` +
+          `expected ${TC_ACT_REDIRECT} (redirect_peer); drops: ${r.drops.join(', ')}`,
       );
     out[d] = r.ns;
   }
@@ -166,7 +167,8 @@ async function measure(
   const want = (d: Direction) => (ctAccounting && directions.includes(d) ? BigInt(REPEAT) : 0n);
   if (after.packetsFwd - before.packetsFwd !== want('fwd') || after.packetsRev - before.packetsRev !== want('rev')) {
     throw new Error(
-      `conntrack counters moved by ${after.packetsFwd - before.packetsFwd}/${after.packetsRev - before.packetsRev}, expected ${want('fwd')}/${want('rev')}`,
+      `conntrack counters moved by ${after.packetsFwd - before.packetsFwd}/${after.packetsRev - before.packetsRev}, ` +
+        `expected ${want('fwd')}/${want('rev')}`,
     );
   }
   return out;

@@ -39,9 +39,9 @@
  *
  * Run through bench/run.mjs (which compiles bench/bin/tcprr). Environment: DP_ROUNDS (5),
  * DP_CONFIGS ("a,b,bipt,c,d,e"), DP_IPERF_S (5), DP_RR_S (5), DP_RR_SLICES (5), DP_WARMUP_S (1; 0 = no warm-up),
- * DP_FILL_ENTRIES (50000), DP_IPT_RULES (50000), DP_BPF_STATS (1), DP_PERF (0), DP_STRIP_DOCKER_NAT (0), DP_LAT_ENDPOINTS (100; 0 =
- * skip), DP_LAT_IMPORTS (5), DP_LAT_NETWORKS (4), DP_INSTALL_ENTRIES (1000000; 0 = skip), DP_INSTALL_REPS (3),
- * BENCH_OUT, BENCH_DAEMON_LOG.
+ * DP_FILL_ENTRIES (50000), DP_IPT_RULES (50000), DP_BPF_STATS (1), DP_PERF (0), DP_STRIP_DOCKER_NAT (0),
+ * DP_LAT_ENDPOINTS (100; 0 = skip), DP_LAT_IMPORTS (5), DP_LAT_NETWORKS (4), DP_INSTALL_ENTRIES (1000000; 0 = skip),
+ * DP_INSTALL_REPS (3), BENCH_OUT, BENCH_DAEMON_LOG.
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -147,7 +147,10 @@ async function hostSysctl(host: DockerHost, path: string): Promise<string> {
   return r.code === 0 ? r.stdout.trim() : `unreadable (${r.stderr.trim()})`;
 }
 
-/** A lab host with its dockerd (appending `--iptables=true --ip-masq=true` when asked), the image and, when `ours`, our daemon. */
+/**
+ * A lab host with its dockerd (appending `--iptables=true --ip-masq=true` when asked), the
+ * image and, when `ours`, our daemon.
+ */
 async function labHost(
   what: string,
   opts: { iptables?: boolean; ours?: boolean },
@@ -199,7 +202,8 @@ async function readyEndpoints(
     if (ready.every((e) => e !== undefined)) return ready as EndpointModel[];
     if (Date.now() > deadline)
       throw new Error(
-        `endpoints not ready after ${timeoutMs} ms: ${names.filter((_, i) => !ready[i]).join(', ')}\n${daemon.process?.logTail(20)}`,
+        `endpoints not ready after ${timeoutMs} ms: ${names.filter((_, i) => !ready[i]).join(', ')}\n` +
+          `${daemon.process?.logTail(20)}`,
       );
     await sleep(200);
   }
@@ -445,7 +449,8 @@ async function profilePhase(): Promise<Record<string, unknown> | undefined> {
           tputPrograms: tput.programs[0],
         };
         progress(
-          `profile ${k}: from_container ${rrStats.from_container?.nsPerRun.toFixed(0)} ns/run during RR (${((rrStats.from_container?.runs ?? 0) / rr.value.transactions).toFixed(2)} runs per transaction)`,
+          `profile ${k}: from_container ${rrStats.from_container?.nsPerRun.toFixed(0)} ns/run during RR ` +
+            `(${((rrStats.from_container?.runs ?? 0) / rr.value.transactions).toFixed(2)} runs per transaction)`,
         );
       }
     });
@@ -573,7 +578,8 @@ async function latencyPhase(): Promise<Record<string, unknown> | undefined> {
         regenerations: regen,
       });
       progress(
-        `latency import ${k + 1}/${LAT_IMPORTS}: wait returned after ${r.totalMs.toFixed(0)} ms (${r.endpoints} endpoints), probe dropped at ${probeMs.toFixed(0)} ms`,
+        `latency import ${k + 1}/${LAT_IMPORTS}: wait returned after ${r.totalMs.toFixed(0)} ms (${r.endpoints} ` +
+          `endpoints), probe dropped at ${probeMs.toFixed(0)} ms`,
       );
       await sleep(500);
     }
@@ -658,7 +664,8 @@ async function tracedImport(daemon: CiliumDaemon): Promise<Record<string, unknow
     syncMs: result.syncs.reduce((a, b) => a + b.ms, 0),
   };
   progress(
-    `traced import: ${result.spawns.length} processes spawned, ${result.syncs.length} fsyncs (${diag.syncMs.toFixed(0)} ms) for ${r.endpoints} endpoints`,
+    `traced import: ${result.spawns.length} processes spawned, ` +
+      `${result.syncs.length} fsyncs (${diag.syncMs.toFixed(0)} ms) for ${r.endpoints} endpoints`,
   );
   return diag;
 }
@@ -690,7 +697,8 @@ try {
   const reaped = reapStaleTopologies();
   if (reaped.length > 0) progress(`removed namespaces of dead bench runs: ${reaped.join(', ')}`);
   progress(
-    `datapath: configs ${CONFIGS.join(', ')}; ${ROUNDS} rounds of iperf3 ${IPERF_S} s + RR ${RR_S} s (load average ${loadBefore.load1} on ${loadBefore.cpus} CPUs)`,
+    `datapath: configs ${CONFIGS.join(', ')}; ${ROUNDS} rounds of iperf3 ${IPERF_S} s + RR ${RR_S} s (load average ` +
+      `${loadBefore.load1} on ${loadBefore.cpus} CPUs)`,
   );
   if (loadBefore.cpus < 2) throw new Error('the pinning (CPU0, CPU1) needs at least 2 CPUs');
   const builds: Array<Promise<void>> = [];

@@ -29,11 +29,11 @@
  * request per ms on a single connection), which checks that a policy change cuts it too.
  *
  * One round measures every config once (iperf3 single stream, then tcprr 64-byte RR), the order
- * rotated per round and reversed every other round (so no config always follows the same one). `node bench/run.mjs overlay` runs it and renders the table with the targets;
- * run alone it writes bench/results/<stamp>-overlay.json and prints the table.
- * Settings: OV_ROUNDS (5), OV_SECONDS (5, iperf3 per sample), OV_RR_SECONDS (3), OV_IMPORTS (20,
- * 0 skips the 3-host phase and its third host), OV_CLASSIC (1; 0 skips docker-overlay),
- * OV_PROBE (connprobe | probe), OV_PROFILE (1: per-run cost of our programs on both hosts with
+ * rotated per round and reversed every other round (so no config always follows the same one).
+ * `node bench/run.mjs overlay` runs it and renders the table with the targets; run alone it writes
+ * bench/results/<stamp>-overlay.json and prints the table. Settings: OV_ROUNDS (5), OV_SECONDS (5, iperf3 per sample),
+ * OV_RR_SECONDS (3), OV_IMPORTS (20, 0 skips the 3-host phase and its third host), OV_CLASSIC (1; 0 skips
+ * docker-overlay), OV_PROBE (connprobe | probe), OV_PROFILE (1: per-run cost of our programs on both hosts with
  * kernel.bpf_stats_enabled, after the rounds), OV_PERF (0; 1: `perf record -a` during one iperf3
  * and one RR run of every config, folded by symbol family), OV_STRIP_DOCKER_NAT (0; 1: dockerd's
  * embedded-DNS nat table removed from the containers' netns, as the kernel-vxlan and routed
@@ -438,7 +438,8 @@ async function importLatency(hosts: DockerHost[], daemons: CiliumDaemon[]): Prom
         );
         out.push({ revision, postMs, waitMs, dropMs, allWaitMs: Math.max(...waitMs), allDropMs: Math.max(...dropMs) });
         progress(
-          `import ${i + 1}/${IMPORTS}: probes dropped on hosts 1-3 at ${dropMs.map((x) => x.toFixed(0)).join('/')} ms, policy wait returned at ${waitMs.map((x) => x.toFixed(0)).join('/')} ms`,
+          `import ${i + 1}/${IMPORTS}: probes dropped on hosts 1-3 at ${dropMs.map((x) => x.toFixed(0)).join('/')} ` +
+            `ms, policy wait returned at ${waitMs.map((x) => x.toFixed(0)).join('/')} ms`,
         );
       } finally {
         for (const probe of probes) probe.kill('SIGKILL');
@@ -489,7 +490,10 @@ async function bpfCostPhase(
         tputPrograms,
       };
       progress(
-        `bpf cost ${name}: RR from_container ${rrPrograms[0]!.from_container?.nsPerRun.toFixed(0)} ns, from_underlay ${rrPrograms[1]!.from_underlay?.nsPerRun.toFixed(0)} ns, from_overlay ${rrPrograms[1]!.from_overlay?.nsPerRun.toFixed(0)} ns; iperf3 from_underlay ${tputPrograms[1]!.from_underlay?.runs} runs, from_overlay ${tputPrograms[1]!.from_overlay?.runs}`,
+        `bpf cost ${name}: RR from_container ${rrPrograms[0]!.from_container?.nsPerRun.toFixed(0)} ns, ` +
+          `from_underlay ${rrPrograms[1]!.from_underlay?.nsPerRun.toFixed(0)} ns, ` +
+          `from_overlay ${rrPrograms[1]!.from_overlay?.nsPerRun.toFixed(0)} ns; iperf3 from_underlay ` +
+          `${tputPrograms[1]!.from_underlay?.runs} runs, from_overlay ${tputPrograms[1]!.from_overlay?.runs}`,
       );
     }
   });

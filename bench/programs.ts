@@ -4,7 +4,8 @@
  * runs the program `PROG_REPEAT` (2 000 000) times on one skb and reports the average ns per run. No network,
  * no dockerd: bpf/lxc.bpf.o is loaded as the daemon loads it (loadLxcDatapath, default map sizes,
  * a tunnel ifindex load-time constant so that the overlay branch is compiled in) into private pin
- * roots cdbench-<pid>-* in a private bpffs (test/unit/datapath/fixtures/bpf-sandbox.ts), removed at the end, on failure and on ^C/SIGTERM.
+ * roots cdbench-<pid>-* in a private bpffs (test/unit/datapath/fixtures/bpf-sandbox.ts), removed at the end, on failure
+ * and on ^C/SIGTERM.
  *
  * Two datapaths with the same endpoints, ipcache and flows: `small` with 3 policy entries in all,
  * `large` with `PROG_FILL_ENTRIES` (50 000) more ingress entries for the enforcing destination C.
@@ -53,7 +54,9 @@ const ROUNDS = envInt('PROG_ROUNDS', 12, 1);
 const WARMUP_REPEAT = envInt('PROG_WARMUP_REPEAT', 100_000, 0);
 const PACKET_BYTES = envInt('PROG_PACKET_BYTES', 1450, 64);
 const FILL_ENTRIES = envInt('PROG_FILL_ENTRIES', 50_000, 0);
-/** 0: hot cache (PROG_REPEAT runs per measurement). N: cold, N single runs each after COLD_MIB of memory is rewritten. */
+/**
+ * 0: hot cache (PROG_REPEAT runs per measurement). N: cold, N single runs each after COLD_MIB of memory is rewritten.
+ */
 const COLD = envInt('PROG_COLD', 0, 0);
 const COLD_MIB = envInt('PROG_COLD_MIB', 32, 1);
 /**
@@ -406,7 +409,8 @@ async function probeFromOverlay(inst: Instance) {
     retval: run.retval,
     dropReasons: moved.map((s) => abi.dropReasonName(s.reason)),
     reason:
-      'bpf_skb_get_tunnel_key needs the tunnel metadata (skb dst of a collect_md vxlan device); a BPF_PROG_TEST_RUN skb has none, so the program drops at its first helper',
+      'bpf_skb_get_tunnel_key needs the tunnel metadata (skb dst of a collect_md vxlan device); ' +
+      'a BPF_PROG_TEST_RUN skb has none, so the program drops at its first helper',
     dropsAsExpected: run.retval === TC_ACT_SHOT && moved.some((s) => s.reason === abi.DropReason.NoTunnelKey),
   };
 }
@@ -462,7 +466,8 @@ async function main(): Promise<void> {
     }
     const instances = loaded[0]!;
     progress(
-      `loaded ${OBJECTS.map((o) => o.label).join(', ')}: policy maps with ${instances.small.policyEntries} and ${instances.large.policyEntries} entries; flows open`,
+      `loaded ${OBJECTS.map((o) => o.label).join(', ')}: ` +
+        `policy maps with ${instances.small.policyEntries} and ${instances.large.policyEntries} entries; flows open`,
     );
     const fromOverlay = await probeFromOverlay(instances.small);
 

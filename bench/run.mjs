@@ -10,9 +10,9 @@
 //   node bench/run.mjs --list
 //
 // Settings come from the environment (see bench/README.md): ROUNDS, WARMUP, CONC_ROUNDS, CONC_N,
-// CONC_CONFIGS, PROFILE_RUNS, MICRO_REPS (single-host); DP_* (datapath); OV_* (overlay); ID_* (identity); PROG_* (programs); CT_* (ct-bounce); BENCH_STRICT=1 exits 1
-// when a target is missed. Benches that need native tools get them compiled into bench/bin/
-// (gitignored) first, with $CC or gcc or clang.
+// CONC_CONFIGS, PROFILE_RUNS, MICRO_REPS (single-host); DP_* (datapath); OV_* (overlay); ID_* (identity); PROG_*
+// (programs); CT_* (ct-bounce); BENCH_STRICT=1 exits 1 when a target is missed. Benches that need native tools get them
+// compiled into bench/bin/ (gitignored) first, with $CC or gcc or clang.
 import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,20 +40,26 @@ const BENCHES = {
     file: join(ROOT, 'bench', 'datapath.ts'),
     render: renderDatapath,
     tools: ['tcprr'],
-    what: 'container-to-container throughput and RR: raw veth vs Docker bridge vs ours (+50k policy entries) vs 50k iptables rules; policy install rate and import-to-enforced latency',
+    what:
+      'container-to-container throughput and RR: raw veth vs Docker bridge vs ours (+50k policy entries) ' +
+      'vs 50k iptables rules; policy install rate and import-to-enforced latency',
   },
   overlay: {
     file: join(ROOT, 'bench', 'overlay.ts'),
     render: renderOverlay,
     tools: ['tcprr'],
-    what: 'cross-host throughput and RR, interleaved: routed underlay vs plain kernel VXLAN vs Docker classic overlay (--cluster-store) vs ours with and without policy; policy import -> enforced on 3 hosts',
+    what:
+      'cross-host throughput and RR, interleaved: routed underlay vs plain kernel VXLAN vs Docker classic overlay ' +
+      '(--cluster-store) vs ours with and without policy; policy import -> enforced on 3 hosts',
   },
   identity: {
     file: join(ROOT, 'bench', 'identity.ts'),
     render: renderIdentity,
     // A real etcd on loopback and worker processes: no lab host, no root, no dist/.
     lab: false,
-    what: 'identity allocation against a real etcd: latency and round trips (new/existing), 3-process race throughput and conflict rate, resync of 1k/10k owned keys',
+    what:
+      'identity allocation against a real etcd: latency and round trips (new/existing), ' +
+      '3-process race throughput and conflict rate, resync of 1k/10k owned keys',
   },
   programs: {
     file: join(ROOT, 'bench', 'programs.ts'),
@@ -61,7 +67,9 @@ const BENCHES = {
     // BPF_PROG_TEST_RUN on bpf/lxc.bpf.o in private pin roots: root, but no lab host and no dist/.
     lab: false,
     root: true,
-    what: 'ns per run of our BPF programs per packet path (BPF_PROG_TEST_RUN, interleaved rounds): local, local with policy, reply, encapsulate, to-stack, to_container; 3 vs 50k policy entries',
+    what:
+      'ns per run of our BPF programs per packet path (BPF_PROG_TEST_RUN, interleaved rounds): local, ' +
+      'local with policy, reply, encapsulate, to-stack, to_container; 3 vs 50k policy entries',
   },
   'ct-bounce': {
     file: join(ROOT, 'bench', 'ct-bounce.ts'),
@@ -69,7 +77,9 @@ const BENCHES = {
     // BPF_PROG_TEST_RUN in child processes pinned to CPU0/CPU1 on one pin root: root, no lab host.
     lab: false,
     root: true,
-    what: "one flow's conntrack entry with its two directions on two CPUs at once vs alone, conntrack counters on and off (BPF_PROG_TEST_RUN)",
+    what:
+      "one flow's conntrack entry with its two directions on two CPUs at once vs alone, " +
+      'conntrack counters on and off (BPF_PROG_TEST_RUN)',
   },
 };
 
@@ -106,7 +116,10 @@ function render(result) {
   return bench.render(result);
 }
 
-/** What keeps the selected benches from running; lab benches (every one but `lab: false`) need root and dist/, `root: true` ones root. */
+/**
+ * What keeps the selected benches from running; lab benches (every one but `lab: false`)
+ * need root and dist/, `root: true` ones root.
+ */
 function preflight(names) {
   const problems = [];
   const lab = names.some((n) => BENCHES[n].lab !== false);

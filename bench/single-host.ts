@@ -11,16 +11,17 @@
  *     `docker rm -f` of all of them; bridge vs ours (optionally none), interleaved;
  *  3. per-call profile from the daemon's debug log (`"msg":"plugin call"`, `ms`), per phase;
  *  4. diagnostics: a few runs of each network with `strace -f` on dockerd (the embedded DNS set-up
- *     that dockerd runs for every user-defined network), a few runs with `strace -f` on the daemon (processes spawned and fsyncs per
- *     container), micro-benchmarks of the building blocks inside the lab host, and a few runs
- *     with the daemon restarted under `node --cpu-prof` (where its main thread goes).
+ *     that dockerd runs for every user-defined network), a few runs with `strace -f` on the daemon
+ *     (processes spawned and fsyncs per container), micro-benchmarks of the building blocks inside
+ *     the lab host, and a few runs with the daemon restarted under `node --cpu-prof` (where its main
+ *     thread goes).
  *
  * Run through bench/run.mjs, which renders the JSON this writes to $BENCH_OUT as markdown.
  * Settings (environment): ROUNDS (20), WARMUP (1), CONC_ROUNDS (3), CONC_N (50),
  * CONC_CONFIGS ("bridge,cilium"; may add "none"), PROFILE_RUNS (8; 0 = no strace phase),
- * DOCKERD_TRACE_RUNS (4 per network; 0 = no strace of dockerd), MICRO_REPS (15; 0 = no micro-benchmarks), CPUPROF_RUNS (10; 0 = no CPU profile),
- * BENCH_BUDGET_S (480: diagnostics are skipped past it), BENCH_DAEMON_LOG (copy the daemon log there),
- * BENCH_TRACE_FILE (keep the raw strace output there).
+ * DOCKERD_TRACE_RUNS (4 per network; 0 = no strace of dockerd), MICRO_REPS (15; 0 = no micro-benchmarks), CPUPROF_RUNS
+ * (10; 0 = no CPU profile), BENCH_BUDGET_S (480: diagnostics are skipped past it), BENCH_DAEMON_LOG (copy the daemon
+ * log there), BENCH_TRACE_FILE (keep the raw strace output there).
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -140,7 +141,8 @@ async function docker(args: string[], timeoutMs = 120_000): Promise<string> {
   const r = await host.docker(args, { timeoutMs });
   if (r.code !== 0)
     throw new Error(
-      `docker ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}\n--- daemon log ---\n${daemon?.process?.logTail(20) ?? ''}`,
+      `docker ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}\n--- daemon log ---\n` +
+        `${daemon?.process?.logTail(20) ?? ''}`,
     );
   return r.stdout.trim();
 }
@@ -196,7 +198,8 @@ async function timedRun(config: ConfigKey, phase = 'latency'): Promise<number> {
     recordFailure(phase, config, r.stderr);
     if (attempt >= MAX_ATTEMPTS)
       throw new Error(
-        `docker run on ${config} failed ${attempt} times in a row: ${r.stderr.trim()}\n--- daemon log ---\n${daemon.process?.logTail(20) ?? ''}`,
+        `docker run on ${config} failed ${attempt} times in a row: ${r.stderr.trim()}\n--- daemon log ---\n` +
+          `${daemon.process?.logTail(20) ?? ''}`,
       );
     await sleep(500);
   }
@@ -282,7 +285,8 @@ async function concurrentPhase(): Promise<{ samples: ConcurrentSample[]; fromMs:
         throw new Error(`concurrent round ${r + 1} on ${config}: ${s.failures}/${CONC_N} starts failed twice`);
       samples.push(s);
       progress(
-        `concurrent round ${r + 1}/${CONC_ROUNDS} ${config}: ${CONC_N} started in ${s.startMs.toFixed(0)} ms, removed in ${s.removeMs.toFixed(0)} ms`,
+        `concurrent round ${r + 1}/${CONC_ROUNDS} ${config}: ${CONC_N} started in ${s.startMs.toFixed(0)} ms, ` +
+          `removed in ${s.removeMs.toFixed(0)} ms`,
       );
     }
   }
@@ -315,7 +319,8 @@ async function stracePhase(): Promise<
   await sleep(300);
   const calls = callProfile(pluginCalls(daemon.log(), fromMs, Date.now()));
   progress(
-    `strace: ${result.spawns.length} processes spawned and ${result.syncs.length} fsyncs over ${PROFILE_RUNS} containers`,
+    `strace: ${result.spawns.length} processes spawned and ${result.syncs.length} fsyncs ` +
+      `over ${PROFILE_RUNS} containers`,
   );
   return { ...result, runs: PROFILE_RUNS, calls };
 }
@@ -519,7 +524,8 @@ try {
   };
   const daemonRss = rssMiB(daemon.process?.pid);
   progress(
-    `diagnostics: strace over ${PROFILE_RUNS} runs, micro-benchmarks x${MICRO_REPS}, CPU profile over ${CPUPROF_RUNS} runs`,
+    `diagnostics: strace over ${PROFILE_RUNS} runs, micro-benchmarks x${MICRO_REPS}, ` +
+      `CPU profile over ${CPUPROF_RUNS} runs`,
   );
   const strace = withinBudget('strace') ? await stracePhase() : undefined;
   const dockerdStrace = withinBudget('dockerd strace') ? await dockerdStracePhase() : undefined;

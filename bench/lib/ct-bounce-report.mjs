@@ -2,7 +2,8 @@
 // each alone and both at once on two CPUs, with and without the conntrack counters.
 
 /**
- * @typedef {{ accounting: boolean, scenario: 'alone' | 'together', direction: 'fwd' | 'rev', ns: number[] }} CtBounceRow
+ * @typedef {{ accounting: boolean, scenario: 'alone' | 'together', direction: 'fwd' | 'rev',
+ *   ns: number[] }} CtBounceRow
  * @typedef {{ bench: 'ct-bounce', started: string, repeat: number, rounds: number,
  *   load: { load1: number, load5: number, cpus: number }, loadEnd: { load1: number, load5: number, cpus: number },
  *   rows: CtBounceRow[] }} CtBounceResult
@@ -25,7 +26,10 @@ export function renderCtBounce(r) {
   const lines = [
     `## ct-bounce (${r.started})`,
     '',
-    `One established TCP flow A -> B between two local endpoints: from_container on its forward packets pinned to CPU0, on its replies pinned to CPU1; ${r.repeat} runs per measurement (BPF_PROG_TEST_RUN), ${r.rounds} interleaved rounds, median [min–max] ns per run. Load ${r.load.load1}/${r.load.load5} before, ${r.loadEnd.load1}/${r.loadEnd.load5} after (1/5 min) on ${r.load.cpus} CPUs.`,
+    'One established TCP flow A -> B between two local endpoints: from_container on its forward packets pinned to ' +
+      `CPU0, on its replies pinned to CPU1; ${r.repeat} runs per measurement (BPF_PROG_TEST_RUN), ` +
+      `${r.rounds} interleaved rounds, median [min–max] ns per run. Load ${r.load.load1}/${r.load.load5} before, ` +
+      `${r.loadEnd.load1}/${r.loadEnd.load5} after (1/5 min) on ${r.load.cpus} CPUs.`,
     '',
     '| conntrack counters | direction | alone | both CPUs at once | at once − alone |',
     '|---|---|---|---|---|',
@@ -38,7 +42,8 @@ export function renderCtBounce(r) {
       const together = pick('together');
       if (!alone.length || !together.length) continue;
       lines.push(
-        `| ${accounting ? 'on' : 'off'} | ${d} | ${span(alone)} | ${span(together)} | ${(median(together) - median(alone)).toFixed(0)} |`,
+        `| ${accounting ? 'on' : 'off'} | ${d} | ${span(alone)} | ${span(together)} | ` +
+          `${(median(together) - median(alone)).toFixed(0)} |`,
       );
     }
   }

@@ -39,22 +39,30 @@ export function renderDatapath(res) {
   out.push(`## Benchmark 2 — datapath, container ↔ container on one host (${res.startedAt}, ${fmt(res.durationS)} s)`);
   out.push('');
   out.push(
-    `Kernel ${m.versions?.kernel}, ${m.versions?.iperf3}, Node ${m.versions?.node}. Load average ${m.loadBefore?.load1} before / ${m.loadAfter?.load1} after on ${m.loadBefore?.cpus} CPUs` +
+    `Kernel ${m.versions?.kernel}, ${m.versions?.iperf3}, Node ${m.versions?.node}. ` +
+      `Load average ${m.loadBefore?.load1} before / ${m.loadAfter?.load1} after on ${m.loadBefore?.cpus} CPUs` +
       (m.loadBefore?.load1 > 1 || m.loadAfter?.load1 > 2
         ? ' — **other work was running: read the paired ratios, not absolute numbers**.'
         : '.') +
-      ` ${s.rounds} interleaved rounds (order rotated each round${s.warmupS > 0 ? `, after an unrecorded ${s.warmupS} s warm-up of each config` : ''}); per config and round one ` +
-      `\`iperf3 -t ${s.iperfS}\` (TCP, 1 stream, receiver Gbit/s; client \`taskset -c 0\`, server \`-c 1\`), then \`tcprr\` for ${s.rrS} s ` +
+      ` ${s.rounds} interleaved rounds (order rotated each ` +
+      `round${s.warmupS > 0 ? `, after an unrecorded ${s.warmupS} s warm-up of each config` : ''}); ` +
+      'per config and round one ' +
+      `\`iperf3 -t ${s.iperfS}\` (TCP, 1 stream, receiver Gbit/s; client \`taskset -c 0\`, server \`-c 1\`), ` +
+      `then \`tcprr\` for ${s.rrS} s ` +
       `(64-byte TCP_NODELAY ping-pong, client and server both on CPU1 = "same-CPU" RR)` +
       ((s.rrSlices ?? 1) > 1
-        ? ` in ${s.rrSlices} passes of ${fmt(s.rrS / s.rrSlices, 1)} s over the configs (alternating direction; per round: median of the passes' percentiles, total transactions/s)`
+        ? ` in ${s.rrSlices} passes of ${fmt(s.rrS / s.rrSlices, 1)} s over the configs (alternating direction; ` +
+          `per round: median of the passes' percentiles, total transactions/s)`
         : '') +
       '. Cells: median [min–max] over rounds; ratios: median of per-round paired ratios.',
   );
   const c = res.code;
   if (c)
     out.push(
-      `Code measured: HEAD ${c.head}${c.uncommittedSrcFiles ? ` + ${c.uncommittedSrcFiles} uncommitted file(s) under src/` : ''}, dist built ${c.distBuiltAt}, bpf/lxc.bpf.o built ${c.bpfObjectBuiltAt}; daemon datapath \`${c.datapath}\`, kvstore \`${c.kvstore}\`.`,
+      'Code measured: ' +
+        `HEAD ${c.head}${c.uncommittedSrcFiles ? ` + ${c.uncommittedSrcFiles} uncommitted file(s) under src/` : ''}, ` +
+        `dist built ${c.distBuiltAt}, bpf/lxc.bpf.o built ${c.bpfObjectBuiltAt}; ` +
+        `daemon datapath \`${c.datapath}\`, kvstore \`${c.kvstore}\`.`,
     );
   if (res.phases)
     out.push(
@@ -169,7 +177,8 @@ export function renderDatapath(res) {
     check('(d) / (e)', 'd', 'e', 'RR trans/s', tps, undefined, true);
     if (rows.length > 0) {
       out.push(
-        'Paired ratios and targets ("(c) ≥ 1.10× (b)" and "(d) ≥ 0.97× (c)" are checked on both throughput and RR transactions/s):',
+        'Paired ratios and targets ("(c) ≥ 1.10× (b)" and "(d) ≥ 0.97× (c)" are checked on both ' +
+          'throughput and RR transactions/s):',
       );
       out.push('');
       out.push(
@@ -188,7 +197,8 @@ export function renderDatapath(res) {
       );
       out.push('');
       out.push(
-        `Verdicts use every round. "Quiet" rounds: CPU0 (which the RR pair does not use) < ${QUIET_BUSY} % busy during every RR run of the round` +
+        'Verdicts use every round. "Quiet" rounds: CPU0 (which the RR pair does not use) ' +
+          `< ${QUIET_BUSY} % busy during every RR run of the round` +
           (quietRounds.size < s.rounds
             ? ` — **${s.rounds - quietRounds.size} of ${s.rounds} rounds ran while other work occupied the machine**.`
             : '.'),
@@ -199,17 +209,22 @@ export function renderDatapath(res) {
     const notes = [];
     if (cfg.a)
       notes.push(
-        `(a) namespaces \`${cfg.a.client}\`, \`${cfg.a.router}\`, \`${cfg.a.server}\`; ${cfg.a.iptablesInRouter} iptables rules in the router.`,
+        `(a) namespaces \`${cfg.a.client}\`, \`${cfg.a.router}\`, \`${cfg.a.server}\`; ` +
+          `${cfg.a.iptablesInRouter} iptables rules in the router.`,
       );
     if (cfg.b)
       notes.push(
-        `(b) lab dockerd runs with \`--iptables=false --ip-masq=false\` (the lab's setting), so **no Docker ruleset** is loaded; ` +
-          `\`bridge-nf-call-iptables\` = ${cfg.b.bridgeNfCallIptables} in its netns (br_netfilter hooks run, with ${cfg.b.iptablesRules} rules to walk).`,
+        `(b) lab dockerd runs with \`--iptables=false --ip-masq=false\` (the lab's setting), ` +
+          'so **no Docker ruleset** is loaded; ' +
+          `\`bridge-nf-call-iptables\` = ${cfg.b.bridgeNfCallIptables} in its netns (br_netfilter hooks run, ` +
+          `with ${cfg.b.iptablesRules} rules to walk).`,
       );
     if (cfg.bipt)
       notes.push(
-        `(b') a second lab dockerd with \`--iptables=true --ip-masq=true\` appended: dockerd installed its own ${cfg.bipt.iptablesRules} rules ` +
-          `(DOCKER, DOCKER-USER, DOCKER-ISOLATION-STAGE-1/2, MASQUERADE of the subnet; conntrack ESTABLISHED), \`bridge-nf-call-iptables\` = ${cfg.bipt.bridgeNfCallIptables}: the real Docker setup, baselines 1(e).`,
+        `(b') a second lab dockerd with \`--iptables=true --ip-masq=true\` appended: ` +
+          `dockerd installed its own ${cfg.bipt.iptablesRules} rules ` +
+          '(DOCKER, DOCKER-USER, DOCKER-ISOLATION-STAGE-1/2, MASQUERADE of the subnet; conntrack ESTABLISHED), ' +
+          `\`bridge-nf-call-iptables\` = ${cfg.bipt.bridgeNfCallIptables}: the real Docker setup, baselines 1(e).`,
       );
     if (cfg.c)
       notes.push(
@@ -217,24 +232,30 @@ export function renderDatapath(res) {
       );
     if (cfg.c0)
       notes.push(
-        `(c0) \`c0-cli\` → \`c0-srv\` in (c)'s host, selected by no policy: the programs run (endpoint, ipcache and conntrack lookups, redirect) but no policy lookup.`,
+        `(c0) \`c0-cli\` → \`c0-srv\` in (c)'s host, selected by no policy: the programs run (endpoint, ` +
+          'ipcache and conntrack lookups, redirect) but no policy lookup.',
       );
     if (cfg.d)
       notes.push(
-        `(d) \`d-srv\` holds **${fmt(cfg.d.srvPolicyMapEntries)}** policy map entries (checked with \`GET /v1/bpf/policy/d-srv\`), from ` +
-          `${cfg.d.fill?.policies} policies allowing app=cli on ${fmt(cfg.d.fill?.entries)} distinct TCP ports (10000+), beside the measured allow; ` +
-          `import → \`policy wait\` of those took ${fmt(cfg.d.fill?.importToWaitMs)} ms. Lab host of its own, so (c)'s map does not hold them.`,
+        `(d) \`d-srv\` holds **${fmt(cfg.d.srvPolicyMapEntries)}** policy map entries (checked with ` +
+          `\`GET /v1/bpf/policy/d-srv\`), from ` +
+          `${cfg.d.fill?.policies} policies allowing app=cli on ${fmt(cfg.d.fill?.entries)} distinct TCP ports ` +
+          '(10000+), beside the measured allow; ' +
+          `import → \`policy wait\` of those took ${fmt(cfg.d.fill?.importToWaitMs)} ms. Lab host of its own, ` +
+          `so (c)'s map does not hold them.`,
       );
     if (cfg.strippedDockerNat)
       notes.push(
-        `**DP_STRIP_DOCKER_NAT**: dockerd's nat table (its embedded-DNS DNAT) was removed from every container's netns before the rounds ` +
+        `**DP_STRIP_DOCKER_NAT**: dockerd's nat table (its embedded-DNS DNAT) ` +
+          `was removed from every container's netns before the rounds ` +
           `(${Object.entries(cfg.strippedDockerNat)
             .map(([k, v]) => `(${k}) ${v.natRulesRemoved.join(' + ')} rules`)
             .join(', ')}), so no netfilter conntrack runs there; (a) never had any.`,
       );
     if (cfg.e)
       notes.push(
-        `(e) ${fmt(cfg.e.rules)} rules restored into the router's FORWARD chain in ${fmt(cfg.e.restoreMs)} ms (${cfg.e.iptables}); every packet walks all of them.`,
+        `(e) ${fmt(cfg.e.rules)} rules restored into the router's FORWARD chain in ${fmt(cfg.e.restoreMs)} ms ` +
+          `(${cfg.e.iptables}); every packet walks all of them.`,
       );
     if (notes.length > 0) {
       out.push(notes.map((n) => `- ${n}`).join('\n'));
@@ -246,7 +267,8 @@ export function renderDatapath(res) {
     const cpu = configs
       .map(
         (c) =>
-          `${c} ${fmt(median(series(c, (x) => x.tput.cpuSender).filter((v) => v !== undefined)))}/${fmt(median(series(c, (x) => x.tput.cpuReceiver).filter((v) => v !== undefined)))}`,
+          `${c} ${fmt(median(series(c, (x) => x.tput.cpuSender).filter((v) => v !== undefined)))}/` +
+          `${fmt(median(series(c, (x) => x.tput.cpuReceiver).filter((v) => v !== undefined)))}`,
       )
       .join(', ');
     const busy0 = configs
@@ -254,7 +276,8 @@ export function renderDatapath(res) {
       .join(', ');
     out.push(`iperf3 median retransmits: ${retrans}. iperf3 CPU % sender/receiver (median): ${cpu}.`);
     out.push(
-      `CPU0 busy % during the RR runs (client and server are on CPU1, so this is other work on the machine; median): ${busy0}.`,
+      'CPU0 busy % during the RR runs (client and server are on CPU1, ' +
+        `so this is other work on the machine; median): ${busy0}.`,
     );
     const slicesOf = (c) => samples.filter((x) => x.config === c).flatMap((x) => x.rr.slices ?? [x.rr]);
     const slow = configs.map((c) => {
@@ -263,7 +286,8 @@ export function renderDatapath(res) {
       return `${c} ${all.filter((x) => x.p50 > typical * 1.2).length}/${all.length}`;
     });
     out.push(
-      `RR runs more than 20 % above their config's median p50 (this VM has slow phases of seconds, +~7 µs RTT on every config while CPU0 is idle): ${slow.join(', ')}.`,
+      `RR runs more than 20 % above their config's median p50 (this VM has slow phases of seconds, ` +
+        `+~7 µs RTT on every config while CPU0 is idle): ${slow.join(', ')}.`,
     );
     out.push('');
   }
@@ -318,7 +342,8 @@ export function renderDatapath(res) {
       ['rr', 'RR'],
     ]) {
       out.push(
-        `### Where the CPUs go during one ${title} run (\`perf record -e cpu-clock -a\`, % of all samples on both CPUs)`,
+        `### Where the CPUs go during one ${title} run (\`perf record -e cpu-clock -a\`, ` +
+          '% of all samples on both CPUs)',
       );
       out.push('');
       out.push(
@@ -351,9 +376,12 @@ export function renderDatapath(res) {
     out.push(`### Import → enforced, ${lat.endpoints} endpoints on our networks (${imp.length} imports)`);
     out.push('');
     out.push(
-      `${lat.endpoints} busybox containers (labels group=lat, idx=<i>: ${lat.endpoints} identities) on ${lat.networks ?? 1} of our networks, started together in ${fmt(lat.containersStartMs / 1000, 1)} s. ` +
-        `Each import: one policy selecting all of them (ingress from group=lat on one other port), from no policy; the probe is a \`tcprr probe\` ` +
-        `(one 64-byte transaction per ms) ${lat.probe}, a port the policy does not allow: "dropped" = send time of its first unanswered request. Then the policy is deleted (and waited for).`,
+      `${lat.endpoints} busybox containers (labels group=lat, idx=<i>: ${lat.endpoints} identities) ` +
+        `on ${lat.networks ?? 1} of our networks, started together in ${fmt(lat.containersStartMs / 1000, 1)} s. ` +
+        'Each import: one policy selecting all of them (ingress from group=lat on one other port), from no policy; ' +
+        `the probe is a \`tcprr probe\` ` +
+        `(one 64-byte transaction per ms) ${lat.probe}, a port the policy does not allow: ` +
+        '"dropped" = send time of its first unanswered request. Then the policy is deleted (and waited for).',
     );
     out.push('');
     out.push(
@@ -370,13 +398,16 @@ export function renderDatapath(res) {
     out.push('');
     const endpoints = [...new Set(imp.map((x) => x.endpoints))].join(', ');
     out.push(
-      `Endpoints counted by the wait: ${endpoints}. Probe stalled after every import: ${imp.every((x) => x.probeStalled) ? 'yes' : '**no**'}.`,
+      `Endpoints counted by the wait: ${endpoints}. Probe stalled after every import: ` +
+        `${imp.every((x) => x.probeStalled) ? 'yes' : '**no**'}.`,
     );
     const regen = imp.map((x) => x.regenerations).filter(Boolean);
     if (regen.length > 0) {
       out.push(
-        `From the daemon log (\`endpoint regenerated\` lines inside each import window): ${fmt(median(regen.map((g) => g.count)))} regenerations per import, ` +
-          `one after the other, median ${fmt(median(regen.map((g) => g.medianMs)))} ms each (max ${fmt(Math.max(...regen.map((g) => g.maxMs)))} ms), ` +
+        `From the daemon log (\`endpoint regenerated\` lines inside each import window): ` +
+          `${fmt(median(regen.map((g) => g.count)))} regenerations per import, ` +
+          `one after the other, median ${fmt(median(regen.map((g) => g.medianMs)))} ms each (max ` +
+          `${fmt(Math.max(...regen.map((g) => g.maxMs)))} ms), ` +
           `summing to ${fmt(median(regen.map((g) => g.totalMs)))} ms per import.`,
       );
     }
@@ -388,7 +419,8 @@ export function renderDatapath(res) {
         .join(', ');
       out.push(
         `One more import under \`strace -f\` on the daemon (not in the figures; ${fmt(d.importToWaitMs)} ms traced): ` +
-          `${fmt((d.spawns ?? []).reduce((a, x) => a + x.count, 0))} processes spawned${top ? ` — ${top}` : ''}; ${fmt(d.syncs)} fsync/fdatasync (${fmt(d.syncMs)} ms) for ${d.endpoints} endpoints.`,
+          `${fmt((d.spawns ?? []).reduce((a, x) => a + x.count, 0))} processes spawned${top ? ` — ${top}` : ''}; ` +
+          `${fmt(d.syncs)} fsync/fdatasync (${fmt(d.syncMs)} ms) for ${d.endpoints} endpoints.`,
       );
     }
     out.push('');
@@ -400,7 +432,8 @@ export function renderDatapath(res) {
     const rate = (f) => summarize(ins.reps.map((r) => ins.entries / (f(r) / 1000)));
     const msOf = (f) => summarize(ins.reps.map(f));
     out.push(
-      `### Policy install rate through bpf-napi (${fmt(ins.entries)} entries into \`cilium_policy\`, LPM trie, key ${ins.keyBytes} B / value ${ins.valueBytes} B, ${ins.reps.length} reps)`,
+      `### Policy install rate through bpf-napi (${fmt(ins.entries)} entries into \`cilium_policy\`, LPM trie, ` +
+        `key ${ins.keyBytes} B / value ${ins.valueBytes} B, ${ins.reps.length} reps)`,
     );
     out.push('');
     const typed = rate((r) => r.typedMs);
@@ -426,7 +459,8 @@ export function renderDatapath(res) {
       ]);
     if (ins.reps[0]?.allocMs !== undefined)
       rows.push([
-        `of which: ${fmt(2 * ins.entries)} × \`Buffer.alloc\` of ${ins.keyBytes} / ${ins.valueBytes} bytes (one per key and per value, as the encoders do)`,
+        `of which: ${fmt(2 * ins.entries)} × \`Buffer.alloc\` of ${ins.keyBytes} / ${ins.valueBytes} bytes (one per ` +
+          'key and per value, as the encoders do)',
         msOf((r) => r.allocMs),
         rate((r) => r.allocMs),
         false,
@@ -464,8 +498,11 @@ export function renderDatapath(res) {
     const steady = summarize(ins.reps.map((r) => r.sync1SteadyMs).filter((v) => Number.isFinite(v)));
     out.push(
       steady.n > 0
-        ? `\`PolicyMap.syncEndpoint\` of ONE endpoint's 100 entries while the map holds the ${fmt(ins.entries)} entries of others: first ${fmt(sync.median, 0)} ms (loads the per-endpoint mirror: one full read, as after a restart), then ${fmt(steady.median, 1)} ms (2 entries changed; diffs against the mirror).`
-        : `\`PolicyMap.syncEndpoint\` of ONE endpoint's 100 entries while the map holds the ${fmt(ins.entries)} entries of others: ${fmt(sync.median, 0)} ms ` +
+        ? `\`PolicyMap.syncEndpoint\` of ONE endpoint's 100 entries while the map holds the ${fmt(ins.entries)} ` +
+            `entries of others: first ${fmt(sync.median, 0)} ms (loads the per-endpoint mirror: one full read, ` +
+            `as after a restart), then ${fmt(steady.median, 1)} ms (2 entries changed; diffs against the mirror).`
+        : `\`PolicyMap.syncEndpoint\` of ONE endpoint's 100 entries while the map holds the ${fmt(ins.entries)} ` +
+            `entries of others: ${fmt(sync.median, 0)} ms ` +
             "(diff-apply reads the whole map to find the endpoint's current entries).",
     );
     out.push('');

@@ -35,13 +35,16 @@ export function renderIdentity(res) {
   );
   out.push('');
   out.push(
-    `${m.versions?.etcd}, one member on loopback (data on the local disk, fsync on), Node ${m.versions?.node}; code HEAD ${res.code?.head}` +
+    `${m.versions?.etcd}, one member on loopback (data on the local disk, fsync on), ` +
+      `Node ${m.versions?.node}; code HEAD ${res.code?.head}` +
       (res.code?.uncommittedSrcFiles ? ` + ${res.code.uncommittedSrcFiles} uncommitted file(s) under src/` : '') +
       `. Load average ${m.loadBefore?.load1} before / ${m.loadAfter?.load1} after on ${m.loadBefore?.cpus} CPUs` +
       (m.loadBefore?.load1 > 1 || m.loadAfter?.load1 > 2
-        ? ' — **other work was running**: latencies and throughput are lower bounds of what a quiet machine does; round trips and conflict rates do not depend on load.'
+        ? ' — **other work was running**: latencies and throughput are lower bounds of what a quiet machine does; ' +
+          'round trips and conflict rates do not depend on load.'
         : '.') +
-      ' Store round trips are store calls counted through `InstrumentedKvStore` (a transaction is one call; a list is one call, paged by etcd at 1 000 keys).',
+      ' Store round trips are store calls counted through `InstrumentedKvStore` (a transaction is one call; ' +
+      'a list is one call, paged by etcd at 1 000 keys).',
   );
   out.push('');
 
@@ -88,8 +91,10 @@ export function renderIdentity(res) {
     const st = lat.statsA;
     out.push('');
     out.push(
-      `Node bench-a: ${fmt(st.attempts)} allocation transactions for ${fmt(st.allocated)} new identities (warm-up included), ${fmt(st.candidateCollisions)} candidate collisions ` +
-        `(${pct(st.attempts ? st.candidateCollisions / st.attempts : NaN)}); store calls ${callsText(lat.callsA)}. Node bench-b: ${callsText(lat.callsB)}.`,
+      `Node bench-a: ${fmt(st.attempts)} allocation transactions for ${fmt(st.allocated)} new identities (warm-up ` +
+        `included), ${fmt(st.candidateCollisions)} candidate collisions ` +
+        `(${pct(st.attempts ? st.candidateCollisions / st.attempts : NaN)}); store calls ${callsText(lat.callsA)}. ` +
+        `Node bench-b: ${callsText(lat.callsB)}.`,
     );
   }
   out.push('');
@@ -97,7 +102,8 @@ export function renderIdentity(res) {
   const races = res.races ?? [];
   if (races.length > 0) {
     out.push(
-      `### 3 daemon processes racing for the same ${fmt(s.groups)} × ${fmt(s.perGroup)} label sets (${s.concurrency} in flight each)`,
+      `### 3 daemon processes racing for the same ${fmt(s.groups)} × ${fmt(s.perGroup)} label sets ` +
+        `(${s.concurrency} in flight each)`,
     );
     out.push('');
     const raceRows = races.map((r, i) => {
@@ -113,7 +119,8 @@ export function renderIdentity(res) {
         `${pct(attempts ? collisions / attempts : NaN)} (${fmt(collisions)} / ${fmt(attempts)})`,
         `${ms(median(lats))} / ${ms(quantile(lats, 0.99))}`,
         fmt(calls / r.acquisitions, 2),
-        `${fmt(sum((w) => w.cpuMs) / r.acquisitions, 2)} ms + etcd ${r.etcdCpuMs === undefined ? '–' : `${fmt(r.etcdCpuMs / r.acquisitions, 2)} ms`}`,
+        `${fmt(sum((w) => w.cpuMs) / r.acquisitions, 2)} ms + etcd ` +
+          `${r.etcdCpuMs === undefined ? '–' : `${fmt(r.etcdCpuMs / r.acquisitions, 2)} ms`}`,
         r.etcdCpuMs === undefined
           ? '–'
           : `${fmt(((m.loadBefore?.cpus ?? 2) * 1000) / ((sum((w) => w.cpuMs) + r.etcdCpuMs) / r.acquisitions))}/s`,
@@ -152,9 +159,14 @@ export function renderIdentity(res) {
     });
     out.push('');
     out.push(
-      'Each label set is allocated by one process (one transaction) and referenced by the two others (a failed allocation transaction that returns the label key, then one reference transaction): 1.67 transactions per acquisition, ' +
-        "sent in batches (src/kvstore/transaction-batcher.ts: concurrent acquisitions' transactions share one etcd Txn as nested transactions), so a round trip carries many. " +
-        '"CPU-bound ceiling" = CPUs × 1000 / CPU ms per acquisition (workers + etcd, etcd measured over the whole race including start-up): what the machine could do if nothing else ran; it is not a measurement of the target.',
+      'Each label set is allocated by one process (one transaction) ' +
+        'and referenced by the two others (a failed allocation transaction that returns the label key, ' +
+        'then one reference transaction): 1.67 transactions per acquisition, ' +
+        "sent in batches (src/kvstore/transaction-batcher.ts: concurrent acquisitions' transactions share one etcd " +
+        'Txn as nested transactions), so a round trip carries many. ' +
+        '"CPU-bound ceiling" = CPUs × 1000 / CPU ms per acquisition (workers + etcd, ' +
+        'etcd measured over the whole race including start-up): what the machine could do if nothing else ran; ' +
+        'it is not a measurement of the target.',
     );
     out.push('');
   }
@@ -191,7 +203,9 @@ export function renderIdentity(res) {
       verdicts.push({
         name: `resync ${fmt(r.size)}: keys deleted behind the node's back are restored`,
         ok: repaired,
-        text: `${r.afterDelete.ip + r.afterDelete.references} left after the delete, ${r.afterRepair.ip + r.afterRepair.references} after the resync`,
+        text:
+          `${r.afterDelete.ip + r.afterDelete.references} left after the delete, ` +
+          `${r.afterRepair.ip + r.afterRepair.references} after the resync`,
       });
     }
     out.push(
@@ -199,8 +213,10 @@ export function renderIdentity(res) {
     );
     out.push('');
     out.push(
-      "`first`: the ip keys are not in etcd yet (the references are); `steady`: everything is in place and re-asserted anyway; `repair`: after every owned key was deleted behind the node's back. " +
-        'Writes go in transactions of 64 puts, 4 in flight (src/kvstore/batched-writes.ts); the `list` calls are the cluster-wide ip list (stale check) and the identity re-list.',
+      '`first`: the ip keys are not in etcd yet (the references are); `steady`: everything is in place and ' +
+        "re-asserted anyway; `repair`: after every owned key was deleted behind the node's back. " +
+        'Writes go in transactions of 64 puts, 4 in flight (src/kvstore/batched-writes.ts); ' +
+        'the `list` calls are the cluster-wide ip list (stale check) and the identity re-list.',
     );
   }
   return { markdown: out.join('\n'), verdicts };

@@ -121,7 +121,8 @@ function sqlite(sync) {
     db.exec(`PRAGMA synchronous = ${sync}`);
     db.exec('CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, rev INTEGER NOT NULL) WITHOUT ROWID');
     const put = db.prepare(
-      'INSERT INTO kv (key, value, rev) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, rev = excluded.rev',
+      'INSERT INTO kv (key, value, rev) VALUES (?, ?, ?) ON CONFLICT(key) ' +
+        'DO UPDATE SET value = excluded.value, rev = excluded.rev',
     );
     const value = JSON.stringify({ pad: 'x'.repeat(500) });
     const out = [];

@@ -34,21 +34,23 @@ export function renderOverlay(result) {
   const thr = (a, b) => pairedMedian(result.samples, a, b, (x) => x.throughput.gbps);
   const lat = (a, b) => pairedMedian(result.samples, a, b, (x) => x.rr.p50);
   const load = result.load
-    ? ` Load after the rounds: ${fmt(result.load.load1, 2)}/${fmt(result.load.load5, 2)} (1/5 min) on ${result.load.cpus} CPUs.`
+    ? ` Load after the rounds: ${fmt(result.load.load1, 2)}/${fmt(result.load.load5, 2)} (1/5 ` +
+      `min) on ${result.load.cpus} CPUs.`
     : '';
   const lines = [
     `## overlay (${result.started})`,
     '',
-    `Lab hosts on a shared underlay (veth + bridge, MTU 1500), ${result.rounds} interleaved rounds (order rotated), iperf3 ${result.seconds} s single stream, tcprr ${result.rrSeconds} s 64-byte RR.${load}`,
-    'Ratios are medians of per-round ratios (the two samples of a ratio come from the same round, under a minute apart), so they hold better than the absolute figures on a loaded machine.',
+    `Lab hosts on a shared underlay (veth + bridge, MTU 1500), ${result.rounds} interleaved rounds (order rotated), ` +
+      `iperf3 ${result.seconds} s single stream, tcprr ${result.rrSeconds} s 64-byte RR.${load}`,
+    'Ratios are medians of per-round ratios (the two samples of a ratio come from the same round, ' +
+      'under a minute apart), so they hold better than the absolute figures on a loaded machine.',
     '',
     ...(result.strippedDockerNat
       ? [
-          `**OV_STRIP_DOCKER_NAT**: dockerd's embedded-DNS nat table was removed from the containers' netns before the rounds (${Object.entries(
-            result.strippedDockerNat,
-          )
-            .map(([k, v]) => `${k} ${v.join(' + ')} rules`)
-            .join(', ')}); the routed and kernel-vxlan namespaces never had one.`,
+          "**OV_STRIP_DOCKER_NAT**: dockerd's embedded-DNS nat table was removed from the containers' netns " +
+            `before the rounds (${Object.entries(result.strippedDockerNat)
+              .map(([k, v]) => `${k} ${v.join(' + ')} rules`)
+              .join(', ')}); the routed and kernel-vxlan namespaces never had one.`,
           '',
         ]
       : []),
@@ -56,7 +58,10 @@ export function renderOverlay(result) {
     '|---|---|---|---|---|---|---|---|',
     ...present.map((c) => {
       const r = row(c);
-      return `| ${c} | ${fmt(r.gbps, 2)} | ${fmt(thr(c, 'kernel-vxlan'), 2)} | ${fmt(thr(c, 'routed'), 2)} | ${fmt(r.p50, 1)} | ${fmt(lat(c, 'kernel-vxlan'), 2)} | ${fmt(r.tps)} | ${fmt(r.retransmits)} |`;
+      return (
+        `| ${c} | ${fmt(r.gbps, 2)} | ${fmt(thr(c, 'kernel-vxlan'), 2)} | ${fmt(thr(c, 'routed'), 2)} | ` +
+        `${fmt(r.p50, 1)} | ${fmt(lat(c, 'kernel-vxlan'), 2)} | ${fmt(r.tps)} | ${fmt(r.retransmits)} |`
+      );
     }),
   ];
   const ours = { gbps: thr('ours+policy', 'kernel-vxlan'), p50: lat('ours+policy', 'kernel-vxlan') };
@@ -91,15 +96,26 @@ export function renderOverlay(result) {
       '',
       `### policy import on host 1 -> enforced on all 3 hosts (${imports.length} imports)`,
       '',
-      `Enforced = ${result.probe === 'probe' ? 'a tcprr probe (one request every ms on one established connection)' : 'a tcprr connprobe (a new TCP connection with one request every ms)'} into a selected container on each host stops getting answers; the time is the start of the first unanswered request after the import call began, max over the three hosts. \`policy wait\` = each daemon's \`GET /v1/policy/wait/REV\` (run in parallel after the import returned).`,
+      'Enforced = ' +
+        (result.probe === 'probe'
+          ? 'a tcprr probe (one request every ms on one established connection)'
+          : 'a tcprr connprobe (a new TCP connection with one request every ms)') +
+        ' into a selected container on each host stops getting answers; ' +
+        'the time is the start of the first unanswered request after the import call ' +
+        'began, max over the three hosts. ' +
+        `\`policy wait\` = each daemon's \`GET /v1/policy/wait/REV\` (run in parallel after the import returned).`,
       '',
       '| measure | p50 ms | p90 ms | max ms |',
       '|---|---|---|---|',
-      `| probe dropped on all 3 hosts | ${fmt(median(drop), 0)} | ${fmt(quantile(drop, 0.9), 0)} | ${fmt(Math.max(...drop), 0)} |`,
-      `| policy wait returned on all 3 | ${fmt(median(wait), 0)} | ${fmt(quantile(wait, 0.9), 0)} | ${fmt(Math.max(...wait), 0)} |`,
-      `| import call (POST) | ${fmt(median(post), 0)} | ${fmt(quantile(post, 0.9), 0)} | ${fmt(Math.max(...post), 0)} |`,
+      `| probe dropped on all 3 hosts | ${fmt(median(drop), 0)} | ${fmt(quantile(drop, 0.9), 0)} | ` +
+        `${fmt(Math.max(...drop), 0)} |`,
+      `| policy wait returned on all 3 | ${fmt(median(wait), 0)} | ${fmt(quantile(wait, 0.9), 0)} | ` +
+        `${fmt(Math.max(...wait), 0)} |`,
+      `| import call (POST) | ${fmt(median(post), 0)} | ${fmt(quantile(post, 0.9), 0)} | ` +
+        `${fmt(Math.max(...post), 0)} |`,
       '',
-      `Probe dropped, median per host (1 = importing host): ${perHost.map((x) => fmt(x, 0)).join(' / ')} ms; ${imports.length - drop.length} imports where a probe never stalled.`,
+      `Probe dropped, median per host (1 = importing host): ${perHost.map((x) => fmt(x, 0)).join(' / ')} ms; ` +
+        `${imports.length - drop.length} imports where a probe never stalled.`,
     );
     const p50 = drop.length === imports.length ? median(drop) : NaN;
     verdicts.push({
@@ -135,7 +151,8 @@ function renderProfile(profile) {
           for (const [name, c] of Object.entries(byName)) {
             if (c.runs === 0) continue;
             out.push(
-              `| ${config} | ${kind} | ${h === 0 ? 'sender' : 'receiver'} | ${name} | ${fmt(c.runs)} | ${fmt(c.nsPerRun, 0)} | ${fmt(c.runs / per, 2)} |`,
+              `| ${config} | ${kind} | ${h === 0 ? 'sender' : 'receiver'} | ${name} | ${fmt(c.runs)} | ` +
+                `${fmt(c.nsPerRun, 0)} | ${fmt(c.runs / per, 2)} |`,
             );
           }
         });
@@ -148,7 +165,8 @@ function renderProfile(profile) {
       const fams = [...new Set(Object.values(perf).flatMap((p) => Object.keys(p[kind].families ?? {})))].sort();
       out.push(
         '',
-        `### Where the CPUs go during ${kind === 'tput' ? 'iperf3' : 'RR'} (\`perf record -e cpu-clock -a\`, % of samples)`,
+        `### Where the CPUs go during ${kind === 'tput' ? 'iperf3' : 'RR'} ` +
+          `(\`perf record -e cpu-clock -a\`, % of samples)`,
         '',
       );
       out.push(

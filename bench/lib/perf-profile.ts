@@ -14,6 +14,11 @@ import { sleep } from './lab-session.js';
 
 const PERF = '/usr/bin/perf';
 
+/** One regex matching what any of `parts` matches (a long alternation written on several lines). */
+function anyOf(...parts: RegExp[]): RegExp {
+  return new RegExp(parts.map((re) => re.source).join('|'));
+}
+
 /** Symbol families, first match wins (order matters: bpf before the rest). */
 const FAMILIES: Array<[string, RegExp]> = [
   ['idle', /halt|idle|mwait|cpuidle/],
@@ -27,11 +32,19 @@ const FAMILIES: Array<[string, RegExp]> = [
   ['checksum', /csum/],
   [
     'tcp/ip stack',
-    /^(tcp_|__tcp|ip_|__ip|inet_|__inet|ipv4_|raw_|udp_|sk_|__sk|sock_|skb_|__skb|kfree_skb|__kfree_skb|consume_skb|napi|__napi|netif_|__netif|net_rx|process_backlog|dst_|fib_|ip_finish|neigh_|eth_|dev_|validate_xmit|__build_skb|__alloc_skb|kmalloc_reserve|page_frag|__dev)/,
+    anyOf(
+      /^(tcp_|__tcp|ip_|__ip|inet_|__inet|ipv4_|raw_|udp_|sk_|__sk|sock_|skb_|__skb|kfree_skb|__kfree_skb)/,
+      /^(consume_skb|napi|__napi|netif_|__netif|net_rx|process_backlog|dst_|fib_|ip_finish|neigh_|eth_|dev_)/,
+      /^(validate_xmit|__build_skb|__alloc_skb|kmalloc_reserve|page_frag|__dev)/,
+    ),
   ],
   [
     'scheduler / syscalls',
-    /^(schedule|__schedule|pick_|enqueue|dequeue|update_|switch_|finish_task|try_to_wake|ttwu|__switch|entry_|syscall|do_syscall|__x64|x64_sys|ep_|do_epoll|__wake_up|autoremove|wait_woken|__sys_|__se_sys|ksys_|vfs_|fdget|__fget|sched_|psi_|native_|pvm_|irq|__irq|raw_spin|_raw_spin|read_tsc|ktime)/,
+    anyOf(
+      /^(schedule|__schedule|pick_|enqueue|dequeue|update_|switch_|finish_task|try_to_wake|ttwu|__switch|entry_)/,
+      /^(syscall|do_syscall|__x64|x64_sys|ep_|do_epoll|__wake_up|autoremove|wait_woken|__sys_|__se_sys|ksys_|vfs_)/,
+      /^(fdget|__fget|sched_|psi_|native_|pvm_|irq|__irq|raw_spin|_raw_spin|read_tsc|ktime)/,
+    ),
   ],
 ];
 

@@ -168,14 +168,18 @@ try {
       countAfterTyped,
     });
     progress(
-      `rep ${r + 1}/${REPS}: typed ${typedMs.toFixed(0)} ms (encoding ${encodeMs.toFixed(0)} ms), raw ${rawMs.toFixed(0)} ms (hash map ${hashRawMs.toFixed(0)} ms), ` +
-        `delete ${deleteMs.toFixed(0)} ms${r === 0 ? `, sync of 100 entries beside ${N}: first ${sync1Ms.toFixed(0)} ms (loads the mirror), next ${sync1SteadyMs.toFixed(1)} ms (${sync1SteadyWritten} written)` : ''}`,
+      `rep ${r + 1}/${REPS}: typed ${typedMs.toFixed(0)} ms (encoding ${encodeMs.toFixed(0)} ms), ` +
+        `raw ${rawMs.toFixed(0)} ms (hash map ${hashRawMs.toFixed(0)} ms), ` +
+        `delete ${deleteMs.toFixed(0)} ms` +
+        (r === 0
+          ? `, sync of 100 entries beside ${N}: first ${sync1Ms.toFixed(0)} ms (loads the mirror), ` +
+            `next ${sync1SteadyMs.toFixed(1)} ms (${sync1SteadyWritten} written)`
+          : ''),
     );
   }
   hash.close();
-  process.stdout.write(
-    `${JSON.stringify({ entries: N, keyBytes, valueBytes, mapType: map.info.type, maxEntries: map.info.maxEntries, reps })}\n`,
-  );
+  const summary = { entries: N, keyBytes, valueBytes, mapType: map.info.type, maxEntries: map.info.maxEntries, reps };
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
 } finally {
   dp.close();
   // The pins are the maps' last references: unlinking them frees the maps.

@@ -12,7 +12,8 @@ function portsYaml(items: readonly PortItem[], indent: string): string {
   return items
     .map(
       (p) =>
-        `${indent}- port: "${p.port}"\n${p.endPort !== undefined ? `${indent}  endPort: ${p.endPort}\n` : ''}${indent}  protocol: TCP\n`,
+        `${indent}- port: "${p.port}"\n` +
+        `${p.endPort !== undefined ? `${indent}  endPort: ${p.endPort}\n` : ''}${indent}  protocol: TCP\n`,
     )
     .join('');
 }
@@ -43,7 +44,9 @@ export function ingressAllowPolicy(
   );
 }
 
-/** Exactly `count` TCP ports from `first` as ranges of at most 64 (the compiler expands each into one entry per port). */
+/**
+ * Exactly `count` TCP ports from `first` as ranges of at most 64 (the compiler expands each into one entry per port).
+ */
 export function portBlock(first: number, count: number): PortItem[] {
   const items: PortItem[] = [];
   for (let p = first; p < first + count; p += 64) {

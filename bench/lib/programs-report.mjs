@@ -64,11 +64,18 @@ export function renderPrograms(res) {
   const busy = m.loadBefore?.load1 > 0.5 || m.loadAfter?.load1 > 1;
   out.push(`## Benchmark — BPF programs, ns per run (BPF_PROG_TEST_RUN) (${res.startedAt}, ${fmt(res.durationS)} s)`);
   out.push('');
+  const staleObject = res.code?.object?.sourcesNewer?.length
+    ? `, **older than ${res.code.object.sourcesNewer.join(', ')}**: rebuild with scripts/build-bpf.sh`
+    : '';
+  const uncommitted = res.code?.uncommittedFiles
+    ? ` + ${res.code.uncommittedFiles} uncommitted file(s) under bpf/ src/ native/`
+    : '';
   out.push(
-    `bpf/lxc.bpf.o (built ${res.code?.object?.built}${res.code?.object?.sourcesNewer?.length ? `, **older than ${res.code.object.sourcesNewer.join(', ')}**: rebuild with scripts/build-bpf.sh` : ''}), ` +
-      `HEAD ${res.code?.head}${res.code?.uncommittedFiles ? ` + ${res.code.uncommittedFiles} uncommitted file(s) under bpf/ src/ native/` : ''}, kernel ${m.kernel}. ` +
+    `bpf/lxc.bpf.o (built ${res.code?.object?.built}${staleObject}), ` +
+      `HEAD ${res.code?.head}${uncommitted}, kernel ${m.kernel}. ` +
       (s.cold > 0
-        ? `**Cold caches**: ${fmt(s.rounds)} interleaved rounds × ${fmt(s.cold)} single runs per path, each right after ${fmt(s.coldMib)} MiB of memory was rewritten (median per round) (TCP ACK`
+        ? `**Cold caches**: ${fmt(s.rounds)} interleaved rounds × ${fmt(s.cold)} single runs per path, ` +
+          `each right after ${fmt(s.coldMib)} MiB of memory was rewritten (median per round) (TCP ACK`
         : `${fmt(s.rounds)} interleaved rounds × ${fmt(s.repeat)} runs per path (TCP ACK`) +
       `  of an established flow, ${fmt(s.packetBytes)} bytes of IPv4); ` +
       `policy maps: ${fmt(res.policyEntries?.small)} entries (small), ${fmt(res.policyEntries?.large)} (large). ` +

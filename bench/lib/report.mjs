@@ -33,8 +33,10 @@ export function renderSingleHost(res) {
   out.push(`## Benchmark 1 — single host (${res.startedAt}, ${fmt(res.durationS)} s)`);
   out.push('');
   out.push(
-    `One lab host: private dockerd ${m.versions?.dockerd ?? '?'} (\`--bridge=none --iptables=false\`), our daemon beside it ` +
-      `(embedded SQLite store on ${m.stateDir ?? '?'}), image \`bb\` (busybox). Node ${m.versions?.node ?? '?'}, kernel ${m.versions?.kernel ?? '?'}. ` +
+    `One lab host: private dockerd ${m.versions?.dockerd ?? '?'} ` +
+      `(\`--bridge=none --iptables=false\`), our daemon beside it ` +
+      `(embedded SQLite store on ${m.stateDir ?? '?'}), image \`bb\` (busybox). Node ${m.versions?.node ?? '?'}, ` +
+      `kernel ${m.versions?.kernel ?? '?'}. ` +
       `Load average ${m.loadBefore?.load1} before / ${m.loadAfter?.load1} after on ${m.loadBefore?.cpus} CPUs` +
       (m.loadBefore?.load1 > m.loadBefore?.cpus
         ? ' — **the machine was busy with other work: compare ratios, not absolute times**.'
@@ -44,7 +46,9 @@ export function renderSingleHost(res) {
     const c = res.code;
     out.push('');
     out.push(
-      `Code measured: HEAD ${c.head}${c.uncommittedSrcFiles ? ` + ${c.uncommittedSrcFiles} uncommitted file(s) under src/` : ''}, dist built ${c.distBuiltAt}; daemon datapath \`${c.datapath}\`, kvstore \`${c.kvstore}\`.`,
+      'Code measured: ' +
+        `HEAD ${c.head}${c.uncommittedSrcFiles ? ` + ${c.uncommittedSrcFiles} uncommitted file(s) under src/` : ''}, ` +
+        `dist built ${c.distBuiltAt}; daemon datapath \`${c.datapath}\`, kvstore \`${c.kvstore}\`.`,
     );
   }
   out.push('');
@@ -57,7 +61,8 @@ export function renderSingleHost(res) {
       byKey.set(k, (byKey.get(k) ?? 0) + 1);
     }
     out.push(
-      `**${fails.length} \`docker run\` failed and were retried** (not counted in the timings; each one is a bug to look at):`,
+      `**${fails.length} \`docker run\` failed and were retried** (not counted in the timings; ` +
+        'each one is a bug to look at):',
     );
     out.push('');
     for (const [k, n] of byKey) out.push(`- ${n} × ${k}`);
@@ -79,7 +84,8 @@ export function renderSingleHost(res) {
   );
   const st = Object.fromEntries(CONFIGS.map((c) => [c, summarize(by(c).map((x) => x.ms))]));
   out.push(
-    `### \`docker run --rm --network X bb true\` — ${s.rounds} interleaved rounds (order rotated per round, ${s.warmup} warm-up rounds not counted)`,
+    `### \`docker run --rm --network X bb true\` — ${s.rounds} interleaved rounds (order rotated per round, ` +
+      `${s.warmup} warm-up rounds not counted)`,
   );
   out.push('');
   const targetCell = {
@@ -119,10 +125,13 @@ export function renderSingleHost(res) {
   const oursVsNone = st.cilium.median / st.none.median;
   const oursVsBridge = st.cilium.median / st.bridge.median;
   out.push(
-    `Ours vs bridge: **${fmt(oursVsBridge, 2)}×** ratio of medians (${fmt(st.cilium.median - st.bridge.median, 0)} ms), ` +
+    `Ours vs bridge: **${fmt(oursVsBridge, 2)}×** ratio of medians ` +
+      `(${fmt(st.cilium.median - st.bridge.median, 0)} ms), ` +
       `paired ${fmt(pairedRatio(perRound('cilium'), perRound('bridge')), 2)}×. ` +
-      `Target ours ≤ ${TARGETS.latencyVsNone}× none: measured ${fmt(oursVsNone, 2)}× → ${verdict(oursVsNone <= TARGETS.latencyVsNone)}; ` +
-      `Docker's bridge here: ${fmt(st.bridge.median / st.none.median, 2)}× (baselines: ${TARGETS.bridgeReferenceVsNone}×).`,
+      `Target ours ≤ ${TARGETS.latencyVsNone}× none: ` +
+      `measured ${fmt(oursVsNone, 2)}× → ${verdict(oursVsNone <= TARGETS.latencyVsNone)}; ` +
+      `Docker's bridge here: ${fmt(st.bridge.median / st.none.median, 2)}× (baselines: ` +
+      `${TARGETS.bridgeReferenceVsNone}×).`,
   );
   if (st.null) {
     const calls = Object.values(res.nullDriver?.calls ?? {});
@@ -130,11 +139,15 @@ export function renderSingleHost(res) {
     const nullRuns = by('null').length + (s.warmup ?? 0) + 1; // + warm-up and the address check
     out.push('');
     out.push(
-      `floor of any remote driver here: null driver ${fmt(st.null.median / st.none.median, 2)}× none; ours − null = ${fmt(st.cilium.median - st.null.median)} ms ` +
-        `(paired ours / null ${fmt(pairedRatio(perRound('cilium'), perRound('null')), 2)}×; null − none = ${fmt(st.null.median - st.none.median)} ms, ` +
+      `floor of any remote driver here: null driver ${fmt(st.null.median / st.none.median, 2)}× none; ` +
+        `ours − null = ${fmt(st.cilium.median - st.null.median)} ms ` +
+        `(paired ours / null ${fmt(pairedRatio(perRound('cilium'), perRound('null')), 2)}×; ` +
+        `null − none = ${fmt(st.null.median - st.none.median)} ms, ` +
         `bridge − null = ${fmt(st.bridge.median - st.null.median)} ms).` +
         (calls.length
-          ? ` The null driver's handlers took ~${fmt(handlerMs / nullRuns, 2)} ms per container: the rest of its overhead over none is dockerd's remote-driver path (plugin HTTP calls, moving a veth into the container and addressing it).`
+          ? ` The null driver's handlers took ~${fmt(handlerMs / nullRuns, 2)} ms per container: ` +
+            `the rest of its overhead over none is dockerd's remote-driver path (plugin HTTP calls, ` +
+            'moving a veth into the container and addressing it).'
           : ''),
     );
   }
@@ -142,9 +155,13 @@ export function renderSingleHost(res) {
     const dnsCost = st.bridge.median - st.default.median;
     out.push('');
     out.push(
-      `Embedded DNS: the user-defined bridge costs ${fmt(dnsCost)} ms more than Docker's default bridge (same driver; the difference is dockerd's embedded DNS set-up, which every user-defined network gets and the default bridge does not). ` +
-        `The latency target's reference, "Docker's bridge 1.30×" (baselines §4), is the default bridge: here ${fmt(st.default.median / st.none.median, 2)}×. ` +
-        `Ours without that dockerd-side cost would be ~${fmt((st.cilium.median - dnsCost) / st.none.median, 2)}× none (ours − embedded DNS cost), against the target of ${TARGETS.latencyVsNone}×.`,
+      `Embedded DNS: the user-defined bridge costs ${fmt(dnsCost)} ms more than Docker's default bridge (same ` +
+        `driver; the difference is dockerd's embedded DNS set-up, ` +
+        'which every user-defined network gets and the default bridge does not). ' +
+        `The latency target's reference, "Docker's bridge 1.30×" (baselines §4), is the default bridge: ` +
+        `here ${fmt(st.default.median / st.none.median, 2)}×. ` +
+        `Ours without that dockerd-side cost would be ~${fmt((st.cilium.median - dnsCost) / st.none.median, 2)}× ` +
+        `none (ours − embedded DNS cost), against the target of ${TARGETS.latencyVsNone}×.`,
     );
   }
   verdicts.push({
@@ -177,7 +194,8 @@ export function renderSingleHost(res) {
   const conc = res.concurrent ?? [];
   if (conc.length > 0) {
     out.push(
-      `### ${s.concN} × \`docker run -d … sleep\` started concurrently, then one \`docker rm -f\` of all — ${s.concRounds} interleaved rounds`,
+      `### ${s.concN} × \`docker run -d … sleep\` started concurrently, then one \`docker rm -f\` of all — ` +
+        `${s.concRounds} interleaved rounds`,
     );
     out.push('');
     const cs = (c, k) => summarize(conc.filter((x) => x.config === c).map((x) => x[k]));
@@ -231,7 +249,8 @@ export function renderSingleHost(res) {
           .map((x) => x.startMs),
       );
       out.push(
-        `Concurrent start, ours vs bridge: ${fmt(ratio, 2)}× ratio of medians (paired ${fmt(paired, 2)}×) → ${verdict(ratio <= TARGETS.concurrentVsBridge)}.`,
+        `Concurrent start, ours vs bridge: ${fmt(ratio, 2)}× ratio of medians (paired ${fmt(paired, 2)}×) ` +
+          `→ ${verdict(ratio <= TARGETS.concurrentVsBridge)}.`,
       );
       verdicts.push({
         name: `concurrent: ${s.concN} starts no slower than bridge`,
@@ -287,15 +306,20 @@ export function renderSingleHost(res) {
     const overBridge = st.cilium.median - st.bridge.median;
     const bridgeOverNone = st.bridge.median - st.none.median;
     out.push(
-      `Plugin handler time per container (serial, sum over the calls of one container's life): **${fmt(pluginPerContainer, 1)} ms**, ` +
+      `Plugin handler time per container (serial, sum over the calls of one container's life): ` +
+        `**${fmt(pluginPerContainer, 1)} ms**, ` +
         `against ours − none = ${fmt(overNone)} ms and ours − bridge = ${fmt(overBridge)} ms of wall time ` +
         `(Docker's bridge costs ${fmt(bridgeOverNone)} ms over none). ` +
         (overNone > 0
           ? `The plugin handlers are ~${fmt((100 * pluginPerContainer) / overNone)} % of our overhead over none. `
           : '') +
-        `Besides dockerd's own work between the calls (windows below), our daemon used ${fmt(cpuMean('cilium', 'daemon') + cpuMean('cilium', 'daemonChildren'))} ms of CPU per container ` +
-        `(${fmt(cpuMean('cilium', 'daemonChildren'))} ms in \`ip\` children; ${fmt(cpuMean('none', 'daemon') + cpuMean('none', 'daemonChildren'))} ms on \`none\` runs) against dockerd's ${fmt(cpuMean('cilium', 'dockerd'))} ms: ` +
-        `on ${m.loadBefore?.cpus ?? '?'} vCPUs that CPU is taken from dockerd, containerd and runc while the container starts.` +
+        `Besides dockerd's own work between the calls (windows below), our daemon used ` +
+        `${fmt(cpuMean('cilium', 'daemon') + cpuMean('cilium', 'daemonChildren'))} ms of CPU per container ` +
+        `(${fmt(cpuMean('cilium', 'daemonChildren'))} ms in \`ip\` children; ` +
+        `${fmt(cpuMean('none', 'daemon') + cpuMean('none', 'daemonChildren'))} ms on \`none\` runs) ` +
+        `against dockerd's ${fmt(cpuMean('cilium', 'dockerd'))} ms: ` +
+        `on ${m.loadBefore?.cpus ?? '?'} vCPUs that CPU is taken from dockerd, ` +
+        'containerd and runc while the container starts.' +
         (concRuns ? ` Concurrent phase: ${concRuns} containers.` : ''),
     );
     out.push('');
@@ -331,7 +355,8 @@ export function renderSingleHost(res) {
   const tr = res.strace;
   if (tr && tr.runs > 0) {
     out.push(
-      `### Diagnostics: \`strace -f\` on the daemon over ${tr.runs} serial runs on our network (counts exact, durations inflated by tracing)`,
+      `### Diagnostics: \`strace -f\` on the daemon over ${tr.runs} serial runs on our network (counts exact, ` +
+        'durations inflated by tracing)',
     );
     out.push('');
     const groups = new Map();
@@ -362,15 +387,18 @@ export function renderSingleHost(res) {
     const spawnTotal = tr.spawns.reduce((a, x) => a + x.totalMs, 0) / tr.runs;
     const syncKinds = [...new Set(tr.syncs.map((x) => x.syscall))].join('/') || 'fsync';
     out.push(
-      `Per container: **${fmt(tr.spawns.length / tr.runs, 1)} processes** (${fmt(spawnTotal, 0)} ms of fork→exit, mostly sequential inside the calls) and ` +
-        `**${fmt(tr.syncs.length / tr.runs, 1)} ${syncKinds}** calls (median ${fmt(median(syncMs), 2)} ms, ${fmt(syncMs.reduce((a, b) => a + b, 0) / tr.runs, 1)} ms per container).`,
+      `Per container: **${fmt(tr.spawns.length / tr.runs, 1)} processes** (${fmt(spawnTotal, 0)} ms of fork→exit, ` +
+        'mostly sequential inside the calls) and ' +
+        `**${fmt(tr.syncs.length / tr.runs, 1)} ${syncKinds}** calls (median ${fmt(median(syncMs), 2)} ms, ` +
+        `${fmt(syncMs.reduce((a, b) => a + b, 0) / tr.runs, 1)} ms per container).`,
     );
     out.push('');
   }
   const dt = res.dockerdStrace;
   if (dt && Object.keys(dt).length > 0) {
     out.push(
-      '### Diagnostics: processes dockerd itself spawns per container (`strace -f` on dockerd; durations inflated by tracing)',
+      '### Diagnostics: processes dockerd itself spawns per container (`strace -f` on dockerd; ' +
+        'durations inflated by tracing)',
     );
     out.push('');
     const isResolver = (c) => c.includes('setup-resolver') || c.startsWith('iptables');
@@ -405,7 +433,10 @@ export function renderSingleHost(res) {
     );
     out.push('');
     out.push(
-      "dockerd starts its embedded DNS server (127.0.0.11) for every container on a user-defined network, whatever the driver: a re-exec of dockerd in the container's namespace that runs iptables 11 times. `--network none` and the default bridge skip it (daemon/container_operations.go: DisableResolution), and a network plugin cannot turn it off: it is part of every remote driver's latency over `none`.",
+      'dockerd starts its embedded DNS server (127.0.0.11) for every container on a user-defined network, ' +
+        "whatever the driver: a re-exec of dockerd in the container's namespace that runs iptables 11 times. " +
+        '`--network none` and the default bridge skip it (daemon/container_operations.go: DisableResolution), ' +
+        "and a network plugin cannot turn it off: it is part of every remote driver's latency over `none`.",
     );
     out.push('');
   }
@@ -419,7 +450,8 @@ export function renderSingleHost(res) {
         ['operation', 'CreateEndpoint part ms', 'Join part ms', 'DeleteEndpoint part ms', 'total ms'],
         [
           [
-            'veth + route as one `ip` process per command (link add, set up, 2× `-json link show`, route, del: 6 processes; the daemon now sends these to its long-lived `ip -batch` worker instead)',
+            'veth + route as one `ip` process per command (link add, set up, 2× `-json link show`, route, del: ' +
+              '6 processes; the daemon now sends these to its long-lived `ip -batch` worker instead)',
             ...v(mi.vethAsPlugin),
           ],
           ['lean: `ip link add … up`, ifindex/MAC from /sys, route, del (3 `ip` processes)', ...v(mi.vethLean)],
@@ -428,11 +460,15 @@ export function renderSingleHost(res) {
     );
     out.push('');
     out.push(
-      `One \`ip -json link show\` through execFile: ${fmt(mi.spawnIp, 1)} ms from a ${fmt(mi.rssMiB)} MiB Node process, of which the execFile() call itself (fork + exec setup) blocks the event loop ${fmt(mi.spawnBlock, 2)} ms` +
+      `One \`ip -json link show\` through execFile: ` +
+        `${fmt(mi.spawnIp, 1)} ms from a ${fmt(mi.rssMiB)} MiB Node process, of which the execFile() ` +
+        `call itself (fork + exec setup) blocks the event loop ${fmt(mi.spawnBlock, 2)} ms` +
         (mi.spawnBlockBallast !== undefined
-          ? `; from a ${fmt(mi.ballastRssMiB)} MiB process (the daemon's size): ${fmt(mi.spawnIpBallast, 1)} ms, blocking ${fmt(mi.spawnBlockBallast, 2)} ms. `
+          ? `; from a ${fmt(mi.ballastRssMiB)} MiB process (the daemon's size): ${fmt(mi.spawnIpBallast, 1)} ms, ` +
+            `blocking ${fmt(mi.spawnBlockBallast, 2)} ms. `
           : '. ') +
-        `One SQLite put in its own transaction on the state directory's file system: ${fmt(mi.sqliteFull, 2)} ms with \`synchronous=FULL\` (\`local.sync=full\`), ${fmt(mi.sqliteNormal, 2)} ms with NORMAL (the default).` +
+        `One SQLite put in its own transaction on the state directory's file system: ${fmt(mi.sqliteFull, 2)} ms ` +
+        `with \`synchronous=FULL\` (\`local.sync=full\`), ${fmt(mi.sqliteNormal, 2)} ms with NORMAL (the default).` +
         (m.daemonRssMiB ? ` Daemon RSS ${fmt(m.daemonRssMiB)} MiB.` : ''),
     );
     out.push('');
@@ -443,12 +479,16 @@ export function renderSingleHost(res) {
   const cp = res.cpuProfile;
   if (cp && cp.runs > 0) {
     out.push(
-      `### Diagnostics: daemon main thread under \`node --cpu-prof\`, ${cp.runs} serial runs on our network (after a restart; sampling inflates times)`,
+      `### Diagnostics: daemon main thread under \`node --cpu-prof\`, ` +
+        `${cp.runs} serial runs on our network (after a restart; sampling inflates times)`,
     );
     out.push('');
     out.push(
-      `Main thread busy ${fmt(cp.busyMs / cp.runs, 1)} ms per container (CPU plus waits inside synchronous calls such as fork() and fsync); ` +
-        `process CPU ${fmt((cp.cpu.daemon + cp.cpu.daemonChildren) / cp.runs, 1)} ms per container (${fmt(cp.cpu.daemonChildren / cp.runs, 1)} ms of it in \`ip\` children); wall ${fmt(cp.wallMs / cp.runs)} ms per run.`,
+      `Main thread busy ${fmt(cp.busyMs / cp.runs, 1)} ms per container (CPU plus waits inside synchronous ` +
+        'calls such as fork() and fsync); ' +
+        `process CPU ${fmt((cp.cpu.daemon + cp.cpu.daemonChildren) / cp.runs, 1)} ms per container ` +
+        `(${fmt(cp.cpu.daemonChildren / cp.runs, 1)} ms of it in \`ip\` children); ` +
+        `wall ${fmt(cp.wallMs / cp.runs)} ms per run.`,
     );
     out.push('');
     out.push(

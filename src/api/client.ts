@@ -285,7 +285,8 @@ export class ApiClient {
     req.setTimeout(MONITOR_IDLE_TIMEOUT_MS, () =>
       finish(
         new DaemonUnreachableError(
-          `the daemon at ${this.socketPath} sent nothing on the monitor stream for ${MONITOR_IDLE_TIMEOUT_MS / 1000}s (not even a heartbeat)`,
+          `the daemon at ${this.socketPath} sent nothing on the monitor stream for ` +
+            `${MONITOR_IDLE_TIMEOUT_MS / 1000}s (not even a heartbeat)`,
         ),
       ),
     );
@@ -321,7 +322,8 @@ export class ApiClient {
     what = 'cannot reach the cilium-docker daemon',
   ): DaemonUnreachableError {
     return new DaemonUnreachableError(
-      `${what} at ${this.socketPath} (${err.code ?? err.message}); is it running? start it with "sudo make run" or point --host / CILIUM_HOST at its API socket`,
+      `${what} at ${this.socketPath} (${err.code ?? err.message}); ` +
+        'is it running? start it with "sudo make run" or point --host / CILIUM_HOST at its API socket',
       { cause: err },
     );
   }

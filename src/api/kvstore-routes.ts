@@ -31,7 +31,7 @@ export const MAX_KVSTORE_REPLY_BYTES = 16 * 1024 * 1024;
 /** What the routes use of the store. */
 export type KvstoreAccess = Pick<KvStore, 'get' | 'list' | 'put' | 'delete' | 'deletePrefix'>;
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point (keys must be printable).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: keys must be printable: this finds control characters.
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
 /** Validates a key (or a prefix, which may be empty when `allowEmpty`). */
@@ -104,7 +104,8 @@ export function kvstoreRoutes(store: KvstoreAccess): RouteGroup {
       const pair = await store.get(key);
       if (!pair)
         throw new NotFoundError(
-          `key "${key}" not found in the kvstore; "cilium kvstore get --recursive <prefix>" lists the keys under a prefix`,
+          `key "${key}" not found in the kvstore; ` +
+            '"cilium kvstore get --recursive <prefix>" lists the keys under a prefix',
         );
       return { entries: [toModel(pair)], total: 1, truncated: false };
     });

@@ -239,7 +239,10 @@ export interface BpfIpcacheModel {
   identity: number;
   netId: number;
   tunnelEndpoint?: string;
-  /** Encapsulation in BPF: the underlay gateway towards tunnelEndpoint, or 'device' (the tunnel device routes it); absent = on-link. */
+  /**
+   * Encapsulation in BPF: the underlay gateway towards tunnelEndpoint, or 'device' (the tunnel
+   * device routes it); absent = on-link.
+   */
   tunnelNexthop?: string;
 }
 
@@ -251,7 +254,9 @@ export interface BpfConntrackModel {
   dport: number;
   protocol: number;
   srcIdentity: number;
-  /** Packet and byte counters per direction; absent when the daemon runs with `--bpf-ct-accounting false` (the default). */
+  /**
+   * Packet and byte counters per direction; absent when the daemon runs with `--bpf-ct-accounting false` (the default).
+   */
   packetsFwd?: string;
   bytesFwd?: string;
   packetsRev?: string;

@@ -34,7 +34,10 @@ function notPeerReason(node: ClusterNodeStatus, local: ClusterNodeStatus | undef
   if (!node.underlayIp) return 'no underlay address: no other node can reach it';
   if (!local) return 'this node has no record yet: no peer is programmed';
   if (!local.underlayIp) return 'this node has no overlay: no peer is programmed';
-  return `routing mode ${routingModeOf(node)} differs from this node's (${routingModeOf(local)}): not programmed as a peer`;
+  return (
+    `routing mode ${routingModeOf(node)} differs from this node's ` +
+    `(${routingModeOf(local)}): not programmed as a peer`
+  );
 }
 
 /**
@@ -64,7 +67,8 @@ export function nodeModels(
       health = now - at > STALE_HEARTBEAT_INTERVALS * intervalMs ? 'stale' : 'ok';
       if (health === 'stale')
         details.push(
-          `no heartbeat for ${seconds}s (one is due every ${Math.round(intervalMs / 1000)}s): the node is down, hung or cut off from the store; its record goes when its lease expires`,
+          `no heartbeat for ${seconds}s (one is due every ${Math.round(intervalMs / 1000)}s): the node is down, ` +
+            'hung or cut off from the store; its record goes when its lease expires',
         );
     }
     if (!n.local && !n.peer) details.push(notPeerReason(n, local));

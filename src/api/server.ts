@@ -10,7 +10,14 @@
  */
 import type { Server } from 'node:net';
 import { asCiliumDockerError, statusForKind, NotFoundError, BadRequestError } from '../util/errors.js';
-import { createJsonApp, finishJsonApp, listenOnUnixSocket, closeUnixServer, type Request, type Response } from '../util/http-server.js';
+import {
+  createJsonApp,
+  finishJsonApp,
+  listenOnUnixSocket,
+  closeUnixServer,
+  type Request,
+  type Response,
+} from '../util/http-server.js';
 import type { Logger } from '../util/log.js';
 import { singleQueryValue, type RouteGroup } from './route-group.js';
 import type {
@@ -97,16 +104,20 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 /** Validates `POST /v1/policy` bodies: `{"text": "<policy YAML or JSON>"}`. */
 function parsePolicyImportBody(body: unknown): string {
   if (!isPlainObject(body) || typeof body.text !== 'string') {
-    throw new BadRequestError('policy import body must be a JSON object {"text": "<CiliumNetworkPolicy YAML or JSON>"}');
+    throw new BadRequestError(
+      'policy import body must be a JSON object {"text": "<CiliumNetworkPolicy YAML or JSON>"}',
+    );
   }
-  if (body.text.trim() === '') throw new BadRequestError('policy import text is empty; give one or more CiliumNetworkPolicy documents');
+  if (body.text.trim() === '')
+    throw new BadRequestError('policy import text is empty; give one or more CiliumNetworkPolicy documents');
   return body.text;
 }
 
 function parseTraceLabels(body: Record<string, unknown>, field: 'srcLabels' | 'dstLabels'): string[] {
   const value = body[field];
   const expected = `${field} must be a non-empty array of labels, each "key=value" or "source:key=value"`;
-  if (!Array.isArray(value) || value.length === 0) throw new BadRequestError(`${expected}; got ${JSON.stringify(value) ?? 'nothing'}`);
+  if (!Array.isArray(value) || value.length === 0)
+    throw new BadRequestError(`${expected}; got ${JSON.stringify(value) ?? 'nothing'}`);
   return value.map((label, i) => {
     if (typeof label !== 'string' || label === '' || /[\s,]/.test(label)) {
       throw new BadRequestError(`${field}[${i}] ${JSON.stringify(label)} is not a label; ${expected}`);
@@ -131,7 +142,10 @@ function parsePolicyLabelsQuery(query: Request['query']): string[] {
 /** Validates `POST /v1/policy/trace` bodies; `dport` defaults to 0 (any) and `protocol` to ANY. */
 export function parseTraceRequest(body: unknown): TraceRequestModel {
   if (!isPlainObject(body)) {
-    throw new BadRequestError('trace request must be a JSON object {"srcLabels": [...], "dstLabels": [...], "dport": N, "protocol": "TCP|UDP|ANY"}');
+    throw new BadRequestError(
+      'trace request must be a JSON object {"srcLabels": [...], "dstLabels": [...], ' +
+        '"dport": N, "protocol": "TCP|UDP|ANY"}',
+    );
   }
   for (const key of Object.keys(body)) {
     if (!(traceRequestFields as readonly string[]).includes(key)) {
@@ -156,7 +170,9 @@ function parseWaitTimeout(query: Request['query']): number {
   const text = singleQueryValue(query, 'timeout');
   if (text === undefined) return DEFAULT_POLICY_WAIT_MS;
   if (!/^\d+$/.test(text) || Number(text) > MAX_POLICY_WAIT_MS) {
-    throw new BadRequestError(`timeout must be a number of milliseconds from 0 to ${MAX_POLICY_WAIT_MS}; got "${text}"`);
+    throw new BadRequestError(
+      `timeout must be a number of milliseconds from 0 to ${MAX_POLICY_WAIT_MS}; got "${text}"`,
+    );
   }
   return Number(text);
 }
@@ -171,7 +187,9 @@ export function parseMonitorTypes(value: unknown): Set<string> | undefined {
   const types = new Set(parts.map((t) => t.trim()).filter((t) => t !== ''));
   for (const type of types) {
     if (!Object.hasOwn(monitorEventTypes, type)) {
-      throw new BadRequestError(`unknown monitor event type "${type}"; expected one of ${Object.keys(monitorEventTypes).join(', ')}`);
+      throw new BadRequestError(
+        `unknown monitor event type "${type}"; expected one of ${Object.keys(monitorEventTypes).join(', ')}`,
+      );
     }
   }
   return types.size > 0 ? types : undefined;
@@ -189,7 +207,15 @@ export class ApiServer {
    * `monitorHeartbeatMs` defaults to {@link MONITOR_HEARTBEAT_MS} (tests shorten it); `routes`:
    * route groups of their own modules (kvstore, nodes, version), mounted after the backend's.
    */
-  constructor(private readonly options: { socketPath: string; backend: AgentBackend; log: Logger; monitorHeartbeatMs?: number; routes?: readonly RouteGroup[] }) {}
+  constructor(
+    private readonly options: {
+      socketPath: string;
+      backend: AgentBackend;
+      log: Logger;
+      monitorHeartbeatMs?: number;
+      routes?: readonly RouteGroup[];
+    },
+  ) {}
 
   /** Starts listening. */
   async start(): Promise<void> {
@@ -202,63 +228,121 @@ export class ApiServer {
         this.replyError(req, res, err);
       }
     };
-    app.get('/v1/healthz', route(async () => ({ ok: true })));
-    app.get('/v1/status', route(() => backend.status()));
-    app.get('/v1/endpoint', route(async () => backend.listEndpoints()));
+    app.get(
+      '/v1/healthz',
+      route(async () => ({ ok: true })),
+    );
+    app.get(
+      '/v1/status',
+      route(() => backend.status()),
+    );
+    app.get(
+      '/v1/endpoint',
+      route(async () => backend.listEndpoints()),
+    );
     app.get(
       '/v1/endpoint/:ref',
       route(async (req) => {
         const ref = String(req.params.ref);
         const ep = backend.getEndpoint(ref);
-        if (!ep) throw new NotFoundError(`endpoint "${ref}" not found; "cilium endpoint list" shows the endpoints of this node`);
+        if (!ep)
+          throw new NotFoundError(
+            `endpoint "${ref}" not found; "cilium endpoint list" shows the endpoints of this node`,
+          );
         return ep;
       }),
     );
-    app.get('/v1/network', route(() => backend.listNetworks()));
-    app.get('/v1/identity', route(() => backend.listIdentities()));
+    app.get(
+      '/v1/network',
+      route(() => backend.listNetworks()),
+    );
+    app.get(
+      '/v1/identity',
+      route(() => backend.listIdentities()),
+    );
     app.get(
       '/v1/identity/:id',
       route(async (req) => {
         const text = String(req.params.id);
         if (!/^\d+$/.test(text)) throw new BadRequestError(`identity "${text}" is not a number`);
         const identity = await backend.getIdentity(Number(text));
-        if (!identity) throw new NotFoundError(`identity ${text} not found; "cilium identity list" shows the known identities`);
+        if (!identity)
+          throw new NotFoundError(`identity ${text} not found; "cilium identity list" shows the known identities`);
         return identity;
       }),
     );
-    app.get('/v1/ip', route(() => backend.listIps()));
-    app.post('/v1/cleanup', route(() => backend.cleanup()));
+    app.get(
+      '/v1/ip',
+      route(() => backend.listIps()),
+    );
+    app.post(
+      '/v1/cleanup',
+      route(() => backend.cleanup()),
+    );
 
-    app.post('/v1/policy', route((req) => backend.importPolicy(parsePolicyImportBody(req.body))));
-    app.get('/v1/policy', route((req) => (req.query['labels'] === undefined ? backend.getPolicy() : backend.getPolicyByLabels(parsePolicyLabelsQuery(req.query)))));
+    app.post(
+      '/v1/policy',
+      route((req) => backend.importPolicy(parsePolicyImportBody(req.body))),
+    );
+    app.get(
+      '/v1/policy',
+      route((req) =>
+        req.query['labels'] === undefined
+          ? backend.getPolicy()
+          : backend.getPolicyByLabels(parsePolicyLabelsQuery(req.query)),
+      ),
+    );
     app.delete(
       '/v1/policy',
       route(async (req) => {
         // Non-strict routing also sends `DELETE /v1/policy/` here: a client that built the path
         // from an empty name must not delete every policy.
-        if (req.path !== '/v1/policy') throw new BadRequestError('empty policy name; to delete every policy use DELETE /v1/policy');
+        if (req.path !== '/v1/policy')
+          throw new BadRequestError('empty policy name; to delete every policy use DELETE /v1/policy');
         if (req.query['labels'] !== undefined) return backend.deletePolicyByLabels(parsePolicyLabelsQuery(req.query));
         return backend.deletePolicy();
       }),
     );
-    app.post('/v1/policy/trace', route((req) => backend.tracePolicy(parseTraceRequest(req.body))));
+    app.post(
+      '/v1/policy/trace',
+      route((req) => backend.tracePolicy(parseTraceRequest(req.body))),
+    );
     app.get(
       '/v1/policy/wait/:revision',
       route(async (req) => {
         const text = String(req.params.revision);
-        if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) throw new BadRequestError(`policy revision "${text}" is not a number`);
+        if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)))
+          throw new BadRequestError(`policy revision "${text}" is not a number`);
         return backend.waitPolicy(Number(text), parseWaitTimeout(req.query));
       }),
     );
-    app.get('/v1/policy/:name', route((req) => backend.getPolicy(String(req.params.name))));
-    app.delete('/v1/policy/:name', route((req) => backend.deletePolicy(String(req.params.name))));
+    app.get(
+      '/v1/policy/:name',
+      route((req) => backend.getPolicy(String(req.params.name))),
+    );
+    app.delete(
+      '/v1/policy/:name',
+      route((req) => backend.deletePolicy(String(req.params.name))),
+    );
 
     app.get('/v1/monitor', (req: Request, res: Response) => this.streamMonitor(req, res));
 
-    app.get('/v1/bpf/policy/:endpoint', route((req) => backend.bpfPolicy(String(req.params.endpoint))));
-    app.get('/v1/bpf/ipcache', route(() => backend.bpfIpcache()));
-    app.get('/v1/bpf/ct', route(() => backend.bpfConntrack()));
-    app.get('/v1/bpf/endpoint', route(() => backend.bpfEndpoints()));
+    app.get(
+      '/v1/bpf/policy/:endpoint',
+      route((req) => backend.bpfPolicy(String(req.params.endpoint))),
+    );
+    app.get(
+      '/v1/bpf/ipcache',
+      route(() => backend.bpfIpcache()),
+    );
+    app.get(
+      '/v1/bpf/ct',
+      route(() => backend.bpfConntrack()),
+    );
+    app.get(
+      '/v1/bpf/endpoint',
+      route(() => backend.bpfEndpoints()),
+    );
 
     for (const mount of this.options.routes ?? []) {
       mount({
@@ -287,7 +371,8 @@ export class ApiServer {
 
   private replyError(req: Request, res: Response, err: unknown): void {
     const reply = apiErrorReply(err);
-    if (reply.status >= 500) this.options.log.warn({ path: req.path, err: reply.body.error.message }, 'API call failed');
+    if (reply.status >= 500)
+      this.options.log.warn({ path: req.path, err: reply.body.error.message }, 'API call failed');
     res.status(reply.status).json(reply.body);
   }
 

@@ -24,7 +24,9 @@ export function formatPortProtocol(dport: number, portPrefixLen: number, protoco
 /** The enforcement header and entry table of `cilium bpf policy get`. */
 export function renderBpfPolicy(policy: BpfEndpointPolicyModel): string {
   const onOff = (on: boolean) => (on ? 'enabled' : 'disabled');
-  const header = `Endpoint ${policy.endpoint}, identity ${policy.identity}: ingress enforcement ${onOff(policy.enforceIngress)}, egress enforcement ${onOff(policy.enforceEgress)}\n`;
+  const header =
+    `Endpoint ${policy.endpoint}, identity ${policy.identity}: ingress enforcement ${onOff(policy.enforceIngress)}, ` +
+    `egress enforcement ${onOff(policy.enforceEgress)}\n`;
   const rows = policy.entries.map((e) => [
     capitalized(e.direction),
     String(e.identity),
@@ -55,7 +57,10 @@ function endpointAddress(ip: string, port: number, protocol: number): string {
   return protocolHasPorts(protocol) ? `${ip}:${port}` : ip;
 }
 
-/** The table of `cilium bpf ct list`; counters as forward/reply ('-': the daemon does not count, --bpf-ct-accounting false). */
+/**
+ * The table of `cilium bpf ct list`; counters as forward/reply ('-': the daemon does not
+ * count, --bpf-ct-accounting false).
+ */
 export function renderBpfConntrack(entries: BpfConntrackModel[]): string {
   return renderTable(
     ['SOURCE', 'DESTINATION', 'PROTO', 'IDENTITY', 'PACKETS (FWD/REV)', 'BYTES (FWD/REV)', 'FLAGS', 'EXPIRES'],

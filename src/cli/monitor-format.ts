@@ -1,8 +1,11 @@
 /**
- * One line per monitor event, after Cilium's `cilium monitor` text output:
+ * One line per monitor event, after Cilium's `cilium monitor` text output (the first two lines are
+ * wrapped here, each is one line):
  *
- *     xx drop (Policy denied) flow 0x0 to endpoint 12, identity 4321->5678: 198.18.100.2:43210 -> 198.18.100.3:80 tcp [container:app=web] -> [container:app=db]
- *     Policy verdict log: flow 0x0 local EP ID 12, remote ID 4321, proto 6, ingress, action deny, match L3-L4, policy web-policy: 198.18.100.2:43210 -> 198.18.100.3:80 tcp [...] -> [...]
+ *     xx drop (Policy denied) flow 0x0 to endpoint 12, identity 4321->5678: 198.18.100.2:43210 -> 198.18.100.3:80 tcp
+ *       [container:app=web] -> [container:app=db]
+ *     Policy verdict log: flow 0x0 local EP ID 12, remote ID 4321, proto 6, ingress, action deny, match L3-L4,
+ *       policy web-policy: 198.18.100.2:43210 -> 198.18.100.3:80 tcp [...] -> [...]
  *     -> endpoint 12 flow 0x0, identity 4321->5678: 198.18.100.2:43210 -> 198.18.100.3:80 tcp [...] -> [...]
  *
  * Cilium prints flow 0x0 when it has no flow hash; our datapath records none. The label sets of

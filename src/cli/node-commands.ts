@@ -41,7 +41,8 @@ export function renderClusterHealth(nodes: NodeModel[]): string {
   const ok = nodes.filter((n) => n.health === 'ok').length;
   const lines = nodes.map(
     (n) =>
-      `  ${n.name}${n.local ? ' (local)' : ''}: ${n.health}, last seen ${lastSeenColumn(n)}${n.underlayIp ? `, underlay ${n.underlayIp}` : ''}${n.detail ? ` (${n.detail})` : ''}`,
+      `  ${n.name}${n.local ? ' (local)' : ''}: ${n.health}, last seen ` +
+      `${lastSeenColumn(n)}${n.underlayIp ? `, underlay ${n.underlayIp}` : ''}${n.detail ? ` (${n.detail})` : ''}`,
   );
   return terminalLines([`Cluster health:   ${ok}/${nodes.length} nodes ok (heartbeats in the store)`, ...lines]);
 }

@@ -82,10 +82,23 @@ export function parseNamedIpEntry(key: string, value: string): NamedIpEntry | un
     return undefined;
   }
   if (typeof v !== 'object' || v === null) return undefined;
-  const { identity, node, name, aliases, network } = v as { identity?: unknown; node?: unknown; name?: unknown; aliases?: unknown; network?: unknown };
+  const { identity, node, name, aliases, network } = v as {
+    identity?: unknown;
+    node?: unknown;
+    name?: unknown;
+    aliases?: unknown;
+    network?: unknown;
+  };
   if (typeof identity !== 'number' || typeof node !== 'string') return undefined;
   const names = parseAliases(aliases);
-  return { ip: ipOfEntryKey(key), identity, node, name: typeof name === 'string' ? name : undefined, ...(names ? { aliases: names } : {}), network: typeof network === 'string' ? network : undefined };
+  return {
+    ip: ipOfEntryKey(key),
+    identity,
+    node,
+    name: typeof name === 'string' ? name : undefined,
+    ...(names ? { aliases: names } : {}),
+    network: typeof network === 'string' ? network : undefined,
+  };
 }
 
 /** At most this many aliases of one endpoint are kept (a peer's entry is not trusted to be small). */
@@ -94,7 +107,9 @@ const MAX_ALIASES = 64;
 /** An entry's `aliases`: the strings that can be DNS names (1-253 chars), or undefined. */
 function parseAliases(v: unknown): string[] | undefined {
   if (!Array.isArray(v)) return undefined;
-  const out = v.filter((a): a is string => typeof a === 'string' && a.length > 0 && a.length <= 253).slice(0, MAX_ALIASES);
+  const out = v
+    .filter((a): a is string => typeof a === 'string' && a.length > 0 && a.length <= 253)
+    .slice(0, MAX_ALIASES);
   return out.length > 0 ? out : undefined;
 }
 
@@ -128,7 +143,14 @@ export class IpPublisher {
   constructor(private readonly deps: IpPublisherDeps) {}
 
   private valueOf(e: LocalIpEntry): string {
-    return JSON.stringify({ identity: e.identity, node: this.deps.nodeName, endpoint: e.endpoint, name: e.name, aliases: e.aliases?.length ? e.aliases : undefined, network: e.network });
+    return JSON.stringify({
+      identity: e.identity,
+      node: this.deps.nodeName,
+      endpoint: e.endpoint,
+      name: e.name,
+      aliases: e.aliases?.length ? e.aliases : undefined,
+      network: e.network,
+    });
   }
 
   /**
@@ -148,7 +170,8 @@ export class IpPublisher {
       if (wanted.has(ip)) continue;
       const current = await this.deps.store.get(ipEntryKey(ip));
       // Another node may own the address now; delete only our own entry.
-      if (current && ownedBy(current.value, this.deps.nodeName)) await this.deps.store.atomicDelete(current.key, current.modRevision);
+      if (current && ownedBy(current.value, this.deps.nodeName))
+        await this.deps.store.atomicDelete(current.key, current.modRevision);
       this.published.delete(ip);
     }
   }
@@ -191,7 +214,8 @@ export class IpPublisher {
     const local = new Set(this.deps.localIps().map((e) => e.ip));
     for (const p of stored.pairs) {
       const ip = ipOfEntryKey(p.key);
-      if (ownedBy(p.value, this.deps.nodeName) && !local.has(ip)) await this.deps.store.atomicDelete(p.key, p.modRevision);
+      if (ownedBy(p.value, this.deps.nodeName) && !local.has(ip))
+        await this.deps.store.atomicDelete(p.key, p.modRevision);
     }
     await this.publish();
   }

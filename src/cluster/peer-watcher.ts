@@ -103,7 +103,10 @@ export class PeerWatcher {
   private readonly nodes = new Map<string, NodeRecord>();
   /** Last record logged per node (survives re-lists, so a re-list does not log joins again). */
   private readonly seen = new Map<string, NodeRecord>();
-  private readonly ips = new Map<string, { identity: number; node: string; name?: string; aliases?: string[]; network?: string }>();
+  private readonly ips = new Map<
+    string,
+    { identity: number; node: string; name?: string; aliases?: string[]; network?: string }
+  >();
   private readonly blocks = new Map<string, { node: string; subnet: string }>();
   private watchers: Watcher[] = [];
   private syncing: Promise<void> | undefined;
@@ -137,13 +140,38 @@ export class PeerWatcher {
   }
 
   private async load(): Promise<{ nodes: bigint; ips: bigint; blocks: bigint }> {
-    const [nodes, ips, blocks] = await Promise.all([this.deps.store.list(NODES_PREFIX), this.deps.store.list(IP_PREFIX), this.deps.store.list(BLOCKS_PREFIX)]);
+    const [nodes, ips, blocks] = await Promise.all([
+      this.deps.store.list(NODES_PREFIX),
+      this.deps.store.list(IP_PREFIX),
+      this.deps.store.list(BLOCKS_PREFIX),
+    ]);
     this.nodes.clear();
     this.ips.clear();
     this.blocks.clear();
-    for (const p of nodes.pairs) this.applyNode({ type: 'put', key: p.key, value: p.value, modRevision: p.modRevision, createRevision: p.createRevision });
-    for (const p of ips.pairs) this.applyIp({ type: 'put', key: p.key, value: p.value, modRevision: p.modRevision, createRevision: p.createRevision });
-    for (const p of blocks.pairs) this.applyBlock({ type: 'put', key: p.key, value: p.value, modRevision: p.modRevision, createRevision: p.createRevision });
+    for (const p of nodes.pairs)
+      this.applyNode({
+        type: 'put',
+        key: p.key,
+        value: p.value,
+        modRevision: p.modRevision,
+        createRevision: p.createRevision,
+      });
+    for (const p of ips.pairs)
+      this.applyIp({
+        type: 'put',
+        key: p.key,
+        value: p.value,
+        modRevision: p.modRevision,
+        createRevision: p.createRevision,
+      });
+    for (const p of blocks.pairs)
+      this.applyBlock({
+        type: 'put',
+        key: p.key,
+        value: p.value,
+        modRevision: p.modRevision,
+        createRevision: p.createRevision,
+      });
     return { nodes: nodes.revision, ips: ips.revision, blocks: blocks.revision };
   }
 
@@ -155,12 +183,23 @@ export class PeerWatcher {
     if (this.stopped) return;
     const resync = (reason: string) => {
       this.deps.log.info({ reason }, 'peer watch lost events: re-listing');
-      void this.watchFromList().catch((err: unknown) => this.deps.log.warn({ err }, 'peer re-list failed; the resync retries'));
+      void this.watchFromList().catch((err: unknown) =>
+        this.deps.log.warn({ err }, 'peer re-list failed; the resync retries'),
+      );
     };
     this.watchers.push(
-      this.deps.store.watch(NODES_PREFIX, revisions.nodes, { onEvent: (e) => this.changed(() => this.applyNode(e)), onResyncNeeded: resync }),
-      this.deps.store.watch(IP_PREFIX, revisions.ips, { onEvent: (e) => this.changed(() => this.applyIp(e)), onResyncNeeded: resync }),
-      this.deps.store.watch(BLOCKS_PREFIX, revisions.blocks, { onEvent: (e) => this.changed(() => this.applyBlock(e)), onResyncNeeded: resync }),
+      this.deps.store.watch(NODES_PREFIX, revisions.nodes, {
+        onEvent: (e) => this.changed(() => this.applyNode(e)),
+        onResyncNeeded: resync,
+      }),
+      this.deps.store.watch(IP_PREFIX, revisions.ips, {
+        onEvent: (e) => this.changed(() => this.applyIp(e)),
+        onResyncNeeded: resync,
+      }),
+      this.deps.store.watch(BLOCKS_PREFIX, revisions.blocks, {
+        onEvent: (e) => this.changed(() => this.applyBlock(e)),
+        onResyncNeeded: resync,
+      }),
     );
     await this.sync();
   }
@@ -222,7 +261,8 @@ export class PeerWatcher {
     const name = nodeOfRecordKey(e.key);
     if (e.type === 'delete') {
       this.nodes.delete(name);
-      if (this.seen.delete(name)) this.deps.log.info({ node: name }, 'node left (record deleted or lease expired): removing its entries');
+      if (this.seen.delete(name))
+        this.deps.log.info({ node: name }, 'node left (record deleted or lease expired): removing its entries');
       return;
     }
     const record = parseNodeRecord(e.value);
@@ -233,9 +273,13 @@ export class PeerWatcher {
     const previous = this.seen.get(name);
     this.seen.set(name, record);
     if (name !== this.deps.nodeName) {
-      if (!previous) this.deps.log.info({ node: name, underlayIp: record.underlayIp, bootId: record.bootId }, 'node joined');
+      if (!previous)
+        this.deps.log.info({ node: name, underlayIp: record.underlayIp, bootId: record.bootId }, 'node joined');
       else if (previous.bootId !== record.bootId || previous.underlayIp !== record.underlayIp) {
-        this.deps.log.info({ node: name, underlayIp: record.underlayIp, bootId: record.bootId }, 'node came back (new boot id or underlay address): re-learning it');
+        this.deps.log.info(
+          { node: name, underlayIp: record.underlayIp, bootId: record.bootId },
+          'node came back (new boot id or underlay address): re-learning it',
+        );
       }
     }
     this.nodes.set(name, record);
@@ -258,7 +302,13 @@ export class PeerWatcher {
       this.deps.log.warn({ key: e.key }, 'ignoring an ip entry that does not parse');
       return;
     }
-    this.ips.set(ip, { identity: entry.identity, node: entry.node, name: entry.name, ...(entry.aliases ? { aliases: entry.aliases } : {}), network: entry.network });
+    this.ips.set(ip, {
+      identity: entry.identity,
+      node: entry.node,
+      name: entry.name,
+      ...(entry.aliases ? { aliases: entry.aliases } : {}),
+      network: entry.network,
+    });
   }
 
   private applyBlock(e: WatchEvent): void {
@@ -304,17 +354,24 @@ export class PeerWatcher {
     const subnets = [...new Set([...this.blocks.values()].map((b) => b.subnet))];
     for (const [cidr, b] of this.blocks) {
       const tunnelEndpoint = endpointOf(b.node);
-      if (tunnelEndpoint) out.push({ prefix: cidr, identity: IDENTITY_WORLD, netId: this.deps.networkNumber(b.subnet), tunnelEndpoint });
+      if (tunnelEndpoint)
+        out.push({ prefix: cidr, identity: IDENTITY_WORLD, netId: this.deps.networkNumber(b.subnet), tunnelEndpoint });
     }
     for (const [name] of this.nodes) {
       const tunnelEndpoint = endpointOf(name);
-      if (tunnelEndpoint) out.push({ prefix: `${tunnelEndpoint}/32`, identity: IDENTITY_REMOTE_NODE, netId: 0, tunnelEndpoint });
+      if (tunnelEndpoint)
+        out.push({ prefix: `${tunnelEndpoint}/32`, identity: IDENTITY_REMOTE_NODE, netId: 0, tunnelEndpoint });
     }
     for (const [ip, e] of this.ips) {
       const tunnelEndpoint = endpointOf(e.node);
       if (!tunnelEndpoint) continue;
       const subnet = subnets.find((s) => cidrContains(s, ip));
-      out.push({ prefix: `${ip}/32`, identity: e.identity, netId: subnet ? this.deps.networkNumber(subnet) : 0, tunnelEndpoint });
+      out.push({
+        prefix: `${ip}/32`,
+        identity: e.identity,
+        netId: subnet ? this.deps.networkNumber(subnet) : 0,
+        tunnelEndpoint,
+      });
     }
     return out;
   }
@@ -334,10 +391,12 @@ export class PeerWatcher {
           if (this.deps.routes) {
             const routes = this.desiredRoutes();
             const changed = await this.deps.routes.syncPeerRoutes(routes);
-            if (changed.written || changed.deleted) this.deps.log.info({ routes: routes.length, ...changed }, 'peer block routes synced');
+            if (changed.written || changed.deleted)
+              this.deps.log.info({ routes: routes.length, ...changed }, 'peer block routes synced');
           }
           this.lastSyncAt = new Date().toISOString();
-          if (diff.written || diff.deleted) this.deps.log.debug({ entries: entries.length, ...diff }, 'remote ipcache entries synced');
+          if (diff.written || diff.deleted)
+            this.deps.log.debug({ entries: entries.length, ...diff }, 'remote ipcache entries synced');
         } while (this.again && !this.stopped);
       } catch (err) {
         this.deps.log.warn({ err }, 'programming remote entries failed; the next change or resync retries');

@@ -14,7 +14,8 @@ export function cronExpressionFor(intervalMs: number): string {
   if (Number.isInteger(minutes) && minutes >= 1 && minutes < 60 && 60 % minutes === 0) return `*/${minutes} * * * *`;
   if (minutes === 60) return '0 * * * *';
   throw new ConfigError(
-    `--resync-interval ${intervalMs} ms: use whole seconds dividing a minute (1s..30s) or whole minutes dividing an hour (1m..30m, 60m)`,
+    `--resync-interval ${intervalMs} ms: use whole seconds dividing a minute (1s..30s) ` +
+      'or whole minutes dividing an hour (1m..30m, 60m)',
   );
 }
 

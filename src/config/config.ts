@@ -81,7 +81,9 @@ export interface Config {
   ctAccounting: boolean;
   /** Cluster DNS resolver: `ip:port` it listens on, '' = off. */
   dnsAddress: string;
-  /** Where the resolver forwards foreign names (`ip` or `ip:port`); undefined = the host's /etc/resolv.conf nameservers. */
+  /**
+   * Where the resolver forwards foreign names (`ip` or `ip:port`); undefined = the host's /etc/resolv.conf nameservers.
+   */
   dnsUpstreams: readonly string[] | undefined;
 }
 
@@ -111,7 +113,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'kvstore', help: 'store backend: local | etcd | consul', default: 'local' },
   {
     name: 'kvstore-opt',
-    help: 'store option key=value (repeatable), e.g. etcd.address=http://h:2379; prefix=cilium/state/ (the default), migrate-prefix=true',
+    help:
+      'store option key=value (repeatable), e.g. etcd.address=http://h:2379; ' +
+      'prefix=cilium/state/ (the default), migrate-prefix=true',
     default: '',
     multiple: true,
   },
@@ -147,13 +151,18 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'tunnel', help: 'encapsulation between hosts: vxlan | geneve | disabled', default: 'vxlan' },
   {
     name: 'routing-mode',
-    help: "between hosts: tunnel (encapsulate, see --tunnel) | native (no encapsulation: routes to peers' blocks via their underlay IPs)",
+    help:
+      'between hosts: tunnel (encapsulate, see --tunnel) | native (no encapsulation: ' +
+      "routes to peers' blocks via their underlay IPs)",
     default: 'tunnel',
   },
   { name: 'tunnel-port', help: 'UDP port of the tunnel (default 8472 for vxlan, 6081 for geneve)', default: '' },
   {
     name: 'tunnel-encap',
-    help: "who encapsulates containers' traffic to other hosts: bpf (the veth's program writes the outer headers and hands the packet to the underlay device: no route lookup per packet) | device (the tunnel device, which routes every packet)",
+    help:
+      "who encapsulates containers' traffic to other hosts: " +
+      "bpf (the veth's program writes the outer headers and hands the packet to the underlay device: " +
+      'no route lookup per packet) | device (the tunnel device, which routes every packet)',
     default: 'bpf',
   },
   {
@@ -163,17 +172,23 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     name: 'bpf-ct-accounting',
-    help: 'packet and byte counters in every conntrack entry (cilium bpf ct list): true | false; on, the two CPUs of a flow write its entry on every packet (about 200 ns more per packet here, bench ct-bounce)',
+    help:
+      'packet and byte counters in every conntrack entry (cilium bpf ct list): true | false; on, ' +
+      'the two CPUs of a flow write its entry on every packet (about 200 ns more per packet here, bench ct-bounce)',
     default: 'false',
   },
   {
     name: 'dns-address',
-    help: 'cluster DNS resolver listen address ip[:port] (port 53 unless given); containers use it as their DNS server (dockerd --dns ip); empty = off',
+    help:
+      'cluster DNS resolver listen address ip[:port] (port 53 unless given); ' +
+      'containers use it as their DNS server (dockerd --dns ip); empty = off',
     default: '',
   },
   {
     name: 'dns-upstream',
-    help: "server ip[:port] the resolver forwards other names to (repeatable); default: the host's /etc/resolv.conf nameservers; none = answer REFUSED",
+    help:
+      'server ip[:port] the resolver forwards other names to (repeatable); default: ' +
+      "the host's /etc/resolv.conf nameservers; none = answer REFUSED",
     default: '',
     multiple: true,
   },
@@ -190,7 +205,10 @@ export function helpText(): string {
     const def = o.default === '' ? '' : ` (default ${JSON.stringify(o.default)})`;
     return `  --${o.name.padEnd(28)} ${o.help}${def}\n  ${' '.repeat(30)} env ${envName(o.name)}`;
   });
-  return `Usage: cilium-docker [options]\n\nDocker network + IPAM driver with identity-aware eBPF policy.\n\nOptions:\n${rows.join('\n')}\n  --help                         this text\n`;
+  return (
+    'Usage: cilium-docker [options]\n\nDocker network + IPAM driver with identity-aware eBPF policy.\n\nOptions:\n' +
+    `${rows.join('\n')}\n  --help                         this text\n`
+  );
 }
 
 /** Parses a duration like `5m`, `30s`, `1500ms`, `1h` into milliseconds. */
@@ -215,7 +233,8 @@ function parseCidr(text: string, what: string): string {
   if (!parsed) throw new ConfigError(`${what}: "${text}" is not an IPv4 CIDR such as 10.200.0.0/16`);
   if (hasHostBits(parsed.address, parsed.prefixLength)) {
     throw new ConfigError(
-      `${what}: "${text}" has host bits set; the network is ${formatIpv4Cidr(cidrContaining(parsed.address, parsed.prefixLength))}`,
+      `${what}: "${text}" has host bits set; ` +
+        `the network is ${formatIpv4Cidr(cidrContaining(parsed.address, parsed.prefixLength))}`,
     );
   }
   return text;
@@ -298,8 +317,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
       const other = KVSTORE_BACKENDS.find((b) => key.startsWith(`${b}.`));
       throw new ConfigError(
         other
-          ? `--kvstore-opt ${key}: an option of the ${other} store, but --kvstore is ${kvstore}; add --kvstore ${other} or drop the option`
-          : `--kvstore-opt ${key}: unknown option; options of the ${kvstore} store start with "${kvstore}."; prefix and migrate-prefix apply to every store (see --help and the README)`,
+          ? `--kvstore-opt ${key}: an option of the ${other} store, but --kvstore is ${kvstore}; ` +
+              `add --kvstore ${other} or drop the option`
+          : `--kvstore-opt ${key}: unknown option; options of the ${kvstore} store start with "${kvstore}."; ` +
+              'prefix and migrate-prefix apply to every store (see --help and the README)',
       );
     }
     kvstoreOpts[key] = item.slice(eq + 1);
@@ -307,7 +328,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const migratePrefix = layoutOpts['migrate-prefix'] ?? 'false';
   if (migratePrefix !== 'true' && migratePrefix !== 'false') {
     throw new ConfigError(
-      `--kvstore-opt migrate-prefix=${migratePrefix}: use true (move keys of the unprefixed layout under the prefix at start) or false`,
+      `--kvstore-opt migrate-prefix=${migratePrefix}: ` +
+        'use true (move keys of the unprefixed layout under the prefix at start) or false',
     );
   }
   const enforcement = value('enable-policy');
@@ -318,7 +340,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const metricsPort = /^[^:\s]+:(\d{1,5})$/.exec(metricsAddress)?.[1];
   if (metricsAddress !== '' && (metricsPort === undefined || Number(metricsPort) < 1 || Number(metricsPort) > 65535)) {
     throw new ConfigError(
-      `--metrics-address: "${metricsAddress}" must be host:port with a port from 1 to 65535 (or empty to turn metrics off)`,
+      `--metrics-address: "${metricsAddress}" must be host:port with a port from 1 to 65535 ` +
+        '(or empty to turn metrics off)',
     );
   }
   const logLevel = value('log-level');
@@ -340,7 +363,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const blockPrefixLength = parseIntIn(value('block-prefix-length'), '--block-prefix-length', 8, 32);
   if (blockPrefixLength < defaultPoolPrefixLength) {
     throw new ConfigError(
-      `--block-prefix-length ${blockPrefixLength} is shorter than the /${defaultPoolPrefixLength} subnets carved from --default-pool (--default-pool-prefix-length): a node's block must fit in a network's subnet; use ${defaultPoolPrefixLength} or more`,
+      `--block-prefix-length ${blockPrefixLength} is shorter than the /${defaultPoolPrefixLength} subnets carved ` +
+        `from --default-pool (--default-pool-prefix-length): a node's block must fit in a network's subnet; ` +
+        `use ${defaultPoolPrefixLength} or more`,
     );
   }
   const pluginSocket = value('plugin-socket');

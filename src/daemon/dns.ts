@@ -46,7 +46,8 @@ export function dnsServer(
 export async function startDns(config: Config, dns: DnsServer): Promise<void> {
   await dns.start().catch((err: unknown) => {
     throw new ConfigError(
-      `--dns-address ${config.dnsAddress}: cannot listen (${err instanceof Error ? err.message : String(err)}); give an address of this host whose port is free, or leave --dns-address empty`,
+      `--dns-address ${config.dnsAddress}: cannot listen (${err instanceof Error ? err.message : String(err)}); ` +
+        'give an address of this host whose port is free, or leave --dns-address empty',
     );
   });
 }

@@ -40,7 +40,8 @@ export async function chooseRouting(
     if (underlay) return { native: { underlayMtu: underlay.mtu, underlayIp: underlay.ip, device: underlay.device } };
     log.warn(
       { routingMode: 'native' },
-      'no underlay address (no default route and no --underlay-ip): native routing off, this node is reachable from no other node',
+      'no underlay address (no default route and no --underlay-ip): native routing off, ' +
+        'this node is reachable from no other node',
     );
   } else if (config.tunnel !== 'disabled') {
     requireTunnelSupport(config.tunnel, features);
@@ -58,7 +59,8 @@ export async function chooseRouting(
       };
     log.warn(
       { tunnel: config.tunnel },
-      'no underlay address (no default route and no --underlay-ip): overlay off, this node is reachable from no other node',
+      'no underlay address (no default route and no --underlay-ip): overlay off, ' +
+        'this node is reachable from no other node',
     );
   }
   return {};

@@ -90,7 +90,8 @@ export async function openNodeStore(config: Config, cluster: KvStore): Promise<K
   if (leftovers > 0 && (await node.list(prefix)).pairs.length === 0) {
     log.warn(
       { prefix, keys: leftovers, nodeStore: join(config.stateDir, 'node-state.db') },
-      'endpoint records of this node found in the cluster store are not used: node-local state lives in the node store now (see README, Stores)',
+      'endpoint records of this node found in the cluster store are not used: ' +
+        'node-local state lives in the node store now (see README, Stores)',
     );
   }
   return node;

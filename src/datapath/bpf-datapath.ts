@@ -11,7 +11,14 @@
  * when a device changes (reload, then the maps and routes that depend on it), on cleanup and close.
  * docs/datapath.md has the module map.
  */
-import type { Datapath, DatapathEndpoint, DatapathNetwork, DatapathPolicyEntry, EndpointEnforcement, RemoteIpcacheEntry } from './datapath.js';
+import type {
+  Datapath,
+  DatapathEndpoint,
+  DatapathNetwork,
+  DatapathPolicyEntry,
+  EndpointEnforcement,
+  RemoteIpcacheEntry,
+} from './datapath.js';
 import { RoutingDatapath } from './routing-datapath.js';
 import { BpfLoader, type DeviceIfindexes } from './bpf-loader.js';
 import { LinuxNode, type DeviceWatchHandlers, type NativeRoutingSettings, type TunnelSettings } from './linux-node.js';
@@ -27,7 +34,12 @@ import { ensureMasqueradeRule, removeMasqueradeRule } from './masquerade.js';
 import type { Logger } from '../util/log.js';
 
 export { checkBpfRoot, datapathInstalled } from './bpf-loader.js';
-export { networkNumber, type DatapathPolicyEntry, type EndpointEnforcement, type RemoteIpcacheEntry } from './datapath.js';
+export {
+  networkNumber,
+  type DatapathPolicyEntry,
+  type EndpointEnforcement,
+  type RemoteIpcacheEntry,
+} from './datapath.js';
 export type { NativeRoutingSettings, TunnelSettings } from './linux-node.js';
 
 /** Options of BpfDatapath. */
@@ -56,8 +68,19 @@ export class BpfDatapath implements Datapath {
   constructor(private readonly options: BpfDatapathOptions) {
     if (options.tunnel && options.native) throw new Error('BpfDatapath: tunnel and native routing exclude each other');
     const log = options.log;
-    this.node = new LinuxNode({ log, tunnel: options.tunnel, native: options.native, deviceCheckMs: options.deviceCheckMs });
-    this.loader = new BpfLoader({ bpfRoot: options.bpfRoot, log, underlayIp: options.tunnel?.underlayIp, tunnelPort: options.tunnel?.port ?? 0, ctAccounting: options.ctAccounting ?? false });
+    this.node = new LinuxNode({
+      log,
+      tunnel: options.tunnel,
+      native: options.native,
+      deviceCheckMs: options.deviceCheckMs,
+    });
+    this.loader = new BpfLoader({
+      bpfRoot: options.bpfRoot,
+      log,
+      underlayIp: options.tunnel?.underlayIp,
+      tunnelPort: options.tunnel?.port ?? 0,
+      ctAccounting: options.ctAccounting ?? false,
+    });
     this.state = new DatapathMaps(() => this.loader.programs);
     this.routing = new RoutingDatapath({
       onLinkCreated: (name, ifindex, mac) => this.state.rememberLink(name, ifindex, mac),
@@ -112,7 +135,10 @@ export class BpfDatapath implements Datapath {
     // Without encapsulation in BPF, an earlier agent's from_underlay would keep decapsulating.
     const underlayDevice = this.node.underlayWithoutBpfEncap;
     if (underlayDevice && (await this.loader.detachIngress(underlayDevice, 'from_underlay'))) {
-      this.options.log.info({ device: underlayDevice }, 'from_underlay of an earlier agent detached (no encapsulation in BPF now)');
+      this.options.log.info(
+        { device: underlayDevice },
+        'from_underlay of an earlier agent detached (no encapsulation in BPF now)',
+      );
     }
     await this.loader.load(devices);
     await this.state.adoptEnforcement();
@@ -173,7 +199,9 @@ export class BpfDatapath implements Datapath {
     this.state.removeNetwork(network, remaining);
   }
 
-  createEndpointLink(endpoint: Omit<DatapathEndpoint, 'mac'> & { mac?: string }): Promise<{ mac: string; hostIfIndex: number }> {
+  createEndpointLink(
+    endpoint: Omit<DatapathEndpoint, 'mac'> & { mac?: string },
+  ): Promise<{ mac: string; hostIfIndex: number }> {
     return this.routing.createEndpointLink(endpoint);
   }
 
@@ -193,7 +221,11 @@ export class BpfDatapath implements Datapath {
   }
 
   /** Writes an endpoint's enforcement flags and policy entries (diffed, batched). */
-  applyEndpointPolicy(ep: DatapathEndpoint, enforcement: EndpointEnforcement, entries: DatapathPolicyEntry[]): Promise<{ added: number; deleted: number }> {
+  applyEndpointPolicy(
+    ep: DatapathEndpoint,
+    enforcement: EndpointEnforcement,
+    entries: DatapathPolicyEntry[],
+  ): Promise<{ added: number; deleted: number }> {
     return this.state.applyEndpointPolicy(ep, enforcement, entries);
   }
 

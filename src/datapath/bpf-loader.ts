@@ -25,7 +25,9 @@ const BPF_FS_ROOT = '/sys/fs/bpf';
 
 /** Whether load() will mount a bpffs on /sys/fs/bpf first (a root under it, where none is mounted). */
 function bpffsToMount(bpfRoot: string): boolean {
-  return bpfRoot.startsWith(`${BPF_FS_ROOT}/`) && existsSync(BPF_FS_ROOT) && statfsSync(BPF_FS_ROOT).type !== BPF_FS_MAGIC;
+  return (
+    bpfRoot.startsWith(`${BPF_FS_ROOT}/`) && existsSync(BPF_FS_ROOT) && statfsSync(BPF_FS_ROOT).type !== BPF_FS_MAGIC
+  );
 }
 
 /**
@@ -37,9 +39,13 @@ export function checkBpfRoot(bpfRoot: string): void {
   if (bpffsToMount(bpfRoot)) return;
   let dir = bpfRoot;
   while (!existsSync(dir) && dir !== dirname(dir)) dir = dirname(dir);
-  if (!statSync(dir).isDirectory()) throw new ConfigError(`--bpf-root ${bpfRoot}: ${dir} is not a directory; choose a directory under ${BPF_FS_ROOT}`);
+  if (!statSync(dir).isDirectory())
+    throw new ConfigError(`--bpf-root ${bpfRoot}: ${dir} is not a directory; choose a directory under ${BPF_FS_ROOT}`);
   if (statfsSync(dir).type !== BPF_FS_MAGIC) {
-    throw new ConfigError(`--bpf-root ${bpfRoot}: ${dir} is not a bpf filesystem (programs and maps can be pinned only on bpffs); choose a directory under ${BPF_FS_ROOT}, or mount one first (mount -t bpf bpf DIR)`);
+    throw new ConfigError(
+      `--bpf-root ${bpfRoot}: ${dir} is not a bpf filesystem (programs and maps can be pinned only on bpffs); ` +
+        `choose a directory under ${BPF_FS_ROOT}, or mount one first (mount -t bpf bpf DIR)`,
+    );
   }
 }
 
@@ -51,7 +57,9 @@ export async function datapathInstalled(bpfRoot: string): Promise<boolean> {
 
 function mountBpffs(dir: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('mount', ['-t', 'bpf', 'bpf', dir], (err, _o, stderr) => (err ? reject(new UnsupportedError(`cannot mount bpffs at ${dir}: ${stderr || err.message}`)) : resolve()));
+    execFile('mount', ['-t', 'bpf', 'bpf', dir], (err, _o, stderr) =>
+      err ? reject(new UnsupportedError(`cannot mount bpffs at ${dir}: ${stderr || err.message}`)) : resolve(),
+    );
   });
 }
 
@@ -133,7 +141,8 @@ export class BpfLoader {
         tunnelPort: this.options.tunnelPort,
         ctAccounting: this.options.ctAccounting,
       },
-      onDroppedPins: (maps) => this.options.log.warn({ maps }, 'pinned maps of an older layout replaced (counters restart at 0)'),
+      onDroppedPins: (maps) =>
+        this.options.log.warn({ maps }, 'pinned maps of an older layout replaced (counters restart at 0)'),
     });
     this.loadedFor = { ...devices };
     this.attachDeviceFilters(lxc);
@@ -182,7 +191,10 @@ export class BpfLoader {
         // the device went away since: the next check sees it
       }
       if (progId === filter.progId) continue;
-      this.options.log.warn({ ifindex: filter.ifindex }, 'a filter of ours on the tunnel or underlay device was removed: attaching it again');
+      this.options.log.warn(
+        { ifindex: filter.ifindex },
+        'a filter of ours on the tunnel or underlay device was removed: attaching it again',
+      );
       this.attachDeviceFilters(this.programs);
       break;
     }

@@ -8,7 +8,13 @@
 import { runIpJson } from './link/ip-command.js';
 import { getLink, deleteLink } from './link/veth.js';
 import { ensureVxlanDevice, underlayNexthop, VXLAN_OVERHEAD } from './link/tunnel-link.js';
-import { listPeerRoutes, removePeerRoutes, syncPeerRoutes, type PeerRoute, type PeerRouteForm } from './link/peer-routes.js';
+import {
+  listPeerRoutes,
+  removePeerRoutes,
+  syncPeerRoutes,
+  type PeerRoute,
+  type PeerRouteForm,
+} from './link/peer-routes.js';
 import { Identity } from './bpf/abi.js';
 import type { DeviceIfindexes } from './bpf-loader.js';
 import { TUNNEL_DEVICE, type TunnelKind } from './features.js';
@@ -66,7 +72,14 @@ export class LinuxNode {
   private watchTimer: NodeJS.Timeout | undefined;
   private checkingDevices: Promise<void> | undefined;
 
-  constructor(private readonly options: { log: Logger; tunnel?: TunnelSettings; native?: NativeRoutingSettings; /** Watch period (15 s). */ deviceCheckMs?: number }) {
+  constructor(
+    private readonly options: {
+      log: Logger;
+      tunnel?: TunnelSettings;
+      native?: NativeRoutingSettings /** Watch period (15 s). */;
+      deviceCheckMs?: number;
+    },
+  ) {
     if (options.tunnel && options.native) throw new Error('LinuxNode: tunnel and native routing exclude each other');
   }
 
@@ -109,7 +122,13 @@ export class LinuxNode {
     if (this.options.native) return { kind: 'via' };
     const t = this.options.tunnel;
     if (!t) return undefined;
-    return { kind: 'encap', device: TUNNEL_DEVICE[t.kind], vni: Identity.RemoteNode, src: t.underlayIp, mtu: this.overlayMtu! };
+    return {
+      kind: 'encap',
+      device: TUNNEL_DEVICE[t.kind],
+      vni: Identity.RemoteNode,
+      src: t.underlayIp,
+      mtu: this.overlayMtu!,
+    };
   }
 
   /**
@@ -120,12 +139,18 @@ export class LinuxNode {
   async setUp(): Promise<DeviceIfindexes> {
     const tunnel = this.options.tunnel;
     if (tunnel) {
-      if (tunnel.kind !== 'vxlan') throw new UnsupportedError(`--tunnel ${tunnel.kind}: only the vxlan overlay is implemented; use --tunnel vxlan`);
+      if (tunnel.kind !== 'vxlan')
+        throw new UnsupportedError(
+          `--tunnel ${tunnel.kind}: only the vxlan overlay is implemented; use --tunnel vxlan`,
+        );
       const link = await ensureVxlanDevice(TUNNEL_DEVICE.vxlan, tunnel.port, this.overlayMtu!);
       this.ifindexes.tunnelIfindex = link.ifindex;
       if (tunnel.encap === 'bpf') {
         const underlay = await getLink(tunnel.underlayDevice);
-        if (!underlay) throw new UnsupportedError(`underlay device ${tunnel.underlayDevice} is gone; set --underlay-ip to an address of this host`);
+        if (!underlay)
+          throw new UnsupportedError(
+            `underlay device ${tunnel.underlayDevice} is gone; set --underlay-ip to an address of this host`,
+          );
         this.ifindexes.underlayIfindex = underlay.ifindex;
       }
     }
@@ -198,7 +223,10 @@ export class LinuxNode {
     for (const [peer, before] of this.nexthopsByPeer) {
       const now = await underlayNexthop(peer, device);
       if (now !== before) {
-        this.options.log.info({ peer, nexthop: now ?? peer, before: before ?? peer }, 'underlay next hop of a peer changed');
+        this.options.log.info(
+          { peer, nexthop: now ?? peer, before: before ?? peer },
+          'underlay next hop of a peer changed',
+        );
         this.nexthopsByPeer.set(peer, now);
         changed = true;
       }
@@ -262,7 +290,9 @@ export class LinuxNode {
     }
     this.options.log.warn(
       { tunnelIfindex: tunnelLink.ifindex, underlayIfindex, before, underlayDevice: tunnel.underlayDevice },
-      underlayIfindex || tunnel.encap !== 'bpf' ? 'tunnel or underlay device re-created: reloading the programs' : 'underlay device gone: containers\' traffic takes the tunnel device until it returns',
+      underlayIfindex || tunnel.encap !== 'bpf'
+        ? 'tunnel or underlay device re-created: reloading the programs'
+        : "underlay device gone: containers' traffic takes the tunnel device until it returns",
     );
     this.ifindexes = { tunnelIfindex: tunnelLink.ifindex, underlayIfindex };
     await handlers.devicesChanged(this.ifindexes, before);

@@ -51,7 +51,8 @@ export async function ensureMasqueradeRule(): Promise<void> {
   const add = await iptables([...RULE.slice(0, 2), '-A', 'POSTROUTING', ...RULE.slice(2)]);
   if (add.code !== 0)
     throw new DatapathError(
-      `cannot install the masquerade rule (iptables -t nat -A POSTROUTING -m mark --mark ${MASQUERADE_MARK} -j MASQUERADE): ${add.stderr.trim()}`,
+      `cannot install the masquerade rule (iptables -t nat -A POSTROUTING -m mark --mark ${MASQUERADE_MARK} -j ` +
+        `MASQUERADE): ${add.stderr.trim()}`,
     );
 }
 

@@ -96,7 +96,8 @@ export class RoutingDatapath implements Datapath {
         if ((await deleteOwnedLink(name, ifindex)) === 'not-owned') {
           this.backgroundFailed(
             new Error(
-              `veth ${name} now has another ifindex than ${ifindex}, recorded by endpoint ${endpoint.id}: it is not this endpoint's and was left alone`,
+              `veth ${name} now has another ifindex than ${ifindex}, recorded by endpoint ${endpoint.id}: ` +
+                `it is not this endpoint's and was left alone`,
             ),
             `deleting veth ${name}`,
           );

@@ -62,7 +62,15 @@ export class DnsServer {
   private udp: Socket | undefined;
   private tcp: Server | undefined;
   private readonly tcpClients = new Set<TcpSocket>();
-  private readonly counters = { queries: 0, clusterAnswers: 0, nxdomain: 0, forwarded: 0, upstreamFailures: 0, refused: 0, malformed: 0 };
+  private readonly counters = {
+    queries: 0,
+    clusterAnswers: 0,
+    nxdomain: 0,
+    forwarded: 0,
+    upstreamFailures: 0,
+    refused: 0,
+    malformed: 0,
+  };
   private boundPort = 0;
 
   constructor(private readonly options: DnsServerOptions) {}
@@ -103,7 +111,10 @@ export class DnsServer {
     });
     tcp.on('error', (err) => this.options.log.warn({ err }, 'dns tcp server error'));
     this.tcp = tcp;
-    this.options.log.info({ address: `${this.options.host}:${this.boundPort}`, upstreams: this.options.upstreams }, 'cluster DNS resolver listening');
+    this.options.log.info(
+      { address: `${this.options.host}:${this.boundPort}`, upstreams: this.options.upstreams },
+      'cluster DNS resolver listening',
+    );
   }
 
   /** Closes both sockets and every TCP connection. */
@@ -117,7 +128,11 @@ export class DnsServer {
 
   /** State for `cilium status`. */
   status(): DnsServerStatus {
-    return { address: `${this.options.host}:${this.boundPort || this.options.port}`, upstreams: [...this.options.upstreams], ...this.counters };
+    return {
+      address: `${this.options.host}:${this.boundPort || this.options.port}`,
+      upstreams: [...this.options.upstreams],
+      ...this.counters,
+    };
   }
 
   private serveTcp(socket: TcpSocket): void {
@@ -158,12 +173,19 @@ export class DnsServer {
       return header && !header.response ? encodeHeaderError(header, RCODE.formErr) : undefined;
     }
     const recursionAvailable = this.options.upstreams.length > 0;
-    if (query.header.opcode !== 0) return encodeAnswer(query, { rcode: RCODE.notImp, authoritative: false, recursionAvailable });
+    if (query.header.opcode !== 0)
+      return encodeAnswer(query, { rcode: RCODE.notImp, authoritative: false, recursionAvailable });
     const verdict = lookupClusterName(this.options.endpoints(), sourceIp, query.name);
     if (verdict.kind === 'cluster') {
       this.counters.clusterAnswers++;
       const addresses = query.type === QTYPE_A ? verdict.addresses : [];
-      return encodeAnswer(query, { rcode: RCODE.noError, authoritative: true, recursionAvailable, addresses, ttlSeconds: this.options.ttlSeconds ?? 5 });
+      return encodeAnswer(query, {
+        rcode: RCODE.noError,
+        authoritative: true,
+        recursionAvailable,
+        addresses,
+        ttlSeconds: this.options.ttlSeconds ?? 5,
+      });
     }
     if (verdict.kind === 'absent') {
       this.counters.nxdomain++;
@@ -174,7 +196,10 @@ export class DnsServer {
       return encodeAnswer(query, { rcode: RCODE.refused, authoritative: false, recursionAvailable });
     }
     for (const upstream of this.options.upstreams) {
-      const reply = await (transport === 'tcp' ? forwardTcp(message, upstream, this.options.upstreamTimeoutMs ?? 2000) : this.forward(message, upstream)).catch(() => undefined);
+      const reply = await (transport === 'tcp'
+        ? forwardTcp(message, upstream, this.options.upstreamTimeoutMs ?? 2000)
+        : this.forward(message, upstream)
+      ).catch(() => undefined);
       if (reply && reply.length >= 2 && reply.readUInt16BE(0) === query.header.id) {
         this.counters.forwarded++;
         return reply;
@@ -198,7 +223,10 @@ export class DnsServer {
         if (err) reject(err);
         else resolve(reply!);
       };
-      const timer = setTimeout(() => finish(new Error(`upstream ${upstream} did not answer`)), this.options.upstreamTimeoutMs ?? 2000);
+      const timer = setTimeout(
+        () => finish(new Error(`upstream ${upstream} did not answer`)),
+        this.options.upstreamTimeoutMs ?? 2000,
+      );
       socket.on('error', (err) => finish(err));
       socket.on('message', (reply, rinfo) => {
         if (rinfo.address === host && rinfo.port === port) finish(undefined, reply);
@@ -236,9 +264,11 @@ function forwardTcp(message: Buffer, upstream: string, timeoutMs: number): Promi
  * host whose resolv.conf names it must not forward to itself).
  */
 export function nameserversOf(resolvConf: string, exclude: string[] = []): string[] {
-  return resolvConf
-    .split('\n')
-    .map((l) => /^\s*nameserver\s+([^\s#]+)\s*(?:#.*)?$/.exec(l)?.[1])
-    // A leading zero (`010.0.0.1`) is octal to glibc: refused rather than read as another server.
-    .filter((ip): ip is string => ip !== undefined && parseIpv4(ip) !== undefined && !exclude.includes(ip));
+  return (
+    resolvConf
+      .split('\n')
+      .map((l) => /^\s*nameserver\s+([^\s#]+)\s*(?:#.*)?$/.exec(l)?.[1])
+      // A leading zero (`010.0.0.1`) is octal to glibc: refused rather than read as another server.
+      .filter((ip): ip is string => ip !== undefined && parseIpv4(ip) !== undefined && !exclude.includes(ip))
+  );
 }

@@ -6,7 +6,8 @@
  *
  * Sources: the event stream (container `start` and `rename`, network `connect`; network `create`
  * for network names), a full scan (containers and networks) at start and after every reconnect of the
- * stream, and a short periodic sweep for endpoints still waiting for their labels. This is the only module that imports dockerode.
+ * stream, and a short periodic sweep for endpoints still waiting for their labels. This is the only module that imports
+ * dockerode.
  */
 import Docker from 'dockerode';
 import type { Logger } from '../util/log.js';
@@ -78,7 +79,10 @@ export class DockerWatcher {
 
   /** Health for `cilium status`. */
   status(): { connected: boolean; detail: string } {
-    return { connected: this.connected, detail: this.connected ? this.deps.dockerHost : `${this.deps.dockerHost}: ${this.lastError || 'not connected'}` };
+    return {
+      connected: this.connected,
+      detail: this.connected ? this.deps.dockerHost : `${this.deps.dockerHost}: ${this.lastError || 'not connected'}`,
+    };
   }
 
   /** Starts following events (never throws; reconnects with backoff). */
@@ -245,5 +249,7 @@ export class DockerWatcher {
 /** A network entry's `Aliases` (any JSON) -> the distinct non-empty strings other than the name. */
 function containerAliases(raw: unknown, containerName: string): string[] {
   if (!Array.isArray(raw)) return [];
-  return [...new Set(raw.filter((a: unknown): a is string => typeof a === 'string' && a !== '' && a !== containerName))];
+  return [
+    ...new Set(raw.filter((a: unknown): a is string => typeof a === 'string' && a !== '' && a !== containerName)),
+  ];
 }

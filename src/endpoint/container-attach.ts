@@ -118,7 +118,8 @@ export class ContainerAttacher {
             code: err instanceof CiliumDockerError ? err.code : undefined,
             err,
           },
-          'new identity unavailable: endpoint admitted as waiting-for-identity with reserved:init (its own policy from its labels applies, peers see reserved:init) until the store answers',
+          'new identity unavailable: endpoint admitted as waiting-for-identity with reserved:init (its own policy ' +
+            'from its labels applies, peers see reserved:init) until the store answers',
         );
       }
       throw err;

@@ -28,7 +28,8 @@ export function checkAddressFree(others: readonly ClaimedEndpoint[], endpointId:
     : `endpoint ${short(holder.endpointId)}`;
   throw new AddressInUseError(
     `cannot create endpoint ${short(endpointId)} with address ${ipv4}: ${who} on this node holds it; ` +
-      'an address is released only after its endpoint is deleted (docker stop/rm or network disconnect the container that has it)',
+      'an address is released only after its endpoint is deleted (docker stop/rm or network ' +
+      'disconnect the container that has it)',
   );
 }
 

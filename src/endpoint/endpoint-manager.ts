@@ -176,7 +176,8 @@ export class EndpointManager {
         throw new CiliumDockerError(
           'Conflict',
           'ERR_NETWORK_IN_USE',
-          `network ${short(networkId)} still has ${users.length} endpoint(s) (${users.map((e) => short(e.endpointId)).join(', ')}); stop or disconnect its containers first`,
+          `network ${short(networkId)} still has ${users.length} endpoint(s) ` +
+            `(${users.map((e) => short(e.endpointId)).join(', ')}); stop or disconnect its containers first`,
         );
       }
       this.networks.delete(networkId);
@@ -211,7 +212,9 @@ export class EndpointManager {
     return this.networks.get(networkId);
   }
 
-  /** The name a network's endpoints publish and the DNS resolver scopes names by: `cilium.network`, else Docker's name. */
+  /**
+   * The name a network's endpoints publish and the DNS resolver scopes names by: `cilium.network`, else Docker's name.
+   */
   clusterNetworkName(networkId: string): string | undefined {
     const n = this.networks.get(networkId);
     return n?.clusterName ?? n?.name;
@@ -233,7 +236,8 @@ export class EndpointManager {
       const network = this.networks.get(input.networkId);
       if (!network) {
         throw new NetworkNotFoundError(
-          `network ${short(input.networkId)} is not known to this cilium-docker daemon (was its state lost?); remove the network with "docker network rm" and create it again`,
+          `network ${short(input.networkId)} is not known to this cilium-docker daemon (was its state lost?); ` +
+            'remove the network with "docker network rm" and create it again',
         );
       }
       const existing = this.endpoints.get(input.endpointId);
@@ -303,7 +307,8 @@ export class EndpointManager {
       const ep = this.endpoints.get(endpointId);
       if (!ep || ep.networkId !== networkId) {
         throw new EndpointNotFoundError(
-          `endpoint ${short(endpointId)} on network ${short(networkId)} is not known to this daemon; start the container again`,
+          `endpoint ${short(endpointId)} on network ${short(networkId)} is not known to this ` +
+            'daemon; start the container again',
         );
       }
       const network = this.networks.get(networkId);

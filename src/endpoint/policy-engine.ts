@@ -50,7 +50,11 @@ const FIRST_CIDR_IDENTITY = 16_777_216;
 
 /** What the engine needs from the datapath. */
 export interface PolicyDatapath {
-  applyEndpointPolicy(ep: DatapathEndpoint, enforcement: EndpointEnforcement, entries: DatapathPolicyEntry[]): Promise<{ added: number; deleted: number }>;
+  applyEndpointPolicy(
+    ep: DatapathEndpoint,
+    enforcement: EndpointEnforcement,
+    entries: DatapathPolicyEntry[],
+  ): Promise<{ added: number; deleted: number }>;
   syncCidrIdentities(prefixes: Map<string, number>): Promise<void>;
 }
 
@@ -100,8 +104,10 @@ export class PolicyEngine {
       }
       if (event === 'updated' && (ep.state === 'ready' || ep.state === 'waiting-for-identity')) {
         const known = this.compiled.get(ep.id);
-        const labelsChanged = waitingWithLabels(ep) && this.compiledWaitingLabels.get(ep.id) !== JSON.stringify(ep.labels);
-        if (!known || known.identity !== ep.identity || ep.policyRevision !== this.repository.revision || labelsChanged) this.schedule([ep.endpointId]);
+        const labelsChanged =
+          waitingWithLabels(ep) && this.compiledWaitingLabels.get(ep.id) !== JSON.stringify(ep.labels);
+        if (!known || known.identity !== ep.identity || ep.policyRevision !== this.repository.revision || labelsChanged)
+          this.schedule([ep.endpointId]);
       }
     });
   }
@@ -197,7 +203,8 @@ export class PolicyEngine {
       seen.add(stored.id);
       if (!this.cache.labelsOf(stored.id)) this.identityAdded(stored.id, stored.labels);
     }
-    for (const id of this.cache.identities.keys()) if (isAllocatedIdentity(id) && !seen.has(id)) this.identityRemoved(id);
+    for (const id of this.cache.identities.keys())
+      if (isAllocatedIdentity(id) && !seen.has(id)) this.identityRemoved(id);
   }
 
   /**
@@ -211,7 +218,8 @@ export class PolicyEngine {
     const id = identityOfIdKey(key);
     let problem: string | undefined;
     let labels: LabelSet | undefined;
-    if (!isAllocatedIdentity(id)) problem = `identity number outside ${MIN_ALLOCATED_IDENTITY}-${FIRST_CIDR_IDENTITY - 1}`;
+    if (!isAllocatedIdentity(id))
+      problem = `identity number outside ${MIN_ALLOCATED_IDENTITY}-${FIRST_CIDR_IDENTITY - 1}`;
     else {
       labels = LabelSet.fromCanonical(canonical);
       const foreign = labels.labels.find((l) => !ALLOCATED_LABEL_SOURCES.has(l.source));
@@ -220,7 +228,10 @@ export class PolicyEngine {
     if (problem === undefined) return { id, labels: labels! };
     if (!this.ignoredIdentities.has(key)) {
       this.ignoredIdentities.add(key);
-      this.deps.log.warn({ key, labels: canonical.slice(0, 256), problem }, 'ignoring a stored identity for policy: not one this daemon allocates');
+      this.deps.log.warn(
+        { key, labels: canonical.slice(0, 256), problem },
+        'ignoring a stored identity for policy: not one this daemon allocates',
+      );
     }
     return undefined;
   }
@@ -246,7 +257,12 @@ export class PolicyEngine {
 
   private regenerateForIdentityChange(labels: LabelSet[]): void {
     const affected = new Set(identitiesAffectedByIdentityChange(this.repository, this.cache, labels));
-    this.schedule(this.deps.endpoints.listEndpoints().filter((e) => affected.has(e.identity) || waitingWithLabels(e)).map((e) => e.endpointId));
+    this.schedule(
+      this.deps.endpoints
+        .listEndpoints()
+        .filter((e) => affected.has(e.identity) || waitingWithLabels(e))
+        .map((e) => e.endpointId),
+    );
   }
 
   /** Applies a repository snapshot (from our own write or another node's) and regenerates what it affects. */
@@ -255,7 +271,8 @@ export class PolicyEngine {
     // Validated in the parser thread; applyRepository drops it if a newer one was applied meanwhile.
     this.parser.parseSnapshot(value).then(
       (parsed) => this.applyRepository(PolicyRepository.fromParsedSnapshot(parsed), modRevision),
-      (err: unknown) => this.deps.log.error({ modRevision: String(modRevision), err }, 'stored policy repository not applied'),
+      (err: unknown) =>
+        this.deps.log.error({ modRevision: String(modRevision), err }, 'stored policy repository not applied'),
     );
   }
 
@@ -274,7 +291,9 @@ export class PolicyEngine {
       const all = this.deps.endpoints.listEndpoints();
       // Endpoints not affected are at the new revision already: record it without recompiling.
       const needs = (e: EndpointRecord) => affected.has(e.identity) || waitingWithLabels(e);
-      for (const ep of all) if (!needs(ep)) void this.deps.endpoints.setPolicyRevision(ep.endpointId, next.revision).then(() => this.notifyWaiters());
+      for (const ep of all)
+        if (!needs(ep))
+          void this.deps.endpoints.setPolicyRevision(ep.endpointId, next.revision).then(() => this.notifyWaiters());
       this.schedule(all.filter(needs).map((e) => e.endpointId));
     });
   }
@@ -347,10 +366,16 @@ export class PolicyEngine {
     // reserved:init as its source identity, but its own ingress/egress policy is compiled from
     // the rules that select its labels: it never gets more access than its policy gives it.
     const waiting = waitingWithLabels(ep);
-    const selecting = waiting ? this.repository.rules().filter((r) => selectorMatches(r.endpointSelector, LabelSet.parse(ep.labels))) : undefined;
+    const selecting = waiting
+      ? this.repository.rules().filter((r) => selectorMatches(r.endpointSelector, LabelSet.parse(ep.labels)))
+      : undefined;
     // In slices with a yield between them: an endpoint selected by a policy with tens of thousands
     // of CIDR peers does not hold up plugin calls while it compiles.
-    const policy = await this.compiler.compileInSlices(ep.identity === 0 ? IDENTITY_INIT : ep.identity, selecting, yieldToEventLoop);
+    const policy = await this.compiler.compileInSlices(
+      ep.identity === 0 ? IDENTITY_INIT : ep.identity,
+      selecting,
+      yieldToEventLoop,
+    );
     if (waiting) this.compiledWaitingLabels.set(ep.id, JSON.stringify(ep.labels));
     else this.compiledWaitingLabels.delete(ep.id);
     const entries: DatapathPolicyEntry[] = policy.entries.map((e) => ({
@@ -362,12 +387,26 @@ export class PolicyEngine {
       verdict: e.verdict,
       cookie: e.cookie,
     }));
-    const diff = await this.deps.datapath.applyEndpointPolicy(this.deps.toDatapathEndpoint(ep), { enforceIngress: policy.ingressEnforced, enforceEgress: policy.egressEnforced }, entries);
+    const diff = await this.deps.datapath.applyEndpointPolicy(
+      this.deps.toDatapathEndpoint(ep),
+      { enforceIngress: policy.ingressEnforced, enforceEgress: policy.egressEnforced },
+      entries,
+    );
     this.compiled.set(ep.id, policy);
     await this.deps.endpoints.setPolicyRevision(endpointId, policy.revision);
     const seconds = (performance.now() - started) / 1000;
     this.deps.onRegenerated?.(seconds);
-    this.deps.log.debug({ endpoint: ep.id, identity: ep.identity, revision: policy.revision, entries: entries.length, ...diff, ms: Math.round(seconds * 1000) }, 'endpoint regenerated');
+    this.deps.log.debug(
+      {
+        endpoint: ep.id,
+        identity: ep.identity,
+        revision: policy.revision,
+        entries: entries.length,
+        ...diff,
+        ms: Math.round(seconds * 1000),
+      },
+      'endpoint regenerated',
+    );
   }
 
   /** Enforcement state last applied to an endpoint (for the API). */
@@ -424,7 +463,10 @@ export class PolicyEngine {
 
   /** The stored documents with a rule carrying all these labels (`cilium policy get <labels>`). */
   getPoliciesByLabels(labels: readonly string[]): { revision: number; policies: unknown[] } {
-    return { revision: this.repository.revision, policies: this.repository.getByLabels(parseLabelSelection(labels)).map((p) => p.policy.document) };
+    return {
+      revision: this.repository.revision,
+      policies: this.repository.getByLabels(parseLabelSelection(labels)).map((p) => p.policy.document),
+    };
   }
 
   /** The stored documents (one by name, or all). */
@@ -446,8 +488,12 @@ export class PolicyEngine {
   waitForRevision(revision: number, timeoutMs: number): Promise<{ revision: number; endpoints: number }> {
     const done = () => {
       if (this.repository.revision < revision) return false;
-      const eps = this.deps.endpoints.listEndpoints().filter((e) => e.state === 'ready' || e.state === 'waiting-for-identity');
-      return eps.every((e) => e.policyRevision >= revision) ? { revision: this.repository.revision, endpoints: eps.length } : false;
+      const eps = this.deps.endpoints
+        .listEndpoints()
+        .filter((e) => e.state === 'ready' || e.state === 'waiting-for-identity');
+      return eps.every((e) => e.policyRevision >= revision)
+        ? { revision: this.repository.revision, endpoints: eps.length }
+        : false;
     };
     const now = done();
     if (now) return Promise.resolve(now);
@@ -460,7 +506,14 @@ export class PolicyEngine {
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new CiliumDockerError('Unavailable', 'ERR_POLICY_WAIT_TIMEOUT', `policy revision ${revision} not applied to every endpoint within ${timeoutMs} ms (repository at ${this.repository.revision})`));
+        reject(
+          new CiliumDockerError(
+            'Unavailable',
+            'ERR_POLICY_WAIT_TIMEOUT',
+            `policy revision ${revision} not applied to every endpoint within ${timeoutMs} ms (repository ` +
+              `at ${this.repository.revision})`,
+          ),
+        );
       }, timeoutMs);
       const poll = setInterval(check, 200);
       const cleanup = () => {
@@ -488,13 +541,17 @@ function yieldToEventLoop(): Promise<void> {
  */
 function checkRepositorySize(repo: PolicyRepository): string {
   if (repo.size > POLICY_LIMITS.policies) {
-    throw new PolicyValidationError(`the policy repository would hold ${repo.size} policies; the limit is ${POLICY_LIMITS.policies}: delete policies or merge them`);
+    throw new PolicyValidationError(
+      `the policy repository would hold ${repo.size} policies; ` +
+        `the limit is ${POLICY_LIMITS.policies}: delete policies or merge them`,
+    );
   }
   const value = JSON.stringify(repo.toJSON());
   const bytes = Buffer.byteLength(value, 'utf8');
   if (bytes > POLICY_LIMITS.repositoryBytes) {
     throw new PolicyValidationError(
-      `the policy repository would be ${bytes} bytes as stored; the limit is ${POLICY_LIMITS.repositoryBytes} bytes (it is one store value, and Consul refuses values over 512 KiB): delete policies or make them smaller`,
+      `the policy repository would be ${bytes} bytes as stored; the limit is ${POLICY_LIMITS.repositoryBytes} bytes ` +
+        '(it is one store value, and Consul refuses values over 512 KiB): delete policies or make them smaller',
     );
   }
   return value;
@@ -538,11 +595,16 @@ const MAX_SELECTION_LABELS = 64;
 /** Parses `cilium policy get|delete` label arguments (`source:key=value`; no source = any source). */
 function parseLabelSelection(labels: readonly string[]): RuleLabel[] {
   if (labels.length === 0 || labels.length > MAX_SELECTION_LABELS) {
-    throw new PolicyValidationError(`give from 1 to ${MAX_SELECTION_LABELS} labels (source:key=value) to select policies by, not ${labels.length}`);
+    throw new PolicyValidationError(
+      `give from 1 to ${MAX_SELECTION_LABELS} labels (source:key=value) to select policies by, not ${labels.length}`,
+    );
   }
   return labels.map((text) => {
     const label = parseRuleLabelText(text, 'any');
-    if (label.key === '' || label.source === '' || text.length > 1024) throw new PolicyValidationError(`label ${JSON.stringify(text.slice(0, 64))} must be key=value or source:key=value (at most 1024 characters)`);
+    if (label.key === '' || label.source === '' || text.length > 1024)
+      throw new PolicyValidationError(
+        `label ${JSON.stringify(text.slice(0, 64))} must be key=value or source:key=value (at most 1024 characters)`,
+      );
     return label;
   });
 }

@@ -139,7 +139,8 @@ export class IdentityAllocator {
     const forged = labels.labels.find((l) => !ALLOCATED_LABEL_SOURCES.has(l.source));
     if (forged) {
       throw new InvalidIdentityLabelsError(
-        `no identity is allocated for labels with source "${forged.source}" (${describe(labels)}): only ${[...ALLOCATED_LABEL_SOURCES].join(' and ')} labels are`,
+        `no identity is allocated for labels with source "${forged.source}" (${describe(labels)}): ` +
+          `only ${[...ALLOCATED_LABEL_SOURCES].join(' and ')} labels are`,
       );
     }
     const canonical = labels.toCanonical();
@@ -163,7 +164,8 @@ export class IdentityAllocator {
       if (outcome !== 'expired') return outcome;
     } catch (err) {
       throw new IdentityUnavailableError(
-        `no identity for ${describe(labels)}: the kvstore could not allocate one (${err instanceof Error ? err.message : String(err)}); ` +
+        `no identity for ${describe(labels)}: ` +
+          `the kvstore could not allocate one (${err instanceof Error ? err.message : String(err)}); ` +
           'it is retried until the store is reachable again',
         { cause: err },
       );
@@ -176,7 +178,8 @@ export class IdentityAllocator {
       () => undefined,
     );
     throw new IdentityUnavailableError(
-      `no identity for ${describe(labels)} within --identity-timeout ${timeoutMs} ms: the kvstore did not answer in time; ` +
+      `no identity for ${describe(labels)} within --identity-timeout ${timeoutMs} ms: ` +
+        'the kvstore did not answer in time; ' +
         'it is retried until the store is reachable again',
     );
   }
@@ -261,7 +264,8 @@ export class IdentityAllocator {
       await this.store.atomicDelete(labelKey, bound.modRevision);
     }
     throw new IdentityAllocationError(
-      `could not allocate an identity for ${labels.toStrings().join(',') || '(no labels)'} after ${this.maxAttempts} attempts in range ${this.minId}-${this.maxId}; the range may be nearly full: remove unused containers`,
+      `could not allocate an identity for ${labels.toStrings().join(',') || '(no labels)'} after ${this.maxAttempts}` +
+        ` attempts in range ${this.minId}-${this.maxId}; the range may be nearly full: remove unused containers`,
     );
   }
 

@@ -379,7 +379,8 @@ function addressInUse(pool: PoolView, requested: string, holder: AddressRecord, 
 /** A static address inside another node's block: only that node hands out its addresses (node-local keys). */
 function heldByOtherNode(pool: PoolView, requested: string, holder: StoredBlock, flag: string): AddressInUseError {
   return new AddressInUseError(
-    `address ${requested} (${flag}) is inside block ${formatIpv4Cidr(holder.block)} of pool ${describePool(pool)}, which node ` +
+    `address ${requested} (${flag}) ` +
+      `is inside block ${formatIpv4Cidr(holder.block)} of pool ${describePool(pool)}, which node ` +
       `${holder.node} holds: only that node hands out its addresses; choose an address outside other nodes' blocks ` +
       '(create the network with --ip-range and pick static addresses outside it), or start the container on that node',
   );

@@ -85,7 +85,8 @@ export class Ipam {
     }
     if (!Number.isInteger(blockPrefixLength) || blockPrefixLength < 1 || blockPrefixLength > 32) {
       throw new ConfigError(
-        `invalid block prefix length ${blockPrefixLength}: it must be between 1 and 32 (26 = 64 addresses per node block)`,
+        `invalid block prefix length ${blockPrefixLength}: ` +
+          'it must be between 1 and 32 (26 = 64 addresses per node block)',
       );
     }
     this.#pools = new PoolStore(options.store, options.nodeStore);
@@ -110,7 +111,8 @@ export class Ipam {
   async requestPool(req: RequestPoolRequest): Promise<RequestPoolResult> {
     if (req.v6) {
       throw new BadRequestError(
-        `cannot create IPv6 pool ${req.pool === '' ? '(default)' : req.pool}: the cilium IPAM driver supports IPv4 only ` +
+        `cannot create IPv6 pool ${req.pool === '' ? '(default)' : req.pool}: ` +
+          'the cilium IPAM driver supports IPv4 only ' +
           'for now; create the network without --ipv6',
       );
     }
@@ -121,7 +123,8 @@ export class Ipam {
     }
     if (subnet && subnet.prefixLength > MAX_POOL_PREFIX_LENGTH) {
       throw new BadRequestError(
-        `subnet ${req.pool} is too small: a pool needs at least a /${MAX_POOL_PREFIX_LENGTH} (gateway plus one container); use a larger --subnet`,
+        `subnet ${req.pool} is too small: ` +
+          `a pool needs at least a /${MAX_POOL_PREFIX_LENGTH} (gateway plus one container); use a larger --subnet`,
       );
     }
     if (subnet && subPool && !cidrContainsCidr(subnet, subPool)) {
@@ -272,7 +275,8 @@ export class Ipam {
     }
     if (gateway !== '' && stored.record.gateway !== gateway) {
       throw new NotAllocatedError(
-        `gateway ${gateway} is not the gateway allocated in pool ${subnet} (${stored.record.gateway ?? 'none allocated yet'}); ` +
+        `gateway ${gateway} is not the gateway allocated in pool ${subnet} ` +
+          `(${stored.record.gateway ?? 'none allocated yet'}); ` +
           'create cilium networks with --ipam-driver cilium so that the gateway comes from this daemon',
       );
     }
@@ -292,7 +296,8 @@ export class Ipam {
       throw new NotAllocatedError(`address ${address} is not an IPv4 address of pool ${subnet}`);
     if (prefixLength !== cidr.prefixLength) {
       throw new NotAllocatedError(
-        `address ${address}/${prefixLength} does not have the prefix length of pool ${subnet}; the cilium IPAM hands out /${cidr.prefixLength} addresses in it`,
+        `address ${address}/${prefixLength} does not have the prefix length of pool ${subnet}; ` +
+          `the cilium IPAM hands out /${cidr.prefixLength} addresses in it`,
       );
     }
     const poolId = poolIdForSubnet(cidr);
@@ -315,7 +320,8 @@ export class Ipam {
     }
     if (held.record.node !== this.#node) {
       throw new NotAllocatedError(
-        `address ${address} in pool ${subnet} was allocated by node ${held.record.node}, not by this node (${this.#node}); ${advice}`,
+        `address ${address} in pool ${subnet} was allocated by node ${held.record.node}, ` +
+          `not by this node (${this.#node}); ${advice}`,
       );
     }
   }

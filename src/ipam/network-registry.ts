@@ -152,7 +152,10 @@ export class NetworkRegistry {
    */
   async requestPool(name: string, req: RequestPoolRequest): Promise<RequestPoolResult> {
     if (!NAME.test(name)) {
-      throw new BadRequestError(`--ipam-opt ${NETWORK_NAME_OPTION}="${name}" is not a network name: use letters, digits, '_', '.' and '-', starting with a letter or digit`);
+      throw new BadRequestError(
+        `--ipam-opt ${NETWORK_NAME_OPTION}="${name}" is not a network name: use letters, digits, '_', '.' and '-', ` +
+          'starting with a letter or digit',
+      );
     }
     return this.locks.run(name, async () => {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
@@ -160,7 +163,10 @@ export class NetworkRegistry {
         const existing = records.get(name);
         const asked = requestedDefinition(req);
         const owner = asked && subnetOwner(records, name, asked.subnet);
-        if (owner) throw new NetworkConflictError(conflictMessage(name, owner.record, subnetTaken(asked.subnet, owner.record), true));
+        if (owner)
+          throw new NetworkConflictError(
+            conflictMessage(name, owner.record, subnetTaken(asked.subnet, owner.record), true),
+          );
         let poolRequest = req;
         if (existing) {
           if (asked) {
@@ -190,7 +196,9 @@ export class NetworkRegistry {
         if (req.pool === '' && !existing) continue;
         throw new NetworkConflictError(conflictMessage(name, outcome.record, outcome.message, true));
       }
-      throw new KvConflictError(`could not reserve network name "${name}": other hosts kept changing its record; retry the command`);
+      throw new KvConflictError(
+        `could not reserve network name "${name}": other hosts kept changing its record; retry the command`,
+      );
     });
   }
 
@@ -212,7 +220,14 @@ export class NetworkRegistry {
       const outcome = await this.claim(name, definition, networkId);
       if (!outcome.ok) throw new NetworkConflictError(conflictMessage(name, outcome.record, outcome.message, true));
       this.pending.delete(poolId);
-      this.claimsByNetworkId.set(networkId, { networkId, name, explicit: true, definition, status: 'agreed', record: outcome.record });
+      this.claimsByNetworkId.set(networkId, {
+        networkId,
+        name,
+        explicit: true,
+        definition,
+        status: 'agreed',
+        record: outcome.record,
+      });
       return name;
     });
   }
@@ -226,11 +241,21 @@ export class NetworkRegistry {
     const known = this.claimsByNetworkId.get(networkId);
     if (known) {
       if (known.explicit && known.name !== dockerName) {
-        this.log.warn({ network: networkId, dockerName, clusterName: known.name }, `network is named "${dockerName}" in Docker but "${known.name}" in the cluster (--ipam-opt ${NETWORK_NAME_OPTION}); the cluster name counts`);
+        this.log.warn(
+          { network: networkId, dockerName, clusterName: known.name },
+          `network is named "${dockerName}" in Docker but "${known.name}" in the cluster (--ipam-opt ` +
+            `${NETWORK_NAME_OPTION}); the cluster name counts`,
+        );
       }
       return known;
     }
-    const claim: NetworkClaim = { networkId, name: dockerName, explicit: false, definition: canonical(definition), status: 'unregistered' };
+    const claim: NetworkClaim = {
+      networkId,
+      name: dockerName,
+      explicit: false,
+      definition: canonical(definition),
+      status: 'unregistered',
+    };
     this.claimsByNetworkId.set(networkId, claim);
     if (claim.definition.ipRange === undefined) this.rangeUnread.add(networkId);
     await this.locks.run(claim.name, () => this.register(claim));
@@ -244,7 +269,13 @@ export class NetworkRegistry {
    */
   adopt(networkId: string, name: string, explicit: boolean, definition: NetworkDefinition): void {
     if (this.claimsByNetworkId.has(networkId)) return;
-    const claim: NetworkClaim = { networkId, name, explicit, definition: canonical(definition), status: 'unregistered' };
+    const claim: NetworkClaim = {
+      networkId,
+      name,
+      explicit,
+      definition: canonical(definition),
+      status: 'unregistered',
+    };
     this.claimsByNetworkId.set(networkId, claim);
     if (claim.definition.ipRange === undefined) this.rangeUnread.add(networkId);
   }
@@ -252,7 +283,8 @@ export class NetworkRegistry {
   /** NetworkConflictError if the network's name is defined differently in the cluster (CreateEndpoint). */
   check(networkId: string): void {
     const claim = this.claimsByNetworkId.get(networkId);
-    if (claim?.status === 'conflict') throw new NetworkConflictError(claim.detail ?? `network "${claim.name}" conflicts with the cluster's definition`);
+    if (claim?.status === 'conflict')
+      throw new NetworkConflictError(claim.detail ?? `network "${claim.name}" conflicts with the cluster's definition`);
   }
 
   /** The claim of a local network, if its name is known. */
@@ -302,7 +334,8 @@ export class NetworkRegistry {
     for (const claim of [...this.claimsByNetworkId.values()]) {
       await this.locks.run(claim.name, () => this.register(claim));
     }
-    for (const [poolId, pending] of this.pending) if (Date.now() - pending.since > PENDING_TTL_MS) this.pending.delete(poolId);
+    for (const [poolId, pending] of this.pending)
+      if (Date.now() - pending.since > PENDING_TTL_MS) this.pending.delete(poolId);
     const { records, users } = await this.listAll();
     for (const name of records.keys()) {
       if ((users.get(name) ?? []).length > 0) continue;
@@ -326,7 +359,9 @@ export class NetworkRegistry {
       onEvent: (event) => this.onRecordEvent(event),
       onResyncNeeded: (reason) => {
         this.log.info({ reason }, 'network registry watch lost events: re-listing');
-        void this.start().catch((err: unknown) => this.log.warn({ err }, 'network registry watch not restarted; the resync covers it'));
+        void this.start().catch((err: unknown) =>
+          this.log.warn({ err }, 'network registry watch not restarted; the resync covers it'),
+        );
         void this.reassert().catch(() => undefined);
       },
     });
@@ -350,7 +385,8 @@ export class NetworkRegistry {
     void this.locks
       .run(name, async () => {
         this.rechecking.delete(name);
-        for (const claim of claims) if (this.claimsByNetworkId.get(claim.networkId) === claim) await this.register(claim);
+        for (const claim of claims)
+          if (this.claimsByNetworkId.get(claim.networkId) === claim) await this.register(claim);
       })
       .catch(() => undefined);
   }
@@ -358,7 +394,10 @@ export class NetworkRegistry {
   /** Every cluster record with its users, by name. */
   async list(): Promise<ClusterNetworkInfo[]> {
     const { records, users } = await this.listAll();
-    return [...records.values()].map((stored) => ({ record: stored.record, users: users.get(stored.record.name) ?? [] }));
+    return [...records.values()].map((stored) => ({
+      record: stored.record,
+      users: users.get(stored.record.name) ?? [],
+    }));
   }
 
   /** Local claims, by network id. */
@@ -375,24 +414,36 @@ export class NetworkRegistry {
       const outcome = await this.claim(claim.name, claim.definition, claim.networkId);
       claim.record = outcome.record;
       if (outcome.ok) {
-        if (claim.status !== 'agreed') this.log.info({ network: claim.networkId, name: claim.name, subnet: claim.definition.subnet }, 'network agrees with the cluster definition');
+        if (claim.status !== 'agreed')
+          this.log.info(
+            { network: claim.networkId, name: claim.name, subnet: claim.definition.subnet },
+            'network agrees with the cluster definition',
+          );
         claim.status = 'agreed';
         claim.detail = undefined;
       } else {
         const message = conflictMessage(claim.name, outcome.record, outcome.message, false);
-        if (claim.status !== 'conflict' || claim.detail !== message) this.log.error({ network: claim.networkId, name: claim.name, code: NetworkConflictError.code }, message);
+        if (claim.status !== 'conflict' || claim.detail !== message)
+          this.log.error({ network: claim.networkId, name: claim.name, code: NetworkConflictError.code }, message);
         claim.status = 'conflict';
         claim.detail = message;
       }
     } catch (err) {
       claim.detail = `not registered yet: ${err instanceof Error ? err.message : String(err)}`;
       if (claim.status !== 'conflict') claim.status = 'unregistered';
-      this.log.warn({ network: claim.networkId, name: claim.name, err: claim.detail }, 'network name not registered; the resync retries');
+      this.log.warn(
+        { network: claim.networkId, name: claim.name, err: claim.detail },
+        'network name not registered; the resync retries',
+      );
     }
   }
 
   /** Registers `definition` under `name` for this node: user key, then create or touch the record. */
-  private async claim(name: string, definition: NetworkDefinition, networkId: string | undefined): Promise<ClaimOutcome> {
+  private async claim(
+    name: string,
+    definition: NetworkDefinition,
+    networkId: string | undefined,
+  ): Promise<ClaimOutcome> {
     const userValue = JSON.stringify(networkId === undefined ? { definition } : { networkId, definition });
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const { records } = await this.listAll();
@@ -409,8 +460,15 @@ export class NetworkRegistry {
           return { ok: false, record: existing.record, message };
         }
         await this.store.put(userKey(name, this.node), userValue, { leased: true });
-        const settled: ClusterNetwork = existing.record.details || !definition.details ? existing.record : { ...existing.record, details: definition.details };
-        const touched = await this.store.atomicPut(NETWORKS_PREFIX + name, JSON.stringify(settled), existing.modRevision);
+        const settled: ClusterNetwork =
+          existing.record.details || !definition.details
+            ? existing.record
+            : { ...existing.record, details: definition.details };
+        const touched = await this.store.atomicPut(
+          NETWORKS_PREFIX + name,
+          JSON.stringify(settled),
+          existing.modRevision,
+        );
         if (touched.ok) return { ok: true, record: settled };
         continue; // changed or removed meanwhile: compare again
       }
@@ -527,7 +585,12 @@ function requestedDefinition(req: RequestPoolRequest): NetworkDefinition | undef
 }
 
 /** A record of another name whose subnet overlaps `subnet` (created before `before`, if given). */
-function subnetOwner(records: Map<string, StoredRecord>, name: string, subnet: string, before?: bigint): StoredRecord | undefined {
+function subnetOwner(
+  records: Map<string, StoredRecord>,
+  name: string,
+  subnet: string,
+  before?: bigint,
+): StoredRecord | undefined {
   const cidr = parseIpv4Cidr(subnet);
   if (!cidr) return undefined;
   for (const stored of records.values()) {
@@ -548,13 +611,19 @@ export function differences(cluster: NetworkDefinition, mine: NetworkDefinition,
   const parts: string[] = [];
   const here = `on node ${node}`;
   if (cluster.subnet !== mine.subnet) parts.push(`subnet ${cluster.subnet} in the cluster, ${mine.subnet} ${here}`);
-  if ((cluster.ipRange ?? '') !== (mine.ipRange ?? '')) parts.push(`--ip-range ${cluster.ipRange ?? '(none)'} in the cluster, ${mine.ipRange ?? '(none)'} ${here}`);
+  if ((cluster.ipRange ?? '') !== (mine.ipRange ?? ''))
+    parts.push(`--ip-range ${cluster.ipRange ?? '(none)'} in the cluster, ${mine.ipRange ?? '(none)'} ${here}`);
   if (cluster.details && mine.details) {
     const a = cluster.details;
     const b = mine.details;
     if (a.gateway !== b.gateway) parts.push(`gateway ${a.gateway} in the cluster, ${b.gateway} ${here}`);
-    if (a.internal !== b.internal) parts.push(`${a.internal ? '--internal' : 'not --internal'} in the cluster, ${b.internal ? '--internal' : 'not --internal'} ${here}`);
-    if ((a.mtu ?? 0) !== (b.mtu ?? 0)) parts.push(`mtu ${a.mtu ?? '(default)'} in the cluster, ${b.mtu ?? '(default)'} ${here}`);
+    if (a.internal !== b.internal)
+      parts.push(
+        `${a.internal ? '--internal' : 'not --internal'} in the cluster, ` +
+          `${b.internal ? '--internal' : 'not --internal'} ${here}`,
+      );
+    if ((a.mtu ?? 0) !== (b.mtu ?? 0))
+      parts.push(`mtu ${a.mtu ?? '(default)'} in the cluster, ${b.mtu ?? '(default)'} ${here}`);
   }
   return parts.join('; ');
 }
@@ -569,9 +638,14 @@ function conflictMessage(name: string, record: ClusterNetwork, what: string, atC
     if (record.details.mtu !== undefined) flags.push(`-o com.docker.network.driver.mtu=${record.details.mtu}`);
   }
   const fix = atCreate
-    ? `create it with the cluster's definition (${flags.join(' ')}, or without --subnet and with --ipam-opt ${NETWORK_NAME_OPTION}=${record.name}) or choose another network name`
-    : `remove this network (docker network rm) and create it again with the cluster's definition (${flags.join(' ')}), or use another network name; containers cannot join it until then`;
-  return `network "${name}" conflicts with the cluster record networks/v1/${record.name} (created by node ${record.createdBy} at ${record.createdAt}): ${what}; ${fix}`;
+    ? `create it with the cluster's definition (${flags.join(' ')}, ` +
+      `or without --subnet and with --ipam-opt ${NETWORK_NAME_OPTION}=${record.name}) or choose another network name`
+    : `remove this network (docker network rm) and create it again with the cluster's definition ` +
+      `(${flags.join(' ')}), or use another network name; containers cannot join it until then`;
+  return (
+    `network "${name}" conflicts with the cluster record networks/v1/${record.name} (created by node ` +
+    `${record.createdBy} at ${record.createdAt}): ${what}; ${fix}`
+  );
 }
 
 function decodeRecord(pair: KvPair): StoredRecord {
@@ -580,7 +654,11 @@ function decodeRecord(pair: KvPair): StoredRecord {
   if (typeof name !== 'string' || typeof createdBy !== 'string' || typeof createdAt !== 'string') {
     throw new Error(`network registry: key ${pair.key} in the store is not a network record`);
   }
-  return { record: { name, ...decodeDefinition(pair.key, value), createdBy, createdAt }, modRevision: pair.modRevision, createRevision: pair.createRevision };
+  return {
+    record: { name, ...decodeDefinition(pair.key, value), createdBy, createdAt },
+    modRevision: pair.modRevision,
+    createRevision: pair.createRevision,
+  };
 }
 
 function decodeDefinition(key: string, raw: unknown): NetworkDefinition {
@@ -595,7 +673,8 @@ function decodeDefinition(key: string, raw: unknown): NetworkDefinition {
   }
   if (details !== undefined) {
     const d = details as Record<string, unknown>;
-    if (typeof d !== 'object' || d === null || typeof d.gateway !== 'string' || typeof d.internal !== 'boolean') throw bad('details');
+    if (typeof d !== 'object' || d === null || typeof d.gateway !== 'string' || typeof d.internal !== 'boolean')
+      throw bad('details');
     if (d.gateway !== '' && parseIpv4(d.gateway) === undefined) throw bad('details.gateway');
     if (d.mtu !== undefined && typeof d.mtu !== 'number') throw bad('details.mtu');
     definition.details = { gateway: d.gateway, internal: d.internal };
@@ -611,6 +690,7 @@ function parseObject(pair: KvPair): Record<string, unknown> {
   } catch (err) {
     throw new Error(`network registry: key ${pair.key} in the store does not hold JSON`, { cause: err });
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`network registry: key ${pair.key} in the store does not hold an object`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new Error(`network registry: key ${pair.key} in the store does not hold an object`);
   return parsed as Record<string, unknown>;
 }

@@ -58,14 +58,18 @@ export class PoolLifecycle {
         if (users.includes(this.node)) {
           throw new PoolOverlapError(
             `cannot create another network with subnet ${subnetText} on node ${this.node}: pool ${subnetText} is ` +
-              'already used by a network on this host; remove that network (docker network rm) or choose a different --subnet',
+              'already used by a network on this host; remove that network (docker network rm) ' +
+              'or choose a different --subnet',
           );
         }
         if (existing.record.subPool !== subPoolText) {
           throw new PoolOverlapError(
-            `pool ${subnetText} already exists ${existing.record.subPool ? `with --ip-range ${existing.record.subPool}` : 'without --ip-range'} ` +
-              `(created by node ${existing.record.createdBy}), and this request ${subPoolText ? `has --ip-range ${subPoolText}` : 'has none'}; ` +
-              `the same network on every host must use the same options: ${existing.record.subPool ? `pass --ip-range ${existing.record.subPool}` : 'leave --ip-range out'}`,
+            `pool ${subnetText} already exists ` +
+              `${existing.record.subPool ? `with --ip-range ${existing.record.subPool}` : 'without --ip-range'} ` +
+              `(created by node ${existing.record.createdBy}), ` +
+              `and this request ${subPoolText ? `has --ip-range ${subPoolText}` : 'has none'}; ` +
+              'the same network on every host must use the same options: ' +
+              `${existing.record.subPool ? `pass --ip-range ${existing.record.subPool}` : 'leave --ip-range out'}`,
           );
         }
         // Register first, then touch the record: a last user removing the pool concurrently either
@@ -124,11 +128,13 @@ export class PoolLifecycle {
     }
     if (lostRaces > MAX_POOL_ATTEMPTS) {
       throw new KvConflictError(
-        `could not carve a subnet from the default pool ${formatIpv4Cidr(this.defaultPool)}: other hosts kept taking the candidates; retry the command`,
+        `could not carve a subnet from the default pool ${formatIpv4Cidr(this.defaultPool)}: ` +
+          'other hosts kept taking the candidates; retry the command',
       );
     }
     throw new PoolExhaustedError(
-      `no free /${this.defaultPoolPrefixLength} left in the default pool ${formatIpv4Cidr(this.defaultPool)}: all ${count} are ` +
+      `no free /${this.defaultPoolPrefixLength} left in the default pool ` +
+        `${formatIpv4Cidr(this.defaultPool)}: all ${count} are ` +
         'used by or overlap other networks; pass --subnet, or remove unused networks',
     );
   }
@@ -183,7 +189,8 @@ export function subnetOf(pool: StoredPool): Ipv4Cidr {
 function overlapError(requested: string, existing: StoredPool): PoolOverlapError {
   const existingSubnet = existing.record.subnet;
   return new PoolOverlapError(
-    `cannot create pool ${requested}: it overlaps existing pool ${existingSubnet} (created by node ${existing.record.createdBy}); ` +
+    `cannot create pool ${requested}: ` +
+      `it overlaps existing pool ${existingSubnet} (created by node ${existing.record.createdBy}); ` +
       `choose a --subnet that does not overlap ${existingSubnet}, or remove the networks that use it on every host`,
   );
 }

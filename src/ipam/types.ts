@@ -10,7 +10,10 @@ export type AddressKind = 'gateway' | 'reserved' | 'endpoint';
 
 /** Construction options of `Ipam`. */
 export interface IpamOptions {
-  /** The cluster store: pools, pool users, block claims, gateways, reservations, static addresses outside this node's blocks. */
+  /**
+   * The cluster store: pools, pool users, block claims, gateways, reservations, static
+   * addresses outside this node's blocks.
+   */
   store: KvStore;
   /**
    * The node-local store for container addresses inside blocks this node holds (see

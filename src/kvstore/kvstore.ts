@@ -85,8 +85,8 @@ export interface TxnRequest {
 }
 
 /**
- * Most conditions plus operations in one transaction (and most transactions in one batch): Consul's limit (64 operations per
- * `/v1/txn`); etcd's default `--max-txn-ops` is 128.
+ * Most conditions plus operations in one transaction (and most transactions in one batch): Consul's limit (64
+ * operations per `/v1/txn`); etcd's default `--max-txn-ops` is 128.
  */
 export const MAX_TXN_OPERATIONS = 64;
 

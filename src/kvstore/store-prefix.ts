@@ -47,7 +47,8 @@ export function parseStorePrefix(text: string, layout: readonly string[]): strin
   const segments = text.slice(0, -1).split('/');
   if (segments.some((s) => !SEGMENT.test(s) || s === '.' || s === '..')) {
     throw new ConfigError(
-      `${what}: use path segments of letters, digits and . _ ~ - separated by single '/' (no '.' or '..' segment, no spaces)`,
+      `${what}: use path segments of letters, digits and . ` +
+        `_ ~ - separated by single '/' (no '.' or '..' segment, no spaces)`,
     );
   }
   const clash = layout.find((legacy) => legacy.startsWith(text) || text.startsWith(legacy));
@@ -102,14 +103,19 @@ export async function openPrefixedStore(
     const current = (await backend.list(options.prefix)).pairs.length;
     if (current === 0) {
       throw new KvLayoutError(
-        `${options.backend}: the store holds ${legacy.length} keys of the unprefixed layout of earlier versions (${sample.join(', ')}) and none under --kvstore-opt prefix=${options.prefix}; ` +
-          'starting here would split the cluster from the nodes that use them. To move them: stop every cilium-docker daemon of this store, start one with --kvstore-opt migrate-prefix=true, then the others. ' +
-          'To keep the old layout while nodes are upgraded one by one: start this node with --kvstore-opt prefix= (empty). See README, "Store prefix"',
+        `${options.backend}: the store holds ${legacy.length} keys of the unprefixed layout of earlier versions ` +
+          `(${sample.join(', ')}) and none under --kvstore-opt prefix=${options.prefix}; ` +
+          'starting here would split the cluster from the nodes that use them. To move them: stop every ' +
+          'cilium-docker daemon of this store, start one with --kvstore-opt migrate-prefix=true, then the others. ' +
+          'To keep the old layout while nodes are upgraded one by one: ' +
+          'start this node with --kvstore-opt prefix= (empty). See README, "Store prefix"',
       );
     }
     options.log.warn(
       { legacyKeys: legacy.length, leased, prefixes: sample, prefix: options.prefix },
-      'keys of the unprefixed layout remain next to the prefixed ones: leased ones of daemons that ran the old layout expire with their lease; others mean a daemon with the old layout (or --kvstore-opt prefix=) still writes this store and does not see this node',
+      'keys of the unprefixed layout remain next to the prefixed ones: leased ones of daemons that ran the old ' +
+        'layout expire with their lease; others mean a daemon with the old layout (or --kvstore-opt prefix=) ' +
+        'still writes this store and does not see this node',
     );
     report.left = legacy.length;
     return { store, report };
@@ -128,7 +134,8 @@ export async function openPrefixedStore(
       prefixes: sample,
       prefix: options.prefix,
     },
-    'moved the keys of the unprefixed layout under the store prefix (leased keys are written again by their daemons and expire at the old place)',
+    'moved the keys of the unprefixed layout under the store prefix (leased keys are written again by their ' +
+      'daemons and expire at the old place)',
   );
   return { store, report };
 }

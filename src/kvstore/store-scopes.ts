@@ -11,11 +11,14 @@
  * |----------------------------------------------|---------|-----|
  * | `docker/v1/<node>/networks/<id>`             | node    | Docker's local-scope network as this node serves it |
  * | `docker/v1/<node>/endpoints/<id>`            | node    | this node's endpoints; restored after a restart |
- * | `ipam/v1/addresses/<pool>/<ip>`, container address inside a block this node holds | node | only the block's holder hands out its addresses |
- * | `ipam/v1/addresses/<pool>/<ip>`, gateway, `--aux-address`, `--ip` outside this node's blocks | cluster | every host must see them |
+ * | `ipam/v1/addresses/<pool>/<ip>` (1)          | node    | only the block's holder hands out its addresses |
+ * | `ipam/v1/addresses/<pool>/<ip>` (2)          | cluster | every host must see them |
  * | `ipam/v1/pools/…`, `ipam/v1/pool-users/…`    | cluster | the same network on every host |
  * | `ipam/v1/blocks/<pool>/<cidr>`               | cluster | create-only claims: two hosts never hold one block |
  * | `identities/v1/…`, `ip/v1/…`, `nodes/v1/…`, `policies/v1/…` | cluster | shared by every host |
+ *
+ * (1) a container address inside a block this node holds; (2) a gateway, an `--aux-address`, or an
+ * `--ip` outside this node's blocks.
  *
  * Keys are as the daemon's modules name them: the cluster store puts them all under
  * `--kvstore-opt prefix` (default `cilium/state/`, kvstore/prefixed-store.ts, docs/store-layout.md);

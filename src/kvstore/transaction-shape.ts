@@ -15,13 +15,15 @@ export function assertTransactionShape(conditions: readonly TxnCondition[], oper
   const size = conditions.length + operations.length;
   if (size > MAX_TXN_OPERATIONS) {
     throw new BadRequestError(
-      `kvstore transaction with ${conditions.length} conditions and ${operations.length} operations: at most ${MAX_TXN_OPERATIONS} in all; split it`,
+      `kvstore transaction with ${conditions.length} conditions and ${operations.length} operations: ` +
+        `at most ${MAX_TXN_OPERATIONS} in all; split it`,
     );
   }
   for (const condition of conditions) {
     if ('modRevision' in condition && condition.modRevision <= 0n) {
       throw new BadRequestError(
-        `kvstore transaction: condition on ${condition.key} at revision ${condition.modRevision}: no key has it; use { absent: true }`,
+        `kvstore transaction: condition on ${condition.key} at revision ${condition.modRevision}: ` +
+          'no key has it; use { absent: true }',
       );
     }
   }

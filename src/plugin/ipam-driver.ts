@@ -59,7 +59,8 @@ export function ipamDriverHandlers(
       const name = req.Options[NETWORK_NAME_OPTION];
       if (name !== undefined && !networks) {
         throw new BadRequestError(
-          `--ipam-opt ${NETWORK_NAME_OPTION} needs the daemon's network registry, which this daemon was started without`,
+          `--ipam-opt ${NETWORK_NAME_OPTION} needs the daemon's network registry, ` +
+            'which this daemon was started without',
         );
       }
       const request = { pool: req.Pool, subPool: req.SubPool, options: req.Options, v6: req.V6 };

@@ -120,7 +120,8 @@ export function networkDriverHandlers(
       if (addressIpv6 !== '') throw new BadRequestError('IPv6 is not supported by the cilium driver yet');
       if (address === '')
         throw new BadRequestError(
-          `${call}: endpoint ${req.EndpointID.slice(0, 12)} has no IPv4 address; use --ipam-driver cilium for cilium networks`,
+          `${call}: endpoint ${req.EndpointID.slice(0, 12)} has no IPv4 address; ` +
+            'use --ipam-driver cilium for cilium networks',
         );
       if (requestedMac !== '' && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(requestedMac))
         throw new BadRequestError(`${call}: MacAddress "${requestedMac}" is not a MAC address`);
@@ -129,7 +130,8 @@ export function networkDriverHandlers(
       const portmap = req.Options[OPTION_PORT_MAP];
       if (Array.isArray(portmap) && portmap.length > 0) {
         throw new BadRequestError(
-          'publishing ports (-p/--publish) is not supported by the cilium driver yet; reach the container by its address, or publish through a container on the default bridge',
+          'publishing ports (-p/--publish) is not supported by the cilium driver yet; ' +
+            'reach the container by its address, or publish through a container on the default bridge',
         );
       }
       // dockerd's order is RequestAddress, then CreateEndpoint: the address must be one the IPAM

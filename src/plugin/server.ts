@@ -6,7 +6,14 @@
 import type { Server } from 'node:net';
 import { basename } from 'node:path';
 import type { Logger } from '../util/log.js';
-import { createJsonApp, finishJsonApp, listenOnUnixSocket, closeUnixServer, type Request, type Response } from '../util/http-server.js';
+import {
+  createJsonApp,
+  finishJsonApp,
+  listenOnUnixSocket,
+  closeUnixServer,
+  type Request,
+  type Response,
+} from '../util/http-server.js';
 import { CiliumDockerError } from '../util/errors.js';
 import { pluginErrorReply, type PluginApi } from './error-response.js';
 import { PLUGIN_MEDIA_TYPE, type ActivateResponse } from './wire.js';
@@ -42,16 +49,24 @@ export class PluginServer {
     // A 1 MB body is accepted and then refused by validation; larger ones are refused here.
     const app = createJsonApp({ limit: '2mb' });
     const routes = new Map<string, { api: PluginApi; handler: PluginHandler }>();
-    routes.set('Plugin.Activate', { api: 'Plugin', handler: async (): Promise<ActivateResponse> => ({ Implements: ['NetworkDriver', 'IpamDriver'] }) });
-    for (const [m, h] of Object.entries(this.options.network)) routes.set(`NetworkDriver.${m}`, { api: 'NetworkDriver', handler: h });
-    for (const [m, h] of Object.entries(this.options.ipam)) routes.set(`IpamDriver.${m}`, { api: 'IpamDriver', handler: h });
+    routes.set('Plugin.Activate', {
+      api: 'Plugin',
+      handler: async (): Promise<ActivateResponse> => ({ Implements: ['NetworkDriver', 'IpamDriver'] }),
+    });
+    for (const [m, h] of Object.entries(this.options.network))
+      routes.set(`NetworkDriver.${m}`, { api: 'NetworkDriver', handler: h });
+    for (const [m, h] of Object.entries(this.options.ipam))
+      routes.set(`IpamDriver.${m}`, { api: 'IpamDriver', handler: h });
 
     app.post(/^\/([A-Za-z]+\.[A-Za-z]+)$/, async (req: Request, res: Response) => {
       const call = req.path.slice(1);
       const route = routes.get(call);
       const started = performance.now();
       if (!route) {
-        res.status(404).type(PLUGIN_MEDIA_TYPE).send(JSON.stringify({ Err: `${call} is not implemented by the cilium driver` }));
+        res
+          .status(404)
+          .type(PLUGIN_MEDIA_TYPE)
+          .send(JSON.stringify({ Err: `${call} is not implemented by the cilium driver` }));
         return;
       }
       try {
@@ -70,7 +85,10 @@ export class PluginServer {
       }
     });
     app.use((req: Request, res: Response) => {
-      res.status(404).type(PLUGIN_MEDIA_TYPE).send(JSON.stringify({ Err: `${req.method} ${req.path} is not a plugin call` }));
+      res
+        .status(404)
+        .type(PLUGIN_MEDIA_TYPE)
+        .send(JSON.stringify({ Err: `${req.method} ${req.path} is not a plugin call` }));
     });
     // Errors before a handler ran (undecodable body, bad encoding or charset) in the shape of the
     // call's API: an IPAM call gets 200 + Error like any other IPAM failure.
@@ -78,7 +96,10 @@ export class PluginServer {
       contentType: PLUGIN_MEDIA_TYPE,
       reply: (err, path) => {
         const call = /^\/[A-Za-z]+\.[A-Za-z]+$/.test(path) ? path.slice(1) : undefined;
-        return pluginErrorReply(apiOf(path), call ? new CiliumDockerError(err.kind, err.code, `${call}: ${err.message}`) : err);
+        return pluginErrorReply(
+          apiOf(path),
+          call ? new CiliumDockerError(err.kind, err.code, `${call}: ${err.message}`) : err,
+        );
       },
       log,
     });

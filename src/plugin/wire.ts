@@ -163,7 +163,10 @@ export interface ReleasePoolRequest {
 export interface RequestAddressRequest {
   PoolID: string;
   Address: string;
-  /** `{"RequestAddressType":"com.docker.network.gateway"}` for the gateway; null (so {}) or the MAC option for endpoints. */
+  /**
+   * `{"RequestAddressType":"com.docker.network.gateway"}` for the gateway; null (so {}) or the
+   * MAC option for endpoints.
+   */
   Options: Record<string, string>;
 }
 

@@ -199,7 +199,8 @@ export class PolicyCompiler {
   private *compileSteps(identity: number, selecting?: readonly PolicyRule[]): Generator<void, EndpointPolicy, void> {
     if (!this.cache.labelsOf(identity)) {
       throw new NotFoundError(
-        `identity ${identity} is not in the identity set given to the policy compiler; add it before compiling its endpoint`,
+        `identity ${identity} is not in the identity set given to the policy compiler; ` +
+          'add it before compiling its endpoint',
       );
     }
     const rules = selecting ?? this.selectingRules(identity);

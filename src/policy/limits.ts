@@ -58,12 +58,18 @@ function lengthOf(value: unknown): number {
 export function importTextProblem(text: string): string | undefined {
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > POLICY_LIMITS.importBytes) {
-    return `policy input is ${bytes} bytes; the limit is ${POLICY_LIMITS.importBytes} bytes per import: split it into several imports or smaller policies`;
+    return (
+      `policy input is ${bytes} bytes; the limit is ${POLICY_LIMITS.importBytes} bytes per import: ` +
+      'split it into several imports or smaller policies'
+    );
   }
   let separators = 0;
   for (const _ of text.matchAll(/^(---|\.\.\.)/gm)) {
     if (++separators > POLICY_LIMITS.policies) {
-      return `policy input has more than ${POLICY_LIMITS.policies} YAML documents; the limit is ${POLICY_LIMITS.policies} policies`;
+      return (
+        `policy input has more than ${POLICY_LIMITS.policies} YAML documents; ` +
+        `the limit is ${POLICY_LIMITS.policies} policies`
+      );
     }
   }
   return undefined;
@@ -114,7 +120,8 @@ function selectorProblems(value: unknown, path: string, problems: ProblemList): 
   if (values > POLICY_LIMITS.selectorValues) {
     problems.add(
       path,
-      `selector has more than ${POLICY_LIMITS.selectorValues} values (matchLabels entries plus matchExpressions values); the limit is ${POLICY_LIMITS.selectorValues}`,
+      `selector has more than ${POLICY_LIMITS.selectorValues} values (matchLabels entries plus matchExpressions ` +
+        `values); the limit is ${POLICY_LIMITS.selectorValues}`,
     );
   }
 }
@@ -132,7 +139,8 @@ export function checkDocumentLimits(doc: JsonObject, problems: ProblemList): boo
   if (lengthOf(specs) + rules.length > POLICY_LIMITS.rulesPerPolicy) {
     problems.add(
       'specs',
-      `${lengthOf(specs) + rules.length} rules; the limit is ${POLICY_LIMITS.rulesPerPolicy} rules per policy: split the policy`,
+      `${lengthOf(specs) + rules.length} rules; ` +
+        `the limit is ${POLICY_LIMITS.rulesPerPolicy} rules per policy: split the policy`,
     );
     return false;
   }
@@ -148,7 +156,8 @@ export function checkDocumentLimits(doc: JsonObject, problems: ProblemList): boo
       if (items > POLICY_LIMITS.ruleItemsPerPolicy) {
         problems.add(
           joinPath(rulePath, section),
-          `more than ${POLICY_LIMITS.ruleItemsPerPolicy} ingress/egress items in this policy; the limit is ${POLICY_LIMITS.ruleItemsPerPolicy} per policy: split the policy`,
+          `more than ${POLICY_LIMITS.ruleItemsPerPolicy} ingress/egress items in this policy; ` +
+            `the limit is ${POLICY_LIMITS.ruleItemsPerPolicy} per policy: split the policy`,
         );
         return false;
       }
@@ -171,7 +180,8 @@ export function checkDocumentLimits(doc: JsonObject, problems: ProblemList): boo
         if (cidrs > POLICY_LIMITS.cidrsPerPolicy) {
           problems.add(
             itemPath,
-            `more than ${POLICY_LIMITS.cidrsPerPolicy} CIDRs (CIDR entries, CIDR sets and excepts) in this policy; the limit is ${POLICY_LIMITS.cidrsPerPolicy} per policy`,
+            `more than ${POLICY_LIMITS.cidrsPerPolicy} CIDRs (CIDR entries, CIDR sets and excepts) in this policy; ` +
+              `the limit is ${POLICY_LIMITS.cidrsPerPolicy} per policy`,
           );
           return false;
         }
@@ -190,7 +200,8 @@ export function checkCidrPrefixLimit(rules: readonly PolicyRule[], problems: Pro
   if (prefixes <= POLICY_LIMITS.cidrPrefixesPerPolicy) return true;
   problems.add(
     '',
-    `its CIDR rules make ${prefixes} prefixes once the excepts are subtracted; the limit is ${POLICY_LIMITS.cidrPrefixesPerPolicy} per policy`,
+    `its CIDR rules make ${prefixes} prefixes once the excepts are subtracted; ` +
+      `the limit is ${POLICY_LIMITS.cidrPrefixesPerPolicy} per policy`,
   );
   return false;
 }

@@ -49,12 +49,14 @@ function parseProtocol(value: unknown, path: string, problems: ProblemList): Por
   else if (upper === 'ICMP' || upper === 'ICMPV6')
     problems.add(
       path,
-      `protocol ${value} is not allowed in toPorts (as in Cilium); write ICMP rules as icmps: [{fields: [{type: 8}]}] in a rule item without toPorts`,
+      `protocol ${value} is not allowed in toPorts (as in Cilium); write ICMP rules as icmps: [{fields: [{type: ` +
+        '8}]}] in a rule item without toPorts',
     );
   else if (['VRRP', 'IGMP'].includes(upper))
     problems.add(
       path,
-      `protocol ${value} is not supported in toPorts; use TCP, UDP or ANY (a rule without toPorts allows every protocol)`,
+      `protocol ${value} is not supported in toPorts; use TCP, ` +
+        'UDP or ANY (a rule without toPorts allows every protocol)',
     );
   else problems.add(path, `unknown protocol ${JSON.stringify(value)}; use TCP, UDP or ANY`);
   return undefined;
@@ -86,7 +88,8 @@ export function parsePortRules(
     const kinds = isObject(rules) ? L7_KINDS.filter((k) => rules[k] !== undefined && rules[k] !== null) : [];
     unsupported['rules'] = deny
       ? 'L7 rules are not allowed in deny rules (Cilium has none); remove rules'
-      : `L7 rules${kinds.length > 0 ? ` (${kinds.join(', ')})` : ''} are not supported yet; remove rules to allow the whole port at L4`;
+      : `L7 rules${kinds.length > 0 ? ` (${kinds.join(', ')})` : ''} are not supported yet; ` +
+        'remove rules to allow the whole port at L4';
     problems.checkFields(rule, itemPath, ['ports'], unsupported);
     const portsPath = joinPath(itemPath, 'ports');
     const ports = problems.list(rule['ports'], portsPath);
@@ -171,7 +174,8 @@ function parseIcmpType(value: unknown, path: string, problems: ProblemList): num
   else
     problems.add(
       path,
-      `${describe(value)} is not an ICMP type; use a number from 0 to 255 or one of ${Object.keys(ICMPV4_TYPE_NAMES).join(', ')}`,
+      `${describe(value)} is not an ICMP type; ` +
+        `use a number from 0 to 255 or one of ${Object.keys(ICMPV4_TYPE_NAMES).join(', ')}`,
     );
   return undefined;
 }
@@ -205,7 +209,8 @@ export function parseIcmpRules(value: unknown, path: string, problems: ProblemLi
     if (fields.length > MAX_ICMP_FIELDS) {
       problems.add(
         fieldsPath,
-        `too many ICMP types (${fields.length}); the maximum is ${MAX_ICMP_FIELDS}, split them over several icmps items`,
+        `too many ICMP types (${fields.length}); the maximum is ${MAX_ICMP_FIELDS}, ` +
+          'split them over several icmps items',
       );
       ok = false;
       continue;

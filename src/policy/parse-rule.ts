@@ -115,7 +115,8 @@ function parsePeerRule(value: unknown, path: string, shape: SectionShape, proble
       if (cidr && !prefixContains(cidr, prefix)) {
         problems.add(
           joinPath(exceptPath, j),
-          `except ${JSON.stringify(e)} is not inside cidr ${JSON.stringify(set['cidr'])}; an except must be a part of its cidr`,
+          `except ${JSON.stringify(e)} is not inside cidr ${JSON.stringify(set['cidr'])}; ` +
+            'an except must be a part of its cidr',
         );
         ok = false;
         continue;

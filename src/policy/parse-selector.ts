@@ -32,7 +32,10 @@ export function kubernetesOnlyKeyProblem(text: string, parsed: { source: string;
   const hint = k8sKey
     ? 'remove it (there are no namespaces here: every policy applies to all containers)'
     : `use the container label instead ("${parsed.key}" or "container:${parsed.key}")`;
-  return `label key "${text}" can never match here: ${what}, and Docker containers have none (their labels are container:..., see \`cilium endpoint list\`); ${hint}`;
+  return (
+    `label key "${text}" can never match here: ${what}, ` +
+    `and Docker containers have none (their labels are container:..., see \`cilium endpoint list\`); ${hint}`
+  );
 }
 
 /** Validates a LabelSelector (`matchLabels`, `matchExpressions`) at `path`; undefined if invalid. */
@@ -70,7 +73,8 @@ export function parseSelector(value: unknown, path: string, problems: ProblemLis
       if (typeof v !== 'string') {
         problems.add(
           keyPath,
-          `label value must be a string, not ${describe(v)}; quote it (use "" for labels without a value, e.g. "reserved:host": "")`,
+          `label value must be a string, not ${describe(v)}; ` +
+            'quote it (use "" for labels without a value, e.g. "reserved:host": "")',
         );
         ok = false;
         continue;

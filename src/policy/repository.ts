@@ -172,7 +172,8 @@ export class PolicyRepository {
       if (matching === 0) continue;
       if (matching < stored.policy.rules.length) {
         throw new PolicyValidationError(
-          `policy ${JSON.stringify(stored.name)} has ${matching} of its ${stored.policy.rules.length} rules labelled ${describeLabels(selection)}; ` +
+          `policy ${JSON.stringify(stored.name)} has ${matching} of its ${stored.policy.rules.length} rules ` +
+            `labelled ${describeLabels(selection)}; ` +
             'only whole policies are replaced or deleted: delete or re-import it by name',
         );
       }

@@ -157,13 +157,15 @@ export function trace(
     for (const rule of rules) {
       if (!selectorMatches(rule.endpointSelector, subject)) {
         lines.push(
-          `* Rule "${rule.policyName}" (${rule.path}): selector ${formatSelector(rule.endpointSelector)} does not select ${formatLabels(subject)}`,
+          `* Rule "${rule.policyName}" (${rule.path}): ` +
+            `selector ${formatSelector(rule.endpointSelector)} does not select ${formatLabels(subject)}`,
         );
         continue;
       }
       selecting.push(rule);
       lines.push(
-        `* Rule "${rule.policyName}" (${rule.path}): selector ${formatSelector(rule.endpointSelector)} selects ${formatLabels(subject)}`,
+        `* Rule "${rule.policyName}" (${rule.path}): ` +
+          `selector ${formatSelector(rule.endpointSelector)} selects ${formatLabels(subject)}`,
       );
       for (const item of rule.peerRules) {
         if (item.direction !== direction) continue;

@@ -22,7 +22,8 @@ export const UNSUPPORTED_TOP: Record<string, string> = {
 export const UNSUPPORTED_SPEC: Record<string, string> = {
   nodeSelector: 'host policies (nodeSelector) are not supported; select containers with endpointSelector',
   enableDefaultDeny:
-    'enableDefaultDeny is not supported yet; any ingress/egress section puts the selected endpoints into default deny for that direction',
+    'enableDefaultDeny is not supported yet; ' +
+    'any ingress/egress section puts the selected endpoints into default deny for that direction',
   log: 'policy verdict logging (log) is not supported yet; remove it and use `cilium monitor`',
 };
 const AUTH_HINT = 'mutual authentication (authentication) is not supported; remove it';

@@ -67,7 +67,12 @@ export function requestError(err: unknown): CiliumDockerError {
   const e = (err ?? {}) as HttpLayerError;
   const status = e.status ?? e.statusCode;
   if (!(err instanceof Error) || typeof status !== 'number' || status < 400 || status > 499) {
-    return new CiliumDockerError('Internal', 'ERR_INTERNAL', 'internal error while handling the request; the daemon log has the details', { cause: err });
+    return new CiliumDockerError(
+      'Internal',
+      'ERR_INTERNAL',
+      'internal error while handling the request; the daemon log has the details',
+      { cause: err },
+    );
   }
   switch (e.type) {
     case 'entity.parse.failed':
@@ -75,11 +80,17 @@ export function requestError(err: unknown): CiliumDockerError {
     case 'entity.too.large':
       return new BadRequestError(`request body is larger than the limit of ${e.limit} bytes`, { cause: err });
     case 'encoding.unsupported':
-      return new BadRequestError(`unsupported Content-Encoding "${e.encoding}"; send the body unencoded (or gzip, deflate, br)`, { cause: err });
+      return new BadRequestError(
+        `unsupported Content-Encoding "${e.encoding}"; send the body unencoded (or gzip, deflate, br)`,
+        { cause: err },
+      );
     case 'charset.unsupported':
-      return new BadRequestError(`unsupported charset "${e.charset}" in Content-Type; send the JSON body as UTF-8`, { cause: err });
+      return new BadRequestError(`unsupported charset "${e.charset}" in Content-Type; send the JSON body as UTF-8`, {
+        cause: err,
+      });
   }
-  if (err instanceof URIError) return new BadRequestError(`the request path is not valid percent-encoding (${e.message})`, { cause: err });
+  if (err instanceof URIError)
+    return new BadRequestError(`the request path is not valid percent-encoding (${e.message})`, { cause: err });
   return new BadRequestError(`bad request: ${e.message}`, { cause: err });
 }
 
@@ -126,7 +137,10 @@ function replyToUnparsableRequest(replies: ErrorReplies, err: NodeJS.ErrnoExcept
   const reply = replies.reply(new BadRequestError(`malformed HTTP request (${err.code ?? 'parse error'})`), '');
   const body = JSON.stringify(reply.body);
   const code = status ?? reply.status;
-  socket.end(`HTTP/1.1 ${code} ${STATUS_CODES[code] ?? ''}\r\nContent-Type: ${replies.contentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${code} ${STATUS_CODES[code] ?? ''}\r\nContent-Type: ${replies.contentType}\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** A new express Router (so no other module imports express). */
@@ -158,15 +172,27 @@ export async function checkUnixSocketPath(path: string): Promise<'absent' | 'sta
     let ancestor = dirname(path);
     while (!existsSync(ancestor) && ancestor !== dirname(ancestor)) ancestor = dirname(ancestor);
     if (!statSync(ancestor).isDirectory()) {
-      throw new CiliumDockerError('Conflict', 'ERR_SOCKET_PATH', `${path} cannot be created: ${ancestor} is not a directory; choose another path`);
+      throw new CiliumDockerError(
+        'Conflict',
+        'ERR_SOCKET_PATH',
+        `${path} cannot be created: ${ancestor} is not a directory; choose another path`,
+      );
     }
     return 'absent';
   }
   if (!lstatSync(path).isSocket()) {
-    throw new CiliumDockerError('Conflict', 'ERR_SOCKET_PATH', `${path} exists and is not a socket; remove it or choose another path`);
+    throw new CiliumDockerError(
+      'Conflict',
+      'ERR_SOCKET_PATH',
+      `${path} exists and is not a socket; remove it or choose another path`,
+    );
   }
   if (await socketIsLive(path)) {
-    throw new CiliumDockerError('Conflict', 'ERR_SOCKET_IN_USE', `another process is listening on ${path}; stop it first (is a cilium-docker daemon already running?)`);
+    throw new CiliumDockerError(
+      'Conflict',
+      'ERR_SOCKET_IN_USE',
+      `another process is listening on ${path}; stop it first (is a cilium-docker daemon already running?)`,
+    );
   }
   return 'stale';
 }
@@ -183,10 +209,14 @@ export async function listenOnUnixSocket(app: Express, path: string, mode: numbe
   mkdirSync(dirname(path), { recursive: true });
   await removeStaleSocket(path);
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(path, (err?: Error) => (err ? reject(err) : resolve(s as unknown as Server))) as unknown as Server;
+    const s = app.listen(path, (err?: Error) =>
+      err ? reject(err) : resolve(s as unknown as Server),
+    ) as unknown as Server;
     s.once('error', reject);
   });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => replyToUnparsableRequest(replies, err, socket));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
+    replyToUnparsableRequest(replies, err, socket),
+  );
   chmodSync(path, mode);
   // No idle timeout on keep-alive connections: with Node's default (5 s) dockerd sometimes reuses
   // an idle connection just as we close it, gets "connection reset", and resends the call WITHOUT

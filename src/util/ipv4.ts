@@ -44,7 +44,10 @@ export function parseIpv4(text: string): number | undefined {
 
 /** Formats an unsigned 32-bit integer as a dotted-quad IPv4 address. */
 export function formatIpv4(value: number): string {
-  return `${Math.floor(value / 2 ** 24) % 256}.${Math.floor(value / 2 ** 16) % 256}.${Math.floor(value / 2 ** 8) % 256}.${value % 256}`;
+  return (
+    `${Math.floor(value / 2 ** 24) % 256}.${Math.floor(value / 2 ** 16) % 256}.` +
+    `${Math.floor(value / 2 ** 8) % 256}.${value % 256}`
+  );
 }
 
 /** Number of addresses in a prefix of this length (2^(32-len)). */

@@ -53,7 +53,8 @@ export async function checkListenAddresses(addresses: readonly ListenAddress[]):
           const code = (err as NodeJS.ErrnoException).code ?? '';
           const reason = REASONS[code] ?? (err as Error).message;
           throw new ConfigError(
-            `${a.option} ${a.host}:${a.port}: cannot listen on ${protocol.toUpperCase()} (${reason}); give an address of this host whose port is free, or leave ${a.option} empty`,
+            `${a.option} ${a.host}:${a.port}: cannot listen on ${protocol.toUpperCase()} (${reason}); ` +
+              `give an address of this host whose port is free, or leave ${a.option} empty`,
             { cause: err },
           );
         }

@@ -33,12 +33,14 @@ export function assertPrivateDir(path: string, option: string): void {
   const uid = effectiveUid();
   if (st.uid !== uid) {
     throw new ConfigError(
-      `${option} ${path} is owned by uid ${st.uid}, not by this daemon's user (uid ${uid}): that user could read or replace the store; chown ${uid} ${path} or choose another ${option}`,
+      `${option} ${path} is owned by uid ${st.uid}, not by this daemon's user (uid ${uid}): ` +
+        `that user could read or replace the store; chown ${uid} ${path} or choose another ${option}`,
     );
   }
   if ((st.mode & 0o022) !== 0) {
     throw new ConfigError(
-      `${option} ${path} is writable by other users (mode ${octal(st.mode)}): they could replace the store's files; check its contents, chmod 0700 ${path}, or choose another ${option}`,
+      `${option} ${path} is writable by other users (mode ${octal(st.mode)}): they could replace the store's files; ` +
+        `check its contents, chmod 0700 ${path}, or choose another ${option}`,
     );
   }
 }

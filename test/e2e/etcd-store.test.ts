@@ -231,7 +231,8 @@ spec:
     t.equal(
       a2.identity,
       a.identity,
-      `known label set: identity ${a2.identity} without etcd (${Date.now() - startedKnown} ms from docker run to ready)`,
+      `known label set: identity ${a2.identity} without etcd ` +
+        `(${Date.now() - startedKnown} ms from docker run to ready)`,
     );
     t.match(a2.ipv4, /^198\.18\.120\./, `address ${a2.ipv4} from the node-local allocation`);
     t.ok(await ping('ca2', a.ipv4), 'ca2 reaches a');
@@ -405,7 +406,8 @@ t.test("a killed daemon's leased keys expire; another node collects its identiti
 });
 
 t.test(
-  "the store prefix: every key under cilium/state/; an earlier version's unprefixed keys refused at start, moved with migrate-prefix=true",
+  "the store prefix: every key under cilium/state/; an earlier version's unprefixed keys refused at start, " +
+    'moved with migrate-prefix=true',
   async (t) => {
     t.ok(
       (await rawGateway.keys(`${STORE_PREFIX}nodes/v1/`)).includes(`${STORE_PREFIX}nodes/v1/${host.name}`),
@@ -445,7 +447,11 @@ t.test(
     t.not(exit.code, 0, 'the start fails');
     t.match(
       refused.readLog(),
-      /the store holds 1 keys of the unprefixed layout of earlier versions \(heartbeat\/v1\/\) and none under --kvstore-opt prefix=e2e-upgrade\/cilium\/state\/; .*migrate-prefix=true.*prefix= \(empty\)/,
+      new RegExp(
+        /the store holds 1 keys of the unprefixed layout of earlier versions \(heartbeat\/v1\/\) and /.source +
+          /none under --kvstore-opt prefix=e2e-upgrade\/cilium\/state\/; .*migrate-prefix=true.*prefix= /.source +
+          /\(empty\)/.source,
+      ),
       'saying why and what to do',
     );
     t.equal(await rawGateway.get('heartbeat/v1/e2e-legacy'), '2025-01-01T00:00:00Z', 'nothing moved');

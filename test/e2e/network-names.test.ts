@@ -39,7 +39,10 @@ let daemonA: CiliumDaemon;
 let daemonB: CiliumDaemon;
 let etcd: LabProcess | undefined;
 
-/** etcd's JSON gateway, from inside host A (busybox wget); keys as the daemons name them, under their default `--kvstore-opt prefix`. */
+/**
+ * etcd's JSON gateway, from inside host A (busybox wget); keys as the daemons name them,
+ * under their default `--kvstore-opt prefix`.
+ */
 const gateway = new EtcdGateway((argv) => hostA.exec(argv, { timeoutMs: 15_000 }), ETCD_URL, 'cilium/state/');
 const etcdGet = (key: string) => gateway.get(key);
 const etcdKeys = (prefix: string) => gateway.keys(prefix);
@@ -137,7 +140,8 @@ t.before(async () => {
 });
 
 t.test(
-  '--ipam-opt cilium.network: the second host gets the cluster subnet; a different --subnet fails docker network create',
+  '--ipam-opt cilium.network: the second host gets the cluster subnet; ' +
+    'a different --subnet fails docker network create',
   async (t) => {
     const named = ['-d', 'cilium', '--ipam-driver', 'cilium', '--ipam-opt', 'cilium.network=app'];
     await docker(hostA, daemonA, ['network', 'create', ...named, '--subnet', '198.18.130.0/24', 'app']);
@@ -217,7 +221,11 @@ t.test(
     t.not(refused.code, 0, 'docker network create failed');
     t.match(
       refused.stderr,
-      /network "web" conflicts with the cluster record networks\/v1\/web \(created by node [^ ]+ at [^)]+\): subnet 198\.18\.132\.0\/24 in the cluster, 198\.18\.131\.0\/24 on node [^;]+; create it with the cluster's definition \(--subnet 198\.18\.132\.0\/24 --gateway 198\.18\.132\.1/,
+      new RegExp(
+        /network "web" conflicts with the cluster record networks\/v1\/web \(created by node [^ ]+ at /.source +
+          /[^)]+\): subnet 198\.18\.132\.0\/24 in the cluster, 198\.18\.131\.0\/24 on node [^;]+; create /.source +
+          /it with the cluster's definition \(--subnet 198\.18\.132\.0\/24 --gateway 198\.18\.132\.1/.source,
+      ),
       `message shown by docker: ${refused.stderr.trim()}`,
     );
     t.equal((await hostB.docker(['network', 'inspect', 'web'])).code === 0, false, 'no network left on B');

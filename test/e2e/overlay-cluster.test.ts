@@ -97,7 +97,8 @@ async function allPairs(t: Test, c: Cluster, hosts: number[], what: string): Pro
   t.same(
     failed,
     [],
-    `${what}: ping and TCP by IP and by name between every ordered pair of ${hosts.length} hosts (${pairs.length} pairs)`,
+    `${what}: ping and TCP by IP and by name between every ordered pair of ` +
+      `${hosts.length} hosts (${pairs.length} pairs)`,
   );
 }
 
@@ -147,7 +148,8 @@ async function scenario(t: Test, backend: Backend, prefix: string, subnet: strin
         nodes.every(
           (n) => n.health === 'ok' && n.routingMode === 'tunnel' && n.blocks.length > 0 && (n.local || n.peer),
         ),
-        `h${h}: all healthy tunnel peers with blocks (${JSON.stringify(nodes.map((n) => [n.name, n.health, n.detail]))})`,
+        `h${h}: all healthy tunnel peers with blocks ` +
+          `(${JSON.stringify(nodes.map((n) => [n.name, n.health, n.detail]))})`,
       );
     }
     const table = await c.daemons[0]!.cli(['node', 'list']);
@@ -283,7 +285,8 @@ async function scenario(t: Test, backend: Backend, prefix: string, subnet: strin
     const ready = Date.now();
     await eventually(async () => knowsAll(c, h, [0, 1, 2, h]), 5_000, 'h3 learns every remote endpoint');
     t.pass(
-      `h3 routes all ${Object.keys(c.where).length} remote endpoints ${Date.now() - ready} ms after its daemon answered`,
+      `h3 routes all ${Object.keys(c.where).length} remote endpoints ` +
+        `${Date.now() - ready} ms after its daemon answered`,
     );
     await c.createNetwork(h);
     await run(c, h, 'web3', ['app=web']);

@@ -1,8 +1,8 @@
 /**
  * Cross-host name resolution. Two lab hosts on the shared underlay (etcd on it), each daemon with
  * its cluster resolver on its underlay address (--dns-address), host 0's dockerd started with
- * `--dns <that address>`, host 1's containers with `docker run --dns <its address>`: dockerd's embedded DNS answers its own host's
- * names and forwards the others to the resolver, from the container's namespace (the resolver
+ * `--dns <that address>`, host 1's containers with `docker run --dns <its address>`: dockerd's embedded DNS answers its
+ * own host's names and forwards the others to the resolver, from the container's namespace (the resolver
  * counts the answers; it can only answer when the query's source is a container it knows).
  *
  * A container on host 0 pings and fetches a page from a container on host 1 by name
@@ -38,7 +38,8 @@ async function docker(h: number, args: string[]): Promise<string> {
   const r = await hosts[h]!.docker(args, { timeoutMs: 120_000 });
   if (r.code !== 0)
     throw new Error(
-      `docker@h${h} ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n${daemons[h]?.process?.logTail(20)}`,
+      `docker@h${h} ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n` +
+        `${daemons[h]?.process?.logTail(20)}`,
     );
   return r.stdout.trim();
 }
@@ -135,7 +136,8 @@ s.on('message', (m, r) => {
   if (p > m.length) return;
   const isA = m.readUInt16BE(p - 4) === 1;
   const h = Buffer.from(m.subarray(0, 12));
-  h.writeUInt16BE(0x8180, 2); h.writeUInt16BE(1, 4); h.writeUInt16BE(isA ? 1 : 0, 6); h.writeUInt16BE(0, 8); h.writeUInt16BE(0, 10);
+  h.writeUInt16BE(0x8180, 2); h.writeUInt16BE(1, 4); h.writeUInt16BE(isA ? 1 : 0, 6);
+  h.writeUInt16BE(0, 8); h.writeUInt16BE(0, 10);
   const a = Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 18, 99, 1]);
   s.send(Buffer.concat([h, m.subarray(12, p), isA ? a : Buffer.alloc(0)]), r.port, r.address);
 });

@@ -110,7 +110,8 @@ async function tunnelDevicePackets(h: number): Promise<{ rx: number; tx: number 
 }
 
 t.test(
-  "containers' traffic bypasses the tunnel device both ways (encapsulation in BPF); a peer that uses the device interoperates",
+  "containers' traffic bypasses the tunnel device both ways (encapsulation in BPF); " +
+    'a peer that uses the device interoperates',
   async (t) => {
     for (let h = 0; h < 2; h++) {
       const status = await c.daemons[h]!.cliJson<StatusModel>(['status']);
@@ -253,7 +254,8 @@ t.test(
     const after = await tunnelDevicePackets(1);
     t.ok(
       after.rx - before.rx < 3 && after.tx - before.tx < 3,
-      `h1: still encapsulated in BPF, cilium_vxlan carried none of it (rx +${after.rx - before.rx}, tx +${after.tx - before.tx})`,
+      'h1: still encapsulated in BPF, ' +
+        `cilium_vxlan carried none of it (rx +${after.rx - before.rx}, tx +${after.tx - before.tx})`,
     );
 
     // Our filter taken off the underlay device (its clsact qdisc deleted): put back.

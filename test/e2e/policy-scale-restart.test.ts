@@ -138,7 +138,8 @@ async function restartAndProbe(t: Test, probeMs: number): Promise<void> {
   }
   t.ok(
     opened !== undefined,
-    `the plugin socket answers /Plugin.Activate within ${SOCKET_OPEN_MS} ms of the start (${opened?.toFixed(0) ?? 'no answer'} ms)`,
+    `the plugin socket answers /Plugin.Activate within ${SOCKET_OPEN_MS} ms of the start ` +
+      `(${opened?.toFixed(0) ?? 'no answer'} ms)`,
   );
   if (opened === undefined)
     throw new Error(`plugin socket closed ${SOCKET_OPEN_MS} ms after the start\n${daemon.process?.logTail(20)}`);
@@ -164,7 +165,8 @@ async function restartAndProbe(t: Test, probeMs: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   } while (performance.now() < probeEnd);
   t.comment(
-    `socket open ${opened.toFixed(0)} ms after the spawn; ${calls} plugin calls in ${probeMs} ms, slowest ${slowest.toFixed(0)} ms`,
+    `socket open ${opened.toFixed(0)} ms after the spawn; ${calls} plugin calls in ${probeMs} ms, ` +
+      `slowest ${slowest.toFixed(0)} ms`,
   );
   t.equal(
     failure,

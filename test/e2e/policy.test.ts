@@ -453,7 +453,8 @@ t.test('daemon kill -9 under a TCP stream: stream survives, forbidden stays forb
       'web',
       'sh',
       '-c',
-      `i=0; while [ $i -lt 60 ]; do timeout 3 wget -q -O /dev/null http://${ip.db}:5432/passwd || exit 1; i=$((i+1)); sleep 0.1; done`,
+      `i=0; while [ $i -lt 60 ]; do timeout 3 wget -q -O /dev/null http://${ip.db}:5432/passwd || exit ` +
+        '1; i=$((i+1)); sleep 0.1; done',
     ],
     { timeoutMs: 90_000 },
   );

@@ -327,7 +327,8 @@ t.test('50 concurrent docker run -d get 50 distinct addresses', async (t) => {
       /has active endpoints/.test(lastRm) && !/remote|NetworkDriver|IpamDriver|still has/.test(lastRm) && listed === '';
     t.ok(
       dockerdLeak,
-      `network rm many refused by dockerd's own endpoint count, not by our plugin (${lastRm}; containers listed: "${listed}")\n--- daemon log ---\n${dockerdLeak ? '' : daemon.process?.logTail(40)}`,
+      `network rm many refused by dockerd's own endpoint count, not by our plugin (${lastRm}; containers listed: ` +
+        `"${listed}")\n--- daemon log ---\n${dockerdLeak ? '' : daemon.process?.logTail(40)}`,
     );
     t.comment(`dockerd kept a stale endpoint count on "many" after rm -f of 50 (moby#17217): ${lastRm}`);
   }

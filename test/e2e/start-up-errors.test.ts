@@ -58,7 +58,8 @@ async function wipe(bpfRoots: string[] = [BPF_ROOT]): Promise<void> {
       'for l in cilium_vxlan cilium_host cilium_net; do ip link del $l 2>/dev/null; done',
       ...bpfRoots.map((r) => `rm -rf ${r}`),
       'find /run/docker/plugins /run/cilium -type s -delete',
-      `while iptables -w 5 -t nat -D POSTROUTING -m mark --mark 0xc00/0xf00 -m comment --comment '${MASQUERADE_COMMENT}' -j MASQUERADE 2>/dev/null; do :; done`,
+      'while iptables -w 5 -t nat -D POSTROUTING -m mark --mark 0xc00/0xf00 -m comment --comment ' +
+        `'${MASQUERADE_COMMENT}' -j MASQUERADE 2>/dev/null; do :; done`,
     ].join('; '),
   ]);
 }
@@ -96,7 +97,8 @@ t.before(async () => {
     [
       'sh',
       '-c',
-      'ip link add ul0 type veth peer name ul0p && ip addr add 198.18.250.1/24 dev ul0 && ip link set ul0p up && ip link set ul0 up',
+      'ip link add ul0 type veth peer name ul0p && ip addr add 198.18.250.1/24 dev ul0 && ip link ' +
+        'set ul0p up && ip link set ul0 up',
     ],
     { check: true },
   );

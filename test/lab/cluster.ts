@@ -98,7 +98,8 @@ export class Cluster {
     const r = await this.hosts[h]!.docker(args, { timeoutMs: 120_000 });
     if (r.code !== 0)
       throw new Error(
-        `docker@h${h} ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n${this.daemons[h]?.process?.logTail(20)}`,
+        `docker@h${h} ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log ---\n` +
+          `${this.daemons[h]?.process?.logTail(20)}`,
       );
     return r.stdout.trim();
   }

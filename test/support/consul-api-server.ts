@@ -597,7 +597,8 @@ export class ConsulApiServer {
         if (found === undefined) throw new Error(`failed to check session, key ${q} doesn't exist`);
         if (found.session !== entry.session) {
           throw new Error(
-            `failed session check for key ${q}, current session ${JSON.stringify(found.session)} != ${JSON.stringify(entry.session)}`,
+            `failed session check for key ${q}, ` +
+              `current session ${JSON.stringify(found.session)} != ${JSON.stringify(entry.session)}`,
           );
         }
         return [{ KV: entryJson(found, false) }];
@@ -676,7 +677,8 @@ export class ConsulApiServer {
       if (ttlMs !== 0 && (ttlMs < this.options.sessionTtlMinMs || ttlMs > SESSION_TTL_MAX_MS)) {
         throw new HttpError(
           500,
-          `Invalid Session TTL '${BigInt(Math.round(ttlMs)) * 1_000_000n}', must be between [${goDuration(this.options.sessionTtlMinMs)}=${goDuration(SESSION_TTL_MAX_MS)}]`,
+          `Invalid Session TTL '${BigInt(Math.round(ttlMs)) * 1_000_000n}', ` +
+            `must be between [${goDuration(this.options.sessionTtlMinMs)}=${goDuration(SESSION_TTL_MAX_MS)}]`,
         );
       }
     }

@@ -53,15 +53,13 @@ export async function overlayStatus({
   const common = {
     mtu: datapath.overlayMtu ?? 0,
     lastSync: peers.lastSync,
-    peers: peers
-      .peers()
-      .map((p) => ({
-        name: p.name,
-        underlayIp: p.underlayIp,
-        bootId: p.bootId,
-        blocks: p.blocks,
-        endpoints: p.endpoints,
-      })),
+    peers: peers.peers().map((p) => ({
+      name: p.name,
+      underlayIp: p.underlayIp,
+      bootId: p.bootId,
+      blocks: p.blocks,
+      endpoints: p.endpoints,
+    })),
   };
   if (tunnel)
     return {

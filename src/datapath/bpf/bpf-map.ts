@@ -166,7 +166,8 @@ export class BpfMap {
     const count = keys.length / this.keySize;
     if (!Number.isInteger(count) || values.length !== count * this.valueBytes) {
       throw new TypeError(
-        `updateBatchPacked: ${keys.length} key bytes and ${values.length} value bytes are not whole ${this.keySize}/${this.valueBytes}-byte entries`,
+        `updateBatchPacked: ${keys.length} key bytes and ${values.length} value bytes are not whole ` +
+          `${this.keySize}/${this.valueBytes}-byte entries`,
       );
     }
     if (count === 0) return 0;

@@ -130,7 +130,8 @@ export class LxcDatapath {
       ) {
         throw new DatapathError(
           `${object.path}: map ${info.name} has key/value ${info.keySize}/${info.valueSize} bytes, ` +
-            `abi.ts says ${abi.structLayouts[keyStruct].size}/${abi.structLayouts[valueStruct].size}: rebuild with scripts/build-bpf.sh`,
+            `abi.ts says ${abi.structLayouts[keyStruct].size}/${abi.structLayouts[valueStruct].size}: ` +
+            'rebuild with scripts/build-bpf.sh',
         );
       }
     }

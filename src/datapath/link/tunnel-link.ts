@@ -8,7 +8,10 @@ import { runIp, runIpJson, isExists, isNotFound } from './ip-command.js';
 import { getLink, type LinkInfo } from './veth.js';
 import { DatapathError } from '../../util/errors.js';
 
-/** Bytes VXLAN over IPv4 adds to an inner Ethernet frame's IP packet: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
+/**
+ * Bytes VXLAN over IPv4 adds to an inner Ethernet frame's IP packet: outer IPv4 20 + UDP 8 +
+ * VXLAN 8 + inner Ethernet 14.
+ */
 export const VXLAN_OVERHEAD = 50;
 
 /** Creates (or keeps) the external VXLAN device on `port` with `mtu`, up. */

@@ -104,7 +104,8 @@ export class ConsulHttpClient {
             cause: err,
           })
         : new KvUnavailableError(
-            `consul ${this.address}: ${request.what} failed: ${describeFetchError(err)}; check that the consul agent is running and reachable`,
+            `consul ${this.address}: ${request.what} failed: ${describeFetchError(err)}; ` +
+              'check that the consul agent is running and reachable',
             { cause: err },
           );
       this.observer?.onUnreachable(unavailable);
@@ -126,7 +127,8 @@ export class ConsulHttpClient {
     const detail = `${reply.status} ${reply.body.trim().slice(0, 500)}`.trim();
     if (reply.status === 403) {
       return new KvUnavailableError(
-        `consul ${this.address}: ${what} was refused (${detail}); check consul.token: the ACL token needs key read/write on the kvstore prefix and session write`,
+        `consul ${this.address}: ${what} was refused (${detail}); check consul.token: ` +
+          'the ACL token needs key read/write on the kvstore prefix and session write',
       );
     }
     if (reply.status === 400 || reply.status === 413) {

@@ -113,7 +113,8 @@ export class ConsulKvApi {
   /** The error of a transaction Consul refused for a reason the caller does not handle. */
   txnFailure(what: string, errors: TxnError[]): KvUnavailableError {
     return new KvUnavailableError(
-      `consul ${this.address}: ${what} failed: ${errors.map((error) => `operation ${error.OpIndex}: ${error.What}`).join('; ')}`,
+      `consul ${this.address}: ${what} failed: ` +
+        `${errors.map((error) => `operation ${error.OpIndex}: ${error.What}`).join('; ')}`,
     );
   }
 

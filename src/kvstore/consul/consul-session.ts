@@ -112,7 +112,8 @@ export class ConsulSession {
     } catch (err) {
       if (err instanceof KvUnavailableError && /Invalid Session TTL/i.test(err.message)) {
         throw new ConfigError(
-          `${err.message}; the lease TTL ${request.TTL} is outside what this consul agent accepts (its session_ttl_min, default 10s, to 24h): change consul.lease-ttl`,
+          `${err.message}; the lease TTL ${request.TTL} is outside what this consul agent accepts (its ` +
+            'session_ttl_min, default 10s, to 24h): change consul.lease-ttl',
           { cause: err },
         );
       }

@@ -151,7 +151,8 @@ export class ConsulWatcher implements Watcher {
         if (!this.applyFirst(state)) return;
       } else if (state.index < this.index) {
         this.resync(
-          `consul's index for ${prefix} went backwards (${this.index} -> ${state.index}): the cluster was restored or reset; re-list ${prefix}`,
+          `consul's index for ${prefix} went backwards (${this.index} -> ${state.index}): ` +
+            `the cluster was restored or reset; re-list ${prefix}`,
         );
         return;
       } else if (state.index > this.index) {
@@ -176,7 +177,9 @@ export class ConsulWatcher implements Watcher {
       return true;
     }
     this.resync(
-      `keys under ${prefix} changed after revision ${fromRevision} (consul index now ${state.index}) and consul keeps no change history, so deletes since then cannot be known; re-list ${prefix} and watch from the list's revision`,
+      `keys under ${prefix} changed after revision ${fromRevision} (consul index now ${state.index}) ` +
+        'and consul keeps no change history, so deletes since then cannot be known; ' +
+        `re-list ${prefix} and watch from the list's revision`,
     );
     return false;
   }

@@ -234,7 +234,8 @@ export class ConsulWriter {
           if (current !== undefined) takeOver.set(operation.key, current);
         } else if (verb === 'lock' && /lock delay/i.test(error.What)) {
           throw new KvUnavailableError(
-            `consul ${this.address}: ${what}: ${operation.key} is in its lock-delay after the session that held it ended; retry shortly`,
+            `consul ${this.address}: ${what}: ` +
+              `${operation.key} is in its lock-delay after the session that held it ended; retry shortly`,
           );
         } else throw this.api.txnFailure(what, outcome.errors);
         retry = true;
@@ -242,7 +243,8 @@ export class ConsulWriter {
       if (!retry) throw this.api.txnFailure(what, outcome.errors);
     }
     throw new KvUnavailableError(
-      `consul ${this.address}: ${what} failed ${TRANSACTION_ATTEMPTS} times; last error: ${lastError || 'a value condition kept changing'}`,
+      `consul ${this.address}: ${what} failed ${TRANSACTION_ATTEMPTS} times; last error: ` +
+        `${lastError || 'a value condition kept changing'}`,
     );
   }
 
@@ -361,7 +363,8 @@ export class ConsulWriter {
       }
       if (/lock delay/i.test(lastError)) {
         throw new KvUnavailableError(
-          `consul ${this.address}: ${what} ${key}: the key is in its lock-delay after the session that held it ended; retry shortly`,
+          `consul ${this.address}: ${what} ${key}: ` +
+            'the key is in its lock-delay after the session that held it ended; retry shortly',
         );
       }
       if (!/already held/i.test(lastError)) throw this.api.txnFailure(`${what} ${key}`, outcome.errors);
@@ -385,7 +388,8 @@ export class ConsulWriter {
         this.session.lost(session, `consul refused session ${session} writing ${key}: ${lastError}`);
     }
     throw new KvUnavailableError(
-      `consul ${this.address}: ${what} ${key} with this store's session failed ${LEASED_WRITE_ATTEMPTS} times; last error: ${lastError}`,
+      `consul ${this.address}: ${what} ${key} with this store's session failed ${LEASED_WRITE_ATTEMPTS} ` +
+        `times; last error: ${lastError}`,
     );
   }
 

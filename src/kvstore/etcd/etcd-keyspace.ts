@@ -91,7 +91,9 @@ export class EtcdKeyspace {
     return { compare, success, failure };
   }
 
-  /** The result of a Txn built by {@link txnRequest}: committed at `revision`, or the conditions' keys as they are now. */
+  /**
+   * The result of a Txn built by {@link txnRequest}: committed at `revision`, or the conditions' keys as they are now.
+   */
   txnResult(
     conditions: readonly TxnCondition[],
     succeeded: boolean,

@@ -72,7 +72,8 @@ export function etcdOptionsFromKvstoreOpts(opts: Readonly<Record<string, string>
     address !== undefined ? parseEndpoints(address, '--kvstore-opt etcd.address') : (fromFile?.endpoints ?? []);
   if (endpoints.length === 0) {
     throw new ConfigError(
-      '--kvstore etcd needs endpoints: give --kvstore-opt etcd.address=http://HOST:2379 or an etcd.config file with endpoints:',
+      '--kvstore etcd needs endpoints: ' +
+        'give --kvstore-opt etcd.address=http://HOST:2379 or an etcd.config file with endpoints:',
     );
   }
   const options: EtcdStoreOptions = { endpoints };

@@ -409,7 +409,8 @@ export class EtcdKvStore implements KvStore {
       return new KvUnavailableError(`etcd kvstore ${endpoints} is closed; cannot ${what}`, { cause: err });
     const reason = err instanceof CallTimeoutError ? err.message : describeError(err);
     return new KvUnavailableError(
-      `etcd ${endpoints}: ${what} failed: ${reason}; check that etcd is running and reachable (--kvstore-opt etcd.address / etcd.config)`,
+      `etcd ${endpoints}: ${what} failed: ${reason}; ` +
+        'check that etcd is running and reachable (--kvstore-opt etcd.address / etcd.config)',
       { cause: err },
     );
   }

@@ -116,7 +116,8 @@ export class EtcdWatcher implements Watcher {
     const compacted = BigInt(response.compact_revision || '0');
     if (compacted > 0n) {
       this.resync(
-        `etcd compacted its history through revision ${compacted}; events of ${this.prefix} from revision ${this.nextRevision} are gone, re-list`,
+        `etcd compacted its history through revision ${compacted}; ` +
+          `events of ${this.prefix} from revision ${this.nextRevision} are gone, re-list`,
       );
       return;
     }
@@ -130,13 +131,15 @@ export class EtcdWatcher implements Watcher {
       const clusterId = response.header.cluster_id;
       if (this.clusterId !== undefined && clusterId !== this.clusterId) {
         this.resync(
-          `etcd cluster changed (id ${this.clusterId} -> ${clusterId}) while the watch on ${this.prefix} reconnected; re-list`,
+          `etcd cluster changed (id ${this.clusterId} -> ${clusterId}) ` +
+            `while the watch on ${this.prefix} reconnected; re-list`,
         );
         return;
       }
       if (headerRevision < this.observedRevision) {
         this.resync(
-          `etcd is at revision ${headerRevision}, behind revision ${this.observedRevision} seen before (restored from a backup?); re-list ${this.prefix}`,
+          `etcd is at revision ${headerRevision}, ` +
+            `behind revision ${this.observedRevision} seen before (restored from a backup?); re-list ${this.prefix}`,
         );
         return;
       }

@@ -111,7 +111,8 @@ export function prepareStatements(db: DatabaseSync) {
     listKeys: db.prepare('SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key'),
     upsert: db.prepare(
       `INSERT INTO kv (${columns}) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision, lease = excluded.lease
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision,
+         lease = excluded.lease
        RETURNING create_revision`,
     ),
     deleteKey: db.prepare('DELETE FROM kv WHERE key = ?'),

@@ -8,7 +8,10 @@ import { ConfigError } from '../../util/errors.js';
 export interface LocalKvStoreOptions {
   /** The database file; its parent directory is created if missing. */
   path: string;
-  /** TTL of this instance's lease; keys written with `{ leased: true }` vanish this long after the last renewal. Default 15 minutes. */
+  /**
+   * TTL of this instance's lease; keys written with `{ leased: true }` vanish this long after
+   * the last renewal. Default 15 minutes.
+   */
   leaseTtlMs?: number;
   /** How often expired leases are looked for. Default: the smaller of 1 s and the lease TTL. */
   sweepIntervalMs?: number;
@@ -32,7 +35,8 @@ export function localOptionsFromKvstoreOpts(opts: Readonly<Record<string, string
       );
     if (value !== 'normal' && value !== 'full')
       throw new ConfigError(
-        `--kvstore-opt local.sync=${value}: use normal (crash-safe, the default) or full (fsync every commit: power-loss-safe, slower)`,
+        `--kvstore-opt local.sync=${value}: use normal (crash-safe, the default) ` +
+          'or full (fsync every commit: power-loss-safe, slower)',
       );
     out.sync = value;
   }

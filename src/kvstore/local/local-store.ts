@@ -118,8 +118,10 @@ export class LocalKvStore implements KvStore {
       const busy = (err as { errcode?: number }).errcode === SQLITE_BUSY;
       throw new KvUnavailableError(
         busy
-          ? `local kvstore ${options.path} is locked by another process; stop the other cilium-docker daemon or use another --kvstore path`
-          : `local kvstore ${options.path} could not be opened: ${(err as Error).message}; check the path, its permissions and free disk space`,
+          ? `local kvstore ${options.path} is locked by another process; ` +
+              'stop the other cilium-docker daemon or use another --kvstore path'
+          : `local kvstore ${options.path} could not be opened: ${(err as Error).message}; check the path, ` +
+              'its permissions and free disk space',
         { cause: err },
       );
     }
@@ -248,7 +250,8 @@ export class LocalKvStore implements KvStore {
     const watcher = new LocalWatcher(prefix, handlers, this.logger, (w) => this.watchers.delete(w));
     if (fromRevision < this.history.compactedThrough) {
       watcher.resync(
-        `revision ${fromRevision} is older than the local kvstore's event history (kept after revision ${this.history.compactedThrough}); re-list ${prefix}`,
+        `revision ${fromRevision} is older than the local kvstore's event history (kept after revision ` +
+          `${this.history.compactedThrough}); re-list ${prefix}`,
       );
       return watcher;
     }
@@ -257,7 +260,9 @@ export class LocalKvStore implements KvStore {
     return watcher;
   }
 
-  /** Backend `local`, the file path, and this instance's lease once one exists; unhealthy (not a rejection) once closed. */
+  /**
+   * Backend `local`, the file path, and this instance's lease once one exists; unhealthy (not a rejection) once closed.
+   */
   async status(): Promise<KvStatus> {
     return {
       backend: 'local',
@@ -413,7 +418,8 @@ export class LocalKvStore implements KvStore {
   private unavailable(what: string, err: unknown): CiliumDockerError {
     if (err instanceof CiliumDockerError) return err;
     return new KvUnavailableError(
-      `local kvstore ${this.path}: ${what} failed: ${(err as Error).message}; check the disk and the file's permissions`,
+      `local kvstore ${this.path}: ${what} failed: ${(err as Error).message}; ` +
+        `check the disk and the file's permissions`,
       { cause: err },
     );
   }

@@ -14,7 +14,9 @@ import type { WatchEvent, WatchHandlers, Watcher } from '../kvstore.js';
 export class EventHistory {
   private readonly events: WatchEvent[] = [];
 
-  /** `compacted`: the revision the history starts after (at open, the store's revision: nothing before it is in memory). */
+  /**
+   * `compacted`: the revision the history starts after (at open, the store's revision: nothing before it is in memory).
+   */
   constructor(
     private readonly limit: number,
     private compacted: bigint,

@@ -55,9 +55,12 @@ t.test('bpf ipcache list, bpf ct list and bpf endpoint list print their tables',
   t.equal(
     ct.stdout,
     [
-      'SOURCE               DESTINATION       PROTO   IDENTITY   PACKETS (FWD/REV)   BYTES (FWD/REV)             FLAGS               EXPIRES',
-      '198.18.100.2:43210   198.18.100.3:80   TCP     4321       12/10               1500/18446744073709551615   reply-seen,denied   21590s',
-      '198.18.100.3:5353    198.18.100.9:53   UDP     5678       -                   -                           -                   58s',
+      'SOURCE               DESTINATION       PROTO   IDENTITY   PACKETS (FWD/REV)   BYTES (FWD/REV) ' +
+        '            FLAGS               EXPIRES',
+      '198.18.100.2:43210   198.18.100.3:80   TCP     4321       12/10               ' +
+        '1500/18446744073709551615   reply-seen,denied   21590s',
+      '198.18.100.3:5353    198.18.100.9:53   UDP     5678       -                   -                    ' +
+        '       -                   58s',
       '',
     ].join('\n'),
   );

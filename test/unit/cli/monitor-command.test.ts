@@ -8,9 +8,12 @@ import { dropEvent, startApi, traceEvent, until, verdictEvent } from '../api/fix
 import { spawnCli, runCli } from './fixtures/run-cli.js';
 
 const expectedLines = [
-  'xx drop (Policy denied) flow 0x0 to endpoint 12, identity 4321->5678: 198.18.100.2:43210 -> 198.18.100.3:80 tcp [container:app=web] -> [container:app=db]',
-  'Policy verdict log: flow 0x0 local EP ID 12, remote ID 5678, proto 6, egress, action allow, match L3-L4, policy web-egress: 198.18.100.2:43210 -> 198.18.100.3:80 tcp [container:app=web] -> [container:app=db]',
-  '-> endpoint 12 flow 0x0, identity 4321->5678: 198.18.100.2:43210 -> 198.18.100.3:80 tcp [container:app=web] -> [container:app=db]',
+  'xx drop (Policy denied) flow 0x0 to endpoint 12, identity 4321->5678: ' +
+    '198.18.100.2:43210 -> 198.18.100.3:80 tcp [container:app=web] -> [container:app=db]',
+  'Policy verdict log: flow 0x0 local EP ID 12, remote ID 5678, proto 6, egress, action allow, match L3-L4, ' +
+    'policy web-egress: 198.18.100.2:43210 -> 198.18.100.3:80 tcp [container:app=web] -> [container:app=db]',
+  '-> endpoint 12 flow 0x0, identity 4321->5678: ' +
+    '198.18.100.2:43210 -> 198.18.100.3:80 tcp [container:app=web] -> [container:app=db]',
 ];
 
 t.test('monitor prints one line per event until Ctrl-C, then unsubscribes and exits 0', async (t) => {

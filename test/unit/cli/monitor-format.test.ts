@@ -9,7 +9,8 @@ import { dropEvent, traceEvent, verdictEvent } from '../api/fixtures/api-harness
 t.test('an egress drop says "from endpoint"; an unnamed reason shows its number', async (t) => {
   t.equal(
     formatMonitorEvent({ ...dropEvent, direction: 'egress', reasonName: undefined, reason: 181 }),
-    'xx drop (reason 181) flow 0x0 from endpoint 12, identity 4321->5678: 198.18.100.2:43210 -> 198.18.100.3:80 tcp [container:app=web] -> [container:app=db]',
+    'xx drop (reason 181) flow 0x0 from endpoint 12, identity 4321->5678: ' +
+      '198.18.100.2:43210 -> 198.18.100.3:80 tcp [container:app=web] -> [container:app=db]',
   );
 });
 
@@ -23,7 +24,8 @@ t.test('ICMP has no ports; several labels are space-separated like Cilium prints
       srcLabels: ['container:app=web', 'container:tier=front'],
       dstLabels: [],
     }),
-    'xx drop (Policy denied) flow 0x0 to endpoint 12, identity 4321->5678: 198.18.100.2 -> 198.18.100.3 icmp [container:app=web container:tier=front] -> []',
+    'xx drop (Policy denied) flow 0x0 to endpoint 12, identity 4321->5678: ' +
+      '198.18.100.2 -> 198.18.100.3 icmp [container:app=web container:tier=front] -> []',
   );
 });
 
@@ -37,7 +39,8 @@ t.test('an ingress deny verdict names the source as remote and omits a missing p
       policy: undefined,
       protocol: 17,
     }),
-    'Policy verdict log: flow 0x0 local EP ID 12, remote ID 4321, proto 17, ingress, action deny: 198.18.100.2:43210 -> 198.18.100.3:80 udp [container:app=web] -> [container:app=db]',
+    'Policy verdict log: flow 0x0 local EP ID 12, remote ID 4321, proto 17, ingress, action deny: ' +
+      '198.18.100.2:43210 -> 198.18.100.3:80 udp [container:app=web] -> [container:app=db]',
   );
 });
 

@@ -8,7 +8,9 @@ import { startApi } from '../api/fixtures/api-harness.js';
 import { runCli } from './fixtures/run-cli.js';
 
 const CONFLICT =
-  'network "db" conflicts with the cluster record networks/v1/db (created by node node-a at 2026-01-01T00:00:00.000Z): subnet 198.18.42.0/24 in the cluster, 198.18.43.0/24 on node node-b; remove this network';
+  'network "db" conflicts with the cluster record networks/v1/db (created by node node-a at ' +
+  '2026-01-01T00:00:00.000Z): subnet 198.18.42.0/24 in the cluster, ' +
+  '198.18.43.0/24 on node node-b; remove this network';
 
 const networks: NetworkModel[] = [
   {

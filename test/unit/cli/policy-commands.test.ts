@@ -142,7 +142,8 @@ t.test('policy trace prints the explanation and exits 0 for either verdict', asy
   t.equal(allowed.code, 0, allowed.stderr);
   t.equal(
     allowed.stdout,
-    'Tracing From: [container:app=web team=a tier=front] => To: [app=db] Ports: [80/TCP]\n  Allowed by db-policy spec.ingress[0]\nFinal verdict: ALLOWED\n',
+    'Tracing From: [container:app=web team=a tier=front] => To: [app=db] Ports: [80/TCP]\n' +
+      '  Allowed by db-policy spec.ingress[0]\nFinal verdict: ALLOWED\n',
   );
   t.equal(denied.code, 0, denied.stderr);
   t.match(denied.stdout, /Final verdict: DENIED\n$/);
@@ -190,7 +191,8 @@ t.test('policy wait prints the applied revision; a timeout exits 1 with the daem
   t.equal(late.stdout, '');
   t.equal(
     late.stderr,
-    'Error: timed out after 150ms waiting for policy revision 7; 2 endpoints are still at revision 1 (ERR_POLICY_WAIT_TIMEOUT)\n',
+    'Error: timed out after 150ms waiting for policy revision 7; ' +
+      '2 endpoints are still at revision 1 (ERR_POLICY_WAIT_TIMEOUT)\n',
   );
   t.equal(badTimeout.code, 1);
   t.match(badTimeout.stderr, /"30" is not a duration; use e\.g\. 500ms, 30s, 2m or 1m30s/);
@@ -216,7 +218,10 @@ t.test('a daemon that is not running: exit 1 with a hint', async (t) => {
   t.equal(r.code, 1);
   t.match(
     r.stderr,
-    /^Error: cannot reach the cilium-docker daemon at \/nonexistent\/cilium.sock \(ENOENT\); is it running\?.*\(ERR_DAEMON_UNREACHABLE\)\n$/,
+    new RegExp(
+      /^Error: cannot reach the cilium-docker daemon at \/nonexistent\/cilium.sock \(ENOENT\); is it /.source +
+        /running\?.*\(ERR_DAEMON_UNREACHABLE\)\n$/.source,
+    ),
   );
 });
 

@@ -17,7 +17,7 @@ const hostileLabel = 'container:app=x\x1b[2J\n99   evil   1   reserved:host   19
 const hostileLabels = [hostileLabel, 'container:note=a\rb\x9b31m\u202etxt.exe', 'container:path=C:\\n'];
 
 /** Every character a terminal would act on, except the newline that ends lines. */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for the control characters the CLI must escape.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: it finds the control characters the CLI must escape.
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 const endpoint: EndpointModel = {
@@ -106,7 +106,10 @@ t.test('the CLI never writes a raw control character from the daemon', async (t)
   t.equal(rows.length, 1 + hostileLabels.length + 1, 'endpoint list: the header, one line per label, nothing more');
   t.match(
     rows[1],
-    /^7 +web\\nfake +40001 +container:app=x\\x1b\[2J\\n99 {3}evil {3}1 {3}reserved:host {3}198\.18\.0\.99 {3}ready +198\.18\.0\.7 +ready$/,
+    new RegExp(
+      /^7 +web\\nfake +40001 +container:app=x\\x1b\[2J/.source +
+        /\\n99 {3}evil {3}1 {3}reserved:host {3}198\.18\.0\.99 {3}ready +198\.18\.0\.7 +ready$/.source,
+    ),
     'the fake row is inside the label cell',
   );
   t.notOk(
@@ -158,7 +161,11 @@ t.test('monitor lines are escaped too', async (t) => {
   t.notMatch(cli.stdout(), RAW_CONTROL);
   t.match(
     line,
-    /^xx drop \(Policy denied\\x1b\[0m\) flow 0x0 to endpoint 12, .* \[container:app=x\\x1b\[2J\\n99 {3}evil {3}1 {3}reserved:host {3}198\.18\.0\.99 {3}ready\] -> \[container:app=db\]$/,
+    new RegExp(
+      /^xx drop \(Policy denied\\x1b\[0m\) flow 0x0 to endpoint 12, .* /.source +
+        /\[container:app=x\\x1b\[2J\\n99 {3}evil {3}1 {3}reserved:host {3}198\.18\.0\.99 {3}ready\] -> /.source +
+        /\[container:app=db\]$/.source,
+    ),
   );
   cli.child.kill('SIGINT');
   await cli.exited;

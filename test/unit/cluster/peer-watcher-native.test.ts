@@ -109,7 +109,8 @@ t.test('native: routes to native peers blocks via their underlay, removed when t
       { prefix: '198.18.120.66/32', identity: 400, netId: net, tunnelEndpoint: '198.19.250.2' },
       { prefix: '198.19.250.2/32', identity: 6, netId: 0, tunnelEndpoint: '198.19.250.2' },
     ],
-    "b's endpoint keeps its identity in the ipcache (the receiving side's policy needs it); b's own address is the remote node",
+    "b's endpoint keeps its identity in the ipcache (the receiving side's policy needs it); " +
+      "b's own address is the remote node",
   );
 
   await store.put('ipam/v1/blocks/198.18.120.0-24/198.18.121.0/26', 'b');

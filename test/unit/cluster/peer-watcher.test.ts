@@ -85,7 +85,8 @@ t.test('programs remote endpoints and blocks, forgets departed nodes, re-learns 
       { prefix: '198.18.120.66/32', identity: 400, netId: net, tunnelEndpoint: '198.19.250.2' },
       { prefix: '198.19.250.2/32', identity: 6, netId: 0, tunnelEndpoint: '198.19.250.2' },
     ],
-    'only b: its block (world), its endpoint and its own address (remote-node); not ours, not the node without an underlay',
+    'only b: its block (world), its endpoint and its own address (remote-node); not ours, ' +
+      'not the node without an underlay',
   );
   t.same(
     routes,

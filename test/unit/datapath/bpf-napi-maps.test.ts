@@ -164,7 +164,8 @@ t.test('batch update rate', { skip }, async (t) => {
     keys.writeUInt32BE(i, i * 8 + 4);
   });
   t.comment(
-    `batch update, ${n} entries: hash ${(hash / 1e6).toFixed(2)}M entries/s, LPM trie ${(lpm / 1e6).toFixed(2)}M entries/s`,
+    `batch update, ${n} entries: hash ${(hash / 1e6).toFixed(2)}M entries/s, ` +
+      `LPM trie ${(lpm / 1e6).toFixed(2)}M entries/s`,
   );
   // The target is >= 1M/s; the floor here only catches a regression to per-element syscalls from JS.
   t.ok(hash > 300_000, 'hash map batch update is fast');

@@ -91,7 +91,9 @@ async function runInsideHostNetns(host: string): Promise<void> {
   const GATEWAY = '198.18.1.1';
   const processes: ChildProcess[] = [];
 
-  /** Runs a command in a container (or the host namespace with netns undefined); resolves to its exit code and output. */
+  /**
+   * Runs a command in a container (or the host namespace with netns undefined); resolves to its exit code and output.
+   */
   const run = (netns: string | undefined, args: string[], stdin?: string) =>
     new Promise<{ code: number | null; stdout: string }>((resolve) => {
       const child = spawn(netns ? 'ip' : args[0]!, netns ? ['netns', 'exec', netns, ...args] : args.slice(1));

@@ -507,7 +507,8 @@ t.test(
     await dp.ipcache.setMany([
       ['198.18.9.9/32', { identity: 2001, netId: 1, tunnelEndpoint: underlay }],
       ['198.18.9.10/32', { identity: 2002, netId: 1, tunnelEndpoint: underlay, tunnelNexthop: 'device' }],
-      [`${underlay}/32`, { identity: abi.Identity.RemoteNode, netId: 0, tunnelEndpoint: underlay }], // a peer node's own address
+      // a peer node's own address
+      [`${underlay}/32`, { identity: abi.Identity.RemoteNode, netId: 0, tunnelEndpoint: underlay }],
     ]);
     const inner = ipv4Packet({ srcMac: A.mac, dstMac: A.nodeMac, saddr: A.ip, daddr: '198.18.9.9', protocol: 'tcp' });
     const run = dp.fromContainer.testRun(inner);

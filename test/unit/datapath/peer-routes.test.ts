@@ -13,7 +13,8 @@ import { nexthopOf, type RouteGet } from '../../../src/datapath/link/tunnel-link
 t.test('parses what iproute2 printed on this machine', async (t) => {
   const text = [
     '198.18.120.64/26 via 198.19.250.2 dev ul0 ',
-    '198.18.121.0/26  encap ip id 6 src 0.0.0.0 dst 198.19.250.3 ttl 0 tos 0 dev cilium_vxlan scope link src 198.19.250.1 mtu 1450 ',
+    '198.18.121.0/26  encap ip id 6 src 0.0.0.0 dst 198.19.250.3 ttl 0 tos 0 dev cilium_vxlan scope ' +
+      'link src 198.19.250.1 mtu 1450 ',
     '198.18.122.7 via 198.19.250.4 dev ul0 ',
     '',
   ].join('\n');

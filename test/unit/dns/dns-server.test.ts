@@ -3,8 +3,8 @@
  * network answer A (any case, `<name>` and `<name>.<network>`), AAAA of a known name is an empty
  * NOERROR, names of another network are not answered, `<unknown>.<network>` is NXDOMAIN, a removed
  * endpoint stops resolving at once, foreign names go to the upstream (a fake one on loopback) or
- * get SERVFAIL when it is silent and REFUSED when there is none; a TCP query is relayed over TCP; malformed packets get FORMERR or
- * nothing and the server keeps answering.
+ * get SERVFAIL when it is silent and REFUSED when there is none; a TCP query is relayed over TCP; malformed packets get
+ * FORMERR or nothing and the server keeps answering.
  */
 import t, { type Test } from 'tap';
 import { createSocket } from 'node:dgram';

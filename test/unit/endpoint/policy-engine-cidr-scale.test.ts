@@ -177,7 +177,8 @@ t.test(
     t.equal(engine.policyCount, 1, 'the stored policy is loaded (so it can be deleted)');
     const synced = await maxEventLoopDelay(() => engine.settled());
     t.comment(
-      `CIDR sync + regeneration of 120 000 prefixes: ${synced.ms.toFixed(0)} ms, longest event-loop block ${synced.maxGapMs.toFixed(0)} ms`,
+      `CIDR sync + regeneration of 120 000 prefixes: ${synced.ms.toFixed(0)} ms, ` +
+        `longest event-loop block ${synced.maxGapMs.toFixed(0)} ms`,
     );
     t.equal(datapath.cidrPrefixes, 2 * n, 'cidr minus except: two prefixes per set');
     t.ok(synced.ms < 60_000, `sync within 60 s (took ${synced.ms.toFixed(0)} ms)`);
@@ -193,7 +194,8 @@ t.test(
       await engine.settled();
     });
     t.comment(
-      `delete of 120 000 CIDR prefixes: ${deleted.ms.toFixed(0)} ms, longest event-loop block ${deleted.maxGapMs.toFixed(0)} ms`,
+      `delete of 120 000 CIDR prefixes: ${deleted.ms.toFixed(0)} ms, ` +
+        `longest event-loop block ${deleted.maxGapMs.toFixed(0)} ms`,
     );
     t.ok(
       deleted.maxGapMs < 1_500,

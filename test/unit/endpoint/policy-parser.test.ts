@@ -28,7 +28,9 @@ const CIDR_YAML = `apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
 metadata: { name: cidr, labels: { team: a } }
 spec:
-  endpointSelector: { matchLabels: { app: web }, matchExpressions: [ { key: tier, operator: NotIn, values: [ b, a ] } ] }
+  endpointSelector:
+    matchLabels: { app: web }
+    matchExpressions: [ { key: tier, operator: NotIn, values: [ b, a ] } ]
   egress:
   - toCIDRSet: [ { cidr: 198.18.0.0/16, except: [ 198.18.1.0/24, 198.18.7.7/32 ] } ]
     toPorts: [ { ports: [ { port: "80", endPort: 90, protocol: TCP } ] } ]
@@ -97,7 +99,9 @@ t.test('snapshots: the same stored policies as PolicyRepository.parseSnapshot', 
 
 t.test('a large import is parsed while the event loop keeps running', async (t) => {
   const lines = Array.from({ length: 16_000 }, (_, i) => `    - 198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`);
-  const text = `apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: { name: big }\nspec:\n  endpointSelector: {}\n  egress:\n  - toCIDR:\n${lines.join('\n')}\n`;
+  const text =
+    'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: { name: big }\nspec:\n  endpointSelector: {}\n' +
+    `  egress:\n  - toCIDR:\n${lines.join('\n')}\n`;
   const started = performance.now();
   const expected = parsePolicyText(text);
   const inlineMs = performance.now() - started;
@@ -117,7 +121,8 @@ t.test('a large import is parsed while the event loop keeps running', async (t) 
   }
   t.same(got, expected);
   t.comment(
-    `16 000 CIDRs of YAML: ${inlineMs.toFixed(0)} ms on the main thread; through the parser thread the longest event-loop block was ${maxGapMs.toFixed(0)} ms`,
+    `16 000 CIDRs of YAML: ${inlineMs.toFixed(0)} ms on the main thread; ` +
+      `through the parser thread the longest event-loop block was ${maxGapMs.toFixed(0)} ms`,
   );
   t.ok(
     maxGapMs < inlineMs / 2,

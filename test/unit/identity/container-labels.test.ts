@@ -22,7 +22,10 @@ t.test('valid labels become container labels with the whole key, any value text'
     empty: '',
   });
   t.same(ignored, []);
-  t.ok(labels.every((l) => l.source === 'container'), 'all container-sourced');
+  t.ok(
+    labels.every((l) => l.source === 'container'),
+    'all container-sourced',
+  );
   t.same(
     labels.map((l) => [l.key, l.value]),
     [
@@ -36,14 +39,37 @@ t.test('valid labels become container labels with the whole key, any value text'
 });
 
 t.test('keys that are not Cilium label keys are ignored, with a reason', async (t) => {
-  for (const key of ['reserved:host', 'container:role', 'a=b', 'a;b', 'has space', '', '-lead', 'trail.', 'a\\b', 'é', 'a\nb', 'x'.repeat(MAX_CONTAINER_LABEL_KEY_BYTES + 1)]) {
+  for (const key of [
+    'reserved:host',
+    'container:role',
+    'a=b',
+    'a;b',
+    'has space',
+    '',
+    '-lead',
+    'trail.',
+    'a\\b',
+    'é',
+    'a\nb',
+    'x'.repeat(MAX_CONTAINER_LABEL_KEY_BYTES + 1),
+  ]) {
     t.ok(invalidContainerLabelKey(key), `${JSON.stringify(key.slice(0, 20))} refused`);
   }
-  for (const key of ['a', 'A1', 'app.kubernetes.io/name', 'com.docker.compose.config-hash', 'x_y', 'x'.repeat(MAX_CONTAINER_LABEL_KEY_BYTES)]) {
+  for (const key of [
+    'a',
+    'A1',
+    'app.kubernetes.io/name',
+    'com.docker.compose.config-hash',
+    'x_y',
+    'x'.repeat(MAX_CONTAINER_LABEL_KEY_BYTES),
+  ]) {
     t.equal(invalidContainerLabelKey(key), undefined, `${key.slice(0, 30)} accepted`);
   }
   const { labels, ignored } = containerLabels({ 'reserved:host': '', app: 'ok', 'a=b': 'c' });
-  t.same(labels.map((l) => l.key), ['app']);
+  t.same(
+    labels.map((l) => l.key),
+    ['app'],
+  );
   t.same(ignored.map((i) => i.key).sort(), ['a=b', 'reserved:host']);
   t.ok(ignored.every((i) => i.reason.length > 0));
 });
@@ -58,9 +84,15 @@ t.test('a 1 MB key, an oversized value, NUL and lone surrogates stay out; the to
     surrogate: 'a\ud800b',
     pair: 'a\ud83d\udca5b',
   });
-  t.same(labels.map((l) => l.key), ['fits', 'pair']);
+  t.same(
+    labels.map((l) => l.key),
+    ['fits', 'pair'],
+  );
   t.equal(ignored.length, 4);
-  t.ok(ignored.every((i) => i.key.length <= 64), 'reported keys are cut for the log');
+  t.ok(
+    ignored.every((i) => i.key.length <= 64),
+    'reported keys are cut for the log',
+  );
   const many: Record<string, string> = {};
   for (let i = 0; i < 40; i++) many[`k${String(i).padStart(2, '0')}`] = 'v'.repeat(MAX_CONTAINER_LABEL_VALUE_BYTES);
   const bounded = containerLabels(many);
@@ -70,7 +102,12 @@ t.test('a 1 MB key, an oversized value, NUL and lone surrogates stay out; the to
 });
 
 t.test('endpoint labels: container labels plus docker:network, nothing else', async (t) => {
-  const { labels, ignored } = endpointLabels({ containerId: 'c', containerName: 'n', networkName: 'net', labels: { app: 'z;reserved:host', 'reserved:host': '', 'docker:network': 'other' } });
+  const { labels, ignored } = endpointLabels({
+    containerId: 'c',
+    containerName: 'n',
+    networkName: 'net',
+    labels: { app: 'z;reserved:host', 'reserved:host': '', 'docker:network': 'other' },
+  });
   t.same(labels.toStrings(), ['container:app=z;reserved:host', 'docker:network=net']);
   t.notOk(labels.has('reserved', 'host'));
   t.equal(ignored.length, 2);

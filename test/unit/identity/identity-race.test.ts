@@ -101,7 +101,8 @@ if (missing !== undefined) {
       'the others referenced it',
     );
     t.comment(
-      `workers started in ${Math.round(startupMs)} ms; race: ${total * NODES.length} acquisitions in ${Math.round(wallMs)} ms (${Math.round((total * NODES.length) / (wallMs / 1000))}/s), ` +
+      `workers started in ${Math.round(startupMs)} ms; race: ${total * NODES.length} acquisitions in ` +
+        `${Math.round(wallMs)} ms (${Math.round((total * NODES.length) / (wallMs / 1000))}/s), ` +
         `${sum((r) => r.stats.candidateCollisions)} candidate collisions in ${sum((r) => r.stats.attempts)} attempts`,
     );
   });

@@ -26,7 +26,8 @@ const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64url');
 
 /** What the daemon before the fix stored: unescaped canonical forms, its id, label and reference keys. */
 const LEGACY: Array<{ id: number; canonical: string }> = [
-  { id: 1000, canonical: 'container:app=x;container:role=admin;docker:network=net;' }, // {app=x, role=admin}, and the smuggled set
+  // {app=x, role=admin}, and the smuggled set
+  { id: 1000, canonical: 'container:app=x;container:role=admin;docker:network=net;' },
   { id: 1001, canonical: 'container:app=z;docker:network=net;reserved:host=;' }, // forged through app=`z;reserved:host`
   { id: 1002, canonical: 'container:path=C:\\dir;docker:network=net;' }, // a backslash: escaped, it reads differently
   { id: 1003, canonical: 'container:app=web;docker:network=net;' },

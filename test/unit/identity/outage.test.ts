@@ -77,7 +77,8 @@ t.test('an allocation that completes after its caller gave up is released again'
   }
   t.ok(
     outage.calls >= callsBefore + 2,
-    `the abandoned allocation completed and was released (${outage.calls - callsBefore} calls after the store came back)`,
+    `the abandoned allocation completed and was released (${outage.calls - callsBefore} ` +
+      'calls after the store came back)',
   );
   t.same(
     (await inner.list('identities/v1/')).pairs.map((p) => p.key),
@@ -143,7 +144,8 @@ t.test('identities of a dead node are collected by a live node once unreferenced
   t.same(await live.collectUnreferenced(), [], 'marks the unreferenced identity');
   const other = new IdentityAllocator({ store: inner, nodeName: 'other', log });
   t.equal(await other.acquire(late), lateId, 'referenced again meanwhile');
-  await inner.delete(`identities/v1/value/${Buffer.from(late.toCanonical()).toString('base64url')}/other`); // and unreferenced again
+  // and unreferenced again
+  await inner.delete(`identities/v1/value/${Buffer.from(late.toCanonical()).toString('base64url')}/other`);
   t.same(await live.collectUnreferenced(), [], 'the id key revision changed: the stale mark does not collect it');
   t.same(await live.collectUnreferenced(), [lateId], 'two passes at the same revision do');
 });

@@ -55,8 +55,10 @@ t.test('the gateway cannot take an address a container holds', async (t) => {
   await ipam.requestAddress({ poolId, address: '198.18.14.1', gateway: false, owner: 'web' });
   await t.rejects(ipam.requestAddress({ poolId, address: '', gateway: true }), {
     code: 'ERR_ADDRESS_IN_USE',
-    message:
-      /198\.18\.14\.1 as the gateway of pool 198\.18\.14\.0\/24.*container web on node node-a; pass a free address with --gateway/,
+    message: new RegExp(
+      /198\.18\.14\.1 as the gateway of pool 198\.18\.14\.0\/24.*container web on node node-a; pass a /.source +
+        /free address with --gateway/.source,
+    ),
   });
   t.equal((await ipam.getPool(poolId))?.gateway, undefined, 'no gateway recorded');
 });
@@ -97,8 +99,10 @@ t.test('aux addresses are reservations; a repeat reservation succeeds, a contain
   });
   await t.rejects(ipam.requestAddress({ poolId, address: '198.18.15.10', gateway: false }), {
     code: 'ERR_ADDRESS_IN_USE',
-    message:
-      /198\.18\.15\.10 is already in use in pool 198\.18\.15\.0\/24 \(by an --aux-address reservation \(node node-a\)\); choose another --ip/,
+    message: new RegExp(
+      /198\.18\.15\.10 is already in use in pool 198\.18\.15\.0\/24 \(by an --aux-address reservation /.source +
+        /\(node node-a\)\); choose another --ip/.source,
+    ),
   });
 });
 
@@ -115,7 +119,8 @@ t.test('static --ip: allocated once, then AddressInUseError naming the holder', 
   await t.rejects(ipam.requestAddress({ poolId, address: '198.18.16.50', gateway: false }), {
     code: 'ERR_ADDRESS_IN_USE',
     message:
-      'address 198.18.16.50 is already in use in pool 198.18.16.0/24 (by container c1 on node node-a); choose another --ip, or leave it out to get a free address',
+      'address 198.18.16.50 is already in use in pool 198.18.16.0/24 (by container c1 on node node-a); ' +
+      'choose another --ip, or leave it out to get a free address',
   });
   await t.rejects(ipam.requestAddress({ poolId, address: '198.18.16.50', gateway: false, reserved: true }), {
     code: 'ERR_ADDRESS_IN_USE',
@@ -173,7 +178,8 @@ t.test('a /29 gives the gateway and 5 containers, then PoolExhaustedError', asyn
   await t.rejects(ipam.requestAddress({ poolId, address: '', gateway: false }), {
     code: 'ERR_POOL_EXHAUSTED',
     message:
-      'no free address in pool 198.18.5.0/29: all 6 usable addresses are in use; use a larger --subnet or --ip-range, or remove containers',
+      'no free address in pool 198.18.5.0/29: all 6 usable addresses are in use; ' +
+      'use a larger --subnet or --ip-range, or remove containers',
   });
   t.same(
     (await ipam.getPool(poolId))?.blocks,

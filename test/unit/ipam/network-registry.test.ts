@@ -144,8 +144,12 @@ function scenarios(t: Test, backend: string, open: OpenCluster): void {
     await a.networks.networkCreated('net-a-app', pa.pool, details('198.18.40.1'));
     await t.rejects(b.networks.requestPool('app', pool('198.18.41.0/24')), {
       code: 'ERR_NETWORK_CONFLICT',
-      message:
-        /^network "app" conflicts with the cluster record networks\/v1\/app \(created by node node-a at .+\): subnet 198\.18\.40\.0\/24 in the cluster, 198\.18\.41\.0\/24 on node node-b; create it with the cluster's definition \(--subnet 198\.18\.40\.0\/24 --gateway 198\.18\.40\.1, or without --subnet and with --ipam-opt cilium\.network=app\) or choose another network name$/,
+      message: new RegExp(
+        /^network "app" conflicts with the cluster record networks\/v1\/app \(created by node node-a /.source +
+          /at .+\): subnet 198\.18\.40\.0\/24 in the cluster, 198\.18\.41\.0\/24 on node node-b; create /.source +
+          /it with the cluster's definition \(--subnet 198\.18\.40\.0\/24 --gateway 198\.18\.40\.1, or /.source +
+          /without --subnet and with --ipam-opt cilium\.network=app\) or choose another network name$/.source,
+      ),
     });
     await t.rejects(b.networks.requestPool('app', pool('198.18.40.0/24', '198.18.40.0/25')), {
       code: 'ERR_NETWORK_CONFLICT',
@@ -168,8 +172,10 @@ function scenarios(t: Test, backend: string, open: OpenCluster): void {
     for (const subnet of ['198.18.40.0/24', '198.18.40.0/25']) {
       await t.rejects(b.networks.requestPool('other', pool(subnet)), {
         code: 'ERR_NETWORK_CONFLICT',
-        message:
-          /^network "other" conflicts with the cluster record networks\/v1\/app \(.*its subnet 198\.18\.40\.0\/2[45] overlaps 198\.18\.40\.0\/24 of network "app" in the cluster/,
+        message: new RegExp(
+          /^network "other" conflicts with the cluster record networks\/v1\/app \(.*its subnet /.source +
+            /198\.18\.40\.0\/2[45] overlaps 198\.18\.40\.0\/24 of network "app" in the cluster/.source,
+        ),
       });
     }
     const claim = await b.networks.nameLearned('net-b-other', 'other', {
@@ -221,7 +227,12 @@ function scenarios(t: Test, backend: string, open: OpenCluster): void {
       t.equal(claimB.status, 'conflict');
       t.match(
         claimB.detail,
-        /subnet 198\.18\.42\.0\/24 in the cluster, 198\.18\.43\.0\/24 on node node-b; gateway 198\.18\.42\.1 in the cluster, 198\.18\.43\.1 on node node-b; remove this network \(docker network rm\) and create it again with the cluster's definition \(--subnet 198\.18\.42\.0\/24 --gateway 198\.18\.42\.1\)/,
+        new RegExp(
+          /subnet 198\.18\.42\.0\/24 in the cluster, 198\.18\.43\.0\/24 on node node-b; gateway /.source +
+            /198\.18\.42\.1 in the cluster, 198\.18\.43\.1 on node node-b; remove this network \(docker /.source +
+            /network rm\) and create it again with the cluster's definition \(--subnet 198\.18\.42\.0\/24 /.source +
+            /--gateway 198\.18\.42\.1\)/.source,
+        ),
       );
       t.throws(() => b.networks.check('net-b-db'), { code: 'ERR_NETWORK_CONFLICT', message: /created by node node-a/ });
       t.doesNotThrow(() => a.networks.check('net-a-db'));
@@ -343,7 +354,8 @@ function scenarios(t: Test, backend: string, open: OpenCluster): void {
   // --ip-range (CreateNetwork does not carry it); the restarted registry must read it from the pool
   // again, or it claims "no --ip-range" against its own record and refuses every new container.
   t.test(
-    `${backend}: a restart claims exactly the definition each network had (--ip-range, gateway, --internal, mtu; implicit and explicit names)`,
+    `${backend}: a restart claims exactly the definition each network had (--ip-range, gateway, --internal, ` +
+      'mtu; implicit and explicit names)',
     async (t) => {
       const { a, admin, storeA } = await twoNodes(t);
       const ranged = { gateway: '198.18.44.129', internal: true, mtu: 1400 };

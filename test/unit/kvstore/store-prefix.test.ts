@@ -167,8 +167,11 @@ t.test('the old layout alone, without migrate-prefix: refused with what to do, n
     }),
     {
       code: 'ERR_KV_LAYOUT',
-      message:
-        /^--kvstore etcd: the store holds 10 keys of the unprefixed layout of earlier versions \(.*identities\/v1\/.*\) and none under --kvstore-opt prefix=cilium\/state\/; .*split the cluster.*--kvstore-opt migrate-prefix=true.*--kvstore-opt prefix= \(empty\)/,
+      message: new RegExp(
+        /^--kvstore etcd: the store holds 10 keys of the unprefixed layout of earlier versions /.source +
+          /\(.*identities\/v1\/.*\) and none under --kvstore-opt prefix=cilium\/state\/; .*split the /.source +
+          /cluster.*--kvstore-opt migrate-prefix=true.*--kvstore-opt prefix= \(empty\)/.source,
+      ),
     },
   );
   t.same(await everything(backend), before, 'the store is as it was');

@@ -134,7 +134,8 @@ t.test('icmps: types by number and by name compile to protocol 1 entries with th
       { endpointSelector: {}, ingress: [{ icmps: [{ fields: [{ type: 8, code: 0 }] }, {}] }] },
     ]),
     [
-      'rule 1: egress[0].icmps[0].fields[0].type: the string "Bogus" is not an ICMP type; use a number from 0 to 255 or one of EchoReply',
+      'rule 1: egress[0].icmps[0].fields[0].type: the string "Bogus" is not an ICMP type; ' +
+        'use a number from 0 to 255 or one of EchoReply',
       'rule 1: egress[0].icmps[0].fields[1].type: number 256 is not an ICMP type',
       'rule 1: egress[0].icmps[0].fields[2].type: is required',
       'rule 1: egress[0]: icmps may only be present without toPorts (as in Cilium)',
@@ -146,13 +147,18 @@ t.test('icmps: types by number and by name compile to protocol 1 entries with th
 
 t.test('Kubernetes-only label keys are refused by path, saying why', async (t) => {
   rejectsWith(t, fixture('kube-dns.yaml'), [
-    'policy "allow-kube-dns": spec.egress[0].toEndpoints[0].matchLabels.k8s:io.kubernetes.pod.namespace: label key "k8s:io.kubernetes.pod.namespace" can never match here: "k8s:" labels come from Kubernetes pods, and Docker containers have none',
-    'policy "allow-kube-dns": spec.egress[0].toEndpoints[0].matchLabels.k8s:k8s-app: label key "k8s:k8s-app" can never match here',
-    'policy "in-namespace": spec.endpointSelector.matchExpressions[0].key: label key "io.cilium.k8s.policy.cluster" can never match here',
+    'policy "allow-kube-dns": spec.egress[0].toEndpoints[0].matchLabels.k8s:io.kubernetes.pod.namespace: ' +
+      'label key "k8s:io.kubernetes.pod.namespace" can never match here: "k8s:" labels come from Kubernetes pods, ' +
+      'and Docker containers have none',
+    'policy "allow-kube-dns": spec.egress[0].toEndpoints[0].matchLabels.k8s:k8s-app: ' +
+      'label key "k8s:k8s-app" can never match here',
+    'policy "in-namespace": spec.endpointSelector.matchExpressions[0].key: ' +
+      'label key "io.cilium.k8s.policy.cluster" can never match here',
   ]);
   t.equal(
     parsePolicyText(
-      'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: ok}\nspec:\n  endpointSelector: {matchLabels: {"container:io.kubernetes.x": "y", "k8s-app": dns}}\n',
+      'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: ok}\nspec:\n' +
+        '  endpointSelector: {matchLabels: {"container:io.kubernetes.x": "y", "k8s-app": dns}}\n',
     ).length,
     1,
     'a container label with such a key, and k8s-app, are fine',
@@ -238,7 +244,8 @@ t.test('repository: import replaces the rules with the same labels; get and dele
   );
 
   repo.import(
-    'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: mixed}\nspecs:\n- {labels: [team=a], endpointSelector: {}}\n- {endpointSelector: {}}\n',
+    'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: mixed}\nspecs:\n' +
+      '- {labels: [team=a], endpointSelector: {}}\n- {endpointSelector: {}}\n',
   );
   t.throws(
     () => repo.deleteByLabels(sel('team=a')),

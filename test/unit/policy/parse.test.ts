@@ -196,7 +196,8 @@ t.test('entities and deny sections', async (t) => {
 `);
   const summary = items(p).map(
     (i) =>
-      `${i.path} ${i.direction} ${i.verdict} ${i.peers!.map((x) => (x.kind === 'entity' ? x.entity : x.kind)).join(',')}`,
+      `${i.path} ${i.direction} ${i.verdict} ` +
+      `${i.peers!.map((x) => (x.kind === 'entity' ? x.entity : x.kind)).join(',')}`,
   );
   t.same(summary, [
     'spec.ingress[0] ingress allow all',
@@ -306,11 +307,13 @@ t.test('unsupported Cilium fields are rejected by path with what to do', async (
       terminatingTLS: {secret: {name: x}}
 `,
     [
-      'policy "web": spec.ingress[0].toPorts[0].rules: L7 rules (http) are not supported yet; remove rules to allow the whole port at L4',
+      'policy "web": spec.ingress[0].toPorts[0].rules: L7 rules (http) are not supported yet; ' +
+        'remove rules to allow the whole port at L4',
       'policy "web": spec.nodeSelector: host policies (nodeSelector) are not supported',
       'policy "web": spec.enableDefaultDeny: enableDefaultDeny is not supported yet',
       'policy "web": spec.ingress[0].fromRequires: fromRequires is not supported yet',
-      'policy "web": spec.ingress[1].icmps[0].fields[0].family: ICMPv6 rules are not supported: the datapath is IPv4 only',
+      'policy "web": spec.ingress[1].icmps[0].fields[0].family: ' +
+        'ICMPv6 rules are not supported: the datapath is IPv4 only',
       'policy "web": spec.ingress[2].authentication: mutual authentication (authentication) is not supported',
       'policy "web": spec.egress[0].toFQDNs: DNS-based rules (toFQDNs) are not supported yet; use toCIDR or toCIDRSet',
       'policy "web": spec.egress[1].toServices: toServices is not supported',
@@ -360,7 +363,8 @@ t.test('unknown fields are rejected by path, with a hint for case typos', async 
 status: {}
 `,
     [
-      'policy "typo": spec.endpointSelector.matchLabel: unknown field "matchLabel"; expected one of: matchLabels, matchExpressions',
+      'policy "typo": spec.endpointSelector.matchLabel: unknown field "matchLabel"; ' +
+        'expected one of: matchLabels, matchExpressions',
       'policy "typo": spec.ingress[0].fromendpoints: unknown field "fromendpoints"; did you mean "fromEndpoints"?',
       'policy "typo": spec.ingress[1].toPorts[0].ports[0].proto: unknown field "proto"',
       'policy "typo": spec.bogus: unknown field "bogus"',
@@ -397,22 +401,26 @@ t.test('bad values: port, endPort, protocol, CIDR, operator, entity', async (t) 
     - matchLabels: {app: 1, tier: null}
 `,
     [
-      'policy "bad": spec.endpointSelector.matchExpressions[0].operator: operator "Equals" is not supported; use one of In, NotIn, Exists, DoesNotExist',
+      'policy "bad": spec.endpointSelector.matchExpressions[0].operator: operator "Equals" is not supported; ' +
+        'use one of In, NotIn, Exists, DoesNotExist',
       'spec.endpointSelector.matchExpressions[1].values: operator In needs a non-empty list of values',
       'spec.endpointSelector.matchExpressions[2].values: operator Exists takes no values',
       'spec.ingress[0].toPorts[0].ports[0].port: port 70000 is out of range; use a port number from 0 to 65535',
       'spec.ingress[0].toPorts[0].ports[1].protocol: protocol SCTP is not supported yet; use TCP, UDP or ANY',
       'spec.ingress[0].toPorts[0].ports[2].port: named ports ("http") are not supported; use the port number',
       'spec.ingress[0].toPorts[0].ports[3].endPort: endPort 79 is below port 80',
-      'spec.ingress[0].toPorts[0].ports[4].protocol: protocol ICMP is not allowed in toPorts (as in Cilium); write ICMP rules as icmps',
+      'spec.ingress[0].toPorts[0].ports[4].protocol: ' +
+        'protocol ICMP is not allowed in toPorts (as in Cilium); write ICMP rules as icmps',
       'spec.ingress[0].toPorts[0].ports[5].protocol: unknown protocol "FOO"',
       'spec.ingress[0].toPorts[0].ports[6].endPort: endPort needs a non-zero port',
-      'spec.ingress[1].fromCIDR[0]: "10.0.0.0/33" is not a valid CIDR: prefix length "33" must be a number from 0 to 32 for IPv4',
+      'spec.ingress[1].fromCIDR[0]: "10.0.0.0/33" is not a valid CIDR: ' +
+        'prefix length "33" must be a number from 0 to 32 for IPv4',
       'spec.ingress[1].fromCIDR[1]: "300.1.1.1" is not a valid CIDR',
       'spec.ingress[1].fromCIDR[2]: "10.0.0.010" is not a valid CIDR',
       'spec.ingress[2].fromCIDRSet[0].cidr: "10.0.0.1" is not a valid CIDR: a prefix length is required',
       'spec.ingress[2].fromCIDRSet[1].except[0]: except "10.0.0.0/8" is not inside cidr "192.168.0.0/16"',
-      'spec.ingress[3].fromEntities[0]: entity "init" is not supported; use one of all, world, host, remote-node, cluster',
+      'spec.ingress[3].fromEntities[0]: entity "init" is not supported; use one of all, ' +
+        'world, host, remote-node, cluster',
       'spec.ingress[3].fromEntities[1]: unknown entity "galaxy"',
       'spec.ingress[4].fromEndpoints[0].matchLabels.app: label value must be a string, not number 1; quote it',
       'spec.ingress[4].fromEndpoints[0].matchLabels.tier: label value must be a string, not null',
@@ -427,7 +435,8 @@ t.test('document-level problems: apiVersion, kind, name, spec, bare rules, dupli
   ]);
   rejects(
     t,
-    `apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {namespace: default}\nspec: {endpointSelector: {}}\n`,
+    'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {namespace: default}\n' +
+      'spec: {endpointSelector: {}}\n',
     ['document 1: metadata.namespace: there are no namespaces here', 'document 1: metadata.name: is required'],
   );
   rejects(t, `${header('Bad_Name')}spec: {endpointSelector: {}}\n`, [
@@ -448,9 +457,11 @@ t.test('document-level problems: apiVersion, kind, name, spec, bare rules, dupli
   ]);
   rejects(
     t,
-    `${header('combo')}spec:\n  endpointSelector: {}\n  ingress:\n  - fromEndpoints: [{}]\n    fromCIDR: [10.0.0.0/8]\n`,
+    `${header('combo')}spec:\n  endpointSelector: {}\n  ingress:\n` +
+      '  - fromEndpoints: [{}]\n    fromCIDR: [10.0.0.0/8]\n',
     [
-      'policy "combo": spec.ingress[0]: combining fromEndpoints and fromCIDR in one rule is not supported (as in Cilium)',
+      'policy "combo": spec.ingress[0]: ' +
+        'combining fromEndpoints and fromCIDR in one rule is not supported (as in Cilium)',
     ],
   );
   rejects(t, `${header('listy')}spec:\n  endpointSelector: {}\n  ingress: {fromEndpoints: []}\n`, [
@@ -458,7 +469,8 @@ t.test('document-level problems: apiVersion, kind, name, spec, bare rules, dupli
   ]);
   rejects(
     t,
-    `${header('denyl7')}spec:\n  endpointSelector: {}\n  ingressDeny:\n  - toPorts: [{ports: [{port: "80", protocol: TCP}], rules: {http: [{}]}}]\n`,
+    `${header('denyl7')}spec:\n  endpointSelector: {}\n  ingressDeny:\n` +
+      '  - toPorts: [{ports: [{port: "80", protocol: TCP}], rules: {http: [{}]}}]\n',
     ['spec.ingressDeny[0].toPorts[0].rules: L7 rules are not allowed in deny rules'],
   );
   const tooMany = Array.from({ length: 41 }, (_, i) => `{port: "${1000 + i}", protocol: TCP}`).join(', ');

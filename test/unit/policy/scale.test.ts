@@ -129,15 +129,18 @@ t.test(`${IDENTITIES} identities x ${RULES} rules`, async (t) => {
   t.comment(`parse+validate ${RULES} policies: ${parsed.ms.toFixed(1)} ms`);
   t.comment(`index ${IDENTITIES} identities: ${indexed.ms.toFixed(1)} ms`);
   t.comment(
-    `selection for all endpoints (${RULES} endpoint selectors, ${selected.length} endpoints selected): ${selection.ms.toFixed(1)} ms`,
+    `selection for all endpoints (${RULES} endpoint selectors, ` +
+      `${selected.length} endpoints selected): ${selection.ms.toFixed(1)} ms`,
   );
   t.comment(`first endpoint compile (evaluates peer selectors): ${first.ms.toFixed(1)} ms`);
   t.comment(
-    `one endpoint compile over ${sampleSize} endpoints: best ${best.toFixed(2)} ms, median ${median.toFixed(2)} ms, worst ${worst.toFixed(2)} ms; ` +
+    `one endpoint compile over ${sampleSize} endpoints: best ${best.toFixed(2)} ms, median ${median.toFixed(2)} ms, ` +
+      `worst ${worst.toFixed(2)} ms; ` +
       `entries: mean ${(totalEntries / sampleSize).toFixed(0)}, max ${maxEntries}`,
   );
   t.comment(
-    `all ${selected.length} selected endpoints, extrapolated from the sample: ${(((sampleTotal / sampleSize) * selected.length) / 1000).toFixed(1)} s`,
+    `all ${selected.length} selected endpoints, extrapolated from the sample: ` +
+      `${(((sampleTotal / sampleSize) * selected.length) / 1000).toFixed(1)} s`,
   );
 
   // Bounds: the targets are < 2 s and < 50 ms; the median bound is looser because CI hosts are shared.

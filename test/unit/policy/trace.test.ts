@@ -287,7 +287,8 @@ function crossCheck(seed: number, policyCount: number, enforcement: 'default' | 
         if (expected) result.allowed++;
         if ((traced.verdict === 'allowed') !== expected && result.mismatches.length < 3) {
           result.mismatches.push(
-            `seed ${seed} ${enforcement}: ${src} -> ${dst} ${dport}/${protocol}: map ${expected}, trace ${traced.verdict}\n${traced.explanation.join('\n')}`,
+            `seed ${seed} ${enforcement}: ${src} -> ${dst} ${dport}/${protocol}: map ${expected}, ` +
+              `trace ${traced.verdict}\n${traced.explanation.join('\n')}`,
           );
         }
       }
@@ -305,7 +306,8 @@ t.test('trace agrees with the compiled map on random policies', async (t) => {
       t.same(
         r.mismatches,
         [],
-        `seed ${seed}, ${policyCount} policies, ${i === 0 ? 'default' : 'always'}: ${r.checked} flows, ${r.allowed} allowed, trace and map agree`,
+        `seed ${seed}, ${policyCount} policies, ${i === 0 ? 'default' : 'always'}: ${r.checked} flows, ` +
+          `${r.allowed} allowed, trace and map agree`,
       );
       t.ok(r.allowed > 0 && r.allowed < r.checked, 'the random policy allows some flows and denies others');
     }

@@ -39,5 +39,8 @@ t.test('a failing undo is reported and the rest still run', async (t) => {
   const failed = await stack.unwind({ info: () => undefined, warn: (o: unknown) => void warnings.push(o) });
   t.same(failed, ['socket', 'rule']);
   t.same(order, ['socket', 'links'], 'links undone after two failures');
-  t.match(warnings, [{ step: 'socket', err: { message: 'gone' } }, { step: 'rule', err: { message: 'iptables: no chain' } }]);
+  t.match(warnings, [
+    { step: 'socket', err: { message: 'gone' } },
+    { step: 'rule', err: { message: 'iptables: no chain' } },
+  ]);
 });

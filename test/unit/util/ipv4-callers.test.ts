@@ -220,7 +220,8 @@ t.test("peer watcher: another node's keys with leading zeros never reach the ipc
       { prefix: '198.18.120.66/32', identity: 400, netId: 7, tunnelEndpoint: '198.19.250.2' },
       { prefix: '198.19.250.2/32', identity: 6, netId: 0, tunnelEndpoint: '198.19.250.2' },
     ],
-    'only the canonical keys of b; not .067, not the block .0128 nor one in pool 198.018.121.0, not node c at 198.019.250.3',
+    'only the canonical keys of b; not .067, ' +
+      'not the block .0128 nor one in pool 198.018.121.0, not node c at 198.019.250.3',
   );
 });
 

@@ -37,7 +37,9 @@ t.test('a port in use', async (t) => {
     checkListenAddresses([{ option: '--metrics-address', host: '127.0.0.1', port, protocols: ['tcp'] }]),
     {
       code: 'ERR_CONFIG',
-      message: `--metrics-address 127.0.0.1:${port}: cannot listen on TCP (the port is in use); give an address of this host whose port is free, or leave --metrics-address empty`,
+      message:
+        `--metrics-address 127.0.0.1:${port}: cannot listen on TCP (the port is in use); ` +
+        'give an address of this host whose port is free, or leave --metrics-address empty',
     },
   );
 });
