@@ -9,7 +9,7 @@ import { IP_PREFIX } from '../cluster/ip-publisher.js';
 import { HEARTBEAT_PREFIX, NODES_PREFIX } from '../cluster/node-sync.js';
 import { POLICIES_PREFIX } from '../endpoint/policy-repository-store.js';
 import { IDENTITIES_PREFIX } from '../identity/identity-keys.js';
-import { NETWORKS_PREFIX } from '../ipam/network-registry.js';
+import { NETWORKS_PREFIX } from '../ipam/network-records.js';
 import { IPAM_PREFIX } from '../ipam/pool-store.js';
 import { NODE_RECORDS_PREFIX } from '../kvstore/store-scopes.js';
 

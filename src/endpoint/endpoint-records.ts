@@ -6,7 +6,7 @@
 import type { KvStore } from '../kvstore/kvstore.js';
 import { nodeRecordPrefix } from '../kvstore/store-scopes.js';
 import type { DatapathEndpoint, DatapathNetwork } from '../datapath/datapath.js';
-import type { NetworkDefinition, NetworkDetails } from '../ipam/network-registry.js';
+import type { NetworkDefinition, NetworkDetails } from '../ipam/network-definition.js';
 import type { EndpointRecord, NetworkRecord } from './endpoint.js';
 
 /** Value of the label-encoding key (see endpoint-restore.ts). */

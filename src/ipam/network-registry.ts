@@ -15,73 +15,43 @@
  *   the definition is registered or compared then, and a conflict refuses new endpoints on that
  *   network (`docker run` fails with the conflict) until it is resolved.
  *
- * Protocol between hosts (the same fences as pools and identities): a claimer writes its user key
- * first, then creates the record (create-only) or touches it by compare-and-swap; whoever removes
- * a record (the last user leaving, or the resync sweeping a record whose users' leases expired)
- * reads it, lists its users, and deletes it only at the revision it read. So a record is never
- * removed under a node that claimed it: either the remover sees the user key, or the claimer's
- * touch fails and it creates the record again.
+ * This module keeps the local networks' claims on names and decides when to register, compare,
+ * release and sweep: the keys are network-records.ts's, the protocol between hosts (user key
+ * first, create-only or compare-and-swap, removal at the revision read) network-claims.ts's, the
+ * comparison and the conflict's wording network-definition.ts's.
  */
-import type { KvPair, KvStore, WatchEvent, Watcher } from '../kvstore/kvstore.js';
+import type { KvStore, WatchEvent, Watcher } from '../kvstore/kvstore.js';
 import { BadRequestError, KvConflictError, NetworkConflictError } from '../util/errors.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { Logger } from '../util/log.js';
 import type { Ipam } from './ipam.js';
-import { cidrsOverlap, formatIpv4Cidr, parseIpv4, parseIpv4Cidr } from '../util/ipv4.js';
+import { parseIpv4Cidr } from '../util/ipv4.js';
 import { poolIdForSubnet } from './pool-store.js';
 import type { RequestPoolRequest, RequestPoolResult } from './types.js';
+import { MAX_CLAIM_ATTEMPTS, NetworkNameClaims, type ClaimOutcome } from './network-claims.js';
+import {
+  NETWORK_NAME_OPTION,
+  canonicalDefinition,
+  conflictMessage,
+  differences,
+  requestedDefinition,
+  subnetTaken,
+  type ClusterNetwork,
+  type NetworkDefinition,
+  type NetworkDetails,
+} from './network-definition.js';
+import {
+  NETWORKS_PREFIX,
+  listNetworkRecords,
+  networkNameOfRecordKey,
+  subnetOwner,
+  type ClusterNetworkInfo,
+} from './network-records.js';
 
-/** `--ipam-opt cilium.network=<name>`: the cluster-wide name of the network being created. */
-export const NETWORK_NAME_OPTION = 'cilium.network';
-
-/** Top-level prefix of the network-name keys (one of the store layout's, daemon/store-layout.ts). */
-export const NETWORKS_PREFIX = 'networks/v1/';
-const USERS = '/users/';
 /** Docker's own rule for network names (daemon/network: `^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`). */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-const MAX_ATTEMPTS = 16;
 /** Explicit reservations (RequestPool) not followed by CreateNetwork within this time are dropped. */
 const PENDING_TTL_MS = 120_000;
-
-/** Per-network settings decided only at CreateNetwork (after RequestPool). */
-export interface NetworkDetails {
-  /** Gateway address (plain IPv4). */
-  gateway: string;
-  /** `--internal`. */
-  internal: boolean;
-  /** `-o com.docker.network.driver.mtu=N`, when given. */
-  mtu?: number;
-}
-
-/** What a network is: the parts that must be the same on every host using its name. */
-export interface NetworkDefinition {
-  /** Canonical CIDR. */
-  subnet: string;
-  /** `--ip-range`, canonical CIDR, when the pool has one. */
-  ipRange?: string;
-  /** Unknown only between an explicit RequestPool and the first CreateNetwork. */
-  details?: NetworkDetails;
-}
-
-/** The stored cluster record `networks/v1/<name>`. */
-export interface ClusterNetwork extends NetworkDefinition {
-  name: string;
-  createdBy: string;
-  createdAt: string;
-}
-
-/** One node's user key: it has a network of this name, with this definition. */
-export interface NetworkUser {
-  node: string;
-  networkId?: string;
-  definition: NetworkDefinition;
-}
-
-/** A record with its users (`cilium network list`). */
-export interface ClusterNetworkInfo {
-  record: ClusterNetwork;
-  users: NetworkUser[];
-}
 
 /** How this node's network stands with the cluster record of its name. */
 export type ClaimStatus = 'agreed' | 'conflict' | 'unregistered';
@@ -108,14 +78,6 @@ export interface NetworkRegistryOptions {
   log: Logger;
 }
 
-interface StoredRecord {
-  record: ClusterNetwork;
-  modRevision: bigint;
-  createRevision: bigint;
-}
-
-type ClaimOutcome = { ok: true; record: ClusterNetwork } | { ok: false; record: ClusterNetwork; message: string };
-
 /** The `networks/v1/` records of one node: claims, comparisons, release and resync. */
 export class NetworkRegistry {
   private readonly store: KvStore;
@@ -123,6 +85,7 @@ export class NetworkRegistry {
   private readonly ipam: Ipam;
   private readonly log: Logger;
   private readonly locks = new KeyedMutex();
+  private readonly names: NetworkNameClaims;
   /** Local networks by Docker network id. */
   private readonly claimsByNetworkId = new Map<string, NetworkClaim>();
   /** Explicit RequestPool reservations waiting for their CreateNetwork, by pool id. */
@@ -143,6 +106,7 @@ export class NetworkRegistry {
     this.node = options.nodeName;
     this.ipam = options.ipam;
     this.log = options.log;
+    this.names = new NetworkNameClaims(options.store, options.nodeName, options.log);
   }
 
   /**
@@ -158,8 +122,8 @@ export class NetworkRegistry {
       );
     }
     return this.locks.run(name, async () => {
-      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const { records } = await this.listAll();
+      for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt++) {
+        const { records } = await listNetworkRecords(this.store, this.log);
         const existing = records.get(name);
         const asked = requestedDefinition(req);
         const owner = asked && subnetOwner(records, name, asked.subnet);
@@ -181,7 +145,7 @@ export class NetworkRegistry {
         if (pool?.subPool !== undefined) definition.ipRange = pool.subPool;
         let outcome: ClaimOutcome;
         try {
-          outcome = await this.claim(name, definition, undefined);
+          outcome = await this.names.claim(name, definition, undefined);
         } catch (err) {
           await this.ipam.releasePool(result.poolId).catch(() => undefined);
           throw err;
@@ -217,7 +181,7 @@ export class NetworkRegistry {
     const { name } = pending;
     return this.locks.run(name, async () => {
       const definition: NetworkDefinition = { ...pending.definition, details };
-      const outcome = await this.claim(name, definition, networkId);
+      const outcome = await this.names.claim(name, definition, networkId);
       if (!outcome.ok) throw new NetworkConflictError(conflictMessage(name, outcome.record, outcome.message, true));
       this.pending.delete(poolId);
       this.claimsByNetworkId.set(networkId, {
@@ -253,7 +217,7 @@ export class NetworkRegistry {
       networkId,
       name: dockerName,
       explicit: false,
-      definition: canonical(definition),
+      definition: canonicalDefinition(definition),
       status: 'unregistered',
     };
     this.claimsByNetworkId.set(networkId, claim);
@@ -273,7 +237,7 @@ export class NetworkRegistry {
       networkId,
       name,
       explicit,
-      definition: canonical(definition),
+      definition: canonicalDefinition(definition),
       status: 'unregistered',
     };
     this.claimsByNetworkId.set(networkId, claim);
@@ -336,11 +300,11 @@ export class NetworkRegistry {
     }
     for (const [poolId, pending] of this.pending)
       if (Date.now() - pending.since > PENDING_TTL_MS) this.pending.delete(poolId);
-    const { records, users } = await this.listAll();
+    const { records, users } = await listNetworkRecords(this.store, this.log);
     for (const name of records.keys()) {
       if ((users.get(name) ?? []).length > 0) continue;
       if ([...this.pending.values()].some((p) => p.name === name)) continue;
-      await this.locks.run(name, () => this.removeIfUnused(name));
+      await this.locks.run(name, () => this.names.removeIfUnused(name));
     }
   }
 
@@ -375,8 +339,8 @@ export class NetworkRegistry {
   }
 
   private onRecordEvent(event: WatchEvent): void {
-    const name = event.key.slice(NETWORKS_PREFIX.length);
-    if (name.includes(USERS)) return; // user keys: only records decide
+    const name = networkNameOfRecordKey(event.key);
+    if (name === undefined) return; // user keys: only records decide
     const claims = [...this.claimsByNetworkId.values()].filter((c) => c.name === name);
     // Our own touches and creations come back as puts of a record we agree with: nothing to do.
     if (claims.length === 0 || (event.type === 'put' && claims.every((c) => c.status === 'agreed'))) return;
@@ -393,7 +357,7 @@ export class NetworkRegistry {
 
   /** Every cluster record with its users, by name. */
   async list(): Promise<ClusterNetworkInfo[]> {
-    const { records, users } = await this.listAll();
+    const { records, users } = await listNetworkRecords(this.store, this.log);
     return [...records.values()].map((stored) => ({
       record: stored.record,
       users: users.get(stored.record.name) ?? [],
@@ -411,7 +375,7 @@ export class NetworkRegistry {
         claim.definition = await this.withIpRange(claim.definition);
         this.rangeUnread.delete(claim.networkId);
       }
-      const outcome = await this.claim(claim.name, claim.definition, claim.networkId);
+      const outcome = await this.names.claim(claim.name, claim.definition, claim.networkId);
       claim.record = outcome.record;
       if (outcome.ok) {
         if (claim.status !== 'agreed')
@@ -438,112 +402,11 @@ export class NetworkRegistry {
     }
   }
 
-  /** Registers `definition` under `name` for this node: user key, then create or touch the record. */
-  private async claim(
-    name: string,
-    definition: NetworkDefinition,
-    networkId: string | undefined,
-  ): Promise<ClaimOutcome> {
-    const userValue = JSON.stringify(networkId === undefined ? { definition } : { networkId, definition });
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const { records } = await this.listAll();
-      const other = subnetOwner(records, name, definition.subnet);
-      if (other) {
-        await this.dropUserKey(name);
-        return { ok: false, record: other.record, message: subnetTaken(definition.subnet, other.record) };
-      }
-      const existing = records.get(name);
-      if (existing) {
-        const message = differences(existing.record, definition, this.node);
-        if (message) {
-          await this.dropUserKey(name);
-          return { ok: false, record: existing.record, message };
-        }
-        await this.store.put(userKey(name, this.node), userValue, { leased: true });
-        const settled: ClusterNetwork =
-          existing.record.details || !definition.details
-            ? existing.record
-            : { ...existing.record, details: definition.details };
-        const touched = await this.store.atomicPut(
-          NETWORKS_PREFIX + name,
-          JSON.stringify(settled),
-          existing.modRevision,
-        );
-        if (touched.ok) return { ok: true, record: settled };
-        continue; // changed or removed meanwhile: compare again
-      }
-      await this.store.put(userKey(name, this.node), userValue, { leased: true });
-      const record: ClusterNetwork = { name, ...definition, createdBy: this.node, createdAt: new Date().toISOString() };
-      const created = await this.store.create(NETWORKS_PREFIX + name, JSON.stringify(record));
-      if (!created.ok) continue;
-      // Two names created on overlapping subnets at the same moment: the later record loses.
-      const winner = subnetOwner((await this.listAll()).records, name, definition.subnet, created.revision);
-      if (winner) {
-        await this.store.atomicDelete(NETWORKS_PREFIX + name, created.revision);
-        await this.dropUserKey(name);
-        return { ok: false, record: winner.record, message: subnetTaken(definition.subnet, winner.record) };
-      }
-      this.log.info({ name, subnet: definition.subnet }, 'network name registered in the cluster');
-      return { ok: true, record };
-    }
-    throw new KvConflictError(`could not register network "${name}": other hosts kept changing its record; retry`);
-  }
-
   private async release(name: string): Promise<void> {
     // Another local network of the same name (re-created at once) still needs the key.
     if ([...this.claimsByNetworkId.values()].some((c) => c.name === name && c.status === 'agreed')) return;
     if ([...this.pending.values()].some((p) => p.name === name)) return;
-    await this.dropUserKey(name);
-    await this.removeIfUnused(name);
-  }
-
-  private async dropUserKey(name: string): Promise<void> {
-    await this.store.delete(userKey(name, this.node));
-  }
-
-  /** Deletes the record at the revision read before listing its users, when it has none. */
-  private async removeIfUnused(name: string): Promise<void> {
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const stored = await this.get(name);
-      if (!stored) return;
-      const { pairs } = await this.store.list(NETWORKS_PREFIX + name + USERS);
-      if (pairs.length > 0) return;
-      if (await this.store.atomicDelete(NETWORKS_PREFIX + name, stored.modRevision)) {
-        this.log.info({ name, subnet: stored.record.subnet }, 'network name removed from the cluster: no node uses it');
-        return;
-      }
-    }
-  }
-
-  private async get(name: string): Promise<StoredRecord | undefined> {
-    const pair = await this.store.get(NETWORKS_PREFIX + name);
-    return pair ? decodeRecord(pair) : undefined;
-  }
-
-  private async listAll(): Promise<{ records: Map<string, StoredRecord>; users: Map<string, NetworkUser[]> }> {
-    const { pairs } = await this.store.list(NETWORKS_PREFIX);
-    const records = new Map<string, StoredRecord>();
-    const users = new Map<string, NetworkUser[]>();
-    for (const pair of pairs) {
-      // One unreadable key (written by something else) must not stop every resync: skip it, say so.
-      try {
-        const rest = pair.key.slice(NETWORKS_PREFIX.length);
-        const slash = rest.indexOf(USERS);
-        if (slash < 0) {
-          records.set(rest, decodeRecord(pair));
-          continue;
-        }
-        const name = rest.slice(0, slash);
-        const node = rest.slice(slash + USERS.length);
-        const value = parseObject(pair);
-        const user: NetworkUser = { node, definition: decodeDefinition(pair.key, value.definition) };
-        if (typeof value.networkId === 'string') user.networkId = value.networkId;
-        users.set(name, [...(users.get(name) ?? []), user]);
-      } catch (err) {
-        this.log.warn({ key: pair.key, err }, 'unreadable network registry key skipped');
-      }
-    }
-    return { records, users };
+    await this.names.release(name);
   }
 
   /**
@@ -556,141 +419,6 @@ export class NetworkRegistry {
     const cidr = parseIpv4Cidr(definition.subnet);
     if (!cidr) return definition;
     const pool = await this.ipam.getPool(poolIdForSubnet(cidr));
-    return pool?.subPool === undefined ? definition : canonical({ ...definition, ipRange: pool.subPool });
+    return pool?.subPool === undefined ? definition : canonicalDefinition({ ...definition, ipRange: pool.subPool });
   }
-}
-
-/** The definition with its subnet (and range) in canonical CIDR form. */
-function canonical(definition: NetworkDefinition): NetworkDefinition {
-  const subnet = parseIpv4Cidr(definition.subnet);
-  const range = definition.ipRange === undefined ? undefined : parseIpv4Cidr(definition.ipRange);
-  const result: NetworkDefinition = { ...definition, subnet: subnet ? formatIpv4Cidr(subnet) : definition.subnet };
-  if (range) result.ipRange = formatIpv4Cidr(range);
-  return result;
-}
-
-function userKey(name: string, node: string): string {
-  return `${NETWORKS_PREFIX}${name}${USERS}${node}`;
-}
-
-/** The definition a RequestPool asks for, if it names a subnet (canonical form), else undefined. */
-function requestedDefinition(req: RequestPoolRequest): NetworkDefinition | undefined {
-  if (req.pool === '') return undefined;
-  const subnet = parseIpv4Cidr(req.pool);
-  if (!subnet) return undefined; // the IPAM rejects it with its own message
-  const definition: NetworkDefinition = { subnet: formatIpv4Cidr(subnet) };
-  const range = req.subPool === '' ? undefined : parseIpv4Cidr(req.subPool);
-  if (range) definition.ipRange = formatIpv4Cidr(range);
-  return definition;
-}
-
-/** A record of another name whose subnet overlaps `subnet` (created before `before`, if given). */
-function subnetOwner(
-  records: Map<string, StoredRecord>,
-  name: string,
-  subnet: string,
-  before?: bigint,
-): StoredRecord | undefined {
-  const cidr = parseIpv4Cidr(subnet);
-  if (!cidr) return undefined;
-  for (const stored of records.values()) {
-    if (stored.record.name === name) continue;
-    if (before !== undefined && stored.createRevision >= before) continue;
-    const other = parseIpv4Cidr(stored.record.subnet);
-    if (other && cidrsOverlap(cidr, other)) return stored;
-  }
-  return undefined;
-}
-
-function subnetTaken(subnet: string, owner: ClusterNetwork): string {
-  return `its subnet ${subnet} overlaps ${owner.subnet} of network "${owner.name}" in the cluster`;
-}
-
-/** '' when `mine` matches the cluster record, else what differs ("subnet X there, Y here; ..."). */
-export function differences(cluster: NetworkDefinition, mine: NetworkDefinition, node: string): string {
-  const parts: string[] = [];
-  const here = `on node ${node}`;
-  if (cluster.subnet !== mine.subnet) parts.push(`subnet ${cluster.subnet} in the cluster, ${mine.subnet} ${here}`);
-  if ((cluster.ipRange ?? '') !== (mine.ipRange ?? ''))
-    parts.push(`--ip-range ${cluster.ipRange ?? '(none)'} in the cluster, ${mine.ipRange ?? '(none)'} ${here}`);
-  if (cluster.details && mine.details) {
-    const a = cluster.details;
-    const b = mine.details;
-    if (a.gateway !== b.gateway) parts.push(`gateway ${a.gateway} in the cluster, ${b.gateway} ${here}`);
-    if (a.internal !== b.internal)
-      parts.push(
-        `${a.internal ? '--internal' : 'not --internal'} in the cluster, ` +
-          `${b.internal ? '--internal' : 'not --internal'} ${here}`,
-      );
-    if ((a.mtu ?? 0) !== (b.mtu ?? 0))
-      parts.push(`mtu ${a.mtu ?? '(default)'} in the cluster, ${b.mtu ?? '(default)'} ${here}`);
-  }
-  return parts.join('; ');
-}
-
-/** The one wording of a name conflict: both definitions, who created the record, what to do. */
-function conflictMessage(name: string, record: ClusterNetwork, what: string, atCreate: boolean): string {
-  const flags = [`--subnet ${record.subnet}`];
-  if (record.ipRange) flags.push(`--ip-range ${record.ipRange}`);
-  if (record.details) {
-    flags.push(`--gateway ${record.details.gateway}`);
-    if (record.details.internal) flags.push('--internal');
-    if (record.details.mtu !== undefined) flags.push(`-o com.docker.network.driver.mtu=${record.details.mtu}`);
-  }
-  const fix = atCreate
-    ? `create it with the cluster's definition (${flags.join(' ')}, ` +
-      `or without --subnet and with --ipam-opt ${NETWORK_NAME_OPTION}=${record.name}) or choose another network name`
-    : `remove this network (docker network rm) and create it again with the cluster's definition ` +
-      `(${flags.join(' ')}), or use another network name; containers cannot join it until then`;
-  return (
-    `network "${name}" conflicts with the cluster record networks/v1/${record.name} (created by node ` +
-    `${record.createdBy} at ${record.createdAt}): ${what}; ${fix}`
-  );
-}
-
-function decodeRecord(pair: KvPair): StoredRecord {
-  const value = parseObject(pair);
-  const { name, createdBy, createdAt } = value;
-  if (typeof name !== 'string' || typeof createdBy !== 'string' || typeof createdAt !== 'string') {
-    throw new Error(`network registry: key ${pair.key} in the store is not a network record`);
-  }
-  return {
-    record: { name, ...decodeDefinition(pair.key, value), createdBy, createdAt },
-    modRevision: pair.modRevision,
-    createRevision: pair.createRevision,
-  };
-}
-
-function decodeDefinition(key: string, raw: unknown): NetworkDefinition {
-  const bad = (field: string) => new Error(`network registry: key ${key} in the store has a malformed ${field}`);
-  if (typeof raw !== 'object' || raw === null) throw bad('definition');
-  const { subnet, ipRange, details } = raw as Record<string, unknown>;
-  if (typeof subnet !== 'string' || !parseIpv4Cidr(subnet)) throw bad('subnet');
-  const definition: NetworkDefinition = { subnet };
-  if (ipRange !== undefined) {
-    if (typeof ipRange !== 'string' || !parseIpv4Cidr(ipRange)) throw bad('ipRange');
-    definition.ipRange = ipRange;
-  }
-  if (details !== undefined) {
-    const d = details as Record<string, unknown>;
-    if (typeof d !== 'object' || d === null || typeof d.gateway !== 'string' || typeof d.internal !== 'boolean')
-      throw bad('details');
-    if (d.gateway !== '' && parseIpv4(d.gateway) === undefined) throw bad('details.gateway');
-    if (d.mtu !== undefined && typeof d.mtu !== 'number') throw bad('details.mtu');
-    definition.details = { gateway: d.gateway, internal: d.internal };
-    if (typeof d.mtu === 'number') definition.details.mtu = d.mtu;
-  }
-  return definition;
-}
-
-function parseObject(pair: KvPair): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(pair.value);
-  } catch (err) {
-    throw new Error(`network registry: key ${pair.key} in the store does not hold JSON`, { cause: err });
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw new Error(`network registry: key ${pair.key} in the store does not hold an object`);
-  return parsed as Record<string, unknown>;
 }

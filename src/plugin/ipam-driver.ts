@@ -3,7 +3,8 @@
  * Addresses go out in CIDR form (`198.18.10.2/24`), come back as plain IPs.
  */
 import type { Ipam } from '../ipam/ipam.js';
-import { NETWORK_NAME_OPTION, type NetworkRegistry } from '../ipam/network-registry.js';
+import { NETWORK_NAME_OPTION } from '../ipam/network-definition.js';
+import type { NetworkRegistry } from '../ipam/network-registry.js';
 import { BadRequestError } from '../util/errors.js';
 import { parseIpv4 } from '../util/ipv4.js';
 import type { NetworkCreationTracker } from './network-creation-tracker.js';
