@@ -4,8 +4,8 @@
  * Owned keys: `nodes/v1/<node>` (node record, leased), `ip/v1/<ip>` for every local endpoint
  * (through the IP publisher, ip-publisher.ts), `heartbeat/v1/<node>` (written every minute), the
  * identity references the allocator holds, and the network-name keys of the network registry
- * (`networks/v1/<name>/users/<node>`, leased, and the records it agrees with). A resync runs every --resync-interval (default 5 m,
- * never overlapping) and at once after the store reconnects: it re-asserts every owned key,
+ * (`networks/v1/<name>/users/<node>`, leased, and the records it agrees with). A resync runs every --resync-interval
+ * (default 5 m, never overlapping) and at once after the store reconnects: it re-asserts every owned key,
  * deletes ip keys of ours that no endpoint backs any more, and asks the watchers to re-list. Keys
  * deleted behind the node's back are therefore repaired within one interval.
  */
@@ -16,7 +16,10 @@ import type { Logger } from '../util/log.js';
 import { scheduleEvery } from './resync-schedule.js';
 import type { IpPublisher } from './ip-publisher.js';
 
-/** Top-level prefix of the node records, `nodes/v1/<node>` (one of the store layout's, kvstore/store-prefix.ts); peers watch it. */
+/**
+ * Top-level prefix of the node records, `nodes/v1/<node>` (one of the store layout's,
+ * daemon/store-layout.ts); peers watch it.
+ */
 export const NODES_PREFIX = 'nodes/v1/';
 /** Top-level prefix of the heartbeats, `heartbeat/v1/<node>`. */
 export const HEARTBEAT_PREFIX = 'heartbeat/v1/';
@@ -57,7 +60,17 @@ export function parseNodeRecord(value: string): NodeRecord | undefined {
   try {
     const r = JSON.parse(value) as Partial<NodeRecord>;
     if (typeof r.name !== 'string' || typeof r.bootId !== 'string') return undefined;
-    return { name: r.name, hostname: r.hostname ?? '', bootId: r.bootId, startedAt: r.startedAt ?? '', underlayIp: r.underlayIp, tunnel: r.tunnel, tunnelPort: r.tunnelPort, routingMode: r.routingMode, blocks: Array.isArray(r.blocks) ? r.blocks : [] };
+    return {
+      name: r.name,
+      hostname: r.hostname ?? '',
+      bootId: r.bootId,
+      startedAt: r.startedAt ?? '',
+      underlayIp: r.underlayIp,
+      tunnel: r.tunnel,
+      tunnelPort: r.tunnelPort,
+      routingMode: r.routingMode,
+      blocks: Array.isArray(r.blocks) ? r.blocks : [],
+    };
   } catch {
     return undefined;
   }

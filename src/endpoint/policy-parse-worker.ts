@@ -15,7 +15,9 @@ function handle(request: ParseRequest): ParseResponse {
     try {
       snapshot = JSON.parse(request.text);
     } catch (err) {
-      throw new PolicyValidationError(`policy repository snapshot: not JSON (${err instanceof Error ? err.message : String(err)})`);
+      throw new PolicyValidationError(
+        `policy repository snapshot: not JSON (${err instanceof Error ? err.message : String(err)})`,
+      );
     }
     return { id: request.id, ok: true, result: PolicyRepository.parseSnapshot(snapshot) };
   } catch (err) {

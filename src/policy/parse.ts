@@ -48,7 +48,11 @@ export interface ValidationOptions {
   readonly limits?: boolean;
 }
 
-export function validatePolicyDocument(value: unknown, position = 1, options: ValidationOptions = {}): DocumentValidation {
+export function validatePolicyDocument(
+  value: unknown,
+  position = 1,
+  options: ValidationOptions = {},
+): DocumentValidation {
   const problems = new ProblemList(`document ${position}`);
   const doc = isObject(value) ? value : undefined;
   if (!doc) {
@@ -58,23 +62,37 @@ export function validatePolicyDocument(value: unknown, position = 1, options: Va
   const metadata = isObject(doc['metadata']) ? doc['metadata'] : undefined;
   const rawName = metadata?.['name'];
   if (typeof rawName === 'string' && rawName !== '') problems.subject = `policy ${JSON.stringify(rawName)}`;
-  if (options.limits !== false && !checkDocumentLimits(doc, problems)) return { policy: undefined, problems: problems.messages };
+  if (options.limits !== false && !checkDocumentLimits(doc, problems))
+    return { policy: undefined, problems: problems.messages };
 
-  if (doc['apiVersion'] === undefined && doc['kind'] === undefined && (doc['endpointSelector'] !== undefined || doc['ingress'] !== undefined || doc['egress'] !== undefined)) {
+  if (
+    doc['apiVersion'] === undefined &&
+    doc['kind'] === undefined &&
+    (doc['endpointSelector'] !== undefined || doc['ingress'] !== undefined || doc['egress'] !== undefined)
+  ) {
     problems.add(
       '',
-      'this is a bare Cilium rule; import it as a list of rules, or wrap it in a policy document: {apiVersion: cilium.io/v2, kind: CiliumNetworkPolicy, metadata: {name: <name>}, spec: <the rule>}',
+      'this is a bare Cilium rule; import it as a list of rules, or wrap it in a policy document: {apiVersion: ' +
+        'cilium.io/v2, kind: CiliumNetworkPolicy, metadata: {name: <name>}, spec: <the rule>}',
     );
     return { policy: undefined, problems: problems.messages };
   }
 
   problems.checkFields(doc, '', ['apiVersion', 'kind', 'metadata', 'spec', 'specs'], UNSUPPORTED_TOP);
   if (doc['apiVersion'] !== POLICY_API_VERSION) {
-    problems.add('apiVersion', doc['apiVersion'] === undefined ? `is required; use ${POLICY_API_VERSION}` : `${describe(doc['apiVersion'])} is not supported; use ${POLICY_API_VERSION}`);
+    problems.add(
+      'apiVersion',
+      doc['apiVersion'] === undefined
+        ? `is required; use ${POLICY_API_VERSION}`
+        : `${describe(doc['apiVersion'])} is not supported; use ${POLICY_API_VERSION}`,
+    );
   }
   const kind = doc['kind'];
   if (!KINDS.includes(kind as PolicyKind)) {
-    const hint = kind === 'NetworkPolicy' ? 'Kubernetes NetworkPolicy is not supported; write a CiliumNetworkPolicy' : `use ${KINDS.join(' or ')}`;
+    const hint =
+      kind === 'NetworkPolicy'
+        ? 'Kubernetes NetworkPolicy is not supported; write a CiliumNetworkPolicy'
+        : `use ${KINDS.join(' or ')}`;
     problems.add('kind', kind === undefined ? `is required; ${hint}` : `${describe(kind)} is not supported; ${hint}`);
   }
 
@@ -87,9 +105,15 @@ export function validatePolicyDocument(value: unknown, position = 1, options: Va
   } else {
     problems.checkFields(metadata, 'metadata', ['name', 'labels', 'annotations'], UNSUPPORTED_METADATA);
     if (typeof rawName !== 'string' || rawName === '') {
-      problems.add('metadata.name', rawName === undefined ? 'is required' : `must be a non-empty string, not ${describe(rawName)}`);
+      problems.add(
+        'metadata.name',
+        rawName === undefined ? 'is required' : `must be a non-empty string, not ${describe(rawName)}`,
+      );
     } else if (rawName.length > 253 || !NAME_PATTERN.test(rawName)) {
-      problems.add('metadata.name', 'must be lower-case letters, digits, "-" and "." (a DNS subdomain, at most 253 characters), e.g. "web-policy"');
+      problems.add(
+        'metadata.name',
+        'must be lower-case letters, digits, "-" and "." (a DNS subdomain, at most 253 characters), e.g. "web-policy"',
+      );
     } else {
       name = rawName;
     }
@@ -101,7 +125,10 @@ export function validatePolicyDocument(value: unknown, position = 1, options: Va
   const hasSpec = doc['spec'] !== undefined && doc['spec'] !== null;
   const specs = problems.list(doc['specs'], 'specs');
   if (!hasSpec && (specs === undefined || specs.length === 0)) {
-    problems.add(specs ? 'specs' : 'spec', specs ? 'must contain at least one rule' : 'is required (or specs, a list of rules)');
+    problems.add(
+      specs ? 'specs' : 'spec',
+      specs ? 'must contain at least one rule' : 'is required (or specs, a list of rules)',
+    );
   }
   const ruleName = name ?? '';
   if (hasSpec) {
@@ -131,7 +158,12 @@ export function validatePolicyDocument(value: unknown, position = 1, options: Va
 function flattenDocuments(value: unknown): unknown[] {
   if (value === undefined || value === null) return [];
   if (Array.isArray(value)) return value;
-  if (isObject(value) && typeof value['kind'] === 'string' && value['kind'].endsWith('List') && Array.isArray(value['items'])) {
+  if (
+    isObject(value) &&
+    typeof value['kind'] === 'string' &&
+    value['kind'].endsWith('List') &&
+    Array.isArray(value['items'])
+  ) {
     return value['items'];
   }
   return [value];
@@ -147,9 +179,14 @@ function throwIfProblems(problems: readonly string[]): void {
  */
 export function parsePolicyValue(value: unknown, options: ValidationOptions = {}): CiliumNetworkPolicy[] {
   const documents = flattenDocuments(value);
-  if (documents.length === 0) throw new PolicyValidationError('no policy documents found; expected a CiliumNetworkPolicy document, a list of them, or a YAML stream');
+  if (documents.length === 0)
+    throw new PolicyValidationError(
+      'no policy documents found; expected a CiliumNetworkPolicy document, a list of them, or a YAML stream',
+    );
   if (options.limits !== false && documents.length > POLICY_LIMITS.policies) {
-    throw new PolicyValidationError(`${documents.length} policy documents in one input; the limit is ${POLICY_LIMITS.policies} policies`);
+    throw new PolicyValidationError(
+      `${documents.length} policy documents in one input; the limit is ${POLICY_LIMITS.policies} policies`,
+    );
   }
   const policies: CiliumNetworkPolicy[] = [];
   const problems: string[] = [];
@@ -165,12 +202,16 @@ export function parsePolicyValue(value: unknown, options: ValidationOptions = {}
   for (const { doc, position, ruleLabels } of inputs) {
     const i = position - 1;
     const validated = validatePolicyDocument(doc, position, options);
-    const result = validated.policy && ruleLabels ? { ...validated, policy: { ...validated.policy, ruleLabels } } : validated;
+    const result =
+      validated.policy && ruleLabels ? { ...validated, policy: { ...validated.policy, ruleLabels } } : validated;
     problems.push(...result.problems);
     if (!result.policy) continue;
     const first = seen.get(result.policy.name);
     if (first !== undefined) {
-      problems.push(`policy ${JSON.stringify(result.policy.name)}: defined twice in this input (documents ${first} and ${i + 1}); names must be unique`);
+      problems.push(
+        `policy ${JSON.stringify(result.policy.name)}: ` +
+          `defined twice in this input (documents ${first} and ${i + 1}); names must be unique`,
+      );
       continue;
     }
     seen.set(result.policy.name, i + 1);
@@ -196,7 +237,8 @@ export function parsePolicyText(text: string): CiliumNetworkPolicy[] {
   const values: unknown[] = [];
   for (const [i, doc] of yamlDocuments.entries()) {
     if (doc.errors.length > 0) {
-      for (const error of doc.errors) syntax.push(`YAML document ${i + 1}: ${error.message.split('\n')[0]!.replace(/:$/, '')}`);
+      for (const error of doc.errors)
+        syntax.push(`YAML document ${i + 1}: ${error.message.split('\n')[0]!.replace(/:$/, '')}`);
       continue;
     }
     let value: unknown;
@@ -205,11 +247,15 @@ export function parsePolicyText(text: string): CiliumNetworkPolicy[] {
       // refuses past maxAliasCount expansions; that refusal is a problem of the input.
       value = doc.toJS({ maxAliasCount: MAX_ALIAS_EXPANSIONS });
     } catch (err) {
-      syntax.push(`YAML document ${i + 1}: cannot expand its anchors and aliases (at most ${MAX_ALIAS_EXPANSIONS} alias expansions): ${err instanceof Error ? err.message : String(err)}`);
+      syntax.push(
+        `YAML document ${i + 1}: cannot expand its anchors and aliases (at most ${MAX_ALIAS_EXPANSIONS} alias ` +
+          `expansions): ${err instanceof Error ? err.message : String(err)}`,
+      );
       continue;
     }
     values.push(...flattenDocuments(value));
   }
-  if (syntax.length > 0) throw new PolicyValidationError(`cannot parse the policy input as YAML or JSON:\n${syntax.join('\n')}`);
+  if (syntax.length > 0)
+    throw new PolicyValidationError(`cannot parse the policy input as YAML or JSON:\n${syntax.join('\n')}`);
   return parsePolicyValue(values);
 }

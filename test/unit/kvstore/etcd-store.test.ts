@@ -22,14 +22,24 @@ import { PREFIX, prefixedFixture, runKvStorePrefixChecks, type RawEntry } from '
 
 t.test('etcdOptionsFromKvstoreOpts', async (t) => {
   t.test('etcd.address: one or several endpoints; a bare host:port gets http://', async (t) => {
-    t.same(etcdOptionsFromKvstoreOpts({ 'etcd.address': 'http://10.0.0.1:2379' }), { endpoints: ['http://10.0.0.1:2379'] });
+    t.same(etcdOptionsFromKvstoreOpts({ 'etcd.address': 'http://10.0.0.1:2379' }), {
+      endpoints: ['http://10.0.0.1:2379'],
+    });
     t.same(etcdOptionsFromKvstoreOpts({ 'etcd.address': 'http://a:2379/, b:2379 ,http://c:2379' }).endpoints.length, 3);
-    t.same(etcdOptionsFromKvstoreOpts({ 'etcd.address': 'a:2379,b:2379' }).endpoints, ['http://a:2379', 'http://b:2379']);
-    t.equal(etcdOptionsFromKvstoreOpts({ 'etcd.address': 'a:2379' }).leaseTtlMs, undefined, 'no lease-ttl: the 15 min default applies at open');
+    t.same(etcdOptionsFromKvstoreOpts({ 'etcd.address': 'a:2379,b:2379' }).endpoints, [
+      'http://a:2379',
+      'http://b:2379',
+    ]);
+    t.equal(
+      etcdOptionsFromKvstoreOpts({ 'etcd.address': 'a:2379' }).leaseTtlMs,
+      undefined,
+      'no lease-ttl: the 15 min default applies at open',
+    );
   });
 
   t.test('etcd.lease-ttl takes Go durations of at least 1s', async (t) => {
-    const ttl = (value: string) => etcdOptionsFromKvstoreOpts({ 'etcd.address': 'a:2379', 'etcd.lease-ttl': value }).leaseTtlMs;
+    const ttl = (value: string) =>
+      etcdOptionsFromKvstoreOpts({ 'etcd.address': 'a:2379', 'etcd.lease-ttl': value }).leaseTtlMs;
     t.equal(ttl('15m'), 15 * 60_000);
     t.equal(ttl('1h30m'), 90 * 60_000);
     t.equal(ttl('25s'), 25_000);
@@ -80,7 +90,10 @@ t.test('etcdOptionsFromKvstoreOpts', async (t) => {
 
     const certOnly = join(dir, 'cert-only.yaml');
     writeFileSync(certOnly, 'endpoints: [https://h:2379]\ncert-file: /c.crt\n');
-    t.throws(() => etcdOptionsFromKvstoreOpts({ 'etcd.config': certOnly }), { code: 'ERR_CONFIG', message: /cert-file and key-file/ });
+    t.throws(() => etcdOptionsFromKvstoreOpts({ 'etcd.config': certOnly }), {
+      code: 'ERR_CONFIG',
+      message: /cert-file and key-file/,
+    });
     t.throws(() => etcdOptionsFromKvstoreOpts({ 'etcd.config': join(dir, 'missing.yaml') }), {
       code: 'ERR_CONFIG',
       message: /etcd\.config=.*missing\.yaml/,
@@ -88,15 +101,24 @@ t.test('etcdOptionsFromKvstoreOpts', async (t) => {
   });
 
   t.test('rejects unknown names, missing endpoints and bad URLs with ERR_CONFIG', async (t) => {
-    t.throws(() => etcdOptionsFromKvstoreOpts({ 'etcd.adress': 'a:2379' }), { code: 'ERR_CONFIG', message: /etcd\.adress.*etcd\.address/ });
+    t.throws(() => etcdOptionsFromKvstoreOpts({ 'etcd.adress': 'a:2379' }), {
+      code: 'ERR_CONFIG',
+      message: /etcd\.adress.*etcd\.address/,
+    });
     t.throws(() => etcdOptionsFromKvstoreOpts({}), { code: 'ERR_CONFIG', message: /needs endpoints/ });
     t.throws(() => etcdOptionsFromKvstoreOpts({ 'etcd.address': ' , ' }), { code: 'ERR_CONFIG' });
-    t.throws(() => etcdOptionsFromKvstoreOpts({ 'etcd.address': 'unix:///run/etcd.sock' }), { code: 'ERR_CONFIG', message: /http/ });
+    t.throws(() => etcdOptionsFromKvstoreOpts({ 'etcd.address': 'unix:///run/etcd.sock' }), {
+      code: 'ERR_CONFIG',
+      message: /http/,
+    });
     t.throws(() => etcdOptionsFromKvstoreOpts({ 'etcd.address': 'http://a:2379,https://b:2379' }), {
       code: 'ERR_CONFIG',
       message: /mix/,
     });
-    t.throws(() => etcdOptionsFromKvstoreOpts({ 'etcd.address': 'http://a:2379/v3' }), { code: 'ERR_CONFIG', message: /no path/ });
+    t.throws(() => etcdOptionsFromKvstoreOpts({ 'etcd.address': 'http://a:2379/v3' }), {
+      code: 'ERR_CONFIG',
+      message: /no path/,
+    });
   });
 });
 
@@ -131,14 +153,19 @@ if (missing !== undefined) {
     };
   };
   runKvStoreContract(t, 'EtcdKvStore', contractFixture);
-  runKvStoreContract(t, `EtcdKvStore under ${PREFIX}`, async (options) => prefixedFixture(await contractFixture(options)));
+  runKvStoreContract(t, `EtcdKvStore under ${PREFIX}`, async (options) =>
+    prefixedFixture(await contractFixture(options)),
+  );
 
   /** Every key under `namespace` as etcd's JSON gateway returns it (no client code of ours), without the namespace. */
   const rawEntries = async (namespace: string): Promise<RawEntry[]> => {
     const b64 = (b: Buffer) => b.toString('base64');
     const end = Buffer.from(namespace);
     end[end.length - 1]! += 1;
-    const response = await fetch(`${server.clientUrl}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: b64(Buffer.from(namespace)), range_end: b64(end) }) });
+    const response = await fetch(`${server.clientUrl}/v3/kv/range`, {
+      method: 'POST',
+      body: JSON.stringify({ key: b64(Buffer.from(namespace)), range_end: b64(end) }),
+    });
     const body = (await response.json()) as { kvs?: Array<{ key: string; value?: string; lease?: string }> };
     return (body.kvs ?? []).map((kv) => ({
       key: Buffer.from(kv.key, 'base64').toString().slice(namespace.length),
@@ -179,14 +206,25 @@ if (missing !== undefined) {
 
     // Above 2^53 a number would round (2^53 + 1 -> 2^53); int64 max must reach etcd exactly.
     const int64Max = 2n ** 63n - 1n;
-    t.same(await store.atomicPut('k', 'x', int64Max), { ok: false, current: pair }, 'CAS with int64 max is a clean mismatch');
+    t.same(
+      await store.atomicPut('k', 'x', int64Max),
+      { ok: false, current: pair },
+      'CAS with int64 max is a clean mismatch',
+    );
     t.equal(await store.atomicDelete('k', 2n ** 53n + 1n), false);
     t.equal(await store.atomicDelete('k', 0n), false, 'revision 0 never matches an existing key');
-    t.same(await store.atomicPut('absent', 'x', 0n), { ok: false, current: undefined }, 'nor does it act like "absent"');
+    t.same(
+      await store.atomicPut('absent', 'x', 0n),
+      { ok: false, current: undefined },
+      'nor does it act like "absent"',
+    );
 
     const events: WatchEvent[] = [];
     const resyncs: string[] = [];
-    const farFuture = store.watch('', 2n ** 62n, { onEvent: (e) => events.push(e), onResyncNeeded: (r) => resyncs.push(r) });
+    const farFuture = store.watch('', 2n ** 62n, {
+      onEvent: (e) => events.push(e),
+      onResyncNeeded: (r) => resyncs.push(r),
+    });
     t.teardown(() => farFuture.close());
     const live = record(t, store, '', put);
     await store.put('after', 'v');
@@ -201,12 +239,20 @@ if (missing !== undefined) {
   t.test('list pages through more keys than one range answer holds, all at one revision', async (t) => {
     const store = await openStore(t, { endpoints: [server.clientUrl], namespace: 'paged/' });
     const keys = Array.from({ length: 2_345 }, (_, i) => `k/${String(i).padStart(5, '0')}`);
-    for (let i = 0; i < keys.length; i += 200) await Promise.all(keys.slice(i, i + 200).map((key) => store.put(key, key)));
+    for (let i = 0; i < keys.length; i += 200)
+      await Promise.all(keys.slice(i, i + 200).map((key) => store.put(key, key)));
     await store.put('k0', 'sibling outside the prefix');
     const { pairs, revision } = await store.list('k/');
     t.equal(pairs.length, keys.length, 'every key, across three pages');
-    t.same(pairs.map((p) => p.key), keys, 'sorted, no duplicates at page boundaries');
-    t.ok(pairs.every((p) => p.value === p.key && p.modRevision <= revision), 'values intact, none newer than the list');
+    t.same(
+      pairs.map((p) => p.key),
+      keys,
+      'sorted, no duplicates at page boundaries',
+    );
+    t.ok(
+      pairs.every((p) => p.value === p.key && p.modRevision <= revision),
+      'values intact, none newer than the list',
+    );
   });
 
   t.test('keys live under the namespace and come back without it', async (t) => {
@@ -216,9 +262,17 @@ if (missing !== undefined) {
     await a.put('key', 'in a');
     await b.put('key', 'in b');
     t.equal((await admin.get('ns-a/key'))?.value, 'in a', 'stored under the namespace');
-    t.same((await a.list('')).pairs.map((p) => [p.key, p.value]), [['key', 'in a']], 'a sees only its own keys');
+    t.same(
+      (await a.list('')).pairs.map((p) => [p.key, p.value]),
+      [['key', 'in a']],
+      'a sees only its own keys',
+    );
     await recorder.waitForKey('key');
-    t.same(recorder.events.map((e) => e.key), ['key'], 'watch keys are stripped and other namespaces unseen');
+    t.same(
+      recorder.events.map((e) => e.key),
+      ['key'],
+      'watch keys are stripped and other namespaces unseen',
+    );
     t.equal(await b.deletePrefix(''), 1, 'deletePrefix("") stays inside the namespace');
     t.equal((await a.get('key'))?.value, 'in a');
   });
@@ -303,71 +357,102 @@ if (missing !== undefined) {
     t.ok(Date.now() - started < 3_000, 'within the dial timeout');
   });
 
-  t.test('outage: calls reject fast; after etcd returns the store recovers, the watch resumes, the lost lease is replaced', async (t) => {
-    const outage = await EtcdTestServer.start();
-    t.teardown(() => outage.cleanup());
-    const store = await openStore(t, { endpoints: [outage.clientUrl], requestTimeoutMs: 2_000, leaseTtlMs: 1_000 });
-    const events = connectionEvents(t, store);
-    const resyncs: string[] = [];
-    const watched: WatchEvent[] = [];
-    store.watch('o/', (await store.list('o/')).revision, {
-      onEvent: (e) => watched.push(e),
-      onResyncNeeded: (reason) => resyncs.push(reason),
-    });
-    await store.put('o/before', 'v');
-    await store.put('o/leased', 'v', { leased: true });
-    const oldLease = (await store.get('o/leased'))!.lease!;
-    await waitUntil(() => watched.length === 2, 5_000, 'the events before the outage');
+  t.test(
+    'outage: calls reject fast; after etcd returns the store recovers, the watch resumes, the lost lease is replaced',
+    async (t) => {
+      const outage = await EtcdTestServer.start();
+      t.teardown(() => outage.cleanup());
+      const store = await openStore(t, { endpoints: [outage.clientUrl], requestTimeoutMs: 2_000, leaseTtlMs: 1_000 });
+      const events = connectionEvents(t, store);
+      const resyncs: string[] = [];
+      const watched: WatchEvent[] = [];
+      store.watch('o/', (await store.list('o/')).revision, {
+        onEvent: (e) => watched.push(e),
+        onResyncNeeded: (reason) => resyncs.push(reason),
+      });
+      await store.put('o/before', 'v');
+      await store.put('o/leased', 'v', { leased: true });
+      const oldLease = (await store.get('o/leased'))!.lease!;
+      await waitUntil(() => watched.length === 2, 5_000, 'the events before the outage');
 
-    await outage.stop();
-    const port = new URL(outage.clientUrl).port;
-    const calls: [string, () => Promise<unknown>][] = [
-      ['get', () => store.get('o/before')],
-      ['list', () => store.list('o/')],
-      ['put', () => store.put('o/x', 'v')],
-      ['leased put', () => store.put('o/x', 'v', { leased: true })],
-      ['create', () => store.create('o/y', 'v')],
-      ['atomicPut', () => store.atomicPut('o/before', 'v', 1n)],
-      ['delete', () => store.delete('o/before')],
-      ['atomicDelete', () => store.atomicDelete('o/before', 1n)],
-      ['deletePrefix', () => store.deletePrefix('o/')],
-    ];
-    for (const [what, call] of calls) {
-      const started = Date.now();
-      await t.rejects(call(), { code: 'ERR_KV_UNAVAILABLE', message: new RegExp(`127\\.0\\.0\\.1:${port}.*\\b${what.split(' ').at(-1)}\\b.*failed`) }, what);
-      t.ok(Date.now() - started < 2_500, `${what} rejected within the request timeout (${Date.now() - started} ms)`);
-    }
-    const down = await store.status();
-    t.match(down, { backend: 'etcd', healthy: false, detail: new RegExp(port) }, 'status reports unhealthy, naming the endpoint');
-
-    // No keepalive for 2 TTLs: the client gives the lease up (etcd would expire it).
-    await waitUntil(() => events.some((e) => e.kind === 'lease-lost'), 5_000, 'the lease to be reported lost');
-    t.match(events, [{ kind: 'lease-lost', lease: oldLease, reason: /keepalive/ }]);
-
-    await outage.resume();
-    const after = await eventually(() => store.put('o/after', 'v'), 20_000, 'a put after etcd returned');
-    await waitUntil(() => watched.some((e) => e.key === 'o/after') || resyncs.length > 0, 15_000, 'the watch to resume');
-    if (resyncs.length > 0) t.pass(`the watch asked for a resync instead (${resyncs[0]})`);
-    else {
-      // The old lease, no longer renewed, expires about a TTL after etcd restarts: that delete
-      // happened while the watch was down or reconnecting, and must be delivered too.
-      await waitUntil(() => watched.some((e) => e.type === 'delete'), 5_000, 'the expiry of the lost lease’s key');
-      t.match(watched.slice(0, 2), [{ key: 'o/before' }, { key: 'o/leased', type: 'put' }], 'events before the outage');
-      t.same(
-        watched.slice(2).map((e) => [e.type, e.key]).sort(),
-        [['delete', 'o/leased'], ['put', 'o/after']],
-        'the watch resumed: the expiry and the write after recovery, each once',
+      await outage.stop();
+      const port = new URL(outage.clientUrl).port;
+      const calls: [string, () => Promise<unknown>][] = [
+        ['get', () => store.get('o/before')],
+        ['list', () => store.list('o/')],
+        ['put', () => store.put('o/x', 'v')],
+        ['leased put', () => store.put('o/x', 'v', { leased: true })],
+        ['create', () => store.create('o/y', 'v')],
+        ['atomicPut', () => store.atomicPut('o/before', 'v', 1n)],
+        ['delete', () => store.delete('o/before')],
+        ['atomicDelete', () => store.atomicDelete('o/before', 1n)],
+        ['deletePrefix', () => store.deletePrefix('o/')],
+      ];
+      for (const [what, call] of calls) {
+        const started = Date.now();
+        await t.rejects(
+          call(),
+          {
+            code: 'ERR_KV_UNAVAILABLE',
+            message: new RegExp(`127\\.0\\.0\\.1:${port}.*\\b${what.split(' ').at(-1)}\\b.*failed`),
+          },
+          what,
+        );
+        t.ok(Date.now() - started < 2_500, `${what} rejected within the request timeout (${Date.now() - started} ms)`);
+      }
+      const down = await store.status();
+      t.match(
+        down,
+        { backend: 'etcd', healthy: false, detail: new RegExp(port) },
+        'status reports unhealthy, naming the endpoint',
       );
-      t.equal(watched.find((e) => e.key === 'o/after')?.modRevision, after);
-      t.ok(watched.every((e, i) => i === 0 || e.modRevision > watched[i - 1]!.modRevision), 'in revision order');
-    }
-    t.match(events.at(-1), { kind: 'reconnected', downMs: Number }, 'listeners heard of the reconnect');
 
-    await store.put('o/leased', 'reasserted', { leased: true });
-    const newLease = (await store.get('o/leased'))!.lease;
-    t.not(newLease, oldLease, 'the re-asserted key has a new lease');
-    t.match(await store.status(), { healthy: true, lease: { id: newLease } });
-  });
+      // No keepalive for 2 TTLs: the client gives the lease up (etcd would expire it).
+      await waitUntil(() => events.some((e) => e.kind === 'lease-lost'), 5_000, 'the lease to be reported lost');
+      t.match(events, [{ kind: 'lease-lost', lease: oldLease, reason: /keepalive/ }]);
+
+      await outage.resume();
+      const after = await eventually(() => store.put('o/after', 'v'), 20_000, 'a put after etcd returned');
+      await waitUntil(
+        () => watched.some((e) => e.key === 'o/after') || resyncs.length > 0,
+        15_000,
+        'the watch to resume',
+      );
+      if (resyncs.length > 0) t.pass(`the watch asked for a resync instead (${resyncs[0]})`);
+      else {
+        // The old lease, no longer renewed, expires about a TTL after etcd restarts: that delete
+        // happened while the watch was down or reconnecting, and must be delivered too.
+        await waitUntil(() => watched.some((e) => e.type === 'delete'), 5_000, 'the expiry of the lost lease’s key');
+        t.match(
+          watched.slice(0, 2),
+          [{ key: 'o/before' }, { key: 'o/leased', type: 'put' }],
+          'events before the outage',
+        );
+        t.same(
+          watched
+            .slice(2)
+            .map((e) => [e.type, e.key])
+            .sort(),
+          [
+            ['delete', 'o/leased'],
+            ['put', 'o/after'],
+          ],
+          'the watch resumed: the expiry and the write after recovery, each once',
+        );
+        t.equal(watched.find((e) => e.key === 'o/after')?.modRevision, after);
+        t.ok(
+          watched.every((e, i) => i === 0 || e.modRevision > watched[i - 1]!.modRevision),
+          'in revision order',
+        );
+      }
+      t.match(events.at(-1), { kind: 'reconnected', downMs: Number }, 'listeners heard of the reconnect');
+
+      await store.put('o/leased', 'reasserted', { leased: true });
+      const newLease = (await store.get('o/leased'))!.lease;
+      t.not(newLease, oldLease, 'the re-asserted key has a new lease');
+      t.match(await store.status(), { healthy: true, lease: { id: newLease } });
+    },
+  );
 }
 
 /** Opens a store that is closed when `t` ends. */
@@ -414,7 +499,8 @@ async function eventually<T>(attempt: () => Promise<T>, timeoutMs: number, what:
     try {
       return await attempt();
     } catch (err) {
-      if (Date.now() > deadline) throw new Error(`${what} still failing after ${timeoutMs} ms: ${(err as Error).message}`);
+      if (Date.now() > deadline)
+        throw new Error(`${what} still failing after ${timeoutMs} ms: ${(err as Error).message}`);
       await sleep(200);
     }
   }
