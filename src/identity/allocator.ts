@@ -24,27 +24,20 @@ import type { KvStore } from '../kvstore/kvstore.js';
 import { putBatched } from '../kvstore/batched-writes.js';
 import { TransactionBatcher } from '../kvstore/transaction-batcher.js';
 import { IdentityAllocationError, IdentityUnavailableError, InvalidIdentityLabelsError } from '../util/errors.js';
-import { LabelSet, SOURCE_CONTAINER, SOURCE_DOCKER } from './labels.js';
+import { LabelSet } from './labels.js';
 import { MAX_ALLOCATED_IDENTITY, MIN_ALLOCATED_IDENTITY, RESERVED_IDENTITIES } from './reserved.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
+import { ALLOCATED_LABEL_SOURCES, migrateLabelEncoding } from './label-encoding-migration.js';
 import type { Logger } from '../util/log.js';
 import {
   encodeLabelKey,
-  IDENTITY_ENCODING_KEY,
   IDENTITY_ID_PREFIX,
   IDENTITY_LABELS_PREFIX,
   IDENTITY_VALUE_PREFIX,
   identityIdKey,
 } from './identity-keys.js';
 
-const ENCODING_ESCAPED = 'escaped';
-
-/**
- * Sources of the label sets allocated in the store: container labels and `docker:network`
- * (endpointLabels). Reserved, CIDR and other sources are never allocated; a stored set holding
- * one was forged through unescaped label text.
- */
-export const ALLOCATED_LABEL_SOURCES: ReadonlySet<string> = new Set([SOURCE_CONTAINER, SOURCE_DOCKER]);
+export { ALLOCATED_LABEL_SOURCES } from './label-encoding-migration.js';
 
 /** An identity as listed by the API. */
 export interface Identity {
@@ -405,41 +398,9 @@ export class IdentityAllocator {
     return out;
   }
 
-  /**
-   * Removes identities that the escaped label encoding cannot keep: those written before it that
-   * contain a backslash (their meaning changed), any stored set not in canonical form, and any
-   * holding a label source that is never allocated (forged through unescaped text, e.g.
-   * `app=z;reserved:host`). Label sets without special characters read the same in both forms
-   * and keep their numbers. Endpoints that held a removed number allocate again (their node's
-   * EndpointManager.restore re-allocates every set whose form changed). Run at start before
-   * any acquire or adopt; idempotent. Returns the numbers removed.
-   *
-   * Legacy or not is decided by the `identities/v1/encoding` marker as of the listing's revision:
-   * nodes running this code allocate only after this ran (and wrote the marker), so a listing
-   * older than the marker holds only unescaped sets.
-   */
-  async migrateLabelEncoding(): Promise<number[]> {
-    const ids = await this.store.list(IDENTITY_ID_PREFIX);
-    const marker = await this.store.get(IDENTITY_ENCODING_KEY);
-    const legacyListing = marker === undefined || marker.modRevision > ids.revision;
-    const removed: number[] = [];
-    for (const p of ids.pairs) {
-      const reason = unkeepableLabelSet(p.value, legacyListing);
-      if (reason === undefined) continue;
-      if (!(await this.store.atomicDelete(p.key, p.modRevision))) continue;
-      const id = p.key.slice(IDENTITY_ID_PREFIX.length);
-      const encoded = encodeLabelKey(p.value);
-      const labelKey = await this.store.get(`${IDENTITY_LABELS_PREFIX}${encoded}`);
-      if (labelKey?.value === id) await this.store.atomicDelete(labelKey.key, labelKey.modRevision);
-      await this.store.delete(`${IDENTITY_VALUE_PREFIX}${encoded}/${this.nodeName}`);
-      removed.push(Number(id));
-      this.log.warn(
-        { identity: Number(id), labels: p.value, reason },
-        'removed an identity stored in the unescaped label form',
-      );
-    }
-    if (marker === undefined) await this.store.create(IDENTITY_ENCODING_KEY, ENCODING_ESCAPED);
-    return removed;
+  /** Runs {@link migrateLabelEncoding} for this node (at start, before any acquire or adopt). */
+  migrateLabelEncoding(): Promise<number[]> {
+    return migrateLabelEncoding(this.store, this.nodeName, this.log);
   }
 
   /** Every identity: reserved ones plus those in the store. */
@@ -473,15 +434,6 @@ export class IdentityAllocator {
     const local = [...this.local.values()].find((e) => e.id === id);
     return { id, labels: LabelSet.fromCanonical(p.value), reserved: false, localReferences: local?.refs ?? 0 };
   }
-}
-
-/** Why a stored label set (`identities/v1/id/<n>` value) cannot stay, or undefined. */
-function unkeepableLabelSet(stored: string, legacy: boolean): string | undefined {
-  if (legacy && stored.includes('\\')) return 'written unescaped with a backslash: it reads differently escaped';
-  if (!LabelSet.isCanonical(stored)) return 'not in canonical form';
-  const forged = LabelSet.fromCanonical(stored).labels.find((l) => !ALLOCATED_LABEL_SOURCES.has(l.source));
-  if (forged) return `holds a ${forged.source}: label, which is never allocated (forged through unescaped label text)`;
-  return undefined;
 }
 
 function describe(labels: LabelSet): string {

@@ -7,7 +7,7 @@ import { request } from 'node:http';
 import t from 'tap';
 import { ApiClient } from '../../../src/api/client.js';
 import type { MonitorEventModel } from '../../../src/api/models.js';
-import { parseMonitorTypes } from '../../../src/api/server.js';
+import { parseMonitorTypes } from '../../../src/api/request-parsing.js';
 import { UnsupportedError } from '../../../src/util/errors.js';
 import { dropEvent, rawRequest, startApi, traceEvent, until, verdictEvent } from './fixtures/api-harness.js';
 
