@@ -76,13 +76,8 @@ export function parsePortRules(
   if (!items) return value === undefined || value === null ? [] : undefined;
   const ranges: PortRange[] = [];
   let ok = true;
-  for (const [i, item] of items.entries()) {
-    const itemPath = joinPath(path, i);
-    const rule = problems.object(item, itemPath);
-    if (!rule) {
-      ok = false;
-      continue;
-    }
+  if (!items.every(isObject)) ok = false;
+  for (const [rule, itemPath] of problems.objectItems(items, path)) {
     const unsupported: Record<string, string> = { ...UNSUPPORTED_PORT_RULE };
     const rules = rule['rules'];
     const kinds = isObject(rules) ? L7_KINDS.filter((k) => rules[k] !== undefined && rules[k] !== null) : [];
@@ -107,13 +102,8 @@ export function parsePortRules(
       );
       ok = false;
     }
-    for (const [j, p] of ports.entries()) {
-      const portPath = joinPath(portsPath, j);
-      const port = problems.object(p, portPath);
-      if (!port) {
-        ok = false;
-        continue;
-      }
+    if (!ports.every(isObject)) ok = false;
+    for (const [port, portPath] of problems.objectItems(ports, portsPath)) {
       problems.checkFields(port, portPath, ['port', 'endPort', 'protocol']);
       const number = parsePortNumber(port['port'], joinPath(portPath, 'port'), problems);
       const protocol = parseProtocol(port['protocol'], joinPath(portPath, 'protocol'), problems);
@@ -190,13 +180,8 @@ export function parseIcmpRules(value: unknown, path: string, problems: ProblemLi
   if (!items) return value === undefined || value === null ? [] : undefined;
   const ranges: PortRange[] = [];
   let ok = true;
-  for (const [i, item] of items.entries()) {
-    const itemPath = joinPath(path, i);
-    const rule = problems.object(item, itemPath);
-    if (!rule) {
-      ok = false;
-      continue;
-    }
+  if (!items.every(isObject)) ok = false;
+  for (const [rule, itemPath] of problems.objectItems(items, path)) {
     problems.checkFields(rule, itemPath, ['fields']);
     const fieldsPath = joinPath(itemPath, 'fields');
     const fields = problems.list(rule['fields'], fieldsPath);
@@ -215,13 +200,8 @@ export function parseIcmpRules(value: unknown, path: string, problems: ProblemLi
       ok = false;
       continue;
     }
-    for (const [j, f] of fields.entries()) {
-      const fieldPath = joinPath(fieldsPath, j);
-      const field = problems.object(f, fieldPath);
-      if (!field) {
-        ok = false;
-        continue;
-      }
+    if (!fields.every(isObject)) ok = false;
+    for (const [field, fieldPath] of problems.objectItems(fields, fieldsPath)) {
       problems.checkFields(field, fieldPath, ['type', 'family']);
       const family = field['family'];
       if (family !== undefined && family !== null && family !== '' && family !== 'IPv4') {

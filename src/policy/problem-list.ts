@@ -70,6 +70,18 @@ export class ProblemList {
     return undefined;
   }
 
+  /**
+   * The object items of a list with their paths, in order; every other item is reported at its
+   * path as it is reached (callers check `items.every(isObject)` for the overall verdict).
+   */
+  *objectItems(items: readonly unknown[], path: string): Generator<[JsonObject, string]> {
+    for (const [i, item] of items.entries()) {
+      const itemPath = joinPath(path, i);
+      const obj = this.object(item, itemPath);
+      if (obj) yield [obj, itemPath];
+    }
+  }
+
   /** A list, or undefined when absent/null (absent and null mean "no items", as in Cilium). */
   list(value: unknown, path: string): unknown[] | undefined {
     if (value === undefined || value === null) return undefined;
