@@ -91,7 +91,7 @@ export async function openNodeStore(config: Config, cluster: KvStore): Promise<K
     log.warn(
       { prefix, keys: leftovers, nodeStore: join(config.stateDir, 'node-state.db') },
       'endpoint records of this node found in the cluster store are not used: ' +
-        'node-local state lives in the node store now (see README, Stores)',
+        'node-local state lives in the node store now (see docs/stores.md)',
     );
   }
   return node;

@@ -7,7 +7,7 @@
  * nodes would see an empty store and allocate identities, blocks and addresses again). So a
  * daemon that finds only the old layout stops with a KvLayoutError saying what to do: keep the
  * old layout for now (`prefix=`, empty) or stop every daemon and start one with
- * `migrate-prefix=true` (README, "Store prefix"). The embedded store is one node's own file:
+ * `migrate-prefix=true` (docs/store-layout.md). The embedded store is one node's own file:
  * main.ts migrates it without asking.
  *
  * What a migration moves: every key of the old layout that is not leased, each in a transaction
@@ -108,7 +108,7 @@ export async function openPrefixedStore(
           'starting here would split the cluster from the nodes that use them. To move them: stop every ' +
           'cilium-docker daemon of this store, start one with --kvstore-opt migrate-prefix=true, then the others. ' +
           'To keep the old layout while nodes are upgraded one by one: ' +
-          'start this node with --kvstore-opt prefix= (empty). See README, "Store prefix"',
+          'start this node with --kvstore-opt prefix= (empty). See docs/store-layout.md',
       );
     }
     options.log.warn(

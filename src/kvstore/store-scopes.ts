@@ -27,7 +27,7 @@
  * With `--kvstore local` both scopes are the same store object (`PoolStore.split` is false) and every key
  * stays where it always was. With etcd or consul nothing is migrated: endpoint records and
  * container addresses an older version wrote to the cluster store stay there, unused (the daemon
- * logs how many it found at start; see README "Store outages").
+ * logs how many it found at start; see docs/stores.md, "Store outages").
  */
 
 /**

@@ -14,7 +14,7 @@
 import { isObject, joinPath, type JsonObject, type ProblemList } from './problem-list.js';
 import type { PolicyRule } from './rule-types.js';
 
-/** The limits, documented in README.md ("Limits") and docs/policy.md. */
+/** The limits, documented in README.md ("Limits") and docs/policy-limits.md. */
 export const POLICY_LIMITS = {
   /** Bytes of policy text (YAML or JSON) in one import. */
   importBytes: 512 * 1024,
