@@ -57,12 +57,12 @@ const POOLS_LOCK = '#pools';
 
 /** Docker IPAM semantics over the shared store, for one node. */
 export class Ipam {
-  readonly #pools: PoolStore;
-  readonly #node: string;
-  readonly #lifecycle: PoolLifecycle;
-  readonly #allocator: AddressAllocator;
-  readonly #locks = new KeyedMutex();
-  readonly #log: Logger;
+  private readonly pools: PoolStore;
+  private readonly node: string;
+  private readonly lifecycle: PoolLifecycle;
+  private readonly allocator: AddressAllocator;
+  private readonly locks = new KeyedMutex();
+  private readonly log: Logger;
 
   /** Validates the options (ConfigError if unusable); touches nothing in the store. */
   constructor(options: IpamOptions) {
@@ -89,17 +89,17 @@ export class Ipam {
           'it must be between 1 and 32 (26 = 64 addresses per node block)',
       );
     }
-    this.#pools = new PoolStore(options.store, options.nodeStore);
-    this.#node = nodeName;
-    this.#log = rootLog.child({ component: 'ipam', node: nodeName });
-    this.#lifecycle = new PoolLifecycle({
-      pools: this.#pools,
+    this.pools = new PoolStore(options.store, options.nodeStore);
+    this.node = nodeName;
+    this.log = rootLog.child({ component: 'ipam', node: nodeName });
+    this.lifecycle = new PoolLifecycle({
+      pools: this.pools,
       node: nodeName,
       defaultPool: pool,
       defaultPoolPrefixLength,
-      log: this.#log,
+      log: this.log,
     });
-    this.#allocator = new AddressAllocator(this.#pools, nodeName, blockPrefixLength, this.#log);
+    this.allocator = new AddressAllocator(this.pools, nodeName, blockPrefixLength, this.log);
   }
 
   /**
@@ -133,11 +133,11 @@ export class Ipam {
       );
     }
     const options = { ...req.options };
-    return this.#locks.run(POOLS_LOCK, async () => {
+    return this.locks.run(POOLS_LOCK, async () => {
       const poolId = subnet
-        ? await this.#lifecycle.createOrJoin(subnet, subPool, options)
-        : await this.#lifecycle.carveDefault(options);
-      const stored = await this.#pools.getPool(poolId);
+        ? await this.lifecycle.createOrJoin(subnet, subPool, options)
+        : await this.lifecycle.carveDefault(options);
+      const stored = await this.pools.getPool(poolId);
       return { poolId, pool: stored?.record.subnet ?? poolId, data: {} };
     });
   }
@@ -148,19 +148,19 @@ export class Ipam {
    * the pool record, the gateway and reservations. PoolNotFoundError if the pool is unknown.
    */
   async releasePool(poolId: string): Promise<void> {
-    await this.#locks.run(POOLS_LOCK, () =>
-      this.#locks.run(poolId, async () => {
-        if (!(await this.#pools.getPool(poolId))) throw poolNotFound(poolId);
-        await this.#pools.removePoolUser(poolId, this.#node);
-        for (const claim of await this.#pools.listBlocks(poolId)) {
-          if (claim.node === this.#node) await this.#pools.deleteBlock(poolId, claim.block, claim.modRevision);
+    await this.locks.run(POOLS_LOCK, () =>
+      this.locks.run(poolId, async () => {
+        if (!(await this.pools.getPool(poolId))) throw poolNotFound(poolId);
+        await this.pools.removePoolUser(poolId, this.node);
+        for (const claim of await this.pools.listBlocks(poolId)) {
+          if (claim.node === this.node) await this.pools.deleteBlock(poolId, claim.block, claim.modRevision);
         }
-        for (const entry of await this.#pools.listAddresses(poolId)) {
-          if (entry.record.kind === 'endpoint' && entry.record.node === this.#node) {
-            await this.#pools.deleteAddress(poolId, entry.address, entry.modRevision, entry.scope);
+        for (const entry of await this.pools.listAddresses(poolId)) {
+          if (entry.record.kind === 'endpoint' && entry.record.node === this.node) {
+            await this.pools.deleteAddress(poolId, entry.address, entry.modRevision, entry.scope);
           }
         }
-        await this.#lifecycle.removeIfUnused(poolId);
+        await this.lifecycle.removeIfUnused(poolId);
       }),
     );
   }
@@ -171,22 +171,22 @@ export class Ipam {
    * length. PoolNotFoundError for an unknown pool.
    */
   async requestAddress(req: RequestAddressRequest): Promise<RequestAddressResult> {
-    return this.#locks.run(req.poolId, async () => {
-      const stored = await this.#pools.getPool(req.poolId);
+    return this.locks.run(req.poolId, async () => {
+      const stored = await this.pools.getPool(req.poolId);
       if (!stored) throw poolNotFound(req.poolId);
       const pool = toPoolView(stored);
       let address: number;
       if (req.gateway) {
-        address = await this.#allocator.allocateGateway(pool, req.address);
+        address = await this.allocator.allocateGateway(pool, req.address);
       } else if (req.address !== '') {
-        address = await this.#allocator.allocateStatic(
+        address = await this.allocator.allocateStatic(
           pool,
           req.address,
           req.reserved ? 'reserved' : 'endpoint',
           req.owner,
         );
       } else {
-        address = await this.#allocator.allocateNext(pool, req.owner);
+        address = await this.allocator.allocateNext(pool, req.owner);
       }
       return { address: formatIpv4(address), prefixLength: pool.subnet.prefixLength };
     });
@@ -200,17 +200,17 @@ export class Ipam {
   async releaseAddress(poolId: string, address: string): Promise<void> {
     const ip = parseIpv4(address);
     if (ip === undefined) {
-      this.#log.warn({ poolId, address }, 'release of a malformed address ignored');
+      this.log.warn({ poolId, address }, 'release of a malformed address ignored');
       return;
     }
-    await this.#locks.run(poolId, () => this.#allocator.release(poolId, ip));
+    await this.locks.run(poolId, () => this.allocator.release(poolId, ip));
   }
 
   /** One pool with its users and blocks, or undefined. */
   async getPool(poolId: string): Promise<PoolInfo | undefined> {
-    const stored = await this.#pools.getPool(poolId);
+    const stored = await this.pools.getPool(poolId);
     if (!stored) return undefined;
-    const [nodes, blocks] = await Promise.all([this.#pools.listPoolUsers(poolId), this.#pools.listBlocks(poolId)]);
+    const [nodes, blocks] = await Promise.all([this.pools.listPoolUsers(poolId), this.pools.listBlocks(poolId)]);
     return toPoolInfo(
       stored,
       nodes,
@@ -221,9 +221,9 @@ export class Ipam {
   /** Every pool, in subnet order. */
   async listPools(): Promise<PoolInfo[]> {
     const [pools, users, blocks] = await Promise.all([
-      this.#pools.listPools(),
-      this.#pools.listAllPoolUsers(),
-      this.#pools.listBlocks(),
+      this.pools.listPools(),
+      this.pools.listAllPoolUsers(),
+      this.pools.listBlocks(),
     ]);
     return pools
       .map((stored) =>
@@ -240,7 +240,7 @@ export class Ipam {
 
   /** Allocated addresses of one pool, or of all pools, in pool then address order (`cilium ip list`). */
   async listAddresses(poolId?: string): Promise<AddressAllocation[]> {
-    const entries = await this.#pools.listAddresses(poolId);
+    const entries = await this.pools.listAddresses(poolId);
     return entries.map((entry) => {
       const allocation: AddressAllocation = {
         poolId: entry.poolId,
@@ -261,15 +261,15 @@ export class Ipam {
    */
   async checkNetworkPool(subnet: string, gateway: string): Promise<string> {
     const cidr = parseIpv4Cidr(subnet);
-    const stored = cidr ? await this.#pools.getPool(poolIdForSubnet(cidr)) : undefined;
+    const stored = cidr ? await this.pools.getPool(poolIdForSubnet(cidr)) : undefined;
     if (
       !cidr ||
       !stored ||
       stored.record.subnet !== subnet ||
-      !(await this.#pools.listPoolUsers(stored.poolId)).includes(this.#node)
+      !(await this.pools.listPoolUsers(stored.poolId)).includes(this.node)
     ) {
       throw new NotAllocatedError(
-        `pool ${subnet} was not handed out to node ${this.#node} by the cilium IPAM (no RequestPool for it); ` +
+        `pool ${subnet} was not handed out to node ${this.node} by the cilium IPAM (no RequestPool for it); ` +
           'create cilium networks with --ipam-driver cilium so that the pool comes from this daemon',
       );
     }
@@ -301,10 +301,10 @@ export class Ipam {
       );
     }
     const poolId = poolIdForSubnet(cidr);
-    const held = await this.#pools.getAddress(poolId, ip).catch(async (err: unknown) => {
+    const held = await this.pools.getAddress(poolId, ip).catch(async (err: unknown) => {
       // Cluster store unreachable: its address keys as last read (node-local keys were read first).
       if (!(err instanceof KvUnavailableError)) throw err;
-      return (await this.#pools.listClusterAddresses(poolId)).find((a) => a.address === ip);
+      return (await this.pools.listClusterAddresses(poolId)).find((a) => a.address === ip);
     });
     const advice =
       'an endpoint gets the address the cilium IPAM handed out for it (RequestAddress); use --ipam-driver cilium';
@@ -318,10 +318,10 @@ export class Ipam {
         `address ${address} is ${what} in pool ${subnet}, not a container address; ${advice}`,
       );
     }
-    if (held.record.node !== this.#node) {
+    if (held.record.node !== this.node) {
       throw new NotAllocatedError(
         `address ${address} in pool ${subnet} was allocated by node ${held.record.node}, ` +
-          `not by this node (${this.#node}); ${advice}`,
+          `not by this node (${this.node}); ${advice}`,
       );
     }
   }
