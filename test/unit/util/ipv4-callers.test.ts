@@ -232,7 +232,7 @@ t.test('datapath: network numbers', async (t) => {
 });
 
 t.test('policy CIDRs (already strict) agree', async (t) => {
-  for (const text of ['010.0.0.0/8', '10.0.0.0/08', '10.0.0.1 '])
+  for (const text of ['198.018.0.0/16', '198.18.0.0/015', '198.18.0.1 '])
     t.match(parsePrefix(text, true), { ok: false }, `${text} refused`);
   t.match(parsePrefix('10.0.0.1/8', false), { ok: true, prefix: { family: 4, address: 0x0a000000n, bits: 8 } });
   t.match(
